@@ -1,0 +1,117 @@
+//! Commands from the controller: verify the signature and addressing, refuse replays, run
+//! the action once, and answer with a result. Nothing runs unless every check passes.
+
+mod ledger;
+mod verify;
+
+pub use ledger::{Ledger, LedgerError};
+pub use verify::{Refusal, Verifier};
+
+use cordon_proto::time::now_ms;
+use cordon_proto::{
+    Command, CommandOutcome, CommandResult, SignedCommand, command, command_result,
+};
+use std::future::Future;
+use tokio::sync::Mutex;
+
+/// Carries out one verified action.
+pub trait Executor: Send + Sync {
+    fn execute(
+        &self,
+        action: &command::Action,
+    ) -> impl Future<Output = Result<command_result::Output, String>> + Send;
+}
+
+/// The agent's command pipeline.
+pub struct Dispatcher<E> {
+    verifier: Verifier,
+    ledger: Mutex<Ledger>,
+    exec: E,
+}
+
+impl<E: Executor> Dispatcher<E> {
+    pub fn new(verifier: Verifier, ledger: Ledger, exec: E) -> Self {
+        Self {
+            verifier,
+            ledger: Mutex::new(ledger),
+            exec,
+        }
+    }
+
+    /// Handles one signed command and returns the result to send back.
+    pub async fn handle(&self, signed: &SignedCommand) -> CommandResult {
+        let now = now_ms();
+        let command = match self.verifier.verify(signed, now) {
+            Ok(c) => c,
+            Err((claimed_id, refusal)) => {
+                tracing::warn!(command_id = %claimed_id, reason = %refusal, "command refused");
+                return refused(claimed_id, &refusal);
+            }
+        };
+        // Record the id before running, so a crash mid-action cannot lead to a second run.
+        {
+            let mut ledger = self.ledger.lock().await;
+            if let Some(previous) = ledger.seen(&command.id) {
+                return match previous {
+                    Some(result) => {
+                        tracing::info!(command_id = %command.id, "command already ran; resending its result");
+                        result
+                    }
+                    None => {
+                        let refusal = Refusal::Replayed;
+                        tracing::warn!(command_id = %command.id, reason = %refusal, "command refused");
+                        refused(command.id, &refusal)
+                    }
+                };
+            }
+            if let Err(e) = ledger.begin(&command.id, command.expires_at_ms, now) {
+                tracing::error!(command_id = %command.id, error = %e, "cannot record the command; not running it");
+                return failed(command.id, format!("cannot record the command: {e}"));
+            }
+        }
+        let result = self.run(&command).await;
+        if let Err(e) = self.ledger.lock().await.finish(&command.id, &result) {
+            tracing::error!(command_id = %command.id, error = %e, "cannot record the command result");
+        }
+        result
+    }
+
+    async fn run(&self, command: &Command) -> CommandResult {
+        let Some(action) = &command.action else {
+            return failed(command.id.clone(), "the command has no action".into());
+        };
+        match self.exec.execute(action).await {
+            Ok(output) => CommandResult {
+                command_id: command.id.clone(),
+                outcome: CommandOutcome::Succeeded as i32,
+                error: String::new(),
+                agent_time_ms: now_ms(),
+                output: Some(output),
+            },
+            Err(e) => failed(command.id.clone(), e),
+        }
+    }
+}
+
+fn failed(id: String, error: String) -> CommandResult {
+    CommandResult {
+        command_id: id,
+        outcome: CommandOutcome::Failed as i32,
+        error,
+        agent_time_ms: now_ms(),
+        output: None,
+    }
+}
+
+fn refused(id: String, refusal: &Refusal) -> CommandResult {
+    CommandResult {
+        command_id: id,
+        outcome: CommandOutcome::Refused as i32,
+        error: refusal.to_string(),
+        agent_time_ms: now_ms(),
+        output: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

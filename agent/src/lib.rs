@@ -1,0 +1,11 @@
+//! Cordon agent: watches the host, keeps one mutually authenticated stream to the controller,
+//! and carries out the signed commands it receives.
+#![deny(unsafe_code)]
+
+pub mod commands;
+pub mod config;
+pub mod respond;
+pub mod sensors;
+pub mod state;
+pub mod sys;
+pub mod uplink;

@@ -1,0 +1,152 @@
+//! cordon-agent: enrol this host with a Cordon controller, then run as its agent.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use cordon_agent::config::AgentConfig;
+use cordon_agent::state::{DEFAULT_STATE_DIR, StateDir};
+use cordon_agent::sys::{netns, privileges};
+use cordon_agent::uplink::{self, Uplink, enroll::EnrollOptions};
+use cordon_proto::limits::parse_label;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "cordon-agent", version, about = "The Cordon EDR agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Enrols this host: makes a key pair here and trades a token for a client certificate.
+    Enroll {
+        /// Controller URL, https://HOST:PORT.
+        #[arg(long)]
+        controller: String,
+        /// Enrolment token (or --token-file, or the CORDON_TOKEN environment variable).
+        #[arg(long, env = "CORDON_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// File holding the enrolment token, for unattended rollout.
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
+        /// The controller's CA fingerprint, sha256:HEX, as printed by `cordonctl token create`.
+        #[arg(long)]
+        ca_fingerprint: String,
+        #[arg(long, env = "CORDON_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Label this agent (key=value; repeatable). Token labels take precedence.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// Enrol from inside this network namespace.
+        #[arg(long)]
+        netns: Option<String>,
+        /// Enrol again with a new key even if already enrolled.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Runs the agent: connects, reports, and carries out signed commands.
+    Run {
+        #[arg(long, env = "CORDON_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Enter this network namespace for connections and containment after opening the
+        /// host-wide sensors.
+        #[arg(long)]
+        netns: Option<String>,
+    },
+    /// Checks a config file and exits.
+    ValidateConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    cordon_proto::process::init_tracing("info");
+    match cli.command {
+        Cmd::Enroll {
+            controller,
+            token,
+            token_file,
+            ca_fingerprint,
+            state_dir,
+            labels,
+            netns,
+            force,
+        } => {
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading the token file {}", f.display()))?,
+                (None, None) => anyhow::bail!(
+                    "an enrolment token is required: --token, --token-file or CORDON_TOKEN"
+                ),
+            };
+            if let Some(ns) = &netns {
+                netns::enter(ns)?;
+            }
+            let opts = EnrollOptions {
+                controller,
+                token,
+                ca_fingerprint,
+                labels: labels.into_iter().collect(),
+                force,
+            };
+            let state = StateDir::new(state_dir);
+            let identity = runtime()?.block_on(uplink::enroll::enroll(&state, opts))?;
+            println!("enrolled as agent {}", identity.agent_id);
+            println!("next: cordon-agent run --state-dir {}", state.dir.display());
+            Ok(())
+        }
+        Cmd::Run {
+            state_dir,
+            config,
+            netns,
+        } => {
+            let config = AgentConfig::load(config.as_deref())?;
+            report_privileges();
+            // Host-wide sensors open here, before the namespace switch (none yet).
+            let process_sensor = "none".to_string();
+            if let Some(ns) = &netns {
+                netns::enter(ns)?;
+                tracing::info!(netns = %ns, "entered network namespace");
+            }
+            let rt = runtime()?;
+            rt.block_on(async {
+                let up = Uplink::new(StateDir::new(state_dir), config, process_sensor)?;
+                tracing::info!(agent_id = %up.agent_id, "agent starting");
+                tokio::select! {
+                    _ = uplink::run(up) => {}
+                    _ = cordon_proto::process::shutdown_signal() => tracing::info!("agent stopping"),
+                }
+                Ok(())
+            })
+        }
+        Cmd::ValidateConfig { config } => {
+            AgentConfig::load(Some(&config))?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+    }
+}
+
+/// Built after any namespace switch, so every runtime thread lives in that namespace.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn report_privileges() {
+    if privileges::is_root() {
+        return;
+    }
+    tracing::warn!("running without root: these sensors and actions are unavailable:");
+    for item in privileges::NEEDS_ROOT {
+        tracing::warn!("  - {item}");
+    }
+}

@@ -1,0 +1,104 @@
+//! Host facts (sent in hello) and the full host inventory (the `inventory` command), from
+//! `sysinfo`.
+
+use cordon_proto::{Disk, HostFacts, Inventory, NetworkInterface, User};
+use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System, Users};
+
+/// The facts an agent reports about its host in every hello.
+pub fn host_facts() -> HostFacts {
+    let clip = |mut s: String| {
+        s.truncate(cordon_proto::limits::MAX_FACT);
+        s
+    };
+    HostFacts {
+        hostname: clip(System::host_name().unwrap_or_default()),
+        os_name: clip(System::name().unwrap_or_default()),
+        os_version: clip(System::os_version().unwrap_or_default()),
+        kernel_version: clip(System::kernel_version().unwrap_or_default()),
+        arch: clip(System::cpu_arch()),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Collects the inventory. Blocking: call it from a blocking task.
+pub fn collect() -> Inventory {
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing()
+            .with_memory(MemoryRefreshKind::everything())
+            .with_cpu(CpuRefreshKind::nothing()),
+    );
+    let disks = Disks::new_with_refreshed_list()
+        .list()
+        .iter()
+        .map(|d| Disk {
+            name: d.name().to_string_lossy().into_owned(),
+            mount_point: d.mount_point().display().to_string(),
+            file_system: d.file_system().to_string_lossy().into_owned(),
+            total_bytes: d.total_space(),
+            available_bytes: d.available_space(),
+            removable: d.is_removable(),
+        })
+        .collect();
+    let mut interfaces: Vec<NetworkInterface> = Networks::new_with_refreshed_list()
+        .iter()
+        .map(|(name, data)| NetworkInterface {
+            name: name.clone(),
+            mac: data.mac_address().to_string(),
+            addresses: data
+                .ip_networks()
+                .iter()
+                .map(|n| format!("{}/{}", n.addr, n.prefix))
+                .collect(),
+        })
+        .collect();
+    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut users: Vec<User> = Users::new_with_refreshed_list()
+        .list()
+        .iter()
+        .map(|u| User {
+            name: u.name().to_string(),
+            uid: **u.id(),
+            gid: *u.group_id(),
+            groups: u.groups().iter().map(|g| g.name().to_string()).collect(),
+        })
+        .collect();
+    users.sort_by_key(|u| u.uid);
+    Inventory {
+        host: Some(host_facts()),
+        uptime_secs: System::uptime(),
+        boot_time_secs: System::boot_time(),
+        cpu_count: sys.cpus().len() as u32,
+        cpu_brand: sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().to_string())
+            .unwrap_or_default(),
+        memory_total_bytes: sys.total_memory(),
+        memory_used_bytes: sys.used_memory(),
+        swap_total_bytes: sys.total_swap(),
+        disks,
+        interfaces,
+        users,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_describes_this_host() {
+        let inv = collect();
+        assert!(inv.cpu_count >= 1);
+        assert!(inv.memory_total_bytes > 0);
+        assert!(
+            inv.users.iter().any(|u| u.uid == 0 && u.name == "root"),
+            "root is missing from users"
+        );
+        assert!(
+            inv.interfaces.iter().any(|i| i.name == "lo"),
+            "loopback is missing"
+        );
+        assert!(!inv.host.unwrap().kernel_version.is_empty());
+    }
+}

@@ -1,0 +1,119 @@
+//! The agent's link to the controller: enrolment, the one long-lived mTLS stream with its
+//! reconnect loop, and certificate renewal.
+
+mod backoff;
+pub mod enroll;
+mod pin;
+mod renew;
+mod session;
+
+use crate::commands::{Dispatcher, Ledger, Verifier};
+use crate::config::AgentConfig;
+use crate::respond::HostResponder;
+use crate::state::{StateDir, StateError};
+use backoff::Backoff;
+use cordon_proto::agent_service_client::AgentServiceClient;
+use cordon_proto::channel::{ChannelError, tls_channel};
+use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tonic::transport::{Certificate, Channel, Identity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("the controller refused: {0}")]
+    Refused(String),
+    #[error("the command ledger: {0}")]
+    Ledger(#[from] crate::commands::LedgerError),
+    #[error("the pinned command-signing key in the state directory is not valid")]
+    BadSigningKey,
+}
+
+/// What the agent runs with, shared by the stream and the renewal task.
+pub struct Uplink {
+    pub state: StateDir,
+    pub config: AgentConfig,
+    pub agent_id: String,
+    /// Which process sensor runs, reported in heartbeats.
+    pub process_sensor: String,
+    dispatcher: Dispatcher<HostResponder>,
+    /// Signalled when a renewed certificate is on disk: reconnect with it.
+    renewed: Notify,
+}
+
+impl Uplink {
+    pub fn new(
+        state: StateDir,
+        config: AgentConfig,
+        process_sensor: String,
+    ) -> Result<Arc<Self>, UplinkError> {
+        let identity = state.identity()?;
+        let key =
+            hex::decode(&identity.command_signing_key).map_err(|_| UplinkError::BadSigningKey)?;
+        if key.len() != 32 {
+            return Err(UplinkError::BadSigningKey);
+        }
+        let ledger = Ledger::open(state.ledger())?;
+        let dispatcher = Dispatcher::new(
+            Verifier::new(identity.agent_id.clone(), key),
+            ledger,
+            HostResponder,
+        );
+        Ok(Arc::new(Self {
+            state,
+            config,
+            agent_id: identity.agent_id,
+            process_sensor,
+            dispatcher,
+            renewed: Notify::new(),
+        }))
+    }
+
+    /// An agent-service client over mTLS with the current certificate from the state dir.
+    async fn client(&self) -> Result<AgentServiceClient<Channel>, UplinkError> {
+        let identity = self.state.identity()?;
+        let ca = self.state.read(&self.state.ca())?;
+        let cert = self.state.read(&self.state.cert())?;
+        let key = self.state.read(&self.state.key())?;
+        let channel = tls_channel(
+            &identity.controller,
+            Certificate::from_pem(ca),
+            Some(Identity::from_pem(cert, key)),
+        )
+        .await?;
+        Ok(AgentServiceClient::new(channel)
+            .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
+            .max_encoding_message_size(AGENT_MAX_MESSAGE))
+    }
+}
+
+/// Keeps the stream to the controller up for as long as the agent runs: reconnects after any
+/// failure with jittered exponential backoff, and renews the certificate in the background.
+pub async fn run(uplink: Arc<Uplink>) {
+    tokio::spawn(renew::renew_loop(uplink.clone()));
+    let cfg = &uplink.config;
+    let mut backoff = Backoff::new(
+        Duration::from_millis(cfg.reconnect_min_ms),
+        Duration::from_secs(cfg.reconnect_max_secs),
+    );
+    loop {
+        match session::run(&uplink).await {
+            Ok(end) => {
+                backoff.reset();
+                if end == session::End::Renewed {
+                    tracing::info!("reconnecting with the renewed certificate");
+                    continue;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "no connection to the controller"),
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
+        tokio::time::sleep(delay).await;
+    }
+}

@@ -1,0 +1,101 @@
+//! One connection's life: open the stream, say hello, wait for welcome, then heartbeats out
+//! and commands in until the stream ends or a renewed certificate asks for a reconnect.
+
+use super::{Uplink, UplinkError};
+use crate::sensors::inventory::host_facts;
+use cordon_proto::time::now_ms;
+use cordon_proto::{AgentMessage, Heartbeat, Hello, agent_message, controller_message};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// How a stream that was up came to an end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// The controller closed it (restart, revocation, superseded): reconnect after a delay.
+    Closed,
+    /// A new certificate is on disk: reconnect now.
+    Renewed,
+}
+
+const OUTBOUND_QUEUE: usize = 256;
+
+/// Runs one stream. Errors before the welcome are connection failures; once welcomed, the end
+/// of the stream is an `End`.
+pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
+    let mut client = up.client().await?;
+    let (tx, rx) = mpsc::channel::<AgentMessage>(OUTBOUND_QUEUE);
+    let hello = Hello {
+        agent_id: up.agent_id.clone(),
+        host: Some(host_facts()),
+        heartbeat_interval_secs: up.config.heartbeat_interval_secs as u32,
+    };
+    let _ = tx
+        .send(AgentMessage {
+            msg: Some(agent_message::Msg::Hello(hello)),
+        })
+        .await;
+    let mut inbound = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| UplinkError::Refused(s.message().to_string()))?
+        .into_inner();
+    match inbound.message().await {
+        Ok(Some(m)) if matches!(m.msg, Some(controller_message::Msg::Welcome(_))) => {}
+        Ok(_) => {
+            return Err(UplinkError::Refused(
+                "the controller did not welcome this agent".into(),
+            ));
+        }
+        Err(s) => return Err(UplinkError::Refused(s.message().to_string())),
+    }
+    tracing::info!(agent_id = %up.agent_id, "connected to the controller");
+
+    let mut heartbeat = tokio::time::interval(up.config.heartbeat());
+    loop {
+        tokio::select! {
+            _ = up.renewed.notified() => return Ok(End::Renewed),
+            _ = heartbeat.tick() => {
+                let hb = Heartbeat { sent_at_ms: now_ms(), process_sensor: up.process_sensor.clone(), spooled_seq: 0 };
+                if tx.send(AgentMessage { msg: Some(agent_message::Msg::Heartbeat(hb)) }).await.is_err() {
+                    return Ok(End::Closed);
+                }
+            }
+            msg = inbound.message() => match msg {
+                Ok(Some(m)) => handle(up, &tx, m.msg),
+                Ok(None) => {
+                    tracing::warn!("the controller closed the stream");
+                    return Ok(End::Closed);
+                }
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), reason = %status.message(), "the stream ended");
+                    return Ok(End::Closed);
+                }
+            },
+        }
+    }
+}
+
+fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<controller_message::Msg>) {
+    match msg {
+        Some(controller_message::Msg::Command(signed)) => {
+            // Commands run in their own task, so a slow one never holds up heartbeats.
+            let up = up.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let result = up.dispatcher.handle(&signed).await;
+                let _ = tx
+                    .send(AgentMessage {
+                        msg: Some(agent_message::Msg::Result(result)),
+                    })
+                    .await;
+            });
+        }
+        Some(controller_message::Msg::Ack(ack)) => {
+            tracing::debug!(through = ack.through_seq, "telemetry acknowledged");
+        }
+        Some(controller_message::Msg::Welcome(_)) | None => {
+            tracing::debug!("ignoring an unexpected controller message");
+        }
+    }
+}

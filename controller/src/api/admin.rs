@@ -1,0 +1,241 @@
+//! The admin service, for admin certificates only: tokens, agents, revocation and commands.
+
+use super::Controller;
+use super::commands::record;
+use crate::store::Agent;
+use cordon_proto::admin_service_server::AdminService;
+use cordon_proto::limits::check_labels;
+use cordon_proto::time::now_ms;
+use cordon_proto::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+const DEFAULT_TOKEN_TTL: u64 = 3600;
+const MAX_TOKEN_TTL: u64 = 30 * 24 * 3600;
+const MAX_TOKEN_USES: u32 = 100_000;
+const MAX_WAIT: u64 = 300;
+const DEFAULT_LIST: u32 = 100;
+const MAX_LIST: u32 = 10_000;
+
+pub struct AdminApi(pub Arc<Controller>);
+
+impl AdminApi {
+    /// Finds an agent by id or unambiguous id prefix.
+    async fn resolve(&self, id: &str) -> Result<Agent, Status> {
+        if id.is_empty() {
+            return Err(Status::invalid_argument("an agent id is required"));
+        }
+        if let Some(a) = self.0.store.agent(id.to_string()).await? {
+            return Ok(a);
+        }
+        let mut found = self.0.store.agents_by_prefix(id.to_string()).await?;
+        match found.len() {
+            0 => Err(Status::not_found(format!("no agent {id:?}"))),
+            1 => Ok(found.remove(0)),
+            _ => Err(Status::invalid_argument(format!(
+                "agent id prefix {id:?} is ambiguous"
+            ))),
+        }
+    }
+}
+
+fn agent_record(a: Agent, online: bool) -> AgentRecord {
+    AgentRecord {
+        agent_id: a.id,
+        host: Some(a.host),
+        labels: a.labels,
+        enrolled_at_ms: a.enrolled_at_ms,
+        last_seen_ms: a.last_seen_ms,
+        online,
+        certificate_serial: a.cert_serial,
+        certificate_expires_at_ms: a.cert_expires_at_ms,
+        revoked: a.revoked_at_ms.is_some(),
+        revoked_at_ms: a.revoked_at_ms.unwrap_or(0),
+        process_sensor: a.process_sensor,
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        let req = req.into_inner();
+        check_labels(&req.labels).map_err(Status::invalid_argument)?;
+        let ttl = if req.ttl_secs == 0 {
+            DEFAULT_TOKEN_TTL
+        } else {
+            req.ttl_secs
+        };
+        if ttl > MAX_TOKEN_TTL {
+            return Err(Status::invalid_argument(format!(
+                "token ttl is over {MAX_TOKEN_TTL} seconds"
+            )));
+        }
+        let uses = if req.uses == 0 { 1 } else { req.uses };
+        if uses > MAX_TOKEN_USES {
+            return Err(Status::invalid_argument(format!(
+                "token uses is over {MAX_TOKEN_USES}"
+            )));
+        }
+        let token = format!("cdt_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let now = now_ms();
+        let expires_at_ms = now + (ttl * 1000) as i64;
+        self.0
+            .store
+            .create_token(
+                super::enroll::token_hash(&token),
+                now,
+                expires_at_ms,
+                uses,
+                req.labels.clone(),
+                admin.clone(),
+            )
+            .await?;
+        tracing::info!(by = %admin, uses, ttl_secs = ttl, "enrolment token created");
+        Ok(Response::new(CreateTokenResponse {
+            token,
+            expires_at_ms,
+            uses,
+            controller_url: self.0.config.url.clone(),
+            ca_fingerprint: self.0.ca.fingerprint(),
+            labels: req.labels,
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        req: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let agents = self
+            .0
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .map(|a| {
+                let online = self.0.sessions.is_online(&a.id);
+                agent_record(a, online)
+            })
+            .collect();
+        Ok(Response::new(ListAgentsResponse { agents }))
+    }
+
+    async fn get_agent(
+        &self,
+        req: Request<GetAgentRequest>,
+    ) -> Result<Response<AgentRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let a = self.resolve(&req.get_ref().agent_id).await?;
+        let online = self.0.sessions.is_online(&a.id);
+        Ok(Response::new(agent_record(a, online)))
+    }
+
+    async fn revoke_agent(
+        &self,
+        req: Request<RevokeAgentRequest>,
+    ) -> Result<Response<AgentRecord>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        let id = self.resolve(&req.get_ref().agent_id).await?.id;
+        // Refuse new handshakes first, then cut the open stream.
+        if let Ok(mut set) = self.0.revoked.write() {
+            set.insert(id.clone());
+        }
+        let agent = self
+            .0
+            .store
+            .revoke_agent(id.clone(), now_ms())
+            .await?
+            .ok_or_else(|| Status::not_found(format!("no agent {id}")))?;
+        let was_online = self.0.sessions.close(
+            &id,
+            Status::permission_denied("this agent has been revoked"),
+        );
+        tracing::warn!(agent_id = %id, by = %admin, was_online, "agent revoked");
+        Ok(Response::new(agent_record(agent, false)))
+    }
+
+    async fn submit_command(
+        &self,
+        req: Request<SubmitCommandRequest>,
+    ) -> Result<Response<CommandRecord>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        let req = req.into_inner();
+        let agent = self.resolve(&req.agent_id).await?;
+        if agent.revoked_at_ms.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "agent {} is revoked",
+                agent.id
+            )));
+        }
+        let action = match req.action {
+            Some(submit_command_request::Action::Ping(p)) => command::Action::Ping(p),
+            Some(submit_command_request::Action::CollectInventory(c)) => {
+                command::Action::CollectInventory(c)
+            }
+            None => return Err(Status::invalid_argument("a command action is required")),
+        };
+        let ttl = if req.ttl_secs == 0 {
+            self.0.config.command_ttl_secs
+        } else {
+            req.ttl_secs
+        };
+        let row = self
+            .0
+            .submit_command(agent.id, action, Duration::from_secs(ttl), admin)
+            .await?;
+        let row = if req.wait_secs > 0 {
+            let wait = Duration::from_secs(req.wait_secs.min(MAX_WAIT));
+            self.0.wait_command(&row.id, wait).await?.unwrap_or(row)
+        } else {
+            row
+        };
+        Ok(Response::new(record(row)))
+    }
+
+    async fn list_commands(
+        &self,
+        req: Request<ListCommandsRequest>,
+    ) -> Result<Response<ListCommandsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let req = req.into_inner();
+        let agent = if req.agent_id.is_empty() {
+            None
+        } else {
+            Some(self.resolve(&req.agent_id).await?.id)
+        };
+        let limit = if req.limit == 0 {
+            DEFAULT_LIST
+        } else {
+            req.limit.min(MAX_LIST)
+        };
+        let commands = self
+            .0
+            .store
+            .commands(agent, limit)
+            .await?
+            .into_iter()
+            .map(record)
+            .collect();
+        Ok(Response::new(ListCommandsResponse { commands }))
+    }
+
+    async fn get_command(
+        &self,
+        req: Request<GetCommandRequest>,
+    ) -> Result<Response<CommandRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let id = req.into_inner().command_id;
+        let row = self
+            .0
+            .store
+            .command(id.clone())
+            .await?
+            .ok_or_else(|| Status::not_found(format!("no command {id:?}")))?;
+        Ok(Response::new(record(row)))
+    }
+}

@@ -1,0 +1,252 @@
+//! The agent service: the one bidirectional stream per agent (hello, heartbeats, telemetry
+//! and acks, commands and results) and certificate renewal. The agent's identity is always
+//! the one in its client certificate; ids inside messages are only checked against it.
+
+use super::Controller;
+use super::sessions::Outbound;
+use crate::store::StoredEvent;
+use cordon_proto::agent_service_server::AgentService;
+use cordon_proto::limits::{MAX_BATCH_EVENTS, check_host};
+use cordon_proto::time::now_ms;
+use cordon_proto::{
+    Ack, AgentMessage, ControllerMessage, Hello, RenewRequest, RenewResponse, TelemetryBatch,
+    Welcome, agent_message, controller_message, event,
+};
+use prost::Message;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+/// How long a new stream may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct AgentApi(pub Arc<Controller>);
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    type SessionStream = ReceiverStream<Result<ControllerMessage, Status>>;
+
+    async fn session(
+        &self,
+        req: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let ctl = self.0.clone();
+        let (agent_id, cert_expires_ms) = Controller::agent_peer(&req)?;
+        let mut inbound = req.into_inner();
+        let hello = first_hello(&mut inbound).await?;
+        if hello.agent_id != agent_id {
+            tracing::warn!(agent_id = %agent_id, claimed = %hello.agent_id, "hello claims another agent's id");
+            return Err(Status::permission_denied(format!(
+                "hello claims agent {:?} but the client certificate belongs to agent {agent_id}",
+                hello.agent_id
+            )));
+        }
+        let host = hello.host.unwrap_or_default();
+        check_host(&host).map_err(Status::invalid_argument)?;
+        match ctl.store.agent(agent_id.clone()).await? {
+            None => {
+                return Err(Status::permission_denied(format!(
+                    "agent {agent_id} is not enrolled"
+                )));
+            }
+            Some(a) if a.revoked_at_ms.is_some() => {
+                return Err(Status::permission_denied(format!(
+                    "agent {agent_id} is revoked"
+                )));
+            }
+            Some(_) => {}
+        }
+        ctl.store
+            .agent_connected(agent_id.clone(), host.clone(), now_ms())
+            .await?;
+        let reg = ctl.sessions.register(&agent_id);
+        let welcome = ControllerMessage {
+            msg: Some(controller_message::Msg::Welcome(Welcome {
+                agent_id: agent_id.clone(),
+                server_time_ms: now_ms(),
+            })),
+        };
+        let _ = reg.tx.send(Ok(welcome)).await;
+        tracing::info!(agent_id = %agent_id, hostname = %host.hostname, "agent online");
+
+        let idle = Duration::from_secs(ctl.config.agent_idle_timeout_secs).max(
+            Duration::from_secs(3 * u64::from(hello.heartbeat_interval_secs)),
+        );
+        let stream = ReceiverStream::new(reg.rx);
+        let session = Session {
+            ctl,
+            agent_id,
+            conn: reg.conn,
+            tx: reg.tx,
+            close: reg.close,
+        };
+        tokio::spawn(session.run(inbound, idle, cert_expires_ms));
+        Ok(Response::new(stream))
+    }
+
+    async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
+        let ctl = &self.0;
+        let (agent_id, _) = Controller::agent_peer(&req)?;
+        match ctl.store.agent(agent_id.clone()).await? {
+            Some(a) if a.revoked_at_ms.is_none() => {}
+            _ => {
+                return Err(Status::permission_denied(format!(
+                    "agent {agent_id} is revoked or unknown"
+                )));
+            }
+        }
+        let ttl = Duration::from_secs(ctl.config.agent_cert_ttl_secs);
+        let issued = ctl.ca.sign_agent(&req.into_inner().csr_der, ttl)?;
+        if issued.agent_id != agent_id {
+            tracing::warn!(agent_id = %agent_id, csr_key = %issued.agent_id, "renewal CSR is for another key");
+            return Err(Status::permission_denied(
+                "the CSR's key is not the key of the presented certificate",
+            ));
+        }
+        ctl.store
+            .agent_renewed(
+                agent_id.clone(),
+                issued.serial.clone(),
+                issued.expires_at_ms,
+            )
+            .await?;
+        tracing::info!(agent_id = %agent_id, serial = %issued.serial, "certificate renewed");
+        Ok(Response::new(RenewResponse {
+            certificate_pem: issued.pem,
+            certificate_expires_at_ms: issued.expires_at_ms,
+        }))
+    }
+}
+
+async fn first_hello(inbound: &mut Streaming<AgentMessage>) -> Result<Hello, Status> {
+    match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+        Err(_) => Err(Status::deadline_exceeded("no hello within 10 seconds")),
+        Ok(Err(status)) => Err(status),
+        Ok(Ok(Some(AgentMessage {
+            msg: Some(agent_message::Msg::Hello(h)),
+        }))) => Ok(h),
+        Ok(Ok(_)) => Err(Status::invalid_argument(
+            "the first message on the stream must be hello",
+        )),
+    }
+}
+
+/// One agent's open stream, as seen from the controller.
+struct Session {
+    ctl: Arc<Controller>,
+    agent_id: String,
+    conn: u64,
+    tx: Outbound,
+    close: CancellationToken,
+}
+
+impl Session {
+    async fn run(self, mut inbound: Streaming<AgentMessage>, idle: Duration, cert_expires_ms: i64) {
+        if let Err(status) = self.ctl.deliver_open(&self.agent_id).await {
+            tracing::error!(agent_id = %self.agent_id, error = %status, "delivering queued commands failed");
+        }
+        let until_expiry = Duration::from_millis((cert_expires_ms - now_ms()).max(0) as u64);
+        let expiry = tokio::time::sleep(until_expiry);
+        tokio::pin!(expiry);
+        let end: Option<Status> = loop {
+            let next = tokio::select! {
+                _ = self.close.cancelled() => break None,
+                _ = &mut expiry => break Some(Status::unauthenticated(
+                    "the client certificate has expired; reconnect with the renewed one")),
+                n = tokio::time::timeout(idle, inbound.message()) => n,
+            };
+            match next {
+                Err(_) => {
+                    break Some(Status::deadline_exceeded(
+                        "no message from the agent in time",
+                    ));
+                }
+                Ok(Ok(None)) => break None,
+                Ok(Err(status)) => {
+                    tracing::warn!(agent_id = %self.agent_id, error = %status, "agent stream failed");
+                    break Some(status);
+                }
+                Ok(Ok(Some(msg))) => {
+                    if let Err(status) = self.handle(msg).await {
+                        tracing::warn!(agent_id = %self.agent_id, error = %status, "closing agent stream");
+                        break Some(status);
+                    }
+                }
+            }
+        };
+        let current = self.ctl.sessions.remove_if(&self.agent_id, self.conn);
+        if let Some(status) = end {
+            let _ = self.tx.try_send(Err(status));
+        }
+        if current {
+            if let Err(e) = self.ctl.store.agent_offline(self.agent_id.clone()).await {
+                tracing::error!(agent_id = %self.agent_id, error = %e, "marking agent offline failed");
+            }
+            tracing::info!(agent_id = %self.agent_id, "agent offline");
+        }
+    }
+
+    async fn handle(&self, msg: AgentMessage) -> Result<(), Status> {
+        match msg.msg {
+            Some(agent_message::Msg::Heartbeat(hb)) => {
+                let mut sensor = hb.process_sensor;
+                sensor.truncate(32);
+                self.ctl
+                    .store
+                    .agent_heartbeat(self.agent_id.clone(), now_ms(), sensor)
+                    .await?;
+            }
+            Some(agent_message::Msg::Telemetry(batch)) => self.ingest(batch).await?,
+            Some(agent_message::Msg::Result(result)) => {
+                self.ctl.record_result(&self.agent_id, result).await?;
+            }
+            Some(agent_message::Msg::Hello(_)) => {
+                return Err(Status::invalid_argument(
+                    "hello may only be the first message",
+                ));
+            }
+            None => return Err(Status::invalid_argument("empty agent message")),
+        }
+        Ok(())
+    }
+
+    /// Stores a batch (once per sequence number) and acknowledges it.
+    async fn ingest(&self, batch: TelemetryBatch) -> Result<(), Status> {
+        if batch.events.len() > MAX_BATCH_EVENTS {
+            return Err(Status::invalid_argument(format!(
+                "telemetry batch of {} events is over the limit of {MAX_BATCH_EVENTS}",
+                batch.events.len()
+            )));
+        }
+        let Some(through) = batch.events.iter().map(|e| e.seq).max() else {
+            return Ok(());
+        };
+        let events = batch
+            .events
+            .iter()
+            .map(|e| StoredEvent {
+                seq: e.seq,
+                time_ms: e.time_ms,
+                kind: match &e.body {
+                    Some(event::Body::Notice(_)) => "notice",
+                    None => "empty",
+                }
+                .to_string(),
+                body: e.encode_to_vec(),
+            })
+            .collect();
+        self.ctl
+            .store
+            .insert_events(self.agent_id.clone(), events, now_ms())
+            .await?;
+        let ack = ControllerMessage {
+            msg: Some(controller_message::Msg::Ack(Ack {
+                through_seq: through,
+            })),
+        };
+        let _ = self.tx.send(Ok(ack)).await;
+        Ok(())
+    }
+}

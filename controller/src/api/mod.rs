@@ -1,0 +1,208 @@
+//! The controller's gRPC endpoint: shared state, the three services on one TLS listener, and
+//! the background work (command expiry) that runs beside them.
+
+mod admin;
+mod agent;
+mod commands;
+mod enroll;
+mod error;
+pub mod sessions;
+pub mod tls;
+
+use crate::ca::signing::CommandSigner;
+use crate::ca::{Ca, Peer, peer_identity, pem_to_der};
+use crate::config::ControllerConfig;
+use crate::init::Layout;
+use crate::store::Store;
+use cordon_proto::admin_service_server::AdminServiceServer;
+use cordon_proto::agent_service_server::AgentServiceServer;
+use cordon_proto::enrollment_server::EnrollmentServer;
+use cordon_proto::limits;
+use sessions::Sessions;
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tonic::{Request, Status};
+
+/// Everything the services share.
+pub struct Controller {
+    pub config: ControllerConfig,
+    pub store: Store,
+    pub ca: Ca,
+    pub signer: CommandSigner,
+    pub sessions: Sessions,
+    pub revoked: tls::RevokedSet,
+    /// Ids of commands that just reached a final state.
+    pub finished: broadcast::Sender<String>,
+    tls: rustls::ServerConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    Signing(#[from] crate::ca::signing::SigningError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the server key in {0} is not a valid PEM private key")]
+    BadKey(String),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl Controller {
+    /// Loads the controller that `init` created in `data_dir`.
+    pub async fn open(data_dir: &Path) -> Result<Arc<Self>, ServeError> {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let layout = Layout::new(data_dir);
+        let config = ControllerConfig::load(data_dir)?;
+        let ca = Ca::load(&layout.ca_cert, &layout.ca_key)?;
+        let signer = CommandSigner::load(&layout.signing_key)?;
+        let store = Store::open(data_dir)?;
+        store.all_agents_offline().await?;
+        let revoked: tls::RevokedSet = Arc::new(RwLock::new(
+            store
+                .revoked_agent_ids()
+                .await?
+                .into_iter()
+                .collect::<HashSet<_>>(),
+        ));
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| ServeError::Read {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let server_pem = read(&layout.server_cert)?;
+        let server_cert = pem_to_der(&server_pem).map_err(|source| crate::ca::CaError::Parse {
+            what: "server certificate",
+            path: layout.server_cert.clone(),
+            source,
+        })?;
+        let key = PrivateKeyDer::from_pem_slice(read(&layout.server_key)?.as_bytes())
+            .map_err(|_| ServeError::BadKey(layout.server_key.display().to_string()))?;
+        let tls = tls::server_config(
+            ca.cert_der().clone(),
+            vec![server_cert, ca.cert_der().clone()],
+            key,
+            revoked.clone(),
+        )?;
+        let (finished, _) = broadcast::channel(1024);
+        Ok(Arc::new(Self {
+            config,
+            store,
+            ca,
+            signer,
+            sessions: Sessions::default(),
+            revoked,
+            finished,
+            tls,
+        }))
+    }
+
+    /// The identity in the client certificate of this request, if any.
+    fn peer<T>(req: &Request<T>) -> Result<(Peer, i64), Status> {
+        let certs = req
+            .peer_certs()
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        peer_identity(leaf).map_err(Status::unauthenticated)
+    }
+
+    /// The agent id of the calling agent, and its certificate's expiry.
+    pub(crate) fn agent_peer<T>(req: &Request<T>) -> Result<(String, i64), Status> {
+        match Self::peer(req)? {
+            (Peer::Agent { id }, exp) => Ok((id, exp)),
+            (Peer::Admin { .. }, _) => Err(Status::permission_denied(
+                "an admin certificate cannot be used on the agent service",
+            )),
+        }
+    }
+
+    /// The admin name of the calling administrator.
+    pub(crate) fn admin_peer<T>(req: &Request<T>) -> Result<String, Status> {
+        match Self::peer(req)? {
+            (Peer::Admin { name }, _) => Ok(name),
+            (Peer::Agent { .. }, _) => Err(Status::permission_denied(
+                "an agent certificate cannot be used on the admin service",
+            )),
+        }
+    }
+}
+
+/// Serves all three services on `listener` until `shutdown` resolves; then closes every agent
+/// stream (agents reconnect to the next controller) and returns.
+pub async fn serve(
+    ctl: Arc<Controller>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ctl.tls.clone()));
+    let incoming = tls::incoming(listener, acceptor);
+    let sweeper = tokio::spawn(commands::expire_loop(ctl.clone()));
+
+    let enroll = EnrollmentServer::new(enroll::EnrollApi(ctl.clone()))
+        .max_decoding_message_size(limits::ENROLL_MAX_MESSAGE)
+        .max_encoding_message_size(limits::ENROLL_MAX_MESSAGE);
+    let agent = AgentServiceServer::new(agent::AgentApi(ctl.clone()))
+        .max_decoding_message_size(limits::AGENT_MAX_MESSAGE)
+        .max_encoding_message_size(limits::CONTROLLER_MAX_MESSAGE);
+    let admin = AdminServiceServer::new(admin::AdminApi(ctl.clone()))
+        .max_decoding_message_size(limits::ADMIN_MAX_MESSAGE)
+        .max_encoding_message_size(limits::ADMIN_MAX_MESSAGE);
+
+    let closer = ctl.clone();
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(enroll)
+        .add_service(agent)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing agent streams");
+            closer
+                .sessions
+                .close_all(Status::unavailable("the controller is shutting down"));
+        })
+        .await;
+    sweeper.abort();
+    Ok(result?)
+}
+
+/// Opens the controller in `data_dir`, binds its configured address and serves until
+/// SIGINT or SIGTERM.
+pub async fn run(data_dir: &Path) -> Result<(), ServeError> {
+    let ctl = Controller::open(data_dir).await?;
+    let addr = ctl.config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    tracing::info!(listen = %addr, url = %ctl.config.url, ca = %ctl.ca.fingerprint(), "controller serving");
+    serve(ctl, listener, cordon_proto::process::shutdown_signal()).await
+}

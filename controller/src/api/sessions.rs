@@ -1,0 +1,109 @@
+//! Open agent streams. Each agent has at most one: a new connection supersedes the old one.
+//! Commands are pushed through here the moment they are persisted, and revocation closes a
+//! stream through here at once.
+
+use cordon_proto::ControllerMessage;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
+pub type OutboundRx = mpsc::Receiver<Result<ControllerMessage, Status>>;
+
+/// How many messages may queue for one agent before senders wait.
+const OUTBOUND_QUEUE: usize = 256;
+
+struct Entry {
+    conn: u64,
+    tx: Outbound,
+    close: CancellationToken,
+}
+
+/// A freshly registered stream.
+pub struct Registration {
+    pub conn: u64,
+    pub tx: Outbound,
+    pub rx: OutboundRx,
+    pub close: CancellationToken,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Entry>>,
+    next: AtomicU64,
+}
+
+impl Sessions {
+    /// Registers a stream for `agent_id`, closing any earlier one.
+    pub fn register(&self, agent_id: &str) -> Registration {
+        let conn = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let close = CancellationToken::new();
+        let entry = Entry {
+            conn,
+            tx: tx.clone(),
+            close: close.clone(),
+        };
+        let old = self.lock().insert(agent_id.to_string(), entry);
+        if let Some(old) = old {
+            let _ = old
+                .tx
+                .try_send(Err(Status::aborted("superseded by a newer stream")));
+            old.close.cancel();
+        }
+        Registration {
+            conn,
+            tx,
+            rx,
+            close,
+        }
+    }
+
+    /// Removes the entry if it is still connection `conn`; true if it was.
+    pub fn remove_if(&self, agent_id: &str, conn: u64) -> bool {
+        let mut map = self.lock();
+        if map.get(agent_id).is_some_and(|e| e.conn == conn) {
+            map.remove(agent_id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Closes the agent's stream with `status`; true if one was open.
+    pub fn close(&self, agent_id: &str, status: Status) -> bool {
+        let entry = self.lock().remove(agent_id);
+        match entry {
+            Some(e) => {
+                let _ = e.tx.try_send(Err(status));
+                e.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn close_all(&self, status: Status) {
+        let entries: Vec<_> = self.lock().drain().collect();
+        for (_, e) in entries {
+            let _ = e.tx.try_send(Err(status.clone()));
+            e.close.cancel();
+        }
+    }
+
+    /// The sender for the agent's open stream, if any.
+    pub fn sender(&self, agent_id: &str) -> Option<Outbound> {
+        self.lock().get(agent_id).map(|e| e.tx.clone())
+    }
+
+    pub fn is_online(&self, agent_id: &str) -> bool {
+        self.lock().contains_key(agent_id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,94 @@
+//! Controller configuration: `controller.toml` in the data directory, written by `init`.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "controller.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Address the gRPC listener binds (agents, admins and enrolment share it).
+    pub listen: SocketAddr,
+    /// URL agents and admins use to reach this controller.
+    pub url: String,
+    /// Lifetime of agent client certificates; agents renew at two thirds of it.
+    #[serde(default = "default_agent_cert_ttl")]
+    pub agent_cert_ttl_secs: u64,
+    /// Default lifetime of a command before it expires unexecuted.
+    #[serde(default = "default_command_ttl")]
+    pub command_ttl_secs: u64,
+    /// Close an agent's stream after this long without any message from it.
+    #[serde(default = "default_idle")]
+    pub agent_idle_timeout_secs: u64,
+}
+
+fn default_agent_cert_ttl() -> u64 {
+    24 * 3600
+}
+fn default_command_ttl() -> u64 {
+    3600
+}
+fn default_idle() -> u64 {
+    90
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ControllerConfig {
+    pub fn new(listen: SocketAddr, url: String) -> Self {
+        Self {
+            listen,
+            url,
+            agent_cert_ttl_secs: default_agent_cert_ttl(),
+            command_ttl_secs: default_command_ttl(),
+            agent_idle_timeout_secs: default_idle(),
+        }
+    }
+
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        cfg.validate()
+            .map_err(|message| ConfigError::Invalid { path, message })?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.url.starts_with("https://") {
+            return Err(format!("url {:?} must start with https://", self.url));
+        }
+        if self.agent_cert_ttl_secs < 10 {
+            return Err("agent_cert_ttl_secs must be at least 10".into());
+        }
+        if self.command_ttl_secs == 0 {
+            return Err("command_ttl_secs must be positive".into());
+        }
+        if self.agent_idle_timeout_secs < 5 {
+            return Err("agent_idle_timeout_secs must be at least 5".into());
+        }
+        Ok(())
+    }
+}

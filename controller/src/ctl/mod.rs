@@ -1,0 +1,281 @@
+//! `cordonctl`: the administrator's command line. Every subcommand talks to the admin
+//! service over mTLS with the credential from `--admin FILE` or `CORDON_ADMIN`.
+
+mod output;
+
+use crate::client::AdminConfig;
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use cordon_proto::admin_service_client::AdminServiceClient;
+use cordon_proto::limits::parse_label;
+use cordon_proto::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(Parser, Debug)]
+#[command(name = "cordonctl", version, about = "Administer a Cordon controller")]
+pub struct Cli {
+    /// Admin credential file written by `cordon-controller init` (DATA_DIR/admin.toml).
+    #[arg(long, env = "CORDON_ADMIN", global = true)]
+    pub admin: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Enrolled agents.
+    #[command(subcommand)]
+    Agents(AgentsCmd),
+    /// Round trip to an agent: prints its clock and the time taken.
+    Ping {
+        id: String,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commands sent to agents and their results.
+    #[command(subcommand)]
+    Commands(CommandsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Creates an enrolment token and prints it with the controller URL and CA fingerprint.
+    Create {
+        /// How long the token stays valid (e.g. 30m, 1h, 7d).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// How many enrolments it allows.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Label every agent enrolled with it (key=value; repeatable).
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCmd {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revokes an agent: its stream closes at once and its certificate is refused from now on.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Collects the host inventory (OS, kernel, CPUs, memory, disks, interfaces, users).
+    Inventory {
+        id: String,
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CommandsCmd {
+    List {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses `90s`, `15m`, `1h`, `7d` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("duration {s:?} must look like 90s, 15m, 1h or 7d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "duration {s:?}: unknown unit {unit:?} (use s, m, h or d)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration {s:?} is too large"))
+}
+
+/// Runs one cordonctl invocation; the error is what the user sees.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = cli.admin.ok_or_else(|| {
+        anyhow!("no admin credential: pass --admin DATA_DIR/admin.toml or set CORDON_ADMIN")
+    })?;
+    let cfg = AdminConfig::load(&path)?;
+    let mut client = cfg.connect().await?;
+    match cli.command {
+        Cmd::Token(TokenCmd::Create {
+            ttl,
+            uses,
+            labels,
+            json,
+        }) => {
+            let labels: HashMap<_, _> = labels.into_iter().collect();
+            let req = CreateTokenRequest {
+                ttl_secs: ttl.as_secs(),
+                uses,
+                labels,
+            };
+            let t = call(client.create_token(req)).await?;
+            output::token(&t, json)
+        }
+        Cmd::Agents(AgentsCmd::List { json }) => {
+            let list = call(client.list_agents(ListAgentsRequest {})).await?;
+            output::agents(&list.agents, json)
+        }
+        Cmd::Agents(AgentsCmd::Show { id, json }) => {
+            let a = call(client.get_agent(GetAgentRequest { agent_id: id })).await?;
+            output::agent(&a, json)
+        }
+        Cmd::Agents(AgentsCmd::Revoke { id, json }) => {
+            let a = call(client.revoke_agent(RevokeAgentRequest { agent_id: id })).await?;
+            if !json {
+                println!(
+                    "revoked agent {}: its stream is closed and its certificate refused",
+                    a.agent_id
+                );
+                return Ok(());
+            }
+            output::agent(&a, json)
+        }
+        Cmd::Agents(AgentsCmd::Inventory { id, wait, json }) => {
+            let action = submit_command_request::Action::CollectInventory(CollectInventory {});
+            let (rec, _) = submit(&mut client, id, action, wait).await?;
+            match rec.result.as_ref().and_then(|r| r.output.as_ref()) {
+                Some(command_result::Output::Inventory(inv)) => {
+                    output::inventory(&rec.agent_id, inv, json)
+                }
+                _ => Err(anyhow!("the agent sent no inventory")),
+            }
+        }
+        Cmd::Ping { id, wait, json } => {
+            let (rec, rtt) = submit(
+                &mut client,
+                id,
+                submit_command_request::Action::Ping(Ping {}),
+                wait,
+            )
+            .await?;
+            output::pong(&rec, rtt, json)
+        }
+        Cmd::Commands(CommandsCmd::List { agent, limit, json }) => {
+            let req = ListCommandsRequest {
+                agent_id: agent.unwrap_or_default(),
+                limit,
+            };
+            let list = call(client.list_commands(req)).await?;
+            output::commands(&list.commands, json)
+        }
+        Cmd::Commands(CommandsCmd::Show { id, json }) => {
+            let c = call(client.get_command(GetCommandRequest { command_id: id })).await?;
+            output::command(&c, json)
+        }
+    }
+}
+
+/// Submits a command and waits for its result; an unfinished or failed command is an error
+/// that says where it stands.
+async fn submit(
+    client: &mut AdminServiceClient<Channel>,
+    agent_id: String,
+    action: submit_command_request::Action,
+    wait: u64,
+) -> anyhow::Result<(CommandRecord, Duration)> {
+    let started = Instant::now();
+    let req = SubmitCommandRequest {
+        agent_id,
+        ttl_secs: 0,
+        wait_secs: wait.max(1),
+        action: Some(action),
+    };
+    let rec = call(client.submit_command(req)).await?;
+    let rtt = started.elapsed();
+    match rec.status() {
+        CommandStatus::Succeeded => Ok((rec, rtt)),
+        CommandStatus::Failed | CommandStatus::Expired => Err(anyhow!(
+            "command {} {}: {}",
+            rec.command_id,
+            output::status_name(rec.status),
+            rec.error
+        )),
+        _ => Err(anyhow!(
+            "no result within {wait}s: command {} is {} and stays queued until {} (see `cordonctl commands show {}`)",
+            rec.command_id,
+            output::status_name(rec.status),
+            output::time(rec.expires_at_ms),
+            rec.command_id
+        )),
+    }
+}
+
+/// Awaits an RPC, turning a refusal into a readable error.
+async fn call<T>(
+    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> anyhow::Result<T> {
+    let resp = fut
+        .await
+        .map_err(|s| anyhow!("the controller refused: {} ({:?})", s.message(), s.code()))?;
+    Ok(resp.into_inner())
+}
+
+/// Prints a JSON value on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("encoding JSON")?
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

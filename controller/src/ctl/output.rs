@@ -1,0 +1,248 @@
+//! How `cordonctl` shows things: aligned text for people, `--json` for scripts.
+
+use super::print_json;
+use cordon_proto::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+pub fn time(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&::time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub fn status_name(status: i32) -> &'static str {
+    match CommandStatus::try_from(status).unwrap_or(CommandStatus::Unspecified) {
+        CommandStatus::Pending => "pending",
+        CommandStatus::Delivered => "delivered",
+        CommandStatus::Succeeded => "succeeded",
+        CommandStatus::Failed => "failed",
+        CommandStatus::Expired => "expired",
+        CommandStatus::Unspecified => "unknown",
+    }
+}
+
+fn outcome_name(outcome: i32) -> &'static str {
+    match CommandOutcome::try_from(outcome).unwrap_or(CommandOutcome::Unspecified) {
+        CommandOutcome::Succeeded => "succeeded",
+        CommandOutcome::Failed => "failed",
+        CommandOutcome::Refused => "refused",
+        CommandOutcome::Unspecified => "unknown",
+    }
+}
+
+/// A command record as JSON, with enum numbers replaced by their names.
+fn command_json(c: &CommandRecord) -> anyhow::Result<Value> {
+    let mut v = serde_json::to_value(c)?;
+    v["status"] = json!(status_name(c.status));
+    if let Some(r) = &c.result {
+        v["result"]["outcome"] = json!(outcome_name(r.outcome));
+    }
+    Ok(v)
+}
+
+pub fn token(t: &CreateTokenResponse, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(t);
+    }
+    println!("token:          {}", t.token);
+    println!("controller:     {}", t.controller_url);
+    println!("ca fingerprint: {}", t.ca_fingerprint);
+    println!(
+        "expires:        {}   uses: {}",
+        time(t.expires_at_ms),
+        t.uses
+    );
+    println!();
+    println!(
+        "enrol a host with:\n  cordon-agent enroll --controller {} --token {} --ca-fingerprint {}",
+        t.controller_url, t.token, t.ca_fingerprint
+    );
+    Ok(())
+}
+
+pub fn agents(list: &[AgentRecord], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(&list);
+    }
+    println!(
+        "{:<32}  {:<20}  {:<8}  {:<25}  {}",
+        "AGENT", "HOSTNAME", "STATE", "LAST SEEN", "VERSION"
+    );
+    for a in list {
+        let host = a.host.clone().unwrap_or_default();
+        println!(
+            "{:<32}  {:<20}  {:<8}  {:<25}  {}",
+            a.agent_id,
+            host.hostname,
+            state(a),
+            time(a.last_seen_ms),
+            host.agent_version
+        );
+    }
+    Ok(())
+}
+
+fn state(a: &AgentRecord) -> &'static str {
+    if a.revoked {
+        "revoked"
+    } else if a.online {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
+pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(a);
+    }
+    let host = a.host.clone().unwrap_or_default();
+    let mut labels: Vec<_> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    println!("agent:          {}", a.agent_id);
+    println!("state:          {}", state(a));
+    println!("hostname:       {}", host.hostname);
+    println!("os:             {} {}", host.os_name, host.os_version);
+    println!("kernel:         {} ({})", host.kernel_version, host.arch);
+    println!("agent version:  {}", host.agent_version);
+    println!(
+        "process sensor: {}",
+        if a.process_sensor.is_empty() {
+            "-"
+        } else {
+            &a.process_sensor
+        }
+    );
+    println!("labels:         {}", labels.join(", "));
+    println!("enrolled:       {}", time(a.enrolled_at_ms));
+    println!("last seen:      {}", time(a.last_seen_ms));
+    println!(
+        "certificate:    serial {} expires {}",
+        a.certificate_serial,
+        time(a.certificate_expires_at_ms)
+    );
+    if a.revoked {
+        println!("revoked:        {}", time(a.revoked_at_ms));
+    }
+    Ok(())
+}
+
+pub fn pong(rec: &CommandRecord, rtt: Duration, as_json: bool) -> anyhow::Result<()> {
+    let agent_ms = match rec.result.as_ref().and_then(|r| r.output.as_ref()) {
+        Some(command_result::Output::Pong(p)) => p.agent_time_ms,
+        _ => rec.result.as_ref().map(|r| r.agent_time_ms).unwrap_or(0),
+    };
+    if as_json {
+        let v = json!({
+            "agent_id": rec.agent_id,
+            "command_id": rec.command_id,
+            "agent_time_ms": agent_ms,
+            "round_trip_ms": rtt.as_secs_f64() * 1000.0,
+        });
+        return print_json(&v);
+    }
+    println!(
+        "pong from {} in {:.1} ms (agent clock {})",
+        rec.agent_id,
+        rtt.as_secs_f64() * 1000.0,
+        time(agent_ms)
+    );
+    Ok(())
+}
+
+pub fn inventory(agent_id: &str, inv: &Inventory, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(inv);
+    }
+    let host = inv.host.clone().unwrap_or_default();
+    println!("agent:    {agent_id}");
+    println!("hostname: {}", host.hostname);
+    println!(
+        "os:       {} {}  kernel {} ({})",
+        host.os_name, host.os_version, host.kernel_version, host.arch
+    );
+    println!("uptime:   {}s", inv.uptime_secs);
+    println!("cpus:     {} x {}", inv.cpu_count, inv.cpu_brand);
+    println!(
+        "memory:   {} MiB used of {} MiB",
+        inv.memory_used_bytes >> 20,
+        inv.memory_total_bytes >> 20
+    );
+    println!("disks:");
+    for d in &inv.disks {
+        println!(
+            "  {:<20} {:<20} {:<8} {} GiB free of {} GiB",
+            d.name,
+            d.mount_point,
+            d.file_system,
+            d.available_bytes >> 30,
+            d.total_bytes >> 30
+        );
+    }
+    println!("interfaces:");
+    for i in &inv.interfaces {
+        println!("  {:<16} {:<18} {}", i.name, i.mac, i.addresses.join(", "));
+    }
+    println!("users:");
+    for u in &inv.users {
+        println!("  {:<16} uid {:<6} gid {}", u.name, u.uid, u.gid);
+    }
+    Ok(())
+}
+
+pub fn commands(list: &[CommandRecord], as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let values: Vec<Value> = list.iter().map(command_json).collect::<Result<_, _>>()?;
+        return print_json(&values);
+    }
+    println!(
+        "{:<28}  {:<32}  {:<10}  {:<10}  {:<25}  {}",
+        "COMMAND", "AGENT", "KIND", "STATUS", "CREATED", "ERROR"
+    );
+    for c in list {
+        println!(
+            "{:<28}  {:<32}  {:<10}  {:<10}  {:<25}  {}",
+            c.command_id,
+            c.agent_id,
+            c.kind,
+            status_name(c.status),
+            time(c.created_at_ms),
+            c.error
+        );
+    }
+    Ok(())
+}
+
+pub fn command(c: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(&command_json(c)?);
+    }
+    println!("command:   {}", c.command_id);
+    println!("agent:     {}", c.agent_id);
+    println!("kind:      {}", c.kind);
+    println!("status:    {}", status_name(c.status));
+    println!("by:        {}", c.created_by);
+    println!("created:   {}", time(c.created_at_ms));
+    println!("delivered: {}", time(c.delivered_at_ms));
+    println!("completed: {}", time(c.completed_at_ms));
+    println!("expires:   {}", time(c.expires_at_ms));
+    if !c.error.is_empty() {
+        println!("error:     {}", c.error);
+    }
+    if let Some(r) = &c.result {
+        println!(
+            "outcome:   {} (agent clock {})",
+            outcome_name(r.outcome),
+            time(r.agent_time_ms)
+        );
+    }
+    Ok(())
+}

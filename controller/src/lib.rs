@@ -1,0 +1,11 @@
+//! Cordon controller: the CA and enrolment, the agent and admin gRPC services, the store,
+//! and the `cordonctl` admin client.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod ca;
+pub mod client;
+pub mod config;
+pub mod ctl;
+pub mod init;
+pub mod store;

@@ -1,0 +1,256 @@
+//! Agent records: enrolment, presence (online, last seen), certificates and revocation.
+
+use super::tokens::{EnrollRefusal, consume};
+use super::{Store, StoreError, labels_from_json, labels_to_json};
+use cordon_proto::HostFacts;
+use rusqlite::{OptionalExtension, Row, params};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub id: String,
+    pub host: HostFacts,
+    pub labels: HashMap<String, String>,
+    pub enrolled_at_ms: i64,
+    pub last_seen_ms: i64,
+    pub online: bool,
+    pub cert_serial: String,
+    pub cert_expires_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub process_sensor: String,
+}
+
+/// What an accepted enrolment writes.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    pub token_hash: String,
+    pub agent_id: String,
+    pub host: HostFacts,
+    pub labels: HashMap<String, String>,
+    pub cert_serial: String,
+    pub cert_expires_at_ms: i64,
+    pub now_ms: i64,
+}
+
+const COLUMNS: &str = "id, hostname, os_name, os_version, kernel_version, arch, agent_version, \
+     labels, enrolled_at, last_seen, online, cert_serial, cert_expires_at, revoked_at, process_sensor";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<(Agent, String)> {
+    Ok((
+        Agent {
+            id: r.get(0)?,
+            host: HostFacts {
+                hostname: r.get(1)?,
+                os_name: r.get(2)?,
+                os_version: r.get(3)?,
+                kernel_version: r.get(4)?,
+                arch: r.get(5)?,
+                agent_version: r.get(6)?,
+            },
+            labels: HashMap::new(),
+            enrolled_at_ms: r.get(8)?,
+            last_seen_ms: r.get(9)?,
+            online: r.get(10)?,
+            cert_serial: r.get(11)?,
+            cert_expires_at_ms: r.get(12)?,
+            revoked_at_ms: r.get(13)?,
+            process_sensor: r.get(14)?,
+        },
+        r.get(7)?,
+    ))
+}
+
+fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
+    agent.labels = labels_from_json(&labels)?;
+    Ok(agent)
+}
+
+impl Store {
+    /// Consumes one use of the token and records the agent, atomically. Token labels win over
+    /// labels the agent asked for. Re-enrolling a known, unrevoked key updates its record.
+    pub async fn enroll(&self, e: Enrolment) -> Result<Result<Agent, EnrollRefusal>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let revoked: Option<Option<i64>> = tx
+                .query_row("SELECT revoked_at FROM agents WHERE id = ?1", [&e.agent_id], |r| r.get(0))
+                .optional()?;
+            if let Some(Some(_)) = revoked {
+                return Ok(Err(EnrollRefusal::AgentRevoked(e.agent_id)));
+            }
+            let token_labels = match consume(&tx, &e.token_hash, e.now_ms)? {
+                Ok(l) => labels_from_json(&l)?,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let mut labels = e.labels.clone();
+            labels.extend(token_labels);
+            let h = &e.host;
+            tx.execute(
+                "INSERT INTO agents (id, hostname, os_name, os_version, kernel_version, arch,
+                     agent_version, labels, enrolled_at, cert_serial, cert_expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET hostname = excluded.hostname,
+                     os_name = excluded.os_name, os_version = excluded.os_version,
+                     kernel_version = excluded.kernel_version, arch = excluded.arch,
+                     agent_version = excluded.agent_version, labels = excluded.labels,
+                     cert_serial = excluded.cert_serial, cert_expires_at = excluded.cert_expires_at",
+                params![
+                    e.agent_id, h.hostname, h.os_name, h.os_version, h.kernel_version, h.arch,
+                    h.agent_version, labels_to_json(&labels), e.now_ms, e.cert_serial,
+                    e.cert_expires_at_ms
+                ],
+            )?;
+            let agent = get(&tx, &e.agent_id)?
+                .ok_or_else(|| StoreError::Corrupt("agent vanished during enrolment".into()))?;
+            tx.commit()?;
+            Ok(Ok(agent))
+        })
+        .await
+    }
+
+    pub async fn agent(&self, id: String) -> Result<Option<Agent>, StoreError> {
+        self.with(move |c| get(c, &id)).await
+    }
+
+    /// Finds agents whose id starts with `prefix` (at most two, enough to tell ambiguity).
+    pub async fn agents_by_prefix(&self, prefix: String) -> Result<Vec<Agent>, StoreError> {
+        self.with(move |c| {
+            let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM agents WHERE id LIKE ?1 ORDER BY id LIMIT 2"
+            ))?;
+            let rows = stmt.query_map([pattern], from_row)?;
+            rows.map(|r| finish(r?)).collect()
+        })
+        .await
+    }
+
+    pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM agents ORDER BY enrolled_at, id"
+            ))?;
+            let rows = stmt.query_map([], from_row)?;
+            rows.map(|r| finish(r?)).collect()
+        })
+        .await
+    }
+
+    /// Ids of every revoked agent, for the TLS layer's refusal list.
+    pub async fn revoked_agent_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id FROM agents WHERE revoked_at IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Records a hello: the agent is online and its host facts are current.
+    pub async fn agent_connected(
+        &self,
+        id: String,
+        host: HostFacts,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE agents SET online = 1, last_seen = ?2, hostname = ?3, os_name = ?4,
+                     os_version = ?5, kernel_version = ?6, arch = ?7, agent_version = ?8
+                 WHERE id = ?1",
+                params![
+                    id,
+                    now_ms,
+                    host.hostname,
+                    host.os_name,
+                    host.os_version,
+                    host.kernel_version,
+                    host.arch,
+                    host.agent_version
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn agent_heartbeat(
+        &self,
+        id: String,
+        now_ms: i64,
+        process_sensor: String,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1 WHERE id = ?1",
+                params![id, now_ms, process_sensor],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn agent_offline(&self, id: String) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute("UPDATE agents SET online = 0 WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// At start-up no stream is open yet, so no agent is online.
+    pub async fn all_agents_offline(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("UPDATE agents SET online = 0", [])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn agent_renewed(
+        &self,
+        id: String,
+        serial: String,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE agents SET cert_serial = ?2, cert_expires_at = ?3 WHERE id = ?1",
+                params![id, serial, expires_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks the agent revoked and offline, and fails its open commands. Returns the record,
+    /// or None for an unknown id.
+    pub async fn revoke_agent(&self, id: String, now_ms: i64) -> Result<Option<Agent>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE agents SET revoked_at = COALESCE(revoked_at, ?2), online = 0 WHERE id = ?1",
+                params![id, now_ms],
+            )?;
+            tx.execute(
+                "UPDATE commands SET status = 'failed', completed_at = ?2, error = 'agent revoked'
+                 WHERE agent_id = ?1 AND status IN ('pending', 'delivered')",
+                params![id, now_ms],
+            )?;
+            let agent = get(&tx, &id)?;
+            tx.commit()?;
+            Ok(agent)
+        })
+        .await
+    }
+}
+
+fn get(c: &rusqlite::Connection, id: &str) -> Result<Option<Agent>, StoreError> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM agents WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .map(finish)
+    .transpose()
+}

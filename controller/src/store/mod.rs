@@ -1,0 +1,117 @@
+//! The controller's store: SQLite in the data directory (WAL), with numbered migrations.
+//! Calls run on the blocking pool so the async services never wait on disk I/O directly.
+
+mod agents;
+mod commands;
+mod events;
+mod tokens;
+
+pub use agents::{Agent, Enrolment};
+pub use commands::{CommandRow, CommandStatus, Completion};
+pub use events::StoredEvent;
+pub use tokens::EnrollRefusal;
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub const DB_FILE: &str = "cordon.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("opening the database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("migration {version}: {source}")]
+    Migrate {
+        version: usize,
+        source: rusqlite::Error,
+    },
+    #[error("the database task failed: {0}")]
+    Task(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Ordered schema migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::setup(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Task("lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+        let version = i + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|source| StoreError::Migrate { version, source })?;
+        tx.execute_batch(sql)
+            .map_err(|source| StoreError::Migrate { version, source })?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(|source| StoreError::Migrate { version, source })?;
+        tx.commit()
+            .map_err(|source| StoreError::Migrate { version, source })?;
+    }
+    Ok(())
+}
+
+pub(crate) fn labels_to_json(labels: &std::collections::HashMap<String, String>) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+}
+
+pub(crate) fn labels_from_json(
+    s: &str,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))
+}

@@ -1,0 +1,18 @@
+//! The Cordon wire protocol (`cordon.v1`): generated prost messages and tonic services, the
+//! message size limits every endpoint enforces, and small helpers shared by both ends.
+#![forbid(unsafe_code)]
+
+/// Generated code for package `cordon.v1`.
+pub mod v1 {
+    #![allow(clippy::all, missing_docs, rust_2018_idioms)]
+    tonic::include_proto!("cordon.v1");
+}
+
+pub mod channel;
+pub mod files;
+pub mod identity;
+pub mod limits;
+pub mod process;
+pub mod time;
+
+pub use v1::*;
