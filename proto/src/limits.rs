@@ -10,6 +10,8 @@ pub const CONTROLLER_MAX_MESSAGE: usize = 1024 * 1024;
 /// Largest encoded message on the admin service (an inventory result, a listing).
 pub const ADMIN_MAX_MESSAGE: usize = 8 * 1024 * 1024;
 
+/// Longest enrolment token accepted (real ones are far shorter).
+pub const MAX_TOKEN: usize = 256;
 /// Longest CSR accepted, DER bytes.
 pub const MAX_CSR: usize = 8 * 1024;
 /// Most labels on one agent or token.

@@ -1,1 +1,51 @@
+//! Harness for Cordon's end-to-end tests and benchmarks: an in-process controller on
+//! loopback, the real binaries as child processes, network namespaces joined by veth pairs,
+//! and the root/CI rules for tests that need privileges.
 
+pub mod binaries;
+pub mod inproc;
+pub mod netns;
+
+/// True when the test may use root-only facilities (network namespaces). Outside CI a test
+/// without root skips with a loud message; under CI=true missing root is a failure.
+pub fn require_root(test: &str) -> bool {
+    if nix_is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} needs root (network namespaces) and CI=true: refusing to skip");
+    }
+    eprintln!(
+        "\n*** SKIPPING {test}: it needs root for network namespaces; run the suite as root ***\n"
+    );
+    false
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Polls `check` every 50 ms until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -62,8 +62,11 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions) -> Result<Identity, E
     }
     let pin = parse_fingerprint(&opts.ca_fingerprint).map_err(EnrollError::BadInput)?;
     cordon_proto::limits::check_labels(&opts.labels).map_err(EnrollError::BadInput)?;
-    if opts.token.trim().is_empty() {
-        return Err(EnrollError::BadInput("the enrolment token is empty".into()));
+    let token = opts.token.trim();
+    if token.is_empty() || token.len() > cordon_proto::limits::MAX_TOKEN {
+        return Err(EnrollError::BadInput(format!(
+            "the enrolment token must be 1 to {cordon_proto::limits::MAX_TOKEN} characters"
+        )));
     }
     state.create()?;
 
@@ -77,7 +80,7 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions) -> Result<Identity, E
         .max_decoding_message_size(ENROLL_MAX_MESSAGE)
         .max_encoding_message_size(ENROLL_MAX_MESSAGE);
     let req = EnrollRequest {
-        token: opts.token.trim().to_string(),
+        token: token.to_string(),
         csr_der,
         host: Some(host_facts()),
         labels: opts.labels,

@@ -11,9 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-/// Longest token accepted (real ones are far shorter).
-const MAX_TOKEN: usize = 256;
-
 pub struct EnrollApi(pub Arc<Controller>);
 
 /// The stored form of a token: its SHA-256, hex.
@@ -32,7 +29,7 @@ impl Enrollment for EnrollApi {
     ) -> Result<Response<EnrollResponse>, Status> {
         let ctl = &self.0;
         let req = req.into_inner();
-        if req.token.is_empty() || req.token.len() > MAX_TOKEN {
+        if req.token.is_empty() || req.token.len() > cordon_proto::limits::MAX_TOKEN {
             return Err(Status::unauthenticated(
                 "a valid enrolment token is required",
             ));

@@ -1,0 +1,149 @@
+//! A controller running inside the test process on a loopback port, with helpers to enrol
+//! agents through the real enrolment path and to open raw agent and admin connections.
+
+use cordon_agent::state::StateDir;
+use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
+use cordon_controller::api::{Controller, serve};
+use cordon_controller::client::AdminConfig;
+use cordon_proto::admin_service_client::AdminServiceClient;
+use cordon_proto::agent_service_client::AgentServiceClient;
+use cordon_proto::channel::tls_channel;
+use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
+use cordon_proto::{CreateTokenRequest, CreateTokenResponse};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::{Certificate, Channel, Identity};
+
+pub struct TestController {
+    pub dir: TempDir,
+    pub url: String,
+    pub ctl: Arc<Controller>,
+    pub admin: AdminConfig,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestController {
+    /// Initialises a controller in a temp dir and serves it on 127.0.0.1 (a free port).
+    /// `tweak` may edit controller.toml before it starts.
+    pub async fn start_with(tweak: impl FnOnce(&mut String)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let done = cordon_controller::init::init(dir.path(), addr, vec!["127.0.0.1".into()])
+            .expect("init");
+        let cfg_path = dir.path().join(cordon_controller::config::CONFIG_FILE);
+        let mut text = std::fs::read_to_string(&cfg_path).expect("config");
+        tweak(&mut text);
+        std::fs::write(&cfg_path, text).expect("config");
+        let ctl = Controller::open(dir.path()).await.expect("open controller");
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn({
+            let ctl = ctl.clone();
+            async move {
+                serve(ctl, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+            }
+        });
+        let admin = AdminConfig::load(&done.admin_config).expect("admin config");
+        Self {
+            dir,
+            url: done.url,
+            ctl,
+            admin,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        self.admin.connect().await.expect("admin connect")
+    }
+
+    pub async fn token(&self, uses: u32, ttl_secs: u64) -> CreateTokenResponse {
+        self.admin()
+            .await
+            .create_token(CreateTokenRequest {
+                ttl_secs,
+                uses,
+                labels: HashMap::new(),
+            })
+            .await
+            .expect("token")
+            .into_inner()
+    }
+
+    /// Enrols a new agent through the real enrolment path; returns its state dir.
+    pub async fn enroll(&self) -> TestAgent {
+        let t = self.token(1, 600).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::new(dir.path().join("state"));
+        let opts = EnrollOptions {
+            controller: t.controller_url,
+            token: t.token,
+            ca_fingerprint: t.ca_fingerprint,
+            labels: HashMap::new(),
+            force: false,
+        };
+        let identity = enroll(&state, opts).await.expect("enroll");
+        TestAgent {
+            _dir: dir,
+            state,
+            id: identity.agent_id,
+        }
+    }
+
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ca.pem")).expect("ca")
+    }
+
+    /// Stops serving (closing every agent stream) and waits for the server to finish.
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+pub struct TestAgent {
+    _dir: TempDir,
+    pub state: StateDir,
+    pub id: String,
+}
+
+impl TestAgent {
+    pub fn cert_and_key(&self) -> (String, String) {
+        let read = |p: PathBuf| std::fs::read_to_string(p).expect("read");
+        (read(self.state.cert()), read(self.state.key()))
+    }
+
+    /// An agent-service client that presents this agent's certificate.
+    pub async fn client(&self, url: &str) -> AgentServiceClient<Channel> {
+        let ca = std::fs::read_to_string(self.state.ca()).expect("ca");
+        let (cert, key) = self.cert_and_key();
+        let ch = tls_channel(
+            url,
+            Certificate::from_pem(ca),
+            Some(Identity::from_pem(cert, key)),
+        )
+        .await
+        .expect("agent channel");
+        AgentServiceClient::new(ch)
+            .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
+            .max_encoding_message_size(AGENT_MAX_MESSAGE * 4)
+    }
+}
