@@ -9,7 +9,7 @@ use cordon_proto::EnrollRequest;
 use cordon_proto::channel::{ChannelError, tls_channel};
 use cordon_proto::enrollment_client::EnrollmentClient;
 use cordon_proto::identity::{agent_id_from_spki, fingerprint, parse_fingerprint};
-use cordon_proto::limits::ENROLL_MAX_MESSAGE;
+use cordon_proto::limits::{ENROLL_MAX_MESSAGE, MAX_TOKEN};
 use cordon_proto::time::now_ms;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData};
 use std::collections::HashMap;
@@ -63,9 +63,9 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions) -> Result<Identity, E
     let pin = parse_fingerprint(&opts.ca_fingerprint).map_err(EnrollError::BadInput)?;
     cordon_proto::limits::check_labels(&opts.labels).map_err(EnrollError::BadInput)?;
     let token = opts.token.trim();
-    if token.is_empty() || token.len() > cordon_proto::limits::MAX_TOKEN {
+    if token.is_empty() || token.len() > MAX_TOKEN {
         return Err(EnrollError::BadInput(format!(
-            "the enrolment token must be 1 to {cordon_proto::limits::MAX_TOKEN} characters"
+            "the enrolment token must be 1 to {MAX_TOKEN} characters"
         )));
     }
     state.create()?;
