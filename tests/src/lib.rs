@@ -3,6 +3,7 @@
 //! and the root/CI rules for tests that need privileges.
 
 pub mod binaries;
+pub mod deploy;
 pub mod inproc;
 pub mod netns;
 

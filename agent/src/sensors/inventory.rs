@@ -2,7 +2,8 @@
 //! `sysinfo`.
 
 use cordon_proto::{Disk, HostFacts, Inventory, NetworkInterface, User};
-use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, Networks, RefreshKind, System, Users};
+use std::collections::BTreeMap;
+use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System, Users};
 
 /// The facts an agent reports about its host in every hello.
 pub fn host_facts() -> HostFacts {
@@ -39,19 +40,7 @@ pub fn collect() -> Inventory {
             removable: d.is_removable(),
         })
         .collect();
-    let mut interfaces: Vec<NetworkInterface> = Networks::new_with_refreshed_list()
-        .iter()
-        .map(|(name, data)| NetworkInterface {
-            name: name.clone(),
-            mac: data.mac_address().to_string(),
-            addresses: data
-                .ip_networks()
-                .iter()
-                .map(|n| format!("{}/{}", n.addr, n.prefix))
-                .collect(),
-        })
-        .collect();
-    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let interfaces = interfaces();
     let mut users: Vec<User> = Users::new_with_refreshed_list()
         .list()
         .iter()
@@ -80,6 +69,52 @@ pub fn collect() -> Inventory {
         interfaces,
         users,
     }
+}
+
+/// Interfaces and their addresses, from getifaddrs(3): netlink answers for the network
+/// namespace the agent runs in (sysfs would show the namespace that mounted it).
+fn interfaces() -> Vec<NetworkInterface> {
+    let mut by_name: BTreeMap<String, NetworkInterface> = BTreeMap::new();
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    for ifa in addrs {
+        let entry = by_name
+            .entry(ifa.interface_name.clone())
+            .or_insert_with(|| NetworkInterface {
+                name: ifa.interface_name.clone(),
+                ..Default::default()
+            });
+        let Some(addr) = ifa.address else { continue };
+        let prefix = |mask: Option<nix::sys::socket::SockaddrStorage>, max: u32| -> u32 {
+            let bits = match mask {
+                Some(m) if m.as_sockaddr_in().is_some() => {
+                    m.as_sockaddr_in().map(|a| a.ip().to_bits().count_ones())
+                }
+                Some(m) => m.as_sockaddr_in6().map(|a| a.ip().to_bits().count_ones()),
+                None => None,
+            };
+            bits.unwrap_or(max)
+        };
+        if let Some(v4) = addr.as_sockaddr_in() {
+            entry
+                .addresses
+                .push(format!("{}/{}", v4.ip(), prefix(ifa.netmask, 32)));
+        } else if let Some(v6) = addr.as_sockaddr_in6() {
+            entry
+                .addresses
+                .push(format!("{}/{}", v6.ip(), prefix(ifa.netmask, 128)));
+        } else if let Some(link) = addr.as_link_addr() {
+            if let Some(mac) = link.addr() {
+                entry.mac = mac
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":");
+            }
+        }
+    }
+    by_name.into_values().collect()
 }
 
 #[cfg(test)]

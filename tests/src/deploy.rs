@@ -1,0 +1,272 @@
+//! A whole Cordon deployment from the real binaries: a controller and agents, either on
+//! loopback or in two network namespaces joined by a veth pair (the agent entering its
+//! namespace with `--netns`), driven through `cordonctl` as an administrator would.
+
+use crate::binaries::{Proc, bin, run, run_ok};
+use crate::netns::{Netns, link};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Controller address inside its namespace, agent address inside its namespace.
+pub const CTL_ADDR: &str = "10.231.0.1";
+pub const AGENT_ADDR: &str = "10.231.0.2";
+
+pub struct Deployment {
+    pub dir: TempDir,
+    pub data_dir: PathBuf,
+    pub url: String,
+    controller: Option<Proc>,
+    // Declared last: dropped after the processes above are killed.
+    pub ctl_ns: Option<Netns>,
+    pub agent_ns: Option<Netns>,
+}
+
+/// One enrolled agent's files.
+pub struct AgentHandle {
+    pub id: String,
+    pub state_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+impl AgentHandle {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Deployment {
+    /// Controller and agent on this machine's loopback.
+    pub fn loopback(controller_toml_extra: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::new(
+            None,
+            None,
+            &format!("127.0.0.1:{port}"),
+            "127.0.0.1",
+            controller_toml_extra,
+        )
+    }
+
+    /// Controller in one namespace, agents in another, joined by a veth pair.
+    pub fn namespaces(controller_toml_extra: &str) -> Self {
+        let ctl_ns = Netns::new("ctl");
+        let agent_ns = Netns::new("agt");
+        link(
+            &ctl_ns,
+            &format!("{CTL_ADDR}/24"),
+            &agent_ns,
+            &format!("{AGENT_ADDR}/24"),
+        );
+        Self::new(
+            Some(ctl_ns),
+            Some(agent_ns),
+            &format!("{CTL_ADDR}:7443"),
+            CTL_ADDR,
+            controller_toml_extra,
+        )
+    }
+
+    fn new(
+        ctl_ns: Option<Netns>,
+        agent_ns: Option<Netns>,
+        listen: &str,
+        name: &str,
+        extra: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("controller");
+        let mut init = Command::new(bin("cordon-controller"));
+        init.args(["init", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--listen", listen, "--name", name]);
+        run_ok(init);
+        if !extra.is_empty() {
+            // Settings in `extra` replace those `init` wrote.
+            let cfg = data_dir.join("controller.toml");
+            let mut table: toml::Table = std::fs::read_to_string(&cfg).unwrap().parse().unwrap();
+            table.extend(
+                extra
+                    .parse::<toml::Table>()
+                    .expect("extra controller settings"),
+            );
+            std::fs::write(&cfg, toml::to_string(&table).unwrap()).unwrap();
+        }
+        let url = format!("https://{listen}");
+        let mut d = Self {
+            dir,
+            data_dir,
+            url,
+            controller: None,
+            ctl_ns,
+            agent_ns,
+        };
+        d.start_controller();
+        d
+    }
+
+    fn in_ctl_ns(&self, program: PathBuf) -> Command {
+        match &self.ctl_ns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    pub fn controller_log(&self) -> PathBuf {
+        self.dir.path().join("controller.log")
+    }
+
+    /// Starts the controller and waits until it answers.
+    pub fn start_controller(&mut self) {
+        let mut cmd = self.in_ctl_ns(bin("cordon-controller"));
+        cmd.args(["serve", "--data-dir"]).arg(&self.data_dir);
+        // Append, so a restart keeps the earlier log for diagnosis.
+        let log = self.controller_log();
+        let earlier = std::fs::read_to_string(&log).unwrap_or_default();
+        self.controller = Some(Proc::spawn("cordon-controller", cmd, log.clone()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.try_ctl(&["agents", "list"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "controller did not come up:\n{earlier}{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    pub fn stop_controller(&mut self) {
+        if let Some(mut p) = self.controller.take() {
+            p.terminate();
+        }
+    }
+
+    pub fn kill9_controller(&mut self) {
+        if let Some(mut p) = self.controller.take() {
+            p.kill9();
+        }
+    }
+
+    /// Runs cordonctl (from the controller's namespace) and returns the raw output.
+    pub fn try_ctl(&self, args: &[&str]) -> Output {
+        let mut cmd = self.in_ctl_ns(bin("cordonctl"));
+        cmd.env("CORDON_ADMIN", self.data_dir.join("admin.toml"))
+            .args(args);
+        run(cmd, Duration::from_secs(60))
+    }
+
+    /// Runs cordonctl, which must succeed; returns stdout.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = self.try_ctl(args);
+        assert!(
+            out.status.success(),
+            "cordonctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ctl(&all)).expect("cordonctl --json output")
+    }
+
+    /// Creates a token and enrols a new agent with it (in the agent namespace, if any).
+    pub fn enroll_agent(&self, name: &str, labels: &[&str]) -> AgentHandle {
+        let token = self.ctl_json(&["token", "create", "--ttl", "10m"]);
+        let state_dir = self.dir.path().join(name);
+        let mut cmd = Command::new(bin("cordon-agent"));
+        cmd.args([
+            "enroll",
+            "--controller",
+            token["controller_url"].as_str().unwrap(),
+        ])
+        .args(["--token", token["token"].as_str().unwrap()])
+        .args([
+            "--ca-fingerprint",
+            token["ca_fingerprint"].as_str().unwrap(),
+        ])
+        .arg("--state-dir")
+        .arg(&state_dir);
+        for l in labels {
+            cmd.args(["--label", l]);
+        }
+        if let Some(ns) = &self.agent_ns {
+            cmd.args(["--netns", &ns.name]);
+        }
+        let out = run_ok(cmd);
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("enrolled as agent "))
+            .expect("agent id in enrol output")
+            .trim()
+            .to_string();
+        let config = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            "heartbeat_interval_secs = 1\nreconnect_min_ms = 100\nreconnect_max_secs = 2\n",
+        )
+        .unwrap();
+        let log = self.dir.path().join(format!("{name}.log"));
+        AgentHandle {
+            id,
+            state_dir,
+            config,
+            log,
+            proc: None,
+        }
+    }
+
+    /// The command that runs `agent` (entering the agent namespace, if any).
+    pub fn agent_command(&self, agent: &AgentHandle) -> Command {
+        let mut cmd = Command::new(bin("cordon-agent"));
+        cmd.arg("run")
+            .arg("--state-dir")
+            .arg(&agent.state_dir)
+            .arg("--config")
+            .arg(&agent.config);
+        if let Some(ns) = &self.agent_ns {
+            cmd.args(["--netns", &ns.name]);
+        }
+        cmd
+    }
+
+    pub fn start_agent(&self, agent: &mut AgentHandle) {
+        let cmd = self.agent_command(agent);
+        agent.proc = Some(Proc::spawn("cordon-agent", cmd, agent.log.clone()));
+    }
+
+    pub fn agent_record(&self, id: &str) -> Value {
+        self.ctl_json(&["agents", "show", id])
+    }
+
+    /// Waits until the agent's online state is `online`; returns how long that took.
+    pub fn wait_online(&self, agent: &AgentHandle, online: bool, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.agent_record(&agent.id)["online"].as_bool() == Some(online) {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "agent {} did not become {} within {timeout:?}\nagent log:\n{}\ncontroller log:\n{}",
+            agent.id,
+            if online { "online" } else { "offline" },
+            agent.log_text(),
+            std::fs::read_to_string(self.controller_log()).unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! End-to-end: the real binaries, driven through cordonctl. The namespace tests put the
+//! controller and the agent in two network namespaces joined by a veth pair, the agent
+//! entering its namespace with `--netns`; they need root (CI is root).
+
+use cordon_tests::binaries::bin;
+use cordon_tests::deploy::{AGENT_ADDR, Deployment};
+use cordon_tests::require_root;
+use std::process::Command;
+use std::time::Duration;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn netns_enrolment_shows_online_and_commands_round_trip() {
+    if !require_root("netns_enrolment_shows_online_and_commands_round_trip") {
+        return;
+    }
+    let d = Deployment::namespaces("");
+    let mut agent = d.enroll_agent("a1", &["env=test", "team=blue"]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+
+    let rec = d.agent_record(&agent.id);
+    assert_eq!(rec["labels"]["env"], "test");
+    assert!(!rec["host"]["kernel_version"].as_str().unwrap().is_empty());
+    assert_eq!(rec["host"]["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert!(rec["last_seen_ms"].as_i64().unwrap() > 0);
+    let listed = d.ctl_json(&["agents", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let pong = d.ctl_json(&["ping", &agent.id]);
+    assert_eq!(pong["agent_id"], agent.id.as_str());
+    assert!(pong["agent_time_ms"].as_i64().unwrap() > 0);
+
+    // The inventory is taken inside the agent's namespace: it shows the veth address there.
+    let inv = d.ctl_json(&["agents", "inventory", &agent.id]);
+    let addrs: Vec<String> = inv["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            i["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(addrs.iter().any(|a| a.starts_with(AGENT_ADDR)), "{addrs:?}");
+    assert!(
+        inv["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "root")
+    );
+
+    let cmds = d.ctl_json(&["commands", "list", "--agent", &agent.id]);
+    let statuses: Vec<&str> = cmds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "succeeded"]);
+    let first = cmds[0]["command_id"].as_str().unwrap();
+    let shown = d.ctl_json(&["commands", "show", first]);
+    assert_eq!(shown["kind"], "inventory");
+    assert_eq!(shown["result"]["outcome"], "succeeded");
+}
+
+#[test]
+fn netns_agent_survives_controller_restarts_without_reenrolling() {
+    if !require_root("netns_agent_survives_controller_restarts_without_reenrolling") {
+        return;
+    }
+    let mut d = Deployment::namespaces("");
+    let mut agent = d.enroll_agent("a1", &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    let identity_before = std::fs::read(agent.state_dir.join("agent.toml")).unwrap();
+    let enrolled_at = d.agent_record(&agent.id)["enrolled_at_ms"].clone();
+
+    // A clean stop, then a crash.
+    d.stop_controller();
+    d.start_controller();
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    d.ctl_json(&["ping", &agent.id]);
+    d.kill9_controller();
+    std::thread::sleep(Duration::from_secs(1));
+    d.start_controller();
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    d.ctl_json(&["ping", &agent.id]);
+
+    assert_eq!(
+        std::fs::read(agent.state_dir.join("agent.toml")).unwrap(),
+        identity_before,
+        "the agent re-enrolled"
+    );
+    assert_eq!(d.agent_record(&agent.id)["enrolled_at_ms"], enrolled_at);
+    assert_eq!(d.ctl_json(&["agents", "list"]).as_array().unwrap().len(), 1);
+    assert!(
+        agent
+            .proc
+            .as_ref()
+            .unwrap()
+            .log_text()
+            .contains("reconnecting")
+    );
+}
+
+#[test]
+fn netns_revocation_cuts_the_agent_off() {
+    if !require_root("netns_revocation_cuts_the_agent_off") {
+        return;
+    }
+    let d = Deployment::namespaces("");
+    let mut agent = d.enroll_agent("a1", &[]);
+    let mut other = d.enroll_agent("a2", &[]);
+    d.start_agent(&mut agent);
+    d.start_agent(&mut other);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    d.wait_online(&other, true, Duration::from_secs(15));
+
+    d.ctl(&["agents", "revoke", &agent.id]);
+    let rec = d.agent_record(&agent.id);
+    assert_eq!(rec["revoked"], true);
+    assert_eq!(rec["online"], false, "revoked agent still online");
+    // The agent sees its stream closed, and its reconnections are refused at the handshake.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        d.agent_record(&agent.id)["online"],
+        false,
+        "revoked agent came back"
+    );
+    assert!(agent.log_text().contains("revoked"), "{}", agent.log_text());
+    let ctl_log = std::fs::read_to_string(d.controller_log()).unwrap();
+    assert!(
+        ctl_log.contains("refused handshake from a revoked agent"),
+        "{ctl_log}"
+    );
+    let out = d.try_ctl(&["ping", &agent.id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+    // The other agent is unaffected.
+    assert_eq!(d.agent_record(&other.id)["online"], true);
+    d.ctl_json(&["ping", &other.id]);
+}
+
+#[test]
+fn agent_renews_its_certificate_before_expiry() {
+    let d = Deployment::loopback("agent_cert_ttl_secs = 10");
+    let mut agent = d.enroll_agent("a1", &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    let first = d.agent_record(&agent.id)["certificate_serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut serials = vec![first.clone()];
+    // Two renewals: past the first certificate's expiry, still online on the third one.
+    while serials.len() < 3 && std::time::Instant::now() < deadline {
+        let s = d.agent_record(&agent.id)["certificate_serial"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if serials.last() != Some(&s) {
+            serials.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        serials.len(),
+        3,
+        "expected two renewals: {serials:?}\n{}",
+        agent.log_text()
+    );
+    d.wait_online(&agent, true, Duration::from_secs(5));
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+#[test]
+fn a_command_for_an_offline_agent_waits_for_it() {
+    let d = Deployment::loopback("");
+    let mut agent = d.enroll_agent("a1", &[]);
+    let out = d.try_ctl(&["ping", &agent.id, "--wait", "1"]);
+    assert!(!out.status.success());
+    let msg = stderr(&out);
+    assert!(msg.contains("stays queued"), "{msg}");
+    let id = msg
+        .split_whitespace()
+        .find(|w| w.starts_with("cmd-"))
+        .unwrap()
+        .to_string();
+    assert_eq!(d.ctl_json(&["commands", "show", &id])["status"], "pending");
+
+    d.start_agent(&mut agent);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = d.ctl_json(&["commands", "show", &id]);
+        if c["status"] == "succeeded" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queued command never ran: {c}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_agent_runs_without_root_and_says_what_it_cannot_do() {
+    let d = Deployment::loopback("");
+    let mut agent = d.enroll_agent("a1", &[]);
+    let mut cmd = d.agent_command(&agent);
+    if require_root_quietly() {
+        // Hand the agent's state to nobody and drop root for the run.
+        let chown = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(d.dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let mut dropped = Command::new("setpriv");
+        dropped
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(bin("cordon-agent"));
+        dropped.args(cmd.get_args().collect::<Vec<_>>());
+        cmd = dropped;
+        let mut perms = Command::new("chmod");
+        perms
+            .args(["-R", "a+rX"])
+            .arg(bin("cordon-agent").parent().unwrap());
+        let _ = perms.status();
+    }
+    agent.proc = Some(cordon_tests::binaries::Proc::spawn(
+        "cordon-agent",
+        cmd,
+        agent.log.clone(),
+    ));
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    let log = agent.log_text();
+    assert!(log.contains("running without root"), "{log}");
+    assert!(log.contains("network isolation"), "{log}");
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+fn require_root_quietly() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn cordonctl_failures_are_clear_and_non_zero() {
+    let d = Deployment::loopback("");
+    let unknown = d.try_ctl(&["agents", "show", "ffffffffffffffffffffffffffffffff"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("no agent"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    let mut no_admin = Command::new(bin("cordonctl"));
+    no_admin.env_remove("CORDON_ADMIN").args(["agents", "list"]);
+    let out = cordon_tests::binaries::run(no_admin, Duration::from_secs(10));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--admin"), "{}", stderr(&out));
+
+    let bad = d.dir.path().join("bad-admin.toml");
+    std::fs::write(&bad, "controller = 1\n").unwrap();
+    let mut bad_admin = Command::new(bin("cordonctl"));
+    bad_admin.arg("--admin").arg(&bad).args(["agents", "list"]);
+    let out = cordon_tests::binaries::run(bad_admin, Duration::from_secs(10));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad-admin.toml"), "{}", stderr(&out));
+
+    let bad_ttl = d.try_ctl(&["token", "create", "--ttl", "1w"]);
+    assert!(!bad_ttl.status.success());
+    assert!(
+        stderr(&bad_ttl).contains("unknown unit"),
+        "{}",
+        stderr(&bad_ttl)
+    );
+}
