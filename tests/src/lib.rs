@@ -2,6 +2,8 @@
 //! loopback, the real binaries as child processes, network namespaces joined by veth pairs,
 //! and the root/CI rules for tests that need privileges.
 
+#![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
+
 pub mod binaries;
 pub mod deploy;
 pub mod inproc;

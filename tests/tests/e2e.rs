@@ -2,6 +2,8 @@
 //! controller and the agent in two network namespaces joined by a veth pair, the agent
 //! entering its namespace with `--netns`; they need root (CI is root).
 
+#![allow(clippy::unwrap_used)]
+
 use cordon_tests::binaries::bin;
 use cordon_tests::deploy::{AGENT_ADDR, Deployment};
 use cordon_tests::require_root;

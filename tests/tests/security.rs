@@ -1,6 +1,8 @@
 //! The controller's refusals, each checked against a real controller on loopback with real
 //! certificates: a refused peer gets a clear error, and other agents are not affected.
 
+#![allow(clippy::unwrap_used)]
+
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
 use cordon_proto::agent_service_client::AgentServiceClient;

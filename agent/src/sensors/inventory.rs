@@ -104,14 +104,12 @@ fn interfaces() -> Vec<NetworkInterface> {
             entry
                 .addresses
                 .push(format!("{}/{}", v6.ip(), prefix(ifa.netmask, 128)));
-        } else if let Some(link) = addr.as_link_addr() {
-            if let Some(mac) = link.addr() {
-                entry.mac = mac
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":");
-            }
+        } else if let Some(mac) = addr.as_link_addr().and_then(|l| l.addr()) {
+            entry.mac = mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":");
         }
     }
     by_name.into_values().collect()

@@ -41,7 +41,7 @@ impl Controller {
             agent_id: agent_id.clone(),
             issued_at_ms: now,
             expires_at_ms: now + ttl.as_millis() as i64,
-            action: Some(action.clone()),
+            action: Some(action),
         };
         let signed = self.signer.sign(&command);
         let row = CommandRow {

@@ -220,10 +220,10 @@ pub fn peer_identity(der: &[u8]) -> Result<(Peer, i64), String> {
         .ok_or("certificate has no Cordon identity")?;
     for name in &sans.value.general_names {
         if let GeneralName::URI(uri) = name {
-            if let Some(id) = uri.strip_prefix(AGENT_URI_PREFIX) {
-                if cordon_proto::identity::is_agent_id(id) {
-                    return Ok((Peer::Agent { id: id.to_string() }, expires_at_ms));
-                }
+            if let Some(id) = uri.strip_prefix(AGENT_URI_PREFIX)
+                && cordon_proto::identity::is_agent_id(id)
+            {
+                return Ok((Peer::Agent { id: id.to_string() }, expires_at_ms));
             }
             if let Some(name) = uri.strip_prefix(ADMIN_URI_PREFIX) {
                 return Ok((

@@ -73,8 +73,8 @@ pub fn agents(list: &[AgentRecord], as_json: bool) -> anyhow::Result<()> {
         return print_json(&list);
     }
     println!(
-        "{:<32}  {:<20}  {:<8}  {:<25}  {}",
-        "AGENT", "HOSTNAME", "STATE", "LAST SEEN", "VERSION"
+        "{:<32}  {:<20}  {:<8}  {:<25}  VERSION",
+        "AGENT", "HOSTNAME", "STATE", "LAST SEEN"
     );
     for a in list {
         let host = a.host.clone().unwrap_or_default();
@@ -204,8 +204,8 @@ pub fn commands(list: &[CommandRecord], as_json: bool) -> anyhow::Result<()> {
         return print_json(&values);
     }
     println!(
-        "{:<28}  {:<32}  {:<10}  {:<10}  {:<25}  {}",
-        "COMMAND", "AGENT", "KIND", "STATUS", "CREATED", "ERROR"
+        "{:<28}  {:<32}  {:<10}  {:<10}  {:<25}  ERROR",
+        "COMMAND", "AGENT", "KIND", "STATUS", "CREATED"
     );
     for c in list {
         println!(
