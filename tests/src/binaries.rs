@@ -2,21 +2,22 @@
 //! to files, and always killed when the test ends (also when it fails).
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary in the same target directory as the running test.
+/// Path of a workspace binary in the same target profile directory as the running test
+/// (`target/debug/deps/TEST` -> `target/debug/NAME`) or benchmark (`target/release/BENCH`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace first (`cargo build --workspace` or `cargo test --workspace`)",
-        path.display()
-    );
-    path
+    let dir = exe.parent().expect("exe dir");
+    let candidates = [Some(dir.join(name)), dir.parent().map(|p| p.join(name))];
+    candidates.into_iter().flatten().find(|p| p.exists()).unwrap_or_else(|| {
+        panic!(
+            "{name} is missing next to {}: build the workspace first (`cargo build --workspace` or `cargo test --workspace`)",
+            exe.display()
+        )
+    })
 }
 
 /// A running child process, killed on drop.
