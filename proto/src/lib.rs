@@ -13,6 +13,7 @@ pub mod files;
 pub mod identity;
 pub mod limits;
 pub mod process;
+pub mod status;
 pub mod time;
 
 pub use v1::*;

@@ -503,3 +503,63 @@ async fn commands_for_an_offline_agent_wait_for_it_or_expire() {
         done.error
     );
 }
+
+#[tokio::test]
+async fn the_agent_refuses_a_tampered_command_and_the_controller_records_why() {
+    let ctl = TestController::start().await;
+    let a = ctl.enroll().await;
+    // A command signed by the controller, then altered: its expiry pushed a day later.
+    let now = cordon_proto::time::now_ms();
+    let command = Command {
+        id: "cmd-tampered".into(),
+        agent_id: a.id.clone(),
+        issued_at_ms: now,
+        expires_at_ms: now + 60_000,
+        action: Some(command::Action::Ping(Ping {})),
+    };
+    use prost::Message;
+    let mut signed = ctl.ctl.signer.sign(&command);
+    let altered = Command {
+        expires_at_ms: now + 86_400_000,
+        ..command.clone()
+    };
+    signed.command = altered.encode_to_vec();
+    ctl.ctl
+        .store
+        .insert_command(cordon_controller::store::CommandRow {
+            id: command.id.clone(),
+            agent_id: a.id.clone(),
+            kind: "ping".into(),
+            envelope: signed.encode_to_vec(),
+            created_at_ms: now,
+            expires_at_ms: now + 60_000,
+            status: cordon_controller::store::CommandStatus::Pending,
+            delivered_at_ms: None,
+            completed_at_ms: None,
+            error: String::new(),
+            result: None,
+            created_by: "attacker".into(),
+        })
+        .await
+        .unwrap();
+    // The real agent runtime connects, receives it, and must refuse it.
+    let config = cordon_agent::config::AgentConfig {
+        heartbeat_interval_secs: 1,
+        ..Default::default()
+    };
+    let up = cordon_agent::uplink::Uplink::new(a.state.clone(), config, "none".into()).unwrap();
+    let task = tokio::spawn(cordon_agent::uplink::run(up));
+    let row = ctl
+        .ctl
+        .wait_command(&command.id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    task.abort();
+    assert_eq!(row.status, cordon_controller::store::CommandStatus::Failed);
+    assert!(
+        row.error.contains("refused by the agent: bad signature"),
+        "{}",
+        row.error
+    );
+}

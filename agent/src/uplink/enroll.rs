@@ -88,7 +88,7 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions) -> Result<Identity, E
     let resp = client
         .enroll(req)
         .await
-        .map_err(|s| EnrollError::Refused(s.message().to_string()))?
+        .map_err(|s| EnrollError::Refused(cordon_proto::status::describe(&s)))?
         .into_inner();
 
     if resp.agent_id != agent_id {

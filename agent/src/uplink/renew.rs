@@ -51,7 +51,7 @@ async fn renew_once(up: &Uplink) -> Result<i64, UplinkError> {
     let resp = client
         .renew(RenewRequest { csr_der })
         .await
-        .map_err(|s| UplinkError::Refused(s.message().to_string()))?
+        .map_err(|s| UplinkError::Refused(cordon_proto::status::describe(&s)))?
         .into_inner();
     let issued = now_ms();
     up.state.save_cert(&resp.certificate_pem)?;

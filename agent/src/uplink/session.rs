@@ -38,7 +38,7 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
     let mut inbound = client
         .session(ReceiverStream::new(rx))
         .await
-        .map_err(|s| UplinkError::Refused(s.message().to_string()))?
+        .map_err(|s| UplinkError::Refused(cordon_proto::status::describe(&s)))?
         .into_inner();
     match inbound.message().await {
         Ok(Some(m)) if matches!(m.msg, Some(controller_message::Msg::Welcome(_))) => {}
@@ -47,7 +47,7 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
                 "the controller did not welcome this agent".into(),
             ));
         }
-        Err(s) => return Err(UplinkError::Refused(s.message().to_string())),
+        Err(s) => return Err(UplinkError::Refused(cordon_proto::status::describe(&s))),
     }
     tracing::info!(agent_id = %up.agent_id, "connected to the controller");
 
@@ -68,7 +68,7 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
                     return Ok(End::Closed);
                 }
                 Err(status) => {
-                    tracing::warn!(code = ?status.code(), reason = %status.message(), "the stream ended");
+                    tracing::warn!(code = ?status.code(), reason = %cordon_proto::status::describe(&status), "the stream ended");
                     return Ok(End::Closed);
                 }
             },

@@ -248,9 +248,13 @@ async fn submit(
 async fn call<T>(
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> anyhow::Result<T> {
-    let resp = fut
-        .await
-        .map_err(|s| anyhow!("the controller refused: {} ({:?})", s.message(), s.code()))?;
+    let resp = fut.await.map_err(|s| {
+        anyhow!(
+            "the controller refused: {} ({:?})",
+            cordon_proto::status::describe(&s),
+            s.code()
+        )
+    })?;
     Ok(resp.into_inner())
 }
 

@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     let args: Vec<String> = std::env::args().collect();
     match args.iter().position(|a| a == name) {
-        Some(i) => args.get(i + 1).context("missing value")?.parse().context(name.to_string()),
+        Some(i) => args
+            .get(i + 1)
+            .context("missing value")?
+            .parse()
+            .context(name.to_string()),
         None => Ok(default),
     }
 }
@@ -32,7 +36,10 @@ fn main() -> anyhow::Result<()> {
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
-    report("ping, loopback", &ping_rtts(&admin, &agent.id, pings, None)?);
+    report(
+        "ping, loopback",
+        &ping_rtts(&admin, &agent.id, pings, None)?,
+    );
     enrol_rate(&admin, enrolments, 1)?;
     enrol_rate(&admin, enrolments, 8)?;
     drop(agent);
@@ -48,26 +55,39 @@ fn main() -> anyhow::Result<()> {
     d.wait_online(&agent, true, Duration::from_secs(20));
     let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
     let ns = d.ctl_ns.as_ref().map(|n| n.name.clone());
-    report("ping, veth between namespaces", &ping_rtts(&admin, &agent.id, pings, ns)?);
+    report(
+        "ping, veth between namespaces",
+        &ping_rtts(&admin, &agent.id, pings, ns)?,
+    );
     Ok(())
 }
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 /// Sends `n` pings one after another from a thread (in `netns`, if given, so the admin
 /// connection reaches a controller inside it); returns each round trip.
-fn ping_rtts(admin: &AdminConfig, agent_id: &str, n: usize, netns: Option<String>) -> anyhow::Result<Vec<Duration>> {
+fn ping_rtts(
+    admin: &AdminConfig,
+    agent_id: &str,
+    n: usize,
+    netns: Option<String>,
+) -> anyhow::Result<Vec<Duration>> {
     let admin = admin.clone();
     let agent_id = agent_id.to_string();
     std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
         if let Some(ns) = netns {
             cordon_agent::sys::netns::enter(&ns)?;
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(async {
             let mut client = admin.connect().await?;
             let mut rtts = Vec::with_capacity(n);
@@ -86,7 +106,12 @@ fn ping_rtts(admin: &AdminConfig, agent_id: &str, n: usize, netns: Option<String
                 let rec = client.submit_command(req).await?.into_inner();
                 rtts.push(started.elapsed());
                 if rec.status() != cordon_proto::CommandStatus::Succeeded {
-                    bail!("ping {} ended {:?}: {}", rec.command_id, rec.status(), rec.error);
+                    bail!(
+                        "ping {} ended {:?}: {}",
+                        rec.command_id,
+                        rec.status(),
+                        rec.error
+                    );
                 }
             }
             Ok(rtts)
@@ -114,11 +139,17 @@ fn report(what: &str, rtts: &[Duration]) {
 /// Enrols `n` agents through the full path (key pair, CA pin check, CSR, token, certificate,
 /// state written to disk) with `parallel` enrolments in flight; prints the rate.
 fn enrol_rate(admin: &AdminConfig, n: usize, parallel: usize) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut client = admin.connect().await?;
         let token = client
-            .create_token(CreateTokenRequest { ttl_secs: 3600, uses: n as u32, labels: HashMap::new() })
+            .create_token(CreateTokenRequest {
+                ttl_secs: 3600,
+                uses: n as u32,
+                labels: HashMap::new(),
+            })
             .await?
             .into_inner();
         let dir = tempfile::tempdir()?;
