@@ -2,7 +2,7 @@
 //! without a file; unknown keys are errors so typos do not pass silently.
 
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,21 +29,7 @@ impl Default for AgentConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+pub use cordon_proto::config::ConfigError;
 
 impl AgentConfig {
     /// Loads `path`, or the defaults when no file is given.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const CONFIG_FILE: &str = "controller.toml";
 
@@ -34,21 +34,7 @@ fn default_idle() -> u64 {
     90
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+pub use cordon_proto::config::ConfigError;
 
 impl ControllerConfig {
     pub fn new(listen: SocketAddr, url: String) -> Self {
@@ -62,18 +48,7 @@ impl ControllerConfig {
     }
 
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
-        let path = data_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.clone(),
-            source,
-        })?;
-        cfg.validate()
-            .map_err(|message| ConfigError::Invalid { path, message })?;
-        Ok(cfg)
+        cordon_proto::config::load(&data_dir.join(CONFIG_FILE), Self::validate)
     }
 
     pub fn validate(&self) -> Result<(), String> {

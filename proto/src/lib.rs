@@ -9,6 +9,7 @@ pub mod v1 {
 }
 
 pub mod channel;
+pub mod config;
 pub mod files;
 pub mod identity;
 pub mod limits;

@@ -125,7 +125,27 @@ pub struct TestAgent {
     pub id: String,
 }
 
+/// The real agent runtime running in-process; stopped on drop.
+pub struct Running(tokio::task::JoinHandle<()>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl TestAgent {
+    /// Runs the real agent runtime (stream, commands, renewal) for this agent.
+    pub fn run(&self) -> Running {
+        let config = cordon_agent::config::AgentConfig {
+            heartbeat_interval_secs: 1,
+            ..Default::default()
+        };
+        let up = cordon_agent::uplink::Uplink::new(self.state.clone(), config, "none".into())
+            .expect("uplink");
+        Running(tokio::spawn(cordon_agent::uplink::run(up)))
+    }
+
     pub fn cert_and_key(&self) -> (String, String) {
         let read = |p: PathBuf| std::fs::read_to_string(p).expect("read");
         (read(self.state.cert()), read(self.state.key()))

@@ -12,7 +12,7 @@ pub mod netns;
 /// True when the test may use root-only facilities (network namespaces). Outside CI a test
 /// without root skips with a loud message; under CI=true missing root is a failure.
 pub fn require_root(test: &str) -> bool {
-    if nix_is_root() {
+    if is_root() {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -24,7 +24,8 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
-fn nix_is_root() -> bool {
+/// Whether this process runs with effective uid 0.
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

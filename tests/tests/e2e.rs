@@ -219,7 +219,7 @@ fn the_agent_runs_without_root_and_says_what_it_cannot_do() {
     let d = Deployment::loopback("");
     let mut agent = d.enroll_agent("a1", &[]);
     let mut cmd = d.agent_command(&agent);
-    if require_root_quietly() {
+    if cordon_tests::is_root() {
         // Hand the agent's state to nobody and drop root for the run.
         let chown = Command::new("chown")
             .args(["-R", "nobody:nogroup"])
@@ -249,15 +249,6 @@ fn the_agent_runs_without_root_and_says_what_it_cannot_do() {
     assert!(log.contains("running without root"), "{log}");
     assert!(log.contains("network isolation"), "{log}");
     d.ctl_json(&["ping", &agent.id]);
-}
-
-fn require_root_quietly() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 #[test]

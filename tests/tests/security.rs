@@ -483,19 +483,13 @@ async fn commands_for_an_offline_agent_wait_for_it_or_expire() {
     assert!(expired.error.contains("expired"));
 
     // The real agent runtime comes online and runs the waiting command.
-    let config = cordon_agent::config::AgentConfig {
-        heartbeat_interval_secs: 1,
-        ..Default::default()
-    };
-    let up = cordon_agent::uplink::Uplink::new(a.state.clone(), config, "none".into()).unwrap();
-    let task = tokio::spawn(cordon_agent::uplink::run(up));
+    let _running = a.run();
     let done = ctl
         .ctl
         .wait_command(&long.id, Duration::from_secs(10))
         .await
         .unwrap()
         .unwrap();
-    task.abort();
     assert_eq!(
         done.status,
         cordon_controller::store::CommandStatus::Succeeded,
@@ -543,19 +537,13 @@ async fn the_agent_refuses_a_tampered_command_and_the_controller_records_why() {
         .await
         .unwrap();
     // The real agent runtime connects, receives it, and must refuse it.
-    let config = cordon_agent::config::AgentConfig {
-        heartbeat_interval_secs: 1,
-        ..Default::default()
-    };
-    let up = cordon_agent::uplink::Uplink::new(a.state.clone(), config, "none".into()).unwrap();
-    let task = tokio::spawn(cordon_agent::uplink::run(up));
+    let _running = a.run();
     let row = ctl
         .ctl
         .wait_command(&command.id, Duration::from_secs(10))
         .await
         .unwrap()
         .unwrap();
-    task.abort();
     assert_eq!(row.status, cordon_controller::store::CommandStatus::Failed);
     assert!(
         row.error.contains("refused by the agent: bad signature"),

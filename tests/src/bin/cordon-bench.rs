@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     drop(agent);
     drop(d);
 
-    if !is_root() {
+    if !cordon_tests::is_root() {
         println!("ping, veth between namespaces: SKIPPED (needs root for network namespaces)");
         return Ok(());
     }
@@ -60,15 +60,6 @@ fn main() -> anyhow::Result<()> {
         &ping_rtts(&admin, &agent.id, pings, ns)?,
     );
     Ok(())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Sends `n` pings one after another from a thread (in `netns`, if given, so the admin
