@@ -26,7 +26,9 @@ pub async fn renew_loop(up: Arc<Uplink>) {
         match renew_once(&up).await {
             Ok(expires) => {
                 tracing::info!(expires_at_ms = expires, "client certificate renewed");
-                up.renewed.notify_one();
+                // Wakes the running stream, if any; a stream started later reads the new
+                // certificate from disk anyway.
+                up.renewed.notify_waiters();
             }
             Err(e) => {
                 let left = identity.cert_expires_at_ms - now_ms();

@@ -19,6 +19,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+/// Longest heartbeat interval an agent may announce.
+const MAX_HEARTBEAT_SECS: u64 = 3600;
 /// How long a new stream may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,9 +73,9 @@ impl AgentService for AgentApi {
         let _ = reg.tx.send(Ok(welcome)).await;
         tracing::info!(agent_id = %agent_id, hostname = %host.hostname, "agent online");
 
-        let idle = Duration::from_secs(ctl.config.agent_idle_timeout_secs).max(
-            Duration::from_secs(3 * u64::from(hello.heartbeat_interval_secs)),
-        );
+        // The agent's own heartbeat interval stretches the idle limit, within reason.
+        let heartbeat = u64::from(hello.heartbeat_interval_secs).min(MAX_HEARTBEAT_SECS);
+        let idle = Duration::from_secs(ctl.config.agent_idle_timeout_secs.max(3 * heartbeat));
         let stream = ReceiverStream::new(reg.rx);
         let session = Session {
             ctl,
