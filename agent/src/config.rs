@@ -16,6 +16,35 @@ pub struct AgentConfig {
     pub reconnect_max_secs: u64,
     /// Renew the client certificate once this fraction of its lifetime has passed.
     pub renew_at_fraction: f64,
+    /// Containment settings.
+    pub containment: ContainmentConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainmentConfig {
+    /// DNS resolvers that stay reachable while isolated (port 53, UDP and TCP).
+    pub dns_resolvers: Vec<std::net::IpAddr>,
+    /// Keep DHCP (v4 and v6) working while isolated.
+    pub allow_dhcp: bool,
+    /// Process names (comm) or executable paths that are never killed.
+    pub protected_processes: Vec<String>,
+    /// How often the controller's addresses are re-resolved while isolated.
+    pub controller_refresh_secs: u64,
+    /// How long the post-isolation reachability check waits for the controller.
+    pub verify_timeout_ms: u64,
+}
+
+impl Default for ContainmentConfig {
+    fn default() -> Self {
+        Self {
+            dns_resolvers: Vec::new(),
+            allow_dhcp: false,
+            protected_processes: vec!["systemd".into(), "sshd".into(), "cordon-agent".into()],
+            controller_refresh_secs: 60,
+            verify_timeout_ms: 3000,
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -25,6 +54,7 @@ impl Default for AgentConfig {
             reconnect_min_ms: 500,
             reconnect_max_secs: 30,
             renew_at_fraction: 2.0 / 3.0,
+            containment: ContainmentConfig::default(),
         }
     }
 }
@@ -61,6 +91,12 @@ impl AgentConfig {
         }
         if !(0.1..=0.95).contains(&self.renew_at_fraction) {
             return Err("renew_at_fraction must be between 0.1 and 0.95".into());
+        }
+        let c = &self.containment;
+        if c.controller_refresh_secs == 0 || c.verify_timeout_ms == 0 {
+            return Err(
+                "containment.controller_refresh_secs and verify_timeout_ms must be positive".into(),
+            );
         }
         Ok(())
     }

@@ -18,3 +18,9 @@ pub mod status;
 pub mod time;
 
 pub use v1::*;
+
+impl From<action::Kind> for Action {
+    fn from(kind: action::Kind) -> Self {
+        Action { kind: Some(kind) }
+    }
+}

@@ -13,6 +13,11 @@ use tempfile::TempDir;
 /// Controller address inside its namespace, agent address inside its namespace.
 pub const CTL_ADDR: &str = "10.231.0.1";
 pub const AGENT_ADDR: &str = "10.231.0.2";
+/// The agent's and the peer's addresses on their own link.
+pub const HOST_V4: &str = "10.232.0.1";
+pub const PEER_V4: &str = "10.232.0.2";
+pub const HOST_V6: &str = "fd32::1";
+pub const PEER_V6: &str = "fd32::2";
 
 pub struct Deployment {
     pub dir: TempDir,
@@ -22,6 +27,8 @@ pub struct Deployment {
     // Declared last: dropped after the processes above are killed.
     pub ctl_ns: Option<Netns>,
     pub agent_ns: Option<Netns>,
+    /// A third namespace joined to the agent's, for traffic tests.
+    pub peer_ns: Option<Netns>,
 }
 
 /// One enrolled agent's files.
@@ -75,6 +82,24 @@ impl Deployment {
         )
     }
 
+    /// As [`Self::namespaces`], plus a `peer` namespace joined to the agent's by a second
+    /// veth pair, with IPv4 and IPv6 on both ends (HOST_* on the agent's, PEER_* on the peer's).
+    pub fn namespaces_with_peer(controller_toml_extra: &str) -> Self {
+        let mut d = Self::namespaces(controller_toml_extra);
+        let peer = Netns::new("peer");
+        let agent_ns = d.agent_ns.as_ref().expect("agent namespace");
+        let (host_dev, peer_dev) = link(
+            agent_ns,
+            &format!("{HOST_V4}/24"),
+            &peer,
+            &format!("{PEER_V4}/24"),
+        );
+        crate::netns::add_addr(agent_ns, &host_dev, &format!("{HOST_V6}/64"));
+        crate::netns::add_addr(&peer, &peer_dev, &format!("{PEER_V6}/64"));
+        d.peer_ns = Some(peer);
+        d
+    }
+
     fn new(
         ctl_ns: Option<Netns>,
         agent_ns: Option<Netns>,
@@ -108,6 +133,7 @@ impl Deployment {
             controller: None,
             ctl_ns,
             agent_ns,
+            peer_ns: None,
         };
         d.start_controller();
         d

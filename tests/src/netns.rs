@@ -53,7 +53,8 @@ impl Drop for Netns {
 }
 
 /// Joins two namespaces with a veth pair: `a_cidr` on a's end, `b_cidr` on b's end.
-pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) {
+/// Returns the two interface names.
+pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) -> (String, String) {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let tag = format!("{}{n}", std::process::id() % 100_000);
     let (va, vb) = (format!("cva{tag}"), format!("cvb{tag}"));
@@ -64,4 +65,99 @@ pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) {
     ip(&["-n", &b.name, "addr", "add", b_cidr, "dev", &vb]);
     ip(&["-n", &a.name, "link", "set", &va, "up"]);
     ip(&["-n", &b.name, "link", "set", &vb, "up"]);
+    (va, vb)
+}
+
+/// Runs `f` on a thread inside namespace `ns` and returns its result. Sockets made there stay
+/// in that namespace wherever they are used afterwards.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        cordon_agent::sys::netns::enter(&ns).expect("enter netns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// A TCP echo service in a namespace: each connection gets back what it sends. Stops when
+/// dropped (the accept loop is bounded by a deadline too).
+pub struct EchoServer {
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EchoServer {
+    pub fn start(ns: &str, addr: &str) -> Self {
+        use std::io::{Read, Write};
+        let addr: std::net::SocketAddr = addr.parse().expect("addr");
+        let listener =
+            in_netns(ns, move || std::net::TcpListener::bind(addr)).expect("bind echo server");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+            while !flag.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 1024];
+                            while let Ok(n) = s.read(&mut buf) {
+                                if n == 0 || s.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { addr, stop }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Opens a TCP connection from namespace `ns`.
+pub fn connect(
+    ns: &str,
+    addr: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    in_netns(ns, move || {
+        std::net::TcpStream::connect_timeout(&addr, timeout)
+    })
+}
+
+/// Sends a line on `s` and waits up to `timeout` for the echo.
+pub fn echoes(s: &mut std::net::TcpStream, timeout: std::time::Duration) -> bool {
+    use std::io::{Read, Write};
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    if s.write_all(b"ping\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).is_ok() && &buf == b"ping\n"
+}
+
+/// Whether a fresh connection from `ns` to `addr` completes and echoes.
+pub fn reachable(ns: &str, addr: std::net::SocketAddr) -> bool {
+    let timeout = std::time::Duration::from_millis(700);
+    connect(ns, addr, timeout)
+        .map(|mut s| echoes(&mut s, timeout))
+        .unwrap_or(false)
+}
+
+/// Adds an address to an interface-less namespace's veth (with `nodad`, so IPv6 is usable at
+/// once).
+pub fn add_addr(ns: &Netns, dev: &str, cidr: &str) {
+    ip(&["-n", &ns.name, "addr", "add", cidr, "dev", dev, "nodad"]);
 }

@@ -160,7 +160,7 @@ async fn an_agent_cannot_claim_another_agents_id() {
         .ctl
         .submit_command(
             b.id.clone(),
-            command::Action::Ping(Ping {}),
+            action::Kind::Ping(Ping {}),
             Duration::from_secs(60),
             "t".into(),
         )
@@ -425,7 +425,7 @@ async fn an_agent_cannot_complete_another_agents_command() {
         .ctl
         .submit_command(
             a.id.clone(),
-            command::Action::Ping(Ping {}),
+            action::Kind::Ping(Ping {}),
             Duration::from_secs(60),
             "t".into(),
         )
@@ -461,7 +461,7 @@ async fn commands_for_an_offline_agent_wait_for_it_or_expire() {
     let submit = |ttl: u64| {
         ctl.ctl.submit_command(
             a.id.clone(),
-            command::Action::Ping(Ping {}),
+            action::Kind::Ping(Ping {}),
             Duration::from_secs(ttl),
             "t".into(),
         )
@@ -509,7 +509,7 @@ async fn the_agent_refuses_a_tampered_command_and_the_controller_records_why() {
         agent_id: a.id.clone(),
         issued_at_ms: now,
         expires_at_ms: now + 60_000,
-        action: Some(command::Action::Ping(Ping {})),
+        action: Some(action::Kind::Ping(Ping {}).into()),
     };
     use prost::Message;
     let mut signed = ctl.ctl.signer.sign(&command);

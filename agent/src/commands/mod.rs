@@ -8,9 +8,7 @@ pub use ledger::{Ledger, LedgerError};
 pub use verify::{Refusal, Verifier};
 
 use cordon_proto::time::now_ms;
-use cordon_proto::{
-    Command, CommandOutcome, CommandResult, SignedCommand, command, command_result,
-};
+use cordon_proto::{Command, CommandOutcome, CommandResult, SignedCommand, action, command_result};
 use std::future::Future;
 use tokio::sync::Mutex;
 
@@ -18,7 +16,7 @@ use tokio::sync::Mutex;
 pub trait Executor: Send + Sync {
     fn execute(
         &self,
-        action: &command::Action,
+        action: &action::Kind,
     ) -> impl Future<Output = Result<command_result::Output, String>> + Send;
 }
 
@@ -77,7 +75,7 @@ impl<E: Executor> Dispatcher<E> {
     }
 
     async fn run(&self, command: &Command) -> CommandResult {
-        let Some(action) = &command.action else {
+        let Some(action) = command.action.as_ref().and_then(|a| a.kind.as_ref()) else {
             return failed(command.id.clone(), "the command has no action".into());
         };
         match self.exec.execute(action).await {

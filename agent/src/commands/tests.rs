@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 struct Counting(AtomicUsize);
 
 impl Executor for &Counting {
-    async fn execute(&self, _: &command::Action) -> Result<command_result::Output, String> {
+    async fn execute(&self, _: &action::Kind) -> Result<command_result::Output, String> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(command_result::Output::Pong(Pong { agent_time_ms: 1 }))
     }
@@ -29,7 +29,7 @@ fn signed(key: &Ed25519KeyPair, id: &str, agent: &str, expires_at_ms: i64) -> Si
         agent_id: agent.into(),
         issued_at_ms: now_ms(),
         expires_at_ms,
-        action: Some(command::Action::Ping(Ping {})),
+        action: Some(action::Kind::Ping(Ping {}).into()),
     };
     let bytes = c.encode_to_vec();
     SignedCommand {

@@ -1,24 +1,146 @@
-//! The agent's responders: what a verified command does on this host. Containment actions
-//! (isolate, kill, quarantine, block) join ping and inventory here.
+//! The agent's responders: what a verified command does on this host. Network containment
+//! (isolate, release, block) goes through [`containment::Containment`]; kill and quarantine
+//! through their own modules. Every OS effect sits behind a trait with a real implementation
+//! and, in tests, a recording fake.
+
+pub mod block;
+pub mod containment;
+pub mod fakes;
+pub mod isolate;
+pub mod kill;
+pub mod net;
+pub mod nft;
+pub mod quarantine;
 
 use crate::commands::Executor;
 use crate::sensors::inventory;
+use containment::Containment;
 use cordon_proto::time::now_ms;
-use cordon_proto::{Pong, command, command_result};
+use cordon_proto::{KillResult, KilledProcess, Pong, QuarantineList, action, command_result};
+use std::sync::Arc;
 
 /// Runs actions on the real host.
-pub struct HostResponder;
+pub struct HostResponder {
+    pub containment: Arc<Containment>,
+    pub processes: Arc<dyn kill::ProcessTable>,
+    pub signaller: Arc<dyn kill::Signaller>,
+    pub kill_policy: Arc<kill::Policy>,
+    pub quarantine: Arc<dyn quarantine::Quarantiner>,
+}
+
+impl HostResponder {
+    /// The real responders for an agent with state in `state` talking to `controller_url`.
+    pub fn new(
+        state: &crate::state::StateDir,
+        config: &crate::config::AgentConfig,
+        controller_url: String,
+    ) -> Self {
+        let containment = Containment::new(
+            Box::new(isolate::NftIsolator),
+            Box::new(block::NftBlocker),
+            Box::new(containment::TcpReachability),
+            config.containment.clone(),
+            controller_url,
+            state.dir.join("containment.json"),
+        );
+        let mut protected_files = vec![state.dir.clone()];
+        if let Ok(dir) = state.dir.canonicalize() {
+            protected_files.push(dir);
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            protected_files.push(exe);
+        }
+        Self {
+            containment: Arc::new(containment),
+            processes: Arc::new(kill::ProcFs::default()),
+            signaller: Arc::new(kill::Pidfd {
+                table: kill::ProcFs::default(),
+            }),
+            kill_policy: Arc::new(kill::Policy {
+                self_pid: std::process::id(),
+                protected: config.containment.protected_processes.clone(),
+            }),
+            quarantine: Arc::new(quarantine::QuarantineStore::new(
+                state.dir.join("quarantine"),
+                protected_files,
+            )),
+        }
+    }
+}
+
+/// Runs blocking work (nft, /proc, file copies) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("the action panicked: {e}"))?
+}
 
 impl Executor for HostResponder {
-    async fn execute(&self, action: &command::Action) -> Result<command_result::Output, String> {
-        match action {
-            command::Action::Ping(_) => Ok(command_result::Output::Pong(Pong {
+    async fn execute(&self, action: &action::Kind) -> Result<command_result::Output, String> {
+        use command_result::Output;
+        let c = self.containment.clone();
+        match action.clone() {
+            action::Kind::Ping(_) => Ok(Output::Pong(Pong {
                 agent_time_ms: now_ms(),
             })),
-            command::Action::CollectInventory(_) => tokio::task::spawn_blocking(inventory::collect)
+            action::Kind::CollectInventory(_) => blocking(|| Ok(inventory::collect()))
                 .await
-                .map(command_result::Output::Inventory)
-                .map_err(|e| format!("collecting the inventory failed: {e}")),
+                .map(Output::Inventory),
+            action::Kind::Isolate(i) => blocking(move || c.isolate(&i.allow, &i.reason))
+                .await
+                .map(Output::Isolation),
+            action::Kind::Release(_) => blocking(move || c.release()).await.map(Output::Isolation),
+            action::Kind::BlockIp(b) => blocking(move || c.block(&b.cidr, b.ttl_secs))
+                .await
+                .map(Output::Block),
+            action::Kind::UnblockIp(b) => blocking(move || c.unblock(&b.cidr))
+                .await
+                .map(Output::Block),
+            action::Kind::Kill(k) => {
+                let (table, sig, policy) = (
+                    self.processes.clone(),
+                    self.signaller.clone(),
+                    self.kill_policy.clone(),
+                );
+                let killed = blocking(move || {
+                    let targets = kill::plan(table.as_ref(), &policy, k.pid, k.start_time, k.tree)?;
+                    kill::execute(table.as_ref(), sig.as_ref(), &policy, targets, k.tree)
+                })
+                .await?;
+                for p in &killed {
+                    tracing::warn!(pid = p.pid, comm = %p.comm, exe = %p.exe, "process killed");
+                }
+                let killed = killed
+                    .into_iter()
+                    .map(|p| KilledProcess {
+                        pid: p.pid,
+                        start_time: p.start_time,
+                        exe: p.exe,
+                        comm: p.comm,
+                    })
+                    .collect();
+                Ok(Output::Kill(KillResult { killed }))
+            }
+            action::Kind::Quarantine(q) => {
+                let store = self.quarantine.clone();
+                blocking(move || store.quarantine(&q.path, now_ms()))
+                    .await
+                    .map(Output::Quarantined)
+            }
+            action::Kind::ListQuarantine(_) => {
+                let store = self.quarantine.clone();
+                blocking(move || store.list())
+                    .await
+                    .map(|entries| Output::QuarantineList(QuarantineList { entries }))
+            }
+            action::Kind::Restore(r) => {
+                let store = self.quarantine.clone();
+                blocking(move || store.restore(&r.quarantine_id))
+                    .await
+                    .map(Output::Restored)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod session;
 use crate::commands::{Dispatcher, Ledger, Verifier};
 use crate::config::AgentConfig;
 use crate::respond::HostResponder;
+use crate::respond::containment::Containment;
 use crate::state::{StateDir, StateError};
 use backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
@@ -42,15 +43,32 @@ pub struct Uplink {
     /// Which process sensor runs, reported in heartbeats.
     pub process_sensor: String,
     dispatcher: Dispatcher<HostResponder>,
+    /// Containment state, reported in heartbeats and kept up while isolated.
+    pub containment: Arc<Containment>,
     /// Signalled when a renewed certificate is on disk: reconnect with it.
     renewed: Notify,
 }
 
 impl Uplink {
+    /// Builds the uplink with the real responders, and puts back any containment the state
+    /// file says is in force (before the first connection, so a rebooted host is contained
+    /// at once).
     pub fn new(
         state: StateDir,
         config: AgentConfig,
         process_sensor: String,
+    ) -> Result<Arc<Self>, UplinkError> {
+        let identity = state.identity()?;
+        let responder = HostResponder::new(&state, &config, identity.controller.clone());
+        responder.containment.reapply();
+        Self::with_responder(state, config, process_sensor, responder)
+    }
+
+    pub fn with_responder(
+        state: StateDir,
+        config: AgentConfig,
+        process_sensor: String,
+        responder: HostResponder,
     ) -> Result<Arc<Self>, UplinkError> {
         let identity = state.identity()?;
         let key =
@@ -59,10 +77,11 @@ impl Uplink {
             return Err(UplinkError::BadSigningKey);
         }
         let ledger = Ledger::open(state.ledger())?;
+        let containment = responder.containment.clone();
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,
-            HostResponder,
+            responder,
         );
         Ok(Arc::new(Self {
             state,
@@ -70,6 +89,7 @@ impl Uplink {
             agent_id: identity.agent_id,
             process_sensor,
             dispatcher,
+            containment,
             renewed: Notify::new(),
         }))
     }
@@ -96,6 +116,7 @@ impl Uplink {
 /// failure with jittered exponential backoff, and renews the certificate in the background.
 pub async fn run(uplink: Arc<Uplink>) {
     tokio::spawn(renew::renew_loop(uplink.clone()));
+    tokio::spawn(refresh_loop(uplink.clone()));
     let cfg = &uplink.config;
     let mut backoff = Backoff::new(
         Duration::from_millis(cfg.reconnect_min_ms),
@@ -115,5 +136,15 @@ pub async fn run(uplink: Arc<Uplink>) {
         let delay = backoff.next_delay();
         tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// While isolated, re-resolves the controller periodically so the ruleset follows it.
+async fn refresh_loop(up: Arc<Uplink>) {
+    let every = Duration::from_secs(up.config.containment.controller_refresh_secs);
+    loop {
+        tokio::time::sleep(every).await;
+        let c = up.containment.clone();
+        let _ = tokio::task::spawn_blocking(move || c.refresh_controller()).await;
     }
 }

@@ -56,7 +56,14 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
         tokio::select! {
             _ = up.renewed.notified() => return Ok(End::Renewed),
             _ = heartbeat.tick() => {
-                let hb = Heartbeat { sent_at_ms: now_ms(), process_sensor: up.process_sensor.clone(), spooled_seq: 0 };
+                let c = up.containment.clone();
+                let containment = tokio::task::spawn_blocking(move || c.state()).await.ok();
+                let hb = Heartbeat {
+                    sent_at_ms: now_ms(),
+                    process_sensor: up.process_sensor.clone(),
+                    spooled_seq: 0,
+                    containment,
+                };
                 if tx.send(AgentMessage { msg: Some(agent_message::Msg::Heartbeat(hb)) }).await.is_err() {
                     return Ok(End::Closed);
                 }

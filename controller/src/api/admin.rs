@@ -53,6 +53,8 @@ fn agent_record(a: Agent, online: bool) -> AgentRecord {
         revoked: a.revoked_at_ms.is_some(),
         revoked_at_ms: a.revoked_at_ms.unwrap_or(0),
         process_sensor: a.process_sensor,
+        isolation_desired: a.isolation_desired,
+        containment: a.containment,
     }
 }
 
@@ -172,13 +174,25 @@ impl AdminService for AdminApi {
                 agent.id
             )));
         }
-        let action = match req.action {
-            Some(submit_command_request::Action::Ping(p)) => command::Action::Ping(p),
-            Some(submit_command_request::Action::CollectInventory(c)) => {
-                command::Action::CollectInventory(c)
+        let action = req
+            .action
+            .and_then(|a| a.kind)
+            .ok_or_else(|| Status::invalid_argument("a command action is required"))?;
+        match &action {
+            action::Kind::Isolate(_) => {
+                self.0
+                    .store
+                    .set_isolation_desired(agent.id.clone(), true)
+                    .await?
             }
-            None => return Err(Status::invalid_argument("a command action is required")),
-        };
+            action::Kind::Release(_) => {
+                self.0
+                    .store
+                    .set_isolation_desired(agent.id.clone(), false)
+                    .await?
+            }
+            _ => {}
+        }
         let ttl = if req.ttl_secs == 0 {
             self.0.config.command_ttl_secs
         } else {

@@ -197,7 +197,7 @@ impl Session {
                 sensor.truncate(32);
                 self.ctl
                     .store
-                    .agent_heartbeat(self.agent_id.clone(), now_ms(), sensor)
+                    .agent_heartbeat(self.agent_id.clone(), now_ms(), sensor, hb.containment)
                     .await?;
             }
             Some(agent_message::Msg::Telemetry(batch)) => self.ingest(batch).await?,

@@ -5,7 +5,7 @@ use super::Controller;
 use crate::store::{CommandRow, CommandStatus, Completion};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    Command, CommandOutcome, CommandRecord, CommandResult, ControllerMessage, command,
+    Command, CommandOutcome, CommandRecord, CommandResult, ControllerMessage, action,
     controller_message,
 };
 use prost::Message;
@@ -18,10 +18,18 @@ use tonic::Status;
 pub const MAX_COMMAND_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The short name stored and shown for an action.
-pub fn action_kind(action: &command::Action) -> &'static str {
+pub fn action_kind(action: &action::Kind) -> &'static str {
     match action {
-        command::Action::Ping(_) => "ping",
-        command::Action::CollectInventory(_) => "inventory",
+        action::Kind::Ping(_) => "ping",
+        action::Kind::CollectInventory(_) => "inventory",
+        action::Kind::Isolate(_) => "isolate",
+        action::Kind::Release(_) => "release",
+        action::Kind::Kill(_) => "kill",
+        action::Kind::Quarantine(_) => "quarantine",
+        action::Kind::ListQuarantine(_) => "quarantine-list",
+        action::Kind::Restore(_) => "restore",
+        action::Kind::BlockIp(_) => "block-ip",
+        action::Kind::UnblockIp(_) => "unblock-ip",
     }
 }
 
@@ -30,7 +38,7 @@ impl Controller {
     pub async fn submit_command(
         &self,
         agent_id: String,
-        action: command::Action,
+        action: action::Kind,
         ttl: Duration,
         created_by: String,
     ) -> Result<CommandRow, Status> {
@@ -41,7 +49,7 @@ impl Controller {
             agent_id: agent_id.clone(),
             issued_at_ms: now,
             expires_at_ms: now + ttl.as_millis() as i64,
-            action: Some(action),
+            action: Some(action.clone().into()),
         };
         let signed = self.signer.sign(&command);
         let row = CommandRow {

@@ -44,6 +44,90 @@ pub enum Cmd {
     /// Commands sent to agents and their results.
     #[command(subcommand)]
     Commands(CommandsCmd),
+    /// Cuts the host off the network but for loopback, the controller and the allowlist.
+    Isolate {
+        id: String,
+        /// CIDR or CIDR:PORT ([IPv6-CIDR]:PORT) that stays reachable (repeatable).
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+    /// Lifts the isolation.
+    Release {
+        id: String,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+    /// Kills a process (checked by its start time, so a recycled pid is never hit).
+    Kill {
+        id: String,
+        #[arg(long)]
+        pid: u32,
+        /// Start time from /proc/PID/stat field 22 (clock ticks after boot); 0 = as it is now.
+        #[arg(long, default_value_t = 0)]
+        start_time: u64,
+        /// Kill its descendants too.
+        #[arg(long)]
+        tree: bool,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+    /// Quarantines a file (`quarantine ID --path PATH`), or lists them (`quarantine list ID`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Quarantine {
+        #[command(subcommand)]
+        list: Option<QuarantineCmd>,
+        id: Option<String>,
+        #[arg(long)]
+        path: Option<String>,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+    /// Puts a quarantined file back where it was, as it was.
+    Restore {
+        id: String,
+        #[arg(long)]
+        quarantine_id: String,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+    /// Blocks traffic to and from an address or network, optionally for a time.
+    BlockIp {
+        id: String,
+        cidr: String,
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+    UnblockIp {
+        id: String,
+        cidr: String,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuarantineCmd {
+    List {
+        id: String,
+        #[command(flatten)]
+        opts: ActOpts,
+    },
+}
+
+/// Options every host action takes.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct ActOpts {
+    /// Seconds to wait for the agent's confirmed result.
+    #[arg(long, default_value_t = 30)]
+    pub wait: u64,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,7 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             output::agent(&a, json)
         }
         Cmd::Agents(AgentsCmd::Inventory { id, wait, json }) => {
-            let action = submit_command_request::Action::CollectInventory(CollectInventory {});
+            let action = action::Kind::CollectInventory(CollectInventory {});
             let (rec, _) = submit(&mut client, id, action, wait).await?;
             match rec.result.as_ref().and_then(|r| r.output.as_ref()) {
                 Some(command_result::Output::Inventory(inv)) => {
@@ -184,14 +268,113 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => Err(anyhow!("the agent sent no inventory")),
             }
         }
-        Cmd::Ping { id, wait, json } => {
-            let (rec, rtt) = submit(
+        Cmd::Isolate {
+            id,
+            allow,
+            reason,
+            opts,
+        } => {
+            act(
                 &mut client,
                 id,
-                submit_command_request::Action::Ping(Ping {}),
-                wait,
+                action::Kind::Isolate(Isolate { allow, reason }),
+                opts,
             )
-            .await?;
+            .await
+        }
+        Cmd::Release { id, opts } => {
+            act(&mut client, id, action::Kind::Release(Release {}), opts).await
+        }
+        Cmd::Kill {
+            id,
+            pid,
+            start_time,
+            tree,
+            opts,
+        } => {
+            act(
+                &mut client,
+                id,
+                action::Kind::Kill(KillProcess {
+                    pid,
+                    start_time,
+                    tree,
+                }),
+                opts,
+            )
+            .await
+        }
+        Cmd::Quarantine {
+            list: Some(QuarantineCmd::List { id, opts }),
+            ..
+        } => {
+            act(
+                &mut client,
+                id,
+                action::Kind::ListQuarantine(ListQuarantine {}),
+                opts,
+            )
+            .await
+        }
+        Cmd::Quarantine {
+            list: None,
+            id,
+            path,
+            opts,
+        } => {
+            let id = id.ok_or_else(|| {
+                anyhow!(
+                    "usage: cordonctl quarantine ID --path PATH, or cordonctl quarantine list ID"
+                )
+            })?;
+            let path = path.ok_or_else(|| anyhow!("--path PATH is required"))?;
+            act(
+                &mut client,
+                id,
+                action::Kind::Quarantine(Quarantine { path }),
+                opts,
+            )
+            .await
+        }
+        Cmd::Restore {
+            id,
+            quarantine_id,
+            opts,
+        } => {
+            act(
+                &mut client,
+                id,
+                action::Kind::Restore(Restore { quarantine_id }),
+                opts,
+            )
+            .await
+        }
+        Cmd::BlockIp {
+            id,
+            cidr,
+            ttl,
+            opts,
+        } => {
+            let ttl_secs = ttl.map(|t| t.as_secs()).unwrap_or(0);
+            act(
+                &mut client,
+                id,
+                action::Kind::BlockIp(BlockIp { cidr, ttl_secs }),
+                opts,
+            )
+            .await
+        }
+        Cmd::UnblockIp { id, cidr, opts } => {
+            act(
+                &mut client,
+                id,
+                action::Kind::UnblockIp(UnblockIp { cidr }),
+                opts,
+            )
+            .await
+        }
+        Cmd::Ping { id, wait, json } => {
+            let (rec, rtt) = submit(&mut client, id, action::Kind::Ping(Ping {}), wait).await?;
             output::pong(&rec, rtt, json)
         }
         Cmd::Commands(CommandsCmd::List { agent, limit, json }) => {
@@ -214,7 +397,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn submit(
     client: &mut AdminServiceClient<Channel>,
     agent_id: String,
-    action: submit_command_request::Action,
+    action: action::Kind,
     wait: u64,
 ) -> anyhow::Result<(CommandRecord, Duration)> {
     let started = Instant::now();
@@ -222,7 +405,7 @@ async fn submit(
         agent_id,
         ttl_secs: 0,
         wait_secs: wait.max(1),
-        action: Some(action),
+        action: Some(action.into()),
     };
     let rec = call(client.submit_command(req)).await?;
     let rtt = started.elapsed();
@@ -242,6 +425,17 @@ async fn submit(
             rec.command_id
         )),
     }
+}
+
+/// Runs a host action and shows the agent's confirmed result.
+async fn act(
+    client: &mut AdminServiceClient<Channel>,
+    agent_id: String,
+    action: action::Kind,
+    opts: ActOpts,
+) -> anyhow::Result<()> {
+    let (rec, _) = submit(client, agent_id, action, opts.wait).await?;
+    output::action_result(&rec, opts.json)
 }
 
 /// Awaits an RPC, turning a refusal into a readable error.

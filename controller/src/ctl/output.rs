@@ -129,6 +129,28 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
         a.certificate_serial,
         time(a.certificate_expires_at_ms)
     );
+    let c = a.containment.clone().unwrap_or_default();
+    let observed = if c.isolation_table_present {
+        format!("isolated (ruleset {})", short(&c.isolation_ruleset_hash))
+    } else {
+        "not isolated".to_string()
+    };
+    let drift = a.isolation_desired != c.isolation_table_present
+        || (c.isolation_table_present && c.isolation_ruleset_hash != c.isolation_applied_hash);
+    println!(
+        "isolation:      desired {}, observed {}{}",
+        if a.isolation_desired {
+            "isolated"
+        } else {
+            "not isolated"
+        },
+        observed,
+        if drift { "  << DRIFT" } else { "" }
+    );
+    println!("blocked:        {} address(es)", c.blocked_addresses);
+    if !c.error.is_empty() {
+        println!("containment:    {}", c.error);
+    }
     if a.revoked {
         println!("revoked:        {}", time(a.revoked_at_ms));
     }
@@ -245,4 +267,74 @@ pub fn command(c: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The confirmed result of a host action.
+pub fn action_result(rec: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return print_json(&command_json(rec)?);
+    }
+    use command_result::Output;
+    let agent = &rec.agent_id;
+    match rec.result.as_ref().and_then(|r| r.output.as_ref()) {
+        Some(Output::Isolation(i)) if i.isolated => println!(
+            "{agent} isolated (ruleset {}, applied in {} us); reachable: controller {}{}",
+            short(&i.ruleset_hash),
+            i.apply_micros,
+            i.controller_addresses.join(", "),
+            if i.allowed.is_empty() {
+                String::new()
+            } else {
+                format!("; allowed {}", i.allowed.join(", "))
+            }
+        ),
+        Some(Output::Isolation(_)) => println!("{agent} released from isolation"),
+        Some(Output::Kill(k)) => {
+            println!("killed on {agent}:");
+            for p in &k.killed {
+                println!(
+                    "  pid {:<8} start {:<12} {} ({})",
+                    p.pid, p.start_time, p.exe, p.comm
+                );
+            }
+        }
+        Some(Output::Quarantined(q)) => println!(
+            "quarantined {} on {agent} as {} (sha256 {}, {} bytes)",
+            q.original_path, q.id, q.sha256, q.size
+        ),
+        Some(Output::Restored(q)) => {
+            println!("restored {} on {agent} from {}", q.original_path, q.id)
+        }
+        Some(Output::QuarantineList(l)) => {
+            println!(
+                "{:<28}  {:<25}  {:<10}  ORIGINAL PATH",
+                "QUARANTINE ID", "WHEN", "SIZE"
+            );
+            for q in &l.entries {
+                println!(
+                    "{:<28}  {:<25}  {:<10}  {}",
+                    q.id,
+                    time(q.quarantined_at_ms),
+                    q.size,
+                    q.original_path
+                );
+            }
+        }
+        Some(Output::Block(b)) if b.blocked => println!(
+            "{} blocked on {agent}{}",
+            b.cidr,
+            if b.ttl_secs > 0 {
+                format!(" for {}s", b.ttl_secs)
+            } else {
+                String::new()
+            }
+        ),
+        Some(Output::Block(b)) => println!("{} unblocked on {agent}", b.cidr),
+        _ => println!("command {} {}", rec.command_id, status_name(rec.status)),
+    }
+    Ok(())
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }

