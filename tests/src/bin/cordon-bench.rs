@@ -3,13 +3,19 @@
 //! on loopback and across a veth pair between two network namespaces, and enrolments per
 //! second. Prints the figures; asserts nothing.
 //!
-//! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]`
+//! With root it also measures, across the veth, isolate and kill from command issued to
+//! result confirmed, and the time the agent takes to apply the isolation ruleset.
+//!
+//! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N] [--containment N]`
 
 use anyhow::{Context, bail};
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
 use cordon_controller::client::AdminConfig;
-use cordon_proto::{CreateTokenRequest, Ping, SubmitCommandRequest, action};
+use cordon_proto::{
+    CommandRecord, CreateTokenRequest, Isolate, KillProcess, Ping, Release, SubmitCommandRequest,
+    action, command_result,
+};
 use cordon_tests::deploy::Deployment;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,6 +35,7 @@ fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
 fn main() -> anyhow::Result<()> {
     let pings = arg("--pings", 1000)?.clamp(1, 100_000);
     let enrolments = arg("--enrolments", 200)?.clamp(1, 10_000);
+    let containment = arg("--containment", 200)?.clamp(1, 10_000);
     println!("cordon-bench: {pings} pings per path, {enrolments} enrolments");
 
     let d = Deployment::loopback("");
@@ -57,59 +64,143 @@ fn main() -> anyhow::Result<()> {
     let ns = d.ctl_ns.as_ref().map(|n| n.name.clone());
     report(
         "ping, veth between namespaces",
-        &ping_rtts(&admin, &agent.id, pings, ns)?,
+        &ping_rtts(&admin, &agent.id, pings, ns.clone())?,
     );
+    isolation_figures(&admin, &agent.id, containment, ns.clone())?;
+    kill_figures(&admin, &agent.id, containment, ns)?;
     Ok(())
 }
 
-/// Sends `n` pings one after another from a thread (in `netns`, if given, so the admin
-/// connection reaches a controller inside it); returns each round trip.
+/// Runs `n` commands one after another from a thread (in `netns`, if given, so the admin
+/// connection reaches a controller inside it); `next(i)` makes the i-th action (and may do
+/// set-up work that is not timed). Returns each round trip and each record.
+fn command_rtts(
+    admin: &AdminConfig,
+    agent_id: &str,
+    n: usize,
+    netns: Option<String>,
+    next: impl Fn(usize) -> action::Kind + Send + 'static,
+) -> anyhow::Result<(Vec<Duration>, Vec<CommandRecord>)> {
+    let admin = admin.clone();
+    let agent_id = agent_id.to_string();
+    std::thread::spawn(
+        move || -> anyhow::Result<(Vec<Duration>, Vec<CommandRecord>)> {
+            if let Some(ns) = netns {
+                cordon_agent::sys::netns::enter(&ns)?;
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut client = admin.connect().await?;
+                let mut rtts = Vec::with_capacity(n);
+                let mut records = Vec::with_capacity(n);
+                let deadline = Instant::now() + Duration::from_secs(600);
+                for i in 0..n {
+                    if Instant::now() > deadline {
+                        bail!("benchmark ran over 10 minutes");
+                    }
+                    let req = SubmitCommandRequest {
+                        agent_id: agent_id.clone(),
+                        ttl_secs: 60,
+                        wait_secs: 10,
+                        action: Some(next(i).into()),
+                    };
+                    let started = Instant::now();
+                    let rec = client.submit_command(req).await?.into_inner();
+                    rtts.push(started.elapsed());
+                    if rec.status() != cordon_proto::CommandStatus::Succeeded {
+                        bail!(
+                            "command {} ended {:?}: {}",
+                            rec.command_id,
+                            rec.status(),
+                            rec.error
+                        );
+                    }
+                    records.push(rec);
+                }
+                Ok((rtts, records))
+            })
+        },
+    )
+    .join()
+    .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
+}
+
 fn ping_rtts(
     admin: &AdminConfig,
     agent_id: &str,
     n: usize,
     netns: Option<String>,
 ) -> anyhow::Result<Vec<Duration>> {
-    let admin = admin.clone();
-    let agent_id = agent_id.to_string();
-    std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
-        if let Some(ns) = netns {
-            cordon_agent::sys::netns::enter(&ns)?;
+    Ok(command_rtts(admin, agent_id, n, netns, |_| action::Kind::Ping(Ping {}))?.0)
+}
+
+/// Isolate then release, `n` times each: the confirmed round trips, and the ruleset apply
+/// times the agent measured.
+fn isolation_figures(
+    admin: &AdminConfig,
+    agent_id: &str,
+    n: usize,
+    netns: Option<String>,
+) -> anyhow::Result<()> {
+    let (rtts, records) = command_rtts(admin, agent_id, 2 * n, netns, |i| {
+        if i % 2 == 0 {
+            action::Kind::Isolate(Isolate {
+                allow: vec![],
+                reason: "bench".into(),
+            })
+        } else {
+            action::Kind::Release(Release {})
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let mut client = admin.connect().await?;
-            let mut rtts = Vec::with_capacity(n);
-            let deadline = Instant::now() + Duration::from_secs(600);
-            for _ in 0..n {
-                if Instant::now() > deadline {
-                    bail!("ping benchmark ran over 10 minutes");
+    })?;
+    let isolate_rtts: Vec<Duration> = rtts.iter().step_by(2).copied().collect();
+    report("isolate, issued to confirmed, veth", &isolate_rtts);
+    let applies: Vec<Duration> = records
+        .iter()
+        .step_by(2)
+        .filter_map(
+            |r| match r.result.as_ref().and_then(|r| r.output.as_ref()) {
+                Some(command_result::Output::Isolation(i)) => {
+                    Some(Duration::from_micros(i.apply_micros))
                 }
-                let req = SubmitCommandRequest {
-                    agent_id: agent_id.clone(),
-                    ttl_secs: 60,
-                    wait_secs: 10,
-                    action: Some(action::Kind::Ping(Ping {}).into()),
-                };
-                let started = Instant::now();
-                let rec = client.submit_command(req).await?.into_inner();
-                rtts.push(started.elapsed());
-                if rec.status() != cordon_proto::CommandStatus::Succeeded {
-                    bail!(
-                        "ping {} ended {:?}: {}",
-                        rec.command_id,
-                        rec.status(),
-                        rec.error
-                    );
-                }
-            }
-            Ok(rtts)
+                _ => None,
+            },
+        )
+        .collect();
+    report("isolation ruleset apply (nft transaction)", &applies);
+    Ok(())
+}
+
+/// Kills `n` freshly started `sleep` processes one by one (pid and start time given).
+fn kill_figures(
+    admin: &AdminConfig,
+    agent_id: &str,
+    n: usize,
+    netns: Option<String>,
+) -> anyhow::Result<()> {
+    let (rtts, _) = command_rtts(admin, agent_id, n, netns, |_| {
+        let child = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        // Reaped by a thread so the killed process does not linger as a zombie.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let start_time =
+            cordon_agent::respond::kill::parse_stat(pid, &stat).map_or(0, |p| p.start_time);
+        action::Kind::Kill(KillProcess {
+            pid,
+            start_time,
+            tree: false,
         })
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("ping thread panicked"))?
+    })?;
+    report("kill, issued to confirmed, veth", &rtts);
+    Ok(())
 }
 
 fn report(what: &str, rtts: &[Duration]) {
