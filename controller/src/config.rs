@@ -1,4 +1,5 @@
-//! Controller configuration: `controller.toml` in the data directory, written by `init`.
+//! Controller configuration: `controller.toml` in the data directory (written by `init`), or
+//! a file given with `--config` (the packaged `/etc/cordon/controller.toml`).
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -13,6 +14,9 @@ pub struct ControllerConfig {
     pub listen: SocketAddr,
     /// URL agents and admins use to reach this controller.
     pub url: String,
+    /// DNS names and IP addresses for the server certificate, used when the PKI is created.
+    #[serde(default)]
+    pub names: Vec<String>,
     /// Lifetime of agent client certificates; agents renew at two thirds of it.
     #[serde(default = "default_agent_cert_ttl")]
     pub agent_cert_ttl_secs: u64,
@@ -41,14 +45,28 @@ impl ControllerConfig {
         Self {
             listen,
             url,
+            names: Vec::new(),
             agent_cert_ttl_secs: default_agent_cert_ttl(),
             command_ttl_secs: default_command_ttl(),
             agent_idle_timeout_secs: default_idle(),
         }
     }
 
+    /// Loads `DATA_DIR/controller.toml`.
     pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
-        cordon_proto::config::load(&data_dir.join(CONFIG_FILE), Self::validate)
+        Self::load_file(&data_dir.join(CONFIG_FILE))
+    }
+
+    /// Loads `config` if given, else `DATA_DIR/controller.toml`.
+    pub fn load_from(data_dir: &Path, config: Option<&Path>) -> Result<Self, ConfigError> {
+        match config {
+            Some(path) => Self::load_file(path),
+            None => Self::load(data_dir),
+        }
+    }
+
+    pub fn load_file(path: &Path) -> Result<Self, ConfigError> {
+        cordon_proto::config::load(path, Self::validate)
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -87,10 +87,35 @@ fn url_for(name: &str, port: u16) -> String {
     }
 }
 
+/// Creates a controller in `data_dir` listening on `listen`, with `names` in its server
+/// certificate (defaults if empty), and writes `DATA_DIR/controller.toml`.
 pub fn init(
     data_dir: &Path,
     listen: SocketAddr,
     names: Vec<String>,
+) -> Result<Initialised, InitError> {
+    let names = if names.is_empty() {
+        default_names(&listen)
+    } else {
+        names
+    };
+    let mut config = ControllerConfig::new(listen, url_for(&names[0], listen.port()));
+    config.names = names;
+    init_with(data_dir, &config, true)
+}
+
+/// Whether `data_dir` already holds a controller's keys.
+pub fn is_initialised(data_dir: &Path) -> bool {
+    let l = Layout::new(data_dir);
+    l.ca_cert.exists() && l.ca_key.exists() && l.signing_key.exists()
+}
+
+/// Creates the PKI and admin credential in `data_dir` for `config`; with `write_config`, also
+/// `DATA_DIR/controller.toml` (a packaged controller keeps its settings in /etc instead).
+pub fn init_with(
+    data_dir: &Path,
+    config: &ControllerConfig,
+    write_config: bool,
 ) -> Result<Initialised, InitError> {
     let l = Layout::new(data_dir);
     for existing in [&l.ca_cert, &l.ca_key, &l.signing_key] {
@@ -98,14 +123,13 @@ pub fn init(
             return Err(InitError::Exists(data_dir.into(), existing.clone()));
         }
     }
-    let names = if names.is_empty() {
-        default_names(&listen)
-    } else {
-        names
-    };
-    let url = url_for(&names[0], listen.port());
-    let config = ControllerConfig::new(listen, url.clone());
     config.validate().map_err(InitError::Invalid)?;
+    let names = if config.names.is_empty() {
+        default_names(&config.listen)
+    } else {
+        config.names.clone()
+    };
+    let url = config.url.clone();
 
     let write = |path: &Path, bytes: &[u8], mode: u32| {
         atomic_write(path, bytes, mode).map_err(|source| InitError::Write {
@@ -144,11 +168,13 @@ pub fn init(
     };
     let text = toml::to_string_pretty(&admin_cfg).map_err(|e| InitError::Invalid(e.to_string()))?;
     write(&l.admin_config, text.as_bytes(), PRIVATE)?;
-    let text = format!(
-        "# Cordon controller settings (written by `cordon-controller init`).\n{}",
-        toml::to_string_pretty(&config).map_err(|e| InitError::Invalid(e.to_string()))?
-    );
-    write(&dir.join(CONFIG_FILE), text.as_bytes(), PUBLIC)?;
+    if write_config {
+        let text = format!(
+            "# Cordon controller settings (written by `cordon-controller init`).\n{}",
+            toml::to_string_pretty(config).map_err(|e| InitError::Invalid(e.to_string()))?
+        );
+        write(&dir.join(CONFIG_FILE), text.as_bytes(), PUBLIC)?;
+    }
     Ok(Initialised {
         url,
         ca_fingerprint: ca.fingerprint(),

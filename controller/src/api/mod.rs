@@ -72,10 +72,18 @@ pub enum ServeError {
 impl Controller {
     /// Loads the controller that `init` created in `data_dir`.
     pub async fn open(data_dir: &Path) -> Result<Arc<Self>, ServeError> {
+        Self::open_with(data_dir, None).await
+    }
+
+    /// As [`Self::open`], with settings from `config` instead of `DATA_DIR/controller.toml`.
+    pub async fn open_with(
+        data_dir: &Path,
+        config: Option<&Path>,
+    ) -> Result<Arc<Self>, ServeError> {
         use rustls::pki_types::PrivateKeyDer;
         use rustls::pki_types::pem::PemObject;
         let layout = Layout::new(data_dir);
-        let config = ControllerConfig::load(data_dir)?;
+        let config = ControllerConfig::load_from(data_dir, config)?;
         let ca = Ca::load(&layout.ca_cert, &layout.ca_key)?;
         let signer = CommandSigner::load(&layout.signing_key)?;
         let store = Store::open(data_dir)?;
@@ -194,8 +202,8 @@ pub async fn serve(
 
 /// Opens the controller in `data_dir`, binds its configured address and serves until
 /// SIGINT or SIGTERM.
-pub async fn run(data_dir: &Path) -> Result<(), ServeError> {
-    let ctl = Controller::open(data_dir).await?;
+pub async fn run(data_dir: &Path, config: Option<&Path>) -> Result<(), ServeError> {
+    let ctl = Controller::open_with(data_dir, config).await?;
     let addr = ctl.config.listen;
     let listener = TcpListener::bind(addr)
         .await
