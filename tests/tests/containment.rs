@@ -23,11 +23,15 @@ fn started(d: &Deployment, name: &str) -> AgentHandle {
     agent
 }
 
-fn ns(d: &Deployment) -> (String, String) {
-    (
-        d.agent_ns.as_ref().unwrap().name.clone(),
-        d.peer_ns.as_ref().unwrap().name.clone(),
-    )
+/// The three-namespace deployment with a running agent and an IPv4 echo service on the peer
+/// (port 8080); returns the host and peer namespace names too.
+fn with_peer() -> (Deployment, AgentHandle, String, String, EchoServer) {
+    let d = Deployment::namespaces_with_peer("");
+    let agent = started(&d, "host");
+    let host = d.agent_ns.as_ref().unwrap().name.clone();
+    let peer = d.peer_ns.as_ref().unwrap().name.clone();
+    let echo = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    (d, agent, host, peer, echo)
 }
 
 /// Polls `f` until it is true or `timeout` passes.
@@ -49,10 +53,7 @@ fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_re
     ) {
         return;
     }
-    let d = Deployment::namespaces_with_peer("");
-    let agent = started(&d, "host");
-    let (host, peer) = ns(&d);
-    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let (d, agent, host, peer, _p4) = with_peer();
     let _p6 = EchoServer::start(&peer, &format!("[{PEER_V6}]:8080"));
     let _allowed = EchoServer::start(&peer, &format!("{PEER_V4}:9090"));
     let _h4 = EchoServer::start(&host, &format!("{HOST_V4}:7070"));
@@ -132,10 +133,7 @@ fn isolation_is_back_after_kill_9_and_a_lost_ruleset() {
     if !require_root("isolation_is_back_after_kill_9_and_a_lost_ruleset") {
         return;
     }
-    let d = Deployment::namespaces_with_peer("");
-    let mut agent = started(&d, "host");
-    let (host, peer) = ns(&d);
-    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let (d, mut agent, host, _peer, _p4) = with_peer();
     d.ctl_json(&["isolate", &agent.id]);
     assert!(!reachable(&host, sa(PEER_V4, 8080)));
 
@@ -173,10 +171,7 @@ fn isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported() {
     if !require_root("isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported") {
         return;
     }
-    let d = Deployment::namespaces_with_peer("");
-    let agent = started(&d, "host");
-    let (host, peer) = ns(&d);
-    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let (d, agent, host, _peer, _p4) = with_peer();
     // Something else on the host drops new connections to the controller (the open stream
     // keeps working), so the agent's reachability check through the new ruleset fails.
     let out = Command::new("ip")
@@ -212,10 +207,7 @@ fn ip_blocks_work_for_v4_and_v6_and_expire() {
     if !require_root("ip_blocks_work_for_v4_and_v6_and_expire") {
         return;
     }
-    let d = Deployment::namespaces_with_peer("");
-    let agent = started(&d, "host");
-    let (host, peer) = ns(&d);
-    let _p4 = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let (d, agent, host, peer, _p4) = with_peer();
     let _p6 = EchoServer::start(&peer, &format!("[{PEER_V6}]:8080"));
 
     d.ctl_json(&["block-ip", &agent.id, PEER_V4, "--ttl", "3s"]);

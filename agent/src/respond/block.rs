@@ -53,15 +53,8 @@ fn table_batch() -> Vec<Value> {
             "family": FAMILY, "table": TABLE, "name": set, "type": kind, "flags": ["interval", "timeout"]
         }}}));
     }
-    for (chain, hook) in [
-        ("input", "input"),
-        ("output", "output"),
-        ("forward", "forward"),
-    ] {
-        batch.push(json!({"add": {"chain": {
-            "family": FAMILY, "table": TABLE, "name": chain,
-            "type": "filter", "hook": hook, "prio": PRIORITY, "policy": "accept"
-        }}}));
+    batch.extend(nft::base_chains(TABLE, PRIORITY, "accept"));
+    for chain in ["input", "output", "forward"] {
         for (proto, set) in [("ip", "@block4"), ("ip6", "@block6")] {
             for field in ["saddr", "daddr"] {
                 batch.push(

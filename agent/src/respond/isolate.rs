@@ -129,16 +129,7 @@ pub fn ruleset(plan: &Plan, mode: Mode) -> Vec<Value> {
             json!({"add": {"set": {"family": FAMILY, "table": TABLE, "name": set, "type": kind}}}),
         );
     }
-    for (chain, hook) in [
-        ("input", "input"),
-        ("output", "output"),
-        ("forward", "forward"),
-    ] {
-        batch.push(json!({"add": {"chain": {
-            "family": FAMILY, "table": TABLE, "name": chain,
-            "type": "filter", "hook": hook, "prio": PRIORITY, "policy": "drop"
-        }}}));
-    }
+    batch.extend(nft::base_chains(TABLE, PRIORITY, "drop"));
     if mode == Mode::Replace {
         batch.push(json!({ "flush": table }));
         batch.extend(flush_controller_sets());

@@ -66,6 +66,23 @@ pub fn table_hash(listed: &Value) -> String {
     hex::encode(digest(&SHA256, canonical.as_bytes()))
 }
 
+/// `add chain` for the input, output and forward filter hooks of an `inet` table.
+pub fn base_chains(table: &str, priority: i32, policy: &str) -> Vec<Value> {
+    [
+        ("input", "input"),
+        ("output", "output"),
+        ("forward", "forward"),
+    ]
+    .iter()
+    .map(|(chain, hook)| {
+        serde_json::json!({"add": {"chain": {
+            "family": "inet", "table": table, "name": chain,
+            "type": "filter", "hook": hook, "prio": priority, "policy": policy
+        }}})
+    })
+    .collect()
+}
+
 /// A match statement: `left == right`.
 pub fn eq(left: Value, right: Value) -> Value {
     serde_json::json!({ "match": { "op": "==", "left": left, "right": right } })
