@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod respond;
 pub mod sensors;
+pub mod spool;
 pub mod state;
 pub mod sys;
 pub mod uplink;

@@ -250,7 +250,7 @@ async fn oversized_messages_are_refused_without_harming_other_agents() {
             body: Some(event::Body::Notice(AgentNotice {
                 kind: "x".into(),
                 message: huge,
-                count: 0,
+                ..Default::default()
             })),
         }],
     };
@@ -382,8 +382,8 @@ fn notice_batch(seqs: std::ops::RangeInclusive<u64>) -> AgentMessage {
             time_ms: 1,
             body: Some(event::Body::Notice(AgentNotice {
                 kind: "test".into(),
-                message: String::new(),
                 count: seq,
+                ..Default::default()
             })),
         })
         .collect();

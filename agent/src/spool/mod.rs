@@ -1,0 +1,261 @@
+//! The durable outbound queue: every event the agent accepts gets the next per-agent sequence
+//! number and is appended to checksummed segment files in the state directory (fsynced before
+//! it counts as accepted). Events leave only when the controller acknowledges having stored
+//! them; whole acknowledged segments are then deleted. When the spool hits its bound, the
+//! oldest segment goes and an `events_lost` event records exactly how many events and which
+//! sequence range were lost. A torn or corrupt tail is detected at open, cut off and reported.
+
+mod segment;
+
+use cordon_proto::files::{PRIVATE, atomic_write};
+use cordon_proto::{AgentNotice, Event, event};
+use segment::{Record, Segment};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// Most bytes kept on disk before the oldest events are dropped (and counted).
+    pub max_bytes: u64,
+    /// A segment is closed and a new one started past this size.
+    pub segment_bytes: u64,
+}
+
+/// What opening the spool found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Corrupt or torn regions cut off.
+    pub corrupt_regions: u64,
+    pub corrupt_bytes: u64,
+}
+
+pub struct Spool {
+    cfg: SpoolConfig,
+    segments: VecDeque<Segment>,
+    next_seq: u64,
+    acked: u64,
+    /// Events lost to the bound since the last report: how many, and the sequence range
+    /// they were dropped from.
+    lost: Option<(u64, u64, u64)>,
+}
+
+const ACKED_FILE: &str = "acked";
+
+impl Spool {
+    /// Opens (or creates) the spool, checking every record.
+    pub fn open(cfg: SpoolConfig) -> Result<(Self, OpenReport), SpoolError> {
+        std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+        let acked_path = cfg.dir.join(ACKED_FILE);
+        let acked = std::fs::read_to_string(&acked_path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&cfg.dir)
+            .map_err(io(&cfg.dir))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        paths.sort();
+        let mut report = OpenReport::default();
+        let mut segments = VecDeque::new();
+        let count = paths.len();
+        for (i, path) in paths.into_iter().enumerate() {
+            let (seg, bad) = Segment::scan(path, i + 1 == count)?;
+            if let Some(bytes) = bad {
+                report.corrupt_regions += 1;
+                report.corrupt_bytes += bytes;
+            }
+            segments.push_back(seg);
+        }
+        let last = segments.iter().rev().find_map(|s| s.last_seq).unwrap_or(0);
+        let next_seq = last.max(acked) + 1;
+        let mut spool = Self {
+            cfg,
+            segments,
+            next_seq,
+            acked,
+            lost: None,
+        };
+        spool.trim_acked()?;
+        Ok((spool, report))
+    }
+
+    /// Appends events (time and body), assigning sequence numbers; durable on return.
+    /// Returns the last sequence number used.
+    pub fn append(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, SpoolError> {
+        for (time_ms, body) in items {
+            self.write(time_ms, body)?;
+        }
+        self.sync()?;
+        self.enforce_bound()?;
+        // Say what the bound cost at once, right behind the events that displaced it.
+        if let Some((count, from, to)) = self.lost.take() {
+            let notice = AgentNotice {
+                kind: "events_lost".into(),
+                message: format!(
+                    "spool full: {count} events dropped (sequence numbers {from} to {to}) before the controller stored them"
+                ),
+                count,
+                first_seq: from,
+                last_seq: to,
+            };
+            self.write(cordon_proto::time::now_ms(), event::Body::Notice(notice))?;
+            self.sync()?;
+        }
+        Ok(self.next_seq - 1)
+    }
+
+    fn write(&mut self, time_ms: i64, body: event::Body) -> Result<(), SpoolError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let ev = Event {
+            seq,
+            time_ms,
+            body: Some(body),
+        };
+        self.writable()?.push(&Record::encode(&ev))
+    }
+
+    fn sync(&mut self) -> Result<(), SpoolError> {
+        match self.segments.back_mut() {
+            Some(seg) => seg.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// The segment to append to, rolling to a new one when the current one is full.
+    fn writable(&mut self) -> Result<&mut Segment, SpoolError> {
+        let roll = self
+            .segments
+            .back()
+            .is_none_or(|s| s.bytes >= self.cfg.segment_bytes || s.sealed);
+        if roll {
+            if let Some(seg) = self.segments.back_mut() {
+                seg.sync()?;
+                seg.sealed = true;
+            }
+            let path = self.cfg.dir.join(format!("{:020}.seg", self.next_seq));
+            self.segments.push_back(Segment::create(path)?);
+        }
+        Ok(self
+            .segments
+            .back_mut()
+            .expect("a segment was just ensured"))
+    }
+
+    fn enforce_bound(&mut self) -> Result<(), SpoolError> {
+        while self.bytes() > self.cfg.max_bytes && self.segments.len() > 1 {
+            let Some(oldest) = self.segments.pop_front() else {
+                break;
+            };
+            if let (Some(first), Some(last)) = (oldest.first_seq, oldest.last_seq) {
+                let from = first.max(self.acked + 1);
+                if last >= from {
+                    // Count the events dropped; a loss report dropped with them passes its
+                    // own count on, so the total stays exact.
+                    let mut events = Vec::new();
+                    oldest.read_into(from, usize::MAX, &mut events)?;
+                    let count: u64 = events
+                        .iter()
+                        .map(|ev| match &ev.body {
+                            Some(event::Body::Notice(n)) if n.kind == "events_lost" => n.count,
+                            _ => 1,
+                        })
+                        .sum();
+                    self.lost = Some(match self.lost {
+                        Some((c, f, _)) => (c + count, f, last),
+                        None => (count, from, last),
+                    });
+                    tracing::error!(
+                        count,
+                        from,
+                        to = last,
+                        "spool full: dropped the oldest events"
+                    );
+                }
+            }
+            oldest.remove()?;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `max_events` events with seq >= `from`, in order.
+    pub fn read_from(&self, from: u64, max_events: usize) -> Result<Vec<Event>, SpoolError> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            if seg.last_seq.is_none_or(|l| l < from) {
+                continue;
+            }
+            seg.read_into(from, max_events, &mut out)?;
+            if out.len() >= max_events {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The controller has stored everything through `seq`: forget it.
+    pub fn ack(&mut self, seq: u64) -> Result<(), SpoolError> {
+        let seq = seq.min(self.next_seq - 1);
+        if seq <= self.acked {
+            return Ok(());
+        }
+        self.acked = seq;
+        let path = self.cfg.dir.join(ACKED_FILE);
+        atomic_write(&path, seq.to_string().as_bytes(), PRIVATE).map_err(io(&path))?;
+        self.trim_acked()
+    }
+
+    fn trim_acked(&mut self) -> Result<(), SpoolError> {
+        while self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.last_seq.is_none_or(|l| l <= self.acked))
+        {
+            if let Some(seg) = self.segments.pop_front() {
+                seg.remove()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// The last sequence number handed out.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Events not yet acknowledged.
+    pub fn depth(&self) -> u64 {
+        self.last_seq() - self.acked
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

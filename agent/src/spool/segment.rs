@@ -1,0 +1,178 @@
+//! One segment file: records of `[length u32 LE][crc32 u32 LE][encoded Event]`, appended and
+//! fsynced, read back in order, checked record by record.
+
+use super::{SpoolError, io};
+use cordon_proto::Event;
+use prost::Message;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+/// Largest record accepted when reading back; anything larger is corruption.
+const MAX_RECORD: u32 = 8 * 1024 * 1024;
+const HEADER: u64 = 8;
+
+pub struct Record;
+
+impl Record {
+    pub fn encode(ev: &Event) -> Vec<u8> {
+        let payload = ev.encode_to_vec();
+        let mut out = Vec::with_capacity(payload.len() + HEADER as usize);
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+}
+
+pub struct Segment {
+    pub path: PathBuf,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub bytes: u64,
+    /// No more appends (a newer segment exists).
+    pub sealed: bool,
+    file: Option<File>,
+}
+
+/// Reads the next record: Ok(None) at a clean end, Err(()) on a torn or corrupt record.
+fn next_record(r: &mut impl Read) -> Result<Option<(Event, u64)>, ()> {
+    let mut header = [0u8; HEADER as usize];
+    match r.read(&mut header[..1]) {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(_) => return Err(()),
+    }
+    r.read_exact(&mut header[1..]).map_err(|_| ())?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD {
+        return Err(());
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload).map_err(|_| ())?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(());
+    }
+    let ev = Event::decode(payload.as_slice()).map_err(|_| ())?;
+    Ok(Some((ev, HEADER + u64::from(len))))
+}
+
+impl Segment {
+    pub fn create(path: PathBuf) -> Result<Self, SpoolError> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(Self {
+            path,
+            first_seq: None,
+            last_seq: None,
+            bytes: 0,
+            sealed: false,
+            file: Some(file),
+        })
+    }
+
+    /// Reads a segment back, checking every record. A bad record ends the segment there: the
+    /// last segment is cut back to its last good record (a torn write), an older one keeps its
+    /// good prefix. Returns the number of bytes given up, if any.
+    pub fn scan(path: PathBuf, last: bool) -> Result<(Self, Option<u64>), SpoolError> {
+        let file = File::open(&path).map_err(io(&path))?;
+        let size = file.metadata().map_err(io(&path))?.len();
+        let mut reader = BufReader::new(file);
+        let (mut first, mut lastseq, mut good) = (None, None, 0u64);
+        let bad = loop {
+            match next_record(&mut reader) {
+                Ok(Some((ev, n))) => {
+                    first.get_or_insert(ev.seq);
+                    lastseq = Some(ev.seq);
+                    good += n;
+                }
+                Ok(None) => break None,
+                Err(()) => break Some(size - good),
+            }
+        };
+        if let Some(bytes) = bad {
+            tracing::error!(segment = %path.display(), bytes, "corrupt or torn spool records cut off");
+            if last {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                f.set_len(good).map_err(io(&path))?;
+                f.sync_all().map_err(io(&path))?;
+            }
+        }
+        // Only the newest segment takes appends (after a torn tail, from its last good record).
+        let file = if last {
+            Some(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io(&path))?,
+            )
+        } else {
+            None
+        };
+        let sealed = !last;
+        Ok((
+            Self {
+                path,
+                first_seq: first,
+                last_seq: lastseq,
+                bytes: good,
+                sealed,
+                file,
+            },
+            bad,
+        ))
+    }
+
+    pub fn push(&mut self, record: &[u8]) -> Result<(), SpoolError> {
+        let path = self.path.clone();
+        let f = self.file.as_mut().ok_or_else(|| SpoolError::Io {
+            path: path.clone(),
+            source: std::io::Error::other("segment is sealed"),
+        })?;
+        f.write_all(record).map_err(io(&path))?;
+        self.bytes += record.len() as u64;
+        // Sequence numbers are read back from the record itself on open; here we track them.
+        let seq = Event::decode(&record[HEADER as usize..])
+            .map(|e| e.seq)
+            .unwrap_or(0);
+        self.first_seq.get_or_insert(seq);
+        self.last_seq = Some(seq);
+        Ok(())
+    }
+
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if let Some(f) = self.file.as_mut() {
+            f.sync_data().map_err(io(&self.path))?;
+        }
+        Ok(())
+    }
+
+    /// Appends events with seq >= `from` to `out`, up to `max` in all.
+    pub fn read_into(&self, from: u64, max: usize, out: &mut Vec<Event>) -> Result<(), SpoolError> {
+        let mut file = File::open(&self.path).map_err(io(&self.path))?;
+        file.seek(SeekFrom::Start(0)).map_err(io(&self.path))?;
+        let mut reader = BufReader::new(file.take(self.bytes));
+        while out.len() < max {
+            match next_record(&mut reader) {
+                Ok(Some((ev, _))) if ev.seq >= from => out.push(ev),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(()) => break,
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove(self) -> Result<(), SpoolError> {
+        drop(self.file);
+        std::fs::remove_file(&self.path).map_err(io(&self.path))
+    }
+}

@@ -1,0 +1,162 @@
+//! The spool against its promises: nothing accepted is lost unless counted, acknowledged
+//! events go, unacknowledged ones survive restarts, corruption is cut off and reported.
+
+use super::*;
+use std::io::Write;
+
+fn cfg(dir: &std::path::Path, max_bytes: u64, segment_bytes: u64) -> SpoolConfig {
+    SpoolConfig {
+        dir: dir.join("spool"),
+        max_bytes,
+        segment_bytes,
+    }
+}
+
+fn note(i: u64) -> (i64, event::Body) {
+    (
+        i as i64,
+        event::Body::Notice(AgentNotice {
+            kind: "test".into(),
+            message: format!("event {i}"),
+            count: i,
+            ..Default::default()
+        }),
+    )
+}
+
+fn counts(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Some(event::Body::Notice(n)) if n.kind == "test" => Some(n.count),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unacknowledged_events_survive_a_restart_and_acknowledged_ones_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, report) = Spool::open(cfg(dir.path(), 1 << 30, 4096)).unwrap();
+    assert_eq!(report, OpenReport::default());
+    for chunk in (0..1000u64).collect::<Vec<_>>().chunks(100) {
+        s.append(chunk.iter().map(|i| note(*i)).collect()).unwrap();
+    }
+    assert_eq!(s.last_seq(), 1000);
+    let segments_before = std::fs::read_dir(dir.path().join("spool")).unwrap().count();
+    s.ack(600).unwrap();
+    let segments_after = std::fs::read_dir(dir.path().join("spool")).unwrap().count();
+    assert!(
+        segments_after < segments_before,
+        "acknowledged segments were not deleted"
+    );
+    drop(s);
+
+    let (s, _) = Spool::open(cfg(dir.path(), 1 << 30, 4096)).unwrap();
+    assert_eq!((s.acked(), s.last_seq(), s.depth()), (600, 1000, 400));
+    let rest = s.read_from(601, usize::MAX).unwrap();
+    assert_eq!(counts(&rest), (600..1000).collect::<Vec<_>>());
+    assert_eq!(
+        rest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (601..=1000).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sequence_numbers_are_never_reused_even_when_everything_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 256)).unwrap();
+    s.append((0..50).map(note).collect()).unwrap();
+    s.ack(50).unwrap();
+    drop(s);
+    let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 256)).unwrap();
+    assert_eq!(s.append(vec![note(99)]).unwrap(), 51);
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_and_counts_exactly_what_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 20_000, 2_000)).unwrap();
+    let total = 2_000u64;
+    for i in 0..total {
+        s.append(vec![note(i)]).unwrap();
+    }
+    assert!(
+        s.bytes() <= 20_000 + 2_000,
+        "the bound was not kept: {}",
+        s.bytes()
+    );
+    let kept = s.read_from(1, usize::MAX).unwrap();
+    let kept_seqs: std::collections::BTreeSet<u64> = kept.iter().map(|e| e.seq).collect();
+    let mut reported = 0;
+    for e in &kept {
+        if let Some(event::Body::Notice(n)) = &e.body
+            && n.kind == "events_lost"
+        {
+            assert!(n.first_seq <= n.last_seq && n.last_seq < e.seq);
+            assert!(
+                kept_seqs.range(n.first_seq..=n.last_seq).next().is_none(),
+                "a reported range holds kept events"
+            );
+            reported += n.count;
+        }
+    }
+    assert!(reported > 0, "nothing was dropped: the bound did not bite");
+    assert!(s.lost.is_none(), "a loss was left unreported");
+    assert_eq!(counts(&kept).len() as u64 + reported, total);
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_reported_and_the_spool_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
+    s.append((0..10).map(note).collect()).unwrap();
+    drop(s);
+    let seg = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    // Half a record: a crash in the middle of a write.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&[200, 0, 0, 0, 1, 2])
+        .unwrap();
+    let (mut s, report) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
+    assert_eq!(report.corrupt_regions, 1);
+    assert_eq!(report.corrupt_bytes, 6);
+    assert_eq!(s.append(vec![note(10)]).unwrap(), 11);
+    assert_eq!(
+        counts(&s.read_from(1, usize::MAX).unwrap()),
+        (0..=10).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_corrupt_record_in_an_older_segment_is_reported_and_later_segments_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 300)).unwrap();
+    for i in 0..40 {
+        s.append(vec![note(i)]).unwrap();
+    }
+    drop(s);
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 3);
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&segs[0], bytes).unwrap();
+    let (s, report) = Spool::open(cfg(dir.path(), 1 << 30, 300)).unwrap();
+    assert_eq!(report.corrupt_regions, 1);
+    let got = counts(&s.read_from(1, usize::MAX).unwrap());
+    assert!(got.contains(&39) && got.len() < 40, "{got:?}");
+}
