@@ -16,6 +16,9 @@ pub struct AgentConfig {
     pub reconnect_max_secs: u64,
     /// Renew the client certificate once this fraction of its lifetime has passed.
     pub renew_at_fraction: f64,
+    /// Most bytes the telemetry spool keeps on disk while the controller is unreachable;
+    /// past it the oldest events are dropped and counted.
+    pub spool_max_bytes: u64,
     /// Containment settings.
     pub containment: ContainmentConfig,
 }
@@ -54,6 +57,7 @@ impl Default for AgentConfig {
             reconnect_min_ms: 500,
             reconnect_max_secs: 30,
             renew_at_fraction: 2.0 / 3.0,
+            spool_max_bytes: 512 * 1024 * 1024,
             containment: ContainmentConfig::default(),
         }
     }
@@ -91,6 +95,9 @@ impl AgentConfig {
         }
         if !(0.1..=0.95).contains(&self.renew_at_fraction) {
             return Err("renew_at_fraction must be between 0.1 and 0.95".into());
+        }
+        if self.spool_max_bytes < 1024 * 1024 {
+            return Err("spool_max_bytes must be at least 1 MiB".into());
         }
         let c = &self.containment;
         if c.controller_refresh_secs == 0 || c.verify_timeout_ms == 0 {

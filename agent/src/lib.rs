@@ -9,4 +9,5 @@ pub mod sensors;
 pub mod spool;
 pub mod state;
 pub mod sys;
+pub mod telemetry;
 pub mod uplink;

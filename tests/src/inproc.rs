@@ -40,7 +40,27 @@ impl TestController {
         let mut text = std::fs::read_to_string(&cfg_path).expect("config");
         tweak(&mut text);
         std::fs::write(&cfg_path, text).expect("config");
-        let ctl = Controller::open(dir.path()).await.expect("open controller");
+        let (ctl, stop, task) = Self::serve_on(dir.path(), listener).await;
+        let admin = AdminConfig::load(&done.admin_config).expect("admin config");
+        Self {
+            dir,
+            url: done.url,
+            ctl,
+            admin,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn serve_on(
+        dir: &std::path::Path,
+        listener: TcpListener,
+    ) -> (
+        Arc<Controller>,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let ctl = Controller::open(dir).await.expect("open controller");
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn({
             let ctl = ctl.clone();
@@ -52,15 +72,17 @@ impl TestController {
                 .expect("serve");
             }
         });
-        let admin = AdminConfig::load(&done.admin_config).expect("admin config");
-        Self {
-            dir,
-            url: done.url,
-            ctl,
-            admin,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        (ctl, stop, task)
+    }
+
+    /// Starts serving again from the same data and address (after [`Self::stop`]).
+    pub async fn restart(&mut self) {
+        let addr = self.ctl.config.listen;
+        let listener = TcpListener::bind(addr).await.expect("rebind");
+        let (ctl, stop, task) = Self::serve_on(self.dir.path(), listener).await;
+        self.ctl = ctl;
+        self.stop = Some(stop);
+        self.task = Some(task);
     }
 
     pub async fn start() -> Self {
@@ -126,11 +148,14 @@ pub struct TestAgent {
 }
 
 /// The real agent runtime running in-process; stopped on drop.
-pub struct Running(tokio::task::JoinHandle<()>);
+pub struct Running {
+    pub uplink: Arc<cordon_agent::uplink::Uplink>,
+    task: tokio::task::JoinHandle<()>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -143,7 +168,10 @@ impl TestAgent {
         };
         let up = cordon_agent::uplink::Uplink::new(self.state.clone(), config, "none".into())
             .expect("uplink");
-        Running(tokio::spawn(cordon_agent::uplink::run(up)))
+        Running {
+            uplink: up.clone(),
+            task: tokio::spawn(cordon_agent::uplink::run(up)),
+        }
     }
 
     pub fn cert_and_key(&self) -> (String, String) {

@@ -11,7 +11,9 @@ use crate::commands::{Dispatcher, Ledger, Verifier};
 use crate::config::AgentConfig;
 use crate::respond::HostResponder;
 use crate::respond::containment::Containment;
+use crate::spool::SpoolConfig;
 use crate::state::{StateDir, StateError};
+use crate::telemetry::Telemetry;
 use backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::{ChannelError, tls_channel};
@@ -33,6 +35,8 @@ pub enum UplinkError {
     Ledger(#[from] crate::commands::LedgerError),
     #[error("the pinned command-signing key in the state directory is not valid")]
     BadSigningKey,
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
 }
 
 /// What the agent runs with, shared by the stream and the renewal task.
@@ -45,6 +49,8 @@ pub struct Uplink {
     dispatcher: Dispatcher<HostResponder>,
     /// Containment state, reported in heartbeats and kept up while isolated.
     pub containment: Arc<Containment>,
+    /// The spool and the sensors' emitter.
+    pub telemetry: Arc<Telemetry>,
     /// Signalled when a renewed certificate is on disk: reconnect with it.
     renewed: Notify,
 }
@@ -78,6 +84,15 @@ impl Uplink {
         }
         let ledger = Ledger::open(state.ledger())?;
         let containment = responder.containment.clone();
+        let telemetry = Telemetry::start(SpoolConfig {
+            dir: state.dir.join("spool"),
+            max_bytes: config.spool_max_bytes,
+            segment_bytes: (config.spool_max_bytes / 16).clamp(64 * 1024, 8 * 1024 * 1024),
+        })?;
+        telemetry.emitter().notice(
+            "agent_started",
+            format!("cordon-agent {} started", env!("CARGO_PKG_VERSION")),
+        );
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,
@@ -90,6 +105,7 @@ impl Uplink {
             process_sensor,
             dispatcher,
             containment,
+            telemetry,
             renewed: Notify::new(),
         }))
     }
@@ -106,7 +122,10 @@ impl Uplink {
             Some(Identity::from_pem(cert, key)),
         )
         .await?;
+        // Telemetry batches travel gzip-compressed.
         Ok(AgentServiceClient::new(channel)
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
             .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
             .max_encoding_message_size(AGENT_MAX_MESSAGE))
     }

@@ -4,7 +4,9 @@
 use super::{Uplink, UplinkError};
 use crate::sensors::inventory::host_facts;
 use cordon_proto::time::now_ms;
-use cordon_proto::{AgentMessage, Heartbeat, Hello, agent_message, controller_message};
+use cordon_proto::{
+    AgentMessage, Heartbeat, Hello, TelemetryBatch, agent_message, controller_message,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -50,6 +52,7 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
         Err(s) => return Err(UplinkError::Refused(cordon_proto::status::describe(&s))),
     }
     tracing::info!(agent_id = %up.agent_id, "connected to the controller");
+    let _shipper = AbortOnDrop(tokio::spawn(ship(up.clone(), tx.clone())));
 
     let mut heartbeat = tokio::time::interval(up.config.heartbeat());
     loop {
@@ -61,7 +64,7 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
                 let hb = Heartbeat {
                     sent_at_ms: now_ms(),
                     process_sensor: up.process_sensor.clone(),
-                    spooled_seq: 0,
+                    spooled_seq: up.telemetry.lock().last_seq(),
                     containment,
                 };
                 if tx.send(AgentMessage { msg: Some(agent_message::Msg::Heartbeat(hb)) }).await.is_err() {
@@ -99,10 +102,79 @@ fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<control
             });
         }
         Some(controller_message::Msg::Ack(ack)) => {
-            tracing::debug!(through = ack.through_seq, "telemetry acknowledged");
+            // The controller has stored everything through this sequence number.
+            let t = up.telemetry.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = t.lock().ack(ack.through_seq) {
+                    tracing::error!(error = %e, "trimming the spool failed");
+                }
+                t.written.notify_waiters();
+            });
         }
         Some(controller_message::Msg::Welcome(_)) | None => {
             tracing::debug!("ignoring an unexpected controller message");
         }
+    }
+}
+
+/// Stops a task when the session ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Events per telemetry batch on the wire.
+const BATCH_EVENTS: usize = 1000;
+/// Most events sent but not yet acknowledged.
+const MAX_IN_FLIGHT: u64 = 20_000;
+
+/// Sends spooled events in order, starting after the last acknowledged one (so whatever was
+/// in flight when a stream broke is sent again; the controller stores each once).
+async fn ship(up: Arc<Uplink>, tx: mpsc::Sender<AgentMessage>) {
+    let t = up.telemetry.clone();
+    let mut next = t.lock().acked() + 1;
+    loop {
+        let woken = t.written.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let acked = t.lock().acked();
+        next = next.max(acked + 1);
+        let batch = if next - acked > MAX_IN_FLIGHT {
+            Vec::new()
+        } else {
+            let spool = t.spool.clone();
+            match tokio::task::spawn_blocking(move || {
+                spool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .read_from(next, BATCH_EVENTS)
+            })
+            .await
+            {
+                Ok(Ok(events)) => events,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading the spool failed");
+                    Vec::new()
+                }
+                Err(_) => return,
+            }
+        };
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            // Nothing to send (or too much in flight): wait for new events or an ack.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), woken).await;
+            continue;
+        };
+        let msg = AgentMessage {
+            msg: Some(agent_message::Msg::Telemetry(TelemetryBatch {
+                events: batch,
+            })),
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+        next = last + 1;
     }
 }

@@ -175,6 +175,8 @@ pub async fn serve(
         .max_decoding_message_size(limits::ENROLL_MAX_MESSAGE)
         .max_encoding_message_size(limits::ENROLL_MAX_MESSAGE);
     let agent = AgentServiceServer::new(agent::AgentApi(ctl.clone()))
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(limits::AGENT_MAX_MESSAGE)
         .max_encoding_message_size(limits::CONTROLLER_MAX_MESSAGE);
     let admin = AdminServiceServer::new(admin::AdminApi(ctl.clone()))
