@@ -21,6 +21,8 @@ pub struct AgentConfig {
     pub spool_max_bytes: u64,
     /// Containment settings.
     pub containment: ContainmentConfig,
+    /// The file sensor.
+    pub files: crate::sensors::file::FileSensorConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +61,7 @@ impl Default for AgentConfig {
             renew_at_fraction: 2.0 / 3.0,
             spool_max_bytes: 512 * 1024 * 1024,
             containment: ContainmentConfig::default(),
+            files: Default::default(),
         }
     }
 }

@@ -160,10 +160,22 @@ impl Drop for Running {
 }
 
 impl TestAgent {
-    /// Runs the real agent runtime (stream, commands, renewal) for this agent.
+    /// Runs the real agent runtime (stream, commands, renewal) for this agent, with the file
+    /// sensor watching nothing of the machine's own, so event counts are exact.
     pub fn run(&self) -> Running {
+        self.run_watching(&[])
+    }
+
+    /// As [`Self::run`], with the file sensor watching `watch`.
+    pub fn run_watching(&self, watch: &[&std::path::Path]) -> Running {
+        let files = cordon_agent::sensors::file::FileSensorConfig {
+            watch: watch.iter().map(|p| p.display().to_string()).collect(),
+            recursive: Vec::new(),
+            ..Default::default()
+        };
         let config = cordon_agent::config::AgentConfig {
             heartbeat_interval_secs: 1,
+            files,
             ..Default::default()
         };
         let up = cordon_agent::uplink::Uplink::new(self.state.clone(), config, "none".into())

@@ -78,3 +78,61 @@ async fn events_emitted_during_a_controller_outage_arrive_exactly_once() {
         ctl.ctl.store.event_count(a.id.clone()).await.unwrap()
     );
 }
+
+#[tokio::test]
+async fn file_changes_arrive_with_their_kind_and_hash() {
+    use cordon_proto::{Event, FileEvent, file_event::Kind};
+    use prost::Message;
+    let ctl = TestController::start().await;
+    let a = ctl.enroll().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _running = a.run_watching(&[dir.path()]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let file_events = || async {
+        let stored = ctl.ctl.store.events(a.id.clone(), 1000).await.unwrap();
+        stored
+            .iter()
+            .filter(|s| s.kind == "file")
+            .filter_map(|s| match Event::decode(s.body.as_slice()).ok()?.body {
+                Some(event::Body::File(fe)) => Some(fe),
+                _ => None,
+            })
+            .collect::<Vec<FileEvent>>()
+    };
+    let has = |evs: &[FileEvent], k: Kind, p: &std::path::Path| {
+        evs.iter()
+            .find(|e| e.kind() == k && e.path == p.display().to_string())
+            .cloned()
+    };
+
+    let f = dir.path().join("payload.sh");
+    std::fs::write(&f, b"#!/bin/sh\necho hi\n").unwrap();
+    let modify = eventually(Duration::from_secs(10), || async {
+        let evs = file_events().await;
+        has(&evs, Kind::Create, &f)?;
+        has(&evs, Kind::Modify, &f)
+    })
+    .await
+    .expect("create and modify did not arrive");
+    assert_eq!(modify.sha256, sha256_hex(b"#!/bin/sh\necho hi\n"));
+    assert_eq!(modify.size, 18);
+
+    let moved = dir.path().join("renamed.sh");
+    std::fs::rename(&f, &moved).unwrap();
+    std::fs::remove_file(&moved).unwrap();
+    let rename = eventually(Duration::from_secs(10), || async {
+        let evs = file_events().await;
+        has(&evs, Kind::Delete, &moved)?;
+        has(&evs, Kind::Rename, &moved)
+    })
+    .await
+    .expect("rename and delete did not arrive");
+    assert_eq!(rename.old_path, f.display().to_string());
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    cordon_proto::identity::fingerprint(data)
+        .trim_start_matches("sha256:")
+        .to_string()
+}

@@ -11,6 +11,7 @@ use crate::commands::{Dispatcher, Ledger, Verifier};
 use crate::config::AgentConfig;
 use crate::respond::HostResponder;
 use crate::respond::containment::Containment;
+use crate::sensors::file::FileSensor;
 use crate::spool::SpoolConfig;
 use crate::state::{StateDir, StateError};
 use crate::telemetry::Telemetry;
@@ -51,6 +52,7 @@ pub struct Uplink {
     pub containment: Arc<Containment>,
     /// The spool and the sensors' emitter.
     pub telemetry: Arc<Telemetry>,
+    _file_sensor: Option<FileSensor>,
     /// Signalled when a renewed certificate is on disk: reconnect with it.
     renewed: Notify,
 }
@@ -93,6 +95,19 @@ impl Uplink {
             "agent_started",
             format!("cordon-agent {} started", env!("CARGO_PKG_VERSION")),
         );
+        let file_sensor = match FileSensor::start(&config.files, &state.dir, telemetry.emitter()) {
+            Ok(s) => {
+                tracing::info!(directories = s.watched, "file sensor watching");
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "file sensor unavailable");
+                telemetry
+                    .emitter()
+                    .notice("sensor_degraded", format!("file sensor unavailable: {e}"));
+                None
+            }
+        };
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,
@@ -106,6 +121,7 @@ impl Uplink {
             dispatcher,
             containment,
             telemetry,
+            _file_sensor: file_sensor,
             renewed: Notify::new(),
         }))
     }

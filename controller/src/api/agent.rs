@@ -233,6 +233,7 @@ impl Session {
                 time_ms: e.time_ms,
                 kind: match &e.body {
                     Some(event::Body::Notice(_)) => "notice",
+                    Some(event::Body::File(_)) => "file",
                     None => "empty",
                 }
                 .to_string(),

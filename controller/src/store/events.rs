@@ -46,6 +46,31 @@ impl Store {
         .await
     }
 
+    /// The newest `limit` events of an agent, newest last.
+    pub async fn events(
+        &self,
+        agent_id: String,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, time_ms, kind, body FROM
+                   (SELECT * FROM events WHERE agent_id = ?1 ORDER BY seq DESC LIMIT ?2)
+                 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![agent_id, limit], |r| {
+                Ok(StoredEvent {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    time_ms: r.get(1)?,
+                    kind: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     pub async fn event_count(&self, agent_id: String) -> Result<u64, StoreError> {
         self.with(move |c| {
             Ok(c.query_row(
