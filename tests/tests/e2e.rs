@@ -284,3 +284,69 @@ fn cordonctl_failures_are_clear_and_non_zero() {
         stderr(&bad_ttl)
     );
 }
+
+#[test]
+fn stored_events_can_be_queried_and_followed() {
+    let d = Deployment::loopback("");
+    let mut agent = d.enroll_agent("a1", &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+
+    // Follow the stream from now on, then restart the agent: its start notice must show up.
+    let mut tail = Command::new(bin("cordonctl"));
+    tail.env("CORDON_ADMIN", d.data_dir.join("admin.toml"))
+        .args(["events", "tail", "--agent", &agent.id, "--json"]);
+    let tail_log = d.dir.path().join("tail.log");
+    let _tail = cordon_tests::binaries::Proc::spawn("cordonctl tail", tail, tail_log.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    agent.proc.as_mut().unwrap().terminate();
+    d.start_agent(&mut agent);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let found = loop {
+        let q = d.ctl(&[
+            "events",
+            "query",
+            "--agent",
+            &agent.id,
+            "--kind",
+            "notice",
+            "--contains",
+            "AGENT_STARTED",
+            "--since",
+            "10m",
+            "--json",
+        ]);
+        let starts: Vec<serde_json::Value> = q
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let tailed = std::fs::read_to_string(&tail_log).unwrap_or_default();
+        if starts.len() >= 2 && tailed.contains("agent_started") {
+            break starts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "query: {starts:?}\ntail: {tailed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        found
+            .iter()
+            .all(|e| e["agent_id"] == agent.id.as_str() && e["kind"] == "notice")
+    );
+    let seqs: Vec<u64> = found.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let none = d.ctl(&[
+        "events",
+        "query",
+        "--agent",
+        &agent.id,
+        "--contains",
+        "no-such-text-anywhere",
+    ]);
+    assert!(none.trim().is_empty(), "{none}");
+    let bad = d.try_ctl(&["events", "query", "--since", "yesterday-ish"]);
+    assert!(!bad.status.success());
+}

@@ -2,13 +2,15 @@
 
 use super::Controller;
 use super::commands::record;
-use crate::store::Agent;
+use crate::store::{Agent, EventFilter, StoredEvent};
 use cordon_proto::admin_service_server::AdminService;
 use cordon_proto::limits::check_labels;
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
+use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 const DEFAULT_TOKEN_TTL: u64 = 3600;
@@ -58,8 +60,93 @@ fn agent_record(a: Agent, online: bool) -> AgentRecord {
     }
 }
 
+fn event_record(e: &StoredEvent) -> EventRecord {
+    EventRecord {
+        agent_id: e.agent_id.clone(),
+        seq: e.seq,
+        time_ms: e.time_ms,
+        kind: e.kind.clone(),
+        summary: e.summary.clone(),
+        received_at_ms: e.received_at_ms,
+        event: Event::decode(e.body.as_slice()).ok(),
+    }
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    type TailEventsStream = ReceiverStream<Result<EventRecord, Status>>;
+
+    async fn query_events(
+        &self,
+        req: Request<QueryEventsRequest>,
+    ) -> Result<Response<QueryEventsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let agent_id = if r.agent_id.is_empty() {
+            None
+        } else {
+            Some(self.resolve(&r.agent_id).await?.id)
+        };
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let filter = EventFilter {
+            agent_id,
+            kind: some(r.kind),
+            since_ms: (r.since_ms > 0).then_some(r.since_ms),
+            until_ms: (r.until_ms > 0).then_some(r.until_ms),
+            contains: some(r.contains),
+            limit: if r.limit == 0 {
+                DEFAULT_LIST
+            } else {
+                r.limit.min(MAX_LIST)
+            },
+        };
+        let events = self
+            .0
+            .store
+            .query_events(filter)
+            .await?
+            .iter()
+            .map(event_record)
+            .collect();
+        Ok(Response::new(QueryEventsResponse { events }))
+    }
+
+    async fn tail_events(
+        &self,
+        req: Request<TailEventsRequest>,
+    ) -> Result<Response<Self::TailEventsStream>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let agent_id = if r.agent_id.is_empty() {
+            None
+        } else {
+            Some(self.resolve(&r.agent_id).await?.id)
+        };
+        let mut rx = self.0.events.subscribe();
+        let (tx, out) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let e = tokio::select! {
+                    _ = tx.closed() => return,
+                    e = rx.recv() => e,
+                };
+                match e {
+                    Ok(e) if agent_id.as_ref().is_none_or(|a| *a == e.agent_id) => {
+                        if tx.send(Ok(event_record(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "an events tail fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(out)))
+    }
+
     async fn create_token(
         &self,
         req: Request<CreateTokenRequest>,

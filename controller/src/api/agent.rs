@@ -9,8 +9,8 @@ use cordon_proto::agent_service_server::AgentService;
 use cordon_proto::limits::{MAX_BATCH_EVENTS, check_host};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    Ack, AgentMessage, ControllerMessage, Hello, RenewRequest, RenewResponse, TelemetryBatch,
-    Welcome, agent_message, controller_message, event,
+    Ack, AgentMessage, ControllerMessage, Event, Hello, RenewRequest, RenewResponse,
+    TelemetryBatch, Welcome, agent_message, controller_message, event, file_event,
 };
 use prost::Message;
 use std::sync::Arc;
@@ -225,25 +225,28 @@ impl Session {
         let Some(through) = batch.events.iter().map(|e| e.seq).max() else {
             return Ok(());
         };
+        let received = now_ms();
         let events = batch
             .events
             .iter()
-            .map(|e| StoredEvent {
-                seq: e.seq,
-                time_ms: e.time_ms,
-                kind: match &e.body {
-                    Some(event::Body::Notice(_)) => "notice",
-                    Some(event::Body::File(_)) => "file",
-                    None => "empty",
+            .map(|e| {
+                let (kind, summary) = describe(e);
+                StoredEvent {
+                    agent_id: self.agent_id.clone(),
+                    seq: e.seq,
+                    time_ms: e.time_ms,
+                    kind: kind.to_string(),
+                    summary,
+                    body: e.encode_to_vec(),
+                    received_at_ms: received,
                 }
-                .to_string(),
-                body: e.encode_to_vec(),
             })
             .collect();
-        self.ctl
-            .store
-            .insert_events(self.agent_id.clone(), events, now_ms())
-            .await?;
+        let added = self.ctl.store.insert_events(events).await?;
+        for e in added {
+            // Nobody tailing is fine.
+            let _ = self.ctl.events.send(std::sync::Arc::new(e));
+        }
         let ack = ControllerMessage {
             msg: Some(controller_message::Msg::Ack(Ack {
                 through_seq: through,
@@ -251,5 +254,40 @@ impl Session {
         };
         let _ = self.tx.send(Ok(ack)).await;
         Ok(())
+    }
+}
+
+/// The stored kind and a one-line text form of an event (what `--contains` searches).
+pub fn describe(e: &Event) -> (&'static str, String) {
+    match &e.body {
+        Some(event::Body::Notice(n)) => {
+            let count = if n.count > 0 {
+                format!(" (count {})", n.count)
+            } else {
+                String::new()
+            };
+            ("notice", format!("{}: {}{count}", n.kind, n.message))
+        }
+        Some(event::Body::File(f)) => {
+            let kind = match f.kind() {
+                file_event::Kind::Create => "create",
+                file_event::Kind::Modify => "modify",
+                file_event::Kind::Delete => "delete",
+                file_event::Kind::Rename => "rename",
+                file_event::Kind::Unspecified => "change",
+            };
+            let from = if f.old_path.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", f.old_path)
+            };
+            let hash = if f.sha256.is_empty() {
+                String::new()
+            } else {
+                format!(" sha256 {}", f.sha256)
+            };
+            ("file", format!("{kind} {}{from}{hash}", f.path))
+        }
+        None => ("empty", String::new()),
     }
 }

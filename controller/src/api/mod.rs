@@ -38,6 +38,8 @@ pub struct Controller {
     pub revoked: tls::RevokedSet,
     /// Ids of commands that just reached a final state.
     pub finished: broadcast::Sender<String>,
+    /// Events just stored, for `cordonctl events tail`.
+    pub events: broadcast::Sender<Arc<crate::store::StoredEvent>>,
     tls: rustls::ServerConfig,
 }
 
@@ -116,6 +118,7 @@ impl Controller {
             revoked.clone(),
         )?;
         let (finished, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(4096);
         Ok(Arc::new(Self {
             config,
             store,
@@ -124,6 +127,7 @@ impl Controller {
             sessions: Sessions::default(),
             revoked,
             finished,
+            events,
             tls,
         }))
     }

@@ -44,6 +44,9 @@ pub enum Cmd {
     /// Commands sent to agents and their results.
     #[command(subcommand)]
     Commands(CommandsCmd),
+    /// Stored telemetry.
+    #[command(subcommand)]
+    Events(EventsCmd),
     /// Cuts the host off the network but for loopback, the controller and the allowlist.
     Isolate {
         id: String,
@@ -109,6 +112,52 @@ pub enum Cmd {
         #[command(flatten)]
         opts: ActOpts,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCmd {
+    /// Stored events, oldest first (the newest LIMIT that match).
+    Query {
+        #[arg(long)]
+        agent: Option<String>,
+        /// file, notice, ...
+        #[arg(long)]
+        kind: Option<String>,
+        /// A time: RFC 3339, Unix milliseconds, or an age such as 15m (ago).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<i64>,
+        #[arg(long, value_parser = parse_time)]
+        until: Option<i64>,
+        /// Text the event must contain (case-insensitive).
+        #[arg(long)]
+        contains: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follows events as they are stored, until interrupted.
+    Tail {
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses RFC 3339, Unix milliseconds, or an age (`15m` = 15 minutes ago) into Unix ms.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(t) =
+        ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339)
+    {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let age = parse_duration(s)
+        .map_err(|_| format!("{s:?} is not RFC 3339, Unix milliseconds or an age like 15m"))?;
+    Ok(cordon_proto::time::now_ms() - age.as_millis() as i64)
 }
 
 #[derive(Subcommand, Debug)]
@@ -372,6 +421,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 opts,
             )
             .await
+        }
+        Cmd::Events(EventsCmd::Query {
+            agent,
+            kind,
+            since,
+            until,
+            contains,
+            limit,
+            json,
+        }) => {
+            let req = QueryEventsRequest {
+                agent_id: agent.unwrap_or_default(),
+                kind: kind.unwrap_or_default(),
+                since_ms: since.unwrap_or(0),
+                until_ms: until.unwrap_or(0),
+                contains: contains.unwrap_or_default(),
+                limit,
+            };
+            let resp = call(client.query_events(req)).await?;
+            output::events(&resp.events, json)
+        }
+        Cmd::Events(EventsCmd::Tail { agent, json }) => {
+            let mut stream = call(client.tail_events(TailEventsRequest {
+                agent_id: agent.unwrap_or_default(),
+            }))
+            .await?;
+            loop {
+                match stream.message().await {
+                    Ok(Some(e)) => output::events(std::slice::from_ref(&e), json)?,
+                    Ok(None) => return Ok(()),
+                    Err(s) => {
+                        return Err(anyhow!(
+                            "the event stream ended: {}",
+                            cordon_proto::status::describe(&s)
+                        ));
+                    }
+                }
+            }
         }
         Cmd::Ping { id, wait, json } => {
             let (rec, rtt) = submit(&mut client, id, action::Kind::Ping(Ping {}), wait).await?;

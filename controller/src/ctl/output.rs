@@ -338,3 +338,22 @@ pub fn action_result(rec: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
+
+/// Events, one line each (or one JSON object per line with --json).
+pub fn events(list: &[EventRecord], as_json: bool) -> anyhow::Result<()> {
+    for e in list {
+        if as_json {
+            println!("{}", serde_json::to_string(e)?);
+        } else {
+            println!(
+                "{:<25}  {:<12}  {:>8}  {:<7}  {}",
+                time(e.time_ms),
+                short(&e.agent_id),
+                e.seq,
+                e.kind,
+                e.summary
+            );
+        }
+    }
+    Ok(())
+}

@@ -3,45 +3,99 @@
 use super::{Store, StoreError};
 use rusqlite::params;
 
-/// One event as stored: its sequence number, time, kind and encoded body.
+/// One event as stored: its sequence number, time, kind, one-line summary and encoded body.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
+    pub agent_id: String,
     pub seq: u64,
     pub time_ms: i64,
     pub kind: String,
+    pub summary: String,
     pub body: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
+/// What `query_events` filters on; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub agent_id: Option<String>,
+    pub kind: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub contains: Option<String>,
+    pub limit: u32,
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        agent_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        time_ms: r.get(2)?,
+        kind: r.get(3)?,
+        summary: r.get(4)?,
+        body: r.get(5)?,
+        received_at_ms: r.get(6)?,
+    })
 }
 
 impl Store {
-    /// Stores a batch in one transaction; events already stored are skipped. Returns how many
-    /// were new.
+    /// Stores a batch in one transaction; events already stored are skipped. Returns the
+    /// events that were new.
     pub async fn insert_events(
         &self,
-        agent_id: String,
         events: Vec<StoredEvent>,
-        now_ms: i64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
-            let mut added = 0;
+            let mut added = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (agent_id, seq, time_ms, kind, body, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR IGNORE INTO events (agent_id, seq, time_ms, kind, body, received_at, summary)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                for e in &events {
-                    added += stmt.execute(params![
-                        agent_id,
-                        e.seq as i64,
-                        e.time_ms,
-                        e.kind,
-                        e.body,
-                        now_ms
+                for e in events {
+                    let n = stmt.execute(params![
+                        e.agent_id, e.seq as i64, e.time_ms, e.kind, e.body, e.received_at_ms, e.summary
                     ])?;
+                    if n > 0 {
+                        added.push(e);
+                    }
                 }
             }
             tx.commit()?;
             Ok(added)
+        })
+        .await
+    }
+
+    /// Events matching `f`, the newest `f.limit`, returned oldest first.
+    pub async fn query_events(&self, f: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with(move |c| {
+            // Literal text: LIKE's wildcards in it are escaped.
+            let contains = f.contains.map(|t| {
+                format!(
+                    "%{}%",
+                    t.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )
+            });
+            let mut stmt = c.prepare(
+                "SELECT agent_id, seq, time_ms, kind, summary, body, received_at FROM
+                   (SELECT * FROM events
+                    WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR kind = ?2)
+                      AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR time_ms <= ?4)
+                      AND (?5 IS NULL OR summary LIKE ?5 ESCAPE '\\')
+                    ORDER BY time_ms DESC, seq DESC LIMIT ?6)
+                 ORDER BY time_ms, seq",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    f.agent_id, f.kind, f.since_ms, f.until_ms, contains, f.limit
+                ],
+                from_row,
+            )?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -52,21 +106,10 @@ impl Store {
         agent_id: String,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT seq, time_ms, kind, body FROM
-                   (SELECT * FROM events WHERE agent_id = ?1 ORDER BY seq DESC LIMIT ?2)
-                 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map(params![agent_id, limit], |r| {
-                Ok(StoredEvent {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    time_ms: r.get(1)?,
-                    kind: r.get(2)?,
-                    body: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+        self.query_events(EventFilter {
+            agent_id: Some(agent_id),
+            limit,
+            ..Default::default()
         })
         .await
     }
@@ -80,5 +123,65 @@ impl Store {
             )? as u64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, time_ms: i64, summary: &str) -> StoredEvent {
+        StoredEvent {
+            agent_id: "a".into(),
+            seq,
+            time_ms,
+            kind: "notice".into(),
+            summary: summary.into(),
+            body: vec![],
+            received_at_ms: time_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn queries_filter_by_text_time_and_kind_and_resends_store_nothing_twice() {
+        let s = Store::memory().unwrap();
+        let added = s
+            .insert_events(vec![
+                ev(1, 100, "agent_started: x"),
+                ev(2, 200, "create /tmp/a_b%c"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(added.len(), 2);
+        let again = s
+            .insert_events(vec![ev(2, 200, "create /tmp/a_b%c"), ev(3, 300, "z")])
+            .await
+            .unwrap();
+        assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
+        let q = |contains: &str, since: Option<i64>| {
+            s.query_events(EventFilter {
+                contains: Some(contains.into()),
+                since_ms: since,
+                limit: 10,
+                ..Default::default()
+            })
+        };
+        assert_eq!(q("AGENT_STARTED", None).await.unwrap().len(), 1);
+        assert_eq!(q("a_b%c", None).await.unwrap().len(), 1);
+        assert_eq!(q("a%c", None).await.unwrap().len(), 0, "% must be literal");
+        assert_eq!(q("agent", Some(150)).await.unwrap().len(), 0);
+        let all = s
+            .query_events(EventFilter {
+                kind: Some("notice".into()),
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 3],
+            "the newest, oldest first"
+        );
     }
 }

@@ -8,7 +8,7 @@ mod tokens;
 
 pub use agents::{Agent, Enrolment};
 pub use commands::{CommandRow, CommandStatus, Completion};
-pub use events::StoredEvent;
+pub use events::{EventFilter, StoredEvent};
 pub use tokens::EnrollRefusal;
 
 use rusqlite::Connection;
@@ -41,6 +41,7 @@ pub enum StoreError {
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_containment.sql"),
+    include_str!("migrations/0003_event_summary.sql"),
 ];
 
 #[derive(Clone)]
