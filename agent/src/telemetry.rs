@@ -27,12 +27,14 @@ pub struct Telemetry {
 pub struct Emitter {
     tx: mpsc::Sender<(i64, event::Body)>,
     dropped: Arc<AtomicU64>,
+    dropped_total: Arc<AtomicU64>,
 }
 
 impl Emitter {
     pub fn emit(&self, body: event::Body) {
         if self.tx.try_send((now_ms(), body)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -55,7 +57,8 @@ impl Telemetry {
             written: Arc::new(Notify::new()),
             emitter: Emitter {
                 tx,
-                dropped: Arc::new(AtomicU64::new(0)),
+                dropped: Arc::default(),
+                dropped_total: Arc::default(),
             },
         });
         if report.corrupt_regions > 0 {
@@ -73,6 +76,11 @@ impl Telemetry {
 
     pub fn emitter(&self) -> Emitter {
         self.emitter.clone()
+    }
+
+    /// Events lost since start, before the spool (full queue) or in it (bound).
+    pub fn lost_total(&self) -> u64 {
+        self.emitter.dropped_total.load(Ordering::Relaxed) + self.lock().lost_total()
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {

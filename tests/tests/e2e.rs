@@ -338,6 +338,28 @@ fn stored_events_can_be_queried_and_followed() {
     );
     let seqs: Vec<u64> = found.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // Heartbeats carry the agent's own cost and backlog; `agents show` has them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rec = d.agent_record(&agent.id);
+        let m = &rec["metrics"];
+        if m["rss_bytes"].as_u64().unwrap_or(0) > 0 {
+            let sensors = m["sensors"].as_array().unwrap();
+            assert!(
+                sensors
+                    .iter()
+                    .any(|s| s.as_str().unwrap().starts_with("file:")),
+                "{m}"
+            );
+            assert_eq!(m["events_lost"], 0, "{m}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no metrics in {rec}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(d.ctl(&["agents", "show", &agent.id]).contains("events/s"));
+
     let none = d.ctl(&[
         "events",
         "query",

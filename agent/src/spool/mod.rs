@@ -54,6 +54,8 @@ pub struct Spool {
     /// Events lost to the bound since the last report: how many, and the sequence range
     /// they were dropped from.
     lost: Option<(u64, u64, u64)>,
+    /// Events lost to the bound since the spool was opened.
+    lost_total: u64,
 }
 
 const ACKED_FILE: &str = "acked";
@@ -93,6 +95,7 @@ impl Spool {
             next_seq,
             acked,
             lost: None,
+            lost_total: 0,
         };
         spool.trim_acked()?;
         Ok((spool, report))
@@ -180,6 +183,7 @@ impl Spool {
                             _ => 1,
                         })
                         .sum();
+                    self.lost_total += count;
                     self.lost = Some(match self.lost {
                         Some((c, f, _)) => (c + count, f, last),
                         None => (count, from, last),
@@ -236,6 +240,11 @@ impl Spool {
             }
         }
         Ok(())
+    }
+
+    /// Events lost to the bound since the spool was opened.
+    pub fn lost_total(&self) -> u64 {
+        self.lost_total
     }
 
     pub fn acked(&self) -> u64 {

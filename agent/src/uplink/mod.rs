@@ -12,6 +12,7 @@ use crate::config::AgentConfig;
 use crate::respond::HostResponder;
 use crate::respond::containment::Containment;
 use crate::sensors::file::FileSensor;
+use crate::sensors::metrics::SelfMetrics;
 use crate::spool::SpoolConfig;
 use crate::state::{StateDir, StateError};
 use crate::telemetry::Telemetry;
@@ -53,6 +54,9 @@ pub struct Uplink {
     /// The spool and the sensors' emitter.
     pub telemetry: Arc<Telemetry>,
     _file_sensor: Option<FileSensor>,
+    /// One line per sensor, for heartbeats.
+    pub sensors: Vec<String>,
+    metrics: std::sync::Mutex<SelfMetrics>,
     /// Signalled when a renewed certificate is on disk: reconnect with it.
     renewed: Notify,
 }
@@ -95,9 +99,11 @@ impl Uplink {
             "agent_started",
             format!("cordon-agent {} started", env!("CARGO_PKG_VERSION")),
         );
+        let mut sensors = vec![format!("process: {process_sensor}")];
         let file_sensor = match FileSensor::start(&config.files, &state.dir, telemetry.emitter()) {
             Ok(s) => {
                 tracing::info!(directories = s.watched, "file sensor watching");
+                sensors.push(format!("file: watching {} directories", s.watched));
                 Some(s)
             }
             Err(e) => {
@@ -105,6 +111,7 @@ impl Uplink {
                 telemetry
                     .emitter()
                     .notice("sensor_degraded", format!("file sensor unavailable: {e}"));
+                sensors.push(format!("file: unavailable ({e})"));
                 None
             }
         };
@@ -122,6 +129,8 @@ impl Uplink {
             containment,
             telemetry,
             _file_sensor: file_sensor,
+            sensors,
+            metrics: std::sync::Mutex::new(SelfMetrics::default()),
             renewed: Notify::new(),
         }))
     }
@@ -181,5 +190,15 @@ async fn refresh_loop(up: Arc<Uplink>) {
         tokio::time::sleep(every).await;
         let c = up.containment.clone();
         let _ = tokio::task::spawn_blocking(move || c.refresh_controller()).await;
+    }
+}
+
+impl Uplink {
+    /// Samples the agent's own metrics for a heartbeat.
+    pub fn metrics(&self) -> cordon_proto::AgentMetrics {
+        self.metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sample(&self.telemetry, &self.sensors)
     }
 }

@@ -61,11 +61,16 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
             _ = heartbeat.tick() => {
                 let c = up.containment.clone();
                 let containment = tokio::task::spawn_blocking(move || c.state()).await.ok();
+                // Sampled before the message is built: the spool lock must not be held
+                // while the metrics take it again.
+                let spooled_seq = up.telemetry.lock().last_seq();
+                let metrics = Some(up.metrics());
                 let hb = Heartbeat {
                     sent_at_ms: now_ms(),
                     process_sensor: up.process_sensor.clone(),
-                    spooled_seq: up.telemetry.lock().last_seq(),
+                    spooled_seq,
                     containment,
+                    metrics,
                 };
                 if tx.send(AgentMessage { msg: Some(agent_message::Msg::Heartbeat(hb)) }).await.is_err() {
                     return Ok(End::Closed);

@@ -57,6 +57,7 @@ fn agent_record(a: Agent, online: bool) -> AgentRecord {
         process_sensor: a.process_sensor,
         isolation_desired: a.isolation_desired,
         containment: a.containment,
+        metrics: a.metrics,
     }
 }
 

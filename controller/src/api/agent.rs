@@ -193,11 +193,14 @@ impl Session {
     async fn handle(&self, msg: AgentMessage) -> Result<(), Status> {
         match msg.msg {
             Some(agent_message::Msg::Heartbeat(hb)) => {
-                let mut sensor = hb.process_sensor;
-                sensor.truncate(32);
+                if hb.metrics.as_ref().is_some_and(|m| m.sensors.len() > 16) {
+                    return Err(Status::invalid_argument(
+                        "too many sensor entries in a heartbeat",
+                    ));
+                }
                 self.ctl
                     .store
-                    .agent_heartbeat(self.agent_id.clone(), now_ms(), sensor, hb.containment)
+                    .agent_heartbeat(self.agent_id.clone(), now_ms(), hb)
                     .await?;
             }
             Some(agent_message::Msg::Telemetry(batch)) => self.ingest(batch).await?,

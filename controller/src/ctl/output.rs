@@ -148,6 +148,23 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
         if drift { "  << DRIFT" } else { "" }
     );
     println!("blocked:        {} address(es)", c.blocked_addresses);
+    if let Some(m) = &a.metrics {
+        println!(
+            "agent cost:     {:.1}% cpu, {} MiB rss",
+            m.cpu_percent,
+            m.rss_bytes >> 20
+        );
+        println!(
+            "telemetry:      {:.1} events/s, spool {} events ({} KiB), {} lost since start",
+            m.events_per_sec,
+            m.spool_events,
+            m.spool_bytes >> 10,
+            m.events_lost
+        );
+        for s in &m.sensors {
+            println!("sensor:         {s}");
+        }
+    }
     if !c.error.is_empty() {
         println!("containment:    {}", c.error);
     }

@@ -2,7 +2,7 @@
 
 use super::tokens::{EnrollRefusal, consume};
 use super::{Store, StoreError, labels_from_json, labels_to_json};
-use cordon_proto::{ContainmentState, HostFacts};
+use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};
 use std::collections::HashMap;
@@ -22,6 +22,7 @@ pub struct Agent {
     pub isolation_desired: bool,
     /// What the agent last reported about containment in the kernel.
     pub containment: Option<ContainmentState>,
+    pub metrics: Option<AgentMetrics>,
 }
 
 /// What an accepted enrolment writes.
@@ -38,7 +39,7 @@ pub struct Enrolment {
 
 const COLUMNS: &str = "id, hostname, os_name, os_version, kernel_version, arch, agent_version, \
      labels, enrolled_at, last_seen, online, cert_serial, cert_expires_at, revoked_at, process_sensor, \
-     isolation_desired, containment";
+     isolation_desired, containment, metrics";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(Agent, String)> {
     Ok((
@@ -64,6 +65,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(Agent, String)> {
             containment: r
                 .get::<_, Option<Vec<u8>>>(16)?
                 .and_then(|b| ContainmentState::decode(b.as_slice()).ok()),
+            metrics: r
+                .get::<_, Option<Vec<u8>>>(17)?
+                .and_then(|b| AgentMetrics::decode(b.as_slice()).ok()),
         },
         r.get(7)?,
     ))
@@ -186,16 +190,18 @@ impl Store {
         &self,
         id: String,
         now_ms: i64,
-        process_sensor: String,
-        containment: Option<ContainmentState>,
+        hb: cordon_proto::Heartbeat,
     ) -> Result<(), StoreError> {
-        let containment = containment.map(|c| c.encode_to_vec());
+        let mut sensor = hb.process_sensor;
+        sensor.truncate(32);
+        let containment = hb.containment.map(|c| c.encode_to_vec());
+        let metrics = hb.metrics.map(|m| m.encode_to_vec());
         self.with(move |c| {
             c.execute(
                 "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
-                     containment = COALESCE(?4, containment)
+                     containment = COALESCE(?4, containment), metrics = COALESCE(?5, metrics)
                  WHERE id = ?1",
-                params![id, now_ms, process_sensor, containment],
+                params![id, now_ms, sensor, containment, metrics],
             )?;
             Ok(())
         })

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_containment.sql"),
     include_str!("migrations/0003_event_summary.sql"),
+    include_str!("migrations/0004_agent_metrics.sql"),
 ];
 
 #[derive(Clone)]

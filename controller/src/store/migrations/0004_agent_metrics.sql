@@ -1,0 +1,2 @@
+-- The agent's self-metrics from its last heartbeat.
+ALTER TABLE agents ADD COLUMN metrics BLOB;
