@@ -23,6 +23,14 @@ const MAX_LIST: u32 = 10_000;
 pub struct AdminApi(pub Arc<Controller>);
 
 impl AdminApi {
+    /// An empty id means "every agent"; otherwise as [`Self::resolve`].
+    async fn resolve_optional(&self, id: &str) -> Result<Option<String>, Status> {
+        if id.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.resolve(id).await?.id))
+    }
+
     /// Finds an agent by id or unambiguous id prefix.
     async fn resolve(&self, id: &str) -> Result<Agent, Status> {
         if id.is_empty() {
@@ -83,11 +91,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<QueryEventsResponse>, Status> {
         Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        let agent_id = if r.agent_id.is_empty() {
-            None
-        } else {
-            Some(self.resolve(&r.agent_id).await?.id)
-        };
+        let agent_id = self.resolve_optional(&r.agent_id).await?;
         let some = |s: String| (!s.is_empty()).then_some(s);
         let filter = EventFilter {
             agent_id,
@@ -118,11 +122,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::TailEventsStream>, Status> {
         Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        let agent_id = if r.agent_id.is_empty() {
-            None
-        } else {
-            Some(self.resolve(&r.agent_id).await?.id)
-        };
+        let agent_id = self.resolve_optional(&r.agent_id).await?;
         let mut rx = self.0.events.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
@@ -305,11 +305,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<ListCommandsResponse>, Status> {
         Controller::admin_peer(&req)?;
         let req = req.into_inner();
-        let agent = if req.agent_id.is_empty() {
-            None
-        } else {
-            Some(self.resolve(&req.agent_id).await?.id)
-        };
+        let agent = self.resolve_optional(&req.agent_id).await?;
         let limit = if req.limit == 0 {
             DEFAULT_LIST
         } else {
