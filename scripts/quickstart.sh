@@ -64,6 +64,8 @@ Try, in another terminal:
   $BIN/cordonctl ping $agent_id
   $BIN/cordonctl agents inventory $agent_id
   $BIN/cordonctl commands list
+  $BIN/cordonctl events query --since 10m     # what the agent has reported
+  $BIN/cordonctl events tail                  # follow it live (touch a file in /tmp)
   $BIN/cordonctl token create --ttl 1h        # enrol another host with the command it prints
 Press Ctrl-C to stop both.
 MSG
