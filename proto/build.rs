@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={file}");
     let descriptors = protox::compile([file], ["proto"])?;
     tonic_prost_build::configure()
-        .type_attribute(".cordon.v1", "#[derive(serde::Serialize)]")
+        .type_attribute(
+            ".cordon.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -281,11 +281,10 @@ impl Deployment {
     /// Waits until the agent's online state is `online`; returns how long that took.
     pub fn wait_online(&self, agent: &AgentHandle, online: bool, timeout: Duration) -> Duration {
         let started = Instant::now();
-        while started.elapsed() < timeout {
-            if self.agent_record(&agent.id)["online"].as_bool() == Some(online) {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if crate::within(timeout, || {
+            self.agent_record(&agent.id)["online"].as_bool() == Some(online)
+        }) {
+            return started.elapsed();
         }
         panic!(
             "agent {} did not become {} within {timeout:?}\nagent log:\n{}\ncontroller log:\n{}",

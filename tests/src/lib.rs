@@ -53,3 +53,21 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Calls `check` every 100 ms until it returns Some or `timeout` passes (it runs once more at
+/// the end). The blocking twin of [`eventually`], for tests that drive the binaries.
+pub fn poll<T>(timeout: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    check()
+}
+
+/// Whether `f` becomes true within `timeout`.
+pub fn within(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    poll(timeout, || f().then_some(())).is_some()
+}

@@ -7,10 +7,10 @@
 
 use cordon_tests::deploy::{AgentHandle, Deployment, HOST_V4, PEER_V4, PEER_V6};
 use cordon_tests::netns::{EchoServer, connect, echoes, reachable};
-use cordon_tests::require_root;
+use cordon_tests::{require_root, within};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), port)
@@ -34,18 +34,6 @@ fn with_peer() -> (Deployment, AgentHandle, String, String, EchoServer) {
     (d, agent, host, peer, echo)
 }
 
-/// Polls `f` until it is true or `timeout` passes.
-fn within(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
 #[test]
 fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_restores_it() {
     if !require_root(
@@ -65,14 +53,9 @@ fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_re
     let mut open = connect(&host, sa(PEER_V4, 8080), Duration::from_secs(2)).unwrap();
     assert!(echoes(&mut open, Duration::from_secs(2)));
 
-    let res = d.ctl_json(&[
-        "isolate",
-        &agent.id,
-        "--allow",
-        &format!("{PEER_V4}:9090"),
-        "--reason",
-        "test",
-    ]);
+    let allow = format!("{PEER_V4}:9090");
+    let isolate = || d.ctl_json(&["isolate", &agent.id, "--allow", &allow, "--reason", "test"]);
+    let res = isolate();
     assert_eq!(res["status"], "succeeded", "{res}");
     assert_eq!(
         res["result"]["output"]["Isolation"]["isolated"], true,
@@ -108,14 +91,7 @@ fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_re
     );
 
     // Isolating again is idempotent.
-    let again = d.ctl_json(&[
-        "isolate",
-        &agent.id,
-        "--allow",
-        &format!("{PEER_V4}:9090"),
-        "--reason",
-        "test",
-    ]);
+    let again = isolate();
     assert_eq!(
         again["result"]["output"]["Isolation"]["ruleset_hash"],
         res["result"]["output"]["Isolation"]["ruleset_hash"]

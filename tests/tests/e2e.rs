@@ -6,7 +6,7 @@
 
 use cordon_tests::binaries::bin;
 use cordon_tests::deploy::{AGENT_ADDR, Deployment};
-use cordon_tests::require_root;
+use cordon_tests::{poll, require_root};
 use std::process::Command;
 use std::time::Duration;
 
@@ -200,18 +200,15 @@ fn a_command_for_an_offline_agent_waits_for_it() {
     assert_eq!(d.ctl_json(&["commands", "show", &id])["status"], "pending");
 
     d.start_agent(&mut agent);
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    let ran = poll(Duration::from_secs(15), || {
         let c = d.ctl_json(&["commands", "show", &id]);
-        if c["status"] == "succeeded" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queued command never ran: {c}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (c["status"] == "succeeded").then_some(c)
+    });
+    assert!(
+        ran.is_some(),
+        "queued command never ran: {}",
+        d.ctl_json(&["commands", "show", &id])
+    );
 }
 
 #[test]
@@ -340,24 +337,20 @@ fn stored_events_can_be_queried_and_followed() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     // Heartbeats carry the agent's own cost and backlog; `agents show` has them.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let rec = poll(Duration::from_secs(10), || {
         let rec = d.agent_record(&agent.id);
-        let m = &rec["metrics"];
-        if m["rss_bytes"].as_u64().unwrap_or(0) > 0 {
-            let sensors = m["sensors"].as_array().unwrap();
-            assert!(
-                sensors
-                    .iter()
-                    .any(|s| s.as_str().unwrap().starts_with("file:")),
-                "{m}"
-            );
-            assert_eq!(m["events_lost"], 0, "{m}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no metrics in {rec}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        (rec["metrics"]["rss_bytes"].as_u64().unwrap_or(0) > 0).then_some(rec)
+    })
+    .unwrap_or_else(|| panic!("no metrics in {}", d.agent_record(&agent.id)));
+    let m = &rec["metrics"];
+    let sensors = m["sensors"].as_array().unwrap();
+    assert!(
+        sensors
+            .iter()
+            .any(|s| s.as_str().unwrap().starts_with("file:")),
+        "{m}"
+    );
+    assert_eq!(m["events_lost"], 0, "{m}");
     assert!(d.ctl(&["agents", "show", &agent.id]).contains("events/s"));
 
     let none = d.ctl(&[

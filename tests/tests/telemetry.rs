@@ -6,6 +6,7 @@
 use cordon_proto::{AgentNotice, event};
 use cordon_tests::eventually;
 use cordon_tests::inproc::TestController;
+use prost::Message;
 use std::time::Duration;
 
 fn note(i: u64) -> event::Body {
@@ -14,6 +15,43 @@ fn note(i: u64) -> event::Body {
         count: i,
         ..Default::default()
     })
+}
+
+/// Waits until the controller holds the agent's start notice plus test events 0..n, each
+/// exactly once and in sequence order with no gaps.
+async fn expect_stored(ctl: &TestController, agent_id: &str, n: u64, timeout: Duration) {
+    let all = eventually(timeout, || async {
+        let stored = ctl
+            .ctl
+            .store
+            .events(agent_id.to_string(), 100_000)
+            .await
+            .unwrap();
+        (stored.len() as u64 == n + 1).then_some(stored)
+    })
+    .await;
+    let stored = all.unwrap_or_else(|| panic!("expected {} events", n + 1));
+    let seqs: Vec<u64> = stored.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=n + 1).collect::<Vec<_>>(),
+        "gaps or repeats in sequence numbers"
+    );
+    let mut counts: Vec<u64> = stored
+        .iter()
+        .filter_map(
+            |e| match cordon_proto::Event::decode(e.body.as_slice()).ok()?.body {
+                Some(event::Body::Notice(n)) if n.kind == "test" => Some(n.count),
+                _ => None,
+            },
+        )
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (0..n).collect::<Vec<_>>(),
+        "the stored events are not the ones emitted"
+    );
 }
 
 #[tokio::test]
@@ -26,17 +64,7 @@ async fn events_are_stored_once_and_the_spool_empties() {
         emit.emit(note(i));
     }
     // 5,000 events plus the agent's own start notice.
-    let stored = eventually(Duration::from_secs(30), || async {
-        let n = ctl.ctl.store.event_count(a.id.clone()).await.unwrap();
-        (n == 5_001).then_some(n)
-    })
-    .await;
-    assert_eq!(
-        stored,
-        Some(5_001),
-        "stored {}",
-        ctl.ctl.store.event_count(a.id.clone()).await.unwrap()
-    );
+    expect_stored(&ctl, &a.id, 5_000, Duration::from_secs(30)).await;
     let t = running.uplink.telemetry.clone();
     let drained = eventually(Duration::from_secs(10), || async {
         (t.lock().depth() == 0).then_some(())
@@ -66,23 +94,12 @@ async fn events_emitted_during_a_controller_outage_arrive_exactly_once() {
     for i in 3_000..4_000 {
         emit.emit(note(i));
     }
-    let stored = eventually(Duration::from_secs(40), || async {
-        let n = ctl.ctl.store.event_count(a.id.clone()).await.unwrap();
-        (n == 4_001).then_some(n)
-    })
-    .await;
-    assert_eq!(
-        stored,
-        Some(4_001),
-        "stored {}",
-        ctl.ctl.store.event_count(a.id.clone()).await.unwrap()
-    );
+    expect_stored(&ctl, &a.id, 4_000, Duration::from_secs(40)).await;
 }
 
 #[tokio::test]
 async fn file_changes_arrive_with_their_kind_and_hash() {
     use cordon_proto::{Event, FileEvent, file_event::Kind};
-    use prost::Message;
     let ctl = TestController::start().await;
     let a = ctl.enroll().await;
     let dir = tempfile::tempdir().unwrap();

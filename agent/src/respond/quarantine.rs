@@ -177,9 +177,10 @@ impl QuarantineStore {
             return Err(format!("no quarantined file {id:?}"));
         }
         let meta = self.dir.join(format!("{id}.json"));
-        let entry = self
-            .load(&meta)
-            .map_err(|_| format!("no quarantined file {id:?}"))?;
+        if !meta.exists() {
+            return Err(format!("no quarantined file {id:?}"));
+        }
+        let entry = self.load(&meta)?;
         let p = self.check_path(&entry.original_path)?;
         let (dir, name) = Self::open_parent(&p)?;
         let path = entry.original_path.as_str();
@@ -244,23 +245,13 @@ impl QuarantineStore {
             .map_err(|err| io_err("writing", &path.display().to_string(), err))
     }
 
+    /// Reads an entry back; an incomplete or altered record is an error, never defaults
+    /// (a restore must not guess an owner or mode).
     fn load(&self, path: &Path) -> Result<QuarantineEntry, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        let n = |k: &str| v[k].as_i64().unwrap_or_default();
-        Ok(QuarantineEntry {
-            id: s("id"),
-            original_path: s("original_path"),
-            uid: n("uid") as u32,
-            gid: n("gid") as u32,
-            mode: n("mode") as u32,
-            size: n("size") as u64,
-            sha256: s("sha256"),
-            mtime_ns: n("mtime_ns"),
-            atime_ns: n("atime_ns"),
-            quarantined_at_ms: n("quarantined_at_ms"),
-        })
+        let bytes =
+            std::fs::read(path).map_err(|e| io_err("reading", &path.display().to_string(), e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the quarantine record {} is corrupt: {e}", path.display()))
     }
 }
 
@@ -339,6 +330,23 @@ mod tests {
         );
         assert!(q.entries().unwrap().is_empty());
         assert!(q.restore_file(&e.id).is_err());
+    }
+
+    #[test]
+    fn a_damaged_record_is_refused_instead_of_restoring_with_guessed_owner_or_mode() {
+        let tmp = tempfile::tempdir().unwrap();
+        let q = store(tmp.path());
+        let f = tmp.path().join("x");
+        std::fs::write(&f, b"x").unwrap();
+        let e = q.quarantine_file(f.to_str().unwrap(), 1).unwrap();
+        let record = tmp.path().join(format!("state/quarantine/{}.json", e.id));
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("mode");
+        std::fs::write(&record, v.to_string()).unwrap();
+        let err = q.restore_file(&e.id).unwrap_err();
+        assert!(err.contains("corrupt"), "{err}");
+        assert!(!f.exists());
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Spool {
             time_ms,
             body: Some(body),
         };
-        self.writable()?.push(&Record::encode(&ev))
+        self.writable()?.push(seq, &Record::encode(&ev))
     }
 
     fn sync(&mut self) -> Result<(), SpoolError> {

@@ -5,7 +5,7 @@ use super::{SpoolError, io};
 use cordon_proto::Event;
 use prost::Message;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
@@ -132,18 +132,14 @@ impl Segment {
         ))
     }
 
-    pub fn push(&mut self, record: &[u8]) -> Result<(), SpoolError> {
-        let path = self.path.clone();
+    /// Appends the encoded record of event `seq`.
+    pub fn push(&mut self, seq: u64, record: &[u8]) -> Result<(), SpoolError> {
         let f = self.file.as_mut().ok_or_else(|| SpoolError::Io {
-            path: path.clone(),
+            path: self.path.clone(),
             source: std::io::Error::other("segment is sealed"),
         })?;
-        f.write_all(record).map_err(io(&path))?;
+        f.write_all(record).map_err(io(&self.path))?;
         self.bytes += record.len() as u64;
-        // Sequence numbers are read back from the record itself on open; here we track them.
-        let seq = Event::decode(&record[HEADER as usize..])
-            .map(|e| e.seq)
-            .unwrap_or(0);
         self.first_seq.get_or_insert(seq);
         self.last_seq = Some(seq);
         Ok(())
@@ -158,8 +154,7 @@ impl Segment {
 
     /// Appends events with seq >= `from` to `out`, up to `max` in all.
     pub fn read_into(&self, from: u64, max: usize, out: &mut Vec<Event>) -> Result<(), SpoolError> {
-        let mut file = File::open(&self.path).map_err(io(&self.path))?;
-        file.seek(SeekFrom::Start(0)).map_err(io(&self.path))?;
+        let file = File::open(&self.path).map_err(io(&self.path))?;
         let mut reader = BufReader::new(file.take(self.bytes));
         while out.len() < max {
             match next_record(&mut reader) {
