@@ -5,7 +5,7 @@ use super::{SpoolError, io};
 use cordon_proto::Event;
 use prost::Message;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
@@ -34,6 +34,23 @@ pub struct Segment {
     /// No more appends (a newer segment exists).
     pub sealed: bool,
     file: Option<File>,
+    /// (seq, byte offset) of every MARK_EVERY-th record, so a read starts near its first
+    /// event instead of scanning the segment from the top.
+    marks: Vec<(u64, u64)>,
+    records: u64,
+}
+
+const MARK_EVERY: u64 = 64;
+
+impl Segment {
+    fn mark(&mut self, seq: u64, offset: u64) {
+        if self.records.is_multiple_of(MARK_EVERY) {
+            self.marks.push((seq, offset));
+        }
+        self.records += 1;
+        self.first_seq.get_or_insert(seq);
+        self.last_seq = Some(seq);
+    }
 }
 
 /// Reads the next record: Ok(None) at a clean end, Err(()) on a torn or corrupt record.
@@ -74,6 +91,8 @@ impl Segment {
             bytes: 0,
             sealed: false,
             file: Some(file),
+            marks: Vec::new(),
+            records: 0,
         })
     }
 
@@ -84,12 +103,21 @@ impl Segment {
         let file = File::open(&path).map_err(io(&path))?;
         let size = file.metadata().map_err(io(&path))?.len();
         let mut reader = BufReader::new(file);
-        let (mut first, mut lastseq, mut good) = (None, None, 0u64);
+        let mut seg = Self {
+            path: path.clone(),
+            first_seq: None,
+            last_seq: None,
+            bytes: 0,
+            sealed: !last,
+            file: None,
+            marks: Vec::new(),
+            records: 0,
+        };
+        let mut good = 0u64;
         let bad = loop {
             match next_record(&mut reader) {
                 Ok(Some((ev, n))) => {
-                    first.get_or_insert(ev.seq);
-                    lastseq = Some(ev.seq);
+                    seg.mark(ev.seq, good);
                     good += n;
                 }
                 Ok(None) => break None,
@@ -108,28 +136,16 @@ impl Segment {
             }
         }
         // Only the newest segment takes appends (after a torn tail, from its last good record).
-        let file = if last {
-            Some(
+        if last {
+            seg.file = Some(
                 OpenOptions::new()
                     .append(true)
                     .open(&path)
                     .map_err(io(&path))?,
-            )
-        } else {
-            None
-        };
-        let sealed = !last;
-        Ok((
-            Self {
-                path,
-                first_seq: first,
-                last_seq: lastseq,
-                bytes: good,
-                sealed,
-                file,
-            },
-            bad,
-        ))
+            );
+        }
+        seg.bytes = good;
+        Ok((seg, bad))
     }
 
     /// Appends the encoded record of event `seq`.
@@ -139,9 +155,9 @@ impl Segment {
             source: std::io::Error::other("segment is sealed"),
         })?;
         f.write_all(record).map_err(io(&self.path))?;
+        let offset = self.bytes;
         self.bytes += record.len() as u64;
-        self.first_seq.get_or_insert(seq);
-        self.last_seq = Some(seq);
+        self.mark(seq, offset);
         Ok(())
     }
 
@@ -154,8 +170,13 @@ impl Segment {
 
     /// Appends events with seq >= `from` to `out`, up to `max` in all.
     pub fn read_into(&self, from: u64, max: usize, out: &mut Vec<Event>) -> Result<(), SpoolError> {
-        let file = File::open(&self.path).map_err(io(&self.path))?;
-        let mut reader = BufReader::new(file.take(self.bytes));
+        let mut file = File::open(&self.path).map_err(io(&self.path))?;
+        let start = match self.marks.partition_point(|(seq, _)| *seq <= from) {
+            0 => 0,
+            i => self.marks[i - 1].1,
+        };
+        file.seek(SeekFrom::Start(start)).map_err(io(&self.path))?;
+        let mut reader = BufReader::new(file.take(self.bytes - start));
         while out.len() < max {
             match next_record(&mut reader) {
                 Ok(Some((ev, _))) if ev.seq >= from => out.push(ev),

@@ -160,3 +160,25 @@ fn a_corrupt_record_in_an_older_segment_is_reported_and_later_segments_still_rea
     let got = counts(&s.read_from(1, usize::MAX).unwrap());
     assert!(got.contains(&39) && got.len() < 40, "{got:?}");
 }
+
+#[test]
+fn reads_start_exactly_where_asked_before_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 16 * 1024)).unwrap();
+    s.append((0..1000).map(note).collect()).unwrap();
+    let check = |s: &Spool| {
+        for from in [1, 2, 63, 64, 65, 128, 129, 500, 999, 1000] {
+            let got = s.read_from(from, 3).unwrap();
+            let want: Vec<u64> = (from..=1000).take(3).collect();
+            assert_eq!(
+                got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                want,
+                "from {from}"
+            );
+        }
+    };
+    check(&s);
+    drop(s);
+    let (s, _) = Spool::open(cfg(dir.path(), 1 << 30, 16 * 1024)).unwrap();
+    check(&s);
+}
