@@ -23,6 +23,8 @@ pub struct AgentConfig {
     pub containment: ContainmentConfig,
     /// The file sensor.
     pub files: crate::sensors::file::FileSensorConfig,
+    /// The process sensor.
+    pub process: crate::sensors::process::ProcessSensorConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,7 @@ impl Default for AgentConfig {
             spool_max_bytes: 512 * 1024 * 1024,
             containment: ContainmentConfig::default(),
             files: Default::default(),
+            process: Default::default(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl AgentConfig {
         if self.spool_max_bytes < 1024 * 1024 {
             return Err("spool_max_bytes must be at least 1 MiB".into());
         }
+        self.process.validate()?;
         let c = &self.containment;
         if c.controller_refresh_secs == 0 || c.verify_timeout_ms == 0 {
             return Err(

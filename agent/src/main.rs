@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cordon_agent::config::AgentConfig;
+use cordon_agent::sensors::process::ProcessSensor;
 use cordon_agent::state::{DEFAULT_STATE_DIR, StateDir};
 use cordon_agent::sys::{netns, privileges};
 use cordon_agent::uplink::{self, Uplink, enroll::EnrollOptions};
@@ -107,8 +108,9 @@ fn main() -> anyhow::Result<()> {
         } => {
             let config = AgentConfig::load(config.as_deref())?;
             report_privileges();
-            // Host-wide sensors open here, before the namespace switch (none yet).
-            let process_sensor = "none".to_string();
+            // Host-wide sensors open here, before the namespace switch: the process connector
+            // exists only in the initial network namespace.
+            let process_sensor = ProcessSensor::open(&config.process);
             if let Some(ns) = &netns {
                 netns::enter(ns)?;
                 tracing::info!(netns = %ns, "entered network namespace");

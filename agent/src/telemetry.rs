@@ -38,6 +38,18 @@ impl Emitter {
         }
     }
 
+    /// Reports records a sensor lost before they became events (`count` 0: unknown number).
+    pub fn lost(&self, count: u64, message: String) {
+        self.dropped_total.fetch_add(count, Ordering::Relaxed);
+        tracing::warn!(count, "{message}");
+        self.emit(event::Body::Notice(AgentNotice {
+            kind: "events_lost".into(),
+            message,
+            count,
+            ..Default::default()
+        }));
+    }
+
     pub fn notice(&self, kind: &str, message: String) {
         self.emit(event::Body::Notice(AgentNotice {
             kind: kind.into(),

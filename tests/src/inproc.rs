@@ -178,8 +178,8 @@ impl TestAgent {
             files,
             ..Default::default()
         };
-        let up = cordon_agent::uplink::Uplink::new(self.state.clone(), config, "none".into())
-            .expect("uplink");
+        let up =
+            cordon_agent::uplink::Uplink::new(self.state.clone(), config, None).expect("uplink");
         Running {
             uplink: up.clone(),
             task: tokio::spawn(cordon_agent::uplink::run(up)),

@@ -192,27 +192,18 @@ impl Default for ProcFs {
     }
 }
 
-/// Parses /proc/PID/stat. The command name is in parentheses and may itself hold spaces and
-/// parentheses, so fields are counted from the last ')'.
+/// Reads a process from a /proc/PID/stat line.
 pub fn parse_stat(pid: u32, stat: &str) -> Option<ProcInfo> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_string();
-    let rest: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    // rest[0] is field 3 (state); field N is rest[N - 3].
-    let state = rest.first()?;
-    let ppid = rest.get(1)?.parse().ok()?;
-    let flags: u64 = rest.get(6)?.parse().ok()?;
-    let start_time = rest.get(19)?.parse().ok()?;
+    let s = crate::sys::procfs::parse_stat(stat)?;
     const PF_KTHREAD: u64 = 0x0020_0000;
     Some(ProcInfo {
         pid,
-        ppid,
-        start_time,
-        comm,
+        ppid: s.ppid,
+        start_time: s.start_ticks,
+        kernel_thread: s.flags & PF_KTHREAD != 0,
+        dead: matches!(s.state.as_str(), "Z" | "X" | "x"),
+        comm: s.comm,
         exe: String::new(),
-        kernel_thread: flags & PF_KTHREAD != 0,
-        dead: matches!(*state, "Z" | "X" | "x"),
     })
 }
 

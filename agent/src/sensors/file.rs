@@ -7,9 +7,7 @@ use crate::telemetry::Emitter;
 use cordon_proto::{FileEvent, event, file_event::Kind};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
-use ring::digest::{Context, SHA256};
 use serde::Deserialize;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,42 +162,11 @@ fn report(ev: notify::Event, exclude: &[PathBuf], hash_max: u64, emit: &Emitter)
 
 /// Fills size and SHA-256 (or why not) without following a symlink.
 fn hash(path: &Path, max: u64, fe: &mut FileEvent) {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(_) => {
-            fe.hash_skipped = "gone".into();
-            return;
-        }
-    };
-    fe.size = meta.len();
-    if !meta.file_type().is_file() {
-        fe.hash_skipped = "not a regular file".into();
-        return;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        fe.size = meta.len();
     }
-    if meta.len() > max {
-        fe.hash_skipped = format!("larger than {max} bytes");
-        return;
+    match super::hash::sha256_file(path, max) {
+        Ok((_, h)) => fe.sha256 = h,
+        Err(why) => fe.hash_skipped = why,
     }
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path);
-    let Ok(mut file) = file else {
-        fe.hash_skipped = "unreadable".into();
-        return;
-    };
-    let mut ctx = Context::new(&SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => ctx.update(&buf[..n]),
-            Err(_) => {
-                fe.hash_skipped = "unreadable".into();
-                return;
-            }
-        }
-    }
-    fe.sha256 = hex::encode(ctx.finish());
 }

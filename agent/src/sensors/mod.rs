@@ -1,6 +1,8 @@
-//! What the agent observes. For now: host facts and the inventory; process and file sensors
-//! come with the telemetry work.
+//! What the agent observes: processes (eBPF, process connector or polling), watched files,
+//! host facts and inventory, and the agent's own cost.
 
 pub mod file;
+pub mod hash;
 pub mod inventory;
 pub mod metrics;
+pub mod process;

@@ -13,6 +13,7 @@ use crate::respond::HostResponder;
 use crate::respond::containment::Containment;
 use crate::sensors::file::FileSensor;
 use crate::sensors::metrics::SelfMetrics;
+use crate::sensors::process::{self, ProcessSensor};
 use crate::spool::SpoolConfig;
 use crate::state::{StateDir, StateError};
 use crate::telemetry::Telemetry;
@@ -54,6 +55,7 @@ pub struct Uplink {
     /// The spool and the sensors' emitter.
     pub telemetry: Arc<Telemetry>,
     _file_sensor: Option<FileSensor>,
+    _process_sensor: Option<process::Running>,
     /// One line per sensor, for heartbeats.
     pub sensors: Vec<String>,
     metrics: std::sync::Mutex<SelfMetrics>,
@@ -68,7 +70,7 @@ impl Uplink {
     pub fn new(
         state: StateDir,
         config: AgentConfig,
-        process_sensor: String,
+        process_sensor: Option<ProcessSensor>,
     ) -> Result<Arc<Self>, UplinkError> {
         let identity = state.identity()?;
         let responder = HostResponder::new(&state, &config, identity.controller.clone());
@@ -79,7 +81,7 @@ impl Uplink {
     pub fn with_responder(
         state: StateDir,
         config: AgentConfig,
-        process_sensor: String,
+        process_sensor: Option<ProcessSensor>,
         responder: HostResponder,
     ) -> Result<Arc<Self>, UplinkError> {
         let identity = state.identity()?;
@@ -99,7 +101,12 @@ impl Uplink {
             "agent_started",
             format!("cordon-agent {} started", env!("CARGO_PKG_VERSION")),
         );
-        let mut sensors = vec![format!("process: {process_sensor}")];
+        let (process_mode, status) = match &process_sensor {
+            Some(p) => (p.mode().to_string(), p.status()),
+            None => ("none".to_string(), "none".to_string()),
+        };
+        let mut sensors = vec![format!("process: {status}")];
+        let process_running = process_sensor.map(|p| p.start(telemetry.emitter()));
         let file_sensor = match FileSensor::start(&config.files, &state.dir, telemetry.emitter()) {
             Ok(s) => {
                 tracing::info!(directories = s.watched, "file sensor watching");
@@ -124,11 +131,12 @@ impl Uplink {
             state,
             config,
             agent_id: identity.agent_id,
-            process_sensor,
+            process_sensor: process_mode,
             dispatcher,
             containment,
             telemetry,
             _file_sensor: file_sensor,
+            _process_sensor: process_running,
             sensors,
             metrics: std::sync::Mutex::new(SelfMetrics::default()),
             renewed: Notify::new(),

@@ -9,8 +9,8 @@ use cordon_proto::agent_service_server::AgentService;
 use cordon_proto::limits::{MAX_BATCH_EVENTS, check_host};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    Ack, AgentMessage, ControllerMessage, Event, Hello, RenewRequest, RenewResponse,
-    TelemetryBatch, Welcome, agent_message, controller_message, event, file_event,
+    Ack, AgentMessage, ControllerMessage, Event, Hello, ProcessEvent, RenewRequest, RenewResponse,
+    TelemetryBatch, Welcome, agent_message, controller_message, event, file_event, process_event,
 };
 use prost::Message;
 use std::sync::Arc;
@@ -291,6 +291,41 @@ pub fn describe(e: &Event) -> (&'static str, String) {
             };
             ("file", format!("{kind} {}{from}{hash}", f.path))
         }
+        Some(event::Body::Process(p)) => ("process", describe_process(p)),
         None => ("empty", String::new()),
+    }
+}
+
+/// "exec /usr/bin/id -u (pid 7, ppid 1, user root, parent /bin/sh)" or
+/// "exit /usr/bin/id (pid 7) code 0 after 3 ms".
+fn describe_process(p: &ProcessEvent) -> String {
+    let partial = if p.partial { " [partial]" } else { "" };
+    match p.kind() {
+        process_event::Kind::Exit => {
+            let how = if p.exit_signal > 0 {
+                format!("signal {}", p.exit_signal)
+            } else {
+                format!("code {}", p.exit_code)
+            };
+            format!(
+                "exit {} (pid {}) {how} after {} ms{partial}",
+                p.exe, p.pid, p.lifetime_ms
+            )
+        }
+        _ => {
+            let user = if p.user.is_empty() {
+                p.uid.to_string()
+            } else {
+                p.user.clone()
+            };
+            format!(
+                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){partial}",
+                p.exe,
+                p.argv.join(" "),
+                p.pid,
+                p.ppid,
+                p.parent_exe
+            )
+        }
     }
 }

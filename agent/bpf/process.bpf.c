@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+//
+// Cordon's process sensor: BTF-enabled tracepoints at exec, fork and exit fill one ring buffer.
+// Everything that can vanish with the process (argv, filename, ids, cgroup, tty, session) is
+// read here in the kernel. Records that do not fit in the ring buffer are counted in `drops`,
+// which user space reports; nothing is dropped silently.
+//
+// Kernel types are declared below with only the fields used; `preserve_access_index` makes
+// every access a CO-RE relocation, resolved against the running kernel's BTF at load time.
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define ARGS_MAX 8192
+#define FILENAME_MAX 256
+#define TTY_MAX 32
+#define COMM_MAX 16
+
+#define KIND_EXEC 1
+#define KIND_FORK 2
+#define KIND_EXIT 3
+
+#define FLAG_ARGS_TRUNCATED 1
+#define FLAG_ARGS_UNREAD 2
+#define FLAG_FILENAME_UNREAD 4
+
+#define PIDTYPE_SID 3
+
+typedef struct { int counter; } atomic_t;
+typedef struct { __u32 val; } kuid_t;
+typedef struct { __u32 val; } kgid_t;
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+	kuid_t euid;
+} __attribute__((preserve_access_index));
+
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+} __attribute__((preserve_access_index));
+
+struct tty_struct {
+	char name[64];
+} __attribute__((preserve_access_index));
+
+struct upid {
+	int nr;
+} __attribute__((preserve_access_index));
+
+struct pid {
+	struct upid numbers[1];
+} __attribute__((preserve_access_index));
+
+struct signal_struct {
+	atomic_t live;
+	struct tty_struct *tty;
+	struct pid *pids[4];
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	int pid;
+	int tgid;
+	int exit_code;
+	__u64 start_boottime;
+	struct task_struct *real_parent;
+	const struct cred *cred;
+	struct mm_struct *mm;
+	struct signal_struct *signal;
+	char comm[16];
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
+} __attribute__((preserve_access_index));
+
+// One record. Shared layout with agent/src/sensors/process/ebpf.rs (little endian, no padding
+// surprises: every field is naturally aligned). Only the used part of `args` is sent.
+struct record {
+	__u32 kind;
+	__u32 pid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 session;
+	__s32 exit_code;
+	__u32 flags;
+	__u32 args_len;
+	__u64 start_boottime_ns;
+	__u64 parent_start_boottime_ns;
+	__u64 cgroup_id;
+	__u64 time_boot_ns;
+	char comm[COMM_MAX];
+	char tty[TTY_MAX];
+	char filename[FILENAME_MAX];
+	char args[ARGS_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} events SEC(".maps");
+
+// Scratch space for building one record (too big for the BPF stack).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct record);
+} scratch SEC(".maps");
+
+// Records that did not fit in the ring buffer, per kind (index = kind).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline void count_drop(__u32 kind)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &kind);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline struct record *start(__u32 kind, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r) {
+		count_drop(kind);
+		return 0;
+	}
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	r->kind = kind;
+	r->pid = BPF_CORE_READ(task, tgid);
+	r->ppid = BPF_CORE_READ(parent, tgid);
+	r->uid = BPF_CORE_READ(cred, uid.val);
+	r->euid = BPF_CORE_READ(cred, euid.val);
+	r->gid = BPF_CORE_READ(cred, gid.val);
+	r->session = 0;
+	r->exit_code = 0;
+	r->flags = 0;
+	r->args_len = 0;
+	r->start_boottime_ns = BPF_CORE_READ(task, start_boottime);
+	r->parent_start_boottime_ns = BPF_CORE_READ(parent, start_boottime);
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	r->time_boot_ns = bpf_ktime_get_boot_ns();
+	BPF_CORE_READ_INTO(&r->comm, task, comm);
+	r->tty[0] = 0;
+	r->filename[0] = 0;
+	return r;
+}
+
+static __always_inline void submit(struct record *r, __u32 args_len)
+{
+	__u64 size = sizeof(*r) - ARGS_MAX + (args_len & (ARGS_MAX - 1));
+	if (args_len >= ARGS_MAX)
+		size = sizeof(*r);
+	if (bpf_ringbuf_output(&events, r, size, 0) != 0)
+		count_drop(r->kind);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(cordon_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
+{
+	struct record *r = start(KIND_EXEC, task);
+	if (!r)
+		return 0;
+
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct tty_struct *tty = BPF_CORE_READ(sig, tty);
+	if (tty)
+		bpf_probe_read_kernel_str(r->tty, sizeof(r->tty), &tty->name);
+	struct pid *sid = BPF_CORE_READ(sig, pids[PIDTYPE_SID]);
+	if (sid)
+		r->session = BPF_CORE_READ(sid, numbers[0].nr);
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	if (bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), filename) < 0)
+		r->flags |= FLAG_FILENAME_UNREAD;
+
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
+	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	__u64 len = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (len > ARGS_MAX) {
+		len = ARGS_MAX;
+		r->flags |= FLAG_ARGS_TRUNCATED;
+	}
+	if (len > 0) {
+		__u32 n = len;
+		if (n > ARGS_MAX)
+			n = ARGS_MAX;
+		if (bpf_probe_read_user(r->args, n & (2 * ARGS_MAX - 1), (void *)arg_start) < 0) {
+			r->flags |= FLAG_ARGS_UNREAD;
+			len = 0;
+		}
+	}
+	r->args_len = len;
+	submit(r, len);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(cordon_fork, struct task_struct *parent, struct task_struct *child)
+{
+	// A new thread shares its parent's thread group: not a new process.
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	struct record *r = start(KIND_FORK, child);
+	if (!r)
+		return 0;
+	r->ppid = BPF_CORE_READ(parent, tgid);
+	r->parent_start_boottime_ns = BPF_CORE_READ(parent, start_boottime);
+	submit(r, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(cordon_exit, struct task_struct *task)
+{
+	// Once per process: when its last thread exits.
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	if (BPF_CORE_READ(sig, live.counter) != 0)
+		return 0;
+	struct record *r = start(KIND_EXIT, task);
+	if (!r)
+		return 0;
+	r->exit_code = BPF_CORE_READ(task, exit_code);
+	submit(r, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

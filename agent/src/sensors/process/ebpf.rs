@@ -1,0 +1,253 @@
+//! The eBPF source: loads agent/bpf/process.bpf.c (compiled by build.rs), attaches its
+//! BTF-enabled tracepoints (no tracefs needed), and reads records from the ring buffer as the
+//! kernel fills it. Records that did not fit are counted per kind in a map, and reported.
+
+use super::{Raw, RawExec, Source};
+use crate::sys::procfs::split_args;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::BtfTracePoint;
+use aya::{Btf, EbpfLoader};
+use rustix::event::{PollFd, PollFlags};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/process.bpf.o"));
+
+const PROGRAMS: [(&str, &str); 3] = [
+    ("cordon_exec", "sched_process_exec"),
+    ("cordon_fork", "sched_process_fork"),
+    ("cordon_exit", "sched_process_exit"),
+];
+
+pub struct Ebpf {
+    // Owns the loaded programs and their links: dropping it detaches them.
+    _bpf: aya::Ebpf,
+    ring: RingBuf<MapData>,
+    /// The ring buffer's descriptor again, to wait on.
+    ring_fd: OwnedFd,
+    drops: PerCpuArray<MapData, u64>,
+}
+
+impl Ebpf {
+    pub fn open() -> Result<Self, String> {
+        let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+        let mut bpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .load(OBJECT)
+            .map_err(|e| format!("loading the BPF object: {e}"))?;
+        for (name, tracepoint) in PROGRAMS {
+            let prog: &mut BtfTracePoint = bpf
+                .program_mut(name)
+                .ok_or_else(|| format!("program {name} missing from the object"))?
+                .try_into()
+                .map_err(|e| format!("{name}: {e}"))?;
+            prog.load(tracepoint, &btf)
+                .map_err(|e| format!("loading {name}: {e}"))?;
+            prog.attach()
+                .map_err(|e| format!("attaching {name} to {tracepoint}: {e}"))?;
+        }
+        let map = |bpf: &mut aya::Ebpf, name: &str| {
+            bpf.take_map(name)
+                .ok_or_else(|| format!("map {name} missing from the object"))
+        };
+        let events = map(&mut bpf, "events")?;
+        let ring_fd = match &events {
+            aya::maps::Map::RingBuf(data) => data.fd().as_fd().try_clone_to_owned(),
+            _ => return Err("map events is not a ring buffer".into()),
+        }
+        .map_err(|e| format!("ring buffer descriptor: {e}"))?;
+        let ring = RingBuf::try_from(events).map_err(|e| e.to_string())?;
+        let drops = PerCpuArray::try_from(map(&mut bpf, "drops")?).map_err(|e| e.to_string())?;
+        Ok(Self {
+            _bpf: bpf,
+            ring,
+            ring_fd,
+            drops,
+        })
+    }
+}
+
+/// Records dropped so far, per kind, summed over CPUs.
+fn dropped(drops: &PerCpuArray<MapData, u64>) -> [u64; 4] {
+    let mut out = [0; 4];
+    for (kind, slot) in out.iter_mut().enumerate() {
+        if let Ok(values) = drops.get(&(kind as u32), 0) {
+            *slot = values.iter().sum();
+        }
+    }
+    out
+}
+
+impl Source for Ebpf {
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    fn run(self: Box<Self>, out: &mut dyn FnMut(Raw), stop: &AtomicBool) {
+        let Ebpf {
+            _bpf: bpf,
+            mut ring,
+            ring_fd,
+            drops,
+        } = *self;
+        let mut reported = dropped(&drops);
+        let mut checked = Instant::now();
+        let timeout = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let mut fds = [PollFd::new(&ring_fd, PollFlags::IN)];
+            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
+                && e != rustix::io::Errno::INTR
+            {
+                tracing::error!(error = %e, "eBPF ring buffer poll failed");
+                return;
+            }
+            while let Some(item) = ring.next() {
+                match parse(&item) {
+                    Some(raw) => out(raw),
+                    None => out(Raw::Lost {
+                        count: 1,
+                        why: format!("malformed eBPF record of {} bytes", item.len()),
+                    }),
+                }
+            }
+            if checked.elapsed() >= Duration::from_secs(1) {
+                checked = Instant::now();
+                let now = dropped(&drops);
+                for (kind, name) in [
+                    (KIND_EXEC, "exec"),
+                    (KIND_FORK, "fork"),
+                    (KIND_EXIT, "exit"),
+                ] {
+                    let k = kind as usize;
+                    let n = now[k].saturating_sub(reported[k]);
+                    if n > 0 {
+                        out(Raw::Lost {
+                            count: n,
+                            why: format!(
+                                "the eBPF ring buffer was full: {n} {name} records dropped"
+                            ),
+                        });
+                    }
+                }
+                reported = now;
+            }
+        }
+        drop(bpf);
+    }
+}
+
+// The record layout of process.bpf.c.
+const KIND_EXEC: u32 = 1;
+const KIND_FORK: u32 = 2;
+const KIND_EXIT: u32 = 3;
+const FLAG_ARGS_TRUNCATED: u32 = 1;
+const FLAG_ARGS_UNREAD: u32 = 2;
+const FLAG_FILENAME_UNREAD: u32 = 4;
+const COMM: usize = 72;
+const TTY: usize = 88;
+const FILENAME: usize = 120;
+const ARGS: usize = 376;
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// A NUL-terminated string in a fixed-size field.
+fn cstr(b: &[u8], at: usize, len: usize) -> Option<String> {
+    let field = b.get(at..at + len)?;
+    let end = field.iter().position(|c| *c == 0).unwrap_or(len);
+    Some(String::from_utf8_lossy(&field[..end]).into_owned())
+}
+
+/// Decodes one ring-buffer record.
+fn parse(b: &[u8]) -> Option<Raw> {
+    let kind = u32_at(b, 0)?;
+    let pid = u32_at(b, 4)?;
+    let ppid = u32_at(b, 8)?;
+    let start_ns = Some(u64_at(b, 40)?);
+    match kind {
+        KIND_EXEC => {
+            let flags = u32_at(b, 32)?;
+            let args_len = u32_at(b, 36)? as usize;
+            let argv = if flags & FLAG_ARGS_UNREAD != 0 {
+                None
+            } else {
+                Some(split_args(b.get(ARGS..ARGS + args_len)?))
+            };
+            let filename = cstr(b, FILENAME, 256)?;
+            let tty = cstr(b, TTY, 32)?;
+            Some(Raw::Exec(Box::new(RawExec {
+                pid,
+                ppid,
+                start_ns,
+                parent_start_ns: Some(u64_at(b, 48)?),
+                filename: (flags & FLAG_FILENAME_UNREAD == 0).then_some(filename),
+                argv,
+                argv_truncated: flags & FLAG_ARGS_TRUNCATED != 0,
+                ids: Some((u32_at(b, 12)?, u32_at(b, 16)?, u32_at(b, 20)?)),
+                tty: Some(tty),
+                session: Some(u32_at(b, 24)?),
+                cgroup_id: Some(u64_at(b, 56)?),
+                comm: Some(cstr(b, COMM, 16)?),
+                ..Default::default()
+            })))
+        }
+        KIND_FORK => Some(Raw::Fork {
+            pid,
+            ppid,
+            start_ns,
+        }),
+        KIND_EXIT => Some(Raw::Exit {
+            pid,
+            start_ns,
+            status: Some(u32_at(b, 28)? as i32),
+            time_ns: u64_at(b, 64)?,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: u32, args: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; ARGS + args.len()];
+        b[0..4].copy_from_slice(&kind.to_le_bytes());
+        b[4..8].copy_from_slice(&42u32.to_le_bytes());
+        b[8..12].copy_from_slice(&7u32.to_le_bytes());
+        b[28..32].copy_from_slice(&(2i32 << 8).to_le_bytes());
+        b[36..40].copy_from_slice(&(args.len() as u32).to_le_bytes());
+        b[40..48].copy_from_slice(&5_000u64.to_le_bytes());
+        b[FILENAME..FILENAME + 8].copy_from_slice(b"/bin/ls\0");
+        b[ARGS..].copy_from_slice(args);
+        b
+    }
+
+    #[test]
+    fn records_decode_and_short_ones_are_refused() {
+        let Some(Raw::Exec(e)) = parse(&record(KIND_EXEC, b"ls\0-l\0")) else {
+            panic!("not an exec");
+        };
+        assert_eq!((e.pid, e.ppid, e.start_ns), (42, 7, Some(5_000)));
+        assert_eq!(e.filename.as_deref(), Some("/bin/ls"));
+        assert_eq!(e.argv.unwrap(), vec!["ls", "-l"]);
+        let Some(Raw::Exit { status, .. }) = parse(&record(KIND_EXIT, b"")) else {
+            panic!("not an exit");
+        };
+        assert_eq!(status, Some(2 << 8));
+        let mut cut = record(KIND_EXEC, b"ls\0-l\0");
+        cut.truncate(ARGS + 2);
+        assert!(parse(&cut).is_none(), "args_len beyond the record");
+        assert!(parse(&record(9, b"")).is_none());
+        assert!(parse(&[1, 0, 0]).is_none());
+    }
+}
