@@ -26,6 +26,12 @@
 #define FLAG_ARGS_TRUNCATED 1
 #define FLAG_ARGS_UNREAD 2
 #define FLAG_FILENAME_UNREAD 4
+#define FLAG_CWD_INCOMPLETE 8
+#define FLAG_EXE_INCOMPLETE 16
+
+// A path is sent as its components, last first; each cut at NAME_MAX_ bytes.
+#define PATH_DEPTH 16
+#define NAME_MAX_ 64
 
 #define PIDTYPE_SID 3
 
@@ -71,10 +77,44 @@ struct task_struct {
 	const struct cred *cred;
 	struct mm_struct *mm;
 	struct signal_struct *signal;
+	struct fs_struct *fs;
 	char comm[16];
 } __attribute__((preserve_access_index));
 
+struct qstr {
+	const unsigned char *name;
+} __attribute__((preserve_access_index));
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+} __attribute__((preserve_access_index));
+
+struct vfsmount {
+	struct dentry *mnt_root;
+} __attribute__((preserve_access_index));
+
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+
+struct fs_struct {
+	struct path pwd;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct path f_path;
+} __attribute__((preserve_access_index));
+
 struct linux_binprm {
+	struct file *file;
 	const char *filename;
 } __attribute__((preserve_access_index));
 
@@ -91,6 +131,8 @@ struct record {
 	__s32 exit_code;
 	__u32 flags;
 	__u32 args_len;
+	__u32 cwd_depth;
+	__u32 exe_depth;
 	__u64 start_boottime_ns;
 	__u64 parent_start_boottime_ns;
 	__u64 cgroup_id;
@@ -98,6 +140,8 @@ struct record {
 	char comm[COMM_MAX];
 	char tty[TTY_MAX];
 	char filename[FILENAME_MAX];
+	char cwd[PATH_DEPTH][NAME_MAX_];
+	char exe[PATH_DEPTH][NAME_MAX_];
 	char args[ARGS_MAX];
 };
 
@@ -149,6 +193,8 @@ static __always_inline struct record *start(__u32 kind, struct task_struct *task
 	r->exit_code = 0;
 	r->flags = 0;
 	r->args_len = 0;
+	r->cwd_depth = 0;
+	r->exe_depth = 0;
 	r->start_boottime_ns = BPF_CORE_READ(task, start_boottime);
 	r->parent_start_boottime_ns = BPF_CORE_READ(parent, start_boottime);
 	r->cgroup_id = bpf_get_current_cgroup_id();
@@ -168,6 +214,51 @@ static __always_inline void submit(struct record *r, __u32 args_len)
 		count_drop(r->kind);
 }
 
+// At a mount's root, moves to where that mount sits in its parent (stacked mounts: up to
+// twice). Returns 1 when (d, mnt) is the root of the whole tree.
+static __always_inline int cross_mounts(struct dentry **d, struct mount **mnt)
+{
+#pragma unroll
+	for (int k = 0; k < 2; k++) {
+		if (*d != BPF_CORE_READ(*mnt, mnt.mnt_root))
+			return 0;
+		struct mount *up = BPF_CORE_READ(*mnt, mnt_parent);
+		if (!up || up == *mnt)
+			return 1;
+		*d = BPF_CORE_READ(*mnt, mnt_mountpoint);
+		*mnt = up;
+	}
+	return 0;
+}
+
+// Writes the components of (dentry, mount) into out[], last first, up to the root. Returns
+// how many, or -1 if the path is deeper or a name longer than the record holds. Every
+// iteration ends at the same depth whatever branch it took, so the verifier's work stays
+// linear in PATH_DEPTH.
+static __always_inline int walk_path(struct dentry *d, struct vfsmount *vm,
+				     char out[PATH_DEPTH][NAME_MAX_])
+{
+	if (!d || !vm)
+		return -1;
+	struct mount *mnt = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+#pragma unroll
+	for (int i = 0; i < PATH_DEPTH; i++) {
+		if (cross_mounts(&d, &mnt))
+			return i;
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (!parent || parent == d)
+			return i;
+		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		long n = bpf_probe_read_kernel_str(out[i], NAME_MAX_, name);
+		if (n < 0 || n >= NAME_MAX_)
+			return -1;
+		d = parent;
+	}
+	if (cross_mounts(&d, &mnt) || BPF_CORE_READ(d, d_parent) == d)
+		return PATH_DEPTH;
+	return -1;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(cordon_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
@@ -182,6 +273,20 @@ int BPF_PROG(cordon_exec, struct task_struct *task, int old_pid, struct linux_bi
 	struct pid *sid = BPF_CORE_READ(sig, pids[PIDTYPE_SID]);
 	if (sid)
 		r->session = BPF_CORE_READ(sid, numbers[0].nr);
+
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	int depth = walk_path(BPF_CORE_READ(fs, pwd.dentry), BPF_CORE_READ(fs, pwd.mnt), r->cwd);
+	if (depth < 0)
+		r->flags |= FLAG_CWD_INCOMPLETE;
+	else
+		r->cwd_depth = depth;
+	struct file *file = BPF_CORE_READ(bprm, file);
+	depth = walk_path(BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt),
+			  r->exe);
+	if (depth < 0)
+		r->flags |= FLAG_EXE_INCOMPLETE;
+	else
+		r->exe_depth = depth;
 
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	if (bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), filename) < 0)

@@ -3,36 +3,42 @@
 //! longer matches belongs to another process and is not read at all.
 
 use super::RawExec;
-use super::clock::ticks_to_ns;
+use super::clock::{ns_to_ticks, ticks_to_ns};
 use crate::sys::procfs::{Proc, tty_name};
 
 pub fn exec(proc: &Proc, e: &mut RawExec, argv_max: usize) {
     let pid = e.pid;
-    if let Some(stat) = proc.stat(pid) {
-        let start = ticks_to_ns(stat.start_ticks);
-        let same = match e.start_ns {
-            // /proc counts in ticks: compare at that resolution.
-            Some(ns) => ns / super::clock::ns_per_tick() == stat.start_ticks,
-            None => true,
-        };
-        if !same {
+    // The eBPF source supplies all of stat's facts: it needs no /proc reads at all.
+    let have_stat =
+        e.start_ns.is_some() && e.comm.is_some() && e.tty.is_some() && e.session.is_some();
+    if !have_stat {
+        if let Some(stat) = proc.stat(pid) {
+            if let Some(ns) = e.start_ns
+                // /proc counts in ticks: compare at that resolution.
+                && ns_to_ticks(ns) != stat.start_ticks
+            {
+                return;
+            }
+            e.start_ns.get_or_insert(ticks_to_ns(stat.start_ticks));
+            if e.ppid == 0 {
+                e.ppid = stat.ppid;
+            }
+            e.session.get_or_insert(stat.session);
+            if e.tty.is_none() {
+                e.tty = Some(tty_name(stat.tty_nr).unwrap_or_default());
+            }
+            e.comm.get_or_insert(stat.comm);
+        } else if e.start_ns.is_none() {
+            // Gone before anything could be read.
             return;
         }
-        e.start_ns.get_or_insert(start);
-        if e.ppid == 0 {
-            e.ppid = stat.ppid;
-        }
-        e.session.get_or_insert(stat.session);
-        if e.tty.is_none() {
-            e.tty = tty_name(stat.tty_nr).or_else(|| Some(String::new()));
-        }
-        e.comm.get_or_insert(stat.comm);
-    } else if e.start_ns.is_none() {
-        // Gone before anything could be read.
-        return;
     }
-    e.exe = exe_path(proc, e);
-    e.cwd = proc.link(pid, "cwd");
+    if e.exe.is_none() {
+        e.exe = exe_path(proc, e);
+    }
+    if e.cwd.is_none() {
+        e.cwd = proc.link(pid, "cwd");
+    }
     if e.argv.is_none()
         && let Some((argv, truncated)) = proc.cmdline(pid, argv_max)
     {
@@ -42,7 +48,8 @@ pub fn exec(proc: &Proc, e: &mut RawExec, argv_max: usize) {
     if e.ids.is_none() {
         e.ids = proc.ids(pid);
     }
-    if e.cgroup.is_none() {
+    // A cgroup id (eBPF) is resolved to its path in stage two.
+    if e.cgroup.is_none() && e.cgroup_id.is_none() {
         e.cgroup = proc.cgroup(pid);
     }
 }

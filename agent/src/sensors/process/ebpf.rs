@@ -147,10 +147,16 @@ const KIND_EXIT: u32 = 3;
 const FLAG_ARGS_TRUNCATED: u32 = 1;
 const FLAG_ARGS_UNREAD: u32 = 2;
 const FLAG_FILENAME_UNREAD: u32 = 4;
-const COMM: usize = 72;
-const TTY: usize = 88;
-const FILENAME: usize = 120;
-const ARGS: usize = 376;
+const FLAG_CWD_INCOMPLETE: u32 = 8;
+const FLAG_EXE_INCOMPLETE: u32 = 16;
+const COMM: usize = 80;
+const TTY: usize = 96;
+const FILENAME: usize = 128;
+const CWD: usize = 384;
+const EXE: usize = 1408;
+const ARGS: usize = 2432;
+const PATH_DEPTH: usize = 16;
+const NAME_MAX: usize = 64;
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -167,12 +173,28 @@ fn cstr(b: &[u8], at: usize, len: usize) -> Option<String> {
     Some(String::from_utf8_lossy(&field[..end]).into_owned())
 }
 
+/// A path the kernel sent as `depth` components, last first; None if it was incomplete.
+fn path(b: &[u8], at: usize, depth: u32, complete: bool) -> Option<Option<String>> {
+    let depth = depth as usize;
+    if depth > PATH_DEPTH {
+        return None;
+    }
+    if !complete {
+        return Some(None);
+    }
+    let mut parts = Vec::with_capacity(depth);
+    for i in (0..depth).rev() {
+        parts.push(cstr(b, at + i * NAME_MAX, NAME_MAX)?);
+    }
+    Some(Some(format!("/{}", parts.join("/"))))
+}
+
 /// Decodes one ring-buffer record.
 fn parse(b: &[u8]) -> Option<Raw> {
     let kind = u32_at(b, 0)?;
     let pid = u32_at(b, 4)?;
     let ppid = u32_at(b, 8)?;
-    let start_ns = Some(u64_at(b, 40)?);
+    let start_ns = Some(u64_at(b, 48)?);
     match kind {
         KIND_EXEC => {
             let flags = u32_at(b, 32)?;
@@ -183,21 +205,25 @@ fn parse(b: &[u8]) -> Option<Raw> {
                 Some(split_args(b.get(ARGS..ARGS + args_len)?))
             };
             let filename = cstr(b, FILENAME, 256)?;
+            let cwd = path(b, CWD, u32_at(b, 40)?, flags & FLAG_CWD_INCOMPLETE == 0)?;
+            let exe = path(b, EXE, u32_at(b, 44)?, flags & FLAG_EXE_INCOMPLETE == 0)?;
             let tty = cstr(b, TTY, 32)?;
             Some(Raw::Exec(Box::new(RawExec {
                 pid,
                 ppid,
                 start_ns,
-                parent_start_ns: Some(u64_at(b, 48)?),
+                parent_start_ns: Some(u64_at(b, 56)?),
                 filename: (flags & FLAG_FILENAME_UNREAD == 0).then_some(filename),
                 argv,
                 argv_truncated: flags & FLAG_ARGS_TRUNCATED != 0,
                 ids: Some((u32_at(b, 12)?, u32_at(b, 16)?, u32_at(b, 20)?)),
                 tty: Some(tty),
                 session: Some(u32_at(b, 24)?),
-                cgroup_id: Some(u64_at(b, 56)?),
+                cgroup_id: Some(u64_at(b, 64)?),
                 comm: Some(cstr(b, COMM, 16)?),
-                ..Default::default()
+                cgroup: None,
+                exe,
+                cwd,
             })))
         }
         KIND_FORK => Some(Raw::Fork {
@@ -209,7 +235,7 @@ fn parse(b: &[u8]) -> Option<Raw> {
             pid,
             start_ns,
             status: Some(u32_at(b, 28)? as i32),
-            time_ns: u64_at(b, 64)?,
+            time_ns: u64_at(b, 72)?,
         }),
         _ => None,
     }
@@ -226,7 +252,12 @@ mod tests {
         b[8..12].copy_from_slice(&7u32.to_le_bytes());
         b[28..32].copy_from_slice(&(2i32 << 8).to_le_bytes());
         b[36..40].copy_from_slice(&(args.len() as u32).to_le_bytes());
-        b[40..48].copy_from_slice(&5_000u64.to_le_bytes());
+        // cwd /tmp/x (two components, last first); exe incomplete.
+        b[40..44].copy_from_slice(&2u32.to_le_bytes());
+        b[32..36].copy_from_slice(&FLAG_EXE_INCOMPLETE.to_le_bytes());
+        b[CWD..CWD + 2].copy_from_slice(b"x\0");
+        b[CWD + NAME_MAX..CWD + NAME_MAX + 4].copy_from_slice(b"tmp\0");
+        b[48..56].copy_from_slice(&5_000u64.to_le_bytes());
         b[FILENAME..FILENAME + 8].copy_from_slice(b"/bin/ls\0");
         b[ARGS..].copy_from_slice(args);
         b
@@ -240,6 +271,8 @@ mod tests {
         assert_eq!((e.pid, e.ppid, e.start_ns), (42, 7, Some(5_000)));
         assert_eq!(e.filename.as_deref(), Some("/bin/ls"));
         assert_eq!(e.argv.unwrap(), vec!["ls", "-l"]);
+        assert_eq!(e.cwd.as_deref(), Some("/tmp/x"));
+        assert_eq!(e.exe, None, "an incomplete path is left to /proc");
         let Some(Raw::Exit { status, .. }) = parse(&record(KIND_EXIT, b"")) else {
             panic!("not an exit");
         };

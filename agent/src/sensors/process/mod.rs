@@ -396,6 +396,11 @@ mod tests {
         );
         assert_eq!(sh.ppid, std::process::id());
         assert_eq!(sh.filename.as_deref(), Some("/bin/sh"));
+        // Read in the kernel, so right even though the shell was gone at once.
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(sh.cwd.as_deref(), cwd.to_str());
+        let real = std::fs::canonicalize("/bin/sh").unwrap();
+        assert_eq!(sh.exe.as_deref(), real.to_str());
         assert!(sh.start_ns.is_some() && sh.ids.is_some() && sh.cgroup_id.is_some());
         let echo = execs.iter().find(|e| e.pid == pids.1).unwrap();
         assert!(echo.exe.as_deref().unwrap().ends_with("/echo"));
