@@ -74,6 +74,7 @@ struct task_struct {
 	int exit_code;
 	__u64 start_boottime;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 	const struct cred *cred;
 	struct mm_struct *mm;
 	struct signal_struct *signal;
@@ -195,8 +196,9 @@ static __always_inline struct record *start(__u32 kind, struct task_struct *task
 	r->args_len = 0;
 	r->cwd_depth = 0;
 	r->exe_depth = 0;
-	r->start_boottime_ns = BPF_CORE_READ(task, start_boottime);
-	r->parent_start_boottime_ns = BPF_CORE_READ(parent, start_boottime);
+	// Processes are known by their thread-group leader's start time, as /proc shows it.
+	r->start_boottime_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	r->parent_start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
 	r->cgroup_id = bpf_get_current_cgroup_id();
 	r->time_boot_ns = bpf_ktime_get_boot_ns();
 	BPF_CORE_READ_INTO(&r->comm, task, comm);
@@ -324,7 +326,7 @@ int BPF_PROG(cordon_fork, struct task_struct *parent, struct task_struct *child)
 	if (!r)
 		return 0;
 	r->ppid = BPF_CORE_READ(parent, tgid);
-	r->parent_start_boottime_ns = BPF_CORE_READ(parent, start_boottime);
+	r->parent_start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
 	submit(r, 0);
 	return 0;
 }

@@ -84,7 +84,8 @@ impl Drop for Proc {
     }
 }
 
-/// Runs a command to completion (bounded by `timeout`) and returns its output.
+/// Runs a command to completion (bounded by `timeout`) and returns its output. The output
+/// is read while the command runs, so a large one cannot fill the pipe and stall it.
 pub fn run(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -92,16 +93,30 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Output {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    fn drain(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
     let deadline = Instant::now() + timeout;
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().expect("output"),
+            Ok(Some(status)) => break status,
             _ if Instant::now() >= deadline => {
                 let _ = child.kill();
                 panic!("{cmd:?} did not finish within {timeout:?}");
             }
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
 }
 

@@ -246,6 +246,32 @@ fn the_agent_runs_without_root_and_says_what_it_cannot_do() {
     assert!(log.contains("running without root"), "{log}");
     assert!(log.contains("network isolation"), "{log}");
     d.ctl_json(&["ping", &agent.id]);
+
+    // Without privileges BPF does not load: the agent falls back to the process connector
+    // (which kernels since 6.6 open to every user) or to polling, shows it in its
+    // heartbeats, and stores a sensor_degraded notice.
+    let rec = cordon_tests::poll(Duration::from_secs(10), || {
+        let rec = d.agent_record(&agent.id);
+        ["connector", "poll"]
+            .contains(&rec["process_sensor"].as_str().unwrap_or_default())
+            .then_some(rec)
+    })
+    .unwrap_or_else(|| panic!("{}", d.agent_record(&agent.id)));
+    let sensors = rec["metrics"]["sensors"].to_string();
+    assert!(sensors.contains("ebpf unavailable"), "{sensors}");
+    let degraded = cordon_tests::poll(Duration::from_secs(10), || {
+        d.ctl(&[
+            "events",
+            "query",
+            "--agent",
+            &agent.id,
+            "--contains",
+            "sensor_degraded",
+        ])
+        .contains(" mode")
+        .then_some(())
+    });
+    assert!(degraded.is_some(), "no sensor_degraded notice stored");
 }
 
 #[test]
