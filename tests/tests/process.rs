@@ -35,13 +35,13 @@ fn process_events(d: &Deployment, agent: &AgentHandle, text: &str) -> Vec<Proces
 
 fn real(path: &str) -> String {
     std::fs::canonicalize(path)
-        .unwrap()
+        .expect("a path that exists")
         .to_string_lossy()
         .into_owned()
 }
 
 fn sha256_file(path: &str) -> String {
-    cordon_proto::identity::fingerprint(&std::fs::read(path).unwrap())
+    cordon_proto::identity::fingerprint(&std::fs::read(path).expect("a readable file"))
         .trim_start_matches("sha256:")
         .to_string()
 }
