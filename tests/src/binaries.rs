@@ -2,6 +2,7 @@
 //! to files, and always killed when the test ends (also when it fails).
 
 use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -84,8 +85,8 @@ impl Drop for Proc {
     }
 }
 
-/// Runs a command to completion (bounded by `timeout`) and returns its output. The output
-/// is read while the command runs, so a large one cannot fill the pipe and stall it.
+/// Runs a command to completion (bounded by `timeout`) and returns its output. Its stdout
+/// and stderr are drained while it runs, so a large output never blocks it on a full pipe.
 pub fn run(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -93,31 +94,37 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Output {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    fn drain(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    }
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let deadline = Instant::now() + timeout;
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => {
+                return Output {
+                    status,
+                    stdout: stdout.join().expect("stdout reader"),
+                    stderr: stderr.join().expect("stderr reader"),
+                };
+            }
             _ if Instant::now() >= deadline => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("{cmd:?} did not finish within {timeout:?}");
             }
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
-    };
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
     }
+}
+
+/// Reads a child's pipe to its end on a thread.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    })
 }
 
 /// Runs a command that must succeed; returns its stdout.

@@ -3,9 +3,11 @@
 //! namespace with `--netns`), driven through `cordonctl` as an administrator would.
 
 use crate::binaries::{Proc, bin, run, run_ok};
-use crate::netns::{Netns, link};
+use crate::netns::{Netns, link, set_link};
+use cordon_agent::spool::{OpenReport, Spool, SpoolConfig};
+use cordon_proto::EventRecord;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -24,6 +26,8 @@ pub struct Deployment {
     pub data_dir: PathBuf,
     pub url: String,
     controller: Option<Proc>,
+    /// The agent's end of the veth pair to the controller (namespace deployments).
+    agent_link: Option<String>,
     // Declared last: dropped after the processes above are killed.
     pub ctl_ns: Option<Netns>,
     pub agent_ns: Option<Netns>,
@@ -44,6 +48,76 @@ impl AgentHandle {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Adds settings to the agent's config file (replacing top-level keys and tables it
+    /// already has); takes effect at the agent's next start.
+    pub fn configure(&self, extra: &str) {
+        merge_toml(&self.config, extra);
+    }
+
+    /// Points the file sensor at `dir` alone, so the files a test makes are the only file
+    /// events.
+    pub fn watch_only(&self, dir: &Path) {
+        let dir = toml::Value::from(dir.display().to_string());
+        self.configure(&format!("[files]\nwatch = [{dir}]\nrecursive = []\n"));
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state_dir.join("spool")
+    }
+
+    /// What the agent's spool holds now, read from a copy with the agent's own spool code
+    /// (the agent's files are not touched). Take it while nothing trims the spool: the agent
+    /// stopped, or cut off from the controller.
+    pub fn spool_snapshot(&self) -> SpoolSnapshot {
+        let copy = tempfile::tempdir().expect("tempdir");
+        for entry in std::fs::read_dir(self.spool_dir()).expect("the agent's spool") {
+            let path = entry.expect("spool entry").path();
+            match std::fs::copy(&path, copy.path().join(path.file_name().unwrap())) {
+                Ok(_) => {}
+                // Gone since the listing: a segment deleted behind an acknowledgement.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("copying {}: {e}", path.display()),
+            }
+        }
+        let (spool, report) = Spool::open(SpoolConfig {
+            dir: copy.path().to_path_buf(),
+            max_bytes: u64::MAX,
+            segment_bytes: u64::MAX,
+        })
+        .expect("opening the copied spool");
+        let unacked = spool
+            .read_from(spool.acked() + 1, usize::MAX)
+            .expect("reading the copied spool");
+        SpoolSnapshot {
+            acked: spool.acked(),
+            last_seq: spool.last_seq(),
+            unacked,
+            report,
+        }
+    }
+}
+
+/// An agent's spool at one moment (see [`AgentHandle::spool_snapshot`]).
+#[derive(Debug)]
+pub struct SpoolSnapshot {
+    /// The controller had acknowledged storing everything through this sequence number.
+    pub acked: u64,
+    pub last_seq: u64,
+    /// The events after `acked`, in order.
+    pub unacked: Vec<cordon_proto::Event>,
+    /// Corrupt or torn regions opening the spool found (and cut from the copy).
+    pub report: OpenReport,
+}
+
+/// Merges the top-level keys of the TOML `extra` into the TOML file at `path`.
+fn merge_toml(path: &Path, extra: &str) {
+    if extra.is_empty() {
+        return;
+    }
+    let mut table: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    table.extend(extra.parse::<toml::Table>().expect("extra settings"));
+    std::fs::write(path, toml::to_string(&table).unwrap()).unwrap();
 }
 
 impl Deployment {
@@ -67,19 +141,29 @@ impl Deployment {
     pub fn namespaces(controller_toml_extra: &str) -> Self {
         let ctl_ns = Netns::new("ctl");
         let agent_ns = Netns::new("agt");
-        link(
+        let (_, agent_dev) = link(
             &ctl_ns,
             &format!("{CTL_ADDR}/24"),
             &agent_ns,
             &format!("{AGENT_ADDR}/24"),
         );
-        Self::new(
+        let mut d = Self::new(
             Some(ctl_ns),
             Some(agent_ns),
             &format!("{CTL_ADDR}:7443"),
             CTL_ADDR,
             controller_toml_extra,
-        )
+        );
+        d.agent_link = Some(agent_dev);
+        d
+    }
+
+    /// Takes the agent's end of the veth to the controller down or up (inside the agent's
+    /// namespace; [`Self::namespaces`] deployments only).
+    pub fn set_agent_link(&self, up: bool) {
+        let ns = self.agent_ns.as_ref().expect("a namespace deployment");
+        let dev = self.agent_link.as_ref().expect("a namespace deployment");
+        set_link(ns, dev, up);
     }
 
     /// As [`Self::namespaces`], plus a `peer` namespace joined to the agent's by a second
@@ -114,23 +198,15 @@ impl Deployment {
             .arg(&data_dir)
             .args(["--listen", listen, "--name", name]);
         run_ok(init);
-        if !extra.is_empty() {
-            // Settings in `extra` replace those `init` wrote.
-            let cfg = data_dir.join("controller.toml");
-            let mut table: toml::Table = std::fs::read_to_string(&cfg).unwrap().parse().unwrap();
-            table.extend(
-                extra
-                    .parse::<toml::Table>()
-                    .expect("extra controller settings"),
-            );
-            std::fs::write(&cfg, toml::to_string(&table).unwrap()).unwrap();
-        }
+        // Settings in `extra` replace those `init` wrote.
+        merge_toml(&data_dir.join("controller.toml"), extra);
         let url = format!("https://{listen}");
         let mut d = Self {
             dir,
             data_dir,
             url,
             controller: None,
+            agent_link: None,
             ctl_ns,
             agent_ns,
             peer_ns: None,
@@ -276,6 +352,32 @@ impl Deployment {
 
     pub fn agent_record(&self, id: &str) -> Value {
         self.ctl_json(&["agents", "show", id])
+    }
+
+    /// Every stored event of the agent, in sequence order, as `cordonctl events query --json`
+    /// gives them.
+    pub fn stored_events(&self, agent_id: &str) -> Vec<EventRecord> {
+        const LIMIT: usize = 10_000;
+        let out = self.ctl(&[
+            "events",
+            "query",
+            "--agent",
+            agent_id,
+            "--limit",
+            &LIMIT.to_string(),
+            "--json",
+        ]);
+        let mut events: Vec<EventRecord> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an event record"))
+            .collect();
+        assert!(
+            events.len() < LIMIT,
+            "{} events: the query may have cut some off",
+            events.len()
+        );
+        events.sort_by_key(|e| e.seq);
+        events
     }
 
     /// Waits until the agent's online state is `online`; returns how long that took.

@@ -68,6 +68,12 @@ pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) -> (String, String
     (va, vb)
 }
 
+/// Sets interface `dev` in namespace `ns` up or down.
+pub fn set_link(ns: &Netns, dev: &str, up: bool) {
+    let state = if up { "up" } else { "down" };
+    ip(&["-n", &ns.name, "link", "set", dev, state]);
+}
+
 /// Runs `f` on a thread inside namespace `ns` and returns its result. Sockets made there stay
 /// in that namespace wherever they are used afterwards.
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {

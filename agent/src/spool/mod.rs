@@ -173,20 +173,27 @@ impl Spool {
                 let from = first.max(self.acked + 1);
                 if last >= from {
                     // Count the events dropped; a loss report dropped with them passes its
-                    // own count on, so the total stays exact.
+                    // own count and range on, so the total stays exact and the range covers
+                    // every sequence number lost.
                     let mut events = Vec::new();
                     oldest.read_into(from, usize::MAX, &mut events)?;
-                    let count: u64 = events
-                        .iter()
-                        .map(|ev| match &ev.body {
-                            Some(event::Body::Notice(n)) if n.kind == "events_lost" => n.count,
+                    let mut first = from;
+                    let mut count = 0;
+                    for ev in &events {
+                        count += match &ev.body {
+                            Some(event::Body::Notice(n)) if n.kind == "events_lost" => {
+                                if n.first_seq > 0 {
+                                    first = first.min(n.first_seq);
+                                }
+                                n.count
+                            }
                             _ => 1,
-                        })
-                        .sum();
+                        };
+                    }
                     self.lost_total += count;
                     self.lost = Some(match self.lost {
-                        Some((c, f, _)) => (c + count, f, last),
-                        None => (count, from, last),
+                        Some((c, f, _)) => (c + count, f.min(first), last),
+                        None => (count, first, last),
                     });
                     tracing::error!(
                         count,

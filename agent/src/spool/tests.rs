@@ -107,6 +107,37 @@ fn a_full_spool_drops_the_oldest_and_counts_exactly_what_it_lost() {
 }
 
 #[test]
+fn loss_reports_name_every_missing_sequence_number_even_when_reports_are_dropped_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 20_000, 2_000)).unwrap();
+    // Wrapping the spool many times over drops earlier loss reports with the events.
+    for i in 0..2_000 {
+        s.append(vec![note(i)]).unwrap();
+    }
+    let kept = s.read_from(1, usize::MAX).unwrap();
+    let kept_seqs: std::collections::BTreeSet<u64> = kept.iter().map(|e| e.seq).collect();
+    let mut reported = std::collections::BTreeSet::new();
+    let mut dropped_reports = 0;
+    for e in &kept {
+        if let Some(event::Body::Notice(n)) = &e.body
+            && n.kind == "events_lost"
+        {
+            reported.extend(n.first_seq..=n.last_seq);
+            // A range wider than its count holds the sequence numbers of reports it absorbed.
+            dropped_reports += n.last_seq - n.first_seq + 1 - n.count;
+        }
+    }
+    let missing: std::collections::BTreeSet<u64> = (1..=s.last_seq())
+        .filter(|seq| !kept_seqs.contains(seq))
+        .collect();
+    assert!(
+        dropped_reports > 0,
+        "no loss report was dropped: the test proves nothing"
+    );
+    assert_eq!(reported, missing, "lost sequence numbers no report names");
+}
+
+#[test]
 fn a_torn_tail_is_cut_off_reported_and_the_spool_carries_on() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
