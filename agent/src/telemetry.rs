@@ -31,6 +31,18 @@ pub struct Emitter {
 }
 
 impl Emitter {
+    /// An emitter whose events go to the returned receiver (for sensor tests).
+    #[cfg(test)]
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<(i64, event::Body)>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let e = Self {
+            tx,
+            dropped: Arc::default(),
+            dropped_total: Arc::default(),
+        };
+        (e, rx)
+    }
+
     pub fn emit(&self, body: event::Body) {
         if self.tx.try_send((now_ms(), body)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -131,6 +131,16 @@ impl FileSensor {
 }
 
 fn report(ev: notify::Event, exclude: &[PathBuf], hash_max: u64, emit: &Emitter) {
+    if ev.need_rescan() {
+        // The kernel's inotify queue overflowed: it does not say how much was lost.
+        emit.lost(
+            0,
+            "file sensor: the inotify queue overflowed; an unknown number of file changes \
+             were lost"
+                .into(),
+        );
+        return;
+    }
     let kind = match ev.kind {
         EventKind::Create(_) => Kind::Create,
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Kind::Modify,
@@ -168,5 +178,26 @@ fn hash(path: &Path, max: u64, fe: &mut FileEvent) {
     match super::hash::sha256_file(path, max) {
         Ok((_, h)) => fe.sha256 = h,
         Err(why) => fe.hash_skipped = why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inotify_overflow_is_reported_as_lost_events() {
+        let (emit, mut rx) = Emitter::channel(4);
+        let overflow = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        report(overflow, &[], 1024, &emit);
+        let Ok((_, event::Body::Notice(n))) = rx.try_recv() else {
+            panic!("no notice")
+        };
+        assert_eq!(n.kind, "events_lost");
+        assert!(
+            n.message.contains("inotify queue overflowed"),
+            "{}",
+            n.message
+        );
     }
 }
