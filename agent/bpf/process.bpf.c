@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+// SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
 //
 // Cordon's process sensor: BTF-enabled tracepoints at exec, fork and exit fill one ring buffer.
 // Everything that can vanish with the process (argv, filename, ids, cgroup, tty, session) is
@@ -346,4 +346,6 @@ int BPF_PROG(cordon_exit, struct task_struct *task)
 	return 0;
 }
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+// The kernel asks BPF programs for a GPL-compatible licence string; this file may be used
+// under the GPL-2.0 (or Apache-2.0), so it says "GPL".
+char LICENSE[] SEC("license") = "GPL";
