@@ -86,13 +86,21 @@ impl Telemetry {
             },
         });
         if report.corrupt_regions > 0 {
-            t.emitter.notice(
-                "spool_corrupt",
-                format!(
-                    "{} corrupt or torn region(s), {} bytes, were cut from the spool at start",
+            let (first_seq, last_seq) = report.skipped.unwrap_or_default();
+            let skipped = match report.skipped {
+                Some((a, b)) => format!("; sequence numbers {a} to {b} are skipped, not reused"),
+                None => String::new(),
+            };
+            t.emitter.emit(event::Body::Notice(AgentNotice {
+                kind: "spool_corrupt".into(),
+                message: format!(
+                    "{} corrupt or torn region(s), {} bytes, were cut from the spool at start{skipped}",
                     report.corrupt_regions, report.corrupt_bytes
                 ),
-            );
+                first_seq,
+                last_seq,
+                ..Default::default()
+            }));
         }
         tokio::spawn(writer(t.clone(), rx));
         Ok(t)

@@ -9,7 +9,7 @@ mod segment;
 
 use cordon_proto::files::{PRIVATE, atomic_write};
 use cordon_proto::{AgentNotice, Event, event};
-use segment::{Record, Segment};
+use segment::{Damage, Record, Segment};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
@@ -44,12 +44,17 @@ pub struct OpenReport {
     /// Corrupt or torn regions cut off.
     pub corrupt_regions: u64,
     pub corrupt_bytes: u64,
+    /// Sequence numbers passed over because damage in the newest segment may have hidden
+    /// events that were already sent: none of them is used again.
+    pub skipped: Option<(u64, u64)>,
 }
 
 pub struct Spool {
     cfg: SpoolConfig,
     segments: VecDeque<Segment>,
     next_seq: u64,
+    /// Sequence numbers below this may have been handed out; it is on disk before any is.
+    reserved: u64,
     acked: u64,
     /// Events lost to the bound since the last report: how many, and the sequence range
     /// they were dropped from.
@@ -59,16 +64,23 @@ pub struct Spool {
 }
 
 const ACKED_FILE: &str = "acked";
+const RESERVED_FILE: &str = "reserved";
+/// Sequence numbers reserved on disk at a time.
+const RESERVE: u64 = 1 << 16;
+
+fn read_number(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 impl Spool {
     /// Opens (or creates) the spool, checking every record.
     pub fn open(cfg: SpoolConfig) -> Result<(Self, OpenReport), SpoolError> {
         std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
-        let acked_path = cfg.dir.join(ACKED_FILE);
-        let acked = std::fs::read_to_string(&acked_path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        let acked = read_number(&cfg.dir.join(ACKED_FILE));
+        let reserved = read_number(&cfg.dir.join(RESERVED_FILE));
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&cfg.dir)
             .map_err(io(&cfg.dir))?
             .flatten()
@@ -79,20 +91,31 @@ impl Spool {
         let mut report = OpenReport::default();
         let mut segments = VecDeque::new();
         let count = paths.len();
+        let mut newest_corrupt = false;
         for (i, path) in paths.into_iter().enumerate() {
-            let (seg, bad) = Segment::scan(path, i + 1 == count)?;
-            if let Some(bytes) = bad {
+            let newest = i + 1 == count;
+            let (seg, bad) = Segment::scan(path, newest)?;
+            if let Some((bytes, damage)) = bad {
                 report.corrupt_regions += 1;
                 report.corrupt_bytes += bytes;
+                newest_corrupt |= newest && damage == Damage::Corrupt;
             }
             segments.push_back(seg);
         }
         let last = segments.iter().rev().find_map(|s| s.last_seq).unwrap_or(0);
-        let next_seq = last.max(acked) + 1;
+        let mut next_seq = last.max(acked) + 1;
+        // The damaged tail of the newest segment may have held events already sent (and
+        // perhaps stored): handing their numbers out again would have the controller drop the
+        // new events as duplicates. Skip to the end of the reserved block instead.
+        if newest_corrupt && reserved > next_seq {
+            report.skipped = Some((next_seq, reserved - 1));
+            next_seq = reserved;
+        }
         let mut spool = Self {
             cfg,
             segments,
             next_seq,
+            reserved,
             acked,
             lost: None,
             lost_total: 0,
@@ -128,6 +151,12 @@ impl Spool {
 
     fn write(&mut self, time_ms: i64, body: event::Body) -> Result<(), SpoolError> {
         let seq = self.next_seq;
+        if seq >= self.reserved {
+            let reserved = seq + RESERVE;
+            let path = self.cfg.dir.join(RESERVED_FILE);
+            atomic_write(&path, reserved.to_string().as_bytes(), PRIVATE).map_err(io(&path))?;
+            self.reserved = reserved;
+        }
         self.next_seq += 1;
         let ev = Event {
             seq,

@@ -53,26 +53,41 @@ impl Segment {
     }
 }
 
-/// Reads the next record: Ok(None) at a clean end, Err(()) on a torn or corrupt record.
-fn next_record(r: &mut impl Read) -> Result<Option<(Event, u64)>, ()> {
+/// How a segment's records went bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// The file ends inside a record: a write cut short by a crash, never synced, so never
+    /// shipped.
+    Torn,
+    /// A record that is all there but wrong (checksum, length, encoding): it may have been
+    /// shipped before it was damaged.
+    Corrupt,
+}
+
+/// Reads the next record: Ok(None) at a clean end, Err on a torn or corrupt record.
+fn next_record(r: &mut impl Read) -> Result<Option<(Event, u64)>, Damage> {
+    let torn = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Damage::Torn,
+        _ => Damage::Corrupt,
+    };
     let mut header = [0u8; HEADER as usize];
     match r.read(&mut header[..1]) {
         Ok(0) => return Ok(None),
         Ok(_) => {}
-        Err(_) => return Err(()),
+        Err(_) => return Err(Damage::Corrupt),
     }
-    r.read_exact(&mut header[1..]).map_err(|_| ())?;
+    r.read_exact(&mut header[1..]).map_err(torn)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if len > MAX_RECORD {
-        return Err(());
+        return Err(Damage::Corrupt);
     }
     let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload).map_err(|_| ())?;
+    r.read_exact(&mut payload).map_err(torn)?;
     if crc32fast::hash(&payload) != crc {
-        return Err(());
+        return Err(Damage::Corrupt);
     }
-    let ev = Event::decode(payload.as_slice()).map_err(|_| ())?;
+    let ev = Event::decode(payload.as_slice()).map_err(|_| Damage::Corrupt)?;
     Ok(Some((ev, HEADER + u64::from(len))))
 }
 
@@ -98,8 +113,8 @@ impl Segment {
 
     /// Reads a segment back, checking every record. A bad record ends the segment there: the
     /// last segment is cut back to its last good record (a torn write), an older one keeps its
-    /// good prefix. Returns the number of bytes given up, if any.
-    pub fn scan(path: PathBuf, last: bool) -> Result<(Self, Option<u64>), SpoolError> {
+    /// good prefix. Returns the number of bytes given up and how they were damaged, if any.
+    pub fn scan(path: PathBuf, last: bool) -> Result<(Self, Option<(u64, Damage)>), SpoolError> {
         let file = File::open(&path).map_err(io(&path))?;
         let size = file.metadata().map_err(io(&path))?.len();
         let mut reader = BufReader::new(file);
@@ -121,10 +136,10 @@ impl Segment {
                     good += n;
                 }
                 Ok(None) => break None,
-                Err(()) => break Some(size - good),
+                Err(damage) => break Some((size - good, damage)),
             }
         };
-        if let Some(bytes) = bad {
+        if let Some((bytes, _)) = bad {
             tracing::error!(segment = %path.display(), bytes, "corrupt or torn spool records cut off");
             if last {
                 let f = OpenOptions::new()
@@ -181,7 +196,7 @@ impl Segment {
             match next_record(&mut reader) {
                 Ok(Some((ev, _))) if ev.seq >= from => out.push(ev),
                 Ok(Some(_)) => {}
-                Ok(None) | Err(()) => break,
+                Ok(None) | Err(_) => break,
             }
         }
         Ok(())

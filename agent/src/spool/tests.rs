@@ -159,6 +159,8 @@ fn a_torn_tail_is_cut_off_reported_and_the_spool_carries_on() {
     let (mut s, report) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
     assert_eq!(report.corrupt_regions, 1);
     assert_eq!(report.corrupt_bytes, 6);
+    // A torn write was never synced, so never sent: its number is free to use.
+    assert_eq!(report.skipped, None);
     assert_eq!(s.append(vec![note(10)]).unwrap(), 11);
     assert_eq!(
         counts(&s.read_from(1, usize::MAX).unwrap()),
@@ -190,6 +192,41 @@ fn a_corrupt_record_in_an_older_segment_is_reported_and_later_segments_still_rea
     assert_eq!(report.corrupt_regions, 1);
     let got = counts(&s.read_from(1, usize::MAX).unwrap());
     assert!(got.contains(&39) && got.len() < 40, "{got:?}");
+}
+
+#[test]
+fn damage_in_the_newest_segment_never_lets_a_sequence_number_be_used_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
+    s.append((0..10).map(note).collect()).unwrap();
+    // Events 1..=10 may have been sent and stored, unacknowledged, when a complete record
+    // in the middle goes bad.
+    drop(s);
+    let seg = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    let (mut s, report) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
+    assert_eq!(report.corrupt_regions, 1);
+    let kept = s.read_from(1, usize::MAX).unwrap();
+    let last_kept = kept.last().map(|e| e.seq).unwrap_or(0);
+    assert!(last_kept < 10, "the damaged tail is cut");
+    let (from, to) = report.skipped.expect("a skipped range");
+    assert_eq!(from, last_kept + 1);
+    assert!(to >= 10, "every number that may have been used is skipped");
+    let next = s.append(vec![note(99)]).unwrap();
+    assert_eq!(next, to + 1);
+    // The reservation survives restarts: still no reuse.
+    drop(s);
+    let (mut s, report) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
+    assert_eq!(report, OpenReport::default());
+    assert_eq!(s.append(vec![note(100)]).unwrap(), next + 1);
 }
 
 #[test]
