@@ -26,6 +26,67 @@ pub struct ControllerConfig {
     /// Close an agent's stream after this long without any message from it.
     #[serde(default = "default_idle")]
     pub agent_idle_timeout_secs: u64,
+    /// `[events]`: how much stored telemetry is kept.
+    #[serde(default)]
+    pub events: EventRetention,
+}
+
+/// How long stored events are kept. Either limit, both, or neither (0 keeps everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventRetention {
+    /// Events whose own time (the agent's clock) is older than this many days are pruned.
+    pub retention_days: u32,
+    /// At most this many events are kept, the newest by (time, agent, sequence number).
+    pub max_rows: u64,
+}
+
+/// Longest retention accepted, in days (a century; beyond it the cutoff arithmetic is silly).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// Smallest row cap accepted: fewer would prune events before anyone could look at them.
+pub const MIN_MAX_ROWS: u64 = 10_000;
+
+impl Default for EventRetention {
+    /// 30 days, no row cap.
+    fn default() -> Self {
+        Self {
+            retention_days: 30,
+            max_rows: 0,
+        }
+    }
+}
+
+impl EventRetention {
+    /// Keeps everything.
+    pub const FOREVER: Self = Self {
+        retention_days: 0,
+        max_rows: 0,
+    };
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retention_days > MAX_RETENTION_DAYS {
+            return Err(format!(
+                "events.retention_days must be at most {MAX_RETENTION_DAYS} (0 keeps events forever)"
+            ));
+        }
+        if self.max_rows != 0 && self.max_rows < MIN_MAX_ROWS {
+            return Err(format!(
+                "events.max_rows must be 0 (no cap) or at least {MIN_MAX_ROWS}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The row cap, if there is one.
+    pub fn keep_newest(&self) -> Option<u64> {
+        (self.max_rows > 0).then_some(self.max_rows)
+    }
+
+    /// Events older than this (Unix ms) go, if there is an age limit.
+    pub fn cutoff_ms(&self, now_ms: i64) -> Option<i64> {
+        (self.retention_days > 0)
+            .then(|| now_ms.saturating_sub(i64::from(self.retention_days) * 86_400_000))
+    }
 }
 
 fn default_agent_cert_ttl() -> u64 {
@@ -49,6 +110,7 @@ impl ControllerConfig {
             agent_cert_ttl_secs: default_agent_cert_ttl(),
             command_ttl_secs: default_command_ttl(),
             agent_idle_timeout_secs: default_idle(),
+            events: EventRetention::default(),
         }
     }
 
@@ -82,6 +144,64 @@ impl ControllerConfig {
         if self.agent_idle_timeout_secs < 5 {
             return Err("agent_idle_timeout_secs must be at least 5".into());
         }
-        Ok(())
+        self.events.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<ControllerConfig, String> {
+        let text =
+            format!("listen = \"127.0.0.1:7443\"\nurl = \"https://localhost:7443\"\n{extra}");
+        let cfg: ControllerConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn event_retention_defaults_to_thirty_days_without_a_row_cap() {
+        assert_eq!(parse("").unwrap().events, EventRetention::default());
+        assert_eq!(
+            parse("[events]\nmax_rows = 50000").unwrap().events,
+            EventRetention {
+                retention_days: 30,
+                max_rows: 50_000
+            }
+        );
+        assert_eq!(
+            parse("[events]\nretention_days = 0")
+                .unwrap()
+                .events
+                .cutoff_ms(1_000),
+            None
+        );
+    }
+
+    #[test]
+    fn bad_event_retention_is_refused() {
+        for (bad, why) in [
+            ("retention_days = 36501", "at most"),
+            ("max_rows = 10", "at least"),
+            ("retention_days = -1", "invalid value"),
+            ("max_rows = \"many\"", "invalid type"),
+            ("keep = 3", "unknown field"),
+        ] {
+            let err = parse(&format!("[events]\n{bad}")).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_written_config_reads_back_the_same() {
+        let mut cfg = ControllerConfig::new(
+            "127.0.0.1:7443".parse().unwrap(),
+            "https://localhost:7443".into(),
+        );
+        cfg.events.max_rows = 1_000_000;
+        let back: ControllerConfig =
+            toml::from_str(&toml::to_string_pretty(&cfg).unwrap()).unwrap();
+        assert_eq!(back.events, cfg.events);
     }
 }

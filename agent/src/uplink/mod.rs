@@ -21,6 +21,7 @@ use backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::{ChannelError, tls_channel};
 use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
+pub use session::BATCH_EVENTS;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;

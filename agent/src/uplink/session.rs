@@ -132,7 +132,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Events per telemetry batch on the wire.
-const BATCH_EVENTS: usize = 1000;
+pub const BATCH_EVENTS: usize = 1000;
 /// Most events sent but not yet acknowledged.
 const MAX_IN_FLIGHT: u64 = 20_000;
 

@@ -219,6 +219,29 @@ impl Session {
 
     /// Stores a batch (once per sequence number) and acknowledges it.
     async fn ingest(&self, batch: TelemetryBatch) -> Result<(), Status> {
+        let Some(through) = self.ctl.ingest(&self.agent_id, batch).await? else {
+            return Ok(());
+        };
+        let ack = ControllerMessage {
+            msg: Some(controller_message::Msg::Ack(Ack {
+                through_seq: through,
+            })),
+        };
+        let _ = self.tx.send(Ok(ack)).await;
+        Ok(())
+    }
+}
+
+impl Controller {
+    /// Stores a telemetry batch from `agent_id` in one transaction (each sequence number once)
+    /// and passes the new events to `events tail`. Returns the highest sequence number in the
+    /// batch, which may be acknowledged now that it is committed; `None` for an empty batch.
+    /// (Public so the benchmark measures the real path.)
+    pub async fn ingest(
+        &self,
+        agent_id: &str,
+        batch: TelemetryBatch,
+    ) -> Result<Option<u64>, Status> {
         if batch.events.len() > MAX_BATCH_EVENTS {
             return Err(Status::invalid_argument(format!(
                 "telemetry batch of {} events is over the limit of {MAX_BATCH_EVENTS}",
@@ -226,7 +249,7 @@ impl Session {
             )));
         }
         let Some(through) = batch.events.iter().map(|e| e.seq).max() else {
-            return Ok(());
+            return Ok(None);
         };
         let received = now_ms();
         let events = batch
@@ -235,7 +258,7 @@ impl Session {
             .map(|e| {
                 let (kind, summary) = describe(e);
                 StoredEvent {
-                    agent_id: self.agent_id.clone(),
+                    agent_id: agent_id.to_string(),
                     seq: e.seq,
                     time_ms: e.time_ms,
                     kind: kind.to_string(),
@@ -245,18 +268,14 @@ impl Session {
                 }
             })
             .collect();
-        let added = self.ctl.store.insert_events(events).await?;
-        for e in added {
-            // Nobody tailing is fine.
-            let _ = self.ctl.events.send(std::sync::Arc::new(e));
+        let added = self.store.insert_events(events).await?;
+        if self.events.receiver_count() > 0 {
+            for e in added {
+                // A tailer that went away meanwhile is fine.
+                let _ = self.events.send(Arc::new(e));
+            }
         }
-        let ack = ControllerMessage {
-            msg: Some(controller_message::Msg::Ack(Ack {
-                through_seq: through,
-            })),
-        };
-        let _ = self.tx.send(Ok(ack)).await;
-        Ok(())
+        Ok(Some(through))
     }
 }
 

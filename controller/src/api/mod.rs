@@ -1,11 +1,12 @@
 //! The controller's gRPC endpoint: shared state, the three services on one TLS listener, and
-//! the background work (command expiry) that runs beside them.
+//! the background work (command expiry, event retention) that runs beside them.
 
 mod admin;
 mod agent;
 mod commands;
 mod enroll;
 mod error;
+pub mod retention;
 pub mod sessions;
 pub mod tls;
 
@@ -174,6 +175,7 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ctl.tls.clone()));
     let incoming = tls::incoming(listener, acceptor);
     let sweeper = tokio::spawn(commands::expire_loop(ctl.clone()));
+    let pruner = tokio::spawn(retention::prune_loop(ctl.store.clone(), ctl.config.events));
 
     let enroll = EnrollmentServer::new(enroll::EnrollApi(ctl.clone()))
         .max_decoding_message_size(limits::ENROLL_MAX_MESSAGE)
@@ -203,6 +205,7 @@ pub async fn serve(
         })
         .await;
     sweeper.abort();
+    pruner.abort();
     Ok(result?)
 }
 

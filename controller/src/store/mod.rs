@@ -4,11 +4,13 @@
 mod agents;
 mod commands;
 mod events;
+mod retention;
 mod tokens;
 
 pub use agents::{Agent, Enrolment};
 pub use commands::{CommandRow, CommandStatus, Completion};
 pub use events::{EventFilter, StoredEvent};
+pub use retention::{PRUNE_CHUNK, Pruned};
 pub use tokens::EnrollRefusal;
 
 use rusqlite::Connection;
@@ -66,10 +68,7 @@ impl Store {
     }
 
     fn setup(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        configure(&conn)?;
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -92,6 +91,20 @@ impl Store {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
+}
+
+/// The settings every connection to the database runs with. `synchronous = FULL` makes WAL
+/// mode sync the log at every commit, so a committed transaction survives a power loss, not
+/// only a crash of the process: telemetry is acknowledged (and then deleted by the agent) and
+/// command results are confirmed only after their commit, so a commit must be durable.
+/// (`NORMAL` would sync only at checkpoints, and the last commits could vanish with the
+/// power.) The cost is one fsync per transaction; the ingest path commits one per batch.
+pub fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -6,7 +6,14 @@
 //! With root it also measures, across the veth, isolate and kill from command issued to
 //! result confirmed, and the time the agent takes to apply the isolation ruleset.
 //!
-//! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N] [--containment N]`
+//! Telemetry (`telemetry.rs`): events per second one agent ships to the controller, and the
+//! controller's ingest into SQLite beside a plain batched insert.
+//!
+//! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
+//! [--containment N] [--shipping N] [--ingest N] [--only SECTION,...]`, where the sections are
+//! `ping`, `enrolments`, `containment`, `shipping` and `ingest` (default: all).
+
+mod telemetry;
 
 use anyhow::{Context, bail};
 use cordon_agent::state::StateDir;
@@ -32,28 +39,89 @@ fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
+const SECTIONS: &[&str] = &["ping", "enrolments", "containment", "shipping", "ingest"];
+
+/// The sections `--only` names (all without it).
+fn sections() -> anyhow::Result<Vec<String>> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--only") else {
+        return Ok(SECTIONS.iter().map(|s| s.to_string()).collect());
+    };
+    let list = args.get(i + 1).context("--only needs a list of sections")?;
+    let chosen: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
+    if let Some(bad) = chosen.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        bail!(
+            "unknown section {bad:?}; the sections are {}",
+            SECTIONS.join(", ")
+        );
+    }
+    Ok(chosen)
+}
+
 fn main() -> anyhow::Result<()> {
     let pings = arg("--pings", 1000)?.clamp(1, 100_000);
     let enrolments = arg("--enrolments", 200)?.clamp(1, 10_000);
     let containment = arg("--containment", 200)?.clamp(1, 10_000);
-    println!("cordon-bench: {pings} pings per path, {enrolments} enrolments");
+    let shipping = arg("--shipping", 200_000)?.clamp(1, 10_000_000) as u64;
+    let ingest = arg("--ingest", 200_000)?.clamp(1, 10_000_000) as u64;
+    let only = sections()?;
+    let run = |s: &str| only.iter().any(|o| o == s);
+    println!(
+        "cordon-bench: {} ({pings} pings per path, {enrolments} enrolments, {containment} containment rounds, {shipping} events shipped, {ingest} ingested)",
+        only.join(", ")
+    );
 
+    if run("shipping") {
+        telemetry::shipping(shipping)?;
+    }
+    if run("ingest") {
+        telemetry::ingest(ingest)?;
+    }
+    if run("ping") || run("enrolments") {
+        loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;
+    }
+    if run("ping") || run("containment") {
+        namespace_figures(pings, containment, run("ping"), run("containment"))?;
+    }
+    Ok(())
+}
+
+/// Ping over loopback and enrolment rates, against the real binaries.
+fn loopback_figures(
+    pings: usize,
+    enrolments: usize,
+    ping: bool,
+    enrol: bool,
+) -> anyhow::Result<()> {
     let d = Deployment::loopback("");
     let mut agent = d.enroll_agent("bench", &[]);
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
-    report(
-        "ping, loopback",
-        &ping_rtts(&admin, &agent.id, pings, None)?,
-    );
-    enrol_rate(&admin, enrolments, 1)?;
-    enrol_rate(&admin, enrolments, 8)?;
-    drop(agent);
-    drop(d);
+    if ping {
+        report(
+            "ping, loopback",
+            &ping_rtts(&admin, &agent.id, pings, None)?,
+        );
+    }
+    if enrol {
+        enrol_rate(&admin, enrolments, 1)?;
+        enrol_rate(&admin, enrolments, 8)?;
+    }
+    Ok(())
+}
 
+/// Ping, isolation and kill across a veth pair between two network namespaces (root only).
+fn namespace_figures(
+    pings: usize,
+    containment: usize,
+    ping: bool,
+    contain: bool,
+) -> anyhow::Result<()> {
     if !cordon_tests::is_root() {
-        println!("ping, veth between namespaces: SKIPPED (needs root for network namespaces)");
+        println!(
+            "veth between namespaces (ping, containment): SKIPPED (needs root for network namespaces)"
+        );
         return Ok(());
     }
     let d = Deployment::namespaces("");
@@ -62,12 +130,16 @@ fn main() -> anyhow::Result<()> {
     d.wait_online(&agent, true, Duration::from_secs(20));
     let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
     let ns = d.ctl_ns.as_ref().map(|n| n.name.clone());
-    report(
-        "ping, veth between namespaces",
-        &ping_rtts(&admin, &agent.id, pings, ns.clone())?,
-    );
-    isolation_figures(&admin, &agent.id, containment, ns.clone())?;
-    kill_figures(&admin, &agent.id, containment, ns)?;
+    if ping {
+        report(
+            "ping, veth between namespaces",
+            &ping_rtts(&admin, &agent.id, pings, ns.clone())?,
+        );
+    }
+    if contain {
+        isolation_figures(&admin, &agent.id, containment, ns.clone())?;
+        kill_figures(&admin, &agent.id, containment, ns)?;
+    }
     Ok(())
 }
 
