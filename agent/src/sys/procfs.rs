@@ -182,7 +182,11 @@ mod tests {
         let p = Proc::default();
         let me = std::process::id();
         let stat = p.stat(me).unwrap();
-        assert_eq!(stat.state, "R");
+        assert_eq!(
+            stat.ppid,
+            rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+        );
+        assert!(["R", "S"].contains(&stat.state.as_str()), "{}", stat.state);
         let (argv, truncated) = p.cmdline(me, 1 << 20).unwrap();
         assert!(!truncated);
         assert_eq!(argv.len(), std::env::args().count());
