@@ -1,0 +1,246 @@
+//! A small YAML document tree built from `yaml-rust2`'s event parser.
+//!
+//! Sigma needs three things a typical YAML value type loses: mappings in source order (the
+//! order of selections and fields is kept in messages), every node's line and column (so a
+//! refusal can point at the construct), and each scalar's text as written (so `0`, `010`
+//! and `yes` are matched as the strings the author typed, not as re-formatted numbers or
+//! booleans). Anchors and aliases are resolved; tags are ignored.
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// Where a node starts: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl std::fmt::Display for Pos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} column {}", self.line, self.col)
+    }
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Self {
+        Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        }
+    }
+}
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A scalar: its text, and whether it was quoted or a block (so never null or a number).
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
+    Seq(Vec<Node>),
+    /// Key/value pairs in source order.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// A plain `null`, `~` or empty scalar.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, Kind::Scalar { text, quoted: false }
+            if text.is_empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
+    }
+
+    /// The scalar's text, if this is a scalar (null included, as its text).
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            Kind::Map(pairs) => Some(pairs),
+            _ => None,
+        }
+    }
+
+    /// The value under a scalar key of a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// What kind of node this is, for messages.
+    pub fn describe(&self) -> &'static str {
+        match &self.kind {
+            Kind::Scalar { .. } if self.is_null() => "null",
+            Kind::Scalar { .. } => "a scalar",
+            Kind::Seq(_) => "a list",
+            Kind::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// A YAML syntax error or an unsupported document shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+/// Parses a text holding one YAML document. Returns every document found, so the caller can
+/// refuse multi-document files with its own message.
+pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, true).map_err(|e| YamlError {
+        pos: Pos::from(*e.marker()),
+        message: e.info().to_string(),
+    })?;
+    match builder.error {
+        Some(e) => Err(e),
+        None => Ok(builder.docs),
+    }
+}
+
+enum Open {
+    Seq(Pos, usize, Vec<Node>),
+    /// Pairs so far and a key waiting for its value.
+    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    docs: Vec<Node>,
+    anchors: std::collections::HashMap<usize, Node>,
+    error: Option<YamlError>,
+}
+
+impl Builder {
+    fn push_node(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some(Open::Seq(_, _, items)) => items.push(node),
+            Some(Open::Map(_, _, pairs, key)) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => pairs.push((k, node)),
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let pos = Pos::from(mark);
+        match ev {
+            Event::Scalar(text, style, anchor, _) => {
+                let quoted = !matches!(style, TScalarStyle::Plain);
+                let node = Node {
+                    pos,
+                    kind: Kind::Scalar { text, quoted },
+                };
+                self.push_node(node, anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(pos, anchor, Vec::new())),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Open::Map(pos, anchor, Vec::new(), None))
+            }
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Open::Seq(pos, anchor, items)) => {
+                    self.push_node(
+                        Node {
+                            pos,
+                            kind: Kind::Seq(items),
+                        },
+                        anchor,
+                    );
+                }
+                Some(Open::Map(pos, anchor, pairs, _)) => {
+                    self.push_node(
+                        Node {
+                            pos,
+                            kind: Kind::Map(pairs),
+                        },
+                        anchor,
+                    );
+                }
+                None => {}
+            },
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(node) => self.push_node(node, 0),
+                None => {
+                    self.error = Some(YamlError {
+                        pos,
+                        message: "alias to an unknown anchor".into(),
+                    })
+                }
+            },
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_text_and_positions() {
+        let docs = parse("b: 1\na:\n  - 010\n  - 'x'\n  - ~\n").unwrap();
+        assert_eq!(docs.len(), 1);
+        let pairs = docs[0].as_map().unwrap();
+        assert_eq!(pairs[0].0.as_str(), Some("b"));
+        assert_eq!(pairs[1].0.as_str(), Some("a"));
+        let Kind::Seq(items) = &pairs[1].1.kind else {
+            panic!("not a list")
+        };
+        assert_eq!(items[0].as_str(), Some("010"));
+        assert!(!items[1].is_null());
+        assert!(items[2].is_null());
+        assert_eq!(items[0].pos, Pos { line: 3, col: 5 });
+    }
+
+    #[test]
+    fn anchors_resolve() {
+        let docs = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        assert_eq!(docs[0].get("a"), docs[0].get("b"));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(e.pos.line >= 2, "{e}");
+    }
+
+    #[test]
+    fn counts_documents() {
+        assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap().len(), 2);
+    }
+}
