@@ -56,6 +56,11 @@ build() {
         echo " -- The Cordon developers <cordon-dev@example.org>  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
     } | gzip -9n >"$stage/usr/share/doc/$name/changelog.gz"
     chmod 0644 "$stage/usr/share/doc/$name/changelog.gz"
+    if [ "$name" = cordon-controller ]; then
+        # The project's Sigma rules, loaded at start (detection.rules_dir).
+        install -d -m 0755 "$stage/usr/share/cordon/rules/linux"
+        install -m 0644 rules/linux/*.yml "$stage/usr/share/cordon/rules/linux/"
+    fi
     for script in postinst prerm postrm; do
         install -m 0755 "$pkg/deb/$name/$script" "$stage/DEBIAN/$script"
     done

@@ -17,6 +17,10 @@ if [ ! -f "$DATA/controller/ca.pem" ]; then
   "$BIN/cordon-controller" init --data-dir "$DATA/controller" --listen "127.0.0.1:$PORT" --name 127.0.0.1
 fi
 export CORDON_ADMIN="$DATA/controller/admin.toml"
+# The project's own Sigma rules (rules/), loaded at every start.
+if ! grep -q '^\[detection\]' "$DATA/controller/controller.toml"; then
+  printf '\n[detection]\nrules_dir = "%s"\n' "$PWD/rules" >>"$DATA/controller/controller.toml"
+fi
 
 pids=()
 cleanup() {
@@ -66,6 +70,9 @@ Try, in another terminal:
   $BIN/cordonctl commands list
   $BIN/cordonctl events query --since 10m     # what the agent has reported
   $BIN/cordonctl events tail                  # follow it live (touch a file in /tmp)
+  $BIN/cordonctl rules list                   # the Sigma rules loaded (rules/ in this repo)
+  sh -c 'echo aWQK | base64 -d | sh'          # then: $BIN/cordonctl alerts list
+  $BIN/cordonctl incidents list
   $BIN/cordonctl token create --ttl 1h        # enrol another host with the command it prints
 Press Ctrl-C to stop both.
 MSG

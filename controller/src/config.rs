@@ -29,6 +29,50 @@ pub struct ControllerConfig {
     /// `[events]`: how much stored telemetry is kept.
     #[serde(default)]
     pub events: EventRetention,
+    /// `[detection]`: rules loaded at start, and how alerts are grouped.
+    #[serde(default)]
+    pub detection: DetectionConfig,
+}
+
+/// Where detection rules come from and how alerts fold together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// Sigma rules (*.yml, *.yaml, recursively) loaded at every start, in addition to the
+    /// rules imported with `cordonctl rules import`. Empty: none.
+    pub rules_dir: String,
+    /// A rule matching again on the same host within this many seconds counts on its first
+    /// alert instead of raising a new one.
+    pub alert_window_secs: u64,
+    /// Alerts on a host within this many seconds of its open incident's last activity join it.
+    pub incident_window_secs: u64,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            rules_dir: String::new(),
+            alert_window_secs: 600,
+            incident_window_secs: 3600,
+        }
+    }
+}
+
+impl DetectionConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.alert_window_secs == 0 || self.incident_window_secs == 0 {
+            return Err(
+                "detection.alert_window_secs and incident_window_secs must be positive".into(),
+            );
+        }
+        if !self.rules_dir.is_empty() && !Path::new(&self.rules_dir).is_dir() {
+            return Err(format!(
+                "detection.rules_dir {:?} is not a directory",
+                self.rules_dir
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How long stored events are kept. Either limit, both, or neither (0 keeps everything).
@@ -111,6 +155,7 @@ impl ControllerConfig {
             command_ttl_secs: default_command_ttl(),
             agent_idle_timeout_secs: default_idle(),
             events: EventRetention::default(),
+            detection: DetectionConfig::default(),
         }
     }
 
@@ -144,7 +189,8 @@ impl ControllerConfig {
         if self.agent_idle_timeout_secs < 5 {
             return Err("agent_idle_timeout_secs must be at least 5".into());
         }
-        self.events.validate()
+        self.events.validate()?;
+        self.detection.validate()
     }
 }
 

@@ -7,5 +7,6 @@ pub mod ca;
 pub mod client;
 pub mod config;
 pub mod ctl;
+pub mod detect;
 pub mod init;
 pub mod store;

@@ -2,6 +2,7 @@
 
 use super::Controller;
 use super::commands::record;
+use super::detection::{alert_record, check_status, incident_record, level_index, rule_record};
 use crate::store::{Agent, EventFilter, StoredEvent};
 use cordon_proto::admin_service_server::AdminService;
 use cordon_proto::limits::check_labels;
@@ -69,7 +70,7 @@ fn agent_record(a: Agent, online: bool) -> AgentRecord {
     }
 }
 
-fn event_record(e: &StoredEvent) -> EventRecord {
+pub fn event_record(e: &StoredEvent) -> EventRecord {
     EventRecord {
         agent_id: e.agent_id.clone(),
         seq: e.seq,
@@ -335,5 +336,148 @@ impl AdminService for AdminApi {
             .await?
             .ok_or_else(|| Status::not_found(format!("no command {id:?}")))?;
         Ok(Response::new(record(row)))
+    }
+
+    async fn import_rules(
+        &self,
+        req: Request<ImportRulesRequest>,
+    ) -> Result<Response<ImportRulesResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        Ok(Response::new(
+            self.0.import_rules(req.into_inner().files).await?,
+        ))
+    }
+
+    async fn list_rules(
+        &self,
+        req: Request<ListRulesRequest>,
+    ) -> Result<Response<ListRulesResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let rules = self.0.store.rules().await?;
+        Ok(Response::new(ListRulesResponse {
+            rules: rules.into_iter().map(rule_record).collect(),
+        }))
+    }
+
+    async fn set_rule_enabled(
+        &self,
+        req: Request<SetRuleEnabledRequest>,
+    ) -> Result<Response<RuleRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let row = self
+            .0
+            .store
+            .set_rule_enabled(r.rule_id.clone(), r.enabled)
+            .await?
+            .ok_or_else(|| Status::not_found(format!("no rule {:?}", r.rule_id)))?;
+        self.0.detector.set_enabled(&row.id, row.enabled);
+        Ok(Response::new(rule_record(row)))
+    }
+
+    async fn import_iocs(
+        &self,
+        req: Request<ImportIocsRequest>,
+    ) -> Result<Response<ImportIocsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        Ok(Response::new(self.0.import_iocs(req.into_inner()).await?))
+    }
+
+    async fn list_alerts(
+        &self,
+        req: Request<ListAlertsRequest>,
+    ) -> Result<Response<ListAlertsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let min_level = level_index(&r.level)?;
+        let agent_id = self.resolve_optional(&r.agent_id).await?;
+        let limit = if r.limit == 0 {
+            DEFAULT_LIST
+        } else {
+            r.limit.min(MAX_LIST)
+        };
+        let alerts = self
+            .0
+            .store
+            .alerts(r.since_ms, min_level, agent_id, limit)
+            .await?;
+        Ok(Response::new(ListAlertsResponse {
+            alerts: alerts.into_iter().map(alert_record).collect(),
+        }))
+    }
+
+    async fn get_alert(
+        &self,
+        req: Request<GetAlertRequest>,
+    ) -> Result<Response<AlertRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let id = req.into_inner().alert_id;
+        let row = self.0.store.alert(id.clone()).await?.ok_or_else(|| {
+            Status::not_found(format!("no alert {id:?} (or the prefix is ambiguous)"))
+        })?;
+        Ok(Response::new(alert_record(row)))
+    }
+
+    async fn list_incidents(
+        &self,
+        req: Request<ListIncidentsRequest>,
+    ) -> Result<Response<ListIncidentsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        if !r.status.is_empty() {
+            check_status(&r.status)?;
+        }
+        let limit = if r.limit == 0 {
+            DEFAULT_LIST
+        } else {
+            r.limit.min(MAX_LIST)
+        };
+        let status = (!r.status.is_empty()).then_some(r.status);
+        let rows = self.0.store.incidents(status, limit).await?;
+        Ok(Response::new(ListIncidentsResponse {
+            incidents: rows
+                .into_iter()
+                .map(|i| incident_record(i, Vec::new(), Vec::new()))
+                .collect(),
+        }))
+    }
+
+    async fn get_incident(
+        &self,
+        req: Request<GetIncidentRequest>,
+    ) -> Result<Response<IncidentRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let id = req.into_inner().incident_id;
+        let (i, t, a) = self.0.store.incident(id.clone()).await?.ok_or_else(|| {
+            Status::not_found(format!("no incident {id:?} (or the prefix is ambiguous)"))
+        })?;
+        Ok(Response::new(incident_record(i, t, a)))
+    }
+
+    async fn set_incident_status(
+        &self,
+        req: Request<SetIncidentStatusRequest>,
+    ) -> Result<Response<IncidentRecord>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        check_status(&r.status)?;
+        let id = self
+            .0
+            .store
+            .set_incident_status(r.incident_id.clone(), r.status, admin, now_ms())
+            .await?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no incident {:?} (or the prefix is ambiguous)",
+                    r.incident_id
+                ))
+            })?;
+        let (i, t, a) = self
+            .0
+            .store
+            .incident(id)
+            .await?
+            .ok_or_else(|| Status::internal("incident vanished"))?;
+        Ok(Response::new(incident_record(i, t, a)))
     }
 }

@@ -252,6 +252,11 @@ impl Controller {
             return Ok(None);
         };
         let received = now_ms();
+        let findings = batch
+            .events
+            .iter()
+            .map(|e| self.detector.judge(e))
+            .collect();
         let events = batch
             .events
             .iter()
@@ -268,7 +273,20 @@ impl Controller {
                 }
             })
             .collect();
-        let added = self.store.insert_events(events).await?;
+        let (added, alerts) = self
+            .store
+            .ingest(events, findings, Some(self.detector.grouping))
+            .await?;
+        for a in alerts.iter().filter(|a| a.new) {
+            tracing::info!(
+                agent_id = %a.agent_id,
+                alert = %a.alert_id,
+                incident = %a.incident_id,
+                level = %a.finding.level,
+                "alert: {}",
+                a.finding.title
+            );
+        }
         if self.events.receiver_count() > 0 {
             for e in added {
                 // A tailer that went away meanwhile is fine.

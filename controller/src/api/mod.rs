@@ -4,6 +4,7 @@
 mod admin;
 mod agent;
 mod commands;
+mod detection;
 mod enroll;
 mod error;
 pub mod retention;
@@ -41,6 +42,8 @@ pub struct Controller {
     pub finished: broadcast::Sender<String>,
     /// Events just stored, for `cordonctl events tail`.
     pub events: broadcast::Sender<Arc<crate::store::StoredEvent>>,
+    /// Rules and indicators, judged for every event stored.
+    pub detector: crate::detect::Detector,
     tls: rustls::ServerConfig,
 }
 
@@ -120,7 +123,19 @@ impl Controller {
         )?;
         let (finished, _) = broadcast::channel(1024);
         let (events, _) = broadcast::channel(4096);
+        let detector = crate::detect::Detector::new(crate::store::Grouping {
+            alert_window_ms: config.detection.alert_window_secs as i64 * 1000,
+            incident_window_ms: config.detection.incident_window_secs as i64 * 1000,
+        });
+        let rules_dir = &config.detection.rules_dir;
+        detector
+            .load(
+                &store,
+                (!rules_dir.is_empty()).then_some(Path::new(rules_dir.as_str())),
+            )
+            .await?;
         Ok(Arc::new(Self {
+            detector,
             config,
             store,
             ca,

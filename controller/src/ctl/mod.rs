@@ -1,7 +1,10 @@
 //! `cordonctl`: the administrator's command line. Every subcommand talks to the admin
 //! service over mTLS with the credential from `--admin FILE` or `CORDON_ADMIN`.
 
+mod detection;
 mod output;
+
+pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};
 
 use crate::client::AdminConfig;
 use anyhow::{Context, anyhow};
@@ -47,6 +50,18 @@ pub enum Cmd {
     /// Stored telemetry.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// Sigma detection rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// Indicator lists (hashes, addresses, domains).
+    #[command(subcommand)]
+    Iocs(IocsCmd),
+    /// Alerts raised by rules and indicators.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
+    /// Alerts on a host, grouped, with their status and timeline.
+    #[command(subcommand)]
+    Incidents(IncidentsCmd),
     /// Cuts the host off the network but for loopback, the controller and the allowlist.
     Isolate {
         id: String,
@@ -267,6 +282,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs one cordonctl invocation; the error is what the user sees.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Offline: no controller needed.
+    if let Cmd::Rules(RulesCmd::Test { file, event }) = &cli.command {
+        if detection::test_rule(file, event)? {
+            return Ok(());
+        }
+        std::process::exit(1);
+    }
     let path = cli.admin.ok_or_else(|| {
         anyhow!("no admin credential: pass --admin DATA_DIR/admin.toml or set CORDON_ADMIN")
     })?;
@@ -476,6 +498,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = call(client.get_command(GetCommandRequest { command_id: id })).await?;
             output::command(&c, json)
         }
+        Cmd::Rules(cmd) => detection::rules(&mut client, cmd).await,
+        Cmd::Iocs(cmd) => detection::iocs(&mut client, cmd).await,
+        Cmd::Alerts(cmd) => detection::alerts(&mut client, cmd).await,
+        Cmd::Incidents(cmd) => detection::incidents(&mut client, cmd).await,
     }
 }
 

@@ -2,15 +2,22 @@
 //! Calls run on the blocking pool so the async services never wait on disk I/O directly.
 
 mod agents;
+mod alerts;
 mod commands;
 mod events;
 mod retention;
+mod rules;
 mod tokens;
 
 pub use agents::{Agent, Enrolment};
+pub use alerts::{
+    AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, STATUSES, TimelineRow,
+    level_rank,
+};
 pub use commands::{CommandRow, CommandStatus, Completion};
 pub use events::{EventFilter, StoredEvent};
 pub use retention::{PRUNE_CHUNK, Pruned};
+pub use rules::{IocImport, RuleRow};
 pub use tokens::EnrollRefusal;
 
 use rusqlite::Connection;
@@ -45,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_containment.sql"),
     include_str!("migrations/0003_event_summary.sql"),
     include_str!("migrations/0004_agent_metrics.sql"),
+    include_str!("migrations/0005_detection.sql"),
 ];
 
 #[derive(Clone)]

@@ -1,0 +1,240 @@
+//! Indicator lists: SHA-256 hashes, IP addresses and domains, normalised on import and looked
+//! up per event. Hashes are matched against an exec's executable and a file event's content;
+//! addresses and domains against the hosts named in an exec's arguments (bare addresses,
+//! URLs, user@host), a domain also matching its subdomains.
+
+use cordon_proto::{Event, event, process_event};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// One indicator that matched: kind, the value, and the lists holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub kind: &'static str,
+    pub value: String,
+    pub lists: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Iocs {
+    sha256: HashMap<String, Vec<String>>,
+    ip: HashMap<IpAddr, Vec<String>>,
+    domain: HashMap<String, Vec<String>>,
+}
+
+pub const KINDS: [&str; 3] = ["sha256", "ip", "domain"];
+
+/// The canonical form of an indicator, or why it is not one.
+pub fn normalise(kind: &str, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    match kind {
+        "sha256" => {
+            let v = v.to_ascii_lowercase();
+            if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(v)
+            } else {
+                Err(format!("{value:?} is not a SHA-256 (64 hex digits)"))
+            }
+        }
+        "ip" => v
+            .parse::<IpAddr>()
+            .map(|ip| ip.to_string())
+            .map_err(|_| format!("{value:?} is not an IP address")),
+        "domain" => {
+            let v = v.trim_end_matches('.').to_ascii_lowercase();
+            let ok = !v.is_empty()
+                && v.len() <= 253
+                && v.contains('.')
+                && v.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if ok {
+                Ok(v)
+            } else {
+                Err(format!("{value:?} is not a domain name"))
+            }
+        }
+        other => Err(format!(
+            "unknown indicator kind {other:?} (sha256, ip or domain)"
+        )),
+    }
+}
+
+impl Iocs {
+    /// Adds an already normalised value.
+    pub fn add(&mut self, kind: &str, value: &str, list: &str) {
+        let lists = match kind {
+            "sha256" => self.sha256.entry(value.to_string()).or_default(),
+            "ip" => match value.parse() {
+                Ok(ip) => self.ip.entry(ip).or_default(),
+                Err(_) => return,
+            },
+            "domain" => self.domain.entry(value.to_string()).or_default(),
+            _ => return,
+        };
+        if !lists.iter().any(|l| l == list) {
+            lists.push(list.to_string());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sha256.is_empty() && self.ip.is_empty() && self.domain.is_empty()
+    }
+
+    /// Every indicator in the event.
+    pub fn check(&self, e: &Event) -> Vec<Hit> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let mut hits = Vec::new();
+        let mut hash = |h: &str| {
+            if let Some(lists) = self.sha256.get(h) {
+                hits.push(Hit {
+                    kind: "sha256",
+                    value: h.to_string(),
+                    lists: lists.clone(),
+                });
+            }
+        };
+        match &e.body {
+            Some(event::Body::File(f)) if !f.sha256.is_empty() => hash(&f.sha256),
+            Some(event::Body::Process(p)) if p.kind() == process_event::Kind::Exec => {
+                if !p.exe_sha256.is_empty() {
+                    hash(&p.exe_sha256);
+                }
+                for host in p.argv.iter().skip(1).filter_map(|a| host_of(a)) {
+                    self.host(&host, &mut hits);
+                }
+            }
+            _ => {}
+        }
+        hits
+    }
+
+    fn host(&self, host: &str, hits: &mut Vec<Hit>) {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if let Some(lists) = self.ip.get(&ip) {
+                hits.push(Hit {
+                    kind: "ip",
+                    value: ip.to_string(),
+                    lists: lists.clone(),
+                });
+            }
+            return;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        // The name and each parent domain: evil.example matches a.b.evil.example.
+        let mut rest = host.as_str();
+        loop {
+            if let Some(lists) = self.domain.get(rest) {
+                hits.push(Hit {
+                    kind: "domain",
+                    value: rest.to_string(),
+                    lists: lists.clone(),
+                });
+                return;
+            }
+            match rest.split_once('.') {
+                Some((_, parent)) if parent.contains('.') => rest = parent,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The host an argument names: "1.2.3.4", "http://evil.example:8080/x", "user@host:/p",
+/// "host:port". None for anything that does not look like one.
+fn host_of(arg: &str) -> Option<String> {
+    let mut s = arg;
+    if let Some((_, rest)) = s.split_once("://") {
+        s = rest;
+    }
+    let s = s.split(['/', '?', '#']).next()?;
+    let s = s.rsplit_once('@').map_or(s, |(_, h)| h);
+    let s = s
+        .strip_prefix('[')
+        .map_or(s, |v6| v6.split(']').next().unwrap_or(v6));
+    if s.parse::<IpAddr>().is_ok() {
+        return Some(s.to_string());
+    }
+    let host = s.split(':').next()?;
+    let plausible = host.contains('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && host.bytes().any(|b| b.is_ascii_alphabetic());
+    plausible.then(|| host.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_proto::{FileEvent, ProcessEvent};
+
+    fn exec(argv: &[&str], sha: &str) -> Event {
+        Event {
+            seq: 1,
+            time_ms: 0,
+            body: Some(event::Body::Process(ProcessEvent {
+                kind: process_event::Kind::Exec as i32,
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+                exe_sha256: sha.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn indicators_normalise_or_say_why_not() {
+        assert_eq!(
+            normalise("sha256", &"AB".repeat(32)).unwrap(),
+            "ab".repeat(32)
+        );
+        assert!(normalise("sha256", "abc").unwrap_err().contains("64 hex"));
+        assert_eq!(normalise("ip", " 2001:DB8::1 ").unwrap(), "2001:db8::1");
+        assert!(normalise("ip", "1.2.3").is_err());
+        assert_eq!(
+            normalise("domain", "Evil.Example.").unwrap(),
+            "evil.example"
+        );
+        assert!(normalise("domain", "no spaces.example").is_err());
+        assert!(normalise("url", "x").unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn hashes_addresses_and_domains_match_where_they_appear() {
+        let mut iocs = Iocs::default();
+        let bad = "ab".repeat(32);
+        iocs.add("sha256", &bad, "hashes");
+        iocs.add("ip", "203.0.113.7", "c2");
+        iocs.add("domain", "evil.example", "c2");
+        let hits = iocs.check(&exec(&["curl", "http://cdn.EVIL.example:8080/x"], &bad));
+        assert_eq!(
+            hits.iter()
+                .map(|h| (h.kind, h.value.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("sha256", bad.as_str()), ("domain", "evil.example")]
+        );
+        let hits = iocs.check(&exec(&["ssh", "root@203.0.113.7"], ""));
+        assert_eq!(hits[0].lists, vec!["c2"]);
+        assert!(
+            iocs.check(&exec(&["curl", "https://notevil.example/"], ""))
+                .is_empty()
+        );
+        assert!(
+            iocs.check(&exec(&["echo", "evil.example.com"], ""))
+                .is_empty()
+        );
+        let file = Event {
+            seq: 2,
+            time_ms: 0,
+            body: Some(event::Body::File(FileEvent {
+                sha256: bad.clone(),
+                ..Default::default()
+            })),
+        };
+        assert_eq!(iocs.check(&file).len(), 1);
+    }
+}

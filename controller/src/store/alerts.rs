@@ -1,0 +1,557 @@
+//! Alerts and the incidents that group them, written in the same transaction as the events
+//! that raised them: an event is stored and judged exactly once, or neither. A rule firing
+//! again on the same host within the alert window counts on its first alert; alerts on a
+//! host within the incident window join that host's open incident, whose severity is the
+//! highest level among them. Every step is on the incident's timeline.
+
+use super::{Store, StoreError};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+/// What detection found in one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    pub tags: Vec<String>,
+    pub author: String,
+    /// "sigma" or "ioc".
+    pub source: String,
+    pub detail: String,
+}
+
+/// The windows that fold repeats into one alert and alerts into one incident.
+#[derive(Debug, Clone, Copy)]
+pub struct Grouping {
+    pub alert_window_ms: i64,
+    pub incident_window_ms: i64,
+}
+
+/// An alert an ingest raised (`new`) or counted again.
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub alert_id: String,
+    pub incident_id: String,
+    pub new: bool,
+    pub finding: Finding,
+    pub agent_id: String,
+}
+
+pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+pub const STATUSES: [&str; 4] = ["open", "contained", "resolved", "false_positive"];
+
+/// Rank of a Sigma level (unknown levels rank lowest).
+pub fn level_rank(level: &str) -> usize {
+    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub id: String,
+    pub agent_id: String,
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    pub tags: Vec<String>,
+    pub author: String,
+    pub source: String,
+    pub detail: String,
+    pub event_seq: u64,
+    pub count: u32,
+    pub first_at_ms: i64,
+    pub last_at_ms: i64,
+    pub incident_id: String,
+    /// The raising event, if it is still stored.
+    pub event: Option<super::StoredEvent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelineRow {
+    pub at_ms: i64,
+    pub kind: String,
+    pub actor: String,
+    pub text: String,
+    pub reference: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentRow {
+    pub id: String,
+    pub agent_id: String,
+    pub status: String,
+    pub severity: String,
+    pub title: String,
+    pub opened_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub alert_count: u32,
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+}
+
+fn timeline(
+    tx: &Transaction<'_>,
+    incident: &str,
+    at: i64,
+    kind: &str,
+    actor: &str,
+    text: &str,
+    reference: &str,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO timeline (incident_id, at, kind, actor, text, ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![incident, at, kind, actor, text, reference])?;
+    Ok(())
+}
+
+/// Records one finding on (agent, seq) inside the ingest transaction.
+pub(super) fn record(
+    tx: &Transaction<'_>,
+    agent_id: &str,
+    seq: u64,
+    summary: &str,
+    now: i64,
+    f: &Finding,
+    g: Grouping,
+) -> Result<AlertChange, StoreError> {
+    let repeat: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT id, incident_id FROM alerts WHERE agent_id = ?1 AND rule_id = ?2 AND last_at >= ?3
+             ORDER BY last_at DESC LIMIT 1",
+        )?
+        .query_row(params![agent_id, f.rule_id, now - g.alert_window_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    if let Some((alert_id, incident_id)) = repeat {
+        tx.prepare_cached("UPDATE alerts SET count = count + 1, last_at = ?2 WHERE id = ?1")?
+            .execute(params![alert_id, now])?;
+        return Ok(AlertChange {
+            alert_id,
+            incident_id,
+            new: false,
+            finding: f.clone(),
+            agent_id: agent_id.into(),
+        });
+    }
+    let open: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT id, severity FROM incidents WHERE agent_id = ?1 AND status IN ('open', 'contained')
+               AND updated_at >= ?2 ORDER BY updated_at DESC LIMIT 1",
+        )?
+        .query_row(params![agent_id, now - g.incident_window_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let incident_id = match open {
+        Some((id, severity)) => {
+            let severity = if level_rank(&f.level) > level_rank(&severity) {
+                f.level.clone()
+            } else {
+                severity
+            };
+            tx.prepare_cached("UPDATE incidents SET severity = ?2, updated_at = ?3 WHERE id = ?1")?
+                .execute(params![id, severity, now])?;
+            id
+        }
+        None => {
+            let id = new_id("inc");
+            tx.prepare_cached(
+                "INSERT INTO incidents (id, agent_id, status, severity, title, opened_at, updated_at)
+                 VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![id, agent_id, f.level, f.title, now])?;
+            timeline(
+                tx,
+                &id,
+                now,
+                "opened",
+                "detection",
+                &format!("incident opened on agent {agent_id}"),
+                "",
+            )?;
+            id
+        }
+    };
+    let alert_id = new_id("alr");
+    tx.prepare_cached(
+        "INSERT INTO alerts (id, agent_id, rule_id, title, level, tags, author, source, detail,
+                             event_seq, count, first_at, last_at, incident_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11, ?12)",
+    )?
+    .execute(params![
+        alert_id,
+        agent_id,
+        f.rule_id,
+        f.title,
+        f.level,
+        tags_json(&f.tags),
+        f.author,
+        f.source,
+        f.detail,
+        seq as i64,
+        now,
+        incident_id
+    ])?;
+    timeline(
+        tx,
+        &incident_id,
+        now,
+        "alert",
+        "detection",
+        &format!("{} ({}): {summary}", f.title, f.level),
+        &alert_id,
+    )?;
+    Ok(AlertChange {
+        alert_id,
+        incident_id,
+        new: true,
+        finding: f.clone(),
+        agent_id: agent_id.into(),
+    })
+}
+
+const ALERT_COLUMNS: &str =
+    "a.id, a.agent_id, a.rule_id, a.title, a.level, a.tags, a.author, a.source,
+     a.detail, a.event_seq, a.count, a.first_at, a.last_at, a.incident_id,
+     e.seq, e.time_ms, e.kind, e.summary, e.body, e.received_at";
+const ALERT_FROM: &str =
+    "FROM alerts a LEFT JOIN events e ON e.agent_id = a.agent_id AND e.seq = a.event_seq";
+
+fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    let tags: String = r.get(5)?;
+    let agent_id: String = r.get(1)?;
+    let event = match r.get::<_, Option<i64>>(14)? {
+        Some(seq) => Some(super::StoredEvent {
+            agent_id: agent_id.clone(),
+            seq: seq as u64,
+            time_ms: r.get(15)?,
+            kind: r.get(16)?,
+            summary: r.get(17)?,
+            body: r.get(18)?,
+            received_at_ms: r.get(19)?,
+        }),
+        None => None,
+    };
+    Ok(AlertRow {
+        id: r.get(0)?,
+        agent_id,
+        rule_id: r.get(2)?,
+        title: r.get(3)?,
+        level: r.get(4)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        author: r.get(6)?,
+        source: r.get(7)?,
+        detail: r.get(8)?,
+        event_seq: r.get::<_, i64>(9)? as u64,
+        count: r.get(10)?,
+        first_at_ms: r.get(11)?,
+        last_at_ms: r.get(12)?,
+        incident_id: r.get(13)?,
+        event,
+    })
+}
+
+fn incident_row(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
+    Ok(IncidentRow {
+        id: r.get(0)?,
+        agent_id: r.get(1)?,
+        status: r.get(2)?,
+        severity: r.get(3)?,
+        title: r.get(4)?,
+        opened_at_ms: r.get(5)?,
+        updated_at_ms: r.get(6)?,
+        alert_count: r.get(7)?,
+    })
+}
+
+const INCIDENT_SELECT: &str =
+    "SELECT i.id, i.agent_id, i.status, i.severity, i.title, i.opened_at, i.updated_at,
+            (SELECT COUNT(*) FROM alerts a WHERE a.incident_id = i.id) FROM incidents i";
+
+/// Resolves an id or a unique prefix of one in `table`.
+fn resolve(c: &rusqlite::Connection, table: &str, id: &str) -> Result<Option<String>, StoreError> {
+    let pattern = format!("{}%", id.replace(['%', '_', '\\'], ""));
+    let mut stmt = c.prepare(&format!("SELECT id FROM {table} WHERE id LIKE ?1 LIMIT 2"))?;
+    let ids: Vec<String> = stmt
+        .query_map([pattern], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(match ids.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    })
+}
+
+impl Store {
+    /// Alerts first raised since `since_ms`, at or above `min_level`, newest last.
+    pub async fn alerts(
+        &self,
+        since_ms: i64,
+        min_level: usize,
+        agent_id: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        self.with(move |c| {
+            let levels: Vec<&str> = LEVELS[min_level.min(LEVELS.len() - 1)..].to_vec();
+            let levels = serde_json::to_string(&levels).unwrap_or_default();
+            let mut stmt = c.prepare(&format!(
+                "SELECT * FROM (SELECT {ALERT_COLUMNS} {ALERT_FROM}
+                   WHERE a.first_at >= ?1 AND a.level IN (SELECT value FROM json_each(?2))
+                     AND (?3 IS NULL OR a.agent_id = ?3)
+                   ORDER BY a.first_at DESC LIMIT ?4) ORDER BY 12"
+            ))?;
+            let rows = stmt.query_map(params![since_ms, levels, agent_id, limit], alert_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// One alert by id (or a unique prefix of it).
+    pub async fn alert(&self, id: String) -> Result<Option<AlertRow>, StoreError> {
+        self.with(move |c| {
+            let Some(id) = resolve(c, "alerts", &id)? else {
+                return Ok(None);
+            };
+            Ok(c.query_row(
+                &format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.id = ?1"),
+                [id],
+                alert_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    pub async fn incidents(
+        &self,
+        status: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<IncidentRow>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT * FROM ({INCIDENT_SELECT} WHERE (?1 IS NULL OR i.status = ?1)
+                 ORDER BY i.updated_at DESC LIMIT ?2) ORDER BY 7"
+            ))?;
+            let rows = stmt.query_map(params![status, limit], incident_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// An incident with its timeline and alerts.
+    #[allow(clippy::type_complexity)]
+    pub async fn incident(
+        &self,
+        id: String,
+    ) -> Result<Option<(IncidentRow, Vec<TimelineRow>, Vec<AlertRow>)>, StoreError> {
+        self.with(move |c| {
+            let Some(id) = resolve(c, "incidents", &id)? else {
+                return Ok(None);
+            };
+            let Some(inc) = c
+                .query_row(&format!("{INCIDENT_SELECT} WHERE i.id = ?1"), [&id], incident_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare(
+                "SELECT at, kind, actor, text, ref FROM timeline WHERE incident_id = ?1 ORDER BY at, rowid",
+            )?;
+            let timeline = stmt
+                .query_map([&id], |r| {
+                    Ok(TimelineRow {
+                        at_ms: r.get(0)?,
+                        kind: r.get(1)?,
+                        actor: r.get(2)?,
+                        text: r.get(3)?,
+                        reference: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.incident_id = ?1 ORDER BY a.first_at"
+            ))?;
+            let alerts = stmt
+                .query_map([&id], alert_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(Some((inc, timeline, alerts)))
+        })
+        .await
+    }
+
+    /// Sets an incident's status, on its timeline with who did it. None if there is no such
+    /// incident.
+    pub async fn set_incident_status(
+        &self,
+        id: String,
+        status: String,
+        actor: String,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(move |c| {
+            let Some(id) = resolve(c, "incidents", &id)? else {
+                return Ok(None);
+            };
+            let tx = c.transaction()?;
+            let old: String =
+                tx.query_row("SELECT status FROM incidents WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })?;
+            tx.execute(
+                "UPDATE incidents SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status, now],
+            )?;
+            timeline(
+                &tx,
+                &id,
+                now,
+                "status",
+                &actor,
+                &format!("status {old} -> {status}"),
+                "",
+            )?;
+            tx.commit()?;
+            Ok(Some(id))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredEvent;
+
+    const G: Grouping = Grouping {
+        alert_window_ms: 600_000,
+        incident_window_ms: 3_600_000,
+    };
+
+    fn finding(rule: &str, level: &str) -> Finding {
+        Finding {
+            rule_id: rule.into(),
+            title: format!("rule {rule}"),
+            level: level.into(),
+            tags: vec!["attack.t1059".into()],
+            author: "someone".into(),
+            source: "sigma".into(),
+            detail: String::new(),
+        }
+    }
+
+    fn event(agent: &str, seq: u64, at: i64) -> StoredEvent {
+        StoredEvent {
+            agent_id: agent.into(),
+            seq,
+            time_ms: at,
+            kind: "process".into(),
+            summary: format!("exec #{seq}"),
+            body: vec![],
+            received_at_ms: at,
+        }
+    }
+
+    async fn ingest(s: &Store, e: StoredEvent, found: Vec<Finding>) -> Vec<AlertChange> {
+        s.ingest(vec![e], vec![found], Some(G)).await.unwrap().1
+    }
+
+    #[tokio::test]
+    async fn repeats_count_on_the_first_alert_and_alerts_on_a_host_share_an_incident() {
+        let s = Store::memory().unwrap();
+        let t0 = 1_000_000;
+        let a = ingest(&s, event("h1", 1, t0), vec![finding("r1", "medium")]).await;
+        assert!(a[0].new);
+        // The same rule again within the window: counted, not a new alert.
+        let b = ingest(&s, event("h1", 2, t0 + 1000), vec![finding("r1", "medium")]).await;
+        assert!(!b[0].new);
+        assert_eq!(b[0].alert_id, a[0].alert_id);
+        // Another rule on the same host: a new alert in the same incident, which takes the
+        // higher level.
+        let c = ingest(
+            &s,
+            event("h1", 3, t0 + 2000),
+            vec![finding("r2", "critical")],
+        )
+        .await;
+        assert!(c[0].new);
+        assert_eq!(c[0].incident_id, a[0].incident_id);
+        // Another host: its own incident.
+        let d = ingest(&s, event("h2", 1, t0 + 3000), vec![finding("r1", "low")]).await;
+        assert_ne!(d[0].incident_id, a[0].incident_id);
+        // A resend of a stored event raises nothing.
+        assert!(
+            ingest(
+                &s,
+                event("h1", 3, t0 + 4000),
+                vec![finding("r2", "critical")]
+            )
+            .await
+            .is_empty()
+        );
+
+        let alert = s.alert(a[0].alert_id.clone()).await.unwrap().unwrap();
+        assert_eq!((alert.count, alert.event_seq), (2, 1));
+        assert_eq!(alert.author, "someone");
+        assert_eq!(alert.event.unwrap().summary, "exec #1");
+        let (inc, timeline, alerts) = s.incident(a[0].incident_id.clone()).await.unwrap().unwrap();
+        assert_eq!((inc.severity.as_str(), inc.alert_count), ("critical", 2));
+        assert_eq!(alerts.len(), 2);
+        let kinds: Vec<&str> = timeline.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, ["opened", "alert", "alert"]);
+
+        // Only high and above, since t0 + 1500.
+        let high = s
+            .alerts(t0 + 1500, level_rank("high"), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(high.len(), 1);
+        assert_eq!(high[0].rule_id, "r2");
+
+        // Past the windows, the same rule raises a new alert in a new incident.
+        let late = t0 + G.incident_window_ms + 10_000;
+        let e = ingest(&s, event("h1", 4, late), vec![finding("r1", "medium")]).await;
+        assert!(e[0].new);
+        assert_ne!(e[0].incident_id, a[0].incident_id);
+    }
+
+    #[tokio::test]
+    async fn status_changes_are_on_the_timeline_with_who_made_them() {
+        let s = Store::memory().unwrap();
+        let a = ingest(&s, event("h1", 1, 5_000), vec![finding("r1", "high")]).await;
+        let inc = &a[0].incident_id;
+        let id = s
+            .set_incident_status(
+                inc[..8].to_string(),
+                "contained".into(),
+                "alice".into(),
+                6_000,
+            )
+            .await
+            .unwrap()
+            .expect("a unique prefix finds it");
+        assert_eq!(&id, inc);
+        let (row, timeline, _) = s.incident(id).await.unwrap().unwrap();
+        assert_eq!(row.status, "contained");
+        let last = timeline.last().unwrap();
+        assert_eq!(
+            (last.kind.as_str(), last.actor.as_str()),
+            ("status", "alice")
+        );
+        assert_eq!(last.text, "status open -> contained");
+        assert!(
+            s.set_incident_status("inc-nope".into(), "open".into(), "a".into(), 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // A contained incident still collects the host's alerts.
+        let b = ingest(&s, event("h1", 2, 7_000), vec![finding("r9", "low")]).await;
+        assert_eq!(&b[0].incident_id, inc);
+    }
+}

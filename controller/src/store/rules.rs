@@ -1,0 +1,163 @@
+//! Detection content: Sigma rules (their YAML, reloaded at start, and whether each is
+//! enabled) and indicator lists.
+
+use super::{Store, StoreError};
+use rusqlite::{OptionalExtension, Row, params};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    pub id: String,
+    pub title: String,
+    pub level: String,
+    pub status: String,
+    pub author: String,
+    pub tags: Vec<String>,
+    pub logsource: String,
+    pub origin: String,
+    pub source: String,
+    pub enabled: bool,
+    pub imported_at_ms: i64,
+}
+
+/// What an indicator import changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IocImport {
+    pub added: u32,
+    pub already_present: u32,
+    pub list_size: u64,
+}
+
+const RULE_COLUMNS: &str =
+    "id, title, level, status, author, tags, logsource, origin, source, enabled, imported_at";
+
+fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRow> {
+    let tags: String = r.get(5)?;
+    Ok(RuleRow {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        level: r.get(2)?,
+        status: r.get(3)?,
+        author: r.get(4)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        logsource: r.get(6)?,
+        origin: r.get(7)?,
+        source: r.get(8)?,
+        enabled: r.get(9)?,
+        imported_at_ms: r.get(10)?,
+    })
+}
+
+impl Store {
+    /// Stores rules, replacing ones with the same id; a replaced rule keeps its enabled flag.
+    pub async fn upsert_rules(&self, rules: Vec<RuleRow>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "INSERT INTO rules ({RULE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT(id) DO UPDATE SET title = excluded.title, level = excluded.level,
+                       status = excluded.status, author = excluded.author, tags = excluded.tags,
+                       logsource = excluded.logsource, origin = excluded.origin,
+                       source = excluded.source, imported_at = excluded.imported_at"
+                ))?;
+                for r in rules {
+                    stmt.execute(params![
+                        r.id,
+                        r.title,
+                        r.level,
+                        r.status,
+                        r.author,
+                        serde_json::to_string(&r.tags).unwrap_or_default(),
+                        r.logsource,
+                        r.origin,
+                        r.source,
+                        r.enabled,
+                        r.imported_at_ms
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY id"))?;
+            let rows = stmt.query_map([], rule_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Enables or disables a rule; None if there is no such rule.
+    pub async fn set_rule_enabled(
+        &self,
+        id: String,
+        enabled: bool,
+    ) -> Result<Option<RuleRow>, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE rules SET enabled = ?2 WHERE id = ?1",
+                params![id, enabled],
+            )?;
+            Ok(c.query_row(
+                &format!("SELECT {RULE_COLUMNS} FROM rules WHERE id = ?1"),
+                [id],
+                rule_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Adds normalised indicator values to a list.
+    pub async fn add_iocs(
+        &self,
+        kind: String,
+        list: String,
+        values: Vec<String>,
+        now: i64,
+    ) -> Result<IocImport, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let mut added = 0;
+            let mut already_present = 0;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO iocs (kind, value, list, added_at) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for v in values {
+                    if stmt.execute(params![kind, v, list, now])? > 0 {
+                        added += 1;
+                    } else {
+                        already_present += 1;
+                    }
+                }
+            }
+            let list_size: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM iocs WHERE kind = ?1 AND list = ?2",
+                params![kind, list],
+                |r| r.get(0),
+            )?;
+            tx.commit()?;
+            Ok(IocImport {
+                added,
+                already_present,
+                list_size: list_size as u64,
+            })
+        })
+        .await
+    }
+
+    /// Every indicator: (kind, value, list).
+    pub async fn iocs(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT kind, value, list FROM iocs")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
