@@ -2,6 +2,8 @@
 //! fire on real commands run on the agent's host, near misses do not, alerts fold into one
 //! incident per host, indicator lists match, and rule management works from cordonctl.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use cordon_tests::deploy::{AgentHandle, Deployment};
 use cordon_tests::{poll, require_root};
 use serde_json::Value;
