@@ -9,10 +9,14 @@
 //! Telemetry (`telemetry.rs`): events per second one agent ships to the controller, and the
 //! controller's ingest into SQLite beside a plain batched insert.
 //!
+//! Detection (`detection.rs`): from a command on the agent's host to its alert stored.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
-//! [--containment N] [--shipping N] [--ingest N] [--only SECTION,...]`, where the sections are
-//! `ping`, `enrolments`, `containment`, `shipping` and `ingest` (default: all).
+//! [--containment N] [--shipping N] [--ingest N] [--detections N] [--only SECTION,...]`, where
+//! the sections are `ping`, `enrolments`, `containment`, `shipping`, `ingest` and `detection`
+//! (default: all).
 
+mod detection;
 mod telemetry;
 
 use anyhow::{Context, bail};
@@ -39,7 +43,14 @@ fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
-const SECTIONS: &[&str] = &["ping", "enrolments", "containment", "shipping", "ingest"];
+const SECTIONS: &[&str] = &[
+    "ping",
+    "enrolments",
+    "containment",
+    "shipping",
+    "ingest",
+    "detection",
+];
 
 /// The sections `--only` names (all without it).
 fn sections() -> anyhow::Result<Vec<String>> {
@@ -64,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     let containment = arg("--containment", 200)?.clamp(1, 10_000);
     let shipping = arg("--shipping", 200_000)?.clamp(1, 10_000_000) as u64;
     let ingest = arg("--ingest", 200_000)?.clamp(1, 10_000_000) as u64;
+    let detections = arg("--detections", 200)?.clamp(1, 10_000);
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -76,6 +88,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("ingest") {
         telemetry::ingest(ingest)?;
+    }
+    if run("detection") {
+        detection::latency(detections)?;
     }
     if run("ping") || run("enrolments") {
         loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;
