@@ -275,9 +275,22 @@ fn cost(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((ticks, rss))
 }
 
+/// Processes created on the whole host since boot (/proc/stat), which the agent sees too.
+fn host_forks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("processes "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Watches `pid` until `done()` holds: the share of one core it used, and its largest and
-/// last RSS in MB.
+/// last RSS in MB. Also prints how busy the host was meanwhile.
 fn watch(pid: u32, mut done: impl FnMut() -> bool) -> anyhow::Result<(f64, f64, f64)> {
+    let forks0 = host_forks();
     use nix::unistd::{SysconfVar, sysconf};
     let hz = sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
     let tick = 1.0 / hz as f64;
@@ -290,7 +303,12 @@ fn watch(pid: u32, mut done: impl FnMut() -> bool) -> anyhow::Result<(f64, f64, 
         peak = peak.max(rss);
     }
     let (t1, _) = cost(pid)?;
-    let cpu = (t1 - t0) as f64 * tick / started.elapsed().as_secs_f64() * 100.0;
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = (t1 - t0) as f64 * tick / secs * 100.0;
+    println!(
+        "  (the host created {:.0} processes/s meanwhile, all seen by the agent)",
+        host_forks().saturating_sub(forks0) as f64 / secs
+    );
     Ok((cpu, peak as f64 / 1024.0, rss as f64 / 1024.0))
 }
 
