@@ -120,7 +120,8 @@ struct linux_binprm {
 } __attribute__((preserve_access_index));
 
 // One record. Shared layout with agent/src/sensors/process/ebpf.rs (little endian, no padding
-// surprises: every field is naturally aligned). Only the used part of `args` is sent.
+// surprises: every field is naturally aligned). An exec record is sent up to the used part of
+// `args`; fork and exit records only up to `comm` (HEADER_SIZE bytes), which is all they use.
 struct record {
 	__u32 kind;
 	__u32 pid;
@@ -146,9 +147,14 @@ struct record {
 	char args[ARGS_MAX];
 };
 
+#define HEADER_SIZE __builtin_offsetof(struct record, comm)
+
+// 4 MiB: room for about 6,000 exec/fork/exit triples the reader has not yet taken (an exec
+// record is about 400 bytes plus its arguments, fork and exit 80). User space maps the data
+// area twice, so this counts twice in the agent's resident memory.
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 * 1024 * 1024);
+	__uint(max_entries, 4 * 1024 * 1024);
 } events SEC(".maps");
 
 // Scratch space for building one record (too big for the BPF stack).
@@ -207,11 +213,8 @@ static __always_inline struct record *start(__u32 kind, struct task_struct *task
 	return r;
 }
 
-static __always_inline void submit(struct record *r, __u32 args_len)
+static __always_inline void submit(struct record *r, __u64 size)
 {
-	__u64 size = sizeof(*r) - ARGS_MAX + (args_len & (ARGS_MAX - 1));
-	if (args_len >= ARGS_MAX)
-		size = sizeof(*r);
 	if (bpf_ringbuf_output(&events, r, size, 0) != 0)
 		count_drop(r->kind);
 }
@@ -312,7 +315,10 @@ int BPF_PROG(cordon_exec, struct task_struct *task, int old_pid, struct linux_bi
 		}
 	}
 	r->args_len = len;
-	submit(r, len);
+	__u64 size = sizeof(*r) - ARGS_MAX + (len & (ARGS_MAX - 1));
+	if (len >= ARGS_MAX)
+		size = sizeof(*r);
+	submit(r, size);
 	return 0;
 }
 
@@ -327,7 +333,7 @@ int BPF_PROG(cordon_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	r->ppid = BPF_CORE_READ(parent, tgid);
 	r->parent_start_boottime_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
-	submit(r, 0);
+	submit(r, HEADER_SIZE);
 	return 0;
 }
 
@@ -342,7 +348,7 @@ int BPF_PROG(cordon_exit, struct task_struct *task)
 	if (!r)
 		return 0;
 	r->exit_code = BPF_CORE_READ(task, exit_code);
-	submit(r, 0);
+	submit(r, HEADER_SIZE);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod deploy;
+pub mod execload;
 pub mod inproc;
 pub mod netns;
 

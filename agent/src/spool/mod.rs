@@ -61,12 +61,18 @@ pub struct Spool {
     lost: Option<(u64, u64, u64)>,
     /// Events lost to the bound since the spool was opened.
     lost_total: u64,
+    /// When `acked` was last written to disk.
+    acked_written: Option<std::time::Instant>,
 }
 
 const ACKED_FILE: &str = "acked";
 const RESERVED_FILE: &str = "reserved";
 /// Sequence numbers reserved on disk at a time.
 const RESERVE: u64 = 1 << 16;
+/// The acknowledged number is written at most this often (and always before a segment goes):
+/// after a restart the controller is sent at most this much of what it already has again,
+/// and stores it once.
+const ACKED_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn read_number(path: &std::path::Path) -> u64 {
     std::fs::read_to_string(path)
@@ -119,6 +125,7 @@ impl Spool {
             acked,
             lost: None,
             lost_total: 0,
+            acked_written: None,
         };
         spool.trim_acked()?;
         Ok((spool, report))
@@ -259,8 +266,20 @@ impl Spool {
             return Ok(());
         }
         self.acked = seq;
-        let path = self.cfg.dir.join(ACKED_FILE);
-        atomic_write(&path, seq.to_string().as_bytes(), PRIVATE).map_err(io(&path))?;
+        let trims = self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.last_seq.is_none_or(|l| l <= seq));
+        if trims
+            || self
+                .acked_written
+                .is_none_or(|t| t.elapsed() >= ACKED_WRITE_EVERY)
+        {
+            let path = self.cfg.dir.join(ACKED_FILE);
+            atomic_write(&path, seq.to_string().as_bytes(), PRIVATE).map_err(io(&path))?;
+            self.acked_written = Some(std::time::Instant::now());
+        }
         self.trim_acked()
     }
 

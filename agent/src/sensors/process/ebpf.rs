@@ -277,6 +277,19 @@ mod tests {
             panic!("not an exit");
         };
         assert_eq!(status, Some(2 << 8));
+        // Fork and exit records end where `comm` would begin.
+        assert!(matches!(
+            parse(&record(KIND_EXIT, b"")[..COMM]),
+            Some(Raw::Exit { pid: 42, .. })
+        ));
+        assert!(matches!(
+            parse(&record(KIND_FORK, b"")[..COMM]),
+            Some(Raw::Fork {
+                pid: 42,
+                ppid: 7,
+                ..
+            })
+        ));
         let mut cut = record(KIND_EXEC, b"ls\0-l\0");
         cut.truncate(ARGS + 2);
         assert!(parse(&cut).is_none(), "args_len beyond the record");

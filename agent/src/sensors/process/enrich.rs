@@ -36,7 +36,8 @@ pub struct Enricher {
     proc: Proc,
     argv_max: usize,
     table: HashMap<u32, Known>,
-    exited: VecDeque<(Instant, u32)>,
+    /// Exited processes (when, pid, start time), oldest first.
+    exited: VecDeque<(Instant, u32, Option<u64>)>,
     users: HashMap<u32, String>,
     hashes: HashCache,
     cgroups: CgroupIndex,
@@ -187,7 +188,7 @@ impl Enricher {
             .filter(|k| same_start(k.start_ns, start_ns))
             .cloned();
         let start_ns = start_ns.or(known.as_ref().and_then(|k| k.start_ns));
-        self.exited.push_back((Instant::now(), pid));
+        self.exited.push_back((Instant::now(), pid, start_ns));
         let mut missing = Vec::new();
         if status.is_none() {
             missing.push("exit_status".to_string());
@@ -264,14 +265,21 @@ impl Enricher {
         self.table.insert(pid, k);
     }
 
-    /// Forgets processes that exited a while ago (unless the pid has been reused since).
+    /// Forgets processes that exited a while ago, unless the pid has been reused since: an
+    /// entry with the exited process's start time is that process; one without a start time
+    /// is forgotten only once the pid is gone from /proc.
     fn expire(&mut self) {
-        while let Some((at, pid)) = self.exited.front().copied() {
+        while let Some((at, pid, start)) = self.exited.front().copied() {
             if at.elapsed() < LINGER {
                 break;
             }
             self.exited.pop_front();
-            if self.proc.stat(pid).is_none() {
+            let gone = match (self.table.get(&pid).map(|k| k.start_ns), start) {
+                (None, _) => false,
+                (Some(Some(known)), Some(start)) => ns_to_ticks(known) == ns_to_ticks(start),
+                _ => self.proc.stat(pid).is_none(),
+            };
+            if gone {
                 self.table.remove(&pid);
             }
         }
@@ -456,6 +464,38 @@ mod tests {
         }))));
         assert!(ev.parent_exe.is_empty());
         assert!(ev.missing.contains(&"parent".to_string()));
+    }
+
+    #[test]
+    fn exited_processes_are_forgotten_unless_their_pid_was_reused() {
+        let mut en = enricher();
+        let exec = |pid, start_ns| {
+            Raw::Exec(Box::new(RawExec {
+                pid,
+                ppid: 1,
+                start_ns: Some(start_ns),
+                exe: Some("/bin/true".into()),
+                ..Default::default()
+            }))
+        };
+        let exit = |pid, start_ns| Raw::Exit {
+            pid,
+            start_ns: Some(start_ns),
+            status: Some(0),
+            time_ns: start_ns + 1,
+        };
+        en.handle(exec(4_200_000, 1_000_000_000));
+        en.handle(exit(4_200_000, 1_000_000_000));
+        en.handle(exec(4_200_001, 2_000_000_000));
+        en.handle(exit(4_200_001, 2_000_000_000));
+        // The second pid is reused by a new process before the first exit expires.
+        en.handle(exec(4_200_001, 3_000_000_000));
+        for e in en.exited.iter_mut() {
+            e.0 -= LINGER;
+        }
+        en.expire();
+        assert!(!en.table.contains_key(&4_200_000));
+        assert_eq!(en.table[&4_200_001].start_ns, Some(3_000_000_000));
     }
 
     #[test]

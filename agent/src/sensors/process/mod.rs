@@ -194,26 +194,10 @@ impl ProcessSensor {
             );
         }
         let stop = Arc::new(AtomicBool::new(false));
-        // Bounded: a slow second stage holds the source back, and the source counts what the
-        // kernel could then not deliver.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Raw>(16 * 1024);
-        let argv_max = self.cfg.argv_max_bytes;
-        let source = self.source;
-        let stop1 = stop.clone();
-        let capture = std::thread::Builder::new()
-            .name("cordon-proc-src".into())
-            .spawn(move || {
-                let proc = crate::sys::procfs::Proc::default();
-                source.run(
-                    &mut |mut raw| {
-                        if let Raw::Exec(e) = &mut raw {
-                            capture::exec(&proc, e, argv_max);
-                        }
-                        let _ = tx.send(raw);
-                    },
-                    &stop1,
-                );
-            });
+        let (capture, rx) = match start_capture(self.source, self.cfg.argv_max_bytes, &stop) {
+            Ok((thread, rx)) => (Ok(thread), rx),
+            Err(e) => (Err(e), std::sync::mpsc::sync_channel(0).1),
+        };
         let cfg = self.cfg;
         let enrich = std::thread::Builder::new()
             .name("cordon-proc-enrich".into())
@@ -234,6 +218,39 @@ impl ProcessSensor {
             .collect();
         Running { stop, threads }
     }
+}
+
+/// Stage one on its own thread: runs `source` until `stop` is set, reads /proc for each exec
+/// the moment it is seen, and passes every record on, in order, through a bounded channel
+/// (a slow second stage holds the source back, and the source counts what the kernel could
+/// then not deliver). The thread ends, closing the channel, once `stop` is set.
+pub fn start_capture(
+    source: Box<dyn Source>,
+    argv_max: usize,
+    stop: &Arc<AtomicBool>,
+) -> std::io::Result<(JoinHandle<()>, std::sync::mpsc::Receiver<Raw>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Raw>(16 * 1024);
+    let stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("cordon-proc-src".into())
+        .spawn(move || {
+            let proc = crate::sys::procfs::Proc::default();
+            source.run(
+                &mut |mut raw| {
+                    if let Raw::Exec(e) = &mut raw {
+                        capture::exec(&proc, e, argv_max);
+                    }
+                    let _ = tx.send(raw);
+                },
+                &stop,
+            );
+        })?;
+    Ok((thread, rx))
+}
+
+/// Opens exactly one mode (no fallback), e.g. to compare the modes side by side.
+pub fn open_source(mode: Mode, cfg: &ProcessSensorConfig) -> Result<Box<dyn Source>, String> {
+    open_mode(mode, cfg)
 }
 
 fn open_mode(mode: Mode, cfg: &ProcessSensorConfig) -> Result<Box<dyn Source>, String> {
