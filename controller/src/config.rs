@@ -1,6 +1,7 @@
 //! Controller configuration: `controller.toml` in the data directory (written by `init`), or
 //! a file given with `--config` (the packaged `/etc/cordon/controller.toml`).
 
+use crate::notify::NotifyConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -32,6 +33,9 @@ pub struct ControllerConfig {
     /// `[detection]`: rules loaded at start, and how alerts are grouped.
     #[serde(default)]
     pub detection: DetectionConfig,
+    /// `[notify]`: webhooks that playbooks notify.
+    #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
+    pub notify: NotifyConfig,
 }
 
 /// Where detection rules come from and how alerts fold together.
@@ -156,6 +160,7 @@ impl ControllerConfig {
             agent_idle_timeout_secs: default_idle(),
             events: EventRetention::default(),
             detection: DetectionConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 
@@ -190,7 +195,8 @@ impl ControllerConfig {
             return Err("agent_idle_timeout_secs must be at least 5".into());
         }
         self.events.validate()?;
-        self.detection.validate()
+        self.detection.validate()?;
+        self.notify.validate()
     }
 }
 
@@ -237,6 +243,34 @@ mod tests {
             let err = parse(&format!("[events]\n{bad}")).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn notify_webhooks_are_read_from_controller_toml() {
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "0123456789abcdef").unwrap();
+        let cfg = parse(&format!(
+            "[[notify.webhooks]]\nname = \"soc\"\nurl = \"http://127.0.0.1:9000/hook\"\n\
+             secret_file = {:?}\nretries = 1\n\
+             [[notify.webhooks]]\nname = \"chat\"\nurl = \"https://hooks.slack.com/x\"\nslack = true",
+            secret.path()
+        ))
+        .unwrap();
+        let names: Vec<_> = cfg
+            .notify
+            .webhooks
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        assert_eq!(names, ["soc", "chat"]);
+        assert_eq!(cfg.notify.webhooks[0].retries, 1);
+        assert!(parse("").unwrap().notify.is_empty());
+        let err = parse("[[notify.webhooks]]\nname = \"x\"\nurl = \"ftp://h/\"\nslack = true")
+            .unwrap_err();
+        assert!(err.contains("http or https"), "{err}");
+        // An empty [notify] is left out of a written config.
+        let written = toml::to_string_pretty(&parse("").unwrap()).unwrap();
+        assert!(!written.contains("notify"), "{written}");
     }
 
     #[test]

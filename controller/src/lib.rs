@@ -9,4 +9,5 @@ pub mod config;
 pub mod ctl;
 pub mod detect;
 pub mod init;
+pub mod notify;
 pub mod store;
