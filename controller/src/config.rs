@@ -33,6 +33,9 @@ pub struct ControllerConfig {
     /// `[detection]`: rules loaded at start, and how alerts are grouped.
     #[serde(default)]
     pub detection: DetectionConfig,
+    /// `[playbooks]`: automated response and its guards.
+    #[serde(default)]
+    pub playbooks: crate::playbook::PlaybookConfig,
     /// `[notify]`: webhooks that playbooks notify.
     #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
     pub notify: NotifyConfig,
@@ -160,6 +163,7 @@ impl ControllerConfig {
             agent_idle_timeout_secs: default_idle(),
             events: EventRetention::default(),
             detection: DetectionConfig::default(),
+            playbooks: Default::default(),
             notify: NotifyConfig::default(),
         }
     }
@@ -196,6 +200,7 @@ impl ControllerConfig {
         }
         self.events.validate()?;
         self.detection.validate()?;
+        self.playbooks.validate()?;
         self.notify.validate()
     }
 }

@@ -10,4 +10,5 @@ pub mod ctl;
 pub mod detect;
 pub mod init;
 pub mod notify;
+pub mod playbook;
 pub mod store;

@@ -14,7 +14,7 @@ pub mod fields;
 pub mod ruleset;
 pub mod samples;
 pub mod sigma;
-mod yaml;
+pub mod yaml;
 
 pub use ruleset::{LoadReport, Match, RuleSet, load_dir};
 pub use sigma::{LogSource, Rule, RuleError, parse_rule};

@@ -249,6 +249,13 @@ impl Deployment {
         );
     }
 
+    /// Merges settings into the controller's config and restarts it with them.
+    pub fn configure_controller(&mut self, extra: &str) {
+        self.stop_controller();
+        merge_toml(&self.data_dir.join("controller.toml"), extra);
+        self.start_controller();
+    }
+
     pub fn stop_controller(&mut self) {
         if let Some(mut p) = self.controller.take() {
             p.terminate();

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod execload;
 pub mod inproc;
 pub mod netns;
+pub mod webhook;
 
 /// True when the test may use root-only facilities (network namespaces). Outside CI a test
 /// without root skips with a loud message; under CI=true missing root is a failure.

@@ -3,6 +3,7 @@
 use super::Controller;
 use super::commands::record;
 use super::detection::{alert_record, check_status, incident_record, level_index, rule_record};
+use super::playbooks::approval_record;
 use crate::store::{Agent, EventFilter, StoredEvent};
 use cordon_proto::admin_service_server::AdminService;
 use cordon_proto::limits::check_labels;
@@ -267,21 +268,6 @@ impl AdminService for AdminApi {
             .action
             .and_then(|a| a.kind)
             .ok_or_else(|| Status::invalid_argument("a command action is required"))?;
-        match &action {
-            action::Kind::Isolate(_) => {
-                self.0
-                    .store
-                    .set_isolation_desired(agent.id.clone(), true)
-                    .await?
-            }
-            action::Kind::Release(_) => {
-                self.0
-                    .store
-                    .set_isolation_desired(agent.id.clone(), false)
-                    .await?
-            }
-            _ => {}
-        }
         let ttl = if req.ttl_secs == 0 {
             self.0.config.command_ttl_secs
         } else {
@@ -448,10 +434,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<IncidentRecord>, Status> {
         Controller::admin_peer(&req)?;
         let id = req.into_inner().incident_id;
-        let (i, t, a) = self.0.store.incident(id.clone()).await?.ok_or_else(|| {
-            Status::not_found(format!("no incident {id:?} (or the prefix is ambiguous)"))
-        })?;
-        Ok(Response::new(incident_record(i, t, a)))
+        Ok(Response::new(self.incident_record(id).await?))
     }
 
     async fn set_incident_status(
@@ -472,12 +455,94 @@ impl AdminService for AdminApi {
                     r.incident_id
                 ))
             })?;
-        let (i, t, a) = self
-            .0
-            .store
-            .incident(id)
-            .await?
-            .ok_or_else(|| Status::internal("incident vanished"))?;
-        Ok(Response::new(incident_record(i, t, a)))
+        Ok(Response::new(self.incident_record(id).await?))
+    }
+
+    async fn add_incident_note(
+        &self,
+        req: Request<AddIncidentNoteRequest>,
+    ) -> Result<Response<IncidentRecord>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let id = r.incident_id.clone();
+        self.0.add_incident_note(admin, r).await?;
+        Ok(Response::new(self.incident_record(id).await?))
+    }
+
+    async fn apply_playbook(
+        &self,
+        req: Request<ApplyPlaybookRequest>,
+    ) -> Result<Response<PlaybookRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.0.apply_playbook(&r.origin, &r.yaml).await?,
+        ))
+    }
+
+    async fn list_playbooks(
+        &self,
+        req: Request<ListPlaybooksRequest>,
+    ) -> Result<Response<ListPlaybooksResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        Ok(Response::new(ListPlaybooksResponse {
+            playbooks: self.0.list_playbooks().await?,
+        }))
+    }
+
+    async fn set_playbook_enabled(
+        &self,
+        req: Request<SetPlaybookEnabledRequest>,
+    ) -> Result<Response<PlaybookRecord>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        Ok(Response::new(
+            self.0.set_playbook_enabled(&r.name, r.enabled).await?,
+        ))
+    }
+
+    async fn dry_run_playbook(
+        &self,
+        req: Request<DryRunPlaybookRequest>,
+    ) -> Result<Response<DryRunPlaybookResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        Ok(Response::new(
+            self.0.dry_run_playbook(req.into_inner()).await?,
+        ))
+    }
+
+    async fn list_approvals(
+        &self,
+        req: Request<ListApprovalsRequest>,
+    ) -> Result<Response<ListApprovalsResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let all = req.into_inner().all;
+        let rows = self.0.store.approvals(all, None).await?;
+        Ok(Response::new(ListApprovalsResponse {
+            approvals: rows.into_iter().map(approval_record).collect(),
+        }))
+    }
+
+    async fn decide_approval(
+        &self,
+        req: Request<DecideApprovalRequest>,
+    ) -> Result<Response<ApprovalRecord>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        Ok(Response::new(
+            self.0.decide_approval(admin, req.into_inner()).await?,
+        ))
+    }
+}
+
+impl AdminApi {
+    /// An incident with its timeline, alerts and approvals.
+    async fn incident_record(&self, id: String) -> Result<IncidentRecord, Status> {
+        let (i, t, a) = self.0.store.incident(id.clone()).await?.ok_or_else(|| {
+            Status::not_found(format!("no incident {id:?} (or the prefix is ambiguous)"))
+        })?;
+        let approvals = self.0.store.approvals(true, Some(i.id.clone())).await?;
+        let mut rec = incident_record(i, t, a);
+        rec.approvals = approvals.into_iter().map(approval_record).collect();
+        Ok(rec)
     }
 }

@@ -238,7 +238,7 @@ impl Controller {
     /// batch, which may be acknowledged now that it is committed; `None` for an empty batch.
     /// (Public so the benchmark measures the real path.)
     pub async fn ingest(
-        &self,
+        self: &Arc<Self>,
         agent_id: &str,
         batch: TelemetryBatch,
     ) -> Result<Option<u64>, Status> {
@@ -277,6 +277,7 @@ impl Controller {
             .store
             .ingest(events, findings, Some(self.detector.grouping))
             .await?;
+        crate::playbook::engine::on_alerts(self, &alerts);
         for a in alerts.iter().filter(|a| a.new) {
             tracing::info!(
                 agent_id = %a.agent_id,

@@ -42,6 +42,20 @@ impl Controller {
         ttl: Duration,
         created_by: String,
     ) -> Result<CommandRow, Status> {
+        // The desired containment state is the controller's record, whoever asks.
+        match &action {
+            action::Kind::Isolate(_) => {
+                self.store
+                    .set_isolation_desired(agent_id.clone(), true)
+                    .await?
+            }
+            action::Kind::Release(_) => {
+                self.store
+                    .set_isolation_desired(agent_id.clone(), false)
+                    .await?
+            }
+            _ => {}
+        }
         let now = now_ms();
         let ttl = ttl.min(MAX_COMMAND_TTL);
         let command = Command {

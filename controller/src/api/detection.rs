@@ -75,6 +75,7 @@ pub fn incident_record(
         alert_count: i.alert_count,
         timeline: timeline.into_iter().map(timeline_entry).collect(),
         alerts: alerts.into_iter().map(alert_record).collect(),
+        approvals: Vec::new(),
     }
 }
 

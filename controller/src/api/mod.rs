@@ -7,6 +7,7 @@ mod commands;
 mod detection;
 mod enroll;
 mod error;
+mod playbooks;
 pub mod retention;
 pub mod sessions;
 pub mod tls;
@@ -44,6 +45,10 @@ pub struct Controller {
     pub events: broadcast::Sender<Arc<crate::store::StoredEvent>>,
     /// Rules and indicators, judged for every event stored.
     pub detector: crate::detect::Detector,
+    /// Playbooks, started by new alerts.
+    pub playbooks: crate::playbook::Playbooks,
+    /// Where playbooks' notify steps go.
+    pub notifier: Arc<dyn crate::notify::Notifier>,
     tls: rustls::ServerConfig,
 }
 
@@ -57,6 +62,10 @@ pub enum ServeError {
     Signing(#[from] crate::ca::signing::SigningError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("loading playbooks: {0}")]
+    Playbooks(String),
+    #[error("notifications: {0}")]
+    Notify(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("reading {path}: {source}")]
@@ -134,7 +143,14 @@ impl Controller {
                 (!rules_dir.is_empty()).then_some(Path::new(rules_dir.as_str())),
             )
             .await?;
-        Ok(Arc::new(Self {
+        let playbooks = crate::playbook::Playbooks::new(&config.playbooks);
+        let notifier: Arc<dyn crate::notify::Notifier> = Arc::new(
+            crate::notify::WebhookNotifier::new(&config.notify)
+                .map_err(|e| ServeError::Notify(e.to_string()))?,
+        );
+        let ctl = Arc::new(Self {
+            playbooks,
+            notifier,
             detector,
             config,
             store,
@@ -145,7 +161,12 @@ impl Controller {
             finished,
             events,
             tls,
-        }))
+        });
+        let dir = &ctl.config.playbooks.dir;
+        ctl.load_playbooks((!dir.is_empty()).then_some(Path::new(dir.as_str())))
+            .await
+            .map_err(|e| ServeError::Playbooks(e.to_string()))?;
+        Ok(ctl)
     }
 
     /// The identity in the client certificate of this request, if any.

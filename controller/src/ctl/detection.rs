@@ -99,6 +99,8 @@ pub enum IncidentsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Adds a note to the incident's timeline.
+    Note { id: String, text: String },
 }
 
 /// The rule files under `path` (or `path` itself), sorted.
@@ -356,12 +358,23 @@ pub async fn incidents(
         println!("timeline:");
         for t in &i.timeline {
             println!(
-                "  {}  {:<7}  {:<12}  {}",
+                "  {}  {:<8}  {:<20}  {}",
                 time(t.at_ms),
                 t.kind,
                 t.actor,
                 t.text
             );
+        }
+        let pending: Vec<_> = i
+            .approvals
+            .iter()
+            .filter(|a| a.status == "pending")
+            .collect();
+        if !pending.is_empty() {
+            println!("waiting for approval:");
+            pending
+                .into_iter()
+                .for_each(super::playbooks::approval_line);
         }
         Ok(())
     };
@@ -396,6 +409,15 @@ pub async fn incidents(
         IncidentsCmd::Show { id, json } => {
             let i = call(client.get_incident(GetIncidentRequest { incident_id: id })).await?;
             show(&i, json)
+        }
+        IncidentsCmd::Note { id, text } => {
+            let i = call(client.add_incident_note(AddIncidentNoteRequest {
+                incident_id: id,
+                text,
+            }))
+            .await?;
+            println!("note added to {}", i.id);
+            Ok(())
         }
         IncidentsCmd::SetStatus { id, status, json } => {
             let i = call(client.set_incident_status(SetIncidentStatusRequest {

@@ -3,8 +3,10 @@
 
 mod detection;
 mod output;
+mod playbooks;
 
 pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};
+pub use playbooks::{ApprovalsCmd, PlaybooksCmd};
 
 use crate::client::AdminConfig;
 use anyhow::{Context, anyhow};
@@ -62,6 +64,12 @@ pub enum Cmd {
     /// Alerts on a host, grouped, with their status and timeline.
     #[command(subcommand)]
     Incidents(IncidentsCmd),
+    /// Automated response to alerts.
+    #[command(subcommand)]
+    Playbooks(PlaybooksCmd),
+    /// Playbook steps waiting for a person's decision.
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
     /// Cuts the host off the network but for loopback, the controller and the allowlist.
     Isolate {
         id: String,
@@ -502,6 +510,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Iocs(cmd) => detection::iocs(&mut client, cmd).await,
         Cmd::Alerts(cmd) => detection::alerts(&mut client, cmd).await,
         Cmd::Incidents(cmd) => detection::incidents(&mut client, cmd).await,
+        Cmd::Playbooks(cmd) => playbooks::playbooks(&mut client, cmd).await,
+        Cmd::Approvals(cmd) => playbooks::approvals(&mut client, cmd).await,
     }
 }
 

@@ -289,6 +289,49 @@ fn resolve(c: &rusqlite::Connection, table: &str, id: &str) -> Result<Option<Str
 }
 
 impl Store {
+    /// Adds an entry to an incident's timeline.
+    pub async fn add_timeline(
+        &self,
+        incident: String,
+        entry: TimelineRow,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            timeline(
+                &tx,
+                &incident,
+                entry.at_ms,
+                &entry.kind,
+                &entry.actor,
+                &entry.text,
+                &entry.reference,
+            )?;
+            tx.execute(
+                "UPDATE incidents SET updated_at = MAX(updated_at, ?2) WHERE id = ?1",
+                params![incident, entry.at_ms],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Raises (or sets) an incident's severity.
+    pub async fn set_incident_severity(
+        &self,
+        id: String,
+        severity: String,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE incidents SET severity = ?2 WHERE id = ?1",
+                params![id, severity],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Alerts first raised since `since_ms`, at or above `min_level`, newest last.
     pub async fn alerts(
         &self,

@@ -5,6 +5,7 @@ mod agents;
 mod alerts;
 mod commands;
 mod events;
+mod playbooks;
 mod retention;
 mod rules;
 mod tokens;
@@ -16,6 +17,7 @@ pub use alerts::{
 };
 pub use commands::{CommandRow, CommandStatus, Completion};
 pub use events::{EventFilter, StoredEvent};
+pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
 pub use tokens::EnrollRefusal;
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_event_summary.sql"),
     include_str!("migrations/0004_agent_metrics.sql"),
     include_str!("migrations/0005_detection.sql"),
+    include_str!("migrations/0007_playbooks.sql"),
 ];
 
 #[derive(Clone)]

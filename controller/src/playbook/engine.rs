@@ -1,0 +1,656 @@
+//! Runs playbooks. A new alert starts a run of every enabled playbook it triggers (once per
+//! playbook and alert); the run's steps execute in order, each recorded in the store and on
+//! the incident's timeline before the next starts. Containment steps wait for the agent's
+//! confirmed result. Guards stand before every step that touches a host: a dry run only says
+//! what it would do; a protected host, or an isolation beyond the fleet-wide hourly budget,
+//! waits for a person's approval instead. A restarted controller resumes unfinished runs (a
+//! step whose command was already sent waits for that command rather than sending another).
+
+use super::context::RunContext;
+use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
+use crate::api::Controller;
+use crate::notify::Notification;
+use crate::store::{AlertChange, ApprovalRow, RunRow, StepRow, TimelineRow};
+use cordon_proto::time::now_ms;
+use cordon_proto::{
+    BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// succeeded, failed, skipped, dry_run, denied, expired.
+    pub status: &'static str,
+    pub detail: String,
+    pub command_id: String,
+}
+
+impl Outcome {
+    fn new(status: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            command_id: String::new(),
+        }
+    }
+
+    fn ok(&self) -> bool {
+        matches!(self.status, "succeeded" | "skipped" | "dry_run")
+    }
+}
+
+fn actor(pb: &Playbook) -> String {
+    format!("playbook:{}", pb.name)
+}
+
+/// Starts runs for new alerts (called after their batch committed).
+pub fn on_alerts(ctl: &Arc<Controller>, alerts: &[AlertChange]) {
+    for a in alerts.iter().filter(|a| a.new) {
+        let ctl = ctl.clone();
+        let alert_id = a.alert_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = start_runs(&ctl, &alert_id).await {
+                tracing::error!(alert = %alert_id, error = %e, "starting playbooks failed");
+            }
+        });
+    }
+}
+
+/// Creates and runs a run of each enabled playbook the alert triggers.
+pub async fn start_runs(ctl: &Arc<Controller>, alert_id: &str) -> anyhow::Result<()> {
+    let Some(alert) = ctl.store.alert(alert_id.to_string()).await? else {
+        return Ok(());
+    };
+    let agent = ctl.store.agent(alert.agent_id.clone()).await?;
+    let cx = RunContext::new(alert, agent);
+    for (pb, source) in ctl.playbooks.enabled() {
+        if !cx.triggers(&pb) {
+            continue;
+        }
+        let now = now_ms();
+        let run = RunRow {
+            id: format!("run-{}", hex::encode(rand::random::<[u8; 8]>())),
+            playbook: pb.name.clone(),
+            source,
+            alert_id: cx.alert.id.clone(),
+            incident_id: cx.alert.incident_id.clone(),
+            agent_id: cx.alert.agent_id.clone(),
+            dry_run: pb.dry_run,
+            status: "running".into(),
+            step: 0,
+            started_at_ms: now,
+            updated_at_ms: now,
+        };
+        if !ctl.store.create_run(run.clone()).await? {
+            continue; // already running for this alert
+        }
+        let dry = if pb.dry_run { " (dry run)" } else { "" };
+        timeline(
+            ctl,
+            &run,
+            &pb,
+            "playbook",
+            format!(
+                "playbook {} started{dry} for alert {}",
+                pb.name, cx.alert.title
+            ),
+            &run.id,
+        )
+        .await;
+        let ctl = ctl.clone();
+        tokio::spawn(async move { execute(ctl, run, pb).await });
+    }
+    Ok(())
+}
+
+/// Resumes every unfinished run (at controller start).
+pub async fn resume(ctl: &Arc<Controller>) -> anyhow::Result<usize> {
+    let runs = ctl.store.unfinished_runs().await?;
+    let n = runs.len();
+    for run in runs {
+        match spec::parse(&run.source, &run.playbook) {
+            Ok(pb) => {
+                tracing::info!(run = %run.id, playbook = %pb.name, step = run.step, "resuming playbook run");
+                let ctl = ctl.clone();
+                tokio::spawn(async move { execute(ctl, run, pb).await });
+            }
+            Err(e) => {
+                tracing::error!(run = %run.id, error = %e, "cannot resume a run: its playbook no longer parses");
+                ctl.store
+                    .set_run(run.id.clone(), "failed".into(), run.step, now_ms())
+                    .await?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+async fn timeline(
+    ctl: &Controller,
+    run: &RunRow,
+    pb: &Playbook,
+    kind: &str,
+    text: String,
+    reference: &str,
+) {
+    let entry = TimelineRow {
+        at_ms: now_ms(),
+        kind: kind.into(),
+        actor: actor(pb),
+        text,
+        reference: reference.into(),
+    };
+    if let Err(e) = ctl.store.add_timeline(run.incident_id.clone(), entry).await {
+        tracing::error!(error = %e, "timeline write failed");
+    }
+}
+
+/// Runs the steps from `run.step` to the end.
+async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
+    let result = async {
+        let Some(alert) = ctl.store.alert(run.alert_id.clone()).await? else {
+            anyhow::bail!("the alert is gone");
+        };
+        let agent = ctl.store.agent(run.agent_id.clone()).await?;
+        let mut cx = RunContext::new(alert, agent);
+        // Outcomes of steps done before a restart.
+        for i in 0..run.step.min(pb.steps.len()) {
+            if let Some(s) = ctl.store.step(run.id.clone(), i).await? {
+                cx.outcomes.insert(s.name, s.status);
+            }
+        }
+        while run.step < pb.steps.len() {
+            let idx = run.step;
+            let step = &pb.steps[idx];
+            let started = now_ms();
+            let previous = ctl.store.step(run.id.clone(), idx).await?;
+            let outcome = run_step(&ctl, &run, &pb, &cx, idx, step, previous).await?;
+            ctl.store
+                .put_step(
+                    run.id.clone(),
+                    StepRow {
+                        idx,
+                        name: step.name.clone(),
+                        action: step.action.name().into(),
+                        status: outcome.status.into(),
+                        detail: outcome.detail.clone(),
+                        command_id: outcome.command_id.clone(),
+                        started_at_ms: started,
+                        finished_at_ms: now_ms(),
+                    },
+                )
+                .await?;
+            timeline(
+                &ctl,
+                &run,
+                &pb,
+                "step",
+                format!(
+                    "step {} {} ({}): {}{}",
+                    idx + 1,
+                    step.name,
+                    step.action.name(),
+                    outcome.status,
+                    if outcome.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" - {}", outcome.detail)
+                    }
+                ),
+                &outcome.command_id,
+            )
+            .await;
+            cx.outcomes
+                .insert(step.name.clone(), outcome.status.to_string());
+            run.step = idx + 1;
+            if !outcome.ok() && step.on_failure == OnFailure::Abort {
+                let status = if matches!(outcome.status, "denied" | "expired") {
+                    "aborted"
+                } else {
+                    "failed"
+                };
+                ctl.store
+                    .set_run(run.id.clone(), status.into(), run.step, now_ms())
+                    .await?;
+                timeline(
+                    &ctl,
+                    &run,
+                    &pb,
+                    "playbook",
+                    format!("playbook {} {status} at step {}", pb.name, step.name),
+                    &run.id,
+                )
+                .await;
+                return Ok(());
+            }
+            ctl.store
+                .set_run(run.id.clone(), "running".into(), run.step, now_ms())
+                .await?;
+        }
+        ctl.store
+            .set_run(run.id.clone(), "succeeded".into(), run.step, now_ms())
+            .await?;
+        timeline(
+            &ctl,
+            &run,
+            &pb,
+            "playbook",
+            format!("playbook {} finished", pb.name),
+            &run.id,
+        )
+        .await;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(run = %run.id, error = %e, "playbook run failed");
+        let _ = ctl
+            .store
+            .set_run(run.id.clone(), "failed".into(), run.step, now_ms())
+            .await;
+    }
+}
+
+/// What a containment step would do, in words (for dry runs and approvals).
+fn describe(step: &Step, cmd: &Result<action::Kind, String>) -> String {
+    match cmd {
+        Ok(action::Kind::Kill(k)) => format!(
+            "kill pid {}{}",
+            k.pid,
+            if k.tree { " and its descendants" } else { "" }
+        ),
+        Ok(action::Kind::Isolate(i)) => format!("isolate the host (allowing {:?})", i.allow),
+        Ok(action::Kind::Quarantine(q)) => format!("quarantine {}", q.path),
+        Ok(action::Kind::BlockIp(b)) => format!("block {}", b.cidr),
+        Ok(_) => step.action.name().to_string(),
+        Err(why) => format!("{} (cannot: {why})", step.action.name()),
+    }
+}
+
+/// The agent command a step sends, from the alert's event.
+fn command(step: &Step, cx: &RunContext, pb: &Playbook) -> Result<action::Kind, String> {
+    let process = match cx.event.as_ref().and_then(|e| e.body.as_ref()) {
+        Some(event::Body::Process(p)) => Some(p),
+        _ => None,
+    };
+    match &step.action {
+        Action::KillProcess { tree } => {
+            let p = process.ok_or("the alert's event is not a process")?;
+            Ok(action::Kind::Kill(KillProcess {
+                pid: p.pid,
+                start_time: p.start_ticks,
+                tree: *tree,
+            }))
+        }
+        Action::IsolateHost { allow } => Ok(action::Kind::Isolate(Isolate {
+            allow: allow.clone(),
+            reason: format!("playbook {}: {}", pb.name, cx.alert.title),
+        })),
+        Action::ReleaseHost => Ok(action::Kind::Release(Release {})),
+        Action::QuarantineFile { target } => {
+            let path = match (target, cx.event.as_ref().and_then(|e| e.body.as_ref())) {
+                (FileTarget::File, Some(event::Body::File(f))) => f.path.clone(),
+                (FileTarget::Exe, Some(event::Body::Process(p))) => p.exe.clone(),
+                (FileTarget::File, _) => return Err("the alert's event is not a file event".into()),
+                (FileTarget::Exe, _) => return Err("the alert's event is not a process".into()),
+            };
+            Ok(action::Kind::Quarantine(Quarantine { path }))
+        }
+        Action::BlockIp { cidr, ttl_secs } => {
+            let cidr = if cidr == "ioc" {
+                cx.alert
+                    .detail
+                    .strip_prefix("ip ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .ok_or("the alert is not an IP indicator match")?
+                    .to_string()
+            } else {
+                cidr.clone()
+            };
+            Ok(action::Kind::BlockIp(BlockIp {
+                cidr,
+                ttl_secs: *ttl_secs,
+            }))
+        }
+        Action::CollectInventory => Ok(action::Kind::CollectInventory(CollectInventory {})),
+        _ => Err("not an agent command".into()),
+    }
+}
+
+/// Why this step needs a person's approval before it may run, if it does.
+async fn guard(ctl: &Controller, step: &Step, cx: &RunContext) -> anyhow::Result<Option<String>> {
+    if !step.action.contains_host() {
+        return Ok(None);
+    }
+    if let Some(agent) = &cx.agent {
+        for (k, v) in &ctl.playbooks.config.protected_labels {
+            if agent.labels.get(k) == Some(v) {
+                return Ok(Some(format!("the host is protected ({k}={v})")));
+            }
+        }
+    }
+    if matches!(step.action, Action::IsolateHost { .. }) {
+        let budget = ctl.playbooks.config.isolation_budget_per_hour;
+        let used = ctl.store.isolations_since(now_ms() - 3_600_000).await?;
+        if used >= u64::from(budget) {
+            return Ok(Some(format!(
+                "the fleet-wide budget of {budget} automatic isolations per hour is spent"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    ctl: &Arc<Controller>,
+    run: &RunRow,
+    pb: &Playbook,
+    cx: &RunContext,
+    idx: usize,
+    step: &Step,
+    previous: Option<StepRow>,
+) -> anyhow::Result<Outcome> {
+    if !cx.all_hold(&step.when) {
+        return Ok(Outcome::new("skipped", "its condition does not hold"));
+    }
+    let timeout = Duration::from_secs(step.timeout_secs);
+    match &step.action {
+        Action::Notify { webhook, text } => return notify(ctl, run, pb, cx, webhook, text).await,
+        Action::WaitForApproval { proceed_on_timeout } => {
+            if run.dry_run {
+                return Ok(Outcome::new("dry_run", "would wait for approval"));
+            }
+            let reason = format!("playbook {} asks before going on", pb.name);
+            return approval(
+                ctl,
+                run,
+                pb,
+                idx,
+                "continue the playbook",
+                &reason,
+                timeout,
+                *proceed_on_timeout,
+            )
+            .await;
+        }
+        Action::SetIncident { status, severity } => {
+            if run.dry_run {
+                return Ok(Outcome::new(
+                    "dry_run",
+                    format!("would set status {status:?} severity {severity:?}"),
+                ));
+            }
+            if let Some(s) = status {
+                ctl.store
+                    .set_incident_status(run.incident_id.clone(), s.clone(), actor(pb), now_ms())
+                    .await?;
+            }
+            if let Some(s) = severity {
+                ctl.store
+                    .set_incident_severity(run.incident_id.clone(), s.clone())
+                    .await?;
+            }
+            return Ok(Outcome::new(
+                "succeeded",
+                format!(
+                    "status {} severity {}",
+                    status.as_deref().unwrap_or("unchanged"),
+                    severity.as_deref().unwrap_or("unchanged")
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let cmd = command(step, cx, pb);
+    let what = describe(step, &cmd);
+    if run.dry_run {
+        return Ok(Outcome::new("dry_run", format!("would {what}")));
+    }
+    let cmd = match cmd {
+        Ok(c) => c,
+        Err(why) => return Ok(Outcome::new("failed", why)),
+    };
+    // A command sent before a restart: wait for it instead of sending another.
+    let mut command_id = previous
+        .filter(|s| s.status == "running" && !s.command_id.is_empty())
+        .map(|s| s.command_id)
+        .unwrap_or_default();
+    if command_id.is_empty() {
+        // Checking the budget and recording an isolation happen under one lock, so runs
+        // started together cannot all slip under it.
+        let mut budget = Some(ctl.playbooks.budget.lock().await);
+        if let Some(reason) = guard(ctl, step, cx).await? {
+            budget = None;
+            let decided = approval(
+                ctl,
+                run,
+                pb,
+                idx,
+                &what,
+                &reason,
+                Duration::from_secs(3600),
+                false,
+            )
+            .await?;
+            if decided.status != "succeeded" {
+                return Ok(decided);
+            }
+        }
+        let row = ctl
+            .submit_command(run.agent_id.clone(), cmd, timeout, actor(pb))
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        command_id = row.id.clone();
+        ctl.store
+            .put_step(
+                run.id.clone(),
+                StepRow {
+                    idx,
+                    name: step.name.clone(),
+                    action: step.action.name().into(),
+                    status: "running".into(),
+                    detail: what.clone(),
+                    command_id: command_id.clone(),
+                    started_at_ms: now_ms(),
+                    finished_at_ms: 0,
+                },
+            )
+            .await?;
+        drop(budget);
+    }
+    let done = ctl
+        .wait_command(&command_id, timeout)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let mut out = match done {
+        Some(r) if r.status == crate::store::CommandStatus::Succeeded => {
+            Outcome::new("succeeded", what)
+        }
+        Some(r) if r.status.is_final() => Outcome::new(
+            "failed",
+            format!("{what}: {} {}", r.status.as_str(), r.error),
+        ),
+        _ => Outcome::new(
+            "failed",
+            format!("{what}: no confirmed result within {}s", step.timeout_secs),
+        ),
+    };
+    out.command_id = command_id;
+    Ok(out)
+}
+
+async fn notify(
+    ctl: &Arc<Controller>,
+    run: &RunRow,
+    pb: &Playbook,
+    cx: &RunContext,
+    webhook: &str,
+    text: &str,
+) -> anyhow::Result<Outcome> {
+    if run.dry_run {
+        return Ok(Outcome::new("dry_run", format!("would notify {webhook}")));
+    }
+    let n = Notification {
+        kind: "playbook".into(),
+        incident_id: Some(run.incident_id.clone()),
+        agent_id: Some(run.agent_id.clone()),
+        hostname: cx.agent.as_ref().map(|a| a.host.hostname.clone()),
+        title: cx.alert.title.clone(),
+        level: cx.alert.level.clone(),
+        text: if text.is_empty() {
+            cx.alert.title.clone()
+        } else {
+            text.to_string()
+        },
+        at_ms: now_ms(),
+        playbook: Some(pb.name.clone()),
+        details: serde_json::json!({
+            "alert_id": cx.alert.id,
+            "rule_id": cx.alert.rule_id,
+            "run_id": run.id,
+            "steps": cx.outcomes,
+        }),
+    };
+    Ok(match ctl.notifier.send(webhook, &n).await {
+        Ok(d) => Outcome::new(
+            "succeeded",
+            format!("delivered to {webhook} in {} attempt(s)", d.attempts),
+        ),
+        Err(e) => Outcome::new("failed", e.to_string()),
+    })
+}
+
+/// Asks for approval (once per run and step) and waits for the decision or the timeout.
+#[allow(clippy::too_many_arguments)]
+async fn approval(
+    ctl: &Arc<Controller>,
+    run: &RunRow,
+    pb: &Playbook,
+    idx: usize,
+    what: &str,
+    reason: &str,
+    timeout: Duration,
+    proceed_on_timeout: bool,
+) -> anyhow::Result<Outcome> {
+    let now = now_ms();
+    let mut decided = ctl.playbooks.decided.subscribe();
+    let a = ctl
+        .store
+        .request_approval(ApprovalRow {
+            id: format!("apr-{}", hex::encode(rand::random::<[u8; 6]>())),
+            run_id: run.id.clone(),
+            idx,
+            incident_id: run.incident_id.clone(),
+            agent_id: run.agent_id.clone(),
+            what: what.into(),
+            reason: reason.into(),
+            status: "pending".into(),
+            requested_at_ms: now,
+            expires_at_ms: now + timeout.as_millis() as i64,
+            decided_by: String::new(),
+            decided_at_ms: 0,
+            note: String::new(),
+        })
+        .await?;
+    if a.requested_at_ms == now && a.status == "pending" {
+        timeline(
+            ctl,
+            run,
+            pb,
+            "approval",
+            format!("approval {} requested: {what} ({reason})", a.id),
+            &a.id,
+        )
+        .await;
+        ctl.store
+            .set_run(run.id.clone(), "waiting_approval".into(), idx, now_ms())
+            .await?;
+    }
+    loop {
+        let Some(cur) = ctl.store.approval(a.id.clone()).await? else {
+            anyhow::bail!("approval {} vanished", a.id);
+        };
+        match cur.status.as_str() {
+            "approved" => {
+                ctl.store
+                    .set_run(run.id.clone(), "running".into(), idx, now_ms())
+                    .await?;
+                return Ok(Outcome::new(
+                    "succeeded",
+                    format!("approved by {} ({})", cur.decided_by, cur.note),
+                ));
+            }
+            "denied" => {
+                return Ok(Outcome::new(
+                    "denied",
+                    format!("denied by {}: {}", cur.decided_by, cur.note),
+                ));
+            }
+            "expired" if proceed_on_timeout => {
+                return Ok(Outcome::new(
+                    "succeeded",
+                    "no decision in time; going on as configured",
+                ));
+            }
+            "expired" => return Ok(Outcome::new("expired", "no decision in time")),
+            _ => {}
+        }
+        let left = cur.expires_at_ms - now_ms();
+        if left <= 0 {
+            ctl.store
+                .decide_approval(
+                    a.id.clone(),
+                    "expired".into(),
+                    "timeout".into(),
+                    String::new(),
+                    now_ms(),
+                )
+                .await?;
+            continue;
+        }
+        let wait = Duration::from_millis(left as u64).min(Duration::from_secs(5));
+        let _ = tokio::time::timeout(wait, decided.recv()).await;
+    }
+}
+
+/// A dry run of every step against an alert: what each would do, and which guard would hold
+/// it (earlier steps are taken to succeed). Nothing is sent or stored.
+pub async fn plan(
+    ctl: &Controller,
+    pb: &Playbook,
+    cx: &mut RunContext,
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (i, step) in pb.steps.iter().enumerate() {
+        let line = if !cx.all_hold(&step.when) {
+            "skipped: its condition does not hold".to_string()
+        } else {
+            let what = match &step.action {
+                Action::Notify { webhook, .. } => format!("notify {webhook}"),
+                Action::WaitForApproval { .. } => "wait for approval".into(),
+                Action::SetIncident { status, severity } => format!(
+                    "set the incident's status to {} and severity to {}",
+                    status.as_deref().unwrap_or("(unchanged)"),
+                    severity.as_deref().unwrap_or("(unchanged)")
+                ),
+                _ => describe(step, &command(step, cx, pb)),
+            };
+            let held = guard(ctl, step, cx)
+                .await?
+                .map(|g| format!(" after approval, because {g}"))
+                .unwrap_or_default();
+            format!("would {what}{held}")
+        };
+        out.push(format!(
+            "{}. {} ({}): {line}",
+            i + 1,
+            step.name,
+            step.action.name()
+        ));
+        cx.outcomes.insert(step.name.clone(), "succeeded".into());
+    }
+    Ok(out)
+}

@@ -1,0 +1,711 @@
+//! The playbook file format (YAML), checked field by field: a bad file is refused with the
+//! file, the line and the field named. See `playbooks/README.md` for the schema.
+
+use cordon_detect::yaml::{self, Kind, Node, Pos};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playbook {
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+    pub dry_run: bool,
+    pub trigger: Trigger,
+    pub steps: Vec<Step>,
+}
+
+/// Which alerts start a run: one of the rule ids, tags or the minimum level (any of those
+/// given), on a host with all the labels, where every condition holds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trigger {
+    pub rules: Vec<String>,
+    pub tags: Vec<String>,
+    pub min_level: Option<String>,
+    pub host_labels: BTreeMap<String, String>,
+    pub conditions: Vec<Cond>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Equals,
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+/// `path|op: value` or `path|op: [values]` (any of them), compared without regard to case.
+/// Paths: `alert.rule_id|title|level|tags|source`, `event.<Sigma field>`, `host.hostname`,
+/// `host.labels.<key>`, `steps.<step name>` (the step's outcome).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cond {
+    pub path: String,
+    pub op: Op,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    Continue,
+    Abort,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTarget {
+    /// The file of a file event.
+    File,
+    /// The executable of a process event.
+    Exe,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    KillProcess {
+        tree: bool,
+    },
+    IsolateHost {
+        allow: Vec<String>,
+    },
+    ReleaseHost,
+    QuarantineFile {
+        target: FileTarget,
+    },
+    BlockIp {
+        cidr: String,
+        ttl_secs: u64,
+    },
+    CollectInventory,
+    Notify {
+        webhook: String,
+        text: String,
+    },
+    WaitForApproval {
+        proceed_on_timeout: bool,
+    },
+    SetIncident {
+        status: Option<String>,
+        severity: Option<String>,
+    },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::KillProcess { .. } => "kill_process",
+            Self::IsolateHost { .. } => "isolate_host",
+            Self::ReleaseHost => "release_host",
+            Self::QuarantineFile { .. } => "quarantine_file",
+            Self::BlockIp { .. } => "block_ip",
+            Self::CollectInventory => "collect_inventory",
+            Self::Notify { .. } => "notify",
+            Self::WaitForApproval { .. } => "wait_for_approval",
+            Self::SetIncident { .. } => "set_incident",
+        }
+    }
+
+    /// Acts on the host's processes, files or network: guarded (dry run, protected hosts,
+    /// the isolation budget).
+    pub fn contains_host(&self) -> bool {
+        matches!(
+            self,
+            Self::KillProcess { .. }
+                | Self::IsolateHost { .. }
+                | Self::QuarantineFile { .. }
+                | Self::BlockIp { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+    pub when: Vec<Cond>,
+    pub timeout_secs: u64,
+    pub on_failure: OnFailure,
+}
+
+/// A refused playbook file: where, which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {pos}: {field}: {message}")]
+pub struct SpecError {
+    pub origin: String,
+    pub pos: Pos,
+    pub field: String,
+    pub message: String,
+}
+
+pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+const STATUSES: [&str; 4] = ["open", "contained", "resolved", "false_positive"];
+const DEFAULT_TIMEOUT: u64 = 60;
+const MAX_TIMEOUT: u64 = 7 * 24 * 3600;
+const MAX_STEPS: usize = 50;
+
+struct Ctx<'a> {
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, node: &Node, field: &str, message: impl Into<String>) -> SpecError {
+        SpecError {
+            origin: self.origin.into(),
+            pos: node.pos,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The mapping's pairs, refusing keys not in `allowed`.
+    fn map<'n>(
+        &self,
+        node: &'n Node,
+        field: &str,
+        allowed: &[&str],
+    ) -> Result<&'n [(Node, Node)], SpecError> {
+        let pairs = node.as_map().ok_or_else(|| {
+            self.err(
+                node,
+                field,
+                format!("must be a mapping, not {}", node.describe()),
+            )
+        })?;
+        for (k, _) in pairs {
+            let key = k.as_str().unwrap_or_default();
+            if !allowed.contains(&key) {
+                return Err(self.err(
+                    k,
+                    &join(field, key),
+                    format!("unknown field (expected one of: {})", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(pairs)
+    }
+
+    fn text(&self, node: &Node, field: &str) -> Result<String, SpecError> {
+        match &node.kind {
+            Kind::Scalar { text, .. } if !node.is_null() => Ok(text.clone()),
+            _ => Err(self.err(
+                node,
+                field,
+                format!("must be text, not {}", node.describe()),
+            )),
+        }
+    }
+
+    fn boolean(&self, node: &Node, field: &str) -> Result<bool, SpecError> {
+        match node.as_str() {
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            _ => Err(self.err(node, field, "must be true or false")),
+        }
+    }
+
+    fn number(&self, node: &Node, field: &str, max: u64) -> Result<u64, SpecError> {
+        let n: u64 = node
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.err(node, field, "must be a whole number"))?;
+        if n == 0 || n > max {
+            return Err(self.err(node, field, format!("must be between 1 and {max}")));
+        }
+        Ok(n)
+    }
+
+    /// A text or a list of texts.
+    fn texts(&self, node: &Node, field: &str) -> Result<Vec<String>, SpecError> {
+        match &node.kind {
+            Kind::Seq(items) => items.iter().map(|i| self.text(i, field)).collect(),
+            _ => Ok(vec![self.text(node, field)?]),
+        }
+    }
+
+    fn one_of(&self, node: &Node, field: &str, allowed: &[&str]) -> Result<String, SpecError> {
+        let v = self.text(node, field)?;
+        if allowed.contains(&v.as_str()) {
+            Ok(v)
+        } else {
+            Err(self.err(
+                node,
+                field,
+                format!("{v:?} is not one of {}", allowed.join(", ")),
+            ))
+        }
+    }
+
+    fn conds(&self, node: &Node, field: &str) -> Result<Vec<Cond>, SpecError> {
+        let pairs = node
+            .as_map()
+            .ok_or_else(|| self.err(node, field, "must be a mapping of `path|op: value`"))?;
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let key = self.text(k, field)?;
+                let here = join(field, &key);
+                let (path, op) = match key.split_once('|') {
+                    None => (key.as_str(), Op::Equals),
+                    Some((p, "contains")) => (p, Op::Contains),
+                    Some((p, "startswith")) => (p, Op::StartsWith),
+                    Some((p, "endswith")) => (p, Op::EndsWith),
+                    Some((_, other)) => {
+                        return Err(self.err(
+                            k,
+                            &here,
+                            format!("unknown operator {other:?} (contains, startswith, endswith)"),
+                        ));
+                    }
+                };
+                let root = path.split('.').next().unwrap_or_default();
+                if !["alert", "event", "host", "steps"].contains(&root) || !path.contains('.') {
+                    return Err(self.err(
+                        k,
+                        &here,
+                        "a condition names alert.*, event.*, host.* or steps.*",
+                    ));
+                }
+                Ok(Cond {
+                    path: path.to_string(),
+                    op,
+                    values: self.texts(v, &here)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn join(field: &str, key: &str) -> String {
+    if field.is_empty() {
+        key.to_string()
+    } else {
+        format!("{field}.{key}")
+    }
+}
+
+/// Parses and checks a playbook file.
+pub fn parse(text: &str, origin: &str) -> Result<Playbook, SpecError> {
+    let cx = Ctx { origin };
+    let docs = yaml::parse(text).map_err(|e| SpecError {
+        origin: origin.into(),
+        pos: e.pos,
+        field: "(yaml)".into(),
+        message: e.message,
+    })?;
+    let [doc] = docs.as_slice() else {
+        return Err(SpecError {
+            origin: origin.into(),
+            pos: Pos { line: 1, col: 1 },
+            field: "(file)".into(),
+            message: format!("expected one YAML document, found {}", docs.len()),
+        });
+    };
+    let pairs = cx.map(
+        doc,
+        "",
+        &[
+            "name",
+            "description",
+            "enabled",
+            "dry_run",
+            "trigger",
+            "steps",
+        ],
+    )?;
+    let mut pb = Playbook {
+        name: String::new(),
+        description: String::new(),
+        enabled: true,
+        dry_run: false,
+        trigger: Trigger::default(),
+        steps: Vec::new(),
+    };
+    let mut seen_trigger = false;
+    for (k, v) in pairs {
+        match k.as_str().unwrap_or_default() {
+            "name" => {
+                pb.name = cx.text(v, "name")?;
+                let ok = !pb.name.is_empty()
+                    && pb.name.len() <= 64
+                    && pb
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                if !ok {
+                    return Err(cx.err(v, "name", "1 to 64 letters, digits, '-', '_' or '.'"));
+                }
+            }
+            "description" => pb.description = cx.text(v, "description")?,
+            "enabled" => pb.enabled = cx.boolean(v, "enabled")?,
+            "dry_run" => pb.dry_run = cx.boolean(v, "dry_run")?,
+            "trigger" => {
+                pb.trigger = trigger(&cx, v)?;
+                seen_trigger = true;
+            }
+            "steps" => pb.steps = steps(&cx, v)?,
+            _ => {}
+        }
+    }
+    if pb.name.is_empty() {
+        return Err(cx.err(doc, "name", "is required"));
+    }
+    if !seen_trigger {
+        return Err(cx.err(doc, "trigger", "is required"));
+    }
+    if pb.steps.is_empty() {
+        return Err(cx.err(doc, "steps", "at least one step is required"));
+    }
+    Ok(pb)
+}
+
+fn trigger(cx: &Ctx<'_>, node: &Node) -> Result<Trigger, SpecError> {
+    let pairs = cx.map(
+        node,
+        "trigger",
+        &["rules", "tags", "min_level", "host_labels", "conditions"],
+    )?;
+    let mut t = Trigger::default();
+    for (k, v) in pairs {
+        match k.as_str().unwrap_or_default() {
+            "rules" => t.rules = cx.texts(v, "trigger.rules")?,
+            "tags" => t.tags = cx.texts(v, "trigger.tags")?,
+            "min_level" => t.min_level = Some(cx.one_of(v, "trigger.min_level", &LEVELS)?),
+            "host_labels" => {
+                let labels = v.as_map().ok_or_else(|| {
+                    cx.err(v, "trigger.host_labels", "must be a mapping of labels")
+                })?;
+                for (lk, lv) in labels {
+                    let key = cx.text(lk, "trigger.host_labels")?;
+                    let value = cx.text(lv, &join("trigger.host_labels", &key))?;
+                    t.host_labels.insert(key, value);
+                }
+            }
+            "conditions" => t.conditions = cx.conds(v, "trigger.conditions")?,
+            _ => {}
+        }
+    }
+    if t.rules.is_empty() && t.tags.is_empty() && t.min_level.is_none() {
+        return Err(cx.err(
+            node,
+            "trigger",
+            "name at least one of rules, tags or min_level",
+        ));
+    }
+    Ok(t)
+}
+
+fn steps(cx: &Ctx<'_>, node: &Node) -> Result<Vec<Step>, SpecError> {
+    let Kind::Seq(items) = &node.kind else {
+        return Err(cx.err(node, "steps", "must be a list of steps"));
+    };
+    if items.len() > MAX_STEPS {
+        return Err(cx.err(node, "steps", format!("at most {MAX_STEPS} steps")));
+    }
+    let mut out: Vec<Step> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("steps[{i}]");
+        let s = step(cx, item, &field)?;
+        if out.iter().any(|o| o.name == s.name) {
+            return Err(cx.err(
+                item,
+                &join(&field, "name"),
+                format!("{:?} is used twice", s.name),
+            ));
+        }
+        for c in &s.when {
+            if let Some(name) = c.path.strip_prefix("steps.")
+                && !out.iter().any(|o| o.name == name)
+            {
+                return Err(cx.err(
+                    item,
+                    &join(&field, "if"),
+                    format!("refers to step {name:?}, which does not come before it"),
+                ));
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+const STEP_FIELDS: [&str; 14] = [
+    "name",
+    "action",
+    "if",
+    "timeout_secs",
+    "on_failure",
+    "tree",
+    "allow",
+    "target",
+    "cidr",
+    "ttl_secs",
+    "webhook",
+    "text",
+    "on_timeout",
+    "status",
+];
+
+fn step(cx: &Ctx<'_>, node: &Node, field: &str) -> Result<Step, SpecError> {
+    let mut allowed = STEP_FIELDS.to_vec();
+    allowed.push("severity");
+    let pairs = cx.map(node, field, &allowed)?;
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    };
+    let f = |key: &str| join(field, key);
+    let action_node = get("action").ok_or_else(|| cx.err(node, &f("action"), "is required"))?;
+    let action_name = cx.text(action_node, &f("action"))?;
+    // Which options each action takes.
+    let options: &[&str] = match action_name.as_str() {
+        "kill_process" => &["tree"],
+        "isolate_host" => &["allow"],
+        "quarantine_file" => &["target"],
+        "block_ip" => &["cidr", "ttl_secs"],
+        "notify" => &["webhook", "text"],
+        "wait_for_approval" => &["on_timeout"],
+        "set_incident" => &["status", "severity"],
+        "release_host" | "collect_inventory" => &[],
+        other => {
+            return Err(cx.err(
+                action_node,
+                &f("action"),
+                format!(
+                    "unknown action {other:?} (kill_process, isolate_host, release_host, quarantine_file, block_ip, collect_inventory, notify, wait_for_approval, set_incident)"
+                ),
+            ));
+        }
+    };
+    for (k, _) in pairs {
+        let key = k.as_str().unwrap_or_default();
+        let common = ["name", "action", "if", "timeout_secs", "on_failure"].contains(&key);
+        if !common && !options.contains(&key) {
+            return Err(cx.err(k, &f(key), format!("{action_name} takes no {key:?}")));
+        }
+    }
+    let action = match action_name.as_str() {
+        "kill_process" => Action::KillProcess {
+            tree: get("tree")
+                .map(|v| cx.boolean(v, &f("tree")))
+                .transpose()?
+                .unwrap_or(false),
+        },
+        "isolate_host" => {
+            let allow = get("allow")
+                .map(|v| cx.texts(v, &f("allow")))
+                .transpose()?
+                .unwrap_or_default();
+            Action::IsolateHost { allow }
+        }
+        "release_host" => Action::ReleaseHost,
+        "quarantine_file" => {
+            let target = match get("target") {
+                None => FileTarget::File,
+                Some(v) => match cx.one_of(v, &f("target"), &["file", "exe"])?.as_str() {
+                    "exe" => FileTarget::Exe,
+                    _ => FileTarget::File,
+                },
+            };
+            Action::QuarantineFile { target }
+        }
+        "block_ip" => {
+            let v =
+                get("cidr").ok_or_else(|| cx.err(node, &f("cidr"), "is required for block_ip"))?;
+            let cidr = cx.text(v, &f("cidr"))?;
+            let addr = cidr.split('/').next().unwrap_or_default();
+            if cidr != "ioc" && addr.parse::<std::net::IpAddr>().is_err() {
+                return Err(cx.err(
+                    v,
+                    &f("cidr"),
+                    "an address or network, or \"ioc\" (the address an indicator matched)",
+                ));
+            }
+            let ttl_secs = get("ttl_secs")
+                .map(|v| cx.number(v, &f("ttl_secs"), MAX_TIMEOUT))
+                .transpose()?
+                .unwrap_or(0);
+            Action::BlockIp { cidr, ttl_secs }
+        }
+        "collect_inventory" => Action::CollectInventory,
+        "notify" => Action::Notify {
+            webhook: get("webhook")
+                .map(|v| cx.text(v, &f("webhook")))
+                .transpose()?
+                .unwrap_or_default(),
+            text: get("text")
+                .map(|v| cx.text(v, &f("text")))
+                .transpose()?
+                .unwrap_or_default(),
+        },
+        "wait_for_approval" => Action::WaitForApproval {
+            proceed_on_timeout: match get("on_timeout") {
+                None => false,
+                Some(v) => cx.one_of(v, &f("on_timeout"), &["proceed", "abort"])? == "proceed",
+            },
+        },
+        _ => {
+            let status = get("status")
+                .map(|v| cx.one_of(v, &f("status"), &STATUSES))
+                .transpose()?;
+            let severity = get("severity")
+                .map(|v| cx.one_of(v, &f("severity"), &LEVELS))
+                .transpose()?;
+            if status.is_none() && severity.is_none() {
+                return Err(cx.err(node, field, "set_incident needs a status or a severity"));
+            }
+            Action::SetIncident { status, severity }
+        }
+    };
+    let name = match get("name") {
+        Some(v) => cx.text(v, &f("name"))?,
+        None => action.name().to_string(),
+    };
+    let when = get("if")
+        .map(|v| cx.conds(v, &f("if")))
+        .transpose()?
+        .unwrap_or_default();
+    let default_timeout = if matches!(action, Action::WaitForApproval { .. }) {
+        3600
+    } else {
+        DEFAULT_TIMEOUT
+    };
+    let timeout_secs = get("timeout_secs")
+        .map(|v| cx.number(v, &f("timeout_secs"), MAX_TIMEOUT))
+        .transpose()?
+        .unwrap_or(default_timeout);
+    let on_failure = match get("on_failure") {
+        None => OnFailure::Abort,
+        Some(v) => match cx
+            .one_of(v, &f("on_failure"), &["continue", "abort"])?
+            .as_str()
+        {
+            "continue" => OnFailure::Continue,
+            _ => OnFailure::Abort,
+        },
+    };
+    Ok(Step {
+        name,
+        action,
+        when,
+        timeout_secs,
+        on_failure,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+name: reverse-shell
+description: kill it, cut the host off, tell people
+trigger:
+  tags: [attack.t1059.004]
+  min_level: high
+  host_labels: {env: prod}
+  conditions:
+    event.Image|endswith: [/bash, /sh]
+steps:
+  - action: kill_process
+    tree: true
+  - name: cut-off
+    action: isolate_host
+    allow: [10.0.0.0/8]
+    if:
+      steps.kill_process: succeeded
+    on_failure: continue
+  - action: notify
+    webhook: soc
+    text: reverse shell on the host
+  - action: wait_for_approval
+    timeout_secs: 600
+    on_timeout: proceed
+  - action: set_incident
+    status: contained
+    severity: critical
+";
+
+    #[test]
+    fn a_full_playbook_parses() {
+        let pb = parse(GOOD, "rs.yml").unwrap();
+        assert_eq!(pb.name, "reverse-shell");
+        assert!(pb.enabled && !pb.dry_run);
+        assert_eq!(pb.trigger.min_level.as_deref(), Some("high"));
+        assert_eq!(pb.trigger.host_labels["env"], "prod");
+        assert_eq!(pb.trigger.conditions[0].op, Op::EndsWith);
+        assert_eq!(pb.steps.len(), 5);
+        assert_eq!(pb.steps[0].action, Action::KillProcess { tree: true });
+        assert_eq!(pb.steps[1].name, "cut-off");
+        assert_eq!(pb.steps[1].on_failure, OnFailure::Continue);
+        assert_eq!(pb.steps[1].when[0].path, "steps.kill_process");
+        assert_eq!(pb.steps[3].timeout_secs, 600);
+        assert_eq!(
+            pb.steps[3].action,
+            Action::WaitForApproval {
+                proceed_on_timeout: true
+            }
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_file_line_and_field() {
+        let cases = [
+            (
+                GOOD.replace("    tree: true", "    tree: maybe"),
+                "line 11",
+                "steps[0].tree",
+                "true or false",
+            ),
+            (
+                GOOD.replace("action: notify", "action: email"),
+                "line 18",
+                "steps[2].action",
+                "unknown action",
+            ),
+            (
+                GOOD.replace("  min_level: high", "  min_level: severe"),
+                "line 4",
+                "trigger.min_level",
+                "not one of",
+            ),
+            (
+                GOOD.replace("    allow: [10.0.0.0/8]", "    tree: true"),
+                "line 14",
+                "steps[1].tree",
+                "takes no",
+            ),
+            (
+                GOOD.replace("steps.kill_process", "steps.later"),
+                "line 12",
+                "steps[1].if",
+                "does not come before",
+            ),
+            (
+                GOOD.replace("description:", "descripton:"),
+                "line 2",
+                "descripton",
+                "unknown field",
+            ),
+            (
+                GOOD.replace("    timeout_secs: 600", "    timeout_secs: -5"),
+                "line 22",
+                "steps[3].timeout_secs",
+                "whole number",
+            ),
+            (
+                "name: x\ntrigger: {tags: [a]}\nsteps: []\n".to_string(),
+                "line 1",
+                "steps",
+                "at least one",
+            ),
+            ("name: [x\n".to_string(), "line", "(yaml)", ""),
+        ];
+        for (text, line, field, why) in cases {
+            let e = parse(&text, "pb.yml").unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with("pb.yml: "), "{msg}");
+            assert!(msg.contains(line), "{msg} (wanted {line})");
+            assert_eq!(e.field, field, "{msg}");
+            assert!(msg.contains(why), "{msg}");
+        }
+    }
+}

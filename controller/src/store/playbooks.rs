@@ -1,0 +1,351 @@
+//! Playbooks and their durable runs: every run, each step's outcome, and the approvals runs
+//! wait for are on disk, so a controller restart resumes a run where it stood.
+
+use super::{Store, StoreError};
+use rusqlite::{OptionalExtension, Row, params};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybookRow {
+    pub name: String,
+    pub origin: String,
+    pub source: String,
+    pub enabled: bool,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: String,
+    pub playbook: String,
+    pub source: String,
+    pub alert_id: String,
+    pub incident_id: String,
+    pub agent_id: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub step: usize,
+    pub started_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub idx: usize,
+    pub name: String,
+    pub action: String,
+    pub status: String,
+    pub detail: String,
+    pub command_id: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub run_id: String,
+    pub idx: usize,
+    pub incident_id: String,
+    pub agent_id: String,
+    pub what: String,
+    pub reason: String,
+    pub status: String,
+    pub requested_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub decided_by: String,
+    pub decided_at_ms: i64,
+    pub note: String,
+}
+
+fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        playbook: r.get(1)?,
+        source: r.get(2)?,
+        alert_id: r.get(3)?,
+        incident_id: r.get(4)?,
+        agent_id: r.get(5)?,
+        dry_run: r.get(6)?,
+        status: r.get(7)?,
+        step: r.get::<_, i64>(8)? as usize,
+        started_at_ms: r.get(9)?,
+        updated_at_ms: r.get(10)?,
+    })
+}
+
+const RUN_COLUMNS: &str = "id, playbook, source, alert_id, incident_id, agent_id, dry_run, status, step, started_at, updated_at";
+
+fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    Ok(ApprovalRow {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        idx: r.get::<_, i64>(2)? as usize,
+        incident_id: r.get(3)?,
+        agent_id: r.get(4)?,
+        what: r.get(5)?,
+        reason: r.get(6)?,
+        status: r.get(7)?,
+        requested_at_ms: r.get(8)?,
+        expires_at_ms: r.get(9)?,
+        decided_by: r.get(10)?,
+        decided_at_ms: r.get(11)?,
+        note: r.get(12)?,
+    })
+}
+
+const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note";
+
+impl Store {
+    /// Stores a playbook, replacing one of the same name (which keeps its enabled flag
+    /// unless `enabled` is given).
+    pub async fn upsert_playbook(&self, p: PlaybookRow) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO playbooks (name, origin, source, enabled, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, source = excluded.source,
+                   enabled = excluded.enabled, updated_at = excluded.updated_at",
+                params![p.name, p.origin, p.source, p.enabled, p.updated_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn playbooks(&self) -> Result<Vec<PlaybookRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT name, origin, source, enabled, updated_at FROM playbooks ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(PlaybookRow {
+                    name: r.get(0)?,
+                    origin: r.get(1)?,
+                    source: r.get(2)?,
+                    enabled: r.get(3)?,
+                    updated_at_ms: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn set_playbook_enabled(
+        &self,
+        name: String,
+        enabled: bool,
+    ) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            Ok(c.execute(
+                "UPDATE playbooks SET enabled = ?2 WHERE name = ?1",
+                params![name, enabled],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Records a new run; false if this playbook already ran for this alert.
+    pub async fn create_run(&self, r: RunRow) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            Ok(c.execute(
+                &format!("INSERT OR IGNORE INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![r.id, r.playbook, r.source, r.alert_id, r.incident_id, r.agent_id, r.dry_run, r.status, r.step as i64, r.started_at_ms, r.updated_at_ms],
+            )? > 0)
+        })
+        .await
+    }
+
+    /// Runs not yet finished, oldest first: what a starting controller resumes.
+    pub async fn unfinished_runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('running', 'waiting_approval') ORDER BY started_at"
+            ))?;
+            let rows = stmt.query_map([], run_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn runs_for_incident(
+        &self,
+        incident: String,
+    ) -> Result<Vec<(RunRow, Vec<StepRow>)>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE incident_id = ?1 ORDER BY started_at"
+            ))?;
+            let runs: Vec<RunRow> = stmt
+                .query_map([&incident], run_row)?
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::new();
+            for run in runs {
+                let mut stmt = c.prepare(
+                    "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
+                     FROM run_steps WHERE run_id = ?1 ORDER BY idx",
+                )?;
+                let steps = stmt
+                    .query_map([&run.id], |r| {
+                        Ok(StepRow {
+                            idx: r.get::<_, i64>(0)? as usize,
+                            name: r.get(1)?,
+                            action: r.get(2)?,
+                            status: r.get(3)?,
+                            detail: r.get(4)?,
+                            command_id: r.get(5)?,
+                            started_at_ms: r.get(6)?,
+                            finished_at_ms: r.get(7)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                out.push((run, steps));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn set_run(
+        &self,
+        id: String,
+        status: String,
+        step: usize,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE runs SET status = ?2, step = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, status, step as i64, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes a step's state (inserted the first time, updated after).
+    pub async fn put_step(&self, run_id: String, s: StepRow) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO run_steps (run_id, idx, name, action, status, detail, command_id, started_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(run_id, idx) DO UPDATE SET status = excluded.status, detail = excluded.detail,
+                   command_id = excluded.command_id, finished_at = excluded.finished_at",
+                params![run_id, s.idx as i64, s.name, s.action, s.status, s.detail, s.command_id, s.started_at_ms, s.finished_at_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A step as stored, if it was started.
+    pub async fn step(&self, run_id: String, idx: usize) -> Result<Option<StepRow>, StoreError> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
+                 FROM run_steps WHERE run_id = ?1 AND idx = ?2",
+                params![run_id, idx as i64],
+                |r| {
+                    Ok(StepRow {
+                        idx: r.get::<_, i64>(0)? as usize,
+                        name: r.get(1)?,
+                        action: r.get(2)?,
+                        status: r.get(3)?,
+                        detail: r.get(4)?,
+                        command_id: r.get(5)?,
+                        started_at_ms: r.get(6)?,
+                        finished_at_ms: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Automatic isolations started since `since_ms`, fleet-wide (dry runs excluded).
+    pub async fn isolations_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM run_steps WHERE action = 'isolate_host'
+                   AND status IN ('running', 'succeeded') AND started_at >= ?1",
+                [since_ms],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await
+    }
+
+    /// Asks for approval of a run's step (once: asking again returns the same request).
+    pub async fn request_approval(&self, a: ApprovalRow) -> Result<ApprovalRow, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                &format!("INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![a.id, a.run_id, a.idx as i64, a.incident_id, a.agent_id, a.what, a.reason, a.status, a.requested_at_ms, a.expires_at_ms, a.decided_by, a.decided_at_ms, a.note],
+            )?;
+            Ok(c.query_row(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ?1 AND idx = ?2"),
+                params![a.run_id, a.idx as i64],
+                approval_row,
+            )?)
+        })
+        .await
+    }
+
+    pub async fn approval(&self, id: String) -> Result<Option<ApprovalRow>, StoreError> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
+                [id],
+                approval_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Approvals, pending ones only unless `all`; newest last.
+    pub async fn approvals(
+        &self,
+        all: bool,
+        incident: Option<String>,
+    ) -> Result<Vec<ApprovalRow>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 OR status = 'pending')
+                   AND (?2 IS NULL OR incident_id = ?2) ORDER BY requested_at"
+            ))?;
+            let rows = stmt.query_map(params![all, incident], approval_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Decides a pending approval ("approved", "denied" or "expired"); None if it is not
+    /// pending (already decided, or no such approval).
+    pub async fn decide_approval(
+        &self,
+        id: String,
+        status: String,
+        by: String,
+        note: String,
+        now: i64,
+    ) -> Result<Option<ApprovalRow>, StoreError> {
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4, note = ?5
+                 WHERE id = ?1 AND status = 'pending'",
+                params![id, status, by, now, note],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            Ok(c.query_row(
+                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
+                [id],
+                approval_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+}

