@@ -663,7 +663,7 @@ steps:
             ),
             (
                 GOOD.replace("  min_level: high", "  min_level: severe"),
-                "line 4",
+                "line 5",
                 "trigger.min_level",
                 "not one of",
             ),
