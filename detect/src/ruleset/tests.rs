@@ -399,3 +399,140 @@ fn every_matching_rule_is_returned_in_rule_order() {
         .collect();
     assert_eq!(ids, ["z", "y", "x"]);
 }
+
+mod differential {
+    //! The indexed evaluation (Aho-Corasick flags, trigger prefilter) against a direct one
+    //! over the same compiled rules, on events built from the community rules' own literals.
+    use super::*;
+    use crate::fields::Fields;
+    use crate::sigma::compiled::{Detection, Expr, Leaf, Matcher, Test};
+    use crate::sigma::value::Anchor;
+
+    fn expr(d: &Detection, e: &Expr, f: &dyn Fields) -> bool {
+        match e {
+            Expr::And(v) => v.iter().all(|e| expr(d, e, f)),
+            Expr::Or(v) => v.iter().any(|e| expr(d, e, f)),
+            Expr::Not(e) => !expr(d, e, f),
+            Expr::AtLeast(n, v) => v.iter().filter(|e| expr(d, e, f)).count() >= *n,
+            Expr::Leaf(i) => leaf(d, &d.leaves[*i], f),
+        }
+    }
+
+    fn leaf(d: &Detection, l: &Leaf, f: &dyn Fields) -> bool {
+        let v = f.get(&d.fields[l.field]).map(|v| v.to_text().into_owned());
+        match (&l.test, v) {
+            (Test::Exists(want), v) => v.is_some() == *want,
+            (Test::Values { when_absent, .. }, None) => *when_absent,
+            (Test::Values { groups, all, .. }, Some(raw)) => {
+                let lower = raw.to_lowercase();
+                let g = |g: &Vec<Matcher>| g.iter().any(|m| matcher(d, m, &raw, &lower));
+                if *all {
+                    groups.iter().all(g)
+                } else {
+                    groups.iter().any(g)
+                }
+            }
+        }
+    }
+
+    fn matcher(d: &Detection, m: &Matcher, raw: &str, lower: &str) -> bool {
+        match m {
+            Matcher::Any => true,
+            Matcher::Empty => raw.is_empty(),
+            Matcher::Lit(i) => {
+                let lit = &d.literals[*i];
+                let hay = if lit.cased { raw } else { lower };
+                match lit.anchor {
+                    Anchor::Contains => hay.contains(&lit.text),
+                    Anchor::Start => hay.starts_with(&lit.text),
+                    Anchor::End => hay.ends_with(&lit.text),
+                    Anchor::Exact => hay == lit.text,
+                }
+            }
+            Matcher::Regex { re, cased, .. } => re.is_match(if *cased { raw } else { lower }),
+            Matcher::Cidr(net) => net.contains(raw),
+            Matcher::Num(cmp, bound) => raw.parse::<f64>().is_ok_and(|v| cmp.holds(v, *bound)),
+        }
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn indexed_evaluation_agrees_with_direct_evaluation() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sigma/linux");
+        let mut rules = Vec::new();
+        for sub in ["process_creation", "file_event"] {
+            rules.extend(crate::load_dir(&dir.join(sub)).loaded);
+        }
+        if rules.is_empty() {
+            eprintln!("*** SKIPPED: no community rules at {} ***", dir.display());
+            return;
+        }
+        let mut set = RuleSet::new();
+        for r in &rules {
+            set.insert(r.clone()).unwrap();
+        }
+        // Every literal any rule looks for, in its original case where we can guess it.
+        let words: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r.detection.literals.iter().map(|l| l.text.clone()))
+            .collect();
+        let seps = [" ", "", "/", " -", "|", "  "];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut fired = 0;
+        for round in 0..4000 {
+            let phrase = |rng: &mut Rng| {
+                let mut s = String::new();
+                for _ in 0..1 + rng.below(4) {
+                    s.push_str(seps[rng.below(seps.len())]);
+                    s.push_str(&words[rng.below(words.len())]);
+                }
+                if rng.below(3) == 0 {
+                    s = s.to_uppercase();
+                }
+                s
+            };
+            let image = format!("/usr/bin{}", phrase(&mut rng));
+            let cmd = phrase(&mut rng);
+            let parent = phrase(&mut rng);
+            let target = phrase(&mut rng);
+            let mut ev: Vec<(&str, &str)> = vec![
+                ("Image", &image),
+                ("CommandLine", &cmd),
+                ("TargetFilename", &target),
+            ];
+            if round % 2 == 0 {
+                ev.push(("ParentImage", &parent));
+                ev.push(("ParentCommandLine", &parent));
+            }
+            for category in ["process_creation", "file_event"] {
+                let got: Vec<String> = set
+                    .evaluate_fields(category, &ev)
+                    .into_iter()
+                    .map(|m| m.rule_id)
+                    .collect();
+                let want: Vec<String> = rules
+                    .iter()
+                    .filter(|r| {
+                        r.category() == category && expr(&r.detection, &r.detection.expr, &ev)
+                    })
+                    .map(|r| r.id.clone())
+                    .collect();
+                assert_eq!(got, want, "{category} {ev:?}");
+                fired += got.len();
+            }
+        }
+        assert!(
+            fired > 1000,
+            "the events fired only {fired} rules: not a useful comparison"
+        );
+    }
+}
