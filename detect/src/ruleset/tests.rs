@@ -27,6 +27,13 @@ fn fires(s: &RuleSet, fields: &[(&str, &str)]) -> bool {
 }
 
 #[test]
+fn rule_sets_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<RuleSet>();
+    shareable::<Rule>();
+}
+
+#[test]
 fn plain_value_is_whole_string_case_insensitive() {
     let s = set("    sel:\n        Image: '/usr/bin/Curl'\n    condition: sel\n");
     assert!(fires(&s, &[("Image", "/usr/bin/curl")]));
