@@ -212,11 +212,24 @@ impl Fields for BTreeMap<String, String> {
     }
 }
 
+/// Name/value pairs, as tests and tools write them.
 impl Fields for [(&str, &str)] {
     fn get(&self, name: &str) -> Option<Value<'_>> {
         self.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| Value::Str(Cow::Borrowed(*v)))
+    }
+}
+
+impl<const N: usize> Fields for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<Value<'_>> {
+        Fields::get(&self[..], name)
+    }
+}
+
+impl Fields for Vec<(&str, &str)> {
+    fn get(&self, name: &str) -> Option<Value<'_>> {
+        Fields::get(&self[..], name)
     }
 }
 

@@ -179,6 +179,9 @@ impl MarkedEventReceiver for Builder {
                     );
                 }
                 Some(Open::Map(pos, anchor, pairs, _)) => {
+                    // The parser marks a block mapping where its first `:` is; where its
+                    // first key starts is what a reader looks for.
+                    let pos = pairs.first().map_or(pos, |(k, _)| k.pos);
                     self.push_node(
                         Node {
                             pos,
@@ -225,6 +228,7 @@ mod tests {
         assert!(!items[1].is_null());
         assert!(items[2].is_null());
         assert_eq!(items[0].pos, Pos { line: 3, col: 5 });
+        assert_eq!(docs[0].pos, Pos { line: 1, col: 1 });
     }
 
     #[test]

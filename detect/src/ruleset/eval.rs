@@ -67,7 +67,7 @@ impl<'a> EventState<'a> {
         *f |= HIT | at_start | at_end | exact;
     }
 
-    fn found(&self, id: u32, anchor: Anchor) -> bool {
+    pub fn found(&self, id: u32, anchor: Anchor) -> bool {
         let want = match anchor {
             Anchor::Contains => HIT,
             Anchor::Start => START,

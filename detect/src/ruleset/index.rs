@@ -207,8 +207,12 @@ impl Scanner {
             }
             None => {
                 for (i, text) in self.texts.iter().enumerate() {
-                    for (start, _) in haystack.match_indices(text.as_str()) {
+                    // Every occurrence, overlapping ones included, as the automaton reports.
+                    let mut from = 0;
+                    while let Some(at) = haystack[from..].find(text.as_str()) {
+                        let start = from + at;
                         state.hit(self.ids[i], start, start + text.len(), len);
+                        from = start + haystack[start..].chars().next().map_or(1, char::len_utf8);
                     }
                 }
             }
@@ -276,4 +280,40 @@ fn cost(det: &Detection, lits: &[usize]) -> (std::cmp::Reverse<usize>, usize) {
         .min()
         .unwrap_or(usize::MAX);
     (std::cmp::Reverse(shortest), lits.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigma::value::Anchor;
+
+    #[test]
+    fn plain_search_fallback_agrees_with_the_automaton() {
+        let texts = ["aa", "a", "ba", "é", "aé"];
+        let mut ac = Scanner::default();
+        for (i, t) in texts.iter().enumerate() {
+            ac.texts.push(t.to_string());
+            ac.ids.push(i as u32);
+        }
+        ac.finish();
+        let plain = Scanner {
+            texts: ac.texts.clone(),
+            ids: ac.ids.clone(),
+            ac: None,
+        };
+        for hay in ["aaa", "baa", "xaéa", "é", "", "abba"] {
+            let (mut a, mut p) = (EventState::new(5, 0), EventState::new(5, 0));
+            ac.scan(hay, &mut a);
+            plain.scan(hay, &mut p);
+            for id in 0..5 {
+                for anchor in [Anchor::Contains, Anchor::Start, Anchor::End, Anchor::Exact] {
+                    assert_eq!(
+                        a.found(id, anchor),
+                        p.found(id, anchor),
+                        "{hay} {id} {anchor:?}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -102,9 +102,9 @@ pub(crate) fn shape(mut tokens: Vec<Token>, position: Position, lower: bool) -> 
     if !has_wildcards(inner) {
         let text: String = inner
             .iter()
-            .map(|t| match t {
-                Token::Lit(c) => *c,
-                _ => unreachable!("checked: no wildcards"),
+            .filter_map(|t| match t {
+                Token::Lit(c) => Some(*c),
+                _ => None,
             })
             .collect();
         let anchor = match (lead, trail) {

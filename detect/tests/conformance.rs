@@ -1,0 +1,163 @@
+//! Conformance with SigmaHQ's Linux rules, read from `../shared/sigma/linux/` beside the
+//! workspace (never copied into the repository): how many load, why the others do not, that
+//! log sources Cordon does not produce are skipped with a reason, and that the samples
+//! (`cordon_detect::samples`) fire their rules and their near misses do not.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cordon_detect::samples::SAMPLES;
+use cordon_detect::{LoadReport, RuleSet, load_dir};
+
+/// `../shared/sigma/linux` from the workspace root, or `None` (after saying so loudly) when it
+/// is missing outside CI. Under `CI=true` a missing directory fails the test.
+fn sigma_dir() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("../../shared/sigma/linux");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let msg = format!("SigmaHQ rules not found at {}", dir.display());
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true: the rules are a prerequisite)");
+    }
+    eprintln!("\n*** SKIPPED: {msg} ***\n");
+    None
+}
+
+fn print_report(name: &str, r: &LoadReport) {
+    println!(
+        "{name}: {} rules: {} loaded, {} refused, {} skipped",
+        r.total(),
+        r.loaded.len(),
+        r.refused.len(),
+        r.skipped.len()
+    );
+    for (_, e) in &r.refused {
+        println!("  refused: {e}");
+    }
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, e) in &r.skipped {
+        *reasons.entry(e.detail()).or_default() += 1;
+    }
+    for (reason, n) in reasons {
+        println!("  skipped {n}: {reason}");
+    }
+}
+
+fn community_set(dir: &std::path::Path) -> (RuleSet, LoadReport) {
+    let mut all = LoadReport::default();
+    for sub in ["process_creation", "file_event"] {
+        let r = load_dir(&dir.join(sub));
+        print_report(sub, &r);
+        all.loaded.extend(r.loaded);
+        all.refused.extend(r.refused);
+        all.skipped.extend(r.skipped);
+    }
+    let mut set = RuleSet::new();
+    for rule in &all.loaded {
+        set.insert(rule.clone()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    (set, all)
+}
+
+#[test]
+fn process_and_file_rules_load() {
+    let Some(dir) = sigma_dir() else { return };
+    let (set, all) = community_set(&dir);
+    let total = all.total();
+    println!(
+        "process_creation + file_event: {} of {total} loaded ({:.1}%)",
+        all.loaded.len(),
+        100.0 * all.loaded.len() as f64 / total.max(1) as f64
+    );
+    assert!(
+        total >= 100,
+        "expected the 130 SigmaHQ rules, found {total}"
+    );
+    assert!(
+        all.loaded.len() * 100 >= total * 95,
+        "only {} of {total} loaded",
+        all.loaded.len()
+    );
+    assert!(all.skipped.is_empty(), "Cordon produces both categories");
+    for (path, e) in &all.refused {
+        assert!(!e.detail().is_empty(), "{path}: refused without a reason");
+        assert!(
+            e.to_string().contains(path.as_str()),
+            "{e} does not name {path}"
+        );
+    }
+    // Every loaded rule is indexed and runs on an event without tripping.
+    assert_eq!(set.len(), all.loaded.len());
+    let benign = [("Image", "/usr/bin/ls"), ("CommandLine", "ls -la /home")];
+    let _ = set.evaluate_fields("process_creation", &benign);
+}
+
+#[test]
+fn other_log_sources_are_skipped_with_reasons() {
+    let Some(dir) = sigma_dir() else { return };
+    for (sub, word) in [
+        ("auditd", "auditd"),
+        ("builtin", "log"),
+        ("network_connection", "network_connection"),
+    ] {
+        let r = load_dir(&dir.join(sub));
+        print_report(sub, &r);
+        assert!(r.total() > 0, "{sub}: no rules found");
+        assert!(r.loaded.is_empty(), "{sub}: loaded {}", r.loaded.len());
+        assert!(r.refused.is_empty(), "{sub}: refused {:?}", r.refused);
+        for (path, e) in &r.skipped {
+            assert!(e.is_skipped());
+            assert!(e.detail().contains(word), "{path}: {e}");
+        }
+    }
+}
+
+#[test]
+fn samples_fire_their_rules_and_near_misses_do_not() {
+    let Some(dir) = sigma_dir() else { return };
+    let (set, _) = community_set(&dir);
+    let mut rules: Vec<&str> = SAMPLES.iter().map(|s| s.rule_id).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    assert!(rules.len() >= 20, "only {} rules have samples", rules.len());
+    assert_eq!(rules.len(), SAMPLES.len(), "one sample per rule");
+    let fired = |obs: Vec<cordon_detect::samples::Observation>, id: &str| {
+        obs.iter().any(|o| {
+            set.evaluate_fields(o.category, &o.pairs())
+                .iter()
+                .any(|m| m.rule_id == id)
+        })
+    };
+    let mut failures = Vec::new();
+    for s in SAMPLES {
+        let Some((rule, _)) = set.get(s.rule_id) else {
+            failures.push(format!("{}: rule not loaded", s.rule_id));
+            continue;
+        };
+        assert_eq!(rule.title, s.title, "{}: title drifted", s.rule_id);
+        let hit = fired(s.observed(), s.rule_id);
+        let miss = !fired(s.near_miss_observed(), s.rule_id);
+        println!(
+            "{} {:<55} fires: {:<5} near miss quiet: {}",
+            if hit && miss { "ok " } else { "BAD" },
+            s.title,
+            hit,
+            miss
+        );
+        if !hit {
+            failures.push(format!(
+                "{} ({}): `{}` does not fire",
+                s.title, s.rule_id, s.command
+            ));
+        }
+        if !miss {
+            failures.push(format!(
+                "{} ({}): near miss `{}` fires",
+                s.title, s.rule_id, s.near_miss
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
