@@ -1,9 +1,11 @@
 //! `cordonctl`: the administrator's command line. Every subcommand talks to the admin
 //! service over mTLS with the credential from `--admin FILE` or `CORDON_ADMIN`.
 
+mod audit;
 mod detection;
 mod output;
 
+pub use audit::AuditCmd;
 pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};
 
 use crate::client::AdminConfig;
@@ -62,6 +64,8 @@ pub enum Cmd {
     /// Alerts on a host, grouped, with their status and timeline.
     #[command(subcommand)]
     Incidents(IncidentsCmd),
+    /// The audit log of every admin and automatic action; `audit verify` checks its chain.
+    Audit(AuditCmd),
     /// Cuts the host off the network but for loopback, the controller and the allowlist.
     Isolate {
         id: String,
@@ -502,6 +506,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Iocs(cmd) => detection::iocs(&mut client, cmd).await,
         Cmd::Alerts(cmd) => detection::alerts(&mut client, cmd).await,
         Cmd::Incidents(cmd) => detection::incidents(&mut client, cmd).await,
+        Cmd::Audit(cmd) => audit::audit(&mut client, cmd).await,
     }
 }
 

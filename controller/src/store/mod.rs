@@ -3,6 +3,7 @@
 
 mod agents;
 mod alerts;
+mod audit;
 mod commands;
 mod events;
 mod retention;
@@ -14,6 +15,7 @@ pub use alerts::{
     AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, STATUSES, TimelineRow,
     level_rank,
 };
+pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
 pub use commands::{CommandRow, CommandStatus, Completion};
 pub use events::{EventFilter, StoredEvent};
 pub use retention::{PRUNE_CHUNK, Pruned};
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_event_summary.sql"),
     include_str!("migrations/0004_agent_metrics.sql"),
     include_str!("migrations/0005_detection.sql"),
+    include_str!("migrations/0006_audit.sql"),
 ];
 
 #[derive(Clone)]
