@@ -1,15 +1,19 @@
 //! The admin service, for admin certificates only: tokens, agents, revocation and commands.
+//! Every handler that changes something records it, with its outcome, in the audit log
+//! (`api/audit.rs`).
 
 use super::Controller;
-use super::commands::record;
+use super::audit::{audit_record, verification};
+use super::commands::{action_kind, record};
 use super::detection::{alert_record, check_status, incident_record, level_index, rule_record};
 use super::playbooks::approval_record;
-use crate::store::{Agent, EventFilter, StoredEvent};
+use crate::store::{Agent, AuditEntry, EventFilter, StoredEvent};
 use cordon_proto::admin_service_server::AdminService;
 use cordon_proto::limits::check_labels;
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
 use prost::Message;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,10 +25,76 @@ const MAX_TOKEN_USES: u32 = 100_000;
 const MAX_WAIT: u64 = 300;
 const DEFAULT_LIST: u32 = 100;
 const MAX_LIST: u32 = 10_000;
+/// Most rule ids named in the audit entry of one import.
+const MAX_AUDITED_RULES: usize = 100;
+
+fn list_limit(limit: u32) -> u32 {
+    if limit == 0 {
+        DEFAULT_LIST
+    } else {
+        limit.min(MAX_LIST)
+    }
+}
 
 pub struct AdminApi(pub Arc<Controller>);
 
 impl AdminApi {
+    /// Submits a command and, if asked, waits for its result; records it in the audit log
+    /// with the status it reached.
+    async fn submit_audited(
+        &self,
+        admin: String,
+        req: SubmitCommandRequest,
+    ) -> Result<CommandRecord, Status> {
+        let action = req.action.clone().and_then(|a| a.kind);
+        let entry = AuditEntry::new(
+            &admin,
+            format!("command.{}", action.as_ref().map_or("unknown", action_kind)),
+            format!("agent:{}", req.agent_id),
+        )
+        .detail(json!({ "action": action, "ttl_secs": req.ttl_secs, "wait_secs": req.wait_secs }));
+        let result = async {
+            let agent = self.resolve(&req.agent_id).await?;
+            if agent.revoked_at_ms.is_some() {
+                return Err(Status::failed_precondition(format!(
+                    "agent {} is revoked",
+                    agent.id
+                )));
+            }
+            let action =
+                action.ok_or_else(|| Status::invalid_argument("a command action is required"))?;
+            let ttl = if req.ttl_secs == 0 {
+                self.0.config.command_ttl_secs
+            } else {
+                req.ttl_secs
+            };
+            let row = self
+                .0
+                .submit_command(agent.id, action, Duration::from_secs(ttl), admin.clone())
+                .await?;
+            if req.wait_secs > 0 {
+                let wait = Duration::from_secs(req.wait_secs.min(MAX_WAIT));
+                Ok(self.0.wait_command(&row.id, wait).await?.unwrap_or(row))
+            } else {
+                Ok(row)
+            }
+        }
+        .await;
+        // The outcome is the command's status when the answer goes back: its result when the
+        // caller waited for it (as cordonctl does), otherwise pending or delivered.
+        self.0
+            .audited(entry, result, |row, e| {
+                e.target = format!("agent:{}", row.agent_id);
+                e.detail["command_id"] = json!(row.id);
+                e.outcome = match row.error.as_str() {
+                    "" => row.status.as_str().to_string(),
+                    why => format!("{}: {why}", row.status.as_str()),
+                };
+            })
+            .await
+            .map(record)
+    }
+
     /// An empty id means "every agent"; otherwise as [`Self::resolve`].
     async fn resolve_optional(&self, id: &str) -> Result<Option<String>, Status> {
         if id.is_empty() {
@@ -101,11 +171,7 @@ impl AdminService for AdminApi {
             since_ms: (r.since_ms > 0).then_some(r.since_ms),
             until_ms: (r.until_ms > 0).then_some(r.until_ms),
             contains: some(r.contains),
-            limit: if r.limit == 0 {
-                DEFAULT_LIST
-            } else {
-                r.limit.min(MAX_LIST)
-            },
+            limit: list_limit(r.limit),
         };
         let events = self
             .0
@@ -156,46 +222,61 @@ impl AdminService for AdminApi {
     ) -> Result<Response<CreateTokenResponse>, Status> {
         let admin = Controller::admin_peer(&req)?;
         let req = req.into_inner();
-        check_labels(&req.labels).map_err(Status::invalid_argument)?;
-        let ttl = if req.ttl_secs == 0 {
-            DEFAULT_TOKEN_TTL
-        } else {
-            req.ttl_secs
-        };
-        if ttl > MAX_TOKEN_TTL {
-            return Err(Status::invalid_argument(format!(
-                "token ttl is over {MAX_TOKEN_TTL} seconds"
-            )));
-        }
-        let uses = if req.uses == 0 { 1 } else { req.uses };
-        if uses > MAX_TOKEN_USES {
-            return Err(Status::invalid_argument(format!(
-                "token uses is over {MAX_TOKEN_USES}"
-            )));
-        }
-        let token = format!("cdt_{}", hex::encode(rand::random::<[u8; 24]>()));
-        let now = now_ms();
-        let expires_at_ms = now + (ttl * 1000) as i64;
-        self.0
-            .store
-            .create_token(
-                super::enroll::token_hash(&token),
-                now,
+        let entry = AuditEntry::new(&admin, "token.create", "").detail(json!({
+            "ttl_secs": req.ttl_secs, "uses": req.uses, "labels": req.labels,
+        }));
+        let result = async {
+            check_labels(&req.labels).map_err(Status::invalid_argument)?;
+            let ttl = if req.ttl_secs == 0 {
+                DEFAULT_TOKEN_TTL
+            } else {
+                req.ttl_secs
+            };
+            if ttl > MAX_TOKEN_TTL {
+                return Err(Status::invalid_argument(format!(
+                    "token ttl is over {MAX_TOKEN_TTL} seconds"
+                )));
+            }
+            let uses = if req.uses == 0 { 1 } else { req.uses };
+            if uses > MAX_TOKEN_USES {
+                return Err(Status::invalid_argument(format!(
+                    "token uses is over {MAX_TOKEN_USES}"
+                )));
+            }
+            let token = format!("cdt_{}", hex::encode(rand::random::<[u8; 24]>()));
+            let now = now_ms();
+            let expires_at_ms = now + (ttl * 1000) as i64;
+            self.0
+                .store
+                .create_token(
+                    super::enroll::token_hash(&token),
+                    now,
+                    expires_at_ms,
+                    uses,
+                    req.labels.clone(),
+                    admin.clone(),
+                )
+                .await?;
+            tracing::info!(by = %admin, uses, ttl_secs = ttl, "enrolment token created");
+            Ok(CreateTokenResponse {
+                token,
                 expires_at_ms,
                 uses,
-                req.labels.clone(),
-                admin.clone(),
-            )
-            .await?;
-        tracing::info!(by = %admin, uses, ttl_secs = ttl, "enrolment token created");
-        Ok(Response::new(CreateTokenResponse {
-            token,
-            expires_at_ms,
-            uses,
-            controller_url: self.0.config.url.clone(),
-            ca_fingerprint: self.0.ca.fingerprint(),
-            labels: req.labels,
-        }))
+                controller_url: self.0.config.url.clone(),
+                ca_fingerprint: self.0.ca.fingerprint(),
+                labels: req.labels.clone(),
+            })
+        }
+        .await;
+        // The token itself is a secret: the entry names it by its stored hash.
+        self.0
+            .audited(entry, result, |t, e| {
+                e.target = super::enroll::token_ref(&t.token);
+                e.detail["uses"] = json!(t.uses);
+                e.detail["expires_at_ms"] = json!(t.expires_at_ms);
+            })
+            .await
+            .map(Response::new)
     }
 
     async fn list_agents(
@@ -232,23 +313,35 @@ impl AdminService for AdminApi {
         req: Request<RevokeAgentRequest>,
     ) -> Result<Response<AgentRecord>, Status> {
         let admin = Controller::admin_peer(&req)?;
-        let id = self.resolve(&req.get_ref().agent_id).await?.id;
-        // Refuse new handshakes first, then cut the open stream.
-        if let Ok(mut set) = self.0.revoked.write() {
-            set.insert(id.clone());
+        let asked = req.into_inner().agent_id;
+        let entry = AuditEntry::new(&admin, "agent.revoke", format!("agent:{asked}"));
+        let result = async {
+            let id = self.resolve(&asked).await?.id;
+            // Refuse new handshakes first, then cut the open stream.
+            if let Ok(mut set) = self.0.revoked.write() {
+                set.insert(id.clone());
+            }
+            let agent = self
+                .0
+                .store
+                .revoke_agent(id.clone(), now_ms())
+                .await?
+                .ok_or_else(|| Status::not_found(format!("no agent {id}")))?;
+            let was_online = self.0.sessions.close(
+                &id,
+                Status::permission_denied("this agent has been revoked"),
+            );
+            tracing::warn!(agent_id = %id, by = %admin, was_online, "agent revoked");
+            Ok((agent_record(agent, false), was_online))
         }
-        let agent = self
-            .0
-            .store
-            .revoke_agent(id.clone(), now_ms())
-            .await?
-            .ok_or_else(|| Status::not_found(format!("no agent {id}")))?;
-        let was_online = self.0.sessions.close(
-            &id,
-            Status::permission_denied("this agent has been revoked"),
-        );
-        tracing::warn!(agent_id = %id, by = %admin, was_online, "agent revoked");
-        Ok(Response::new(agent_record(agent, false)))
+        .await;
+        self.0
+            .audited(entry, result, |(a, was_online), e| {
+                e.target = format!("agent:{}", a.agent_id);
+                e.detail = json!({ "was_online": was_online });
+            })
+            .await
+            .map(|(a, _)| Response::new(a))
     }
 
     async fn submit_command(
@@ -257,33 +350,13 @@ impl AdminService for AdminApi {
     ) -> Result<Response<CommandRecord>, Status> {
         let admin = Controller::admin_peer(&req)?;
         let req = req.into_inner();
-        let agent = self.resolve(&req.agent_id).await?;
-        if agent.revoked_at_ms.is_some() {
-            return Err(Status::failed_precondition(format!(
-                "agent {} is revoked",
-                agent.id
-            )));
-        }
-        let action = req
-            .action
-            .and_then(|a| a.kind)
-            .ok_or_else(|| Status::invalid_argument("a command action is required"))?;
-        let ttl = if req.ttl_secs == 0 {
-            self.0.config.command_ttl_secs
-        } else {
-            req.ttl_secs
-        };
-        let row = self
-            .0
-            .submit_command(agent.id, action, Duration::from_secs(ttl), admin)
-            .await?;
-        let row = if req.wait_secs > 0 {
-            let wait = Duration::from_secs(req.wait_secs.min(MAX_WAIT));
-            self.0.wait_command(&row.id, wait).await?.unwrap_or(row)
-        } else {
-            row
-        };
-        Ok(Response::new(record(row)))
+        // In a task of its own: a caller that hangs up while waiting for the result must not
+        // cancel the audit entry of a command already sent.
+        let api = AdminApi(self.0.clone());
+        tokio::spawn(async move { api.submit_audited(admin, req).await })
+            .await
+            .map_err(|e| Status::internal(format!("the command task failed: {e}")))?
+            .map(Response::new)
     }
 
     async fn list_commands(
@@ -293,11 +366,7 @@ impl AdminService for AdminApi {
         Controller::admin_peer(&req)?;
         let req = req.into_inner();
         let agent = self.resolve_optional(&req.agent_id).await?;
-        let limit = if req.limit == 0 {
-            DEFAULT_LIST
-        } else {
-            req.limit.min(MAX_LIST)
-        };
+        let limit = list_limit(req.limit);
         let commands = self
             .0
             .store
@@ -328,10 +397,28 @@ impl AdminService for AdminApi {
         &self,
         req: Request<ImportRulesRequest>,
     ) -> Result<Response<ImportRulesResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        Ok(Response::new(
-            self.0.import_rules(req.into_inner().files).await?,
-        ))
+        let admin = Controller::admin_peer(&req)?;
+        let files = req.into_inner().files;
+        let entry =
+            AuditEntry::new(&admin, "rules.import", "").detail(json!({ "files": files.len() }));
+        let result = self.0.import_rules(files).await;
+        self.0
+            .audited(entry, result, |r, e| {
+                let count = |o: &str| r.outcomes.iter().filter(|x| x.outcome == o).count();
+                let loaded: Vec<&str> = r
+                    .outcomes
+                    .iter()
+                    .filter(|x| x.outcome == "loaded")
+                    .map(|x| x.rule_id.as_str())
+                    .take(MAX_AUDITED_RULES)
+                    .collect();
+                e.detail["loaded"] = json!(count("loaded"));
+                e.detail["refused"] = json!(count("refused"));
+                e.detail["skipped"] = json!(count("skipped"));
+                e.detail["rule_ids"] = json!(loaded);
+            })
+            .await
+            .map(Response::new)
     }
 
     async fn list_rules(
@@ -349,24 +436,48 @@ impl AdminService for AdminApi {
         &self,
         req: Request<SetRuleEnabledRequest>,
     ) -> Result<Response<RuleRecord>, Status> {
-        Controller::admin_peer(&req)?;
+        let admin = Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        let row = self
-            .0
-            .store
-            .set_rule_enabled(r.rule_id.clone(), r.enabled)
-            .await?
-            .ok_or_else(|| Status::not_found(format!("no rule {:?}", r.rule_id)))?;
-        self.0.detector.set_enabled(&row.id, row.enabled);
-        Ok(Response::new(rule_record(row)))
+        let action = if r.enabled {
+            "rule.enable"
+        } else {
+            "rule.disable"
+        };
+        let entry = AuditEntry::new(&admin, action, format!("rule:{}", r.rule_id));
+        let result = async {
+            let row = self
+                .0
+                .store
+                .set_rule_enabled(r.rule_id.clone(), r.enabled)
+                .await?
+                .ok_or_else(|| Status::not_found(format!("no rule {:?}", r.rule_id)))?;
+            self.0.detector.set_enabled(&row.id, row.enabled);
+            Ok(rule_record(row))
+        }
+        .await;
+        self.0
+            .audited(entry, result, |_, _| {})
+            .await
+            .map(Response::new)
     }
 
     async fn import_iocs(
         &self,
         req: Request<ImportIocsRequest>,
     ) -> Result<Response<ImportIocsResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        Ok(Response::new(self.0.import_iocs(req.into_inner()).await?))
+        let admin = Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let entry = AuditEntry::new(&admin, "iocs.import", format!("iocs:{}:{}", r.kind, r.list))
+            .detail(json!({ "values": r.values.len() }));
+        let result = self.0.import_iocs(r).await;
+        self.0
+            .audited(entry, result, |r, e| {
+                e.detail["added"] = json!(r.added);
+                e.detail["already_present"] = json!(r.already_present);
+                e.detail["list_size"] = json!(r.list_size);
+            })
+            .await
+            .map(Response::new)
     }
 
     async fn list_alerts(
@@ -377,11 +488,7 @@ impl AdminService for AdminApi {
         let r = req.into_inner();
         let min_level = level_index(&r.level)?;
         let agent_id = self.resolve_optional(&r.agent_id).await?;
-        let limit = if r.limit == 0 {
-            DEFAULT_LIST
-        } else {
-            r.limit.min(MAX_LIST)
-        };
+        let limit = list_limit(r.limit);
         let alerts = self
             .0
             .store
@@ -413,11 +520,7 @@ impl AdminService for AdminApi {
         if !r.status.is_empty() {
             check_status(&r.status)?;
         }
-        let limit = if r.limit == 0 {
-            DEFAULT_LIST
-        } else {
-            r.limit.min(MAX_LIST)
-        };
+        let limit = list_limit(r.limit);
         let status = (!r.status.is_empty()).then_some(r.status);
         let rows = self.0.store.incidents(status, limit).await?;
         Ok(Response::new(ListIncidentsResponse {
@@ -443,19 +546,63 @@ impl AdminService for AdminApi {
     ) -> Result<Response<IncidentRecord>, Status> {
         let admin = Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        check_status(&r.status)?;
-        let id = self
-            .0
-            .store
-            .set_incident_status(r.incident_id.clone(), r.status, admin, now_ms())
-            .await?
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no incident {:?} (or the prefix is ambiguous)",
-                    r.incident_id
-                ))
-            })?;
-        Ok(Response::new(self.incident_record(id).await?))
+        let entry = AuditEntry::new(
+            &admin,
+            "incident.set_status",
+            format!("incident:{}", r.incident_id),
+        )
+        .detail(json!({ "status": r.status }));
+        let result = async {
+            check_status(&r.status)?;
+            let id = self
+                .0
+                .store
+                .set_incident_status(
+                    r.incident_id.clone(),
+                    r.status.clone(),
+                    admin.clone(),
+                    now_ms(),
+                )
+                .await?
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "no incident {:?} (or the prefix is ambiguous)",
+                        r.incident_id
+                    ))
+                })?;
+            self.incident_record(id).await
+        }
+        .await;
+        self.0
+            .audited(entry, result, |i, e| {
+                e.target = format!("incident:{}", i.id)
+            })
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditResponse>, Status> {
+        Controller::admin_peer(&req)?;
+        let r = req.into_inner();
+        let rows = self.0.store.audit(r.since_ms, list_limit(r.limit)).await?;
+        Ok(Response::new(ListAuditResponse {
+            entries: rows.into_iter().map(audit_record).collect(),
+        }))
+    }
+
+    async fn verify_audit(
+        &self,
+        req: Request<VerifyAuditRequest>,
+    ) -> Result<Response<VerifyAuditResponse>, Status> {
+        let admin = Controller::admin_peer(&req)?;
+        let v = self.0.store.verify_audit().await?;
+        if let Some((seq, problem)) = &v.first_bad {
+            tracing::error!(by = %admin, seq, problem = %problem, "the audit log failed verification");
+        }
+        Ok(Response::new(verification(v)))
     }
 
     async fn add_incident_note(
@@ -465,7 +612,10 @@ impl AdminService for AdminApi {
         let admin = Controller::admin_peer(&req)?;
         let r = req.into_inner();
         let id = r.incident_id.clone();
-        self.0.add_incident_note(admin, r).await?;
+        let entry = AuditEntry::new(&admin, "incident.note", format!("incident:{id}"))
+            .detail(json!({ "text": r.text }));
+        let result = self.0.add_incident_note(admin, r).await;
+        self.0.audited(entry, result, |_, _| {}).await?;
         Ok(Response::new(self.incident_record(id).await?))
     }
 
@@ -473,11 +623,17 @@ impl AdminService for AdminApi {
         &self,
         req: Request<ApplyPlaybookRequest>,
     ) -> Result<Response<PlaybookRecord>, Status> {
-        Controller::admin_peer(&req)?;
+        let admin = Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(
-            self.0.apply_playbook(&r.origin, &r.yaml).await?,
-        ))
+        let entry =
+            AuditEntry::new(&admin, "playbook.apply", "").detail(json!({ "origin": r.origin }));
+        let result = self.0.apply_playbook(&r.origin, &r.yaml).await;
+        self.0
+            .audited(entry, result, |p, e| {
+                e.target = format!("playbook:{}", p.name)
+            })
+            .await
+            .map(Response::new)
     }
 
     async fn list_playbooks(
@@ -494,11 +650,19 @@ impl AdminService for AdminApi {
         &self,
         req: Request<SetPlaybookEnabledRequest>,
     ) -> Result<Response<PlaybookRecord>, Status> {
-        Controller::admin_peer(&req)?;
+        let admin = Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(
-            self.0.set_playbook_enabled(&r.name, r.enabled).await?,
-        ))
+        let action = if r.enabled {
+            "playbook.enable"
+        } else {
+            "playbook.disable"
+        };
+        let entry = AuditEntry::new(&admin, action, format!("playbook:{}", r.name));
+        let result = self.0.set_playbook_enabled(&r.name, r.enabled).await;
+        self.0
+            .audited(entry, result, |_, _| {})
+            .await
+            .map(Response::new)
     }
 
     async fn dry_run_playbook(
@@ -528,9 +692,19 @@ impl AdminService for AdminApi {
         req: Request<DecideApprovalRequest>,
     ) -> Result<Response<ApprovalRecord>, Status> {
         let admin = Controller::admin_peer(&req)?;
-        Ok(Response::new(
-            self.0.decide_approval(admin, req.into_inner()).await?,
-        ))
+        let r = req.into_inner();
+        let action = if r.approve {
+            "approval.approve"
+        } else {
+            "approval.deny"
+        };
+        let entry = AuditEntry::new(&admin, action, format!("approval:{}", r.approval_id))
+            .detail(json!({ "reason": r.reason }));
+        let result = self.0.decide_approval(admin, r).await;
+        self.0
+            .audited(entry, result, |_, _| {})
+            .await
+            .map(Response::new)
     }
 }
 

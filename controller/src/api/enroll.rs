@@ -2,7 +2,7 @@
 //! the CA and the command-signing key out. Reached over server-authenticated TLS only.
 
 use super::Controller;
-use crate::store::Enrolment;
+use crate::store::{AuditEntry, Enrolment};
 use cordon_proto::enrollment_server::Enrollment;
 use cordon_proto::limits::{check_host, check_labels};
 use cordon_proto::time::now_ms;
@@ -19,6 +19,11 @@ pub fn token_hash(token: &str) -> String {
         &ring::digest::SHA256,
         token.as_bytes(),
     ))
+}
+
+/// How the audit log names a token without revealing it: a prefix of its stored hash.
+pub fn token_ref(token: &str) -> String {
+    format!("token:{}", &token_hash(token)[..16])
 }
 
 #[tonic::async_trait]
@@ -43,11 +48,12 @@ impl Enrollment for EnrollApi {
             token_hash: token_hash(&req.token),
             agent_id: issued.agent_id.clone(),
             host: host.clone(),
-            labels: req.labels,
+            labels: req.labels.clone(),
             cert_serial: issued.serial.clone(),
             cert_expires_at_ms: issued.expires_at_ms,
             now_ms: now_ms(),
         };
+        let enrolment_labels = req.labels;
         match ctl.store.enroll(enrolment).await? {
             Ok(_) => {}
             Err(refusal) => {
@@ -56,6 +62,20 @@ impl Enrollment for EnrollApi {
             }
         }
         tracing::info!(agent_id = %issued.agent_id, hostname = %host.hostname, serial = %issued.serial, "agent enrolled");
+        // Only enrolments that happened: refused ones come from anyone who can reach the
+        // port, and would let them fill the log.
+        let entry = AuditEntry::new(
+            "enrolment",
+            "agent.enroll",
+            format!("agent:{}", issued.agent_id),
+        )
+        .detail(serde_json::json!({
+            "token": token_ref(&req.token),
+            "hostname": host.hostname,
+            "labels": enrolment_labels,
+            "certificate_serial": issued.serial,
+        }));
+        let _ = ctl.record(entry).await;
         Ok(Response::new(EnrollResponse {
             agent_id: issued.agent_id,
             certificate_pem: issued.pem,

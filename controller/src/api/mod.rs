@@ -3,6 +3,7 @@
 
 mod admin;
 mod agent;
+mod audit;
 mod commands;
 mod detection;
 mod enroll;

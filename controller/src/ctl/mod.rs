@@ -1,10 +1,12 @@
 //! `cordonctl`: the administrator's command line. Every subcommand talks to the admin
 //! service over mTLS with the credential from `--admin FILE` or `CORDON_ADMIN`.
 
+mod audit;
 mod detection;
 mod output;
 mod playbooks;
 
+pub use audit::AuditCmd;
 pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};
 pub use playbooks::{ApprovalsCmd, PlaybooksCmd};
 
@@ -70,6 +72,8 @@ pub enum Cmd {
     /// Playbook steps waiting for a person's decision.
     #[command(subcommand)]
     Approvals(ApprovalsCmd),
+    /// The audit log of every admin and automatic action; `audit verify` checks its chain.
+    Audit(AuditCmd),
     /// Cuts the host off the network but for loopback, the controller and the allowlist.
     Isolate {
         id: String,
@@ -512,6 +516,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Incidents(cmd) => detection::incidents(&mut client, cmd).await,
         Cmd::Playbooks(cmd) => playbooks::playbooks(&mut client, cmd).await,
         Cmd::Approvals(cmd) => playbooks::approvals(&mut client, cmd).await,
+        Cmd::Audit(cmd) => audit::audit(&mut client, cmd).await,
     }
 }
 

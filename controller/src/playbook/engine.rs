@@ -202,6 +202,18 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
                 &outcome.command_id,
             )
             .await;
+            // Every automatic action is on the audit log, like an administrator's.
+            let mut entry = crate::store::AuditEntry::new(
+                actor(&pb),
+                format!("playbook.{}", step.action.name()),
+                format!("agent:{}", run.agent_id),
+            )
+            .detail(serde_json::json!({
+                "run": run.id, "step": step.name, "incident": run.incident_id,
+                "detail": outcome.detail, "command_id": outcome.command_id, "dry_run": run.dry_run,
+            }));
+            entry.outcome = outcome.status.to_string();
+            let _ = ctl.record(entry).await;
             cx.outcomes
                 .insert(step.name.clone(), outcome.status.to_string());
             run.step = idx + 1;

@@ -3,6 +3,7 @@
 
 mod agents;
 mod alerts;
+mod audit;
 mod commands;
 mod events;
 mod playbooks;
@@ -15,6 +16,7 @@ pub use alerts::{
     AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, STATUSES, TimelineRow,
     level_rank,
 };
+pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
 pub use commands::{CommandRow, CommandStatus, Completion};
 pub use events::{EventFilter, StoredEvent};
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
@@ -55,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_event_summary.sql"),
     include_str!("migrations/0004_agent_metrics.sql"),
     include_str!("migrations/0005_detection.sql"),
+    include_str!("migrations/0006_audit.sql"),
     include_str!("migrations/0007_playbooks.sql"),
 ];
 

@@ -1,0 +1,587 @@
+//! The audit log: who did what to what, and how it went. Every admin action and every
+//! automatic one (playbooks) is appended here through [`Store::append_audit`].
+//!
+//! The log is append-only and hash-chained. Entry `seq` (1, 2, 3, ... without gaps) stores
+//! `prev_hash`, the hash of entry `seq - 1` (64 zeros, [`GENESIS_HASH`], for entry 1), and
+//! its own `hash`: the lowercase hex of SHA-256 over this encoding, integers big-endian:
+//!
+//! ```text
+//! b"cordon-audit-v1\n"                     16 bytes, fixed
+//! seq                                      u64
+//! time_ms                                  i64 (two's complement)
+//! actor, action, target, detail, outcome,  each: its length in bytes as a u64,
+//! prev_hash                                then its UTF-8 bytes
+//! ```
+//!
+//! `detail` is hashed as the exact JSON text stored; `prev_hash` as its 64 hex characters.
+//! Every variable field carries its length, so no two different entries encode alike.
+//!
+//! Triggers (migration 0006) refuse UPDATE and DELETE on the table. They are a guard, not the
+//! proof: someone who drops them, or edits the database file directly, is still caught by
+//! [`Store::verify_audit`], which walks the chain and names the first entry that was edited
+//! (its hash does not match its content), replaced or inserted (its `prev_hash` does not
+//! match the entry before), or follows a deleted one (a gap in `seq`). What a chain cannot
+//! show on its own is the removal of the newest entries: the verification reports the last
+//! seq and hash so that they can be compared with a copy kept elsewhere.
+
+use super::{Store, StoreError};
+use ring::digest::{Context, SHA256};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use serde_json::Value;
+
+/// `prev_hash` of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const DOMAIN: &[u8; 16] = b"cordon-audit-v1\n";
+/// Entries read per transaction while verifying, so a long chain never holds the store.
+const VERIFY_CHUNK: usize = 1000;
+
+/// An action to record. `actor` is an admin identity from a certificate, or for automatic
+/// actions a name such as `playbook:NAME`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub actor: String,
+    /// Dotted, object first: `token.create`, `agent.revoke`, `command.isolate`, ...
+    pub action: String,
+    /// What it acted on: `agent:ID`, `rule:ID`, `incident:ID`, ... or empty.
+    pub target: String,
+    pub detail: Value,
+    /// `ok`, a command's status, or `refused: WHY` / `error: WHY`.
+    pub outcome: String,
+}
+
+impl AuditEntry {
+    /// An entry with an empty detail and the outcome `ok`.
+    pub fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            detail: Value::Object(Default::default()),
+            outcome: "ok".into(),
+        }
+    }
+
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// JSON text, exactly as hashed.
+    pub detail: String,
+    pub outcome: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// The hash this entry's content and `prev_hash` call for (see the module header).
+    pub fn compute_hash(&self) -> String {
+        let mut h = Context::new(&SHA256);
+        h.update(DOMAIN);
+        h.update(&self.seq.to_be_bytes());
+        h.update(&self.time_ms.to_be_bytes());
+        for field in [
+            &self.actor,
+            &self.action,
+            &self.target,
+            &self.detail,
+            &self.outcome,
+            &self.prev_hash,
+        ] {
+            h.update(&(field.len() as u64).to_be_bytes());
+            h.update(field.as_bytes());
+        }
+        hex::encode(h.finish())
+    }
+}
+
+/// The result of walking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Entries read, up to and including the first bad one.
+    pub entries_checked: u64,
+    /// The first bad entry and what is wrong with it.
+    pub first_bad: Option<(u64, String)>,
+    /// The last entry read and its stored hash (0 and [`GENESIS_HASH`] for an empty log).
+    pub last_seq: u64,
+    pub last_hash: String,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// Checks a chain entry by entry, in seq order.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    last_seq: u64,
+    last_hash: String,
+    checked: u64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        Self {
+            last_seq: 0,
+            last_hash: GENESIS_HASH.into(),
+            checked: 0,
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next entry; the error says what is wrong with it.
+    pub fn next(&mut self, r: &AuditRecord) -> Result<(), String> {
+        self.checked += 1;
+        let expected = self.last_seq + 1;
+        let result = if r.seq > expected {
+            Err(match r.seq - expected {
+                1 => format!("entry {expected} before it is missing (deleted)"),
+                _ => format!(
+                    "entries {expected} to {} before it are missing (deleted)",
+                    r.seq - 1
+                ),
+            })
+        } else if r.seq < expected {
+            Err(format!(
+                "seq {} out of order after {}",
+                r.seq, self.last_seq
+            ))
+        } else if r.prev_hash != self.last_hash {
+            Err(match self.last_seq {
+                0 => "its prev_hash is not the genesis value (entries before it were removed, or it was replaced)".into(),
+                n => format!(
+                    "its prev_hash does not match the hash of entry {n} (an entry was replaced or inserted, or entry {n} was edited and re-hashed)"
+                ),
+            })
+        } else if r.compute_hash() != r.hash {
+            Err("its hash does not match its content (the entry was edited)".into())
+        } else {
+            Ok(())
+        };
+        self.last_seq = r.seq;
+        self.last_hash = r.hash.clone();
+        result
+    }
+
+    fn into_verification(self, first_bad: Option<(u64, String)>) -> Verification {
+        Verification {
+            entries_checked: self.checked,
+            first_bad,
+            last_seq: self.last_seq,
+            last_hash: self.last_hash,
+        }
+    }
+}
+
+const COLUMNS: &str = "seq, at, actor, action, target, detail, outcome, prev_hash, hash";
+
+fn read(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let seq: i64 = r.get(0)?;
+    Ok(AuditRecord {
+        seq: u64::try_from(seq).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, e.into())
+        })?,
+        time_ms: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        detail: r.get(5)?,
+        outcome: r.get(6)?,
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
+/// A row read while verifying: an entry, or the seq of one that cannot be read and why.
+type Read = Result<AuditRecord, (i64, String)>;
+
+impl Store {
+    /// Appends an entry at `now_ms` and returns it as stored. Reading the last hash and
+    /// inserting happen in one immediate transaction, so appends are serialised.
+    pub async fn append_audit(
+        &self,
+        entry: AuditEntry,
+        now_ms: i64,
+    ) -> Result<AuditRecord, StoreError> {
+        let detail = serde_json::to_string(&entry.detail)
+            .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?;
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let last: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (last_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.into()));
+            let mut rec = AuditRecord {
+                seq: u64::try_from(last_seq).unwrap_or(0) + 1,
+                time_ms: now_ms,
+                actor: entry.actor,
+                action: entry.action,
+                target: entry.target,
+                detail,
+                outcome: entry.outcome,
+                prev_hash,
+                hash: String::new(),
+            };
+            rec.hash = rec.compute_hash();
+            tx.execute(
+                &format!(
+                    "INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
+                params![
+                    rec.seq as i64,
+                    rec.time_ms,
+                    rec.actor,
+                    rec.action,
+                    rec.target,
+                    rec.detail,
+                    rec.outcome,
+                    rec.prev_hash,
+                    rec.hash
+                ],
+            )?;
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    /// The newest `limit` entries at or after `since_ms`, oldest first.
+    pub async fn audit(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit WHERE at >= ?1
+                 ORDER BY seq DESC LIMIT ?2) ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map(params![since_ms, limit], read)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Walks the whole chain in seq order, a chunk per transaction, and reports the first
+    /// bad entry (see the module header).
+    pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
+        let mut check = ChainCheck::default();
+        let mut after = i64::MIN;
+        loop {
+            let chunk = self.audit_chunk(after, VERIFY_CHUNK).await?;
+            let Some(last) = chunk.last() else {
+                return Ok(check.into_verification(None));
+            };
+            after = match last {
+                Ok(r) => r.seq as i64,
+                Err((seq, _)) => *seq,
+            };
+            for row in chunk {
+                let bad = match row {
+                    Ok(r) => check.next(&r).err().map(|why| (r.seq, why)),
+                    Err((seq, why)) => {
+                        check.checked += 1;
+                        Some((u64::try_from(seq).unwrap_or(0), why))
+                    }
+                };
+                if let Some(bad) = bad {
+                    return Ok(check.into_verification(Some(bad)));
+                }
+            }
+        }
+    }
+
+    async fn audit_chunk(&self, after: i64, limit: usize) -> Result<Vec<Read>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let mut rows = stmt.query(params![after, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(read(row).map_err(|e| {
+                    let seq: i64 = row.get(0).unwrap_or(0);
+                    (
+                        seq,
+                        format!("the entry cannot be read ({e}): it was edited"),
+                    )
+                }));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A store with entries 1..=n.
+    async fn chain(n: u64) -> Store {
+        let s = Store::memory().unwrap();
+        for i in 1..=n {
+            let e = AuditEntry::new("admin", "command.ping", format!("agent:a{i}"))
+                .detail(json!({ "command_id": format!("cmd-{i}") }));
+            s.append_audit(e, 1000 + i as i64).await.unwrap();
+        }
+        s
+    }
+
+    /// Runs SQL around the triggers, as someone editing the file would.
+    async fn tamper(s: &Store, sql: &'static str) {
+        s.with(move |c| {
+            c.execute_batch(&format!(
+                "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}"
+            ))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    fn bad(v: &Verification) -> (u64, &str) {
+        let (seq, why) = v.first_bad.as_ref().expect("a bad entry");
+        (*seq, why.as_str())
+    }
+
+    #[tokio::test]
+    async fn entries_chain_and_verify() {
+        let s = chain(5).await;
+        let all = s.audit(0, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(all[0].prev_hash, GENESIS_HASH);
+        for w in all.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+        }
+        assert_eq!(all[2].target, "agent:a3");
+        assert_eq!(all[2].detail, r#"{"command_id":"cmd-3"}"#);
+        assert_eq!(all[2].outcome, "ok");
+        let v = s.verify_audit().await.unwrap();
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.entries_checked, 5);
+        assert_eq!(
+            (v.last_seq, v.last_hash.as_str()),
+            (5, all[4].hash.as_str())
+        );
+
+        let empty = Store::memory().unwrap().verify_audit().await.unwrap();
+        assert!(empty.ok());
+        assert_eq!((empty.entries_checked, empty.last_seq), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn listing_takes_the_newest_since_a_time_oldest_first() {
+        let s = chain(6).await;
+        let seqs = |v: Vec<AuditRecord>| v.iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(s.audit(1003, 100).await.unwrap()), [3, 4, 5, 6]);
+        assert_eq!(seqs(s.audit(0, 2).await.unwrap()), [5, 6]);
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_and_length_prefixes_them() {
+        let base = AuditRecord {
+            seq: 7,
+            time_ms: 1,
+            actor: "admin".into(),
+            action: "agent.revoke".into(),
+            target: "agent:x".into(),
+            detail: "{}".into(),
+            outcome: "ok".into(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        };
+        let h = base.compute_hash();
+        assert_eq!(h.len(), 64);
+        let variants: [fn(&mut AuditRecord); 8] = [
+            |r| r.seq = 8,
+            |r| r.time_ms = 2,
+            |r| r.actor = "root".into(),
+            |r| r.action = "agent.revokE".into(),
+            |r| r.target = "agent:y".into(),
+            |r| r.detail = "{ }".into(),
+            |r| r.outcome = "refused".into(),
+            |r| r.prev_hash = "1".repeat(64),
+        ];
+        for change in variants {
+            let mut r = base.clone();
+            change(&mut r);
+            assert_ne!(r.compute_hash(), h, "{r:?}");
+        }
+        // Moving a byte from one field to the next changes the hash.
+        let mut shifted = base.clone();
+        shifted.actor = "admi".into();
+        shifted.action = "nagent.revoke".into();
+        assert_ne!(shifted.compute_hash(), h);
+    }
+
+    #[tokio::test]
+    async fn triggers_refuse_update_and_delete() {
+        let s = chain(2).await;
+        for sql in [
+            "UPDATE audit SET detail = '{}' WHERE seq = 1",
+            "DELETE FROM audit WHERE seq = 2",
+        ] {
+            let err = s
+                .with(move |c| Ok(c.execute(sql, [])?))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("append-only"), "{err}");
+        }
+        assert!(s.verify_audit().await.unwrap().ok());
+        assert_eq!(s.audit(0, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_edited_detail_is_caught_at_its_entry() {
+        let s = chain(5).await;
+        tamper(
+            &s,
+            r#"UPDATE audit SET detail = '{"command_id":"cmd-x"}' WHERE seq = 3"#,
+        )
+        .await;
+        let v = s.verify_audit().await.unwrap();
+        assert!(!v.ok());
+        assert_eq!(
+            bad(&v),
+            (
+                3,
+                "its hash does not match its content (the entry was edited)"
+            )
+        );
+        assert_eq!(v.entries_checked, 3);
+    }
+
+    #[tokio::test]
+    async fn an_edited_and_rehashed_entry_is_caught_at_the_next() {
+        let s = chain(4).await;
+        let mut rec = s.audit(0, 10).await.unwrap().remove(1);
+        rec.outcome = "refused: nothing happened".into();
+        rec.hash = rec.compute_hash();
+        s.with(move |c| {
+            c.execute_batch("DROP TRIGGER audit_no_update")?;
+            c.execute(
+                "UPDATE audit SET outcome = ?1, hash = ?2 WHERE seq = 2",
+                params![rec.outcome, rec.hash],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let v = s.verify_audit().await.unwrap();
+        let (seq, why) = bad(&v);
+        assert_eq!(seq, 3);
+        assert!(why.contains("does not match the hash of entry 2"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_entry_is_caught() {
+        let s = chain(5).await;
+        tamper(&s, "DELETE FROM audit WHERE seq = 2").await;
+        let v = s.verify_audit().await.unwrap();
+        assert_eq!(bad(&v), (3, "entry 2 before it is missing (deleted)"));
+
+        let s = chain(5).await;
+        tamper(&s, "DELETE FROM audit WHERE seq IN (1, 2)").await;
+        let v = s.verify_audit().await.unwrap();
+        let (seq, why) = bad(&v);
+        assert_eq!(
+            (seq, why),
+            (3, "entries 1 to 2 before it are missing (deleted)")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_inserted_entry_is_caught() {
+        let s = chain(3).await;
+        // Renumber 3 to 4 and put a forged entry 3 (correctly hashed over a made-up
+        // prev_hash) in its place.
+        tamper(&s, "UPDATE audit SET seq = 4 WHERE seq = 3").await;
+        let mut forged = s.audit(0, 10).await.unwrap().remove(1);
+        forged.seq = 3;
+        forged.prev_hash = "f".repeat(64);
+        forged.hash = forged.compute_hash();
+        s.with(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
+                params![
+                    3,
+                    forged.time_ms,
+                    forged.actor,
+                    forged.action,
+                    forged.target,
+                    forged.detail,
+                    forged.outcome,
+                    forged.prev_hash,
+                    forged.hash
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let v = s.verify_audit().await.unwrap();
+        let (seq, why) = bad(&v);
+        assert_eq!(seq, 3);
+        assert!(
+            why.contains("prev_hash does not match the hash of entry 2"),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_entry_is_caught() {
+        let s = chain(3).await;
+        tamper(&s, "UPDATE audit SET actor = x'00ff' WHERE seq = 2").await;
+        let v = s.verify_audit().await.unwrap();
+        let (seq, why) = bad(&v);
+        assert_eq!(seq, 2);
+        assert!(why.contains("cannot be read"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn appends_continue_the_chain_after_a_reopen_and_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for i in 0..(VERIFY_CHUNK as i64 + 5) {
+                s.append_audit(AuditEntry::new("playbook:test", "command.kill", ""), i)
+                    .await
+                    .unwrap();
+            }
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let rec = s
+            .append_audit(AuditEntry::new("admin", "agent.revoke", "agent:a"), 5000)
+            .await
+            .unwrap();
+        assert_eq!(rec.seq, VERIFY_CHUNK as u64 + 6);
+        let v = s.verify_audit().await.unwrap();
+        assert!(v.ok(), "{v:?}");
+        assert_eq!(v.entries_checked, rec.seq);
+        assert_eq!(v.last_hash, rec.hash);
+    }
+}
