@@ -60,6 +60,9 @@ build() {
         # The project's Sigma rules, loaded at start (detection.rules_dir).
         install -d -m 0755 "$stage/usr/share/cordon/rules/linux"
         install -m 0644 rules/linux/*.yml "$stage/usr/share/cordon/rules/linux/"
+        # ... and its default playbooks (playbooks.dir).
+        install -d -m 0755 "$stage/usr/share/cordon/playbooks"
+        install -m 0644 playbooks/*.yml playbooks/README.md "$stage/usr/share/cordon/playbooks/"
     fi
     for script in postinst prerm postrm; do
         install -m 0755 "$pkg/deb/$name/$script" "$stage/DEBIAN/$script"

@@ -96,6 +96,9 @@ check "the installed agent comes online and answers a ping" sh -c \
     "for i in \$(seq 1 100); do cordonctl ping $agent_id --wait 2 >/dev/null 2>&1 && exit 0; sleep 0.2; done; cat /tmp/cordon-pkg-agent.log; exit 1"
 check "the packaged Sigma rules are loaded" sh -c \
     "[ \$(cordonctl rules list | grep -c enabled) -ge 20 ]"
+check "the packaged playbooks are loaded" sh -c \
+    "[ \$(cordonctl playbooks list | grep -c enabled) -ge 3 ]"
+check "the audit log verifies" cordonctl audit verify
 check "the installed agent runs the eBPF process sensor" sh -c \
     "for i in \$(seq 1 50); do cordonctl agents show $agent_id | grep -q 'process: ebpf' && exit 0; sleep 0.2; done; cordonctl agents show $agent_id; exit 1"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -21,6 +21,11 @@ export CORDON_ADMIN="$DATA/controller/admin.toml"
 if ! grep -q '^\[detection\]' "$DATA/controller/controller.toml"; then
   printf '\n[detection]\nrules_dir = "%s"\n' "$PWD/rules" >>"$DATA/controller/controller.toml"
 fi
+# ... and its default playbooks (playbooks/). Their notify steps need a [[notify.webhooks]]
+# named "soc"; without one they are recorded as failed and the playbooks go on.
+if ! grep -q '^\[playbooks\]' "$DATA/controller/controller.toml"; then
+  printf '\n[playbooks]\ndir = "%s"\n' "$PWD/playbooks" >>"$DATA/controller/controller.toml"
+fi
 
 pids=()
 cleanup() {
@@ -73,6 +78,9 @@ Try, in another terminal:
   $BIN/cordonctl rules list                   # the Sigma rules loaded (rules/ in this repo)
   sh -c 'echo aWQK | base64 -d | sh'          # then: $BIN/cordonctl alerts list
   $BIN/cordonctl incidents list
+  $BIN/cordonctl playbooks list               # reverse-shell, download-exec, credential-tampering
+  $BIN/cordonctl approvals list
+  $BIN/cordonctl audit verify
   $BIN/cordonctl token create --ttl 1h        # enrol another host with the command it prints
 Press Ctrl-C to stop both.
 MSG
