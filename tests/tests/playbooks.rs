@@ -380,3 +380,52 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
         "{out}"
     );
 }
+
+#[test]
+fn a_run_waiting_for_approval_survives_a_controller_restart() {
+    if !require_root("a_run_waiting_for_approval_survives_a_controller_restart") {
+        return;
+    }
+    let mut d = Deployment::loopback(&detection(""));
+    let agent = online(&d, "a1", &[]);
+    apply(
+        &d,
+        "patient",
+        &format!(
+            "name: patient\ntrigger:\n  rules: [{}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 300\n  - action: set_incident\n    severity: critical\n",
+            rule_id("base64_decode_to_shell")
+        ),
+    );
+    sh("echo aWQK | base64 -d | sh >/dev/null");
+    let pending = poll(Duration::from_secs(30), || {
+        d.ctl_json(&["approvals", "list"])["approvals"]
+            .as_array()?
+            .first()
+            .cloned()
+    })
+    .expect("an approval pending");
+    let id = pending["id"].as_str().unwrap().to_string();
+    let incident = pending["incident_id"].as_str().unwrap().to_string();
+
+    d.stop_controller();
+    d.start_controller();
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    // The same request is still pending, not a second one.
+    let list = d.ctl_json(&["approvals", "list"])["approvals"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["id"], id.as_str());
+    d.ctl(&["approvals", "approve", &id]);
+    let inc = wait_incident(&d, &incident, "the resumed run did not finish", |i| {
+        timeline_text(i).contains("playbook patient finished")
+    });
+    assert_eq!(inc["severity"], "critical");
+    let text = timeline_text(&inc);
+    assert_eq!(
+        text.matches("playbook patient started").count(),
+        1,
+        "{text}"
+    );
+}
