@@ -41,6 +41,28 @@ impl Outcome {
     }
 }
 
+/// A step's stored state.
+fn step_row(
+    idx: usize,
+    step: &Step,
+    status: &str,
+    detail: &str,
+    command_id: &str,
+    started_at_ms: i64,
+    finished_at_ms: i64,
+) -> StepRow {
+    StepRow {
+        idx,
+        name: step.name.clone(),
+        action: step.action.name().into(),
+        status: status.into(),
+        detail: detail.into(),
+        command_id: command_id.into(),
+        started_at_ms,
+        finished_at_ms,
+    }
+}
+
 fn actor(pb: &Playbook) -> String {
     format!("playbook:{}", pb.name)
 }
@@ -167,21 +189,16 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
             let started = now_ms();
             let previous = ctl.store.step(run.id.clone(), idx).await?;
             let outcome = run_step(&ctl, &run, &pb, &cx, idx, step, previous).await?;
-            ctl.store
-                .put_step(
-                    run.id.clone(),
-                    StepRow {
-                        idx,
-                        name: step.name.clone(),
-                        action: step.action.name().into(),
-                        status: outcome.status.into(),
-                        detail: outcome.detail.clone(),
-                        command_id: outcome.command_id.clone(),
-                        started_at_ms: started,
-                        finished_at_ms: now_ms(),
-                    },
-                )
-                .await?;
+            let row = step_row(
+                idx,
+                step,
+                outcome.status,
+                &outcome.detail,
+                &outcome.command_id,
+                started,
+                now_ms(),
+            );
+            ctl.store.put_step(run.id.clone(), row).await?;
             timeline(
                 &ctl,
                 &run,
@@ -456,21 +473,8 @@ async fn run_step(
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
         command_id = row.id.clone();
-        ctl.store
-            .put_step(
-                run.id.clone(),
-                StepRow {
-                    idx,
-                    name: step.name.clone(),
-                    action: step.action.name().into(),
-                    status: "running".into(),
-                    detail: what.clone(),
-                    command_id: command_id.clone(),
-                    started_at_ms: now_ms(),
-                    finished_at_ms: 0,
-                },
-            )
-            .await?;
+        let row = step_row(idx, step, "running", &what, &command_id, now_ms(), 0);
+        ctl.store.put_step(run.id.clone(), row).await?;
         drop(budget);
     }
     let done = ctl

@@ -73,6 +73,19 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
+    Ok(StepRow {
+        idx: r.get::<_, i64>(0)? as usize,
+        name: r.get(1)?,
+        action: r.get(2)?,
+        status: r.get(3)?,
+        detail: r.get(4)?,
+        command_id: r.get(5)?,
+        started_at_ms: r.get(6)?,
+        finished_at_ms: r.get(7)?,
+    })
+}
+
 const RUN_COLUMNS: &str = "id, playbook, source, alert_id, incident_id, agent_id, dry_run, status, step, started_at, updated_at";
 
 fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
@@ -185,18 +198,7 @@ impl Store {
                      FROM run_steps WHERE run_id = ?1 ORDER BY idx",
                 )?;
                 let steps = stmt
-                    .query_map([&run.id], |r| {
-                        Ok(StepRow {
-                            idx: r.get::<_, i64>(0)? as usize,
-                            name: r.get(1)?,
-                            action: r.get(2)?,
-                            status: r.get(3)?,
-                            detail: r.get(4)?,
-                            command_id: r.get(5)?,
-                            started_at_ms: r.get(6)?,
-                            finished_at_ms: r.get(7)?,
-                        })
-                    })?
+                    .query_map([&run.id], step_row)?
                     .collect::<Result<_, _>>()?;
                 out.push((run, steps));
             }
@@ -244,18 +246,7 @@ impl Store {
                 "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
                  FROM run_steps WHERE run_id = ?1 AND idx = ?2",
                 params![run_id, idx as i64],
-                |r| {
-                    Ok(StepRow {
-                        idx: r.get::<_, i64>(0)? as usize,
-                        name: r.get(1)?,
-                        action: r.get(2)?,
-                        status: r.get(3)?,
-                        detail: r.get(4)?,
-                        command_id: r.get(5)?,
-                        started_at_ms: r.get(6)?,
-                        finished_at_ms: r.get(7)?,
-                    })
-                },
+                step_row,
             )
             .optional()?)
         })
