@@ -532,6 +532,15 @@ impl AdminService for AdminApi {
             self.0.decide_approval(admin, req.into_inner()).await?,
         ))
     }
+
+    async fn get_incident_report(
+        &self,
+        req: Request<GetIncidentReportRequest>,
+    ) -> Result<Response<IncidentReport>, Status> {
+        Controller::admin_peer(&req)?;
+        let id = req.into_inner().incident_id;
+        Ok(Response::new(self.0.incident_report(id).await?))
+    }
 }
 
 impl AdminApi {

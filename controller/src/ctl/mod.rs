@@ -4,6 +4,7 @@
 mod detection;
 mod output;
 mod playbooks;
+mod report;
 
 pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};
 pub use playbooks::{ApprovalsCmd, PlaybooksCmd};
