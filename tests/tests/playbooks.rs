@@ -100,7 +100,7 @@ fn netns_a_reverse_shell_is_killed_its_host_isolated_and_people_told() {
         hook.url(),
         toml::Value::from(secret.display().to_string())
     ));
-    let agent = online(&d, "victim", &[]);
+    let agent = online(&d, "victim", &["team=blue"]);
     let host = d.agent_ns.as_ref().unwrap().name.clone();
     let peer = d.peer_ns.as_ref().unwrap().name.clone();
     let _listener = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
@@ -167,6 +167,58 @@ fn netns_a_reverse_shell_is_killed_its_host_isolated_and_people_told() {
     assert_eq!(body["incident_id"], id.as_str());
     assert_eq!(body["playbook"], "reverse-shell");
     assert_eq!(body["agent_id"], agent.id.as_str());
+
+    check_report(&d, &id, &agent);
+}
+
+/// The post-incident report of the reverse shell, in both formats.
+fn check_report(d: &Deployment, id: &str, agent: &AgentHandle) {
+    let r: Value =
+        serde_json::from_str(&d.ctl(&["incidents", "report", id, "--format", "json"])).unwrap();
+    let hostname = r["host"]["hostname"].as_str().unwrap().to_string();
+    assert!(!hostname.is_empty(), "{r:#}");
+    assert_eq!(r["host"]["agent_id"], agent.id.as_str());
+    assert_eq!(r["host"]["labels"]["team"], "blue");
+    let alert = &r["incident"]["alerts"][0];
+    assert_eq!(alert["rule_id"], rule_id("reverse_shell_dev_tcp").as_str());
+    assert_eq!(alert["author"], "Cordon");
+    let run = &r["runs"][0];
+    assert_eq!(run["playbook"], "reverse-shell");
+    let steps = run["steps"].as_array().unwrap();
+    let isolate = steps
+        .iter()
+        .find(|s| s["action"] == "isolate_host")
+        .unwrap();
+    assert_eq!(isolate["status"], "succeeded");
+    let command = isolate["command_id"].as_str().unwrap();
+    assert!(!command.is_empty(), "{isolate}");
+    let first = r["first_event_at_ms"].as_i64().expect("first event time");
+    let detect = r["time_to_detect_ms"].as_i64().expect("time to detect");
+    let contain = r["time_to_contain_ms"].as_i64().expect("time to contain");
+    assert!(first > 0 && detect >= 0 && contain >= detect, "{r:#}");
+    let by = r["contained_by"].as_str().unwrap();
+    assert!(by.contains("playbook:reverse-shell"), "{r:#}");
+
+    let md = d.ctl(&["incidents", "report", id]);
+    for want in [
+        "# Incident report: ".to_string(),
+        format!("| {hostname} | `{}` | team=blue |", agent.id),
+        "| Cordon |".into(),
+        "### playbook:reverse-shell (succeeded)".into(),
+        "| isolate | isolate_host | succeeded |".into(),
+        format!("`{command}`"),
+        "| **Time to detect** | ".into(),
+        "| **Time to contain** | ".into(),
+    ] {
+        assert!(md.contains(&want), "{want} missing from\n{md}");
+    }
+    assert!(!md.contains("| **Time to contain** | unknown |"), "{md}");
+    let out = d.try_ctl(&["incidents", "report", id, "--format", "html"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("md or json"),
+        "{out:?}"
+    );
 }
 
 fn apply(d: &Deployment, name: &str, yaml: &str) {

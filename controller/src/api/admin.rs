@@ -706,6 +706,15 @@ impl AdminService for AdminApi {
             .await
             .map(Response::new)
     }
+
+    async fn get_incident_report(
+        &self,
+        req: Request<GetIncidentReportRequest>,
+    ) -> Result<Response<IncidentReport>, Status> {
+        Controller::admin_peer(&req)?;
+        let id = req.into_inner().incident_id;
+        Ok(Response::new(self.0.incident_report(id).await?))
+    }
 }
 
 impl AdminApi {

@@ -9,6 +9,7 @@ mod detection;
 mod enroll;
 mod error;
 mod playbooks;
+mod report;
 pub mod retention;
 pub mod sessions;
 pub mod tls;

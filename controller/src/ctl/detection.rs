@@ -101,6 +101,14 @@ pub enum IncidentsCmd {
     },
     /// Adds a note to the incident's timeline.
     Note { id: String, text: String },
+    /// A post-incident report: the host, the alerts, what was done and by whom, time to
+    /// detect and time to contain.
+    Report {
+        id: String,
+        /// md (Markdown) or json.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
 }
 
 /// The rule files under `path` (or `path` itself), sorted.
@@ -417,6 +425,18 @@ pub async fn incidents(
             }))
             .await?;
             println!("note added to {}", i.id);
+            Ok(())
+        }
+        IncidentsCmd::Report { id, format } => {
+            if !super::report::FORMATS.contains(&format.as_str()) {
+                bail!("unknown report format {format:?}: md or json");
+            }
+            let r = call(client.get_incident_report(GetIncidentReportRequest { incident_id: id }))
+                .await?;
+            if format == "json" {
+                return print_json(&r);
+            }
+            print!("{}", super::report::markdown(&r));
             Ok(())
         }
         IncidentsCmd::SetStatus { id, status, json } => {

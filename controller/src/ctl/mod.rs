@@ -5,6 +5,7 @@ mod audit;
 mod detection;
 mod output;
 mod playbooks;
+mod report;
 
 pub use audit::AuditCmd;
 pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};

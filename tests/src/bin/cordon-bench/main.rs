@@ -11,12 +11,16 @@
 //!
 //! Detection (`detection.rs`): from a command on the agent's host to its alert stored.
 //!
+//! Playbook (`playbook.rs`): from a malicious command on the agent's host to the host's
+//! isolation, ordered by a playbook, confirmed by the agent, across the veth.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
-//! [--containment N] [--shipping N] [--ingest N] [--detections N] [--only SECTION,...]`, where
-//! the sections are `ping`, `enrolments`, `containment`, `shipping`, `ingest` and `detection`
-//! (default: all).
+//! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
+//! [--only SECTION,...]`, where the sections are `ping`, `enrolments`, `containment`,
+//! `shipping`, `ingest`, `detection` and `playbook` (default: all).
 
 mod detection;
+mod playbook;
 mod telemetry;
 
 use anyhow::{Context, bail};
@@ -50,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "shipping",
     "ingest",
     "detection",
+    "playbook",
 ];
 
 /// The sections `--only` names (all without it).
@@ -76,6 +81,7 @@ fn main() -> anyhow::Result<()> {
     let shipping = arg("--shipping", 200_000)?.clamp(1, 10_000_000) as u64;
     let ingest = arg("--ingest", 200_000)?.clamp(1, 10_000_000) as u64;
     let detections = arg("--detections", 200)?.clamp(1, 10_000);
+    let playbook_runs = arg("--playbook-runs", 50)?.clamp(1, 10_000);
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -91,6 +97,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("detection") {
         detection::latency(detections)?;
+    }
+    if run("playbook") {
+        playbook::latency(playbook_runs)?;
     }
     if run("ping") || run("enrolments") {
         loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;
