@@ -308,6 +308,20 @@ fn approvals_let_a_person_decide_and_are_recorded() {
         t.contains("playbook ask-b64 finished") && t.contains("playbook ask-suid aborted")
     });
     assert_eq!(inc["severity"], "critical", "the approved run went on");
+    let out = d.ctl(&[
+        "incidents",
+        "note",
+        &inc_id,
+        "called the owner; expected admin work",
+    ]);
+    assert!(out.contains("note added"), "{out}");
+    let inc = d.ctl_json(&["incidents", "show", &inc_id]);
+    let note = inc["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (note["kind"].as_str(), note["actor"].as_str()),
+        (Some("note"), Some("admin"))
+    );
+    assert_eq!(note["text"], "called the owner; expected admin work");
     let text = timeline_text(&inc);
     assert!(
         text.contains(&format!("approval {approve} approved")),
