@@ -63,6 +63,15 @@ build() {
         # ... and its default playbooks (playbooks.dir).
         install -d -m 0755 "$stage/usr/share/cordon/playbooks"
         install -m 0644 playbooks/*.yml playbooks/README.md "$stage/usr/share/cordon/playbooks/"
+        # lintian takes yaml-rust2 (a YAML parser written in Rust, which keeps libyaml's error
+        # strings) for an embedded copy of libyaml; there is no C library inside.
+        install -d -m 0755 "$stage/usr/share/lintian/overrides"
+        printf '%s\n' \
+            "# yaml-rust2, a Rust YAML parser, not libyaml" \
+            "cordon-controller: embedded-library libyaml [usr/bin/cordon-controller]" \
+            "cordon-controller: embedded-library libyaml [usr/bin/cordonctl]" \
+            >"$stage/usr/share/lintian/overrides/cordon-controller"
+        chmod 0644 "$stage/usr/share/lintian/overrides/cordon-controller"
     fi
     for script in postinst prerm postrm; do
         install -m 0755 "$pkg/deb/$name/$script" "$stage/DEBIAN/$script"
