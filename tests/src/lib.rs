@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod execload;
 pub mod inproc;
 pub mod netns;
+pub mod repo;
 pub mod webhook;
 
 /// True when the test may use root-only facilities (network namespaces). Outside CI a test

@@ -5,25 +5,14 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use cordon_tests::deploy::{AgentHandle, Deployment};
+use cordon_tests::repo::{detection_config, rule_id};
 use cordon_tests::{poll, require_root};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-fn rules_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../rules")
-        .canonicalize()
-        .expect("the rules directory")
-}
-
 fn deployment() -> (Deployment, AgentHandle) {
-    let extra = format!(
-        "[detection]\nrules_dir = {}\n",
-        toml::Value::from(rules_dir().display().to_string())
-    );
-    let d = Deployment::loopback(&extra);
+    let d = Deployment::loopback(&detection_config(""));
     let mut agent = d.enroll_agent("det", &[]);
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
@@ -58,17 +47,6 @@ fn alert_for(d: &Deployment, agent: &AgentHandle, rule_id: &str) -> Option<Value
 fn wait_alert(d: &Deployment, agent: &AgentHandle, rule_id: &str) -> Value {
     poll(Duration::from_secs(20), || alert_for(d, agent, rule_id))
         .unwrap_or_else(|| panic!("no alert for {rule_id}: {:#?}", alerts(d, agent)))
-}
-
-/// The id of a rule in rules/linux by file stem.
-fn rule_id(stem: &str) -> String {
-    let text =
-        std::fs::read_to_string(rules_dir().join(format!("linux/cordon_{stem}.yml"))).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("id: "))
-        .unwrap()
-        .trim()
-        .to_string()
 }
 
 #[test]

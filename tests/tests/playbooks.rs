@@ -6,39 +6,12 @@
 
 use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4};
 use cordon_tests::netns::{EchoServer, reachable};
+use cordon_tests::repo::{detection_config as detection, path as repo, rule_id};
 use cordon_tests::webhook::WebhookReceiver;
 use cordon_tests::{poll, require_root};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-fn repo(dir: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(dir)
-        .canonicalize()
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-fn detection(extra: &str) -> String {
-    format!(
-        "[detection]\nrules_dir = {}\n{extra}",
-        toml::Value::from(repo("rules"))
-    )
-}
-
-fn rule_id(stem: &str) -> String {
-    let text =
-        std::fs::read_to_string(format!("{}/linux/cordon_{stem}.yml", repo("rules"))).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("id: "))
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 fn online(d: &Deployment, name: &str, labels: &[&str]) -> AgentHandle {
     let mut a = d.enroll_agent(name, labels);

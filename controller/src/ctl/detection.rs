@@ -113,25 +113,15 @@ pub enum IncidentsCmd {
 
 /// The rule files under `path` (or `path` itself), sorted.
 fn rule_files(path: &Path) -> anyhow::Result<Vec<RuleFile>> {
-    let mut paths = Vec::new();
-    if path.is_dir() {
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in
-                std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-            {
-                let p = entry?.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
-                    paths.push(p);
-                }
-            }
+    let paths = if path.is_dir() {
+        let (files, unreadable) = cordon_detect::yaml_files(path);
+        if let Some((dir, e)) = unreadable.into_iter().next() {
+            bail!("reading {}: {e}", dir.display());
         }
+        files
     } else {
-        paths.push(path.to_path_buf());
-    }
-    paths.sort();
+        vec![path.to_path_buf()]
+    };
     paths
         .into_iter()
         .map(|p| {

@@ -134,8 +134,7 @@ pub struct SpecError {
     pub message: String,
 }
 
-pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
-const STATUSES: [&str; 4] = ["open", "contained", "resolved", "false_positive"];
+use crate::store::{LEVELS, STATUSES};
 const DEFAULT_TIMEOUT: u64 = 60;
 const MAX_TIMEOUT: u64 = 7 * 24 * 3600;
 const MAX_STEPS: usize = 50;

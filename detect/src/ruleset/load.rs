@@ -32,10 +32,12 @@ impl LoadReport {
 /// Loads every `.yml`/`.yaml` file under `dir`, recursively, in path order. A file that
 /// cannot be read (or a directory that cannot be listed) is refused with the I/O error.
 pub fn load_dir(dir: &Path) -> LoadReport {
-    let mut files = Vec::new();
     let mut report = LoadReport::default();
-    collect(dir, &mut files, &mut report, &mut HashSet::new());
-    files.sort();
+    let (files, unreadable) = yaml_files(dir);
+    for (path, e) in unreadable {
+        let shown = path.display().to_string();
+        report.refused.push((shown.clone(), io_error(&shown, &e)));
+    }
     for path in files {
         let shown = path.display().to_string();
         let result = match std::fs::read_to_string(&path) {
@@ -47,13 +49,23 @@ pub fn load_dir(dir: &Path) -> LoadReport {
     report
 }
 
+/// Every `.yml`/`.yaml` file under `dir`, recursively, sorted by path, and the directories
+/// that could not be listed. Symlinks are followed (a rule directory may link to a shared
+/// pack), each directory once.
+pub fn yaml_files(dir: &Path) -> (Vec<PathBuf>, Vec<(PathBuf, std::io::Error)>) {
+    let mut files = Vec::new();
+    let mut unreadable = Vec::new();
+    collect(dir, &mut files, &mut unreadable, &mut HashSet::new());
+    files.sort();
+    (files, unreadable)
+}
+
 fn collect(
     dir: &Path,
     files: &mut Vec<PathBuf>,
-    report: &mut LoadReport,
+    unreadable: &mut Vec<(PathBuf, std::io::Error)>,
     seen: &mut HashSet<PathBuf>,
 ) {
-    // Symlinks are followed (a rule directory may link to a shared pack), each directory once.
     if let Ok(real) = dir.canonicalize()
         && !seen.insert(real)
     {
@@ -62,15 +74,14 @@ fn collect(
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            let shown = dir.display().to_string();
-            report.refused.push((shown.clone(), io_error(&shown, &e)));
+            unreadable.push((dir.to_path_buf(), e));
             return;
         }
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect(&path, files, report, seen);
+            collect(&path, files, unreadable, seen);
         } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
             files.push(path);
         }

@@ -17,7 +17,7 @@ use cordon_proto::Event;
 
 use crate::fields::{self, Fields};
 use crate::sigma::{Rule, RuleError};
-pub use load::{LoadReport, load_dir};
+pub use load::{LoadReport, load_dir, yaml_files};
 
 /// A rule that matched an event: what an alert carries about the rule (the Sigma licence
 /// requires the author on every match).

@@ -24,7 +24,7 @@ pub enum Out {
     Lost { count: u64, why: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Known {
     start_ns: Option<u64>,
     exe: String,
@@ -141,11 +141,7 @@ impl Enricher {
                 argv: argv.clone(),
             },
         );
-        let parent = parent.unwrap_or(Known {
-            start_ns: None,
-            exe: String::new(),
-            argv: Vec::new(),
-        });
+        let parent = parent.unwrap_or_default();
         ProcessEvent {
             kind: Kind::Exec as i32,
             pid: e.pid,
@@ -202,11 +198,7 @@ impl Enricher {
         } else {
             ((status >> 8) & 0xff, 0)
         };
-        let known = known.unwrap_or(Known {
-            start_ns: None,
-            exe: String::new(),
-            argv: Vec::new(),
-        });
+        let known = known.unwrap_or_default();
         ProcessEvent {
             kind: Kind::Exit as i32,
             pid,
