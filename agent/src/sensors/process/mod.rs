@@ -308,12 +308,13 @@ mod tests {
     }
 
     /// Runs `source` (with stage one) while `work` runs, until `done` holds for what it
-    /// delivered or five seconds pass.
-    fn collect(
+    /// delivered and what `work` returned, or five seconds pass. Other tests run processes
+    /// at the same time, so `done` must look for this test's own processes.
+    fn collect<T>(
         source: Box<dyn Source>,
-        work: impl FnOnce(),
-        done: impl Fn(&[Raw]) -> bool,
-    ) -> Vec<Raw> {
+        work: impl FnOnce() -> T,
+        done: impl Fn(&[Raw], &T) -> bool,
+    ) -> (Vec<Raw>, T) {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (s, st) = (seen.clone(), stop.clone());
@@ -329,14 +330,19 @@ mod tests {
                 &st,
             )
         });
-        work();
+        let made = work();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && !done(&seen.lock().unwrap()) {
+        while Instant::now() < deadline && !done(&seen.lock().unwrap(), &made) {
             std::thread::sleep(Duration::from_millis(20));
         }
         stop.store(true, Ordering::Relaxed);
         t.join().unwrap();
-        std::mem::take(&mut *seen.lock().unwrap())
+        (std::mem::take(&mut *seen.lock().unwrap()), made)
+    }
+
+    fn exited(seen: &[Raw], pid: u32) -> bool {
+        seen.iter()
+            .any(|r| matches!(r, Raw::Exit { pid: p, .. } if *p == pid))
     }
 
     fn execs_with<'a>(seen: &'a [Raw], marker: &'a str) -> impl Iterator<Item = &'a RawExec> {
@@ -389,15 +395,10 @@ mod tests {
         }
         let source = Box::new(ebpf::Ebpf::open().expect("eBPF loads on this kernel"));
         let marker = format!("cordon-ebpf-{}", std::process::id());
-        let mut pids = (0, 0);
-        let seen = collect(
+        let (seen, pids) = collect(
             source,
-            || pids = workload(&marker),
-            |seen| {
-                seen.iter()
-                    .any(|r| matches!(r, Raw::Exit { status: Some(s), .. } if *s == 3 << 8))
-                    && execs_with(seen, &marker).count() >= 2
-            },
+            || workload(&marker),
+            |seen, pids| exited(seen, pids.0) && execs_with(seen, &marker).count() >= 2,
         );
         let execs: Vec<_> = execs_with(&seen, &marker).collect();
         assert_eq!(execs.len(), 2, "both execs, once each");
@@ -440,14 +441,10 @@ mod tests {
         }
         let source = Box::new(connector::Connector::open().expect("the connector opens"));
         let marker = format!("cordon-cn-{}", std::process::id());
-        let mut pids = (0, 0);
-        let seen = collect(
+        let (seen, pids) = collect(
             source,
-            || pids = workload(&marker),
-            |seen| {
-                seen.iter()
-                    .any(|r| matches!(r, Raw::Exit { status: Some(s), .. } if *s == 3 << 8))
-            },
+            || workload(&marker),
+            |seen, pids| exited(seen, pids.0) && execs_with(seen, &marker).count() >= 2,
         );
         let exec_pids: Vec<u32> = seen
             .iter()
@@ -474,9 +471,7 @@ mod tests {
             poll_interval_ms: 50,
             ..Default::default()
         };
-        let child = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let c = child.clone();
-        let seen = collect(
+        let (seen, pid) = collect(
             Box::new(poll::Poller::new(&cfg)),
             || {
                 // After the poller's first scan, which is the baseline and reports nothing.
@@ -485,16 +480,12 @@ mod tests {
                     .arg("0.6")
                     .spawn()
                     .unwrap();
-                child.store(sleep.id(), Ordering::Relaxed);
+                let pid = sleep.id();
                 std::thread::spawn(move || sleep.wait());
+                pid
             },
-            move |seen| {
-                let pid = c.load(Ordering::Relaxed);
-                seen.iter()
-                    .any(|r| matches!(r, Raw::Exit { pid: p, .. } if *p == pid))
-            },
+            |seen, pid| exited(seen, *pid),
         );
-        let pid = child.load(Ordering::Relaxed);
         let exec = seen
             .iter()
             .find_map(|r| match r {
@@ -506,9 +497,6 @@ mod tests {
             exec.argv.as_deref().unwrap(),
             &["/bin/sleep".to_string(), "0.6".into()]
         );
-        assert!(
-            seen.iter()
-                .any(|r| matches!(r, Raw::Exit { pid: p, .. } if *p == pid))
-        );
+        assert!(exited(&seen, pid));
     }
 }
