@@ -34,6 +34,8 @@ pub struct Segment {
     /// No more appends (a newer segment exists).
     pub sealed: bool,
     file: Option<File>,
+    /// Records pushed but not yet written: a batch goes to the file in one write, at `sync`.
+    unwritten: Vec<u8>,
     /// (seq, byte offset) of every MARK_EVERY-th record, so a read starts near its first
     /// event instead of scanning the segment from the top.
     marks: Vec<(u64, u64)>,
@@ -106,6 +108,7 @@ impl Segment {
             bytes: 0,
             sealed: false,
             file: Some(file),
+            unwritten: Vec::new(),
             marks: Vec::new(),
             records: 0,
         })
@@ -125,6 +128,7 @@ impl Segment {
             bytes: 0,
             sealed: !last,
             file: None,
+            unwritten: Vec::new(),
             marks: Vec::new(),
             records: 0,
         };
@@ -163,21 +167,34 @@ impl Segment {
         Ok((seg, bad))
     }
 
-    /// Appends the encoded record of event `seq`.
+    /// Appends the encoded record of event `seq`; it is in the file after the next `sync`.
     pub fn push(&mut self, seq: u64, record: &[u8]) -> Result<(), SpoolError> {
-        let f = self.file.as_mut().ok_or_else(|| SpoolError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other("segment is sealed"),
-        })?;
-        f.write_all(record).map_err(io(&self.path))?;
+        if self.file.is_none() {
+            return Err(SpoolError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("segment is sealed"),
+            });
+        }
+        self.unwritten.extend_from_slice(record);
         let offset = self.bytes;
         self.bytes += record.len() as u64;
         self.mark(seq, offset);
         Ok(())
     }
 
+    /// Writes what was pushed and makes it durable.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         if let Some(f) = self.file.as_mut() {
+            if !self.unwritten.is_empty() {
+                let written = f.write_all(&self.unwritten);
+                self.unwritten.clear();
+                if written.is_err() {
+                    // Whatever part of the batch reached the file ends there; the next
+                    // append starts a new segment.
+                    self.sealed = true;
+                }
+                written.map_err(io(&self.path))?;
+            }
             f.sync_data().map_err(io(&self.path))?;
         }
         Ok(())

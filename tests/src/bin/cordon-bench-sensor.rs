@@ -112,7 +112,7 @@ fn capture_figures(n: usize) -> anyhow::Result<()> {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (s, prefix) = (seen.clone(), run_prefix.clone());
         let collector = std::thread::spawn(move || {
-            for raw in rx {
+            for raw in rx.iter().flatten() {
                 collect(&s, &prefix, raw);
             }
         });

@@ -4,7 +4,7 @@
 //! agent enters another one. A socket overflow loses records; that is reported.
 
 use super::clock::boot_ns;
-use super::{Raw, RawExec, Source};
+use super::{Raw, RawExec, Sink, Source};
 use rustix::net::{
     AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, bind, netlink, recv, send,
     socket_with, sockopt,
@@ -122,17 +122,24 @@ impl Source for Connector {
         "connector"
     }
 
-    fn run(self: Box<Self>, out: &mut dyn FnMut(Raw), stop: &AtomicBool) {
+    fn run(self: Box<Self>, out: &mut dyn Sink, stop: &AtomicBool) {
         let mut buf = vec![0u8; 64 * 1024];
+        // The first message of a burst is waited for (up to the socket timeout); the rest
+        // of what is queued is taken without waiting, then passed on at once.
+        let mut flags = RecvFlags::empty();
         while !stop.load(Ordering::Relaxed) {
-            match recv(&self.sock, &mut buf[..], RecvFlags::empty()) {
+            match recv(&self.sock, &mut buf[..], flags) {
                 Ok((n, _)) => {
                     if let Some(raw) = parse(&buf[..n]) {
-                        out(raw);
+                        out.push(raw);
                     }
+                    flags = RecvFlags::DONTWAIT;
                 }
-                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::NOBUFS) => out(Raw::Lost {
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+                    out.flush();
+                    flags = RecvFlags::empty();
+                }
+                Err(rustix::io::Errno::NOBUFS) => out.push(Raw::Lost {
                     count: 0,
                     why: "the process connector's socket overflowed: an unknown number of \
                           process records were lost"

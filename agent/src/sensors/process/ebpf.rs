@@ -2,7 +2,7 @@
 //! BTF-enabled tracepoints (no tracefs needed), and reads records from the ring buffer as the
 //! kernel fills it. Records that did not fit are counted per kind in a map, and reported.
 
-use super::{Raw, RawExec, Source};
+use super::{Raw, RawExec, Sink, Source};
 use crate::sys::procfs::split_args;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
@@ -84,7 +84,7 @@ impl Source for Ebpf {
         "ebpf"
     }
 
-    fn run(self: Box<Self>, out: &mut dyn FnMut(Raw), stop: &AtomicBool) {
+    fn run(self: Box<Self>, out: &mut dyn Sink, stop: &AtomicBool) {
         let Ebpf {
             _bpf: bpf,
             mut ring,
@@ -105,10 +105,12 @@ impl Source for Ebpf {
                 tracing::error!(error = %e, "eBPF ring buffer poll failed");
                 return;
             }
+            let mut delivered = false;
             while let Some(item) = ring.next() {
+                delivered = true;
                 match parse(&item) {
-                    Some(raw) => out(raw),
-                    None => out(Raw::Lost {
+                    Some(raw) => out.push(raw),
+                    None => out.push(Raw::Lost {
                         count: 1,
                         why: format!("malformed eBPF record of {} bytes", item.len()),
                     }),
@@ -125,7 +127,7 @@ impl Source for Ebpf {
                     let k = kind as usize;
                     let n = now[k].saturating_sub(reported[k]);
                     if n > 0 {
-                        out(Raw::Lost {
+                        out.push(Raw::Lost {
                             count: n,
                             why: format!(
                                 "the eBPF ring buffer was full: {n} {name} records dropped"
@@ -135,10 +137,20 @@ impl Source for Ebpf {
                 }
                 reported = now;
             }
+            out.flush();
+            if delivered {
+                // Let a burst gather: one wake-up per window instead of one per record
+                // (the kernel wakes a reader only once it has caught up).
+                std::thread::sleep(GATHER);
+            }
         }
         drop(bpf);
     }
 }
+
+/// How long records gather in the ring buffer after a burst was read: at most this much
+/// latency added, and at most 1/GATHER wake-ups a second however busy the host is.
+const GATHER: Duration = Duration::from_millis(4);
 
 // The record layout of process.bpf.c.
 const KIND_EXEC: u32 = 1;

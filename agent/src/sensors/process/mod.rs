@@ -118,12 +118,26 @@ pub enum Raw {
     },
 }
 
+/// Where a source delivers its records, in order: each one, then a `flush` once it has
+/// delivered what the kernel had ready, so the next stage wakes once per burst rather than
+/// once per record.
+pub trait Sink {
+    fn push(&mut self, raw: Raw);
+    fn flush(&mut self) {}
+}
+
+impl<F: FnMut(Raw)> Sink for F {
+    fn push(&mut self, raw: Raw) {
+        self(raw)
+    }
+}
+
 /// A source of raw records, opened before the agent enters a network namespace.
 pub trait Source: Send {
     /// "ebpf", "connector" or "poll".
     fn name(&self) -> &'static str;
     /// Delivers records in order until `stop` is set.
-    fn run(self: Box<Self>, out: &mut dyn FnMut(Raw), stop: &AtomicBool);
+    fn run(self: Box<Self>, out: &mut dyn Sink, stop: &AtomicBool);
 }
 
 /// An opened process sensor, not yet emitting.
@@ -204,7 +218,7 @@ impl ProcessSensor {
             .spawn(move || {
                 let mut enricher = enrich::Enricher::new(&cfg, mode);
                 enricher.seed();
-                for raw in rx {
+                for raw in rx.iter().flatten() {
                     match enricher.handle(raw) {
                         Some(enrich::Out::Event(body)) => emit.emit(*body),
                         Some(enrich::Out::Lost { count, why }) => emit.lost(count, why),
@@ -221,31 +235,59 @@ impl ProcessSensor {
 }
 
 /// Stage one on its own thread: runs `source` until `stop` is set, reads /proc for each exec
-/// the moment it is seen, and passes every record on, in order, through a bounded channel
-/// (a slow second stage holds the source back, and the source counts what the kernel could
-/// then not deliver). The thread ends, closing the channel, once `stop` is set.
+/// the moment it is seen, and passes every record on, in order, a burst at a time, through a
+/// bounded channel (a slow second stage holds the source back, and the source counts what
+/// the kernel could then not deliver). The thread ends, closing the channel, once `stop` is
+/// set.
 pub fn start_capture(
     source: Box<dyn Source>,
     argv_max: usize,
     stop: &Arc<AtomicBool>,
-) -> std::io::Result<(JoinHandle<()>, std::sync::mpsc::Receiver<Raw>)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Raw>(16 * 1024);
+) -> std::io::Result<(JoinHandle<()>, std::sync::mpsc::Receiver<Vec<Raw>>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Raw>>(256);
     let stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name("cordon-proc-src".into())
         .spawn(move || {
-            let proc = crate::sys::procfs::Proc::default();
-            source.run(
-                &mut |mut raw| {
-                    if let Raw::Exec(e) = &mut raw {
-                        capture::exec(&proc, e, argv_max);
-                    }
-                    let _ = tx.send(raw);
-                },
-                &stop,
-            );
+            let mut stage = Capture {
+                proc: crate::sys::procfs::Proc::default(),
+                argv_max,
+                burst: Vec::new(),
+                tx,
+            };
+            source.run(&mut stage, &stop);
+            stage.flush();
         })?;
     Ok((thread, rx))
+}
+
+/// Stage one's sink: /proc is read as each exec arrives; records go on per burst.
+struct Capture {
+    proc: crate::sys::procfs::Proc,
+    argv_max: usize,
+    burst: Vec<Raw>,
+    tx: std::sync::mpsc::SyncSender<Vec<Raw>>,
+}
+
+/// Most records passed on at once.
+const BURST: usize = 1024;
+
+impl Sink for Capture {
+    fn push(&mut self, mut raw: Raw) {
+        if let Raw::Exec(e) = &mut raw {
+            capture::exec(&self.proc, e, self.argv_max);
+        }
+        self.burst.push(raw);
+        if self.burst.len() >= BURST {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.burst.is_empty() {
+            let _ = self.tx.send(std::mem::take(&mut self.burst));
+        }
+    }
 }
 
 /// Opens exactly one mode (no fallback), e.g. to compare the modes side by side.

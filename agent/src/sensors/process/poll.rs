@@ -3,7 +3,7 @@
 //! between two scans is never seen, which is why the agent reports this mode as degraded.
 
 use super::clock::boot_ns;
-use super::{ProcessSensorConfig, Raw, RawExec, Source};
+use super::{ProcessSensorConfig, Raw, RawExec, Sink, Source};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ impl Source for Poller {
         "poll"
     }
 
-    fn run(self: Box<Self>, out: &mut dyn FnMut(Raw), stop: &AtomicBool) {
+    fn run(self: Box<Self>, out: &mut dyn Sink, stop: &AtomicBool) {
         let mut sys = System::new();
         let mut known = snapshot(&mut sys);
         let mut next = Instant::now() + self.interval;
@@ -58,7 +58,7 @@ impl Source for Poller {
             let seen = snapshot(&mut sys);
             for (pid, (start, _)) in &known {
                 if seen.get(pid).is_none_or(|(s, _)| s != start) {
-                    out(Raw::Exit {
+                    out.push(Raw::Exit {
                         pid: *pid,
                         start_ns: None,
                         status: None,
@@ -72,13 +72,14 @@ impl Source for Poller {
                 .collect();
             new.sort_by_key(|(pid, (start, _))| (*start, **pid));
             for (pid, (_, ppid)) in new {
-                out(Raw::Exec(Box::new(RawExec {
+                out.push(Raw::Exec(Box::new(RawExec {
                     pid: *pid,
                     ppid: *ppid,
                     ..Default::default()
                 })));
             }
             known = seen;
+            out.flush();
         }
     }
 }
