@@ -17,7 +17,7 @@ const BATCH: usize = 4096;
 /// How long the writer gathers events after the first of a batch: under a stream of events,
 /// one append (one fsync, one batch on the wire, one acknowledgement) per interval instead
 /// of one per event or two.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub struct Telemetry {
     pub spool: Arc<Mutex<Spool>>,

@@ -82,7 +82,7 @@ impl AgentHandle {
                 Err(e) => panic!("copying {}: {e}", path.display()),
             }
         }
-        let (spool, report) = Spool::open(SpoolConfig {
+        let (mut spool, report) = Spool::open(SpoolConfig {
             dir: copy.path().to_path_buf(),
             max_bytes: u64::MAX,
             segment_bytes: u64::MAX,

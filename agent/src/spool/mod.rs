@@ -63,7 +63,14 @@ pub struct Spool {
     lost_total: u64,
     /// When `acked` was last written to disk.
     acked_written: Option<std::time::Instant>,
+    /// The newest events appended and not yet read: the next read takes them from memory
+    /// instead of reading and decoding them back from the file. At most FRESH of them;
+    /// anything else is read from disk.
+    fresh: VecDeque<Event>,
 }
+
+/// Most events kept in memory for the next read.
+const FRESH: usize = 4096;
 
 const ACKED_FILE: &str = "acked";
 const RESERVED_FILE: &str = "reserved";
@@ -126,6 +133,7 @@ impl Spool {
             lost: None,
             lost_total: 0,
             acked_written: None,
+            fresh: VecDeque::new(),
         };
         spool.trim_acked()?;
         Ok((spool, report))
@@ -134,6 +142,15 @@ impl Spool {
     /// Appends events (time and body), assigning sequence numbers; durable on return.
     /// Returns the last sequence number used.
     pub fn append(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, SpoolError> {
+        let appended = self.append_batch(items);
+        if appended.is_err() {
+            // What failed to reach the disk is not handed out from memory either.
+            self.fresh.clear();
+        }
+        appended
+    }
+
+    fn append_batch(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, SpoolError> {
         for (time_ms, body) in items {
             self.write(time_ms, body)?;
         }
@@ -170,7 +187,12 @@ impl Spool {
             time_ms,
             body: Some(body),
         };
-        self.writable()?.push(seq, &Record::encode(&ev))
+        self.writable()?.push(seq, &Record::encode(&ev))?;
+        if self.fresh.len() >= FRESH {
+            self.fresh.pop_front();
+        }
+        self.fresh.push_back(ev);
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), SpoolError> {
@@ -239,13 +261,26 @@ impl Spool {
                     );
                 }
             }
+            if let Some(last) = oldest.last_seq {
+                while self.fresh.front().is_some_and(|e| e.seq <= last) {
+                    self.fresh.pop_front();
+                }
+            }
             oldest.remove()?;
         }
         Ok(())
     }
 
-    /// Reads up to `max_events` events with seq >= `from`, in order.
-    pub fn read_from(&self, from: u64, max_events: usize) -> Result<Vec<Event>, SpoolError> {
+    /// Reads up to `max_events` events with seq >= `from`, in order. Events read for the
+    /// first time come from memory; any read again (after a broken stream) from disk.
+    pub fn read_from(&mut self, from: u64, max_events: usize) -> Result<Vec<Event>, SpoolError> {
+        while self.fresh.front().is_some_and(|e| e.seq < from) {
+            self.fresh.pop_front();
+        }
+        if self.fresh.front().is_some_and(|e| e.seq == from) {
+            let n = max_events.min(self.fresh.len());
+            return Ok(self.fresh.drain(..n).collect());
+        }
         let mut out = Vec::new();
         for seg in &self.segments {
             if seg.last_seq.is_none_or(|l| l < from) {

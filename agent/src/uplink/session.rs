@@ -137,7 +137,9 @@ pub const BATCH_EVENTS: usize = 1000;
 const MAX_IN_FLIGHT: u64 = 20_000;
 
 /// Sends spooled events in order, starting after the last acknowledged one (so whatever was
-/// in flight when a stream broke is sent again; the controller stores each once).
+/// in flight when a stream broke is sent again; the controller stores each once). While a
+/// batch awaits its acknowledgement, new events wait for it unless a full batch is ready:
+/// a quiet host's event leaves at once, a busy host's travel in fewer, larger batches.
 async fn ship(up: Arc<Uplink>, tx: mpsc::Sender<AgentMessage>) {
     let t = up.telemetry.clone();
     let mut next = t.lock().acked() + 1;
@@ -145,9 +147,17 @@ async fn ship(up: Arc<Uplink>, tx: mpsc::Sender<AgentMessage>) {
         let woken = t.written.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let acked = t.lock().acked();
+        let (acked, last) = {
+            let spool = t.lock();
+            (spool.acked(), spool.last_seq())
+        };
         next = next.max(acked + 1);
-        let batch = if next - acked > MAX_IN_FLIGHT {
+        let in_flight = next > acked + 1;
+        let ready = (last + 1).saturating_sub(next);
+        let batch = if ready == 0
+            || next - acked > MAX_IN_FLIGHT
+            || (in_flight && ready < BATCH_EVENTS as u64)
+        {
             Vec::new()
         } else {
             let spool = t.spool.clone();
@@ -168,7 +178,7 @@ async fn ship(up: Arc<Uplink>, tx: mpsc::Sender<AgentMessage>) {
             }
         };
         let Some(last) = batch.last().map(|e| e.seq) else {
-            // Nothing to send (or too much in flight): wait for new events or an ack.
+            // Nothing to send yet: wait for new events or an ack.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), woken).await;
             continue;
         };

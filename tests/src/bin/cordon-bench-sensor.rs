@@ -344,7 +344,9 @@ fn agent_figures(idle: Duration, load: Duration) -> anyhow::Result<()> {
     let w = Workload {
         via: Via::Execve,
         rate: Some(1000.0),
-        loops: 1,
+        // Two loops at 500/s each: one loop alone cannot fork and exec 1,000 children a
+        // second on a small machine.
+        loops: 2,
         n: (1000.0 * load.as_secs_f64()) as usize,
         prefix: format!("cba{}-", std::process::id()),
     };
@@ -361,10 +363,11 @@ fn agent_figures(idle: Duration, load: Duration) -> anyhow::Result<()> {
     let ran = ran.map_err(|_| anyhow::anyhow!("the exec loop panicked"))??;
     let (cpu, peak, rss) = figures?;
     println!(
-        "  {} ({} execs in {:.1} s, {} failed): {cpu:.2}% of one core, RSS {rss:.1} MB (peak {peak:.1} MB)",
+        "  {} ({} execs in {:.1} s, {:.0}/s, {} failed): {cpu:.2}% of one core, RSS {rss:.1} MB (peak {peak:.1} MB)",
         w.name(),
         w.n,
         ran.elapsed.as_secs_f64(),
+        w.n as f64 / ran.elapsed.as_secs_f64(),
         ran.failed,
     );
     let until = Instant::now() + Duration::from_secs(5);
@@ -389,12 +392,14 @@ fn stored_execs(d: &Deployment, agent_id: &str, w: &Workload) -> anyhow::Result<
         for _ in 0..60 {
             let mut ok = HashSet::new();
             let mut partial = 0;
-            // At most 10,000 a query: one per 10,000 markers (marker = prefix + 6 digits).
-            for chunk in 0..w.n.div_ceil(10_000) {
+            // At most 10,000 a query: one per loop and 10,000 markers (marker = the loop's
+            // prefix + 6 digits).
+            let queries = (0..w.loops).flat_map(|l| (0..w.n.div_ceil(10_000)).map(move |c| (l, c)));
+            for (l, chunk) in queries {
                 let req = QueryEventsRequest {
                     agent_id: agent_id.to_string(),
                     kind: "process".into(),
-                    contains: format!("{}{:02}", w.loop_prefix(0), chunk),
+                    contains: format!("{}{:02}", w.loop_prefix(l), chunk),
                     limit: 10_000,
                     ..Default::default()
                 };
