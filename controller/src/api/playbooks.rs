@@ -67,8 +67,8 @@ impl Controller {
         Ok(rec)
     }
 
-    /// At start: applies the configured directory, installs every stored playbook and
-    /// resumes unfinished runs.
+    /// At start: applies the configured directory, installs every stored playbook, resumes
+    /// unfinished runs and starts those an alert should have had (see `engine::catch_up`).
     pub async fn load_playbooks(
         self: &std::sync::Arc<Self>,
         dir: Option<&Path>,
@@ -96,6 +96,13 @@ impl Controller {
         let resumed = engine::resume(self).await?;
         if resumed > 0 {
             tracing::info!(runs = resumed, "playbook runs resumed");
+        }
+        let started = engine::catch_up(self).await?;
+        if started > 0 {
+            tracing::warn!(
+                runs = started,
+                "playbook runs started for alerts raised just before the controller stopped"
+            );
         }
         Ok(())
     }

@@ -10,11 +10,12 @@ use super::context::RunContext;
 use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
 use crate::api::Controller;
 use crate::notify::Notification;
-use crate::store::{AlertChange, ApprovalRow, RunRow, StepRow, TimelineRow};
+use crate::store::{AlertChange, AlertRow, ApprovalRow, RunRow, StepRow, TimelineRow};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +86,53 @@ pub async fn start_runs(ctl: &Arc<Controller>, alert_id: &str) -> anyhow::Result
     let Some(alert) = ctl.store.alert(alert_id.to_string()).await? else {
         return Ok(());
     };
+    start_matching(ctl, alert, |_| true).await?;
+    Ok(())
+}
+
+/// How far back a starting controller looks for alerts whose runs never started.
+const CATCH_UP: i64 = 60 * 60 * 1000;
+
+/// At start: an alert is committed before its runs are created, so a controller that stopped
+/// in between left the alert without them. Each alert of the last hour gets a run of every
+/// enabled playbook that triggers on it and was already in force when it was raised (a
+/// playbook enabled later does not act on older alerts); a run that exists, in any state, is
+/// never made twice. Returns the runs started.
+pub async fn catch_up(ctl: &Arc<Controller>) -> anyhow::Result<usize> {
+    let in_force: HashMap<String, i64> = ctl
+        .store
+        .playbooks()
+        .await?
+        .into_iter()
+        .map(|p| (p.name, p.updated_at_ms))
+        .collect();
+    let alerts = ctl
+        .store
+        .alerts(now_ms() - CATCH_UP, 0, None, 100_000)
+        .await?;
+    let mut started = 0;
+    for alert in alerts {
+        let raised = alert.first_at_ms;
+        started += start_matching(ctl, alert, |pb| {
+            in_force.get(&pb.name).is_some_and(|since| *since <= raised)
+        })
+        .await?;
+    }
+    Ok(started)
+}
+
+/// Creates and runs a run of each enabled playbook that `eligible` admits and the alert
+/// triggers, unless it already has one; returns how many were started.
+async fn start_matching(
+    ctl: &Arc<Controller>,
+    alert: AlertRow,
+    eligible: impl Fn(&Playbook) -> bool,
+) -> anyhow::Result<usize> {
     let agent = ctl.store.agent(alert.agent_id.clone()).await?;
     let cx = RunContext::new(alert, agent);
+    let mut started = 0;
     for (pb, source) in ctl.playbooks.enabled() {
-        if !cx.triggers(&pb) {
+        if !eligible(&pb) || !cx.triggers(&pb) {
             continue;
         }
         let now = now_ms();
@@ -123,8 +167,9 @@ pub async fn start_runs(ctl: &Arc<Controller>, alert_id: &str) -> anyhow::Result
         .await;
         let ctl = ctl.clone();
         tokio::spawn(async move { execute(ctl, run, pb).await });
+        started += 1;
     }
-    Ok(())
+    Ok(started)
 }
 
 /// Resumes every unfinished run (at controller start).

@@ -109,14 +109,18 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
 const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note";
 
 impl Store {
-    /// Stores a playbook, replacing one of the same name (which keeps its enabled flag
-    /// unless `enabled` is given).
+    /// Stores a playbook, replacing one of the same name. `updated_at` is when it came into
+    /// force as it is: applying the same text with the same enabled flag again (as every
+    /// start does from the playbook directory) keeps the earlier time.
     pub async fn upsert_playbook(&self, p: PlaybookRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO playbooks (name, origin, source, enabled, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, source = excluded.source,
-                   enabled = excluded.enabled, updated_at = excluded.updated_at",
+                   enabled = excluded.enabled,
+                   updated_at = CASE WHEN playbooks.source = excluded.source
+                                      AND playbooks.enabled = excluded.enabled
+                                     THEN playbooks.updated_at ELSE excluded.updated_at END",
                 params![p.name, p.origin, p.source, p.enabled, p.updated_at_ms],
             )?;
             Ok(())
@@ -143,6 +147,7 @@ impl Store {
         .await
     }
 
+    /// Enables or disables a playbook; a change of state restarts its time in force.
     pub async fn set_playbook_enabled(
         &self,
         name: String,
@@ -150,8 +155,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.with(move |c| {
             Ok(c.execute(
-                "UPDATE playbooks SET enabled = ?2 WHERE name = ?1",
-                params![name, enabled],
+                "UPDATE playbooks SET enabled = ?2,
+                   updated_at = CASE WHEN enabled = ?2 THEN updated_at ELSE ?3 END
+                 WHERE name = ?1",
+                params![name, enabled, cordon_proto::time::now_ms()],
             )? > 0)
         })
         .await
