@@ -14,10 +14,11 @@ use tokio::sync::{Notify, mpsc};
 const QUEUE: usize = 65_536;
 /// Most events per spool append (and fsync).
 const BATCH: usize = 4096;
-/// How long the writer gathers events after the first of a batch: under a stream of events,
-/// one append (one fsync, one batch on the wire, one acknowledgement) per interval instead
-/// of one per event or two.
+/// Appends (each one fsync, one batch on the wire, one acknowledgement) start at least this
+/// far apart: under a stream of events the writer gathers them for up to this long.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+/// What the first event after a quiet spell waits, for the rest of its burst.
+const GATHER_MIN: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub struct Telemetry {
     pub spool: Arc<Mutex<Spool>>,
@@ -126,12 +127,14 @@ impl Telemetry {
 
 async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
     let mut buf = Vec::with_capacity(BATCH);
+    let mut last_append = tokio::time::Instant::now();
     loop {
         if rx.recv_many(&mut buf, BATCH).await == 0 {
             return;
         }
         if buf.len() < BATCH {
-            tokio::time::sleep(GATHER).await;
+            let wait = GATHER.saturating_sub(last_append.elapsed()).max(GATHER_MIN);
+            tokio::time::sleep(wait).await;
             while buf.len() < BATCH {
                 match rx.try_recv() {
                     Ok(item) => buf.push(item),
@@ -150,6 +153,7 @@ async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
             buf.push((now_ms(), event::Body::Notice(notice)));
         }
         let batch = std::mem::take(&mut buf);
+        last_append = tokio::time::Instant::now();
         let spool = t.spool.clone();
         let res = tokio::task::spawn_blocking(move || {
             spool
