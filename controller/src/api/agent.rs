@@ -4,15 +4,14 @@
 
 use super::Controller;
 use super::sessions::Outbound;
-use crate::store::StoredEvent;
+use super::telemetry::Pipeline;
 use cordon_proto::agent_service_server::AgentService;
-use cordon_proto::limits::{MAX_BATCH_EVENTS, check_host};
+use cordon_proto::limits::check_host;
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    Ack, AgentMessage, ControllerMessage, Event, Hello, ProcessEvent, RenewRequest, RenewResponse,
-    TelemetryBatch, Welcome, agent_message, controller_message, event, file_event, process_event,
+    Ack, AgentMessage, ControllerMessage, Hello, RenewRequest, RenewResponse, Welcome,
+    agent_message, controller_message,
 };
-use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
@@ -152,12 +151,20 @@ impl Session {
         let until_expiry = Duration::from_millis((cert_expires_ms - now_ms()).max(0) as u64);
         let expiry = tokio::time::sleep(until_expiry);
         tokio::pin!(expiry);
+        let mut telemetry = Pipeline::new(self.ctl.clone(), &self.agent_id);
         let end: Option<Status> = loop {
             let next = tokio::select! {
                 _ = self.close.cancelled() => break None,
                 _ = &mut expiry => break Some(Status::unauthenticated(
                     "the client certificate has expired; reconnect with the renewed one")),
-                n = tokio::time::timeout(idle, inbound.message()) => n,
+                Some(stored) = telemetry.next() => {
+                    if let Err(status) = self.acknowledge(stored).await {
+                        break Some(status);
+                    }
+                    continue;
+                }
+                // A full pipeline reads nothing more until its oldest batch is committed.
+                n = tokio::time::timeout(idle, inbound.message()), if !telemetry.is_full() => n,
             };
             match next {
                 Err(_) => {
@@ -165,13 +172,21 @@ impl Session {
                         "no message from the agent in time",
                     ));
                 }
-                Ok(Ok(None)) => break None,
+                Ok(Ok(None)) => {
+                    // The agent is done sending: acknowledge what is still being stored.
+                    while let Some(stored) = telemetry.next().await {
+                        if self.acknowledge(stored).await.is_err() {
+                            break;
+                        }
+                    }
+                    break None;
+                }
                 Ok(Err(status)) => {
                     tracing::warn!(agent_id = %self.agent_id, error = %status, "agent stream failed");
                     break Some(status);
                 }
                 Ok(Ok(Some(msg))) => {
-                    if let Err(status) = self.handle(msg).await {
+                    if let Err(status) = self.handle(msg, &mut telemetry).await {
                         tracing::warn!(agent_id = %self.agent_id, error = %status, "closing agent stream");
                         break Some(status);
                     }
@@ -190,7 +205,7 @@ impl Session {
         }
     }
 
-    async fn handle(&self, msg: AgentMessage) -> Result<(), Status> {
+    async fn handle(&self, msg: AgentMessage, telemetry: &mut Pipeline) -> Result<(), Status> {
         match msg.msg {
             Some(agent_message::Msg::Heartbeat(hb)) => {
                 if hb.metrics.as_ref().is_some_and(|m| m.sensors.len() > 16) {
@@ -203,7 +218,7 @@ impl Session {
                     .agent_heartbeat(self.agent_id.clone(), now_ms(), hb)
                     .await?;
             }
-            Some(agent_message::Msg::Telemetry(batch)) => self.ingest(batch).await?,
+            Some(agent_message::Msg::Telemetry(batch)) => telemetry.start(batch),
             Some(agent_message::Msg::Result(result)) => {
                 self.ctl.record_result(&self.agent_id, result).await?;
             }
@@ -217,153 +232,19 @@ impl Session {
         Ok(())
     }
 
-    /// Stores a batch (once per sequence number) and acknowledges it.
-    async fn ingest(&self, batch: TelemetryBatch) -> Result<(), Status> {
-        let Some(through) = self.ctl.ingest(&self.agent_id, batch).await? else {
-            return Ok(());
-        };
-        let ack = ControllerMessage {
-            msg: Some(controller_message::Msg::Ack(Ack {
-                through_seq: through,
-            })),
-        };
-        let _ = self.tx.send(Ok(ack)).await;
+    /// Acknowledges a committed batch; a batch that failed ends the stream.
+    async fn acknowledge(&self, stored: Result<Option<u64>, Status>) -> Result<(), Status> {
+        let stored = stored.inspect_err(|status| {
+            tracing::warn!(agent_id = %self.agent_id, error = %status, "closing agent stream");
+        })?;
+        if let Some(through) = stored {
+            let ack = ControllerMessage {
+                msg: Some(controller_message::Msg::Ack(Ack {
+                    through_seq: through,
+                })),
+            };
+            let _ = self.tx.send(Ok(ack)).await;
+        }
         Ok(())
-    }
-}
-
-impl Controller {
-    /// Stores a telemetry batch from `agent_id` in one transaction (each sequence number once)
-    /// and passes the new events to `events tail`. Returns the highest sequence number in the
-    /// batch, which may be acknowledged now that it is committed; `None` for an empty batch.
-    /// (Public so the benchmark measures the real path.)
-    pub async fn ingest(
-        self: &Arc<Self>,
-        agent_id: &str,
-        batch: TelemetryBatch,
-    ) -> Result<Option<u64>, Status> {
-        if batch.events.len() > MAX_BATCH_EVENTS {
-            return Err(Status::invalid_argument(format!(
-                "telemetry batch of {} events is over the limit of {MAX_BATCH_EVENTS}",
-                batch.events.len()
-            )));
-        }
-        let Some(through) = batch.events.iter().map(|e| e.seq).max() else {
-            return Ok(None);
-        };
-        let received = now_ms();
-        let findings = batch
-            .events
-            .iter()
-            .map(|e| self.detector.judge(e))
-            .collect();
-        let events = batch
-            .events
-            .iter()
-            .map(|e| {
-                let (kind, summary) = describe(e);
-                StoredEvent {
-                    agent_id: agent_id.to_string(),
-                    seq: e.seq,
-                    time_ms: e.time_ms,
-                    kind: kind.to_string(),
-                    summary,
-                    body: e.encode_to_vec(),
-                    received_at_ms: received,
-                }
-            })
-            .collect();
-        let (added, alerts) = self
-            .store
-            .ingest(events, findings, Some(self.detector.grouping))
-            .await?;
-        crate::playbook::engine::on_alerts(self, &alerts);
-        for a in alerts.iter().filter(|a| a.new) {
-            tracing::info!(
-                agent_id = %a.agent_id,
-                alert = %a.alert_id,
-                incident = %a.incident_id,
-                level = %a.finding.level,
-                "alert: {}",
-                a.finding.title
-            );
-        }
-        if self.events.receiver_count() > 0 {
-            for e in added {
-                // A tailer that went away meanwhile is fine.
-                let _ = self.events.send(Arc::new(e));
-            }
-        }
-        Ok(Some(through))
-    }
-}
-
-/// The stored kind and a one-line text form of an event (what `--contains` searches).
-pub fn describe(e: &Event) -> (&'static str, String) {
-    match &e.body {
-        Some(event::Body::Notice(n)) => {
-            let count = if n.count > 0 {
-                format!(" (count {})", n.count)
-            } else {
-                String::new()
-            };
-            ("notice", format!("{}: {}{count}", n.kind, n.message))
-        }
-        Some(event::Body::File(f)) => {
-            let kind = match f.kind() {
-                file_event::Kind::Create => "create",
-                file_event::Kind::Modify => "modify",
-                file_event::Kind::Delete => "delete",
-                file_event::Kind::Rename => "rename",
-                file_event::Kind::Unspecified => "change",
-            };
-            let from = if f.old_path.is_empty() {
-                String::new()
-            } else {
-                format!(" from {}", f.old_path)
-            };
-            let hash = if f.sha256.is_empty() {
-                String::new()
-            } else {
-                format!(" sha256 {}", f.sha256)
-            };
-            ("file", format!("{kind} {}{from}{hash}", f.path))
-        }
-        Some(event::Body::Process(p)) => ("process", describe_process(p)),
-        None => ("empty", String::new()),
-    }
-}
-
-/// "exec /usr/bin/id -u (pid 7, ppid 1, user root, parent /bin/sh)" or
-/// "exit /usr/bin/id (pid 7) code 0 after 3 ms".
-fn describe_process(p: &ProcessEvent) -> String {
-    let partial = if p.partial { " [partial]" } else { "" };
-    match p.kind() {
-        process_event::Kind::Exit => {
-            let how = if p.exit_signal > 0 {
-                format!("signal {}", p.exit_signal)
-            } else {
-                format!("code {}", p.exit_code)
-            };
-            format!(
-                "exit {} (pid {}) {how} after {} ms{partial}",
-                p.exe, p.pid, p.lifetime_ms
-            )
-        }
-        _ => {
-            let user = if p.user.is_empty() {
-                p.uid.to_string()
-            } else {
-                p.user.clone()
-            };
-            format!(
-                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){partial}",
-                p.exe,
-                p.argv.join(" "),
-                p.pid,
-                p.ppid,
-                p.parent_exe
-            )
-        }
     }
 }

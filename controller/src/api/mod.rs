@@ -12,7 +12,10 @@ mod playbooks;
 mod report;
 pub mod retention;
 pub mod sessions;
+mod telemetry;
 pub mod tls;
+
+pub use telemetry::{PIPELINE_DEPTH, Pipeline};
 
 use crate::ca::signing::CommandSigner;
 use crate::ca::{Ca, Peer, peer_identity, pem_to_der};

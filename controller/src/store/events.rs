@@ -1,6 +1,5 @@
 //! Telemetry events, stored once per (agent, sequence number).
 
-use super::alerts::{AlertChange, Finding, Grouping};
 use super::{Store, StoreError};
 
 use rusqlite::params;
@@ -50,53 +49,6 @@ impl Store {
         let n = events.len();
         let none = vec![Vec::new(); n];
         Ok(self.ingest(events, none, None).await?.0)
-    }
-
-    /// Stores a batch and, for each event that was new, records what detection found in it
-    /// (`findings[i]` for `events[i]`), all in one transaction: an event is stored and judged
-    /// once, or neither.
-    pub async fn ingest(
-        &self,
-        events: Vec<StoredEvent>,
-        findings: Vec<Vec<Finding>>,
-        grouping: Option<Grouping>,
-    ) -> Result<(Vec<StoredEvent>, Vec<AlertChange>), StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let mut added = Vec::new();
-            let mut alerts = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (agent_id, seq, time_ms, kind, body, received_at, summary)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for (e, found) in events.into_iter().zip(findings) {
-                    let n = stmt.execute(params![
-                        e.agent_id, e.seq as i64, e.time_ms, e.kind, e.body, e.received_at_ms, e.summary
-                    ])?;
-                    if n == 0 {
-                        continue;
-                    }
-                    if let Some(grouping) = grouping {
-                        for f in &found {
-                            alerts.push(super::alerts::record(
-                                &tx,
-                                &e.agent_id,
-                                e.seq,
-                                &e.summary,
-                                e.received_at_ms,
-                                f,
-                                grouping,
-                            )?);
-                        }
-                    }
-                    added.push(e);
-                }
-            }
-            tx.commit()?;
-            Ok((added, alerts))
-        })
-        .await
     }
 
     /// Events matching `f`, the newest `f.limit`, returned oldest first.

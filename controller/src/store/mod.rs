@@ -4,8 +4,10 @@
 mod agents;
 mod alerts;
 mod audit;
+mod checkpoint;
 mod commands;
 mod events;
+mod ingest;
 mod playbooks;
 mod retention;
 mod rules;
@@ -19,6 +21,7 @@ pub use alerts::{
 pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
 pub use commands::{CommandRow, CommandStatus, Completion};
 pub use events::{EventFilter, StoredEvent};
+pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
@@ -64,16 +67,29 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Telemetry batches waiting to be stored together (see `ingest`).
+    queue: Arc<ingest::Queue>,
+    /// The WAL checkpoint thread of a store on disk.
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
+        let open = || {
+            Connection::open(&path).map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mut store = Self::setup(open()?)?;
+        let checkpoints = open()?;
+        configure(&checkpoints)?;
+        store.with_conn(|c| {
+            c.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
         })?;
-        Self::setup(conn)
+        store.checkpointer = Some(Arc::new(checkpoint::Checkpointer::start(checkpoints)?));
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -86,7 +102,21 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            queue: Arc::default(),
+            checkpointer: None,
         })
+    }
+
+    /// Runs `f` with the connection on this thread (for setup).
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Task("lock poisoned".into()))?;
+        Ok(f(&conn)?)
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -112,7 +142,8 @@ impl Store {
 /// only a crash of the process: telemetry is acknowledged (and then deleted by the agent) and
 /// command results are confirmed only after their commit, so a commit must be durable.
 /// (`NORMAL` would sync only at checkpoints, and the last commits could vanish with the
-/// power.) The cost is one fsync per transaction; the ingest path commits one per batch.
+/// power.) The cost is one fsync per transaction; the ingest path commits one per group of
+/// batches (`ingest.rs`).
 pub fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;

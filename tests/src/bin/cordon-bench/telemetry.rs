@@ -5,6 +5,7 @@
 use anyhow::{Context, bail};
 use cordon_agent::spool::{Spool, SpoolConfig};
 use cordon_agent::uplink::BATCH_EVENTS;
+use cordon_controller::api::{PIPELINE_DEPTH, Pipeline};
 use cordon_proto::{Event, FileEvent, TelemetryBatch, event, file_event};
 use cordon_tests::inproc::TestController;
 use std::time::{Duration, Instant};
@@ -136,10 +137,12 @@ fn batches(n: u64) -> Vec<TelemetryBatch> {
         .collect()
 }
 
-/// Stores `n` events through the controller's ingest (describe, encode, insert once per
-/// sequence number, one transaction per batch), then inserts the same rows with a prepared
-/// INSERT, one transaction per batch, into a fresh database with the same schema and
-/// settings; prints both rates and their ratio.
+/// Stores `n` events through the controller's ingest as an agent's stream delivers them: in
+/// the agent's batches, through the same pipeline as a session (judge, describe, encode,
+/// insert once per sequence number; up to `PIPELINE_DEPTH` batches in flight, committed in
+/// groups, acknowledged in order). Then inserts the same rows with a prepared INSERT, one
+/// transaction per batch, into a fresh database with the same schema and settings; prints
+/// both rates and their ratio.
 pub fn ingest(n: u64) -> anyhow::Result<()> {
     let mut real = Vec::new();
     let mut plain = Vec::new();
@@ -153,7 +156,7 @@ pub fn ingest(n: u64) -> anyhow::Result<()> {
     let (real_wall, plain_wall) = (best(&real, |r| r.wall), best(&plain, |r| r.wall));
     let (real_cpu, plain_cpu) = (best(&real, |r| r.cpu), best(&plain, |r| r.cpu));
     println!(
-        "ingest, controller path into SQLite: n={n} in batches of {BATCH_EVENTS}, best of {ROUNDS}: {real_wall:.0} events/s ({real_cpu:.0} per CPU second); plain batched INSERT of the same rows: {plain_wall:.0} events/s ({plain_cpu:.0} per CPU second); controller/plain = {:.2} (CPU {:.2})",
+        "ingest, controller path into SQLite: n={n} in batches of {BATCH_EVENTS}, up to {PIPELINE_DEPTH} in flight, best of {ROUNDS}: {real_wall:.0} events/s ({real_cpu:.0} per CPU second); plain batched INSERT of the same rows, a transaction per batch: {plain_wall:.0} events/s ({plain_cpu:.0} per CPU second); controller/plain = {:.2} (CPU {:.2})",
         real_wall / plain_wall,
         real_cpu / plain_cpu
     );
@@ -169,15 +172,29 @@ fn ingest_round(n: u64) -> anyhow::Result<(Rate, Rate)> {
     let ctl = rt.block_on(TestController::start());
     let agent = "0123456789abcdef0123456789abcdef";
     let input = batches(n);
-    let (stored, real) = Rate::measure(n, || {
+    let (acked, real) = Rate::measure(n, || {
         rt.block_on(async {
+            let mut pipeline = Pipeline::new(ctl.ctl.clone(), agent);
+            let mut acked = 0;
+            let mut ack = |stored: Result<Option<u64>, tonic::Status>| {
+                acked = stored?.context("an empty batch")?;
+                anyhow::Ok(())
+            };
             for batch in input {
-                ctl.ctl.ingest(agent, batch).await?;
+                if pipeline.is_full() {
+                    ack(pipeline.next().await.context("nothing pending")?)?;
+                }
+                pipeline.start(batch);
             }
-            anyhow::Ok(())
+            while let Some(stored) = pipeline.next().await {
+                ack(stored)?;
+            }
+            anyhow::Ok(acked)
         })
     });
-    stored?;
+    if acked? != n {
+        bail!("the last acknowledgement was not for seq {n}");
+    }
     let rows = read_rows(&ctl.dir.path().join(cordon_controller::store::DB_FILE))?;
     if rows.len() as u64 != n {
         bail!("ingest stored {} of {n} events", rows.len());

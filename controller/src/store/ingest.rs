@@ -1,0 +1,283 @@
+//! The telemetry write path, with group commit. Each batch (from any agent's stream) joins a
+//! queue; whichever blocking task holds the connection next stores everything queued, up to
+//! a bound, in one transaction, and answers each batch's caller only after that commit. With
+//! `synchronous = FULL` a commit costs a sync of the log, so batches that arrive while one is
+//! being committed share the next sync instead of each waiting for its own.
+//!
+//! Within a transaction each event is inserted once per (agent, seq), so a batch sees the
+//! events of batches before it in the same group: dedup and the list of new events are
+//! exactly as if each batch had its own transaction.
+
+use super::alerts::{AlertChange, Finding, Grouping};
+use super::{Store, StoreError, StoredEvent};
+use rusqlite::{Connection, Transaction, params};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::oneshot;
+
+/// Most events one group transaction stores (whole batches; a larger batch goes alone).
+const GROUP_EVENTS: usize = 20_000;
+
+/// The events of a batch that were new, and the alerts they raised or counted again.
+pub type Ingested = (Vec<StoredEvent>, Vec<AlertChange>);
+
+/// One batch waiting to be stored.
+struct Job {
+    events: Vec<StoredEvent>,
+    findings: Vec<Vec<Finding>>,
+    grouping: Option<Grouping>,
+    done: oneshot::Sender<Result<Ingested, StoreError>>,
+}
+
+/// Batches waiting for the connection.
+#[derive(Default)]
+pub(super) struct Queue(Mutex<VecDeque<Job>>);
+
+impl Queue {
+    fn push(&self, job: Job) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(job);
+    }
+
+    /// The oldest jobs, up to `GROUP_EVENTS` events (at least one job if any are queued).
+    fn take_group(&self) -> Vec<Job> {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut group = Vec::new();
+        let mut events = 0;
+        while let Some(next) = q.front() {
+            if !group.is_empty() && events + next.events.len() > GROUP_EVENTS {
+                break;
+            }
+            events += next.events.len();
+            group.extend(q.pop_front());
+        }
+        group
+    }
+}
+
+impl Store {
+    /// Stores a batch and, for each event that was new, records what detection found in it
+    /// (`findings[i]` for `events[i]`), all in one transaction: an event is stored and judged
+    /// once, or neither. Returns once that transaction is committed, with the events that
+    /// were new and the alerts they raised.
+    pub async fn ingest(
+        &self,
+        events: Vec<StoredEvent>,
+        findings: Vec<Vec<Finding>>,
+        grouping: Option<Grouping>,
+    ) -> Result<Ingested, StoreError> {
+        let (done, result) = oneshot::channel();
+        self.queue.push(Job {
+            events,
+            findings,
+            grouping,
+            done,
+        });
+        // This task stores whatever is queued when it gets the connection: this batch, unless
+        // an earlier task's group took it already (then that task answers).
+        let queue = self.queue.clone();
+        let stored = self
+            .with(move |c| {
+                let group = queue.take_group();
+                let any = !group.is_empty();
+                if any {
+                    store_group(c, group);
+                }
+                Ok(any)
+            })
+            .await?;
+        if let Some(checkpointer) = self.checkpointer.as_ref().filter(|_| stored) {
+            checkpointer.poke();
+        }
+        result
+            .await
+            .map_err(|_| StoreError::Task("the ingest was dropped".into()))?
+    }
+}
+
+/// Stores `group` in one transaction and answers each job. If that fails, each job is tried
+/// in a transaction of its own, so one bad batch fails only itself.
+fn store_group(c: &mut Connection, group: Vec<Job>) {
+    if group.len() > 1 {
+        let stored = (|| {
+            let tx = c.transaction()?;
+            let results = group
+                .iter()
+                .map(|job| store_batch(&tx, job))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()?;
+            Ok::<_, StoreError>(results)
+        })();
+        match stored {
+            Ok(results) => {
+                for (job, result) in group.into_iter().zip(results) {
+                    job.answer(Ok(result));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batches = group.len(), "group commit failed; storing its batches one by one");
+                for job in group {
+                    store_alone(c, job);
+                }
+            }
+        }
+    } else {
+        for job in group {
+            store_alone(c, job);
+        }
+    }
+}
+
+fn store_alone(c: &mut Connection, job: Job) {
+    let result = (|| {
+        let tx = c.transaction()?;
+        let result = store_batch(&tx, &job)?;
+        tx.commit()?;
+        Ok(result)
+    })();
+    job.answer(result);
+}
+
+/// Which of a batch's events were new (by index), and the alerts they raised.
+type Stored = (Vec<usize>, Vec<AlertChange>);
+
+impl Job {
+    /// Answers the caller, handing over the new events themselves.
+    fn answer(self, result: Result<Stored, StoreError>) {
+        let result = result.map(|(new, alerts)| {
+            let mut events: Vec<Option<StoredEvent>> = self.events.into_iter().map(Some).collect();
+            let added = new.into_iter().filter_map(|i| events[i].take()).collect();
+            (added, alerts)
+        });
+        let _ = self.done.send(result);
+    }
+}
+
+/// Inserts one batch's new events and records their findings, in `tx`.
+fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
+    let mut added = Vec::new();
+    let mut alerts = Vec::new();
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (agent_id, seq, time_ms, kind, body, received_at, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (i, (e, found)) in job.events.iter().zip(&job.findings).enumerate() {
+        let n = stmt.execute(params![
+            e.agent_id,
+            e.seq as i64,
+            e.time_ms,
+            e.kind,
+            e.body,
+            e.received_at_ms,
+            e.summary
+        ])?;
+        if n == 0 {
+            continue;
+        }
+        if let Some(grouping) = job.grouping {
+            for f in found {
+                alerts.push(super::alerts::record(
+                    tx,
+                    &e.agent_id,
+                    e.seq,
+                    &e.summary,
+                    e.received_at_ms,
+                    f,
+                    grouping,
+                )?);
+            }
+        }
+        added.push(i);
+    }
+    Ok((added, alerts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(agent: &str, seq: u64) -> StoredEvent {
+        StoredEvent {
+            agent_id: agent.into(),
+            seq,
+            time_ms: 1000 + seq as i64,
+            kind: "notice".into(),
+            summary: format!("event {seq}"),
+            body: vec![1],
+            received_at_ms: 5000,
+        }
+    }
+
+    fn seqs(added: &[StoredEvent]) -> Vec<u64> {
+        added.iter().map(|e| e.seq).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_batches_each_get_exactly_their_new_events() {
+        let s = Store::memory().unwrap();
+        // Overlapping batches from two agents, all in flight at once: every (agent, seq) is
+        // new in exactly one of them, whichever was stored first.
+        let tasks: Vec<_> = (0..40u64)
+            .map(|i| {
+                let s = s.clone();
+                let agent = if i % 2 == 0 { "a" } else { "b" };
+                let batch = (i * 5..i * 5 + 20).map(|seq| ev(agent, seq)).collect();
+                tokio::spawn(async move { s.insert_events(batch).await.unwrap() })
+            })
+            .collect();
+        let mut stored = std::collections::BTreeSet::new();
+        for t in tasks {
+            for e in t.await.unwrap() {
+                assert!(
+                    stored.insert((e.agent_id.clone(), e.seq)),
+                    "{} {} reported new twice",
+                    e.agent_id,
+                    e.seq
+                );
+            }
+        }
+        for agent in ["a", "b"] {
+            let n = s.event_count(agent.into()).await.unwrap();
+            assert_eq!(n, stored.iter().filter(|(a, _)| a == agent).count() as u64);
+        }
+        assert_eq!(stored.len(), 2 * 210, "a: seqs 0..210, b: 5..215");
+    }
+
+    #[tokio::test]
+    async fn a_failing_batch_in_a_group_fails_alone() {
+        let s = Store::memory().unwrap();
+        let (ok_tx, ok) = oneshot::channel();
+        let (bad_tx, bad) = oneshot::channel();
+        let job = |events, done| Job {
+            events,
+            findings: vec![Vec::new(); 2],
+            grouping: None,
+            done,
+        };
+        s.queue.push(job(vec![ev("a", 1), ev("a", 2)], ok_tx));
+        // This batch fails: a trigger refuses its empty kind.
+        let mut broken = ev("a", 3);
+        broken.kind = String::new();
+        s.queue.push(job(vec![broken, ev("a", 4)], bad_tx));
+        let queue = s.queue.clone();
+        s.with(move |c| {
+            c.execute_batch(
+                "CREATE TRIGGER refuse_empty_kind BEFORE INSERT ON events WHEN NEW.kind = ''
+                 BEGIN SELECT RAISE(ABORT, 'empty kind'); END;",
+            )?;
+            store_group(c, queue.take_group());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seqs(&ok.await.unwrap().unwrap().0), vec![1, 2]);
+        assert!(bad.await.unwrap().is_err());
+        assert_eq!(
+            s.event_count("a".into()).await.unwrap(),
+            2,
+            "seq 4 rolled back"
+        );
+    }
+}
