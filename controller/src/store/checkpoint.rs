@@ -12,8 +12,9 @@ use std::time::Duration;
 
 /// Least time between two checkpoints.
 const GAP: Duration = Duration::from_millis(100);
-/// Log pages after which the writer checkpoints itself (SQLite's default is 1000).
-pub(super) const BACKSTOP_PAGES: u32 = 20_000;
+/// Log pages after which the writer checkpoints itself (SQLite's default is 1000): 80 MiB of
+/// 16 KiB pages.
+pub(super) const BACKSTOP_PAGES: u32 = 5_000;
 
 /// Wakes the checkpoint thread; the thread ends when this is dropped.
 pub(super) struct Checkpointer(SyncSender<()>);
