@@ -218,6 +218,42 @@ fn apply(d: &Deployment, name: &str, yaml: &str) {
     d.ctl(&["playbooks", "apply", f.to_str().unwrap()]);
 }
 
+/// Imports a rule of the test's own that fires only on a command line carrying `marker`, and
+/// returns its id. Tests in this file run at once on one machine, run the same attack
+/// commands, and every agent sees every exec: with a shared rule, another test's command may
+/// raise the alert before this test's playbooks are in place, and this test's own command then
+/// only counts as a repeat of it (no new alert, no run).
+fn own_rule(d: &Deployment, marker: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        std::process::id(),
+        n & 0xffff_ffff_ffff
+    );
+    // Named by id: the import command's own exec must not carry the marker.
+    let f = d.dir.path().join(format!("rule-{id}.yml"));
+    std::fs::write(
+        &f,
+        format!(
+            "title: Playbook test {marker}\nid: {id}\nstatus: test\nauthor: Cordon tests\n\
+             level: high\nlogsource:\n  category: process_creation\n  product: linux\n\
+             detection:\n  selection:\n    CommandLine|contains: '{marker}'\n  condition: selection\n"
+        ),
+    )
+    .unwrap();
+    let out = d.ctl(&["rules", "import", f.to_str().unwrap()]);
+    assert!(out.contains("1 loaded"), "{out}");
+    id
+}
+
+/// A marker no other test's command carries.
+fn marker(what: &str) -> String {
+    format!("cordon-pbt-{what}-{}", std::process::id())
+}
+
 fn sh(script: &str) {
     let _ = Command::new("/bin/sh")
         .args(["-c", script])
@@ -232,16 +268,14 @@ fn approvals_let_a_person_decide_and_are_recorded() {
     }
     let d = Deployment::loopback(&detection(""));
     let agent = online(&d, "a1", &[]);
-    for (name, rule) in [
-        ("ask-b64", "base64_decode_to_shell"),
-        ("ask-suid", "setuid_setgid_bit"),
-    ] {
+    let (b64, suid) = (marker("approve-b64"), marker("approve-suid"));
+    for (name, m) in [("ask-b64", &b64), ("ask-suid", &suid)] {
+        let rule = own_rule(&d, m);
         apply(
             &d,
             name,
             &format!(
-                "name: {name}\ntrigger:\n  rules: [{}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 120\n  - action: set_incident\n    severity: critical\n",
-                rule_id(rule)
+                "name: {name}\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 120\n  - action: set_incident\n    severity: critical\n"
             ),
         );
     }
@@ -260,10 +294,10 @@ fn approvals_let_a_person_decide_and_are_recorded() {
         "{err}"
     );
 
-    sh("echo aWQK | base64 -d | sh >/dev/null");
+    sh(&format!("echo aWQK | base64 -d | sh >/dev/null # {b64}"));
     let tmp = tempfile::tempdir().unwrap();
     sh(&format!(
-        "touch {0}/f && chmod u+s {0}/f",
+        "touch {0}/f && chmod u+s {0}/f # {suid}",
         tmp.path().display()
     ));
 
@@ -273,7 +307,7 @@ fn approvals_let_a_person_decide_and_are_recorded() {
             .clone();
         (list.len() >= 2).then_some(list)
     })
-    .expect("two approvals pending");
+    .unwrap_or_else(|| panic!("{:#}", d.ctl_json(&["approvals", "list", "--all"])));
     let inc_id = pending[0]["incident_id"].as_str().unwrap().to_string();
     let shown = d.ctl(&["incidents", "show", &inc_id]);
     assert!(shown.contains("waiting for approval"), "{shown}");
@@ -339,25 +373,25 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
     // exec is seen by all of them: one rule floods alerts across the fleet.
     let agents: Vec<AgentHandle> = (0..3).map(|i| online(&d, &format!("h{i}"), &[])).collect();
     let protected = online(&d, "crown-jewel", &["cordon.protected=true"]);
+    let m = marker("guards");
+    let suid = own_rule(&d, &m);
     apply(
         &d,
         "isolate-on-suid",
         &format!(
-            "name: isolate-on-suid\ntrigger:\n  rules: [{}]\nsteps:\n  - action: isolate_host\n    timeout_secs: 30\n",
-            rule_id("setuid_setgid_bit")
+            "name: isolate-on-suid\ntrigger:\n  rules: [{suid}]\nsteps:\n  - action: isolate_host\n    timeout_secs: 30\n"
         ),
     );
     apply(
         &d,
         "rehearsal",
         &format!(
-            "name: rehearsal\ndry_run: true\ntrigger:\n  rules: [{}]\nsteps:\n  - action: kill_process\n  - action: isolate_host\n",
-            rule_id("setuid_setgid_bit")
+            "name: rehearsal\ndry_run: true\ntrigger:\n  rules: [{suid}]\nsteps:\n  - action: kill_process\n  - action: isolate_host\n"
         ),
     );
     let tmp = tempfile::tempdir().unwrap();
     sh(&format!(
-        "touch {0}/f && chmod u+s {0}/f",
+        "touch {0}/f && chmod u+s {0}/f # {m}",
         tmp.path().display()
     ));
 
@@ -419,7 +453,6 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
     );
 
     // And `playbooks dry-run` against a stored alert says what would happen.
-    let suid = rule_id("setuid_setgid_bit");
     let alert = d.ctl_json(&["alerts", "list", "--agent", &protected.id])["alerts"]
         .as_array()
         .unwrap()
@@ -451,15 +484,16 @@ fn a_run_waiting_for_approval_survives_a_controller_restart() {
     }
     let mut d = Deployment::loopback(&detection(""));
     let agent = online(&d, "a1", &[]);
+    let m = marker("restart");
+    let rule = own_rule(&d, &m);
     apply(
         &d,
         "patient",
         &format!(
-            "name: patient\ntrigger:\n  rules: [{}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 300\n  - action: set_incident\n    severity: critical\n",
-            rule_id("base64_decode_to_shell")
+            "name: patient\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 300\n  - action: set_incident\n    severity: critical\n"
         ),
     );
-    sh("echo aWQK | base64 -d | sh >/dev/null");
+    sh(&format!("echo aWQK | base64 -d | sh >/dev/null # {m}"));
     let pending = poll(Duration::from_secs(30), || {
         d.ctl_json(&["approvals", "list"])["approvals"]
             .as_array()?
