@@ -285,37 +285,15 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
                 } else {
                     "failed"
                 };
-                ctl.store
-                    .set_run(run.id.clone(), status.into(), run.step, now_ms())
-                    .await?;
-                timeline(
-                    &ctl,
-                    &run,
-                    &pb,
-                    "playbook",
-                    format!("playbook {} {status} at step {}", pb.name, step.name),
-                    &run.id,
-                )
-                .await;
-                return Ok(());
+                let text = format!("playbook {} {status} at step {}", pb.name, step.name);
+                return end_run(&ctl, &run, &pb, status, text).await;
             }
             ctl.store
                 .set_run(run.id.clone(), "running".into(), run.step, now_ms())
                 .await?;
         }
-        ctl.store
-            .set_run(run.id.clone(), "succeeded".into(), run.step, now_ms())
-            .await?;
-        timeline(
-            &ctl,
-            &run,
-            &pb,
-            "playbook",
-            format!("playbook {} finished", pb.name),
-            &run.id,
-        )
-        .await;
-        anyhow::Ok(())
+        let text = format!("playbook {} finished", pb.name);
+        end_run(&ctl, &run, &pb, "succeeded", text).await
     }
     .await;
     if let Err(e) = result {
@@ -325,6 +303,21 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
             .set_run(run.id.clone(), "failed".into(), run.step, now_ms())
             .await;
     }
+}
+
+/// Records how a run ended, on the run and on its incident's timeline.
+async fn end_run(
+    ctl: &Controller,
+    run: &RunRow,
+    pb: &Playbook,
+    status: &str,
+    text: String,
+) -> anyhow::Result<()> {
+    ctl.store
+        .set_run(run.id.clone(), status.into(), run.step, now_ms())
+        .await?;
+    timeline(ctl, run, pb, "playbook", text, &run.id).await;
+    Ok(())
 }
 
 /// What a containment step would do, in words (for dry runs and approvals).

@@ -95,6 +95,17 @@ impl Watcher {
     /// symlinks). Out of watches is returned as a change to report; other errors (the
     /// directory is gone, unreadable) leave that directory unwatched.
     pub fn watch(&mut self, root: &Path, recursive: bool) -> Result<(), Change> {
+        self.add(root, recursive, None)
+    }
+
+    /// `watch`, and if `found` is given, every entry met on the way down is pushed to it as
+    /// created (one walk both watches a new tree and reports what is already in it).
+    fn add(
+        &mut self,
+        root: &Path,
+        recursive: bool,
+        mut found: Option<&mut Vec<Change>>,
+    ) -> Result<(), Change> {
         if self.excluded(root) {
             return Ok(());
         }
@@ -116,8 +127,15 @@ impl Watcher {
         }
         if recursive && let Ok(entries) = std::fs::read_dir(root) {
             for entry in entries.flatten() {
+                let path = entry.path();
+                if self.excluded(&path) {
+                    continue;
+                }
+                if let Some(found) = found.as_deref_mut() {
+                    found.push(Change::Create(path.clone()));
+                }
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    self.watch(&entry.path(), true)?;
+                    self.add(&path, true, found.as_deref_mut())?;
                 }
             }
         }
@@ -265,51 +283,31 @@ impl Watcher {
         recursive: bool,
         out: &mut Vec<Change>,
     ) {
-        match (from, recursive) {
-            (Some(from), true) => {
-                let mut followed = false;
-                for d in self.dirs.values_mut() {
-                    if let Ok(rest) = d.path.strip_prefix(from) {
-                        d.path = to.join(rest);
-                        followed = true;
-                    }
-                }
-                if !followed && let Err(c) = self.watch(to, true) {
-                    out.push(c);
+        if !recursive {
+            if let Some(from) = from {
+                self.forget(from);
+            }
+            return;
+        }
+        let mut followed = false;
+        if let Some(from) = from {
+            for d in self.dirs.values_mut() {
+                if let Ok(rest) = d.path.strip_prefix(from) {
+                    d.path = to.join(rest);
+                    followed = true;
                 }
             }
-            (None, true) => {
-                if let Err(c) = self.watch(to, true) {
-                    out.push(c);
-                }
-            }
-            (Some(from), false) => self.forget(from),
-            (None, false) => {}
+        }
+        if !followed && let Err(c) = self.watch(to, true) {
+            out.push(c);
         }
     }
 
     /// A directory just created in a recursive tree: watched at once, and whatever was made
     /// in it before the watch took hold is reported as created.
     fn watch_new(&mut self, path: &Path, out: &mut Vec<Change>) {
-        if let Err(c) = self.watch(path, true) {
+        if let Err(c) = self.add(path, true, Some(out)) {
             out.push(c);
-            return;
-        }
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let p = entry.path();
-                if self.excluded(&p) {
-                    continue;
-                }
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(p.clone());
-                }
-                out.push(Change::Create(p));
-            }
         }
     }
 }
@@ -398,6 +396,25 @@ mod tests {
         assert_eq!(w.watched(), 1, "only the root is left");
         fs::write(outside.path().join("y/inner/f"), b"again").unwrap();
         assert_eq!(w.read(Duration::from_millis(100)).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_queue_overflow_and_a_vanished_watch_are_read_as_such() {
+        let root = tempfile::tempdir().unwrap();
+        let mut w = Watcher::new(Vec::new()).unwrap();
+        w.watch(root.path(), false).unwrap();
+        let mut out = Vec::new();
+        // What the kernel reads out when its queue overflowed: wd -1, no name.
+        w.apply(-1, ReadFlags::QUEUE_OVERFLOW, 0, None, &mut out);
+        assert_eq!(out, vec![Change::Overflow]);
+        // The watched directory removed: the kernel drops the watch, and so does the map.
+        drop(root);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while w.watched() > 0 && Instant::now() < deadline {
+            let got = w.read(Duration::from_millis(50)).unwrap();
+            assert!(got.is_empty(), "{got:?}");
+        }
+        assert_eq!(w.watched(), 0);
     }
 
     #[test]
