@@ -51,7 +51,7 @@ if [ ! -f "$DATA/agent/agent.toml" ]; then
   token=$(printf '%s\n' "$out" | awk '/^token:/ {print $2}')
   url=$(printf '%s\n' "$out" | awk '/^controller:/ {print $2}')
   fp=$(printf '%s\n' "$out" | awk '/^ca fingerprint:/ {print $3}')
-  "$BIN/cordon-agent" enroll --controller "$url" --token "$token" --ca-fingerprint "$fp" --state-dir "$DATA/agent"
+  CORDON_TOKEN="$token" "$BIN/cordon-agent" enroll --controller "$url" --ca-fingerprint "$fp" --state-dir "$DATA/agent"
 fi
 
 echo "==> starting the agent (log: $DATA/agent.log)"

@@ -5,6 +5,11 @@
 //! refusal can point at the construct), and each scalar's text as written (so `0`, `010`
 //! and `yes` are matched as the strings the author typed, not as re-formatted numbers or
 //! booleans). Anchors and aliases are resolved; tags are ignored.
+//!
+//! The tree is bounded whatever the input: at most [`MAX_NODES`] nodes and [`MAX_TEXT`]
+//! bytes of scalar text after aliases are expanded (a few hundred bytes of nested aliases,
+//! "billion laughs", would otherwise expand to gigabytes), and at most [`MAX_DEPTH`] levels
+//! of nesting (the tree is walked and dropped recursively).
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -125,18 +130,110 @@ enum Open {
     Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
 }
 
+/// The most nodes a parsed text may hold, aliases expanded.
+pub const MAX_NODES: usize = 100_000;
+/// The most bytes of scalar text a parsed text may hold, aliases expanded.
+pub const MAX_TEXT: usize = 4 << 20;
+/// The deepest nesting of lists and mappings.
+pub const MAX_DEPTH: usize = 64;
+
+/// What a node costs against the bounds: nodes and bytes of scalar text, itself included.
+#[derive(Debug, Clone, Copy, Default)]
+struct Size {
+    nodes: usize,
+    text: usize,
+}
+
+impl Size {
+    fn of(node: &Node) -> Size {
+        match &node.kind {
+            Kind::Scalar { text, .. } => Size {
+                nodes: 1,
+                text: text.len(),
+            },
+            Kind::Seq(items) => items.iter().fold(Size::one(), |a, n| a.plus(Size::of(n))),
+            Kind::Map(pairs) => pairs.iter().fold(Size::one(), |a, (k, v)| {
+                a.plus(Size::of(k)).plus(Size::of(v))
+            }),
+        }
+    }
+
+    fn one() -> Size {
+        Size { nodes: 1, text: 0 }
+    }
+
+    fn plus(self, other: Size) -> Size {
+        Size {
+            nodes: self.nodes.saturating_add(other.nodes),
+            text: self.text.saturating_add(other.text),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
     docs: Vec<Node>,
-    anchors: std::collections::HashMap<usize, Node>,
+    /// Each anchored node with its size, so an alias is charged before it is copied.
+    anchors: std::collections::HashMap<usize, (Node, Size)>,
+    /// What the tree holds so far, aliases expanded.
+    total: Size,
     error: Option<YamlError>,
 }
 
 impl Builder {
+    /// Charges `size` against the bounds; false (with the error set) when it does not fit.
+    fn charge(&mut self, size: Size, pos: Pos) -> bool {
+        self.total = self.total.plus(size);
+        if self.total.nodes > MAX_NODES || self.total.text > MAX_TEXT {
+            self.fail(
+                pos,
+                format!(
+                    "the document expands to more than {MAX_NODES} nodes or {} MiB of text \
+                     (aliases included); refused",
+                    MAX_TEXT >> 20
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn fail(&mut self, pos: Pos, message: String) {
+        self.error = Some(YamlError { pos, message });
+    }
+
+    fn open(&mut self, open: Open, pos: Pos) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(
+                pos,
+                format!("lists and mappings nested more than {MAX_DEPTH} deep; refused"),
+            );
+            return;
+        }
+        if self.charge(Size::one(), pos) {
+            self.stack.push(open);
+        }
+    }
+
+    fn alias(&mut self, id: usize, pos: Pos) {
+        let Some(&(_, size)) = self.anchors.get(&id) else {
+            return self.fail(pos, "alias to an unknown anchor".into());
+        };
+        // Charged before it is copied: the copy is what the bounds are for.
+        if !self.charge(size, pos) {
+            return;
+        }
+        if let Some((node, _)) = self.anchors.get(&id) {
+            let node = node.clone();
+            self.push_node(node, 0);
+        }
+    }
+
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = Size::of(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -158,15 +255,22 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, _) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
+                let size = Size {
+                    nodes: 1,
+                    text: text.len(),
+                };
+                if !self.charge(size, pos) {
+                    return;
+                }
                 let node = Node {
                     pos,
                     kind: Kind::Scalar { text, quoted },
                 };
                 self.push_node(node, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(pos, anchor, Vec::new())),
+            Event::SequenceStart(anchor, _) => self.open(Open::Seq(pos, anchor, Vec::new()), pos),
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Map(pos, anchor, Vec::new(), None))
+                self.open(Open::Map(pos, anchor, Vec::new(), None), pos)
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Open::Seq(pos, anchor, items)) => {
@@ -192,15 +296,7 @@ impl MarkedEventReceiver for Builder {
                 }
                 None => {}
             },
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_node(node, 0),
-                None => {
-                    self.error = Some(YamlError {
-                        pos,
-                        message: "alias to an unknown anchor".into(),
-                    })
-                }
-            },
+            Event::Alias(id) => self.alias(id, pos),
             Event::Nothing
             | Event::StreamStart
             | Event::StreamEnd
@@ -235,6 +331,49 @@ mod tests {
     fn anchors_resolve() {
         let docs = parse("a: &x [1, 2]\nb: *x\n").unwrap();
         assert_eq!(docs[0].get("a"), docs[0].get("b"));
+    }
+
+    /// "Billion laughs": ten anchors, each aliasing the one before ten times, in 300-odd
+    /// bytes. Expanded, that is 10^10 scalars.
+    fn alias_bomb() -> String {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_with_its_position() {
+        let text = alias_bomb();
+        assert!(text.len() < 800, "{} bytes", text.len());
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("expands to more than"), "{e}");
+        assert!(e.pos.line > 1, "{e}");
+    }
+
+    #[test]
+    fn aliases_of_long_text_are_bounded_too() {
+        let long = "x".repeat(200_000);
+        let mut text = format!("a: &a '{long}'\nb: [");
+        text.push_str(&vec!["*a"; 100].join(", "));
+        text.push_str("]\n");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("MiB of text"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{e}");
+        // Deeper still, the parser's own limit speaks first.
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&text).is_err());
+        // Just inside the bound is fine.
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

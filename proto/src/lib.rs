@@ -14,6 +14,7 @@ pub mod files;
 pub mod identity;
 pub mod limits;
 pub mod process;
+pub mod secrets;
 pub mod status;
 pub mod time;
 

@@ -26,6 +26,20 @@ pub const MAX_FACT: usize = 255;
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Longest free-text error or notice message.
 pub const MAX_TEXT: usize = 4096;
+/// Most rows one listing or query returns (0 in a request means the default, 100).
+pub const MAX_LIST: u32 = 10_000;
+/// Most enrolments one token may allow.
+pub const MAX_TOKEN_USES: u32 = 100_000;
+/// Longest text an event query may search for.
+pub const MAX_QUERY_TEXT: usize = 1024;
+/// Most rule files in one import request.
+pub const MAX_RULE_FILES: usize = 10_000;
+/// Largest rule file.
+pub const MAX_RULE_BYTES: usize = 256 * 1024;
+/// Largest playbook file.
+pub const MAX_PLAYBOOK_BYTES: usize = 256 * 1024;
+/// Most indicators in one import request.
+pub const MAX_IOCS: usize = 1_000_000;
 
 use std::collections::HashMap;
 

@@ -9,7 +9,7 @@ use super::detection::{alert_record, check_status, incident_record, level_index,
 use super::playbooks::approval_record;
 use crate::store::{Agent, AuditEntry, EventFilter, StoredEvent};
 use cordon_proto::admin_service_server::AdminService;
-use cordon_proto::limits::check_labels;
+use cordon_proto::limits::{MAX_LIST, MAX_QUERY_TEXT, MAX_TOKEN_USES, check_labels};
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
 use prost::Message;
@@ -21,18 +21,20 @@ use tonic::{Request, Response, Status};
 
 const DEFAULT_TOKEN_TTL: u64 = 3600;
 const MAX_TOKEN_TTL: u64 = 30 * 24 * 3600;
-const MAX_TOKEN_USES: u32 = 100_000;
 const MAX_WAIT: u64 = 300;
 const DEFAULT_LIST: u32 = 100;
-const MAX_LIST: u32 = 10_000;
 /// Most rule ids named in the audit entry of one import.
 const MAX_AUDITED_RULES: usize = 100;
 
-fn list_limit(limit: u32) -> u32 {
-    if limit == 0 {
-        DEFAULT_LIST
-    } else {
-        limit.min(MAX_LIST)
+/// A listing's row limit: 0 (unset) is the default; more than [`MAX_LIST`] is refused, not
+/// quietly cut.
+fn list_limit(limit: u32) -> Result<u32, Status> {
+    match limit {
+        0 => Ok(DEFAULT_LIST),
+        n if n > MAX_LIST => Err(Status::invalid_argument(format!(
+            "limit {n} is over the most one listing returns ({MAX_LIST})"
+        ))),
+        n => Ok(n),
     }
 }
 
@@ -163,15 +165,21 @@ impl AdminService for AdminApi {
     ) -> Result<Response<QueryEventsResponse>, Status> {
         Controller::admin_peer(&req)?;
         let r = req.into_inner();
+        if r.contains.len() > MAX_QUERY_TEXT {
+            return Err(Status::invalid_argument(format!(
+                "the text to search for is {} bytes, over the limit of {MAX_QUERY_TEXT}",
+                r.contains.len()
+            )));
+        }
         let agent_id = self.resolve_optional(&r.agent_id).await?;
         let some = |s: String| (!s.is_empty()).then_some(s);
         let filter = EventFilter {
             agent_id,
             kind: some(r.kind),
-            since_ms: (r.since_ms > 0).then_some(r.since_ms),
-            until_ms: (r.until_ms > 0).then_some(r.until_ms),
+            since_ms: r.since_ms,
+            until_ms: r.until_ms,
             contains: some(r.contains),
-            limit: list_limit(r.limit),
+            limit: list_limit(r.limit)?,
         };
         let events = self
             .0
@@ -243,7 +251,7 @@ impl AdminService for AdminApi {
                     "token uses is over {MAX_TOKEN_USES}"
                 )));
             }
-            let token = format!("cdt_{}", hex::encode(rand::random::<[u8; 24]>()));
+            let token = cordon_proto::secrets::new_token();
             let now = now_ms();
             let expires_at_ms = now + (ttl * 1000) as i64;
             self.0
@@ -366,7 +374,7 @@ impl AdminService for AdminApi {
         Controller::admin_peer(&req)?;
         let req = req.into_inner();
         let agent = self.resolve_optional(&req.agent_id).await?;
-        let limit = list_limit(req.limit);
+        let limit = list_limit(req.limit)?;
         let commands = self
             .0
             .store
@@ -488,7 +496,7 @@ impl AdminService for AdminApi {
         let r = req.into_inner();
         let min_level = level_index(&r.level)?;
         let agent_id = self.resolve_optional(&r.agent_id).await?;
-        let limit = list_limit(r.limit);
+        let limit = list_limit(r.limit)?;
         let alerts = self
             .0
             .store
@@ -520,7 +528,7 @@ impl AdminService for AdminApi {
         if !r.status.is_empty() {
             check_status(&r.status)?;
         }
-        let limit = list_limit(r.limit);
+        let limit = list_limit(r.limit)?;
         let status = (!r.status.is_empty()).then_some(r.status);
         let rows = self.0.store.incidents(status, limit).await?;
         Ok(Response::new(ListIncidentsResponse {
@@ -587,7 +595,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<ListAuditResponse>, Status> {
         Controller::admin_peer(&req)?;
         let r = req.into_inner();
-        let rows = self.0.store.audit(r.since_ms, list_limit(r.limit)).await?;
+        let rows = self.0.store.audit(r.since_ms, list_limit(r.limit)?).await?;
         Ok(Response::new(ListAuditResponse {
             entries: rows.into_iter().map(audit_record).collect(),
         }))

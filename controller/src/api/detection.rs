@@ -5,15 +5,10 @@ use super::Controller;
 use super::admin::event_record;
 use crate::detect::{iocs, outcome, row};
 use crate::store::{AlertRow, IncidentRow, LEVELS, RuleRow, STATUSES, TimelineRow};
+use cordon_proto::limits::{MAX_IOCS, MAX_RULE_BYTES, MAX_RULE_FILES};
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
 use tonic::Status;
-
-/// Most rule files and bytes in one import.
-pub const MAX_RULE_FILES: usize = 10_000;
-pub const MAX_RULE_BYTES: usize = 256 * 1024;
-/// Most indicators in one import.
-pub const MAX_IOCS: usize = 1_000_000;
 
 pub fn rule_record(r: RuleRow) -> RuleRecord {
     RuleRecord {
@@ -166,10 +161,31 @@ impl Controller {
             .add_iocs(r.kind.clone(), r.list.clone(), values.clone(), now_ms())
             .await?;
         self.detector.add_iocs(&r.kind, &r.list, &values);
+        let own = self.own_addresses();
+        let warnings = values
+            .iter()
+            .filter_map(|v| iocs::caution(&r.kind, v, &own))
+            .collect();
         Ok(ImportIocsResponse {
             added: done.added,
             already_present: done.already_present,
             list_size: done.list_size,
+            warnings,
         })
+    }
+
+    /// The addresses and names agents reach this controller by, normalised as indicators
+    /// are: the listener's address, the URL's host and the server certificate's names.
+    fn own_addresses(&self) -> Vec<String> {
+        let c = &self.config;
+        let url_host = c
+            .url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_string()));
+        let mut own: Vec<String> = c.names.iter().cloned().chain(url_host).collect();
+        own.push(c.listen.ip().to_string());
+        own.iter_mut().for_each(|o| *o = o.to_ascii_lowercase());
+        own
     }
 }

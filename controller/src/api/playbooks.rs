@@ -4,12 +4,11 @@ use super::Controller;
 use crate::playbook::context::RunContext;
 use crate::playbook::{engine, spec};
 use crate::store::{ApprovalRow, PlaybookRow, TimelineRow};
+use cordon_proto::limits::MAX_PLAYBOOK_BYTES;
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
 use std::path::Path;
 use tonic::Status;
-
-pub const MAX_PLAYBOOK_BYTES: usize = 256 * 1024;
 
 pub fn approval_record(a: ApprovalRow) -> ApprovalRecord {
     ApprovalRecord {

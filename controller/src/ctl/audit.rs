@@ -2,6 +2,7 @@
 //! non-zero when an entry was edited, deleted or inserted.
 
 use super::output::time;
+use super::term::{clean, outln};
 use super::{call, parse_time, print_json};
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -20,7 +21,7 @@ pub struct AuditCmd {
     #[arg(long, value_parser = parse_time)]
     since: Option<i64>,
     /// Show the newest N entries (oldest first).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::parse_limit)]
     limit: u32,
     #[arg(long)]
     json: bool,
@@ -48,20 +49,25 @@ pub async fn audit(client: &mut AdminServiceClient<Channel>, cmd: AuditCmd) -> a
         let entries: Vec<Value> = list.entries.iter().map(entry_json).collect();
         return print_json(&entries);
     }
-    println!(
+    outln!(
         "{:>6}  {:<25}  {:<16}  {:<20}  {:<40}  {:<12}  DETAIL",
-        "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME"
+        "SEQ",
+        "TIME",
+        "ACTOR",
+        "ACTION",
+        "TARGET",
+        "OUTCOME"
     );
     for e in &list.entries {
-        println!(
+        outln!(
             "{:>6}  {:<25}  {:<16}  {:<20}  {:<40}  {:<12}  {}",
             e.seq,
             time(e.time_ms),
             e.actor,
             e.action,
-            e.target,
-            e.outcome,
-            e.detail
+            clean(&e.target),
+            clean(&e.outcome),
+            clean(&e.detail)
         );
     }
     Ok(())
@@ -82,9 +88,11 @@ async fn verify(client: &mut AdminServiceClient<Channel>, json: bool) -> anyhow:
     if json {
         print_json(&v)?;
     } else if v.ok {
-        println!(
+        outln!(
             "ok: {} entries, the hash chain is intact (last entry {}, hash {})",
-            v.entries_checked, v.last_seq, v.last_hash
+            v.entries_checked,
+            v.last_seq,
+            v.last_hash
         );
     }
     if !v.ok {

@@ -1,11 +1,14 @@
 //! `cordonctl rules|iocs|alerts|incidents`: detection content in, alerts and incidents out.
 //! `rules test` runs offline, with the same engine the controller runs.
 
+use super::chunks;
 use super::output::time;
+use super::term::{clean, outln};
 use super::{call, parse_time, print_json};
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
 use cordon_proto::admin_service_client::AdminServiceClient;
+use cordon_proto::limits::{MAX_IOCS, MAX_RULE_BYTES, MAX_RULE_FILES};
 use cordon_proto::*;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
@@ -64,7 +67,7 @@ pub enum AlertsCmd {
         level: Option<String>,
         #[arg(long)]
         agent: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = super::parse_limit)]
         limit: u32,
         #[arg(long)]
         json: bool,
@@ -82,7 +85,7 @@ pub enum IncidentsCmd {
         /// open, contained, resolved or false_positive.
         #[arg(long)]
         status: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = super::parse_limit)]
         limit: u32,
         #[arg(long)]
         json: bool,
@@ -127,10 +130,9 @@ fn rule_files(path: &Path) -> anyhow::Result<Vec<RuleFile>> {
         .map(|p| {
             let yaml =
                 std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(RuleFile {
-                origin: p.display().to_string(),
-                yaml,
-            })
+            let origin = p.display().to_string();
+            chunks::check_size("rule file", &origin, yaml.len(), MAX_RULE_BYTES)?;
+            Ok(RuleFile { origin, yaml })
         })
         .collect()
 }
@@ -142,15 +144,20 @@ pub async fn rules(client: &mut AdminServiceClient<Channel>, cmd: RulesCmd) -> a
             if files.is_empty() {
                 bail!("no rule files (*.yml, *.yaml) under {}", path.display());
             }
-            let resp = call(client.import_rules(ImportRulesRequest { files })).await?;
+            let mut resp = ImportRulesResponse::default();
+            let size = |f: &RuleFile| f.yaml.len() + f.origin.len();
+            for files in chunks::split(files, size, MAX_RULE_FILES) {
+                let part = call(client.import_rules(ImportRulesRequest { files })).await?;
+                resp.outcomes.extend(part.outcomes);
+            }
             if json {
                 return print_json(&resp);
             }
             let count = |o: &str| resp.outcomes.iter().filter(|x| x.outcome == o).count();
             for o in resp.outcomes.iter().filter(|o| o.outcome != "loaded") {
-                println!("{:<8} {}: {}", o.outcome, o.origin, o.reason);
+                outln!("{:<8} {}: {}", o.outcome, o.origin, o.reason);
             }
-            println!(
+            outln!(
                 "{} loaded, {} refused, {} skipped",
                 count("loaded"),
                 count("refused"),
@@ -164,13 +171,13 @@ pub async fn rules(client: &mut AdminServiceClient<Channel>, cmd: RulesCmd) -> a
                 return print_json(&list);
             }
             for r in &list.rules {
-                println!(
+                outln!(
                     "{:<38}  {:<8}  {:<13}  {:<16}  {}",
                     r.id,
                     if r.enabled { "enabled" } else { "disabled" },
                     r.level,
                     r.logsource,
-                    r.title
+                    clean(&r.title)
                 );
             }
             Ok(())
@@ -190,7 +197,7 @@ async fn set_enabled(
     enabled: bool,
 ) -> anyhow::Result<()> {
     let r = call(client.set_rule_enabled(SetRuleEnabledRequest { rule_id, enabled })).await?;
-    println!(
+    outln!(
         "{} {}",
         r.id,
         if r.enabled { "enabled" } else { "disabled" }
@@ -235,11 +242,14 @@ pub fn test_rule(file: &Path, event: &str) -> anyhow::Result<bool> {
         }
     };
     match matches.first() {
-        Some(m) => println!(
+        Some(m) => outln!(
             "MATCH {} ({}, {}) by {}",
-            m.title, m.rule_id, m.level, m.author
+            m.title,
+            m.rule_id,
+            m.level,
+            m.author
         ),
-        None => println!("no match: {} ({})", rule.title, rule.id),
+        None => outln!("no match: {} ({})", rule.title, rule.id),
     }
     Ok(!matches.is_empty())
 }
@@ -248,39 +258,59 @@ pub async fn iocs(client: &mut AdminServiceClient<Channel>, cmd: IocsCmd) -> any
     let IocsCmd::Import { file, kind, name } = cmd;
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let values: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
+    let values = ioc_values(&file, &text, &kind)?;
     let list = name.unwrap_or_else(|| {
         file.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "iocs".into())
     });
-    let r = call(client.import_iocs(ImportIocsRequest {
-        kind: kind.clone(),
-        list: list.clone(),
-        values,
-    }))
-    .await?;
-    println!(
-        "{kind} list {list}: {} added, {} already present, {} in all",
-        r.added, r.already_present, r.list_size
-    );
+    let (mut added, mut present, mut size, mut warnings) = (0, 0, 0, Vec::new());
+    for values in chunks::split(values, String::len, MAX_IOCS) {
+        let request = ImportIocsRequest {
+            kind: kind.clone(),
+            list: list.clone(),
+            values,
+        };
+        let r = call(client.import_iocs(request)).await.with_context(|| {
+            format!(
+                "{} of the file's entries were imported before this",
+                added + present
+            )
+        })?;
+        (added, present, size) = (added + r.added, present + r.already_present, r.list_size);
+        warnings.extend(r.warnings);
+    }
+    for w in &warnings {
+        eprintln!("warning: {}", clean(w));
+    }
+    outln!("{kind} list {list}: {added} added, {present} already present, {size} in all");
     Ok(())
 }
 
+/// The indicators of a file, one per line (blank lines and # comments skipped), each checked
+/// here first: one bad line refuses the whole file, naming the line, before anything is sent.
+fn ioc_values(file: &Path, text: &str, kind: &str) -> anyhow::Result<Vec<String>> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(line, v)| {
+            crate::detect::iocs::normalise(kind, v)
+                .map(|_| v.to_string())
+                .map_err(|why| anyhow!("{}:{line}: {why}", file.display()))
+        })
+        .collect()
+}
+
 fn print_alert_line(a: &AlertRecord) {
-    println!(
+    outln!(
         "{:<20}  {:<25}  {:<12}  {:<8}  {:>5}  {}",
         a.id,
         time(a.first_at_ms),
         a.agent_id.get(..12).unwrap_or(&a.agent_id),
         a.level,
         a.count,
-        a.title
+        clean(&a.title)
     );
 }
 
@@ -314,24 +344,24 @@ pub async fn alerts(
             if json {
                 return print_json(&a);
             }
-            println!("alert     {}", a.id);
-            println!("rule      {} ({})", a.title, a.rule_id);
-            println!("level     {}", a.level);
-            println!("author    {}", a.author);
-            println!("tags      {}", a.tags.join(", "));
-            println!("agent     {}", a.agent_id);
-            println!("incident  {}", a.incident_id);
-            println!(
+            outln!("alert     {}", a.id);
+            outln!("rule      {} ({})", clean(&a.title), a.rule_id);
+            outln!("level     {}", a.level);
+            outln!("author    {}", a.author);
+            outln!("tags      {}", a.tags.join(", "));
+            outln!("agent     {}", a.agent_id);
+            outln!("incident  {}", a.incident_id);
+            outln!(
                 "seen      {} times, {} .. {}",
                 a.count,
                 time(a.first_at_ms),
                 time(a.last_at_ms)
             );
             if !a.detail.is_empty() {
-                println!("detail    {}", a.detail);
+                outln!("detail    {}", clean(&a.detail));
             }
             if let Some(e) = &a.event {
-                println!("event     #{} {}", e.seq, e.summary);
+                outln!("event     #{} {}", e.seq, clean(&e.summary));
             }
             Ok(())
         }
@@ -346,21 +376,21 @@ pub async fn incidents(
         if json {
             return print_json(i);
         }
-        println!("incident  {}", i.id);
-        println!("title     {}", i.title);
-        println!("agent     {}", i.agent_id);
-        println!("status    {}", i.status);
-        println!("severity  {}", i.severity);
-        println!("opened    {}", time(i.opened_at_ms));
-        println!("alerts    {}", i.alert_count);
-        println!("timeline:");
+        outln!("incident  {}", i.id);
+        outln!("title     {}", clean(&i.title));
+        outln!("agent     {}", i.agent_id);
+        outln!("status    {}", i.status);
+        outln!("severity  {}", i.severity);
+        outln!("opened    {}", time(i.opened_at_ms));
+        outln!("alerts    {}", i.alert_count);
+        outln!("timeline:");
         for t in &i.timeline {
-            println!(
+            outln!(
                 "  {}  {:<8}  {:<20}  {}",
                 time(t.at_ms),
                 t.kind,
                 t.actor,
-                t.text
+                clean(&t.text)
             );
         }
         let pending: Vec<_> = i
@@ -369,7 +399,7 @@ pub async fn incidents(
             .filter(|a| a.status == "pending")
             .collect();
         if !pending.is_empty() {
-            println!("waiting for approval:");
+            outln!("waiting for approval:");
             pending
                 .into_iter()
                 .for_each(super::playbooks::approval_line);
@@ -391,7 +421,7 @@ pub async fn incidents(
                 return print_json(&list);
             }
             for i in &list.incidents {
-                println!(
+                outln!(
                     "{:<20}  {:<25}  {:<12}  {:<14}  {:<8}  {:>4}  {}",
                     i.id,
                     time(i.updated_at_ms),
@@ -399,7 +429,7 @@ pub async fn incidents(
                     i.status,
                     i.severity,
                     i.alert_count,
-                    i.title
+                    clean(&i.title)
                 );
             }
             Ok(())
@@ -414,7 +444,7 @@ pub async fn incidents(
                 text,
             }))
             .await?;
-            println!("note added to {}", i.id);
+            outln!("note added to {}", i.id);
             Ok(())
         }
         IncidentsCmd::Report { id, format } => {
@@ -426,7 +456,7 @@ pub async fn incidents(
             if format == "json" {
                 return print_json(&r);
             }
-            print!("{}", super::report::markdown(&r));
+            super::term::emit(&super::report::markdown(&r), true);
             Ok(())
         }
         IncidentsCmd::SetStatus { id, status, json } => {

@@ -2,10 +2,12 @@
 //! service over mTLS with the credential from `--admin FILE` or `CORDON_ADMIN`.
 
 mod audit;
+mod chunks;
 mod detection;
 mod output;
 mod playbooks;
 mod report;
+mod term;
 
 pub use audit::AuditCmd;
 pub use detection::{AlertsCmd, IncidentsCmd, IocsCmd, RulesCmd};
@@ -15,11 +17,12 @@ use crate::client::AdminConfig;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use cordon_proto::admin_service_client::AdminServiceClient;
-use cordon_proto::limits::parse_label;
+use cordon_proto::limits::{self, parse_label};
 use cordon_proto::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use term::outln;
 use tonic::transport::Channel;
 
 #[derive(Parser, Debug)]
@@ -129,7 +132,8 @@ pub enum Cmd {
     BlockIp {
         id: String,
         cidr: String,
-        #[arg(long, value_parser = parse_duration)]
+        /// How long the block lasts (e.g. 40s, 1h); without it, until unblocked.
+        #[arg(long, value_parser = parse_ttl)]
         ttl: Option<Duration>,
         #[command(flatten)]
         opts: ActOpts,
@@ -159,7 +163,7 @@ pub enum EventsCmd {
         /// Text the event must contain (case-insensitive).
         #[arg(long)]
         contains: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = parse_limit)]
         limit: u32,
         #[arg(long)]
         json: bool,
@@ -212,10 +216,10 @@ pub enum TokenCmd {
     /// Creates an enrolment token and prints it with the controller URL and CA fingerprint.
     Create {
         /// How long the token stays valid (e.g. 30m, 1h, 7d).
-        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
-        /// How many enrolments it allows.
-        #[arg(long, default_value_t = 1)]
+        /// How many enrolments it allows (1 to 100000).
+        #[arg(long, default_value_t = 1, value_parser = parse_uses)]
         uses: u32,
         /// Label every agent enrolled with it (key=value; repeatable).
         #[arg(long = "label", value_parser = parse_label)]
@@ -257,7 +261,7 @@ pub enum CommandsCmd {
     List {
         #[arg(long)]
         agent: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = parse_limit)]
         limit: u32,
         #[arg(long)]
         json: bool,
@@ -291,6 +295,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     n.checked_mul(mult)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("duration {s:?} is too large"))
+}
+
+/// A duration that must not be zero (a TTL of nothing would be a silent default).
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be longer than 0s")),
+        d => Ok(d),
+    }
+}
+
+/// A listing's `--limit`: 1 to [`limits::MAX_LIST`], never quietly changed.
+pub fn parse_limit(s: &str) -> Result<u32, String> {
+    parse_bounded(s, limits::MAX_LIST)
+}
+
+/// A token's `--uses`: 1 to [`limits::MAX_TOKEN_USES`].
+fn parse_uses(s: &str) -> Result<u32, String> {
+    parse_bounded(s, limits::MAX_TOKEN_USES)
+}
+
+fn parse_bounded(s: &str, max: u32) -> Result<u32, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u32),
+        _ => Err(format!("{s:?}: must be a whole number from 1 to {max}")),
+    }
 }
 
 /// Runs one cordonctl invocation; the error is what the user sees.
@@ -334,7 +363,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Agents(AgentsCmd::Revoke { id, json }) => {
             let a = call(client.revoke_agent(RevokeAgentRequest { agent_id: id })).await?;
             if !json {
-                println!(
+                outln!(
                     "revoked agent {}: its stream is closed and its certificate refused",
                     a.agent_id
                 );
@@ -469,8 +498,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let req = QueryEventsRequest {
                 agent_id: agent.unwrap_or_default(),
                 kind: kind.unwrap_or_default(),
-                since_ms: since.unwrap_or(0),
-                until_ms: until.unwrap_or(0),
+                since_ms: since,
+                until_ms: until,
                 contains: contains.unwrap_or_default(),
                 limit,
             };
@@ -583,10 +612,9 @@ async fn call<T>(
 
 /// Prints a JSON value on stdout.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).context("encoding JSON")?
-    );
+    let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    text.push('\n');
+    term::emit(&text, false);
     Ok(())
 }
 

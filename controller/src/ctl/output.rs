@@ -1,6 +1,7 @@
 //! How `cordonctl` shows things: aligned text for people, `--json` for scripts.
 
 use super::print_json;
+use super::term::{clean, emit, outln};
 use cordon_proto::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -52,18 +53,23 @@ pub fn token(t: &CreateTokenResponse, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return print_json(t);
     }
-    println!("token:          {}", t.token);
-    println!("controller:     {}", t.controller_url);
-    println!("ca fingerprint: {}", t.ca_fingerprint);
-    println!(
+    outln!("token:          {}", t.token);
+    outln!("controller:     {}", t.controller_url);
+    outln!("ca fingerprint: {}", t.ca_fingerprint);
+    outln!(
         "expires:        {}   uses: {}",
         time(t.expires_at_ms),
         t.uses
     );
-    println!();
-    println!(
-        "enrol a host with:\n  cordon-agent enroll --controller {} --token {} --ca-fingerprint {}",
-        t.controller_url, t.token, t.ca_fingerprint
+    outln!();
+    outln!(
+        "enrol a host with (the token in the environment or a file, not on the command line,\n\
+         where every process listing shows it):\n  \
+         CORDON_TOKEN={} cordon-agent enroll --controller {} --ca-fingerprint {}\n\
+         or put the token in a file readable only by root and pass --token-file FILE",
+        t.token,
+        t.controller_url,
+        t.ca_fingerprint
     );
     Ok(())
 }
@@ -72,19 +78,22 @@ pub fn agents(list: &[AgentRecord], as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return print_json(&list);
     }
-    println!(
+    outln!(
         "{:<32}  {:<20}  {:<8}  {:<25}  VERSION",
-        "AGENT", "HOSTNAME", "STATE", "LAST SEEN"
+        "AGENT",
+        "HOSTNAME",
+        "STATE",
+        "LAST SEEN"
     );
     for a in list {
         let host = a.host.clone().unwrap_or_default();
-        println!(
+        outln!(
             "{:<32}  {:<20}  {:<8}  {:<25}  {}",
             a.agent_id,
-            host.hostname,
+            clean(&host.hostname),
             state(a),
             time(a.last_seen_ms),
-            host.agent_version
+            clean(&host.agent_version)
         );
     }
     Ok(())
@@ -105,15 +114,27 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
         return print_json(a);
     }
     let host = a.host.clone().unwrap_or_default();
-    let mut labels: Vec<_> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut labels: Vec<_> = a
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
+        .collect();
     labels.sort();
-    println!("agent:          {}", a.agent_id);
-    println!("state:          {}", state(a));
-    println!("hostname:       {}", host.hostname);
-    println!("os:             {} {}", host.os_name, host.os_version);
-    println!("kernel:         {} ({})", host.kernel_version, host.arch);
-    println!("agent version:  {}", host.agent_version);
-    println!(
+    outln!("agent:          {}", a.agent_id);
+    outln!("state:          {}", state(a));
+    outln!("hostname:       {}", clean(&host.hostname));
+    outln!(
+        "os:             {} {}",
+        clean(&host.os_name),
+        clean(&host.os_version)
+    );
+    outln!(
+        "kernel:         {} ({})",
+        clean(&host.kernel_version),
+        clean(&host.arch)
+    );
+    outln!("agent version:  {}", clean(&host.agent_version));
+    outln!(
         "process sensor: {}",
         if a.process_sensor.is_empty() {
             "-"
@@ -121,10 +142,10 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
             &a.process_sensor
         }
     );
-    println!("labels:         {}", labels.join(", "));
-    println!("enrolled:       {}", time(a.enrolled_at_ms));
-    println!("last seen:      {}", time(a.last_seen_ms));
-    println!(
+    outln!("labels:         {}", labels.join(", "));
+    outln!("enrolled:       {}", time(a.enrolled_at_ms));
+    outln!("last seen:      {}", time(a.last_seen_ms));
+    outln!(
         "certificate:    serial {} expires {}",
         a.certificate_serial,
         time(a.certificate_expires_at_ms)
@@ -137,7 +158,7 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
     };
     let drift = a.isolation_desired != c.isolation_table_present
         || (c.isolation_table_present && c.isolation_ruleset_hash != c.isolation_applied_hash);
-    println!(
+    outln!(
         "isolation:      desired {}, observed {}{}",
         if a.isolation_desired {
             "isolated"
@@ -147,14 +168,14 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
         observed,
         if drift { "  << DRIFT" } else { "" }
     );
-    println!("blocked:        {} address(es)", c.blocked_addresses);
+    outln!("blocked:        {} address(es)", c.blocked_addresses);
     if let Some(m) = &a.metrics {
-        println!(
+        outln!(
             "agent cost:     {:.1}% cpu, {} MiB rss",
             m.cpu_percent,
             m.rss_bytes >> 20
         );
-        println!(
+        outln!(
             "telemetry:      {:.1} events/s, spool {} events ({} KiB), {} lost since start",
             m.events_per_sec,
             m.spool_events,
@@ -162,14 +183,14 @@ pub fn agent(a: &AgentRecord, as_json: bool) -> anyhow::Result<()> {
             m.events_lost
         );
         for s in &m.sensors {
-            println!("sensor:         {s}");
+            outln!("sensor:         {}", clean(s));
         }
     }
     if !c.error.is_empty() {
-        println!("containment:    {}", c.error);
+        outln!("containment:    {}", clean(&c.error));
     }
     if a.revoked {
-        println!("revoked:        {}", time(a.revoked_at_ms));
+        outln!("revoked:        {}", time(a.revoked_at_ms));
     }
     Ok(())
 }
@@ -188,7 +209,7 @@ pub fn pong(rec: &CommandRecord, rtt: Duration, as_json: bool) -> anyhow::Result
         });
         return print_json(&v);
     }
-    println!(
+    outln!(
         "pong from {} in {:.1} ms (agent clock {})",
         rec.agent_id,
         rtt.as_secs_f64() * 1000.0,
@@ -202,37 +223,45 @@ pub fn inventory(agent_id: &str, inv: &Inventory, as_json: bool) -> anyhow::Resu
         return print_json(inv);
     }
     let host = inv.host.clone().unwrap_or_default();
-    println!("agent:    {agent_id}");
-    println!("hostname: {}", host.hostname);
-    println!(
+    outln!("agent:    {agent_id}");
+    outln!("hostname: {}", clean(&host.hostname));
+    outln!(
         "os:       {} {}  kernel {} ({})",
-        host.os_name, host.os_version, host.kernel_version, host.arch
+        clean(&host.os_name),
+        clean(&host.os_version),
+        clean(&host.kernel_version),
+        clean(&host.arch)
     );
-    println!("uptime:   {}s", inv.uptime_secs);
-    println!("cpus:     {} x {}", inv.cpu_count, inv.cpu_brand);
-    println!(
+    outln!("uptime:   {}s", inv.uptime_secs);
+    outln!("cpus:     {} x {}", inv.cpu_count, inv.cpu_brand);
+    outln!(
         "memory:   {} MiB used of {} MiB",
         inv.memory_used_bytes >> 20,
         inv.memory_total_bytes >> 20
     );
-    println!("disks:");
+    outln!("disks:");
     for d in &inv.disks {
-        println!(
+        outln!(
             "  {:<20} {:<20} {:<8} {} GiB free of {} GiB",
-            d.name,
-            d.mount_point,
-            d.file_system,
+            clean(&d.name),
+            clean(&d.mount_point),
+            clean(&d.file_system),
             d.available_bytes >> 30,
             d.total_bytes >> 30
         );
     }
-    println!("interfaces:");
+    outln!("interfaces:");
     for i in &inv.interfaces {
-        println!("  {:<16} {:<18} {}", i.name, i.mac, i.addresses.join(", "));
+        outln!(
+            "  {:<16} {:<18} {}",
+            clean(&i.name),
+            clean(&i.mac),
+            clean(&i.addresses.join(", "))
+        );
     }
-    println!("users:");
+    outln!("users:");
     for u in &inv.users {
-        println!("  {:<16} uid {:<6} gid {}", u.name, u.uid, u.gid);
+        outln!("  {:<16} uid {:<6} gid {}", clean(&u.name), u.uid, u.gid);
     }
     Ok(())
 }
@@ -242,19 +271,23 @@ pub fn commands(list: &[CommandRecord], as_json: bool) -> anyhow::Result<()> {
         let values: Vec<Value> = list.iter().map(command_json).collect::<Result<_, _>>()?;
         return print_json(&values);
     }
-    println!(
+    outln!(
         "{:<28}  {:<32}  {:<10}  {:<10}  {:<25}  ERROR",
-        "COMMAND", "AGENT", "KIND", "STATUS", "CREATED"
+        "COMMAND",
+        "AGENT",
+        "KIND",
+        "STATUS",
+        "CREATED"
     );
     for c in list {
-        println!(
+        outln!(
             "{:<28}  {:<32}  {:<10}  {:<10}  {:<25}  {}",
             c.command_id,
             c.agent_id,
             c.kind,
             status_name(c.status),
             time(c.created_at_ms),
-            c.error
+            clean(&c.error)
         );
     }
     Ok(())
@@ -264,20 +297,20 @@ pub fn command(c: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         return print_json(&command_json(c)?);
     }
-    println!("command:   {}", c.command_id);
-    println!("agent:     {}", c.agent_id);
-    println!("kind:      {}", c.kind);
-    println!("status:    {}", status_name(c.status));
-    println!("by:        {}", c.created_by);
-    println!("created:   {}", time(c.created_at_ms));
-    println!("delivered: {}", time(c.delivered_at_ms));
-    println!("completed: {}", time(c.completed_at_ms));
-    println!("expires:   {}", time(c.expires_at_ms));
+    outln!("command:   {}", c.command_id);
+    outln!("agent:     {}", c.agent_id);
+    outln!("kind:      {}", c.kind);
+    outln!("status:    {}", status_name(c.status));
+    outln!("by:        {}", c.created_by);
+    outln!("created:   {}", time(c.created_at_ms));
+    outln!("delivered: {}", time(c.delivered_at_ms));
+    outln!("completed: {}", time(c.completed_at_ms));
+    outln!("expires:   {}", time(c.expires_at_ms));
     if !c.error.is_empty() {
-        println!("error:     {}", c.error);
+        outln!("error:     {}", clean(&c.error));
     }
     if let Some(r) = &c.result {
-        println!(
+        outln!(
             "outcome:   {} (agent clock {})",
             outcome_name(r.outcome),
             time(r.agent_time_ms)
@@ -294,7 +327,7 @@ pub fn action_result(rec: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
     use command_result::Output;
     let agent = &rec.agent_id;
     match rec.result.as_ref().and_then(|r| r.output.as_ref()) {
-        Some(Output::Isolation(i)) if i.isolated => println!(
+        Some(Output::Isolation(i)) if i.isolated => outln!(
             "{agent} isolated (ruleset {}, applied in {} us); reachable: controller {}{}",
             short(&i.ruleset_hash),
             i.apply_micros,
@@ -305,39 +338,51 @@ pub fn action_result(rec: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
                 format!("; allowed {}", i.allowed.join(", "))
             }
         ),
-        Some(Output::Isolation(_)) => println!("{agent} released from isolation"),
+        Some(Output::Isolation(_)) => outln!("{agent} released from isolation"),
         Some(Output::Kill(k)) => {
-            println!("killed on {agent}:");
+            outln!("killed on {agent}:");
             for p in &k.killed {
-                println!(
+                outln!(
                     "  pid {:<8} start {:<12} {} ({})",
-                    p.pid, p.start_time, p.exe, p.comm
+                    p.pid,
+                    p.start_time,
+                    clean(&p.exe),
+                    clean(&p.comm)
                 );
             }
         }
-        Some(Output::Quarantined(q)) => println!(
+        Some(Output::Quarantined(q)) => outln!(
             "quarantined {} on {agent} as {} (sha256 {}, {} bytes)",
-            q.original_path, q.id, q.sha256, q.size
+            clean(&q.original_path),
+            q.id,
+            q.sha256,
+            q.size
         ),
         Some(Output::Restored(q)) => {
-            println!("restored {} on {agent} from {}", q.original_path, q.id)
+            outln!(
+                "restored {} on {agent} from {}",
+                clean(&q.original_path),
+                q.id
+            )
         }
         Some(Output::QuarantineList(l)) => {
-            println!(
+            outln!(
                 "{:<28}  {:<25}  {:<10}  ORIGINAL PATH",
-                "QUARANTINE ID", "WHEN", "SIZE"
+                "QUARANTINE ID",
+                "WHEN",
+                "SIZE"
             );
             for q in &l.entries {
-                println!(
+                outln!(
                     "{:<28}  {:<25}  {:<10}  {}",
                     q.id,
                     time(q.quarantined_at_ms),
                     q.size,
-                    q.original_path
+                    clean(&q.original_path)
                 );
             }
         }
-        Some(Output::Block(b)) if b.blocked => println!(
+        Some(Output::Block(b)) if b.blocked => outln!(
             "{} blocked on {agent}{}",
             b.cidr,
             if b.ttl_secs > 0 {
@@ -346,8 +391,8 @@ pub fn action_result(rec: &CommandRecord, as_json: bool) -> anyhow::Result<()> {
                 String::new()
             }
         ),
-        Some(Output::Block(b)) => println!("{} unblocked on {agent}", b.cidr),
-        _ => println!("command {} {}", rec.command_id, status_name(rec.status)),
+        Some(Output::Block(b)) => outln!("{} unblocked on {agent}", b.cidr),
+        _ => outln!("command {} {}", rec.command_id, status_name(rec.status)),
     }
     Ok(())
 }
@@ -360,15 +405,15 @@ fn short(hash: &str) -> &str {
 pub fn events(list: &[EventRecord], as_json: bool) -> anyhow::Result<()> {
     for e in list {
         if as_json {
-            println!("{}", serde_json::to_string(e)?);
+            emit(&format!("{}\n", serde_json::to_string(e)?), false);
         } else {
-            println!(
+            outln!(
                 "{:<25}  {:<12}  {:>8}  {:<7}  {}",
                 time(e.time_ms),
                 short(&e.agent_id),
                 e.seq,
-                e.kind,
-                e.summary
+                clean(&e.kind),
+                clean(&e.summary)
             );
         }
     }

@@ -1,6 +1,7 @@
 //! `cordonctl playbooks|approvals` and `incidents note`.
 
 use super::output::time;
+use super::term::outln;
 use super::{call, print_json};
 use anyhow::Context;
 use clap::Subcommand;
@@ -67,7 +68,7 @@ pub async fn playbooks(
     cmd: PlaybooksCmd,
 ) -> anyhow::Result<()> {
     let line = |p: &PlaybookRecord| {
-        println!(
+        outln!(
             "{:<28}  {:<8}  {:<7}  {:>2} steps  {}",
             p.name,
             if p.enabled { "enabled" } else { "disabled" },
@@ -85,11 +86,10 @@ pub async fn playbooks(
             list.playbooks.iter().for_each(line);
         }
         PlaybooksCmd::Apply { file, json } => {
-            let p = call(client.apply_playbook(ApplyPlaybookRequest {
-                origin: file.display().to_string(),
-                yaml: read(&file)?,
-            }))
-            .await?;
+            let (origin, yaml) = (file.display().to_string(), read(&file)?);
+            let max = cordon_proto::limits::MAX_PLAYBOOK_BYTES;
+            super::chunks::check_size("playbook", &origin, yaml.len(), max)?;
+            let p = call(client.apply_playbook(ApplyPlaybookRequest { origin, yaml })).await?;
             if json {
                 return print_json(&p);
             }
@@ -119,7 +119,7 @@ pub async fn playbooks(
             if json {
                 return print_json(&r);
             }
-            println!(
+            outln!(
                 "this alert {} the playbook",
                 if r.triggers {
                     "triggers"
@@ -128,7 +128,7 @@ pub async fn playbooks(
                 }
             );
             for s in &r.steps {
-                println!("  {s}");
+                outln!("  {s}");
             }
         }
     }
@@ -136,7 +136,7 @@ pub async fn playbooks(
 }
 
 pub fn approval_line(a: &ApprovalRecord) {
-    println!(
+    outln!(
         "{:<18}  {:<9}  {:<25}  {:<20}  {} ({})",
         a.id,
         a.status,
@@ -169,6 +169,6 @@ pub async fn approvals(
         reason,
     }))
     .await?;
-    println!("{} {} by {}", a.id, a.status, a.decided_by);
+    outln!("{} {} by {}", a.id, a.status, a.decided_by);
     Ok(())
 }

@@ -24,6 +24,43 @@ pub struct Iocs {
 
 pub const KINDS: [&str; 3] = ["sha256", "ip", "domain"];
 
+/// A host name as DNS has them: at least two labels of 1 to 63 letters, digits and hyphens,
+/// no label starting or ending with a hyphen, and a top-level label that is not all digits
+/// (`10.0.0.1` is an address, not a domain).
+fn is_domain(v: &str) -> bool {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let top = v.rsplit('.').next().unwrap_or_default();
+    v.len() <= 253
+        && v.contains('.')
+        && v.split('.').all(label)
+        && !top.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Why a valid indicator can only cause trouble, if it can: one that matches this
+/// deployment's own traffic (`own`: the controller's addresses and names, normalised).
+pub fn caution(kind: &str, value: &str, own: &[String]) -> Option<String> {
+    if own.iter().any(|o| o == value) {
+        return Some(format!(
+            "{value} is the controller's own address or name: every agent talks to it"
+        ));
+    }
+    let ip = (kind == "ip")
+        .then(|| value.parse::<IpAddr>().ok())
+        .flatten()?;
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Some(format!(
+            "{value} is a loopback or unspecified address: it names each host itself, not a \
+             remote one"
+        ));
+    }
+    None
+}
+
 /// The canonical form of an indicator, or why it is not one.
 pub fn normalise(kind: &str, value: &str) -> Result<String, String> {
     let v = value.trim();
@@ -42,18 +79,13 @@ pub fn normalise(kind: &str, value: &str) -> Result<String, String> {
             .map_err(|_| format!("{value:?} is not an IP address")),
         "domain" => {
             let v = v.trim_end_matches('.').to_ascii_lowercase();
-            let ok = !v.is_empty()
-                && v.len() <= 253
-                && v.contains('.')
-                && v.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if ok {
+            if is_domain(&v) {
                 Ok(v)
             } else {
-                Err(format!("{value:?} is not a domain name"))
+                Err(format!(
+                    "{value:?} is not a domain name (labels of letters, digits and inner \
+                     hyphens, a top-level label that is not all digits)"
+                ))
             }
         }
         other => Err(format!(
@@ -200,7 +232,42 @@ mod tests {
             "evil.example"
         );
         assert!(normalise("domain", "no spaces.example").is_err());
+        for bad in [
+            "-bad-.com",
+            "bad-.com",
+            "a.-b.com",
+            "10.0.0.1",
+            "x..com",
+            "example",
+        ] {
+            assert!(normalise("domain", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            normalise("domain", "xn--bcher-kva.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(normalise("domain", "3com.com").unwrap(), "3com.com");
         assert!(normalise("url", "x").unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn indicators_that_can_only_cause_trouble_are_named() {
+        let own = vec!["10.1.2.3".to_string(), "ctl.corp.example".to_string()];
+        for (kind, v) in [
+            ("ip", "127.0.0.1"),
+            ("ip", "::1"),
+            ("ip", "0.0.0.0"),
+            ("ip", "10.1.2.3"),
+        ] {
+            assert!(caution(kind, v, &own).is_some(), "{v}");
+        }
+        assert!(
+            caution("domain", "ctl.corp.example", &own)
+                .unwrap()
+                .contains("controller")
+        );
+        assert!(caution("ip", "203.0.113.7", &own).is_none());
+        assert!(caution("domain", "evil.example", &own).is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::clock::{boot_to_wall_ms, ns_to_ticks, ticks_to_ns};
 use super::{ProcessSensorConfig, Raw, RawExec};
 use crate::sensors::hash::HashCache;
 use crate::sys::procfs::Proc;
+use cordon_proto::secrets::redact_argv;
 use cordon_proto::{ProcessEvent, event, process_event::Kind};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -132,7 +133,8 @@ impl Enricher {
         } else {
             String::new()
         };
-        let argv = e.argv.unwrap_or_default();
+        // A secret on a command line (an enrolment token) never reaches the spool.
+        let argv = redact_argv(e.argv.unwrap_or_default());
         self.insert(
             e.pid,
             Known {
@@ -245,7 +247,7 @@ impl Enricher {
             argv: self
                 .proc
                 .cmdline(pid, self.argv_max)
-                .map(|(a, _)| a)
+                .map(|(a, _)| redact_argv(a))
                 .unwrap_or_default(),
         })
     }
@@ -416,6 +418,37 @@ mod tests {
         }));
         assert_eq!((ev.exit_code, ev.exit_signal), (3, 0));
         assert!(ev.missing.contains(&"start_time".to_string()));
+    }
+
+    #[test]
+    fn an_enrolment_token_on_a_command_line_is_never_reported() {
+        let mut en = enricher();
+        let token = cordon_proto::secrets::new_token();
+        let exec = |pid, ppid, argv: Vec<String>| {
+            Raw::Exec(Box::new(RawExec {
+                pid,
+                ppid,
+                start_ns: Some(u64::from(pid) * 1_000),
+                argv: Some(argv),
+                ..Default::default()
+            }))
+        };
+        let enrol = vec!["cordon-agent".into(), "--token".into(), token.clone()];
+        let ev = process(en.handle(exec(4_200_000, 1, enrol)));
+        assert_eq!(ev.argv, ["cordon-agent", "--token", "cdt_[REDACTED]"]);
+        // Its child reports the parent's command line, redacted as well.
+        let ev = process(en.handle(exec(4_200_001, 4_200_000, vec!["id".into()])));
+        assert_eq!(ev.parent_argv[2], "cdt_[REDACTED]");
+        let all = format!(
+            "{:?}",
+            en.handle(Raw::Exit {
+                pid: 4_200_000,
+                start_ns: Some(4_200_000_000),
+                status: Some(0),
+                time_ns: 4_300_000_000,
+            })
+        );
+        assert!(!all.contains(&token[4..]), "{all}");
     }
 
     #[test]
