@@ -224,6 +224,11 @@ impl Deployment {
         }
     }
 
+    /// The running controller's pid, to read its memory from /proc.
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(Proc::pid)
+    }
+
     pub fn controller_log(&self) -> PathBuf {
         self.dir.path().join("controller.log")
     }
