@@ -758,3 +758,38 @@ async fn wrong_tokens_are_rate_limited_sign_nothing_and_are_logged_in_summary() 
         "{warnings} warnings for {ATTEMPTS} attempts:\n{summaries}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_with_two_uses_enrols_exactly_two_of_six_concurrent_agents() {
+    // Room for the 20 refusals of the rounds below (each failed attempt counts).
+    let ctl = TestController::start_configured("[enrolment]\nburst = 100\n").await;
+    for round in 0..5 {
+        let t = ctl.token(2, 600).await;
+        let tries: Vec<_> = (0..6)
+            .map(|_| {
+                tokio::spawn(enrol_with(
+                    t.token.clone(),
+                    t.ca_fingerprint.clone(),
+                    ctl.url.clone(),
+                ))
+            })
+            .collect();
+        let mut enrolled = 0;
+        for attempt in tries {
+            match attempt.await.unwrap() {
+                Ok(_) => enrolled += 1,
+                Err(e) => assert!(e.contains("already been used"), "round {round}: {e}"),
+            }
+        }
+        assert_eq!(enrolled, 2, "round {round}");
+    }
+    let agents = ctl
+        .admin()
+        .await
+        .list_agents(ListAgentsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .agents;
+    assert_eq!(agents.len(), 10);
+}
