@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Streaming};
 
 type Outbox = mpsc::Sender<AgentMessage>;
@@ -721,7 +721,32 @@ async fn wrong_tokens_are_rate_limited_sign_nothing_and_are_logged_in_summary() 
         "the CA signed for a wrong token"
     );
 
-    // Once the source's bucket refills, a valid token enrols.
+    // Meanwhile another source enrols with a valid token.
+    let t = ctl.token(1, 600).await;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ctl.ca_pem()))
+        .domain_name("127.0.0.1");
+    let elsewhere = Channel::from_shared(ctl.url.clone())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .local_address(Some(Ipv4Addr::new(127, 0, 0, 2).into()))
+        .connect()
+        .await
+        .unwrap();
+    let valid = EnrollRequest {
+        token: t.token,
+        csr_der: cordon_agent::uplink::enroll::csr_for(&rcgen::KeyPair::generate().unwrap())
+            .unwrap(),
+        ..wrong.clone()
+    };
+    enrollment_client::EnrollmentClient::new(elsewhere)
+        .enroll(valid)
+        .await
+        .expect("another source was refused");
+    assert_eq!(ctl.ctl.ca.agent_certs_signed(), 1);
+
+    // Once the source's bucket refills, a valid token enrols from it too.
     let t = ctl.token(1, 600).await;
     let enrolled = eventually(Duration::from_secs(10), || async {
         enrol_with(t.token.clone(), t.ca_fingerprint.clone(), ctl.url.clone())
@@ -731,7 +756,7 @@ async fn wrong_tokens_are_rate_limited_sign_nothing_and_are_logged_in_summary() 
     .await;
     let id = enrolled.expect("a valid enrolment was never admitted");
     assert!(ctl.ctl.store.agent(id).await.unwrap().is_some());
-    assert_eq!(ctl.ctl.ca.agent_certs_signed(), 1);
+    assert_eq!(ctl.ctl.ca.agent_certs_signed(), 2);
 
     // The log has summary lines adding up to the refusals, not a line for each.
     let summaries = eventually(Duration::from_secs(10), || async {
