@@ -56,45 +56,54 @@ impl FirstRequest {
 
     /// Takes what it can of `bytes` in the current state; returns how many it took.
     fn step(&mut self, bytes: &[u8]) -> Result<usize, NotHttp2> {
-        match *self {
+        let (next, took) = match *self {
             Self::Preface(n) => {
                 let take = bytes.len().min(PREFACE.len() - n);
                 if bytes[..take] != PREFACE[n..n + take] {
                     return Err(NotHttp2);
                 }
-                *self = if n + take == PREFACE.len() {
-                    Self::Header([0; FRAME_HEADER], 0)
+                let next = if n + take == PREFACE.len() {
+                    Self::NEXT_FRAME
                 } else {
                     Self::Preface(n + take)
                 };
-                Ok(take)
+                (next, take)
             }
             Self::Header(mut header, n) => {
                 let take = bytes.len().min(FRAME_HEADER - n);
                 header[n..n + take].copy_from_slice(&bytes[..take]);
-                *self = if n + take < FRAME_HEADER {
-                    Self::Header(header, n + take)
-                } else if header[3] == HEADERS {
-                    Self::Seen
-                } else {
-                    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-                    Self::Payload(len)
-                };
-                if *self == Self::Payload(0) {
-                    *self = Self::Header([0; FRAME_HEADER], 0);
-                }
-                Ok(take)
+                (Self::after_header(header, n + take), take)
             }
             Self::Payload(left) => {
                 let take = bytes.len().min(left);
-                *self = if take == left {
-                    Self::Header([0; FRAME_HEADER], 0)
-                } else {
-                    Self::Payload(left - take)
-                };
-                Ok(take)
+                (Self::payload(left - take), take)
             }
-            Self::Seen => Ok(bytes.len()),
+            Self::Seen => (Self::Seen, bytes.len()),
+        };
+        *self = next;
+        Ok(took)
+    }
+
+    /// Waiting for the next frame's header.
+    const NEXT_FRAME: Self = Self::Header([0; FRAME_HEADER], 0);
+
+    /// The state once `have` bytes of a frame header are in.
+    fn after_header(header: [u8; FRAME_HEADER], have: usize) -> Self {
+        if have < FRAME_HEADER {
+            Self::Header(header, have)
+        } else if header[3] == HEADERS {
+            Self::Seen
+        } else {
+            Self::payload(u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize)
+        }
+    }
+
+    /// Skipping `left` more bytes of payload.
+    fn payload(left: usize) -> Self {
+        if left == 0 {
+            Self::NEXT_FRAME
+        } else {
+            Self::Payload(left)
         }
     }
 }
@@ -277,7 +286,7 @@ mod tests {
         let mut bytes = PREFACE.to_vec();
         bytes.extend(frame(8, 0x6, 0)); // PING
         assert_eq!(f.feed(&bytes), Ok(false));
-        assert_eq!(f, FirstRequest::Header([0; FRAME_HEADER], 0));
+        assert_eq!(f, FirstRequest::NEXT_FRAME);
         assert_eq!(
             FirstRequest::new().feed(b"GET / HTTP/1.1\r\n"),
             Err(NotHttp2)
