@@ -27,6 +27,12 @@ pub struct ControllerConfig {
     /// Close an agent's stream after this long without any message from it.
     #[serde(default = "default_idle")]
     pub agent_idle_timeout_secs: u64,
+    /// `[listener]`: deadlines and caps for connections.
+    #[serde(default)]
+    pub listener: ListenerConfig,
+    /// `[enrolment]`: how often one source may try to enrol.
+    #[serde(default)]
+    pub enrolment: EnrolmentConfig,
     /// `[events]`: how much stored telemetry is kept.
     #[serde(default)]
     pub events: EventRetention,
@@ -39,6 +45,99 @@ pub struct ControllerConfig {
     /// `[notify]`: webhooks that playbooks notify.
     #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
     pub notify: NotifyConfig,
+}
+
+/// Deadlines and caps for connections to the listener. A source is an IPv4 address or an
+/// IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    /// A connection must complete its TLS handshake within this many seconds of being accepted.
+    pub handshake_timeout_secs: u64,
+    /// A connection must start its first request (after the HTTP/2 preface) within this many
+    /// seconds of being accepted, or it is closed. Open requests, such as an agent's stream,
+    /// are never cut by it.
+    pub first_request_timeout_secs: u64,
+    /// Most connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: u32,
+    /// Most connections open at once from one source.
+    pub max_connections_per_source: u32,
+    /// Refused connections and enrolment attempts are logged as one line per this interval.
+    pub refusal_log_interval_secs: u64,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout_secs: 5,
+            first_request_timeout_secs: 10,
+            max_connections: 30_000,
+            max_connections_per_source: 512,
+            refusal_log_interval_secs: 60,
+        }
+    }
+}
+
+/// Longest deadline the listener accepts, in seconds.
+pub const MAX_LISTENER_TIMEOUT_SECS: u64 = 300;
+
+impl ListenerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let timeouts = 1..=MAX_LISTENER_TIMEOUT_SECS;
+        if !timeouts.contains(&self.handshake_timeout_secs)
+            || !timeouts.contains(&self.first_request_timeout_secs)
+        {
+            return Err(format!(
+                "listener.handshake_timeout_secs and first_request_timeout_secs must be 1 to {MAX_LISTENER_TIMEOUT_SECS}"
+            ));
+        }
+        if self.first_request_timeout_secs < self.handshake_timeout_secs {
+            return Err(
+                "listener.first_request_timeout_secs must be at least handshake_timeout_secs"
+                    .into(),
+            );
+        }
+        if self.max_connections == 0
+            || self.max_connections_per_source == 0
+            || self.max_connections_per_source > self.max_connections
+        {
+            return Err("listener.max_connections and max_connections_per_source must be positive, and the second at most the first".into());
+        }
+        if !(1..=3600).contains(&self.refusal_log_interval_secs) {
+            return Err("listener.refusal_log_interval_secs must be 1 to 3600".into());
+        }
+        Ok(())
+    }
+}
+
+/// How many enrolment attempts one source may make: `burst` at once, then `refill_per_minute`.
+/// An enrolment that succeeds gives its attempt back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrolmentConfig {
+    pub burst: u32,
+    pub refill_per_minute: u32,
+}
+
+impl Default for EnrolmentConfig {
+    fn default() -> Self {
+        Self {
+            burst: 20,
+            refill_per_minute: 60,
+        }
+    }
+}
+
+impl EnrolmentConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=100_000).contains(&self.burst) || !(1..=600_000).contains(&self.refill_per_minute)
+        {
+            return Err(
+                "enrolment.burst must be 1 to 100000 and refill_per_minute 1 to 600000".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where detection rules come from and how alerts fold together.
@@ -161,6 +260,8 @@ impl ControllerConfig {
             agent_cert_ttl_secs: default_agent_cert_ttl(),
             command_ttl_secs: default_command_ttl(),
             agent_idle_timeout_secs: default_idle(),
+            listener: ListenerConfig::default(),
+            enrolment: EnrolmentConfig::default(),
             events: EventRetention::default(),
             detection: DetectionConfig::default(),
             playbooks: Default::default(),
@@ -198,6 +299,8 @@ impl ControllerConfig {
         if self.agent_idle_timeout_secs < 5 {
             return Err("agent_idle_timeout_secs must be at least 5".into());
         }
+        self.listener.validate()?;
+        self.enrolment.validate()?;
         self.events.validate()?;
         self.detection.validate()?;
         self.playbooks.validate()?;
@@ -246,6 +349,38 @@ mod tests {
             ("keep = 3", "unknown field"),
         ] {
             let err = parse(&format!("[events]\n{bad}")).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn listener_and_enrolment_limits_have_defaults_and_bad_ones_are_refused() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.listener, ListenerConfig::default());
+        assert_eq!(cfg.enrolment, EnrolmentConfig::default());
+        let cfg =
+            parse("[listener]\nmax_connections_per_source = 4\n[enrolment]\nburst = 3").unwrap();
+        assert_eq!(cfg.listener.max_connections_per_source, 4);
+        assert_eq!(cfg.enrolment.burst, 3);
+        for (bad, why) in [
+            ("[listener]\nhandshake_timeout_secs = 0", "1 to 300"),
+            ("[listener]\nfirst_request_timeout_secs = 301", "1 to 300"),
+            (
+                "[listener]\nhandshake_timeout_secs = 20",
+                "at least handshake",
+            ),
+            ("[listener]\nmax_connections = 0", "positive"),
+            (
+                "[listener]\nmax_connections = 10\nmax_connections_per_source = 11",
+                "at most",
+            ),
+            ("[listener]\nrefusal_log_interval_secs = 0", "1 to 3600"),
+            ("[listener]\nidle = 3", "unknown field"),
+            ("[enrolment]\nburst = 0", "1 to 100000"),
+            ("[enrolment]\nrefill_per_minute = 0", "refill_per_minute"),
+            ("[enrolment]\nrate = 1", "unknown field"),
+        ] {
+            let err = parse(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
     }

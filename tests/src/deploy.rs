@@ -117,9 +117,16 @@ fn merge_toml(path: &Path, extra: &str) {
     if extra.is_empty() {
         return;
     }
-    let mut table: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+    let merged = merged_toml(&std::fs::read_to_string(path).unwrap(), extra);
+    std::fs::write(path, merged).unwrap();
+}
+
+/// `text` with the top-level keys of the TOML `extra` put in (a table in `extra` replaces the
+/// whole table of that name).
+pub fn merged_toml(text: &str, extra: &str) -> String {
+    let mut table: toml::Table = text.parse().unwrap();
     table.extend(extra.parse::<toml::Table>().expect("extra settings"));
-    std::fs::write(path, toml::to_string(&table).unwrap()).unwrap();
+    toml::to_string(&table).unwrap()
 }
 
 impl Deployment {
@@ -302,6 +309,12 @@ impl Deployment {
     /// Creates a token and enrols a new agent with it (in the agent namespace, if any).
     pub fn enroll_agent(&self, name: &str, labels: &[&str]) -> AgentHandle {
         let token = self.ctl_json(&["token", "create", "--ttl", "10m"]);
+        self.enroll_agent_with(&token, name, labels)
+    }
+
+    /// Enrols a new agent with `token` (as `cordonctl token create --json` printed it), asking
+    /// for `labels` (key=value) from the host's side.
+    pub fn enroll_agent_with(&self, token: &Value, name: &str, labels: &[&str]) -> AgentHandle {
         let state_dir = self.dir.path().join(name);
         let mut cmd = Command::new(bin("cordon-agent"));
         cmd.args([

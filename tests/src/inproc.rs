@@ -89,6 +89,12 @@ impl TestController {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts with the settings in the TOML `extra` merged into controller.toml (a table in
+    /// it replaces the table of that name).
+    pub async fn start_configured(extra: &str) -> Self {
+        Self::start_with(|text| *text = crate::deploy::merged_toml(text, extra)).await
+    }
+
     pub async fn admin(&self) -> AdminServiceClient<Channel> {
         self.admin.connect().await.expect("admin connect")
     }

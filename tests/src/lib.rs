@@ -8,7 +8,9 @@ pub mod binaries;
 pub mod deploy;
 pub mod execload;
 pub mod inproc;
+pub mod logs;
 pub mod netns;
+pub mod rawconn;
 pub mod repo;
 pub mod webhook;
 

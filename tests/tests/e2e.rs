@@ -394,3 +394,72 @@ fn stored_events_can_be_queried_and_followed() {
     let bad = d.try_ctl(&["events", "query", "--since", "yesterday-ish"]);
     assert!(!bad.status.success());
 }
+
+/// The permission bits of `path`.
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn the_database_files_are_private_whatever_the_umask() {
+    // The umask most shells have (and that made these files 0644); the controller inherits it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let mut d = Deployment::loopback("");
+    let files = ["cordon.db", "cordon.db-wal", "cordon.db-shm"].map(|f| d.data_dir.join(f));
+    // An enrolment makes the controller write.
+    d.enroll_agent("a1", &[]);
+    assert_eq!(files.each_ref().map(|f| mode_of(f)), [0o600; 3]);
+    assert_eq!(mode_of(&d.data_dir), 0o700);
+
+    // Files an earlier version left readable by everyone are tightened at the next start.
+    d.stop_controller();
+    use std::os::unix::fs::PermissionsExt;
+    for f in files.iter().filter(|f| f.exists()) {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&d.data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    d.start_controller();
+    d.enroll_agent("a2", &[]);
+    assert_eq!(files.each_ref().map(|f| mode_of(f)), [0o600; 3]);
+    assert_eq!(mode_of(&d.data_dir), 0o700);
+}
+
+#[test]
+fn a_host_cannot_give_itself_a_protection_label_but_a_token_can() {
+    let d = Deployment::loopback("");
+    let agent = d.enroll_agent("a1", &["cordon.protected=true", "env=lab"]);
+    let labels = &d.agent_record(&agent.id)["labels"];
+    assert_eq!(labels["env"], "lab", "{labels}");
+    assert!(labels.get("cordon.protected").is_none(), "{labels}");
+    // The audit entry of the enrolment says what was ignored.
+    let audit = d.ctl_json(&["audit"]);
+    let enrolment = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "agent.enroll")
+        .unwrap_or_else(|| panic!("no enrolment in {audit:#}"));
+    assert_eq!(
+        enrolment["detail"]["ignored_labels"],
+        serde_json::json!(["cordon.protected=true"]),
+        "{enrolment:#}"
+    );
+
+    // Labels from the token (an administrator's) still protect the host.
+    let token = d.ctl_json(&[
+        "token",
+        "create",
+        "--ttl",
+        "10m",
+        "--label",
+        "cordon.protected=true",
+    ]);
+    let protected = d.enroll_agent_with(&token, "a2", &["cordon.protected=false"]);
+    let labels = &d.agent_record(&protected.id)["labels"];
+    assert_eq!(labels["cordon.protected"], "true", "{labels}");
+}

@@ -372,7 +372,18 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
     // Three ordinary hosts and a protected one (all in the test's agent namespace). The same
     // exec is seen by all of them: one rule floods alerts across the fleet.
     let agents: Vec<AgentHandle> = (0..3).map(|i| online(&d, &format!("h{i}"), &[])).collect();
-    let protected = online(&d, "crown-jewel", &["cordon.protected=true"]);
+    // Protection comes from the token: a host's own protection labels are ignored.
+    let token = d.ctl_json(&[
+        "token",
+        "create",
+        "--ttl",
+        "10m",
+        "--label",
+        "cordon.protected=true",
+    ]);
+    let mut protected = d.enroll_agent_with(&token, "crown-jewel", &[]);
+    d.start_agent(&mut protected);
+    d.wait_online(&protected, true, Duration::from_secs(20));
     let m = marker("guards");
     let suid = own_rule(&d, &m);
     apply(

@@ -2,16 +2,20 @@
 //! the background work (command expiry, event retention) that runs beside them.
 
 mod admin;
+pub mod admission;
 mod agent;
 mod audit;
 mod commands;
+mod conn;
 mod detection;
 mod enroll;
 mod error;
 mod playbooks;
+pub mod ratelimit;
 mod report;
 pub mod retention;
 pub mod sessions;
+pub mod tally;
 mod telemetry;
 pub mod tls;
 
@@ -54,6 +58,10 @@ pub struct Controller {
     pub playbooks: crate::playbook::Playbooks,
     /// Where playbooks' notify steps go.
     pub notifier: Arc<dyn crate::notify::Notifier>,
+    /// Enrolment attempts per source.
+    pub(crate) enrol_limiter: ratelimit::RateLimiter,
+    /// Refused enrolment attempts, reported in summary.
+    pub(crate) enrol_refusals: Arc<tally::Tally>,
     tls: rustls::ServerConfig,
 }
 
@@ -153,7 +161,11 @@ impl Controller {
             crate::notify::WebhookNotifier::new(&config.notify)
                 .map_err(|e| ServeError::Notify(e.to_string()))?,
         );
+        let enrol_limiter =
+            ratelimit::RateLimiter::new(config.enrolment.burst, config.enrolment.refill_per_minute);
         let ctl = Arc::new(Self {
+            enrol_limiter,
+            enrol_refusals: tally::Tally::new("enrolment attempts"),
             playbooks,
             notifier,
             detector,
@@ -214,7 +226,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ctl.tls.clone()));
-    let incoming = tls::incoming(listener, acceptor);
+    let gate = gate(&ctl.config.listener);
+    let reporter = tokio::spawn(tally::report_loop(
+        vec![gate.refusals.clone(), ctl.enrol_refusals.clone()],
+        Duration::from_secs(ctl.config.listener.refusal_log_interval_secs),
+    ));
+    let incoming = tls::incoming(listener, acceptor, gate);
     let sweeper = tokio::spawn(commands::expire_loop(ctl.clone()));
     let pruner = tokio::spawn(retention::prune_loop(ctl.store.clone(), ctl.config.events));
 
@@ -247,7 +264,18 @@ pub async fn serve(
         .await;
     sweeper.abort();
     pruner.abort();
+    reporter.abort();
     Ok(result?)
+}
+
+/// The listener's caps and deadlines from `[listener]`.
+fn gate(cfg: &crate::config::ListenerConfig) -> Arc<tls::Gate> {
+    Arc::new(tls::Gate {
+        admission: admission::Admission::new(cfg.max_connections, cfg.max_connections_per_source),
+        refusals: tally::Tally::new("connections"),
+        handshake_timeout: Duration::from_secs(cfg.handshake_timeout_secs),
+        first_request_timeout: Duration::from_secs(cfg.first_request_timeout_secs),
+    })
 }
 
 /// Opens the controller in `data_dir`, binds its configured address and serves until

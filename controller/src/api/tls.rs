@@ -1,8 +1,12 @@
 //! The controller's TLS endpoint: one rustls server config for all three services. Client
 //! certificates are optional at the handshake (enrolment has none yet) but, when presented,
 //! must chain to the CA and must not belong to a revoked agent; each service then checks the
-//! identity it needs. Accepted connections are handed to tonic as a stream.
+//! identity it needs. Accepted connections are handed to tonic as a stream, each under the
+//! connection caps and deadlines of [`Gate`].
 
+use super::admission::{Admission, Ticket};
+use super::conn::Conn;
+use super::tally::Tally;
 use crate::ca::{Peer, peer_identity};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -12,6 +16,7 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,8 +27,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Agent ids whose certificates the handshake refuses.
 pub type RevokedSet = Arc<RwLock<HashSet<String>>>;
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -121,12 +124,26 @@ pub fn server_config(
     Ok(config)
 }
 
-/// Accepts TCP connections and runs each TLS handshake in its own task (so a slow or hostile
-/// client cannot stall the accept loop), yielding the established streams.
+/// What the listener enforces on each connection (`[listener]` in controller.toml).
+pub struct Gate {
+    pub admission: Arc<Admission>,
+    /// Where refused connections are counted.
+    pub refusals: Arc<Tally>,
+    pub handshake_timeout: Duration,
+    pub first_request_timeout: Duration,
+}
+
+/// A connection the services are handed.
+pub type Accepted = Conn<TlsStream<TcpStream>>;
+
+/// Accepts TCP connections; admits each under the connection caps (closing it at once past
+/// them) and runs its TLS handshake in its own task (so a slow or hostile client cannot stall
+/// the accept loop) under the handshake deadline, yielding the established connections.
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    gate: Arc<Gate>,
+) -> ReceiverStream<Result<Accepted, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -142,19 +159,52 @@ pub fn incoming(
                     continue;
                 }
             };
-            let _ = sock.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
-                    }
-                    Ok(Err(e)) => tracing::info!(peer = %addr, error = %e, "TLS handshake refused"),
-                    Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),
+            let ticket = match gate.admission.admit(addr.ip()) {
+                Ok(t) => t,
+                Err(refused) => {
+                    gate.refusals.note(refused.reason(), addr.ip());
+                    continue;
                 }
-            });
+            };
+            let _ = sock.set_nodelay(true);
+            tokio::spawn(handshake(
+                sock,
+                addr.ip(),
+                ticket,
+                acceptor.clone(),
+                gate.clone(),
+                tx.clone(),
+            ));
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Runs one connection's TLS handshake and hands it on with its first-request deadline.
+async fn handshake(
+    sock: TcpStream,
+    peer: IpAddr,
+    ticket: Ticket,
+    acceptor: TlsAcceptor,
+    gate: Arc<Gate>,
+    tx: mpsc::Sender<Result<Accepted, std::io::Error>>,
+) {
+    let first_request_by = tokio::time::Instant::now() + gate.first_request_timeout;
+    match tokio::time::timeout(gate.handshake_timeout, acceptor.accept(sock)).await {
+        Ok(Ok(stream)) => {
+            let conn = Conn::new(
+                stream,
+                ticket,
+                first_request_by,
+                peer,
+                gate.refusals.clone(),
+            );
+            let _ = tx.send(Ok(conn)).await;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake refused");
+            gate.refusals.note("handshake_failed", peer);
+        }
+        Err(_) => gate.refusals.note("handshake_timeout", peer),
+    }
 }

@@ -12,6 +12,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -69,6 +70,8 @@ pub struct Ca {
     cert_pem: String,
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    /// Agent certificates signed since this CA was loaded.
+    agent_certs_signed: AtomicU64,
 }
 
 impl Ca {
@@ -92,6 +95,7 @@ impl Ca {
             cert_pem: cert.pem(),
             cert_der: cert.der().clone(),
             issuer: Issuer::new(params, key),
+            agent_certs_signed: AtomicU64::new(0),
         };
         Ok((ca, key_pem))
     }
@@ -116,7 +120,13 @@ impl Ca {
             cert_pem,
             cert_der,
             issuer,
+            agent_certs_signed: AtomicU64::new(0),
         })
+    }
+
+    /// How many agent certificates (enrolments and renewals) this CA signed since it was loaded.
+    pub fn agent_certs_signed(&self) -> u64 {
+        self.agent_certs_signed.load(Ordering::Relaxed)
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -183,6 +193,7 @@ impl Ca {
                 what: "the agent certificate",
                 source,
             })?;
+        self.agent_certs_signed.fetch_add(1, Ordering::Relaxed);
         Ok(IssuedCert {
             agent_id,
             pem: cert.pem(),

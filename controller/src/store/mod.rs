@@ -7,6 +7,7 @@ mod audit;
 mod checkpoint;
 mod commands;
 mod events;
+mod files;
 mod ingest;
 mod playbooks;
 mod retention;
@@ -42,6 +43,21 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("creating the database {path}: {source}")]
+    CreateFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("reading the permissions of {path}: {source}")]
+    Stat {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("making {path} private: {source}")]
+    SetMode {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("migration {version}: {source}")]
     Migrate {
         version: usize,
@@ -74,8 +90,10 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens (or creates) `DATA_DIR/cordon.db`, private to the controller (`files.rs`).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(DB_FILE);
+        files::make_private(&path)?;
         let open = || {
             Connection::open(&path).map_err(|source| StoreError::Open {
                 path: path.display().to_string(),

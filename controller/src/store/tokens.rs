@@ -1,7 +1,7 @@
 //! Enrolment tokens: stored as SHA-256 hashes, with an expiry and a use count.
 
 use super::{Store, StoreError, labels_to_json};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 
 /// Why an enrolment was refused. Each says plainly what to do next.
@@ -17,6 +17,18 @@ pub enum EnrollRefusal {
     UsedToken,
     #[error("agent {0} is revoked; enrol with a new key")]
     AgentRevoked(String),
+}
+
+impl EnrollRefusal {
+    /// How the summary of refused enrolments names it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownToken => "unknown_token",
+            Self::ExpiredToken => "expired_token",
+            Self::UsedToken => "used_token",
+            Self::AgentRevoked(_) => "revoked_agent",
+        }
+    }
 }
 
 impl Store {
@@ -46,6 +58,17 @@ impl Store {
         })
         .await
     }
+
+    /// Whether the token with this hash could enrol an agent now, without using it. The use
+    /// is taken (and checked again) in the enrolment's own transaction.
+    pub async fn check_token(
+        &self,
+        hash: String,
+        now_ms: i64,
+    ) -> Result<Result<(), EnrollRefusal>, StoreError> {
+        self.with(move |c| Ok(usable(c, &hash, now_ms)?.map(|_| ())))
+            .await
+    }
 }
 
 /// Takes one use of a token inside the enrolment transaction; returns its labels.
@@ -54,7 +77,24 @@ pub(super) fn consume(
     hash: &str,
     now_ms: i64,
 ) -> Result<Result<String, EnrollRefusal>, StoreError> {
-    let row: Option<(i64, i64, String)> = tx
+    let labels = match usable(tx, hash, now_ms)? {
+        Ok(labels) => labels,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    tx.execute(
+        "UPDATE tokens SET uses_left = uses_left - 1 WHERE hash = ?1",
+        [hash],
+    )?;
+    Ok(Ok(labels))
+}
+
+/// The token's labels if it exists, has not expired and has a use left.
+fn usable(
+    c: &Connection,
+    hash: &str,
+    now_ms: i64,
+) -> Result<Result<String, EnrollRefusal>, StoreError> {
+    let row: Option<(i64, i64, String)> = c
         .query_row(
             "SELECT expires_at, uses_left, labels FROM tokens WHERE hash = ?1",
             [hash],
@@ -70,9 +110,5 @@ pub(super) fn consume(
     if uses_left <= 0 {
         return Ok(Err(EnrollRefusal::UsedToken));
     }
-    tx.execute(
-        "UPDATE tokens SET uses_left = uses_left - 1 WHERE hash = ?1",
-        [hash],
-    )?;
     Ok(Ok(labels))
 }
