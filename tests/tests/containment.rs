@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_tests::deploy::{AgentHandle, Deployment, HOST_V4, PEER_V4, PEER_V6};
+use cordon_tests::deploy::{AgentHandle, CTL_ADDR, Deployment, HOST_V4, PEER_V4, PEER_V6};
 use cordon_tests::netns::{EchoServer, connect, echoes, reachable};
 use cordon_tests::{require_root, within};
 use std::net::SocketAddr;
@@ -150,15 +150,7 @@ fn isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported() {
     let (d, agent, host, _peer, _p4) = with_peer();
     // Something else on the host drops new connections to the controller (the open stream
     // keeps working), so the agent's reachability check through the new ruleset fails.
-    let out = Command::new("ip")
-        .args(["netns", "exec", &host, "nft", "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _undo = drop_new_controller_connections(&host);
 
     let res = d.try_ctl(&["isolate", &agent.id]);
     assert!(!res.status.success());
@@ -204,6 +196,102 @@ fn ip_blocks_work_for_v4_and_v6_and_expire() {
     );
     d.ctl_json(&["unblock-ip", &agent.id, PEER_V6]);
     assert!(reachable(&host, sa(PEER_V6, 8080)));
+}
+
+/// Runs a failing cordonctl command and returns its error text.
+fn refused(d: &Deployment, args: &[&str]) -> String {
+    let out = d.try_ctl(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "cordonctl {args:?} succeeded: {err}");
+    err
+}
+
+/// Makes nft in namespace `ns` drop new connections to the controller's port, as something
+/// else on the host might; returns a guard that removes the rule.
+fn drop_new_controller_connections(ns: &str) -> impl Drop {
+    struct Undo(String);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", &self.0, "nft", "delete", "table", "inet", "cdtest",
+                ])
+                .output();
+        }
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Undo(ns.to_string())
+}
+
+#[test]
+fn a_block_never_cuts_the_agent_off_its_controller() {
+    if !require_root("a_block_never_cuts_the_agent_off_its_controller") {
+        return;
+    }
+    let (d, agent, host, _peer, _p4) = with_peer();
+    for cidr in [CTL_ADDR, "10.231.0.0/24", "0.0.0.0/0", "0.0.0.0/1"] {
+        let err = refused(&d, &["block-ip", &agent.id, cidr, "--ttl", "40s"]);
+        assert!(
+            err.contains(&format!("covers the controller's address {CTL_ADDR}")),
+            "{cidr}: {err}"
+        );
+    }
+    // Nothing was blocked, and the controller still reaches the agent at once.
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+    d.ctl_json(&["ping", &agent.id]);
+
+    // A block after which the controller cannot be reached is rolled back.
+    let undo = drop_new_controller_connections(&host);
+    let err = refused(&d, &["block-ip", &agent.id, PEER_V4]);
+    assert!(
+        err.contains("not reachable") && err.contains("rolled back"),
+        "{err}"
+    );
+    drop(undo);
+    assert!(
+        reachable(&host, sa(PEER_V4, 8080)),
+        "the rolled-back block still holds"
+    );
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+#[test]
+fn an_allowlist_that_lets_everything_through_is_refused() {
+    if !require_root("an_allowlist_that_lets_everything_through_is_refused") {
+        return;
+    }
+    let (d, agent, host, _peer, _p4) = with_peer();
+    for allow in [
+        ["0.0.0.0/0", "::/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["::/1", "8000::/1"],
+    ] {
+        let err = refused(
+            &d,
+            &[
+                "isolate", &agent.id, "--allow", allow[0], "--allow", allow[1],
+            ],
+        );
+        assert!(
+            err.contains("refusing the allowlist") && err.contains("block nothing"),
+            "{allow:?}: {err}"
+        );
+    }
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+    let listed = Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "list", "tables"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("inet cordon\n"));
+    d.ctl_json(&["ping", &agent.id]);
 }
 
 fn start_time(pid: u32) -> u64 {
