@@ -452,3 +452,155 @@ fn quarantine_and_restore_round_trip_and_hostile_paths_are_refused() {
     }
     assert!(file.exists());
 }
+
+/// A copy of sleep at `path`, started for 300 s.
+fn sleep_as(path: &std::path::Path) -> std::process::Child {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::copy("/usr/bin/sleep", path).unwrap();
+    Command::new(path).arg("300").spawn().unwrap()
+}
+
+/// Whether `child` ended by SIGKILL (waiting for it is the barrier).
+fn was_killed(child: &mut std::process::Child) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    child.wait().unwrap().signal() == Some(9)
+}
+
+/// Restarts `agent` with `settings` merged into its config.
+fn restart_with(d: &Deployment, agent: &mut AgentHandle, settings: &str) {
+    agent.configure(settings);
+    agent.proc.take().unwrap().terminate();
+    d.start_agent(agent);
+    d.wait_online(agent, true, Duration::from_secs(20));
+}
+
+#[test]
+fn kill_with_a_thread_id_of_the_agent_is_refused_as_the_agent() {
+    let d = Deployment::loopback("");
+    let agent = started(&d, "host");
+    let agent_pid = agent.proc.as_ref().unwrap().pid();
+    let agent_start = start_time(agent_pid);
+    let tid = std::fs::read_dir(format!("/proc/{agent_pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u32>().ok())
+        .find(|t| *t != agent_pid)
+        .expect("the agent has threads");
+    let err = refused(&d, &["kill", &agent.id, "--pid", &tid.to_string()]);
+    assert!(err.contains("a thread of the Cordon agent itself"), "{err}");
+    d.ctl_json(&["ping", &agent.id]);
+    assert!(!gone(agent_pid, agent_start), "the agent died");
+}
+
+#[test]
+fn kill_knows_protected_programs_by_executable_never_by_name() {
+    let d = Deployment::loopback("");
+    let mut agent = started(&d, "host");
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Named like the protected programs (the process chooses its name): killable.
+    for name in ["sshd", "systemd", "cordon-agent"] {
+        let mut lookalike = sleep_as(&tmp.path().join("lookalike").join(name));
+        let res = d.ctl_json(&["kill", &agent.id, "--pid", &lookalike.id().to_string()]);
+        assert_eq!(res["status"], "succeeded", "{name}: {res}");
+        assert!(was_killed(&mut lookalike), "{name} was not killed");
+    }
+
+    // The executable configured as protected is refused, whatever it is called; a copy of it
+    // with the same name is not protected.
+    let guarded_exe = tmp.path().join("opt/guarded");
+    let mut guarded = sleep_as(&guarded_exe);
+    let mut copy = sleep_as(&tmp.path().join("elsewhere/guarded"));
+    let exe = toml::Value::from(guarded_exe.display().to_string());
+    let settings = format!("[containment]\nprotected_processes = [{exe}]\n");
+    restart_with(&d, &mut agent, &settings);
+    let err = refused(&d, &["kill", &agent.id, "--pid", &guarded.id().to_string()]);
+    assert!(err.contains("a protected executable"), "{err}");
+    assert!(
+        guarded.try_wait().unwrap().is_none(),
+        "the protected process died"
+    );
+    let res = d.ctl_json(&["kill", &agent.id, "--pid", &copy.id().to_string()]);
+    assert_eq!(res["status"], "succeeded", "{res}");
+    assert!(was_killed(&mut copy));
+    guarded.kill().unwrap();
+    guarded.wait().unwrap();
+}
+
+#[test]
+fn quarantine_refuses_a_fifo_at_once_without_opening_it() {
+    let d = Deployment::loopback("");
+    let agent = started(&d, "host");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Opening it for reading would block an agent thread until a writer came.
+    let err = refused(
+        &d,
+        &["quarantine", &agent.id, "--path", fifo.to_str().unwrap()],
+    );
+    assert!(err.contains("not a regular file but a FIFO"), "{err}");
+    assert!(fifo.exists());
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+/// Quarantines `file`, which must be refused for `why`; a regression puts it back first.
+fn refused_quarantine(d: &Deployment, agent: &AgentHandle, file: &std::path::Path, why: &str) {
+    let path = file.to_str().unwrap();
+    let out = d.try_ctl(&["quarantine", &agent.id, "--path", path, "--json"]);
+    if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let qid = v["result"]["output"]["Quarantined"]["id"].as_str().unwrap();
+        d.ctl_json(&["restore", &agent.id, "--quarantine-id", qid]);
+        panic!("{path} was quarantined");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(why) && err.contains("--force"),
+        "{path}: {err}"
+    );
+    assert!(file.exists());
+}
+
+#[test]
+fn quarantine_refuses_the_agents_own_and_protected_files_and_force_is_audited() {
+    let d = Deployment::loopback("");
+    let mut agent = started(&d, "host");
+    let binary = cordon_tests::binaries::bin("cordon-agent");
+    for file in [agent.config.clone(), binary] {
+        refused_quarantine(&d, &agent, &file, "the agent's own file");
+    }
+
+    // A configured critical file, also under another name (a hard link is the same file).
+    let dir = tempfile::tempdir().unwrap();
+    let critical = dir.path().join("critical.conf");
+    std::fs::write(&critical, b"keep me").unwrap();
+    let alias = dir.path().join("alias.conf");
+    std::fs::hard_link(&critical, &alias).unwrap();
+    let listed = toml::Value::from(critical.display().to_string());
+    restart_with(
+        &d,
+        &mut agent,
+        &format!("[containment]\nprotected_files = [{listed}]\n"),
+    );
+    refused_quarantine(&d, &agent, &critical, "a protected file");
+    refused_quarantine(&d, &agent, &alias, "a protected file");
+
+    // --force overrides, and the audit log says so.
+    let path = critical.to_str().unwrap();
+    let q = d.ctl_json(&["quarantine", &agent.id, "--path", path, "--force"]);
+    assert_eq!(q["status"], "succeeded", "{q}");
+    assert!(!critical.exists());
+    let audit = d.ctl_json(&["audit"]);
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "command.quarantine")
+        .expect("the forced quarantine in the audit log");
+    assert_eq!(entry["detail"]["force"], true, "{entry}");
+    let qid = q["result"]["output"]["Quarantined"]["id"].as_str().unwrap();
+    d.ctl_json(&["restore", &agent.id, "--quarantine-id", qid]);
+    assert_eq!(std::fs::read(&critical).unwrap(), b"keep me");
+}
