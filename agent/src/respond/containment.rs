@@ -106,12 +106,20 @@ impl Containment {
             .map_err(|e| format!("writing {}: {e}", self.state_file.display()))
     }
 
+    /// The port of the controller URL (443 when it names none).
+    fn controller_port(&self) -> Result<u16, String> {
+        let uri: tonic::transport::Uri = self
+            .controller_url
+            .parse()
+            .map_err(|e| format!("bad controller URL {}: {e}", self.controller_url))?;
+        Ok(uri.port_u16().unwrap_or(443))
+    }
+
     /// The controller's addresses and port, resolved now.
     fn resolve_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
         let host = cordon_proto::channel::url_host(&self.controller_url)
             .ok_or_else(|| format!("bad controller URL {}", self.controller_url))?;
-        let uri: tonic::transport::Uri = self.controller_url.parse().map_err(|e| format!("{e}"))?;
-        let port = uri.port_u16().unwrap_or(443);
+        let port = self.controller_port()?;
         let mut addrs: Vec<IpAddr> = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| format!("resolving the controller {host}: {e}"))?
@@ -129,15 +137,19 @@ impl Containment {
     /// (an isolated host may have no DNS).
     fn known_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
         let resolved = self.resolve_controller();
-        match (resolved, self.lock().isolation.as_ref()) {
-            (Ok(found), _) => Ok(found),
-            (Err(e), Some(rec)) if !rec.controller.is_empty() => {
-                let uri: tonic::transport::Uri =
-                    self.controller_url.parse().map_err(|_| e.clone())?;
+        let stored = self
+            .lock()
+            .isolation
+            .as_ref()
+            .map(|r| r.controller.clone())
+            .unwrap_or_default();
+        match resolved {
+            Ok(found) => Ok(found),
+            Err(e) if !stored.is_empty() => {
                 tracing::warn!(error = %e, "using the controller addresses resolved at isolation");
-                Ok((rec.controller.clone(), uri.port_u16().unwrap_or(443)))
+                Ok((stored, self.controller_port()?))
             }
-            (Err(e), _) => Err(e),
+            Err(e) => Err(e),
         }
     }
 
