@@ -2,7 +2,7 @@
 //! without a file; unknown keys are errors so typos do not pass silently.
 
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -19,12 +19,17 @@ pub struct AgentConfig {
     /// Most bytes the telemetry spool keeps on disk while the controller is unreachable;
     /// past it the oldest events are dropped and counted.
     pub spool_max_bytes: u64,
+    /// Longest a command's action may run before it ends as failed.
+    pub command_timeout_secs: u64,
     /// Containment settings.
     pub containment: ContainmentConfig,
     /// The file sensor.
     pub files: crate::sensors::file::FileSensorConfig,
     /// The process sensor.
     pub process: crate::sensors::process::ProcessSensorConfig,
+    /// The file this configuration was read from (the agent never quarantines it).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,12 +39,61 @@ pub struct ContainmentConfig {
     pub dns_resolvers: Vec<std::net::IpAddr>,
     /// Keep DHCP (v4 and v6) working while isolated.
     pub allow_dhcp: bool,
-    /// Process names (comm) or executable paths that are never killed.
-    pub protected_processes: Vec<String>,
+    /// Executables (absolute paths) whose processes are never killed, matched by the device
+    /// and inode of what the process runs, never by its name.
+    pub protected_processes: Vec<PathBuf>,
+    /// Files never quarantined without `--force`, matched by device and inode (besides the
+    /// agent's own files, the libraries it runs on and the nft it uses, always protected).
+    pub protected_files: Vec<PathBuf>,
     /// How often the controller's addresses are re-resolved while isolated.
     pub controller_refresh_secs: u64,
     /// How long the post-isolation reachability check waits for the controller.
     pub verify_timeout_ms: u64,
+}
+
+/// The host's files whose loss would lock people out or break the host or the agent.
+const DEFAULT_PROTECTED_FILES: [&str; 16] = [
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/pam.d/common-auth",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/ld.so.cache",
+    "/etc/fstab",
+    "/usr/sbin/nft",
+    "/usr/lib/systemd/systemd",
+    "/usr/sbin/sshd",
+    "/usr/bin/sh",
+    "/usr/bin/bash",
+];
+
+impl ContainmentConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.controller_refresh_secs == 0 || self.verify_timeout_ms == 0 {
+            return Err(
+                "containment.controller_refresh_secs and verify_timeout_ms must be positive".into(),
+            );
+        }
+        for p in &self.protected_processes {
+            if !p.is_absolute() {
+                return Err(format!(
+                    "containment.protected_processes: {:?} is not an absolute path; protected processes are matched by the executable they run (give its path, such as \"/usr/sbin/sshd\"), never by a name, which any process can choose",
+                    p.display().to_string()
+                ));
+            }
+        }
+        if let Some(p) = self.protected_files.iter().find(|p| !p.is_absolute()) {
+            return Err(format!(
+                "containment.protected_files: {:?} is not an absolute path",
+                p.display().to_string()
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ContainmentConfig {
@@ -47,7 +101,10 @@ impl Default for ContainmentConfig {
         Self {
             dns_resolvers: Vec::new(),
             allow_dhcp: false,
-            protected_processes: vec!["systemd".into(), "sshd".into(), "cordon-agent".into()],
+            protected_processes: ["/usr/lib/systemd/systemd", "/usr/sbin/sshd"]
+                .map(PathBuf::from)
+                .to_vec(),
+            protected_files: DEFAULT_PROTECTED_FILES.map(PathBuf::from).to_vec(),
             controller_refresh_secs: 60,
             verify_timeout_ms: 3000,
         }
@@ -62,9 +119,11 @@ impl Default for AgentConfig {
             reconnect_max_secs: 30,
             renew_at_fraction: 2.0 / 3.0,
             spool_max_bytes: 512 * 1024 * 1024,
+            command_timeout_secs: 60,
             containment: ContainmentConfig::default(),
             files: Default::default(),
             process: Default::default(),
+            source: None,
         }
     }
 }
@@ -81,10 +140,11 @@ impl AgentConfig {
             path: path.into(),
             source,
         })?;
-        let cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let mut cfg: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
             source,
         })?;
+        cfg.source = Some(path.into());
         cfg.validate().map_err(|message| ConfigError::Invalid {
             path: path.into(),
             message,
@@ -105,14 +165,15 @@ impl AgentConfig {
         if self.spool_max_bytes < 1024 * 1024 {
             return Err("spool_max_bytes must be at least 1 MiB".into());
         }
-        self.process.validate()?;
-        let c = &self.containment;
-        if c.controller_refresh_secs == 0 || c.verify_timeout_ms == 0 {
-            return Err(
-                "containment.controller_refresh_secs and verify_timeout_ms must be positive".into(),
-            );
+        if !(1..=3600).contains(&self.command_timeout_secs) {
+            return Err("command_timeout_secs must be between 1 and 3600".into());
         }
-        Ok(())
+        self.process.validate()?;
+        self.containment.validate()
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.command_timeout_secs)
     }
 
     pub fn heartbeat(&self) -> Duration {
@@ -143,5 +204,25 @@ mod tests {
             AgentConfig::load(Some(&p)).unwrap().heartbeat_interval_secs,
             2
         );
+    }
+
+    #[test]
+    fn protected_processes_must_be_executables_not_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(&p, "[containment]\nprotected_processes = [\"sshd\"]\n").unwrap();
+        let err = AgentConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            err.contains("\"sshd\" is not an absolute path") && err.contains("never by a name"),
+            "{err}"
+        );
+        std::fs::write(
+            &p,
+            "[containment]\nprotected_processes = [\"/usr/sbin/sshd\"]\n",
+        )
+        .unwrap();
+        let cfg = AgentConfig::load(Some(&p)).unwrap();
+        assert_eq!(cfg.source.as_deref(), Some(p.as_path()));
+        AgentConfig::default().validate().unwrap();
     }
 }

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_tests::deploy::{AgentHandle, Deployment, HOST_V4, PEER_V4, PEER_V6};
+use cordon_tests::deploy::{AgentHandle, CTL_ADDR, Deployment, HOST_V4, PEER_V4, PEER_V6};
 use cordon_tests::netns::{EchoServer, connect, echoes, reachable};
 use cordon_tests::{require_root, within};
 use std::net::SocketAddr;
@@ -150,15 +150,7 @@ fn isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported() {
     let (d, agent, host, _peer, _p4) = with_peer();
     // Something else on the host drops new connections to the controller (the open stream
     // keeps working), so the agent's reachability check through the new ruleset fails.
-    let out = Command::new("ip")
-        .args(["netns", "exec", &host, "nft", "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let _undo = drop_new_controller_connections(&host);
 
     let res = d.try_ctl(&["isolate", &agent.id]);
     assert!(!res.status.success());
@@ -204,6 +196,102 @@ fn ip_blocks_work_for_v4_and_v6_and_expire() {
     );
     d.ctl_json(&["unblock-ip", &agent.id, PEER_V6]);
     assert!(reachable(&host, sa(PEER_V6, 8080)));
+}
+
+/// Runs a failing cordonctl command and returns its error text.
+fn refused(d: &Deployment, args: &[&str]) -> String {
+    let out = d.try_ctl(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "cordonctl {args:?} succeeded: {err}");
+    err
+}
+
+/// Makes nft in namespace `ns` drop new connections to the controller's port, as something
+/// else on the host might; returns a guard that removes the rule.
+fn drop_new_controller_connections(ns: &str) -> impl Drop {
+    struct Undo(String);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", &self.0, "nft", "delete", "table", "inet", "cdtest",
+                ])
+                .output();
+        }
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Undo(ns.to_string())
+}
+
+#[test]
+fn a_block_never_cuts_the_agent_off_its_controller() {
+    if !require_root("a_block_never_cuts_the_agent_off_its_controller") {
+        return;
+    }
+    let (d, agent, host, _peer, _p4) = with_peer();
+    for cidr in [CTL_ADDR, "10.231.0.0/24", "0.0.0.0/0", "0.0.0.0/1"] {
+        let err = refused(&d, &["block-ip", &agent.id, cidr, "--ttl", "40s"]);
+        assert!(
+            err.contains(&format!("covers the controller's address {CTL_ADDR}")),
+            "{cidr}: {err}"
+        );
+    }
+    // Nothing was blocked, and the controller still reaches the agent at once.
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+    d.ctl_json(&["ping", &agent.id]);
+
+    // A block after which the controller cannot be reached is rolled back.
+    let undo = drop_new_controller_connections(&host);
+    let err = refused(&d, &["block-ip", &agent.id, PEER_V4]);
+    assert!(
+        err.contains("not reachable") && err.contains("rolled back"),
+        "{err}"
+    );
+    drop(undo);
+    assert!(
+        reachable(&host, sa(PEER_V4, 8080)),
+        "the rolled-back block still holds"
+    );
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+#[test]
+fn an_allowlist_that_lets_everything_through_is_refused() {
+    if !require_root("an_allowlist_that_lets_everything_through_is_refused") {
+        return;
+    }
+    let (d, agent, host, _peer, _p4) = with_peer();
+    for allow in [
+        ["0.0.0.0/0", "::/0"],
+        ["0.0.0.0/1", "128.0.0.0/1"],
+        ["::/1", "8000::/1"],
+    ] {
+        let err = refused(
+            &d,
+            &[
+                "isolate", &agent.id, "--allow", allow[0], "--allow", allow[1],
+            ],
+        );
+        assert!(
+            err.contains("refusing the allowlist") && err.contains("block nothing"),
+            "{allow:?}: {err}"
+        );
+    }
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+    let listed = Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "list", "tables"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("inet cordon\n"));
+    d.ctl_json(&["ping", &agent.id]);
 }
 
 fn start_time(pid: u32) -> u64 {
@@ -363,4 +451,156 @@ fn quarantine_and_restore_round_trip_and_hostile_paths_are_refused() {
         assert!(err.contains(why), "{bad}: {err}");
     }
     assert!(file.exists());
+}
+
+/// A copy of sleep at `path`, started for 300 s.
+fn sleep_as(path: &std::path::Path) -> std::process::Child {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::copy("/usr/bin/sleep", path).unwrap();
+    Command::new(path).arg("300").spawn().unwrap()
+}
+
+/// Whether `child` ended by SIGKILL (waiting for it is the barrier).
+fn was_killed(child: &mut std::process::Child) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    child.wait().unwrap().signal() == Some(9)
+}
+
+/// Restarts `agent` with `settings` merged into its config.
+fn restart_with(d: &Deployment, agent: &mut AgentHandle, settings: &str) {
+    agent.configure(settings);
+    agent.proc.take().unwrap().terminate();
+    d.start_agent(agent);
+    d.wait_online(agent, true, Duration::from_secs(20));
+}
+
+#[test]
+fn kill_with_a_thread_id_of_the_agent_is_refused_as_the_agent() {
+    let d = Deployment::loopback("");
+    let agent = started(&d, "host");
+    let agent_pid = agent.proc.as_ref().unwrap().pid();
+    let agent_start = start_time(agent_pid);
+    let tid = std::fs::read_dir(format!("/proc/{agent_pid}/task"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u32>().ok())
+        .find(|t| *t != agent_pid)
+        .expect("the agent has threads");
+    let err = refused(&d, &["kill", &agent.id, "--pid", &tid.to_string()]);
+    assert!(err.contains("a thread of the Cordon agent itself"), "{err}");
+    d.ctl_json(&["ping", &agent.id]);
+    assert!(!gone(agent_pid, agent_start), "the agent died");
+}
+
+#[test]
+fn kill_knows_protected_programs_by_executable_never_by_name() {
+    let d = Deployment::loopback("");
+    let mut agent = started(&d, "host");
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Named like the protected programs (the process chooses its name): killable.
+    for name in ["sshd", "systemd", "cordon-agent"] {
+        let mut lookalike = sleep_as(&tmp.path().join("lookalike").join(name));
+        let res = d.ctl_json(&["kill", &agent.id, "--pid", &lookalike.id().to_string()]);
+        assert_eq!(res["status"], "succeeded", "{name}: {res}");
+        assert!(was_killed(&mut lookalike), "{name} was not killed");
+    }
+
+    // The executable configured as protected is refused, whatever it is called; a copy of it
+    // with the same name is not protected.
+    let guarded_exe = tmp.path().join("opt/guarded");
+    let mut guarded = sleep_as(&guarded_exe);
+    let mut copy = sleep_as(&tmp.path().join("elsewhere/guarded"));
+    let exe = toml::Value::from(guarded_exe.display().to_string());
+    let settings = format!("[containment]\nprotected_processes = [{exe}]\n");
+    restart_with(&d, &mut agent, &settings);
+    let err = refused(&d, &["kill", &agent.id, "--pid", &guarded.id().to_string()]);
+    assert!(err.contains("a protected executable"), "{err}");
+    assert!(
+        guarded.try_wait().unwrap().is_none(),
+        "the protected process died"
+    );
+    let res = d.ctl_json(&["kill", &agent.id, "--pid", &copy.id().to_string()]);
+    assert_eq!(res["status"], "succeeded", "{res}");
+    assert!(was_killed(&mut copy));
+    guarded.kill().unwrap();
+    guarded.wait().unwrap();
+}
+
+#[test]
+fn quarantine_refuses_a_fifo_at_once_without_opening_it() {
+    let d = Deployment::loopback("");
+    let agent = started(&d, "host");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Opening it for reading would block an agent thread until a writer came.
+    let err = refused(
+        &d,
+        &["quarantine", &agent.id, "--path", fifo.to_str().unwrap()],
+    );
+    assert!(err.contains("not a regular file but a FIFO"), "{err}");
+    assert!(fifo.exists());
+    d.ctl_json(&["ping", &agent.id]);
+}
+
+/// Quarantines `file`, which must be refused for `why`; a regression puts it back first.
+fn refused_quarantine(d: &Deployment, agent: &AgentHandle, file: &std::path::Path, why: &str) {
+    let path = file.to_str().unwrap();
+    let out = d.try_ctl(&["quarantine", &agent.id, "--path", path, "--json"]);
+    if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let qid = v["result"]["output"]["Quarantined"]["id"].as_str().unwrap();
+        d.ctl_json(&["restore", &agent.id, "--quarantine-id", qid]);
+        panic!("{path} was quarantined");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(why) && err.contains("--force"),
+        "{path}: {err}"
+    );
+    assert!(file.exists());
+}
+
+#[test]
+fn quarantine_refuses_the_agents_own_and_protected_files_and_force_is_audited() {
+    let d = Deployment::loopback("");
+    let mut agent = started(&d, "host");
+    let binary = cordon_tests::binaries::bin("cordon-agent");
+    for file in [agent.config.clone(), binary] {
+        refused_quarantine(&d, &agent, &file, "the agent's own file");
+    }
+
+    // A configured critical file, also under another name (a hard link is the same file).
+    let dir = tempfile::tempdir().unwrap();
+    let critical = dir.path().join("critical.conf");
+    std::fs::write(&critical, b"keep me").unwrap();
+    let alias = dir.path().join("alias.conf");
+    std::fs::hard_link(&critical, &alias).unwrap();
+    let listed = toml::Value::from(critical.display().to_string());
+    restart_with(
+        &d,
+        &mut agent,
+        &format!("[containment]\nprotected_files = [{listed}]\n"),
+    );
+    refused_quarantine(&d, &agent, &critical, "a protected file");
+    refused_quarantine(&d, &agent, &alias, "a protected file");
+
+    // --force overrides, and the audit log says so.
+    let path = critical.to_str().unwrap();
+    let q = d.ctl_json(&["quarantine", &agent.id, "--path", path, "--force"]);
+    assert_eq!(q["status"], "succeeded", "{q}");
+    assert!(!critical.exists());
+    let audit = d.ctl_json(&["audit"]);
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "command.quarantine")
+        .expect("the forced quarantine in the audit log");
+    assert_eq!(entry["detail"]["force"], true, "{entry}");
+    let qid = q["result"]["output"]["Quarantined"]["id"].as_str().unwrap();
+    d.ctl_json(&["restore", &agent.id, "--quarantine-id", qid]);
+    assert_eq!(std::fs::read(&critical).unwrap(), b"keep me");
 }

@@ -1,5 +1,6 @@
 //! Commands from the controller: verify the signature and addressing, refuse replays, run
-//! the action once, and answer with a result. Nothing runs unless every check passes.
+//! the action once within a bounded time, and answer with a result. Nothing runs unless every
+//! check passes.
 
 mod ledger;
 mod verify;
@@ -10,7 +11,11 @@ pub use verify::{Refusal, Verifier};
 use cordon_proto::time::now_ms;
 use cordon_proto::{Command, CommandOutcome, CommandResult, SignedCommand, action, command_result};
 use std::future::Future;
+use std::time::Duration;
 use tokio::sync::Mutex;
+
+/// How long an action may run when the configuration does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Carries out one verified action.
 pub trait Executor: Send + Sync {
@@ -25,6 +30,8 @@ pub struct Dispatcher<E> {
     verifier: Verifier,
     ledger: Mutex<Ledger>,
     exec: E,
+    /// Longest an action may run before its command ends as failed.
+    timeout: Duration,
 }
 
 impl<E: Executor> Dispatcher<E> {
@@ -33,7 +40,14 @@ impl<E: Executor> Dispatcher<E> {
             verifier,
             ledger: Mutex::new(ledger),
             exec,
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// Bounds how long one action may run.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Handles one signed command and returns the result to send back.
@@ -78,7 +92,17 @@ impl<E: Executor> Dispatcher<E> {
         let Some(action) = command.action.as_ref().and_then(|a| a.kind.as_ref()) else {
             return failed(command.id.clone(), "the command has no action".into());
         };
-        match self.exec.execute(action).await {
+        let outcome = match tokio::time::timeout(self.timeout, self.exec.execute(action)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!(command_id = %command.id, timeout_secs = self.timeout.as_secs_f64(), "command timed out");
+                Err(format!(
+                    "the action did not finish within {:?} and was given up; work already under way on the host may still complete, so check the host's state",
+                    self.timeout
+                ))
+            }
+        };
+        match outcome {
             Ok(output) => CommandResult {
                 command_id: command.id.clone(),
                 outcome: CommandOutcome::Succeeded as i32,

@@ -7,6 +7,7 @@ use prost::Message;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 #[derive(Default)]
 struct Counting(AtomicUsize);
@@ -15,6 +16,15 @@ impl Executor for &Counting {
     async fn execute(&self, _: &action::Kind) -> Result<command_result::Output, String> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(command_result::Output::Pong(Pong { agent_time_ms: 1 }))
+    }
+}
+
+/// An action that never ends, as a blocked system call would.
+struct Hanging;
+
+impl Executor for Hanging {
+    async fn execute(&self, _: &action::Kind) -> Result<command_result::Output, String> {
+        std::future::pending().await
     }
 }
 
@@ -38,11 +48,7 @@ fn signed(key: &Ed25519KeyPair, id: &str, agent: &str, expires_at_ms: i64) -> Si
     }
 }
 
-fn dispatcher<'a>(
-    key: &Ed25519KeyPair,
-    exec: &'a Counting,
-    ledger: Ledger,
-) -> Dispatcher<&'a Counting> {
+fn dispatcher<E: Executor>(key: &Ed25519KeyPair, exec: E, ledger: Ledger) -> Dispatcher<E> {
     Dispatcher::new(
         Verifier::new("me".into(), key.public_key().as_ref().to_vec()),
         ledger,
@@ -118,4 +124,22 @@ async fn a_command_started_before_a_restart_is_not_run_again() {
     assert_eq!(r.outcome(), CommandOutcome::Refused);
     assert!(r.error.contains("replayed"));
     assert_eq!(exec.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_hung_action_ends_as_failed_with_the_reason_and_is_not_run_again() {
+    let k = key();
+    let d = dispatcher(&k, Hanging, Ledger::memory()).with_timeout(Duration::from_millis(50));
+    let cmd = signed(&k, "h1", "me", later());
+    let r = d.handle(&cmd).await;
+    assert_eq!(r.outcome(), CommandOutcome::Failed);
+    assert!(
+        r.error.contains("did not finish within 50ms"),
+        "{}",
+        r.error
+    );
+    // The agent goes on: the next command is handled, and the hung one keeps its result.
+    assert_eq!(d.handle(&cmd).await, r);
+    let r2 = d.handle(&signed(&k, "h2", "me", later())).await;
+    assert_eq!(r2.outcome(), CommandOutcome::Failed);
 }

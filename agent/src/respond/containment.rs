@@ -5,7 +5,7 @@
 
 use super::block::Blocker;
 use super::isolate::{Isolator, Plan};
-use super::net::{Allow, Net};
+use super::net::{Allow, Net, cover_family};
 use cordon_proto::files::{PRIVATE, atomic_write};
 use cordon_proto::time::now_ms;
 use cordon_proto::{BlockResult, ContainmentState, IsolationResult};
@@ -106,12 +106,20 @@ impl Containment {
             .map_err(|e| format!("writing {}: {e}", self.state_file.display()))
     }
 
+    /// The port of the controller URL (443 when it names none).
+    fn controller_port(&self) -> Result<u16, String> {
+        let uri: tonic::transport::Uri = self
+            .controller_url
+            .parse()
+            .map_err(|e| format!("bad controller URL {}: {e}", self.controller_url))?;
+        Ok(uri.port_u16().unwrap_or(443))
+    }
+
     /// The controller's addresses and port, resolved now.
     fn resolve_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
         let host = cordon_proto::channel::url_host(&self.controller_url)
             .ok_or_else(|| format!("bad controller URL {}", self.controller_url))?;
-        let uri: tonic::transport::Uri = self.controller_url.parse().map_err(|e| format!("{e}"))?;
-        let port = uri.port_u16().unwrap_or(443);
+        let port = self.controller_port()?;
         let mut addrs: Vec<IpAddr> = (host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| format!("resolving the controller {host}: {e}"))?
@@ -123,6 +131,36 @@ impl Containment {
             return Err(format!("the controller {host} resolved to no address"));
         }
         Ok((addrs, port))
+    }
+
+    /// The controller's addresses: resolved now, or else those the isolation last resolved
+    /// (an isolated host may have no DNS).
+    fn known_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
+        let resolved = self.resolve_controller();
+        let stored = self
+            .lock()
+            .isolation
+            .as_ref()
+            .map(|r| r.controller.clone())
+            .unwrap_or_default();
+        match resolved {
+            Ok(found) => Ok(found),
+            Err(e) if !stored.is_empty() => {
+                tracing::warn!(error = %e, "using the controller addresses resolved at isolation");
+                Ok((stored, self.controller_port()?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a fresh TCP connection reaches the controller at one of its addresses.
+    fn controller_reachable(&self, controller: &[IpAddr], port: u16) -> bool {
+        let targets: Vec<SocketAddr> = controller
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+        let timeout = Duration::from_millis(self.config.verify_timeout_ms);
+        self.reach.reachable(&targets, timeout)
     }
 
     fn plan(&self, controller: Vec<IpAddr>, allow: Vec<Allow>) -> Plan {
@@ -140,6 +178,7 @@ impl Containment {
             .iter()
             .map(|a| Allow::parse(a))
             .collect::<Result<_, _>>()?;
+        refuse_open_allowlist(&allow)?;
         let (controller, port) = self.resolve_controller()?;
         let plan = self.plan(controller.clone(), allow.clone());
         let started = Instant::now();
@@ -147,12 +186,7 @@ impl Containment {
             .apply(&plan)
             .map_err(|e| format!("applying the isolation ruleset: {e}"))?;
         let apply_micros = started.elapsed().as_micros() as u64;
-        let targets: Vec<SocketAddr> = controller
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect();
-        let timeout = Duration::from_millis(self.config.verify_timeout_ms);
-        if !self.reach.reachable(&targets, timeout) {
+        if !self.controller_reachable(&controller, port) {
             let previous = self.lock().isolation.clone();
             let rollback = match previous {
                 Some(prev) => self
@@ -168,7 +202,7 @@ impl Containment {
                 Ok(state) => format!("rolled back: {state}"),
                 Err(e) => format!("rollback failed too: {e}"),
             };
-            tracing::error!(controller = ?targets, %outcome, "isolation would cut off the controller");
+            tracing::error!(controller = ?controller, %outcome, "isolation would cut off the controller");
             return Err(format!(
                 "the controller was not reachable through the isolation ruleset; {outcome}"
             ));
@@ -233,18 +267,35 @@ impl Containment {
         })
     }
 
+    /// Blocks `cidr`, never the controller: a network that covers one of the controller's
+    /// addresses is refused, and a block after which the controller cannot be reached is
+    /// rolled back.
     pub fn block(&self, cidr: &str, ttl_secs: u64) -> Result<BlockResult, String> {
         let net = Net::parse(cidr)?;
+        let (controller, port) = self.known_controller().map_err(|e| {
+            format!("not blocking {net}: the controller's addresses are unknown ({e}), so the block could cut it off")
+        })?;
+        refuse_controller_block(&net, &controller)?;
         let ttl = (ttl_secs > 0).then(|| Duration::from_secs(ttl_secs));
+        let key = net.to_string();
+        let previous = self.lock().blocks.iter().find(|(c, _)| *c == key).cloned();
         self.blocker
             .block(&net, ttl)
             .map_err(|e| format!("blocking {net}: {e}"))?;
+        if !self.controller_reachable(&controller, port) {
+            let outcome = match self.restore_block(&net, previous.map(|(_, exp)| exp)) {
+                Ok(()) => "rolled back: the block is as it was before".to_string(),
+                Err(e) => format!("rollback failed too: {e}"),
+            };
+            tracing::error!(%net, controller = ?controller, %outcome, "a block would cut off the controller");
+            return Err(format!(
+                "the controller was not reachable with {net} blocked; {outcome}"
+            ));
+        }
         let mut d = self.lock();
-        d.blocks.retain(|(c, _)| *c != net.to_string());
-        d.blocks.push((
-            net.to_string(),
-            ttl.map(|t| now_ms() + t.as_millis() as i64),
-        ));
+        d.blocks.retain(|(c, _)| *c != key);
+        d.blocks
+            .push((key, ttl.map(|t| now_ms() + t.as_millis() as i64)));
         self.save(&d)?;
         tracing::warn!(%net, ttl_secs, "address blocked");
         Ok(BlockResult {
@@ -252,6 +303,19 @@ impl Containment {
             blocked: true,
             ttl_secs,
         })
+    }
+
+    /// Puts a block back as the state file had it: `previous` is its expiry (None inside
+    /// for "until unblocked"), or None when `net` was not blocked.
+    fn restore_block(&self, net: &Net, previous: Option<Option<i64>>) -> Result<(), String> {
+        let result = match previous {
+            None => self.blocker.unblock(net),
+            Some(expires) => match remaining(expires, now_ms()) {
+                Some(ttl) => self.blocker.block(net, ttl),
+                None => self.blocker.unblock(net),
+            },
+        };
+        result.map_err(|e| e.to_string())
     }
 
     pub fn unblock(&self, cidr: &str) -> Result<BlockResult, String> {
@@ -280,16 +344,20 @@ impl Containment {
                 Err(e) => tracing::error!(error = %e, "re-applying isolation at start failed"),
             }
         }
+        let controller = self.known_controller().map(|(a, _)| a).unwrap_or_default();
         let now = now_ms();
         for (cidr, expires) in &d.blocks {
-            let ttl = match expires {
-                Some(at) if *at <= now => continue,
-                Some(at) => Some(Duration::from_millis((*at - now) as u64)),
-                None => None,
+            let Some(ttl) = remaining(*expires, now) else {
+                continue;
             };
-            if let Ok(net) = Net::parse(cidr)
-                && let Err(e) = self.blocker.block(&net, ttl)
-            {
+            let Ok(net) = Net::parse(cidr) else { continue };
+            // A state file from before blocks were checked may hold one that covers the
+            // controller: it stays out of the kernel.
+            if let Err(why) = refuse_controller_block(&net, &controller) {
+                tracing::error!(%cidr, reason = %why, "not re-applying a block at start");
+                continue;
+            }
+            if let Err(e) = self.blocker.block(&net, ttl) {
                 tracing::error!(%cidr, error = %e, "re-applying a block at start failed");
             }
         }
@@ -345,109 +413,49 @@ impl Containment {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::respond::fakes::{FixedReachability, RecordingBlocker, RecordingIsolator};
-    use std::sync::Arc;
-    use std::sync::atomic::Ordering;
-
-    /// A manager over fakes whose "kernel" state outlives it, like a real kernel would.
-    struct Rig {
-        isolator: Arc<RecordingIsolator>,
-        blocker: Arc<RecordingBlocker>,
-        reach: Arc<FixedReachability>,
-        file: PathBuf,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Rig {
-        fn new() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            Self {
-                isolator: Arc::default(),
-                blocker: Arc::default(),
-                reach: Arc::new(FixedReachability::new(true)),
-                file: dir.path().join("containment.json"),
-                _dir: dir,
-            }
-        }
-        fn manager(&self) -> Containment {
-            Containment::new(
-                Box::new(self.isolator.clone()),
-                Box::new(self.blocker.clone()),
-                Box::new(self.reach.clone()),
-                crate::config::ContainmentConfig::default(),
-                "https://127.0.0.1:7443".into(),
-                self.file.clone(),
-            )
-        }
-    }
-
-    #[test]
-    fn a_failed_reachability_check_rolls_back_to_the_previous_state() {
-        let rig = Rig::new();
-        let m = rig.manager();
-        rig.reach.0.store(false, Ordering::SeqCst);
-        let err = m.isolate(&[], "x").unwrap_err();
-        assert!(
-            err.contains("rolled back") && err.contains("not isolated"),
-            "{err}"
-        );
-        assert!(rig.isolator.applied.lock().unwrap().is_none());
-
-        rig.reach.0.store(true, Ordering::SeqCst);
-        m.isolate(&["10.0.0.0/8:22".into()], "first").unwrap();
-        rig.reach.0.store(false, Ordering::SeqCst);
-        let err = m.isolate(&["192.0.2.1".into()], "second").unwrap_err();
-        assert!(err.contains("previous isolation is back"), "{err}");
-        let kept = rig.isolator.applied.lock().unwrap().clone().unwrap();
-        assert_eq!(kept.allow[0].to_string(), "10.0.0.0/8:22");
-        assert!(m.state().isolation_desired);
-    }
-
-    #[test]
-    fn desired_state_survives_a_restart_and_a_lost_kernel_ruleset() {
-        let rig = Rig::new();
-        let m = rig.manager();
-        m.isolate(&["10.0.0.1".into()], "incident").unwrap();
-        m.block("198.51.100.0/24", 0).unwrap();
-        m.block("2001:db8::1", 3600).unwrap();
-        drop(m);
-        // Reboot: the kernel forgot everything.
-        rig.isolator.remove().unwrap();
-        rig.blocker.blocked.lock().unwrap().clear();
-        let m = rig.manager();
-        m.reapply();
-        let plan = rig
-            .isolator
-            .applied
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("isolation not re-applied");
-        assert_eq!(
-            plan.controller,
-            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
-        );
-        let blocked = rig.blocker.blocked.lock().unwrap().clone();
-        assert!(
-            blocked.contains_key("198.51.100.0/24") && blocked.contains_key("2001:db8::1"),
-            "{blocked:?}"
-        );
-        let s = m.state();
-        assert!(s.isolation_desired && s.isolation_table_present);
-        assert_eq!(s.blocked_addresses, 2);
-        m.release().unwrap();
-        assert!(!m.state().isolation_desired && rig.isolator.applied.lock().unwrap().is_none());
-    }
-
-    #[test]
-    fn bad_allow_entries_are_refused_before_anything_changes() {
-        let rig = Rig::new();
-        let m = rig.manager();
-        let err = m.isolate(&["not-an-address".into()], "x").unwrap_err();
-        assert!(err.contains("not-an-address"));
-        assert!(rig.isolator.calls.lock().unwrap().is_empty());
+/// What is left of a block expiring at `expires` (ms): Some(None) for "until unblocked",
+/// None when it has expired.
+fn remaining(expires: Option<i64>, now: i64) -> Option<Option<Duration>> {
+    match expires {
+        Some(at) if at <= now => None,
+        Some(at) => Some(Some(Duration::from_millis((at - now) as u64))),
+        None => Some(None),
     }
 }
+
+/// Refuses a block of a network holding one of the controller's addresses.
+fn refuse_controller_block(net: &Net, controller: &[IpAddr]) -> Result<(), String> {
+    match controller.iter().find(|ip| net.contains(**ip)) {
+        Some(ip) => Err(format!(
+            "refusing to block {net}: it covers the controller's address {ip}, and a block must never cut the agent off its controller"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an allowlist whose port-free entries together let a whole address family through:
+/// such an isolation would be reported as in force and block nothing.
+fn refuse_open_allowlist(allow: &[Allow]) -> Result<(), String> {
+    let open: Vec<Net> = allow
+        .iter()
+        .filter(|a| a.port.is_none())
+        .map(|a| a.net)
+        .collect();
+    for (v4, family) in [(true, "IPv4"), (false, "IPv6")] {
+        if cover_family(&open, v4) {
+            let listed: Vec<String> = open
+                .iter()
+                .filter(|n| n.is_v4() == v4)
+                .map(Net::to_string)
+                .collect();
+            return Err(format!(
+                "refusing the allowlist: together its entries ({}) allow every {family} address, so the isolation would block nothing",
+                listed.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@ use super::isolate::{Isolator, Plan};
 use super::kill::{ProcInfo, ProcessTable, Sig, Signaller};
 use super::net::Net;
 use super::nft::NftError;
+use super::protect::FileId;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -117,10 +118,12 @@ impl FakeProcesses {
         for &(pid, ppid, start_time, comm, kernel_thread) in procs {
             let p = ProcInfo {
                 pid,
+                tgid: pid,
                 ppid,
                 start_time,
                 comm: comm.into(),
                 exe: format!("/bin/{comm}"),
+                exe_id: None,
                 kernel_thread,
                 dead: false,
             };
@@ -130,6 +133,31 @@ impl FakeProcesses {
                 .insert(pid, p);
         }
         f
+    }
+
+    /// Gives `pid` the executable with identity `id`.
+    pub fn set_exe(&self, pid: u32, id: FileId) {
+        if let Some(p) = self
+            .procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&pid)
+        {
+            p.exe_id = Some(id);
+        }
+    }
+
+    /// Adds thread `tid` (started at `start_time`) to process `tgid`.
+    pub fn add_thread(&self, tid: u32, tgid: u32, start_time: u64) {
+        let mut procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(leader) = procs.get(&tgid).cloned() {
+            let thread = ProcInfo {
+                pid: tid,
+                start_time,
+                ..leader
+            };
+            procs.insert(tid, thread);
+        }
     }
 }
 

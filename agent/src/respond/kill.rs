@@ -1,9 +1,12 @@
-//! Killing processes without hitting a recycled pid. A target is (pid, start time). The
-//! decision layer refuses pid 1, kernel threads, the agent itself and protected processes;
+//! Killing processes without hitting a recycled pid. A target is (pid, start time); a thread
+//! id stands for its whole thread group, which is what a kill reaches. The decision layer
+//! refuses pid 1, kernel threads, the agent itself (any of its threads too) and protected
+//! executables, known by device and inode, never by a name the process chose;
 //! the real signaller opens a pidfd, re-checks the start time, and signals through the pidfd,
 //! so the signal can only reach the process that was checked. A tree is frozen (SIGSTOP)
 //! before it is killed, so it cannot fork away.
 
+use super::protect::{FileId, Protected};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,11 +15,15 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcInfo {
     pub pid: u32,
+    /// The thread group (process) this id belongs to; equal to `pid` for a process.
+    pub tgid: u32,
     pub ppid: u32,
     /// Field 22 of /proc/PID/stat: clock ticks after boot.
     pub start_time: u64,
     pub comm: String,
     pub exe: String,
+    /// Device and inode of the executable it runs (`/proc/PID/exe`), if readable.
+    pub exe_id: Option<FileId>,
     pub kernel_thread: bool,
     /// Zombie or dead: already gone for every purpose but its parent's wait().
     pub dead: bool,
@@ -40,8 +47,8 @@ pub enum Sig {
 
 pub struct Policy {
     pub self_pid: u32,
-    /// comm names or exe paths never to kill.
-    pub protected: Vec<String>,
+    /// Executables whose processes are never killed.
+    pub protected: Protected,
 }
 
 /// Why a kill was refused.
@@ -55,23 +62,49 @@ pub fn refusal(p: &ProcInfo, policy: &Policy) -> Option<String> {
             p.pid, p.comm
         ));
     }
-    if p.pid == policy.self_pid {
+    if p.pid == policy.self_pid || p.tgid == policy.self_pid {
         return Some(format!(
             "refusing to kill pid {}: the Cordon agent itself",
             p.pid
         ));
     }
-    if policy
-        .protected
-        .iter()
-        .any(|name| *name == p.comm || *name == p.exe)
-    {
-        return Some(format!(
-            "refusing to kill pid {} ({}): a protected process",
-            p.pid, p.comm
+    let protected = p.exe_id.and_then(|id| policy.protected.matching(id));
+    protected.map(|exe| {
+        format!(
+            "refusing to kill pid {} ({}): it runs {}, a protected executable",
+            p.pid,
+            p.comm,
+            exe.display()
+        )
+    })
+}
+
+/// The process a kill of `given` reaches: itself, or for a thread id its thread group.
+fn thread_group(
+    table: &dyn ProcessTable,
+    policy: &Policy,
+    given: ProcInfo,
+) -> Result<ProcInfo, String> {
+    if given.tgid == given.pid || given.tgid == 0 {
+        return Ok(given);
+    }
+    if given.tgid == policy.self_pid {
+        return Err(format!(
+            "refusing to kill pid {}: a thread of the Cordon agent itself (pid {})",
+            given.pid, given.tgid
         ));
     }
-    None
+    tracing::info!(
+        tid = given.pid,
+        pid = given.tgid,
+        "a thread id: the kill takes its process"
+    );
+    table.get(given.tgid).ok_or_else(|| {
+        format!(
+            "no process {} (the thread group of {})",
+            given.tgid, given.pid
+        )
+    })
 }
 
 /// Chooses what to kill: the target (checked against its start time) and, for a tree, its
@@ -83,19 +116,21 @@ pub fn plan(
     start_time: u64,
     tree: bool,
 ) -> Result<Vec<ProcInfo>, String> {
-    let target = table.get(pid).ok_or_else(|| format!("no process {pid}"))?;
-    if start_time != 0 && target.start_time != start_time {
+    let given = table.get(pid).ok_or_else(|| format!("no process {pid}"))?;
+    if start_time != 0 && given.start_time != start_time {
         return Err(format!(
             "pid {pid} now belongs to another process (start time {} instead of {start_time}); not killing it",
-            target.start_time
+            given.start_time
         ));
     }
+    let target = thread_group(table, policy, given)?;
     if let Some(why) = refusal(&target, policy) {
         return Err(why);
     }
+    let root = target.pid;
     let mut targets = vec![target];
     if tree {
-        targets.extend(descendants(&table.all(), pid));
+        targets.extend(descendants(&table.all(), root));
     }
     if let Some(why) = targets.iter().find_map(|p| refusal(p, policy)) {
         return Err(format!(
@@ -198,13 +233,23 @@ pub fn parse_stat(pid: u32, stat: &str) -> Option<ProcInfo> {
     const PF_KTHREAD: u64 = 0x0020_0000;
     Some(ProcInfo {
         pid,
+        tgid: pid,
         ppid: s.ppid,
         start_time: s.start_ticks,
         kernel_thread: s.flags & PF_KTHREAD != 0,
         dead: matches!(s.state.as_str(), "Z" | "X" | "x"),
         comm: s.comm,
         exe: String::new(),
+        exe_id: None,
     })
+}
+
+/// The `Tgid:` line of /proc/PID/status.
+fn parse_tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 impl ProcessTable for ProcFs {
@@ -212,9 +257,12 @@ impl ProcessTable for ProcFs {
         let dir = self.root.join(pid.to_string());
         let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
         let mut info = parse_stat(pid, &stat)?;
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        info.tgid = parse_tgid(&status)?;
         info.exe = std::fs::read_link(dir.join("exe"))
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        info.exe_id = FileId::of_path(&dir.join("exe"));
         Some(info)
     }
 
@@ -265,11 +313,34 @@ mod tests {
     use super::*;
     use crate::respond::fakes::FakeProcesses as Fake;
 
-    fn policy() -> Policy {
-        Policy {
-            self_pid: 500,
-            protected: vec!["sshd".into()],
+    /// A protected executable, and the policy protecting it.
+    struct Rig {
+        _dir: tempfile::TempDir,
+        sshd: FileId,
+        lookalike: FileId,
+        policy: Policy,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let sshd = dir.path().join("sshd");
+        std::fs::write(&sshd, b"the real one").unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        let lookalike = dir.path().join("tmp/sshd");
+        std::fs::copy(&sshd, &lookalike).unwrap();
+        Rig {
+            sshd: FileId::of_path(&sshd).unwrap(),
+            lookalike: FileId::of_path(&lookalike).unwrap(),
+            policy: Policy {
+                self_pid: 500,
+                protected: Protected::new(vec![sshd]),
+            },
+            _dir: dir,
         }
+    }
+
+    fn policy() -> Policy {
+        rig().policy
     }
 
     fn table() -> Fake {
@@ -286,19 +357,51 @@ mod tests {
     }
 
     #[test]
-    fn init_kernel_threads_the_agent_and_protected_processes_are_refused() {
+    fn init_kernel_threads_the_agent_and_protected_executables_are_refused() {
+        let r = rig();
         let t = table();
+        t.set_exe(200, r.sshd);
+        t.add_thread(501, 500, 5003);
         for (pid, why) in [
             (1, "init"),
             (2, "kernel thread"),
             (40, "kernel thread"),
             (500, "agent itself"),
-            (200, "protected"),
+            (501, "a thread of the Cordon agent itself (pid 500)"),
+            (200, "a protected executable"),
         ] {
-            let err = plan(&t, &policy(), pid, 0, false).unwrap_err();
+            let err = plan(&t, &r.policy, pid, 0, false).unwrap_err();
             assert!(err.contains(why), "pid {pid}: {err}");
         }
         assert!(t.sent.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_name_is_no_protection_only_the_executable_is() {
+        let r = rig();
+        // Named like protected programs, running a copy: killable.
+        let t = Fake::with(&[
+            (300, 1, 3000, "sshd", false),
+            (301, 1, 3001, "cordon-agent", false),
+        ]);
+        t.set_exe(300, r.lookalike);
+        for pid in [300, 301] {
+            let targets = plan(&t, &r.policy, pid, 0, false).unwrap();
+            execute(&t, &t, &r.policy, targets, false).unwrap();
+            assert!(t.get(pid).is_none(), "pid {pid} survived");
+        }
+    }
+
+    #[test]
+    fn a_thread_id_stands_for_its_process() {
+        let t = table();
+        t.add_thread(103, 101, 1005);
+        let targets = plan(&t, &policy(), 103, 1005, false).unwrap();
+        assert_eq!(targets.iter().map(|p| p.pid).collect::<Vec<_>>(), [101]);
+        // A tree from a thread is the tree of its process.
+        let targets = plan(&t, &policy(), 103, 0, true).unwrap();
+        let pids: BTreeSet<u32> = targets.iter().map(|p| p.pid).collect();
+        assert_eq!(pids, BTreeSet::from([101, 102]));
     }
 
     #[test]
@@ -312,8 +415,9 @@ mod tests {
     #[test]
     fn a_tree_is_frozen_then_killed_whole() {
         let t = table();
-        let targets = plan(&t, &policy(), 100, 1000, true).unwrap();
-        let killed = execute(&t, &t, &policy(), targets, true).unwrap();
+        let policy = policy();
+        let targets = plan(&t, &policy, 100, 1000, true).unwrap();
+        let killed = execute(&t, &t, &policy, targets, true).unwrap();
         let pids: BTreeSet<u32> = killed.iter().map(|k| k.pid).collect();
         assert_eq!(pids, BTreeSet::from([100, 101, 102]));
         let sent = t.sent.lock().unwrap();
@@ -323,6 +427,28 @@ mod tests {
             "{sent:?}"
         );
         assert!(t.get(200).is_some() && t.get(1).is_some());
+    }
+
+    #[test]
+    fn the_real_table_knows_a_thread_by_its_group_and_a_process_by_its_executable() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            // /proc/thread-self -> PID/task/TID
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid = link.file_name().unwrap().to_str().unwrap().parse::<u32>();
+            tx.send(tid.unwrap()).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let table = ProcFs::default();
+        let thread = table.get(tid).unwrap();
+        done_tx.send(()).unwrap();
+        worker.join().unwrap();
+        assert_eq!((thread.pid, thread.tgid), (tid, std::process::id()));
+        let me = table.get(std::process::id()).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(me.exe_id, FileId::of_path(&exe));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod isolate;
 pub mod kill;
 pub mod net;
 pub mod nft;
+pub mod protect;
 pub mod quarantine;
 
 use crate::commands::Executor;
@@ -43,13 +44,6 @@ impl HostResponder {
             controller_url,
             state.dir.join("containment.json"),
         );
-        let mut protected_files = vec![state.dir.clone()];
-        if let Ok(dir) = state.dir.canonicalize() {
-            protected_files.push(dir);
-        }
-        if let Ok(exe) = std::env::current_exe() {
-            protected_files.push(exe);
-        }
         Self {
             containment: Arc::new(containment),
             processes: Arc::new(kill::ProcFs::default()),
@@ -58,13 +52,38 @@ impl HostResponder {
             }),
             kill_policy: Arc::new(kill::Policy {
                 self_pid: std::process::id(),
-                protected: config.containment.protected_processes.clone(),
+                protected: protect::Protected::new(config.containment.protected_processes.clone()),
             }),
             quarantine: Arc::new(quarantine::QuarantineStore::new(
                 state.dir.join("quarantine"),
-                protected_files,
+                quarantine_protection(state, config),
             )),
         }
+    }
+}
+
+/// What quarantine must not take: the agent's state directory; its config and binary; the
+/// configured critical files, every file the agent has mapped (its loader, libc and other
+/// libraries) and the nft it runs.
+fn quarantine_protection(
+    state: &crate::state::StateDir,
+    config: &crate::config::AgentConfig,
+) -> quarantine::Protection {
+    let mut own_dirs = vec![state.dir.clone()];
+    own_dirs.extend(state.dir.canonicalize().ok());
+    let mut own_files: Vec<std::path::PathBuf> = config.source.iter().cloned().collect();
+    own_files.extend(std::env::current_exe().ok());
+    let mut critical = config.containment.protected_files.clone();
+    match std::fs::read_to_string("/proc/self/maps") {
+        Ok(maps) => critical.extend(protect::mapped_files(&maps)),
+        Err(e) => tracing::warn!(error = %e, "cannot list the agent's libraries to protect them"),
+    }
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    critical.extend(protect::find_program("nft", &path_var));
+    quarantine::Protection {
+        own_dirs,
+        own_files: protect::Protected::new(own_files),
+        critical: protect::Protected::new(critical),
     }
 }
 
@@ -125,7 +144,7 @@ impl Executor for HostResponder {
             }
             action::Kind::Quarantine(q) => {
                 let store = self.quarantine.clone();
-                blocking(move || store.quarantine(&q.path, now_ms()))
+                blocking(move || store.quarantine(&q.path, q.force, now_ms()))
                     .await
                     .map(Output::Quarantined)
             }

@@ -43,6 +43,50 @@ impl Net {
     pub fn is_v4(&self) -> bool {
         self.addr.is_ipv4()
     }
+
+    /// Whether `ip` lies in this network (always false across families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.is_v4() && mask(ip, self.prefix) == self.addr
+    }
+
+    /// The first and last address as numbers (IPv4 in the low 32 bits).
+    fn range(&self) -> (u128, u128) {
+        let (start, bits) = match self.addr {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+            IpAddr::V6(a) => (u128::from(a), 128),
+        };
+        let host_bits = bits - u32::from(self.prefix);
+        let span = if host_bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
+        (start, start + span)
+    }
+}
+
+/// Whether `nets` together cover every address of one family (IPv4 if `v4`), however they
+/// are split up: `0.0.0.0/1` and `128.0.0.0/1` cover IPv4 as `0.0.0.0/0` does.
+pub fn cover_family(nets: &[Net], v4: bool) -> bool {
+    let last = if v4 { u128::from(u32::MAX) } else { u128::MAX };
+    let mut ranges: Vec<(u128, u128)> = nets
+        .iter()
+        .filter(|n| n.is_v4() == v4)
+        .map(Net::range)
+        .collect();
+    ranges.sort_unstable();
+    // The first address not covered by the ranges seen so far.
+    let mut next = 0u128;
+    for (start, end) in ranges {
+        if start > next {
+            return false;
+        }
+        if end >= last {
+            return true;
+        }
+        next = next.max(end + 1);
+    }
+    false
 }
 
 /// Zeroes the host bits, so `10.1.2.3/8` means `10.0.0.0/8`.
@@ -158,5 +202,64 @@ mod tests {
         assert!(Allow::parse("10.0.0.1:0").is_err());
         assert!(Allow::parse("10.0.0.1:99999").is_err());
         assert!(Allow::parse("[fd00::1]x").is_err());
+    }
+
+    fn nets(list: &[&str]) -> Vec<Net> {
+        list.iter().map(|n| Net::parse(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn coverage_of_a_whole_family_is_found_however_it_is_split() {
+        assert!(cover_family(&nets(&["0.0.0.0/0"]), true));
+        assert!(!cover_family(&nets(&["0.0.0.0/0"]), false));
+        assert!(cover_family(&nets(&["::/0"]), false));
+        assert!(cover_family(&nets(&["128.0.0.0/1", "0.0.0.0/1"]), true));
+        assert!(cover_family(
+            &nets(&[
+                "0.0.0.0/2",
+                "64.0.0.0/2",
+                "128.0.0.0/2",
+                "192.0.0.0/3",
+                "224.0.0.0/3"
+            ]),
+            true
+        ));
+        assert!(cover_family(
+            &nets(&["8000::/1", "::/1", "fd00::/8"]),
+            false
+        ));
+        // A gap, however small, is not coverage.
+        assert!(!cover_family(
+            &nets(&["0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3"]),
+            true
+        ));
+        assert!(!cover_family(&nets(&["0.0.0.0/1", "128.0.0.0/1"]), false));
+        let mut all_but_one = nets(&["0.0.0.0/1"]);
+        all_but_one.extend(nets(&[
+            "128.0.0.0/2",
+            "192.0.0.0/3",
+            "224.0.0.0/4",
+            "240.0.0.0/5",
+        ]));
+        assert!(!cover_family(&all_but_one, true));
+        assert!(!cover_family(&[], true));
+    }
+
+    #[test]
+    fn containment_of_an_address() {
+        let n = Net::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.231.0.1".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(!n.contains("::a00:1".parse().unwrap()));
+        assert!(
+            Net::parse("::/0")
+                .unwrap()
+                .contains("fd32::1".parse().unwrap())
+        );
+        assert!(
+            !Net::parse("::/0")
+                .unwrap()
+                .contains("10.0.0.1".parse().unwrap())
+        );
     }
 }

@@ -2,12 +2,17 @@
 //! symlink anywhere on its path (openat2 with RESOLVE_NO_SYMLINKS), keep its metadata and
 //! SHA-256, strip the stored copy's permissions; restore puts back the same content, mode,
 //! owner and times. The file is copied, never renamed, so it works across filesystems.
+//! The type is checked on an `O_PATH` descriptor before the file is opened for reading, so a
+//! FIFO or a device node is refused without ever being opened. The agent's state directory is
+//! never quarantined; the agent's own files (config, binary) and the host's critical files,
+//! known by device and inode, only with `force`.
 
+use super::protect::{FileId, Protected};
 use cordon_proto::QuarantineEntry;
 use cordon_proto::files::{PRIVATE, atomic_write};
 use ring::digest::{Context, SHA256};
 use rustix::fs::{
-    AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Timestamps, fchmod, fchown, fstat,
+    AtFlags, CWD, FileType, Mode, OFlags, ResolveFlags, Stat, Timestamps, fchmod, fchown, fstat,
     futimens, openat, openat2, statat, unlinkat,
 };
 use rustix::fs::{Gid, Uid};
@@ -20,14 +25,15 @@ const FORBIDDEN: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// Moves files out of reach and back.
 pub trait Quarantiner: Send + Sync {
-    fn quarantine(&self, path: &str, now_ms: i64) -> Result<QuarantineEntry, String>;
+    /// Quarantines `path`; `force` overrides the refusal of protected files.
+    fn quarantine(&self, path: &str, force: bool, now_ms: i64) -> Result<QuarantineEntry, String>;
     fn list(&self) -> Result<Vec<QuarantineEntry>, String>;
     fn restore(&self, id: &str) -> Result<QuarantineEntry, String>;
 }
 
 impl Quarantiner for QuarantineStore {
-    fn quarantine(&self, path: &str, now_ms: i64) -> Result<QuarantineEntry, String> {
-        self.quarantine_file(path, now_ms)
+    fn quarantine(&self, path: &str, force: bool, now_ms: i64) -> Result<QuarantineEntry, String> {
+        self.quarantine_file(path, force, now_ms)
     }
     fn list(&self) -> Result<Vec<QuarantineEntry>, String> {
         self.entries()
@@ -40,8 +46,19 @@ impl Quarantiner for QuarantineStore {
 /// The real quarantine: a directory in the agent's state.
 pub struct QuarantineStore {
     dir: PathBuf,
-    /// The agent's own files (state directory, binary): never quarantined.
-    protected: Vec<PathBuf>,
+    /// The agent's state directory (as given and resolved): nothing under it, ever.
+    own_dirs: Vec<PathBuf>,
+    /// The agent's own files (config, binary): only with force.
+    own_files: Protected,
+    /// The host's critical files and what the agent runs on: only with force.
+    critical: Protected,
+}
+
+/// What a quarantine store refuses to take.
+pub struct Protection {
+    pub own_dirs: Vec<PathBuf>,
+    pub own_files: Protected,
+    pub critical: Protected,
 }
 
 fn io_err(what: &str, path: &str, e: impl std::fmt::Display) -> String {
@@ -49,8 +66,13 @@ fn io_err(what: &str, path: &str, e: impl std::fmt::Display) -> String {
 }
 
 impl QuarantineStore {
-    pub fn new(dir: PathBuf, protected: Vec<PathBuf>) -> Self {
-        Self { dir, protected }
+    pub fn new(dir: PathBuf, protection: Protection) -> Self {
+        Self {
+            dir,
+            own_dirs: protection.own_dirs,
+            own_files: protection.own_files,
+            critical: protection.critical,
+        }
     }
 
     /// Checks a path before anything touches it: absolute, no `.` or `..` segments, not in
@@ -75,7 +97,7 @@ impl QuarantineStore {
                 "refusing {path:?}: nothing under {root} is quarantined"
             ));
         }
-        if self.protected.iter().any(|own| p.starts_with(own)) {
+        if self.own_dirs.iter().any(|own| p.starts_with(own)) {
             return Err(format!(
                 "refusing {path:?}: it is one of the agent's own files"
             ));
@@ -103,21 +125,35 @@ impl QuarantineStore {
         Ok((dir, name.to_string()))
     }
 
-    pub fn quarantine_file(&self, path: &str, now_ms: i64) -> Result<QuarantineEntry, String> {
+    /// Refuses a protected file unless `force`; says so in the log when forced.
+    fn check_protected(&self, path: &str, st: &Stat, force: bool) -> Result<(), String> {
+        let id = FileId::of_stat(st);
+        let why = if let Some(own) = self.own_files.matching(id) {
+            format!("it is the agent's own file {}", own.display())
+        } else if let Some(critical) = self.critical.matching(id) {
+            format!("it is {}, a protected file", critical.display())
+        } else {
+            return Ok(());
+        };
+        if force {
+            tracing::warn!(path, reason = %why, "quarantining a protected file: forced");
+            return Ok(());
+        }
+        Err(format!(
+            "refusing {path:?}: {why}; only an explicit --force quarantines it"
+        ))
+    }
+
+    pub fn quarantine_file(
+        &self,
+        path: &str,
+        force: bool,
+        now_ms: i64,
+    ) -> Result<QuarantineEntry, String> {
         let p = self.check_path(path)?;
         let (dir, name) = Self::open_parent(&p)?;
-        let fd = openat2(
-            &dir,
-            name.as_str(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
-        )
-        .map_err(|e| symlink_or(e, "opening", path))?;
-        let st = fstat(&fd).map_err(|e| io_err("reading", path, e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(format!("refusing {path:?}: not a regular file"));
-        }
+        let (fd, st) = open_regular(&dir, &name, path)?;
+        self.check_protected(path, &st, force)?;
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| io_err("creating", &self.dir.display().to_string(), e))?;
         let id = format!("q-{}", hex::encode(rand::random::<[u8; 12]>()));
@@ -135,8 +171,8 @@ impl QuarantineStore {
             mode: st.st_mode & 0o7777,
             size: st.st_size as u64,
             sha256,
-            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
-            atime_ns: st.st_atime as i64 * 1_000_000_000 + st.st_atime_nsec as i64,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
+            atime_ns: st.st_atime * 1_000_000_000 + st.st_atime_nsec as i64,
             quarantined_at_ms: now_ms,
         };
         let undo = |e: String| {
@@ -255,6 +291,55 @@ impl QuarantineStore {
     }
 }
 
+/// Opens `name` in `dir` for reading only if it is a regular file. The type is read from an
+/// `O_PATH` descriptor first, so a FIFO or device is never opened; the read open is
+/// non-blocking (harmless for a regular file) and must reach the very file that was checked.
+fn open_regular(dir: &OwnedFd, name: &str, path: &str) -> Result<(OwnedFd, Stat), String> {
+    let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+    let probe = openat2(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        how,
+    )
+    .map_err(|e| symlink_or(e, "opening", path))?;
+    let checked = fstat(&probe).map_err(|e| io_err("reading", path, e))?;
+    refuse_irregular(path, &checked)?;
+    let fd = openat2(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+        how,
+    )
+    .map_err(|e| symlink_or(e, "opening", path))?;
+    let st = fstat(&fd).map_err(|e| io_err("reading", path, e))?;
+    refuse_irregular(path, &st)?;
+    if FileId::of_stat(&st) != FileId::of_stat(&checked) {
+        return Err(format!(
+            "{path} was replaced while being opened; left in place"
+        ));
+    }
+    Ok((fd, st))
+}
+
+fn refuse_irregular(path: &str, st: &Stat) -> Result<(), String> {
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => return Ok(()),
+        FileType::Fifo => "a FIFO",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Socket => "a socket",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symlink",
+        FileType::Unknown => "of an unknown type",
+    };
+    Err(format!(
+        "refusing {path:?}: not a regular file but {kind}; only regular files are quarantined"
+    ))
+}
+
 fn symlink_or(e: rustix::io::Errno, what: &str, path: &str) -> String {
     if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::XDEV {
         format!("refusing {path:?}: a symlink is on the path")
@@ -291,86 +376,4 @@ fn copy_into(src: &mut File, dst: &mut File) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-
-    fn store(tmp: &Path) -> QuarantineStore {
-        QuarantineStore::new(tmp.join("state/quarantine"), vec![tmp.join("state")])
-    }
-
-    #[test]
-    fn quarantine_then_restore_round_trips_content_mode_and_times() {
-        let tmp = tempfile::tempdir().unwrap();
-        let q = store(tmp.path());
-        let f = tmp.path().join("evil.sh");
-        std::fs::write(&f, b"#!/bin/sh\necho pwned\n").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
-        let before = std::fs::metadata(&f).unwrap();
-        let e = q.quarantine_file(f.to_str().unwrap(), 1).unwrap();
-        assert!(!f.exists(), "the original is still there");
-        let stored = tmp.path().join(format!("state/quarantine/{}.bin", e.id));
-        assert_eq!(
-            std::fs::metadata(&stored).unwrap().permissions().mode() & 0o7777,
-            0
-        );
-        assert_eq!(q.entries().unwrap().len(), 1);
-        q.restore_file(&e.id).unwrap();
-        let after = std::fs::metadata(&f).unwrap();
-        assert_eq!(std::fs::read(&f).unwrap(), b"#!/bin/sh\necho pwned\n");
-        assert_eq!(after.mode() & 0o7777, 0o4755 & before.mode() & 0o7777);
-        assert_eq!(
-            (after.uid(), after.gid(), after.mtime(), after.mtime_nsec()),
-            (
-                before.uid(),
-                before.gid(),
-                before.mtime(),
-                before.mtime_nsec()
-            )
-        );
-        assert!(q.entries().unwrap().is_empty());
-        assert!(q.restore_file(&e.id).is_err());
-    }
-
-    #[test]
-    fn a_damaged_record_is_refused_instead_of_restoring_with_guessed_owner_or_mode() {
-        let tmp = tempfile::tempdir().unwrap();
-        let q = store(tmp.path());
-        let f = tmp.path().join("x");
-        std::fs::write(&f, b"x").unwrap();
-        let e = q.quarantine_file(f.to_str().unwrap(), 1).unwrap();
-        let record = tmp.path().join(format!("state/quarantine/{}.json", e.id));
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-        v.as_object_mut().unwrap().remove("mode");
-        std::fs::write(&record, v.to_string()).unwrap();
-        let err = q.restore_file(&e.id).unwrap_err();
-        assert!(err.contains("corrupt"), "{err}");
-        assert!(!f.exists());
-    }
-
-    #[test]
-    fn symlinks_traversal_relative_kernel_and_own_paths_are_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let q = store(tmp.path());
-        let real = tmp.path().join("real");
-        std::fs::create_dir(&real).unwrap();
-        std::fs::write(real.join("f"), b"x").unwrap();
-        symlink(&real, tmp.path().join("link")).unwrap();
-        symlink(real.join("f"), tmp.path().join("flink")).unwrap();
-        let t = tmp.path().to_str().unwrap();
-        for (path, why) in [
-            (format!("{t}/link/f"), "symlink"),
-            (format!("{t}/flink"), "symlink"),
-            (format!("{t}/real/../real/f"), "'..'"),
-            ("relative/f".to_string(), "absolute"),
-            ("/proc/self/environ".to_string(), "/proc"),
-            ("/etc/".to_string(), "name a file"),
-            (format!("{t}/state/key.pem"), "agent's own"),
-        ] {
-            let err = q.quarantine_file(&path, 1).unwrap_err();
-            assert!(err.contains(why), "{path}: {err}");
-        }
-        assert!(real.join("f").exists());
-    }
-}
+mod tests;

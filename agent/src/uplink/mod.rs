@@ -127,7 +127,8 @@ impl Uplink {
             Verifier::new(identity.agent_id.clone(), key),
             ledger,
             responder,
-        );
+        )
+        .with_timeout(config.command_timeout());
         Ok(Arc::new(Self {
             state,
             config,

@@ -49,12 +49,18 @@ impl AdminApi {
         req: SubmitCommandRequest,
     ) -> Result<CommandRecord, Status> {
         let action = req.action.clone().and_then(|a| a.kind);
-        let entry = AuditEntry::new(
+        let mut entry = AuditEntry::new(
             &admin,
             format!("command.{}", action.as_ref().map_or("unknown", action_kind)),
             format!("agent:{}", req.agent_id),
         )
         .detail(json!({ "action": action, "ttl_secs": req.ttl_secs, "wait_secs": req.wait_secs }));
+        // An override of the agent's protection stands out in the log, not only in the action.
+        if let Some(action::Kind::Quarantine(q)) = &action
+            && q.force
+        {
+            entry.detail["force"] = json!(true);
+        }
         let result = async {
             let agent = self.resolve(&req.agent_id).await?;
             if agent.revoked_at_ms.is_some() {

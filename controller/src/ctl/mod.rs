@@ -117,6 +117,10 @@ pub enum Cmd {
         id: Option<String>,
         #[arg(long)]
         path: Option<String>,
+        /// Quarantine even a file the agent protects (its own config or binary, the host's
+        /// critical files, the libraries and tools it runs on); recorded in the audit log.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         opts: ActOpts,
     },
@@ -433,6 +437,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             list: None,
             id,
             path,
+            force,
             opts,
         } => {
             let id = id.ok_or_else(|| {
@@ -444,7 +449,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             act(
                 &mut client,
                 id,
-                action::Kind::Quarantine(Quarantine { path }),
+                action::Kind::Quarantine(Quarantine { path, force }),
                 opts,
             )
             .await

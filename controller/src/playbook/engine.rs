@@ -363,7 +363,8 @@ fn command(step: &Step, cx: &RunContext, pb: &Playbook) -> Result<action::Kind, 
                 (FileTarget::File, _) => return Err("the alert's event is not a file event".into()),
                 (FileTarget::Exe, _) => return Err("the alert's event is not a process".into()),
             };
-            Ok(action::Kind::Quarantine(Quarantine { path }))
+            // Automation never overrides the agent's protection of critical files.
+            Ok(action::Kind::Quarantine(Quarantine { path, force: false }))
         }
         Action::BlockIp { cidr, ttl_secs } => {
             let cidr = if cidr == "ioc" {
