@@ -314,6 +314,13 @@ impl Deployment {
 
     /// Enrols a new agent with `token` (as `cordonctl token create --json` printed it), asking
     /// for `labels` (key=value) from the host's side.
+    /// A token (as `token create --json` prints it) that labels its agents with `labels`.
+    pub fn token_with_labels(&self, labels: &[&str]) -> Value {
+        let mut args = vec!["token", "create", "--ttl", "10m"];
+        labels.iter().for_each(|l| args.extend(["--label", l]));
+        self.ctl_json(&args)
+    }
+
     pub fn enroll_agent_with(&self, token: &Value, name: &str, labels: &[&str]) -> AgentHandle {
         let state_dir = self.dir.path().join(name);
         let mut cmd = Command::new(bin("cordon-agent"));

@@ -167,3 +167,19 @@ pub fn reachable(ns: &str, addr: std::net::SocketAddr) -> bool {
 pub fn add_addr(ns: &Netns, dev: &str, cidr: &str) {
     ip(&["-n", &ns.name, "addr", "add", cidr, "dev", dev, "nodad"]);
 }
+
+/// Runs `nft ARGS` inside namespace `ns` (one the test made), which must succeed; returns
+/// what it printed.
+pub fn nft(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft"])
+        .args(args)
+        .output()
+        .expect("ip netns exec nft");
+    assert!(
+        out.status.success(),
+        "nft {args:?} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

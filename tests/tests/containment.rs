@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cordon_tests::deploy::{AgentHandle, CTL_ADDR, Deployment, HOST_V4, PEER_V4, PEER_V6};
-use cordon_tests::netns::{EchoServer, connect, echoes, reachable};
+use cordon_tests::netns::{EchoServer, connect, echoes, nft, reachable};
 use cordon_tests::{require_root, within};
 use std::net::SocketAddr;
 use std::process::Command;
@@ -115,17 +115,7 @@ fn isolation_is_back_after_kill_9_and_a_lost_ruleset() {
 
     agent.proc.as_mut().unwrap().kill9();
     // As after a reboot: the kernel lost the ruleset while the agent was down.
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &host, "nft", "delete", "table", "inet", "cordon",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nft(&host, &["delete", "table", "inet", "cordon"]);
     assert!(reachable(&host, sa(PEER_V4, 8080)));
 
     d.start_agent(&mut agent);
@@ -163,11 +153,7 @@ fn isolation_that_would_cut_off_the_controller_is_rolled_back_and_reported() {
         reachable(&host, sa(PEER_V4, 8080)),
         "the host stayed isolated after a failed isolation"
     );
-    let listed = Command::new("ip")
-        .args(["netns", "exec", &host, "nft", "list", "tables"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&listed.stdout).contains("inet cordon\n"));
+    assert!(!nft(&host, &["list", "tables"]).contains("inet cordon\n"));
 }
 
 #[test]
@@ -219,14 +205,11 @@ fn drop_new_controller_connections(ns: &str) -> impl Drop {
                 .output();
         }
     }
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    nft(
+        ns,
+        &[
+            "add table inet cdtest; add chain inet cdtest out { type filter hook output priority 0; }; add rule inet cdtest out tcp dport 7443 ct state new drop",
+        ],
     );
     Undo(ns.to_string())
 }
@@ -286,11 +269,7 @@ fn an_allowlist_that_lets_everything_through_is_refused() {
         );
     }
     assert!(reachable(&host, sa(PEER_V4, 8080)));
-    let listed = Command::new("ip")
-        .args(["netns", "exec", &host, "nft", "list", "tables"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&listed.stdout).contains("inet cordon\n"));
+    assert!(!nft(&host, &["list", "tables"]).contains("inet cordon\n"));
     d.ctl_json(&["ping", &agent.id]);
 }
 

@@ -451,14 +451,7 @@ fn a_host_cannot_give_itself_a_protection_label_but_a_token_can() {
     );
 
     // Labels from the token (an administrator's) still protect the host.
-    let token = d.ctl_json(&[
-        "token",
-        "create",
-        "--ttl",
-        "10m",
-        "--label",
-        "cordon.protected=true",
-    ]);
+    let token = d.token_with_labels(&["cordon.protected=true"]);
     let protected = d.enroll_agent_with(&token, "a2", &["cordon.protected=false"]);
     let labels = &d.agent_record(&protected.id)["labels"];
     assert_eq!(labels["cordon.protected"], "true", "{labels}");

@@ -373,14 +373,7 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
     // exec is seen by all of them: one rule floods alerts across the fleet.
     let agents: Vec<AgentHandle> = (0..3).map(|i| online(&d, &format!("h{i}"), &[])).collect();
     // Protection comes from the token: a host's own protection labels are ignored.
-    let token = d.ctl_json(&[
-        "token",
-        "create",
-        "--ttl",
-        "10m",
-        "--label",
-        "cordon.protected=true",
-    ]);
+    let token = d.token_with_labels(&["cordon.protected=true"]);
     let mut protected = d.enroll_agent_with(&token, "crown-jewel", &[]);
     d.start_agent(&mut protected);
     d.wait_online(&protected, true, Duration::from_secs(20));
