@@ -311,7 +311,7 @@ fn open_ebpf() -> Result<Box<dyn Source>, String> {
 
 #[cfg(not(cordon_ebpf))]
 fn open_ebpf() -> Result<Box<dyn Source>, String> {
-    Err("this agent was built without clang, so without the eBPF sensor".into())
+    Err("this agent was built with CORDON_NO_EBPF (or for a big-endian target), so without the eBPF sensor".into())
 }
 
 /// A started sensor; dropping it stops the threads.
