@@ -58,7 +58,10 @@ fn the_committed_object_is_little_endian_bpf_with_btf() {
         "e_machine is EM_BPF"
     );
     let has = |name: &[u8]| object.windows(name.len()).any(|w| w == name);
-    assert!(has(b".BTF\0") && has(b".BTF.ext\0"), "BTF for CO-RE relocations");
+    assert!(
+        has(b".BTF\0") && has(b".BTF.ext\0"),
+        "BTF for CO-RE relocations"
+    );
     let flags = recorded("flags");
     assert!(
         flags.contains("-g") && flags.contains("-fdebug-compilation-dir=."),

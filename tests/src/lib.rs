@@ -24,7 +24,10 @@ pub fn require_root(test: &str) -> bool {
     if cordon_skips::in_ci() {
         panic!("{test} needs root (network namespaces) and CI=true: refusing to skip");
     }
-    cordon_skips::skip(test, "needs root (network namespaces, eBPF); run the suite as root");
+    cordon_skips::skip(
+        test,
+        "needs root (network namespaces, eBPF); run the suite as root",
+    );
     false
 }
 

@@ -341,7 +341,10 @@ mod tests {
         if crate::sys::privileges::is_root() {
             return true;
         }
-        assert!(!cordon_skips::in_ci(), "{what} needs root, and CI must run it");
+        assert!(
+            !cordon_skips::in_ci(),
+            "{what} needs root, and CI must run it"
+        );
         cordon_skips::skip(what, "needs root");
         false
     }
