@@ -49,7 +49,7 @@ set_toml_string() {
   mv -f "$tmp" "$file"
 }
 
-need_packages "network containment (isolate, block-ip)" nft:nftables
+need_packages "network containment: isolate, block-ip" nft:nftables
 if [ "$(id -u)" -ne 0 ]; then
   echo "!!! not root: the agent will run without its process sensor (eBPF needs root) and" >&2
   echo "!!!   without containment; run this as root for the full picture" >&2
