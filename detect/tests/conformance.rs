@@ -21,7 +21,7 @@ fn sigma_dir() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg} (CI=true: the rules are a prerequisite)");
     }
-    eprintln!("\n*** SKIPPED: {msg} ***\n");
+    cordon_skips::skip("detect conformance (SigmaHQ rules)", &msg);
     None
 }
 

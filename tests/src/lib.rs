@@ -15,16 +15,18 @@ pub mod repo;
 pub mod webhook;
 
 /// True when the test may use root-only facilities (network namespaces). Outside CI a test
-/// without root skips with a loud message; under CI=true missing root is a failure.
+/// without root skips, recorded by `cordon_skips::skip`; under CI=true missing root is a
+/// failure.
 pub fn require_root(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if cordon_skips::in_ci() {
         panic!("{test} needs root (network namespaces) and CI=true: refusing to skip");
     }
-    eprintln!(
-        "\n*** SKIPPING {test}: it needs root for network namespaces; run the suite as root ***\n"
+    cordon_skips::skip(
+        test,
+        "needs root (network namespaces, eBPF); run the suite as root",
     );
     false
 }

@@ -480,7 +480,10 @@ mod differential {
             rules.extend(crate::load_dir(&dir.join(sub)).loaded);
         }
         if rules.is_empty() {
-            eprintln!("*** SKIPPED: no community rules at {} ***", dir.display());
+            cordon_skips::skip(
+                "indexed_evaluation_agrees_with_direct_evaluation",
+                &format!("no community rules at {}", dir.display()),
+            );
             return;
         }
         let mut set = RuleSet::new();

@@ -1,6 +1,7 @@
-//! The eBPF source: loads agent/bpf/process.bpf.c (compiled by build.rs), attaches its
-//! BTF-enabled tracepoints (no tracefs needed), and reads records from the ring buffer as the
-//! kernel fills it. Records that did not fit are counted per kind in a map, and reported.
+//! The eBPF source: loads agent/bpf/process.bpf.o (built from process.bpf.c by
+//! scripts/build-bpf.sh, committed, and embedded here), attaches its BTF-enabled tracepoints
+//! (no tracefs needed), and reads records from the ring buffer as the kernel fills it. Records
+//! that did not fit are counted per kind in a map, and reported.
 
 use super::{Raw, RawExec, Sink, Source};
 use crate::sys::procfs::split_args;
@@ -12,7 +13,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/process.bpf.o"));
+static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/process.bpf.o"));
 
 const PROGRAMS: [(&str, &str); 3] = [
     ("cordon_exec", "sched_process_exec"),

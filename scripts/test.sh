@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs: installs the system packages the tests need
+# when they are missing (as root, with apt-get; otherwise it names them), runs
+# `cargo test --workspace` (extra arguments go to cargo test; with -p/--package only those
+# packages are tested), and ends with the totals and
+# one line counting the skipped tests and naming them, also when everything passed.
+#
+# Run it as root: the namespace, containment and eBPF tests need root and skip without it.
+# Under CI=true a missing prerequisite fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/packages.sh
+. scripts/lib/packages.sh
+
+need_packages "building (a C compiler and linker)" cc:gcc
+need_packages "the network namespace tests" ip:iproute2
+need_packages "the containment tests" nft:nftables
+need_packages "the tests that drop root or lock files" setpriv:util-linux flock:util-linux
+need_packages "stopping the binaries under test" kill:procps
+need_packages "the detection samples" chattr:e2fsprogs
+need_packages "the webhook TLS test" /etc/ssl/certs/ca-certificates.crt:ca-certificates
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Tests that skip append "NAME<TAB>REASON" here (crate cordon-skips).
+export CORDON_SKIPS_FILE="$work/skips"
+: >"$CORDON_SKIPS_FILE"
+
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in -p | --package | --package=*) scope=() ;; esac
+done
+
+status=0
+cargo test ${scope[@]+"${scope[@]}"} "$@" 2>&1 | tee "$work/log" || status=$?
+# With pipefail the pipeline's status is cargo's unless tee failed.
+
+echo
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "tests: %d passed, %d failed, %d ignored\n", p, f, i }' "$work/log"
+if [ -s "$CORDON_SKIPS_FILE" ]; then
+  sort -u "$CORDON_SKIPS_FILE" | while IFS=$'\t' read -r name reason; do
+    echo "  skipped $name: $reason"
+  done
+fi
+names=$(cut -f1 "$CORDON_SKIPS_FILE" | sort -u)
+count=$(printf '%s' "$names" | grep -c . || true)
+if [ "$count" -eq 0 ]; then
+  echo "0 skipped"
+else
+  echo "$count skipped (counted as passed above): $(printf '%s' "$names" | paste -sd, - | sed 's/,/, /g')"
+fi
+exit "$status"
