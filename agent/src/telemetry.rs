@@ -1,7 +1,8 @@
 //! The agent's telemetry pipeline: sensors emit events into a bounded queue; one writer task
 //! appends them to the spool in batches (one fsync per batch) and wakes the shipper. If the
 //! queue is ever full, the events that did not fit are counted and reported as lost, never
-//! dropped silently.
+//! dropped silently. A batch the spool cannot take (a full disk) is kept and tried again,
+//! waiting longer each time; meanwhile the queue fills and its overflow is counted as above.
 
 use crate::spool::{Spool, SpoolConfig, SpoolError};
 use cordon_proto::time::now_ms;
@@ -25,6 +26,8 @@ pub struct Telemetry {
     /// Signalled after every append.
     pub written: Arc<Notify>,
     emitter: Emitter,
+    /// Appends that failed (and were retried) since start.
+    append_failures: AtomicU64,
 }
 
 /// A cheap handle sensors use to emit events.
@@ -89,6 +92,7 @@ impl Telemetry {
                 dropped: Arc::default(),
                 dropped_total: Arc::default(),
             },
+            append_failures: AtomicU64::new(0),
         });
         if report.corrupt_regions > 0 {
             let (first_seq, last_seq) = report.skipped.unwrap_or_default();
@@ -120,6 +124,11 @@ impl Telemetry {
         self.emitter.dropped_total.load(Ordering::Relaxed) + self.lock().lost_total()
     }
 
+    /// Appends that failed since start (each is kept and tried again).
+    pub fn append_failures(&self) -> u64 {
+        self.append_failures.load(Ordering::Relaxed)
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -128,8 +137,9 @@ impl Telemetry {
 async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
     let mut buf = Vec::with_capacity(BATCH);
     let mut last_append = tokio::time::Instant::now();
+    let mut stall = Stall::default();
     loop {
-        if rx.recv_many(&mut buf, BATCH).await == 0 {
+        if buf.is_empty() && rx.recv_many(&mut buf, BATCH).await == 0 {
             return;
         }
         if buf.len() < BATCH {
@@ -144,28 +154,230 @@ async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
         }
         let dropped = t.emitter.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let notice = AgentNotice {
-                kind: "events_lost".into(),
-                message: format!("telemetry queue full: {dropped} events dropped before the spool"),
-                count: dropped,
-                ..Default::default()
-            };
-            buf.push((now_ms(), event::Body::Notice(notice)));
+            buf.push((now_ms(), dropped_notice(dropped)));
         }
-        let batch = std::mem::take(&mut buf);
         last_append = tokio::time::Instant::now();
-        let spool = t.spool.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            spool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .append(batch)
+        match append(&t, std::mem::take(&mut buf)).await {
+            Ok(()) => {
+                // Straight into the next batch: the queue may still be full.
+                if let Some(notice) = stall.recovered() {
+                    buf.push((now_ms(), notice));
+                }
+                t.written.notify_waiters();
+            }
+            // Kept, and tried again: while the disk is full the queue in front fills up, and
+            // what does not fit there is counted and reported as lost once appends work.
+            Err(items) => {
+                buf = items;
+                tokio::time::sleep(stall.failed()).await;
+            }
+        }
+    }
+}
+
+fn dropped_notice(dropped: u64) -> event::Body {
+    event::Body::Notice(AgentNotice {
+        kind: "events_lost".into(),
+        message: format!("telemetry queue full: {dropped} events dropped before the spool"),
+        count: dropped,
+        ..Default::default()
+    })
+}
+
+/// Appends one batch on a blocking thread; a batch that did not reach the disk comes back.
+async fn append(
+    t: &Telemetry,
+    batch: Vec<(i64, event::Body)>,
+) -> Result<(), Vec<(i64, event::Body)>> {
+    let spool = t.spool.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        spool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(batch)
+    })
+    .await;
+    match res {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(failed)) => {
+            t.append_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %failed, "writing to the spool failed; the events are kept and retried");
+            Err(failed.items)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the spool writer panicked");
+            Ok(())
+        }
+    }
+}
+
+/// A spell of failing appends: when it began and how long to wait before the next try.
+#[derive(Default)]
+struct Stall {
+    since: Option<(std::time::Instant, u32)>,
+}
+
+impl Stall {
+    const FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+    const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Records a failure; returns the wait before the next try (doubling up to a bound).
+    fn failed(&mut self) -> std::time::Duration {
+        let (_, tries) = self.since.get_or_insert((std::time::Instant::now(), 0));
+        *tries += 1;
+        (Self::FIRST_WAIT * 2u32.saturating_pow(*tries - 1)).min(Self::MAX_WAIT)
+    }
+
+    /// Ends a spell, if one was on: the notice that says so, for the controller.
+    fn recovered(&mut self) -> Option<event::Body> {
+        let (since, tries) = self.since.take()?;
+        let secs = since.elapsed().as_secs_f64();
+        tracing::info!(secs, tries, "the spool takes appends again");
+        Some(event::Body::Notice(AgentNotice {
+            kind: "spool_stalled".into(),
+            message: format!(
+                "appending to the spool failed for {secs:.1} s ({tries} tries, e.g. a full disk); \
+                 the events were kept in memory and written once it worked again"
+            ),
+            count: u64::from(tries),
+            ..Default::default()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Duration;
+
+    /// A small tmpfs of the test's own, unmounted (lazily) when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Tmpfs {
+        fn mount(dir: &Path, size: &str) -> Self {
+            let ok = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "cordon-test",
+                ])
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "mounting a tmpfs on {}", dir.display());
+            Tmpfs(dir.to_path_buf())
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+
+    /// Writes `path` until the filesystem is full.
+    fn fill(path: &Path) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).and_then(|()| f.sync_data()).is_ok() {}
+    }
+
+    fn test_event(i: u64) -> event::Body {
+        event::Body::Notice(AgentNotice {
+            kind: "test".into(),
+            message: format!("burst event {i:08}"),
+            count: i,
+            ..Default::default()
+        })
+    }
+
+    /// What the spool holds: the test events' numbers, the events reported lost, and the
+    /// kinds of notice.
+    fn spooled(t: &Telemetry) -> (Vec<u64>, u64, Vec<String>) {
+        let events = t.lock().read_from(1, usize::MAX).unwrap();
+        let (mut ids, mut lost, mut kinds) = (Vec::new(), 0, Vec::new());
+        for e in &events {
+            if let Some(event::Body::Notice(n)) = &e.body {
+                match n.kind.as_str() {
+                    "test" => ids.push(n.count),
+                    "events_lost" => lost += n.count,
+                    _ => {}
+                }
+                kinds.push(n.kind.clone());
+            }
+        }
+        assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gaps");
+        (ids, lost, kinds)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_keeps_what_it_can_and_counts_exactly_what_it_cannot() {
+        if !crate::sys::privileges::is_root() {
+            assert!(
+                !cordon_skips::in_ci(),
+                "mounting a tmpfs needs root, and CI must run it"
+            );
+            return cordon_skips::skip("telemetry::a_full_disk_keeps...", "needs root (tmpfs)");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let _fs = Tmpfs::mount(dir.path(), "16m");
+        let cfg = SpoolConfig {
+            dir: dir.path().join("spool"),
+            max_bytes: 1 << 30,
+            segment_bytes: 256 << 10,
+        };
+        let t = Telemetry::start(cfg).unwrap();
+        let ballast = dir.path().join("ballast");
+        fill(&ballast);
+        // More than the queue holds: while the disk is full, the rest cannot be kept.
+        const N: u64 = 80_000;
+        let emitter = t.emitter();
+        (0..N).for_each(|i| emitter.emit(test_event(i)));
+        let failed = tokio::time::timeout(Duration::from_secs(20), async {
+            while t.append_failures() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         })
         .await;
-        match res {
-            Ok(Ok(_)) => t.written.notify_waiters(),
-            Ok(Err(e)) => tracing::error!(error = %e, "writing to the spool failed"),
-            Err(e) => tracing::error!(error = %e, "the spool writer panicked"),
+        assert!(failed.is_ok(), "the spool never hit the full disk");
+        std::fs::remove_file(&ballast).unwrap();
+
+        // Every event is either in the spool, once, or counted as lost; nothing else.
+        let mut last = None;
+        for _ in 0..300 {
+            let (ids, lost, kinds) = spooled(&t);
+            if ids.len() as u64 + lost >= N {
+                last = Some((ids, lost, kinds));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let (mut ids, lost, kinds) = last.expect("the burst reached the spool");
+        assert_eq!(
+            ids.len() as u64 + lost,
+            N,
+            "stored {} + lost {lost}",
+            ids.len()
+        );
+        assert!(lost > 0 && lost < N - QUEUE as u64 + 1, "lost {lost}");
+        let stored = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), stored, "an event stored twice");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order");
+        assert!(kinds.iter().any(|k| k == "spool_stalled"), "{kinds:?}");
+        // Reopened, the spool is whole: the failed appends left nothing torn behind.
+        drop(t);
+        let (_, report) = Spool::open(SpoolConfig {
+            dir: dir.path().join("spool"),
+            max_bytes: 1 << 30,
+            segment_bytes: 256 << 10,
+        })
+        .unwrap();
+        assert_eq!(report.corrupt_regions, 0, "{report:?}");
     }
 }

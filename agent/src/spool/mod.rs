@@ -72,6 +72,22 @@ pub struct Spool {
 /// Most events kept in memory for the next read.
 const FRESH: usize = 4096;
 
+/// A batch that did not reach the disk: every event of it, to append again, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("appending {} events to the spool: {error}", items.len())]
+pub struct AppendFailed {
+    pub items: Vec<(i64, event::Body)>,
+    #[source]
+    pub error: SpoolError,
+}
+
+/// Where the spool stood before an append, to go back to if it fails.
+struct Undo {
+    next_seq: u64,
+    segments: usize,
+    back: Option<segment::Position>,
+}
+
 const ACKED_FILE: &str = "acked";
 const RESERVED_FILE: &str = "reserved";
 /// Sequence numbers reserved on disk at a time.
@@ -140,21 +156,89 @@ impl Spool {
     }
 
     /// Appends events (time and body), assigning sequence numbers; durable on return.
-    /// Returns the last sequence number used.
-    pub fn append(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, SpoolError> {
-        let appended = self.append_batch(items);
-        if appended.is_err() {
-            // What failed to reach the disk is not handed out from memory either.
-            self.fresh.clear();
+    /// Returns the last sequence number used. A batch that does not reach the disk (a full
+    /// disk) is handed back whole in the error, and the spool is as it was before it, so the
+    /// caller can keep the events and try again: nothing is lost, nothing is half written.
+    pub fn append(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, AppendFailed> {
+        let undo = self.undo_point();
+        if let Err(error) = self.reserve(self.next_seq + items.len() as u64 + 1) {
+            return Err(AppendFailed { items, error });
         }
-        appended
+        let mut events = Vec::with_capacity(items.len());
+        let mut rest = items.into_iter();
+        let written = rest
+            .by_ref()
+            .try_for_each(|(time_ms, body)| self.write(time_ms, body, &mut events))
+            .and_then(|()| self.sync());
+        if let Err(error) = written {
+            self.rewind(undo);
+            let mut items: Vec<_> = events
+                .into_iter()
+                .filter_map(|e| e.body.map(|b| (e.time_ms, b)))
+                .collect();
+            items.extend(rest);
+            return Err(AppendFailed { items, error });
+        }
+        for ev in events {
+            if self.fresh.len() >= FRESH {
+                self.fresh.pop_front();
+            }
+            self.fresh.push_back(ev);
+        }
+        // The batch is durable: what follows only tidies up, and its failure must not have
+        // the caller append the batch again.
+        if let Err(e) = self.after_append() {
+            tracing::warn!(error = %e, "enforcing the spool bound failed; retried on the next append");
+        }
+        Ok(self.next_seq - 1)
     }
 
-    fn append_batch(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, SpoolError> {
-        for (time_ms, body) in items {
-            self.write(time_ms, body)?;
+    /// Makes sure every sequence number below `end` is reserved on disk before any is used.
+    fn reserve(&mut self, end: u64) -> Result<(), SpoolError> {
+        if end <= self.reserved {
+            return Ok(());
         }
-        self.sync()?;
+        let reserved = end.max(self.next_seq + RESERVE);
+        let path = self.cfg.dir.join(RESERVED_FILE);
+        atomic_write(&path, reserved.to_string().as_bytes(), PRIVATE).map_err(io(&path))?;
+        self.reserved = reserved;
+        Ok(())
+    }
+
+    fn undo_point(&self) -> Undo {
+        Undo {
+            next_seq: self.next_seq,
+            segments: self.segments.len(),
+            back: self.segments.back().map(Segment::position),
+        }
+    }
+
+    /// Puts the spool back where `undo` was taken: segments made since are removed, the one
+    /// appended to is cut back, the sequence numbers are handed out again. Only if the file
+    /// cannot be cut are the numbers skipped instead (whatever part of the batch is in the
+    /// sealed file may then be sent as well as its retry: twice, never lost).
+    fn rewind(&mut self, undo: Undo) {
+        while self.segments.len() > undo.segments {
+            if let Some(seg) = self.segments.pop_back() {
+                let _ = seg.remove();
+            }
+        }
+        let cut = match (self.segments.back_mut(), &undo.back) {
+            (Some(seg), Some(pos)) => seg.rewind(pos),
+            _ => Ok(()),
+        };
+        match cut {
+            Ok(()) => self.next_seq = undo.next_seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "cutting a failed append off the spool failed; its sequence numbers are skipped");
+                if let Some(seg) = self.segments.back_mut() {
+                    seg.sealed = true;
+                }
+            }
+        }
+    }
+
+    fn after_append(&mut self) -> Result<(), SpoolError> {
         self.enforce_bound()?;
         // Say what the bound cost at once, right behind the events that displaced it.
         if let Some((count, from, to)) = self.lost.take() {
@@ -167,32 +251,33 @@ impl Spool {
                 first_seq: from,
                 last_seq: to,
             };
-            self.write(cordon_proto::time::now_ms(), event::Body::Notice(notice))?;
+            let mut written = Vec::new();
+            let notice = event::Body::Notice(notice);
+            self.write(cordon_proto::time::now_ms(), notice, &mut written)?;
             self.sync()?;
+            self.fresh.extend(written);
         }
-        Ok(self.next_seq - 1)
+        Ok(())
     }
 
-    fn write(&mut self, time_ms: i64, body: event::Body) -> Result<(), SpoolError> {
+    /// Numbers and encodes one event onto the newest segment; it lands in `events` (with its
+    /// body) as soon as it has its number, so a failure never loses it.
+    fn write(
+        &mut self,
+        time_ms: i64,
+        body: event::Body,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SpoolError> {
         let seq = self.next_seq;
-        if seq >= self.reserved {
-            let reserved = seq + RESERVE;
-            let path = self.cfg.dir.join(RESERVED_FILE);
-            atomic_write(&path, reserved.to_string().as_bytes(), PRIVATE).map_err(io(&path))?;
-            self.reserved = reserved;
-        }
+        self.reserve(seq + 1)?;
         self.next_seq += 1;
-        let ev = Event {
+        events.push(Event {
             seq,
             time_ms,
             body: Some(body),
-        };
-        self.writable()?.push(seq, &Record::encode(&ev))?;
-        if self.fresh.len() >= FRESH {
-            self.fresh.pop_front();
-        }
-        self.fresh.push_back(ev);
-        Ok(())
+        });
+        let record = events.last().map(Record::encode).unwrap_or_default();
+        self.writable()?.push(seq, &record)
     }
 
     fn sync(&mut self) -> Result<(), SpoolError> {

@@ -44,7 +44,44 @@ pub struct Segment {
 
 const MARK_EVERY: u64 = 64;
 
+/// Where a segment stands between batches, to go back to when a batch does not reach the disk.
+#[derive(Debug, Clone)]
+pub struct Position {
+    bytes: u64,
+    records: u64,
+    marks: usize,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+}
+
 impl Segment {
+    pub fn position(&self) -> Position {
+        Position {
+            bytes: self.bytes,
+            records: self.records,
+            marks: self.marks.len(),
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+        }
+    }
+
+    /// Goes back to `pos`: what was pushed since is forgotten and the file is cut back to it,
+    /// so a batch that failed part way leaves no record behind and the segment takes appends
+    /// again. If the file cannot be cut, the segment stays sealed.
+    pub fn rewind(&mut self, pos: &Position) -> Result<(), SpoolError> {
+        self.unwritten.clear();
+        if let Some(f) = self.file.as_ref() {
+            f.set_len(pos.bytes).map_err(io(&self.path))?;
+        }
+        self.bytes = pos.bytes;
+        self.records = pos.records;
+        self.marks.truncate(pos.marks);
+        self.first_seq = pos.first_seq;
+        self.last_seq = pos.last_seq;
+        self.sealed = false;
+        Ok(())
+    }
+
     fn mark(&mut self, seq: u64, offset: u64) {
         if self.records.is_multiple_of(MARK_EVERY) {
             self.marks.push((seq, offset));
