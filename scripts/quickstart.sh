@@ -137,7 +137,7 @@ Try, in another terminal:
   $BIN/cordonctl rules list                   # the Sigma rules loaded ($RULES)
   sh -c 'echo aWQK | base64 -d | sh'          # then: $BIN/cordonctl alerts list
   $BIN/cordonctl incidents list
-  $BIN/cordonctl playbooks list               # reverse-shell, download-exec, credential-tampering
+  $BIN/cordonctl playbooks list               # reverse-shell, download-exec, suspicious-exec, credential-tampering
   $BIN/cordonctl approvals list
   $BIN/cordonctl audit verify
   $BIN/cordonctl token create --ttl 1h        # enrol another host with the command it prints

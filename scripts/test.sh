@@ -19,6 +19,12 @@ need_packages "the tests that drop root or lock files" setpriv:util-linux flock:
 need_packages "stopping the binaries under test" kill:procps
 need_packages "the detection samples" chattr:e2fsprogs
 need_packages "the webhook TLS test" /etc/ssl/certs/ca-certificates.crt:ca-certificates
+need_packages "the benign-workload test" git:git ssh-keygen:openssh-client python3:python3 \
+  dpkg-deb:dpkg tar:tar
+# `python3 -m venv` needs ensurepip, which Debian ships apart from python3.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' 2>/dev/null; then
+  need_packages "the benign-workload test (python3 -m venv)" /nonexistent/ensurepip:python3-venv
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -73,6 +73,10 @@ fn cordon_rules_fire_on_real_commands_and_group_into_one_incident() {
     std::fs::copy("/bin/true", &payload).unwrap();
     sh(&payload);
     std::fs::remove_file(&payload).unwrap();
+    let shm = format!("/dev/shm/cordon-payload-{}", std::process::id());
+    std::fs::copy("/bin/true", &shm).unwrap();
+    sh(&shm);
+    std::fs::remove_file(&shm).unwrap();
 
     let b64 = wait_alert(&d, &agent, &rule_id("base64_decode_to_shell"));
     assert_eq!(b64["level"], "high");
@@ -96,9 +100,26 @@ fn cordon_rules_fire_on_real_commands_and_group_into_one_incident() {
     // (Other programs run from /tmp on a busy host may have raised it first: repeats count on
     // the first alert, so its event need not be ours.)
     let tmp_exec = wait_alert(&d, &agent, &rule_id("exec_from_tmp"));
+    assert_eq!(tmp_exec["level"], "medium");
+    let shm_exec = wait_alert(&d, &agent, &rule_id("exec_from_dev_shm"));
+    assert_eq!(shm_exec["level"], "high");
 
-    // The near misses raised nothing of their own (give them the same time to arrive).
-    std::thread::sleep(Duration::from_secs(2));
+    // The near misses raised nothing of their own. Barrier: a last exec, stored after every
+    // event before it (an agent's events are stored in order, each with its alerts).
+    let marker = format!("cordon-detection-done-{}", std::process::id());
+    sh(&format!("/bin/echo {marker} >/dev/null"));
+    poll(Duration::from_secs(20), || {
+        let out = d.ctl(&[
+            "events",
+            "query",
+            "--agent",
+            &agent.id,
+            "--contains",
+            &marker,
+        ]);
+        (!out.trim().is_empty()).then_some(())
+    })
+    .expect("the last exec is stored");
     for a in alerts(&d, &agent) {
         let summary = a["event"]["summary"]
             .as_str()

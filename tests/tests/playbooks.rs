@@ -204,7 +204,7 @@ fn check_report(d: &Deployment, id: &str, agent: &AgentHandle) {
 }
 
 /// A directory holding just one of the default playbooks: the others (download-exec kills
-/// whatever runs from /tmp) must not act on other tests' processes.
+/// what runs from /dev/shm) must not act on other tests' processes.
 fn only_playbook(d: &Deployment, file: &str) -> String {
     let dir = d.dir.path().join("playbooks");
     std::fs::create_dir_all(&dir).unwrap();
