@@ -19,6 +19,7 @@ use crate::term::emit;
 use crate::text::{self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, Names, PROCESS_KIND};
 use cordon_proto::*;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// A message as cordonctl prints it with `--json`.
@@ -118,17 +119,28 @@ pub fn event_from_json(v: &Value) -> Option<Event> {
         Some(body)
     };
     let body = if let Some(p) = with_kind("process", PROCESS_KIND) {
-        event::Body::Process(serde_json::from_value(p).ok()?)
+        event::Body::Process(from_fields(p)?)
     } else if let Some(f) = with_kind("file", FILE_KIND) {
-        event::Body::File(serde_json::from_value(f).ok()?)
+        event::Body::File(from_fields(f)?)
     } else {
-        event::Body::Notice(serde_json::from_value(v.get("notice")?.clone()).ok()?)
+        event::Body::Notice(from_fields(v.get("notice")?.clone())?)
     };
     Some(Event {
         seq,
         time_ms,
         body: Some(body),
     })
+}
+
+/// A message from an object holding some of its fields (the others take their defaults, as
+/// on the wire).
+fn from_fields<T: Default + Serialize + DeserializeOwned>(fields: Value) -> Option<T> {
+    let mut whole = serde_json::to_value(T::default()).ok()?;
+    let (Some(whole_map), Value::Object(given)) = (whole.as_object_mut(), fields) else {
+        return None;
+    };
+    whole_map.extend(given);
+    serde_json::from_value(whole).ok()
 }
 
 /// A command's output as the field named for its kind.
