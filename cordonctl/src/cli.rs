@@ -4,8 +4,8 @@
 
 use crate::commands::{
     agents::AgentsCmd, alerts::AlertsCmd, approvals::ApprovalsCmd, audit::AuditCmd,
-    command::CommandsCmd, events::EventsCmd, host::HostCmd, incidents::IncidentsCmd,
-    iocs::IocsCmd, playbooks::PlaybooksCmd, rules::RulesCmd, token::TokenCmd,
+    command::CommandsCmd, events::EventsCmd, host::HostCmd, incidents::IncidentsCmd, iocs::IocsCmd,
+    playbooks::PlaybooksCmd, rules::RulesCmd, token::TokenCmd,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -12,7 +12,8 @@
 //! - every output is JSON lines: a listing prints one compact object per line (nothing
 //!   when empty), every other command exactly one.
 //!
-//! [`event_from_json`] reads an event back from its shape (`rules test --event`).
+//! [`event_from_json`] reads an event back from its shape (`rules test --event`), and
+//! [`event_record_from_json`] the whole record.
 
 use crate::error::CtlError;
 use crate::term::emit;
@@ -132,6 +133,13 @@ pub fn event_from_json(v: &Value) -> Option<Event> {
     })
 }
 
+/// An event record read back from the line [`EventRecord::to_json`] printed.
+pub fn event_record_from_json(v: &Value) -> Option<EventRecord> {
+    let mut rec: EventRecord = from_fields(v.clone())?;
+    rec.event = event_from_json(v);
+    Some(rec)
+}
+
 /// A message from an object holding some of its fields (the others take their defaults, as
 /// on the wire).
 fn from_fields<T: Default + Serialize + DeserializeOwned>(fields: Value) -> Option<T> {
@@ -144,7 +152,9 @@ fn from_fields<T: Default + Serialize + DeserializeOwned>(fields: Value) -> Opti
 }
 
 /// A command's output as the field named for its kind.
-fn output_json(output: &command_result::Output) -> Result<(&'static str, Value), serde_json::Error> {
+fn output_json(
+    output: &command_result::Output,
+) -> Result<(&'static str, Value), serde_json::Error> {
     use command_result::Output;
     let (field, value) = match output {
         Output::Pong(x) => ("pong", serde_json::to_value(x)),

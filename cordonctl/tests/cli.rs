@@ -24,7 +24,9 @@ fn help_describes_every_host_action_in_its_own_words() {
     let (ok, text) = ctl(&["--help"]);
     assert!(ok, "{text}");
     assert!(!text.contains("Options every host action takes"), "{text}");
-    let unblock = text.lines().find(|l| l.trim_start().starts_with("unblock-ip"));
+    let unblock = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("unblock-ip"));
     assert!(
         unblock.is_some_and(|l| l.contains("Lifts a block")),
         "{text}"
@@ -35,7 +37,10 @@ fn help_describes_every_host_action_in_its_own_words() {
 fn without_a_credential_it_says_how_to_give_one() {
     let (ok, text) = ctl(&["agents", "list"]);
     assert!(!ok);
-    assert!(text.contains("--admin") && text.contains("CORDON_ADMIN"), "{text}");
+    assert!(
+        text.contains("--admin") && text.contains("CORDON_ADMIN"),
+        "{text}"
+    );
 }
 
 /// An admin file whose CA is real and pinned, for a controller that is not there.
@@ -77,7 +82,10 @@ fn an_unreachable_controller_is_named_and_a_wrong_ca_refused() {
     std::fs::write(dir.path().join("ca.pem"), other.pem()).expect("write");
     let (ok, text) = ctl(&["--admin", admin, "agents", "list"]);
     assert!(!ok);
-    assert!(text.contains("does not match the pinned CA fingerprint"), "{text}");
+    assert!(
+        text.contains("does not match the pinned CA fingerprint"),
+        "{text}"
+    );
 }
 
 #[test]

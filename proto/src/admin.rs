@@ -94,6 +94,9 @@ mod tests {
         let path = dir.path().join("admin.toml");
         std::fs::write(&path, "controler = \"x\"\n").unwrap();
         let err = AdminConfig::load(&path).unwrap_err().to_string();
-        assert!(err.contains("admin.toml") && err.contains("controler"), "{err}");
+        assert!(
+            err.contains("admin.toml") && err.contains("controler"),
+            "{err}"
+        );
     }
 }

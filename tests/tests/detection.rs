@@ -32,7 +32,7 @@ fn sh(script: &str) {
 
 /// The alerts stored for `agent`, newest last.
 fn alerts(d: &Deployment, agent: &AgentHandle) -> Vec<Value> {
-    d.ctl_json(&["alerts", "list", "--agent", &agent.id, "--limit", "1000"])["alerts"]
+    d.ctl_list(&["alerts", "list", "--agent", &agent.id, "--limit", "1000"])
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -55,8 +55,8 @@ fn cordon_rules_fire_on_real_commands_and_group_into_one_incident() {
         return;
     }
     let (d, agent) = deployment();
-    let listed = d.ctl_json(&["rules", "list"]);
-    let n = listed["rules"].as_array().unwrap().len();
+    let listed = d.ctl_list(&["rules", "list"]);
+    let n = listed.as_array().unwrap().len();
     assert!(n >= 20, "the rule pack loads at start: {n} rules");
 
     let tmp = tempfile::tempdir().unwrap();

@@ -213,7 +213,12 @@ fn quarantine_target(
     Ok((id, path))
 }
 
-async fn ping(admin: &mut AdminClient, id: String, wait: u64, as_json: bool) -> Result<(), CtlError> {
+async fn ping(
+    admin: &mut AdminClient,
+    id: String,
+    wait: u64,
+    as_json: bool,
+) -> Result<(), CtlError> {
     let (rec, rtt) = submit(admin, id, action::Kind::Ping(Ping {}), wait).await?;
     let agent_ms = match rec.result.as_ref().and_then(|r| r.output.as_ref()) {
         Some(command_result::Output::Pong(p)) => p.agent_time_ms,
@@ -247,7 +252,11 @@ async fn quarantine_list(
     let (rec, _) = submit(admin, id, action, wait).await?;
     let entries = match rec.result.and_then(|r| r.output) {
         Some(command_result::Output::QuarantineList(l)) => l.entries,
-        _ => return Err(CtlError::Command("the agent sent no quarantine list".into())),
+        _ => {
+            return Err(CtlError::Command(
+                "the agent sent no quarantine list".into(),
+            ));
+        }
     };
     if as_json {
         return json::print_lines(&entries);

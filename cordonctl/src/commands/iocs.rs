@@ -57,7 +57,11 @@ pub async fn run(admin: &mut AdminClient, cmd: IocsCmd) -> Result<(), CtlError> 
                 done: t.added + t.present,
                 source: Box::new(e),
             })?;
-        (t.added, t.present, t.size) = (t.added + r.added, t.present + r.already_present, r.list_size);
+        (t.added, t.present, t.size) = (
+            t.added + r.added,
+            t.present + r.already_present,
+            r.list_size,
+        );
         t.warnings.extend(r.warnings);
     }
     for w in &t.warnings {

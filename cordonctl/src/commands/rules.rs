@@ -114,7 +114,10 @@ fn rule_files(path: &Path) -> Result<Vec<RuleFile>, CtlError> {
     let paths = if path.is_dir() {
         let (files, unreadable) = cordon_detect::yaml_files(path);
         if let Some((dir, e)) = unreadable.into_iter().next() {
-            return Err(CtlError::Read { path: dir, source: e });
+            return Err(CtlError::Read {
+                path: dir,
+                source: e,
+            });
         }
         files
     } else {

@@ -154,7 +154,10 @@ fn events_inside_alerts_incidents_and_reports_take_the_same_shape() {
     let i = incident.to_json().unwrap();
     assert_eq!(i["alerts"][0]["event"]["process"]["kind"], "exec");
     let r = report.to_json().unwrap();
-    assert_eq!(r["incident"]["alerts"][0]["event"]["process"]["kind"], "exec");
+    assert_eq!(
+        r["incident"]["alerts"][0]["event"]["process"]["kind"],
+        "exec"
+    );
     assert_snake_case(&r);
 }
 

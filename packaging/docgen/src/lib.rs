@@ -30,7 +30,8 @@ pub fn programs() -> Vec<Command> {
 /// Writes completions and manual pages for every program under `out`; returns the files.
 pub fn generate(out: &Path) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for mut cmd in programs() {
+    for cmd in programs() {
+        let mut cmd = cmd.disable_help_subcommand(true);
         cmd.build();
         written.extend(completions(&mut cmd, out)?);
         written.extend(man_pages(&cmd, &out.join("man"))?);
@@ -50,14 +51,13 @@ fn completions(cmd: &mut Command, out: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// The page of `cmd` and, recursively, of each of its subcommands, named `PARENT-SUB.1`.
+/// The page of `cmd` and, recursively, of each of its subcommands: a built command names
+/// its subcommands `PARENT-SUB`, and the page is named after that.
 fn man_pages(cmd: &Command, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let mut written = vec![clap_mangen::generate_to(cmd.clone(), dir)?];
+    let mut written = vec![clap_mangen::Man::new(cmd.clone()).generate_to(dir)?];
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let name = format!("{}-{}", cmd.get_name(), sub.get_name());
-        let sub = sub.clone().name(name);
-        written.extend(man_pages(&sub, dir)?);
+        written.extend(man_pages(sub, dir)?);
     }
     Ok(written)
 }
@@ -72,15 +72,29 @@ mod tests {
         generate(dir.path()).unwrap();
         for name in ["cordon-agent", "cordon-controller", "cordonctl"] {
             let bash = std::fs::read_to_string(dir.path().join("bash").join(name)).unwrap();
-            assert!(bash.contains(&format!("complete -F _{}", name.replace('-', "__"))) || bash.contains(name));
+            assert!(
+                bash.contains(&format!("complete -F _{}", name.replace('-', "__")))
+                    || bash.contains(name)
+            );
             assert!(dir.path().join("zsh").join(format!("_{name}")).is_file());
-            assert!(dir.path().join("fish").join(format!("{name}.fish")).is_file());
+            assert!(
+                dir.path()
+                    .join("fish")
+                    .join(format!("{name}.fish"))
+                    .is_file()
+            );
             assert!(dir.path().join("man").join(format!("{name}.1")).is_file());
         }
         let isolate = std::fs::read_to_string(dir.path().join("man/cordonctl-isolate.1")).unwrap();
-        assert!(isolate.contains("Cuts the host off the network"), "{isolate}");
+        assert!(
+            isolate.contains("Cuts the host off the network"),
+            "{isolate}"
+        );
         let fish = std::fs::read_to_string(dir.path().join("fish/cordonctl.fish")).unwrap();
-        assert!(fish.contains("unblock-ip") && fish.contains("Lifts a block"), "{fish}");
+        assert!(
+            fish.contains("unblock-ip") && fish.contains("Lifts a block"),
+            "{fish}"
+        );
         assert!(dir.path().join("man/cordonctl-agents-list.1").is_file());
         assert!(dir.path().join("man/cordon-agent-enroll.1").is_file());
     }

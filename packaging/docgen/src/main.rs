@@ -8,8 +8,8 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .context("usage: cordon-docgen OUT_DIR")?
         .into();
-    let written = cordon_docgen::generate(&out)
-        .with_context(|| format!("writing into {}", out.display()))?;
+    let written =
+        cordon_docgen::generate(&out).with_context(|| format!("writing into {}", out.display()))?;
     println!("{} files in {}", written.len(), out.display());
     Ok(())
 }
