@@ -46,9 +46,20 @@ fn completions(cmd: &mut Command, out: &Path) -> io::Result<Vec<PathBuf>> {
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let dir = out.join(shell.to_string());
         std::fs::create_dir_all(&dir)?;
-        written.push(clap_complete::generate_to(shell, cmd, &name, &dir)?);
+        let file = clap_complete::generate_to(shell, cmd, &name, &dir)?;
+        written.push(installed_name(file, shell, &name)?);
     }
     Ok(written)
+}
+
+/// bash-completion loads `completions/NAME` when NAME is first completed: no extension.
+fn installed_name(file: PathBuf, shell: Shell, name: &str) -> io::Result<PathBuf> {
+    if shell != Shell::Bash {
+        return Ok(file);
+    }
+    let plain = file.with_file_name(name);
+    std::fs::rename(&file, &plain)?;
+    Ok(plain)
 }
 
 /// The page of `cmd` and, recursively, of each of its subcommands: a built command names
@@ -72,10 +83,7 @@ mod tests {
         generate(dir.path()).unwrap();
         for name in ["cordon-agent", "cordon-controller", "cordonctl"] {
             let bash = std::fs::read_to_string(dir.path().join("bash").join(name)).unwrap();
-            assert!(
-                bash.contains(&format!("complete -F _{}", name.replace('-', "__")))
-                    || bash.contains(name)
-            );
+            assert!(bash.contains(&format!("-o default {name}")), "{bash}");
             assert!(dir.path().join("zsh").join(format!("_{name}")).is_file());
             assert!(
                 dir.path()
