@@ -198,7 +198,7 @@ fn check_report(d: &Deployment, id: &str, agent: &AgentHandle) {
     let out = d.try_ctl(&["incidents", "report", id, "--format", "html"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("md or json"),
+        String::from_utf8_lossy(&out.stderr).contains("possible values: md, json"),
         "{out:?}"
     );
 }
