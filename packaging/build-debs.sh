@@ -12,6 +12,8 @@ pkg=$root/packaging
 version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' Cargo.toml)
 arch=$(dpkg --print-architecture)
 out=$root/target/debian
+# Where cargo puts the binaries (CARGO_TARGET_DIR, if set).
+bins=${CARGO_TARGET_DIR:-$root/target}/release
 
 # The agent package ships the eBPF process sensor, which clang compiles against libbpf's
 # headers at build time; without them the build would quietly leave it out.
@@ -25,15 +27,14 @@ mkdir -p "$out"
 echo "==> release build"
 cargo build --release --bin cordon-agent --bin cordon-controller --bin cordonctl --bin cordon-docgen
 docs=$out/docs
-target/release/cordon-docgen "$docs"
+"$bins/cordon-docgen" "$docs"
 
 # Library dependencies of the binaries (dpkg-shlibdeps wants a debian/control to exist).
 shl=$(mktemp -d)
 trap 'rm -rf "$shl"' EXIT
 mkdir -p "$shl/debian"
 printf 'Source: cordon\n\nPackage: cordon\nArchitecture: any\n' >"$shl/debian/control"
-libdeps=$(cd "$shl" && dpkg-shlibdeps -O "$root/target/release/cordon-agent" "$root/target/release/cordon-controller" \
-    "$root/target/release/cordonctl" 2>/dev/null |
+libdeps=$(cd "$shl" && dpkg-shlibdeps -O "$bins/cordon-agent" "$bins/cordon-controller" "$bins/cordonctl" 2>/dev/null |
     sed -n 's/^shlibs:Depends=//p')
 
 # A program's manual pages (its own and one per subcommand, gzipped) and its completions.
@@ -68,7 +69,7 @@ build() {
     rm -rf "$stage"
     install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/usr/share/doc/$name"
     for bin in "$@"; do
-        install -m 0755 "target/release/$bin" "$stage/usr/bin/$bin"
+        install -m 0755 "$bins/$bin" "$stage/usr/bin/$bin"
         strip --strip-unneeded --remove-section=.comment --remove-section=.note "$stage/usr/bin/$bin"
         install_docs "$stage" "$bin"
     done
