@@ -32,7 +32,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    dpkg --purge cordon-agent cordon-controller >/dev/null 2>&1 || true
+    dpkg --purge cordon-agent cordon-controller cordonctl >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -41,14 +41,20 @@ command -v lintian >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninte
 packaging/build-debs.sh || { echo "FAIL: building the packages"; exit 1; }
 agent_deb=$(ls target/debian/cordon-agent_*.deb)
 ctl_deb=$(ls target/debian/cordon-controller_*.deb)
+cli_deb=$(ls target/debian/cordonctl_*.deb)
 
-check "lintian reports no errors" lintian --fail-on error --tag-display-limit 0 "$agent_deb" "$ctl_deb"
+check "lintian reports no errors" lintian --fail-on error --tag-display-limit 0 "$agent_deb" "$ctl_deb" "$cli_deb"
+check "lintian finds no program without a manual page" sh -c \
+    "! lintian --tag-display-limit 0 '$agent_deb' '$ctl_deb' '$cli_deb' | grep -E 'no-manual-page|binary-without-manpage'"
+check "cordonctl is a package of its own; the controller recommends it" sh -c \
+    "dpkg-deb -c '$cli_deb' | grep -q ' ./usr/bin/cordonctl\$' && ! dpkg-deb -c '$ctl_deb' | grep -q 'usr/bin/cordonctl' &&
+     dpkg-deb -f '$ctl_deb' Recommends | grep -qw cordonctl && ! dpkg-deb -c '$cli_deb' | grep -q 'systemd'"
 check "the agent package depends on nftables" sh -c "dpkg-deb -f '$agent_deb' Depends | grep -q nftables"
 check "versions come from the workspace" sh -c \
     "[ \"\$(dpkg-deb -f '$agent_deb' Version)\" = \"\$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = \"\(.*\)\"/\1/p' Cargo.toml)\" ]"
 
-dpkg --purge cordon-agent cordon-controller >/dev/null 2>&1 || true
-check "dpkg -i installs both packages" dpkg -i "$agent_deb" "$ctl_deb"
+dpkg --purge cordon-agent cordon-controller cordonctl >/dev/null 2>&1 || true
+check "dpkg -i installs the three packages" dpkg -i "$agent_deb" "$ctl_deb" "$cli_deb"
 
 check "binaries are root-owned and executable" sh -c \
     "for b in cordon-agent cordon-controller cordonctl; do [ \"\$(stat -c '%a %U' /usr/bin/\$b)\" = '755 root' ] || exit 1; done"
@@ -56,6 +62,16 @@ check "config files are conffiles, 0644 root" sh -c \
     "dpkg-query -W -f='\${Conffiles}' cordon-agent | grep -q /etc/cordon/agent.toml &&
      dpkg-query -W -f='\${Conffiles}' cordon-controller | grep -q /etc/cordon/controller.toml &&
      [ \"\$(stat -c '%a %U' /etc/cordon/agent.toml /etc/cordon/controller.toml | sort -u)\" = '644 root' ]"
+for bin in cordon-agent cordon-controller cordonctl; do
+    check "$bin has its manual page" sh -c "zcat /usr/share/man/man1/$bin.1.gz | grep -q '^\\.TH $bin 1'"
+    check "$bin has bash, zsh and fish completions" sh -c \
+        "bash -c 'source /usr/share/bash-completion/completions/$bin && complete -p $bin' &&
+         grep -q '#compdef $bin' /usr/share/zsh/vendor-completions/_$bin &&
+         grep -q 'complete -c $bin' /usr/share/fish/vendor_completions.d/$bin.fish"
+done
+check "every cordonctl subcommand has a page" sh -c \
+    "zcat /usr/share/man/man1/cordonctl-unblock-ip.1.gz | grep -q 'Lifts a block' &&
+     zcat /usr/share/man/man1/cordonctl-events-query.1.gz | grep -q 'JSON lines'"
 check "units are installed" test -f /lib/systemd/system/cordon-agent.service -a -f /lib/systemd/system/cordon-controller.service
 check "the controller has its own system user" sh -c \
     "uid=\$(id -u cordon-controller) && [ \"\$uid\" -lt 1000 ] && [ \"\$(getent passwd cordon-controller | cut -d: -f7)\" = /usr/sbin/nologin ]"
@@ -101,19 +117,22 @@ check "the packaged playbooks are loaded" sh -c \
 check "the audit log verifies" cordonctl audit verify
 check "the installed agent runs the eBPF process sensor" sh -c \
     "for i in \$(seq 1 50); do cordonctl agents show $agent_id | grep -q 'process: ebpf' && exit 0; sleep 0.2; done; cordonctl agents show $agent_id; exit 1"
+check "cordonctl --json shows a process event's kind by name" sh -c \
+    "for i in \$(seq 1 50); do cordonctl events query --agent $agent_id --kind process --limit 10 --json | grep -Eq '\"kind\":\"(exec|exit)\"' && exit 0; /bin/true; sleep 0.2; done; exit 1"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
 
 before=$(md5sum /var/lib/cordon-agent/agent.toml /var/lib/cordon-controller/ca.pem)
 check "reinstalling (an upgrade) keeps enrolment and the CA" sh -c \
-    "dpkg -i '$agent_deb' '$ctl_deb' >/dev/null && [ \"\$(md5sum /var/lib/cordon-agent/agent.toml /var/lib/cordon-controller/ca.pem)\" = '$before' ]"
+    "dpkg -i '$agent_deb' '$ctl_deb' '$cli_deb' >/dev/null && [ \"\$(md5sum /var/lib/cordon-agent/agent.toml /var/lib/cordon-controller/ca.pem)\" = '$before' ]"
 
 check "remove takes the binaries, keeps state and config" sh -c \
-    "dpkg -r cordon-agent cordon-controller >/dev/null && [ ! -e /usr/bin/cordon-agent ] && [ ! -e /usr/bin/cordonctl ] &&
+    "dpkg -r cordon-agent cordon-controller cordonctl >/dev/null && [ ! -e /usr/bin/cordon-agent ] && [ ! -e /usr/bin/cordonctl ] &&
+     [ ! -e /usr/share/man/man1/cordonctl.1.gz ] && [ ! -e /usr/share/bash-completion/completions/cordonctl ] &&
      [ -f /var/lib/cordon-agent/agent.toml ] && [ -f /var/lib/cordon-controller/ca.key ] && [ -f /etc/cordon/agent.toml ]"
 check "purge removes state, config and the user" sh -c \
-    "dpkg --purge cordon-agent cordon-controller >/dev/null && [ ! -e /var/lib/cordon-agent ] && [ ! -e /var/lib/cordon-controller ] &&
+    "dpkg --purge cordon-agent cordon-controller cordonctl >/dev/null && [ ! -e /var/lib/cordon-agent ] && [ ! -e /var/lib/cordon-controller ] &&
      [ ! -e /etc/cordon/agent.toml ] && [ ! -e /etc/cordon/controller.toml ] && ! getent passwd cordon-controller"
 
 for unit in cordon-agent cordon-controller; do

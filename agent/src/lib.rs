@@ -2,6 +2,7 @@
 //! and carries out the signed commands it receives.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod respond;

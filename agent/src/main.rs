@@ -1,67 +1,13 @@
 //! cordon-agent: enrol this host with a Cordon controller, then run as its agent.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cordon_agent::cli::{Cli, Cmd};
 use cordon_agent::config::AgentConfig;
 use cordon_agent::sensors::process::ProcessSensor;
-use cordon_agent::state::{DEFAULT_STATE_DIR, StateDir};
+use cordon_agent::state::StateDir;
 use cordon_agent::sys::{netns, privileges};
 use cordon_agent::uplink::{self, Uplink, enroll::EnrollOptions};
-use cordon_proto::limits::parse_label;
-use std::path::PathBuf;
-
-#[derive(Parser)]
-#[command(name = "cordon-agent", version, about = "The Cordon EDR agent")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Enrols this host: makes a key pair here and trades a token for a client certificate.
-    Enroll {
-        /// Controller URL, https://HOST:PORT.
-        #[arg(long)]
-        controller: String,
-        /// Enrolment token (or --token-file, or the CORDON_TOKEN environment variable).
-        #[arg(long, env = "CORDON_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// File holding the enrolment token, for unattended rollout.
-        #[arg(long, conflicts_with = "token")]
-        token_file: Option<PathBuf>,
-        /// The controller's CA fingerprint, sha256:HEX, as printed by `cordonctl token create`.
-        #[arg(long)]
-        ca_fingerprint: String,
-        #[arg(long, env = "CORDON_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
-        state_dir: PathBuf,
-        /// Label this agent (key=value; repeatable). Token labels take precedence.
-        #[arg(long = "label", value_parser = parse_label)]
-        labels: Vec<(String, String)>,
-        /// Enrol from inside this network namespace.
-        #[arg(long)]
-        netns: Option<String>,
-        /// Enrol again with a new key even if already enrolled.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Runs the agent: connects, reports, and carries out signed commands.
-    Run {
-        #[arg(long, env = "CORDON_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
-        state_dir: PathBuf,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Enter this network namespace for connections and containment after opening the
-        /// host-wide sensors.
-        #[arg(long)]
-        netns: Option<String>,
-    },
-    /// Checks a config file and exits.
-    ValidateConfig {
-        #[arg(long)]
-        config: PathBuf,
-    },
-}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -3,8 +3,8 @@
 
 use crate::ca::Ca;
 use crate::ca::signing::CommandSigner;
-use crate::client::AdminConfig;
 use crate::config::{CONFIG_FILE, ControllerConfig};
+use cordon_proto::admin::AdminConfig;
 use cordon_proto::files::{PRIVATE, PUBLIC, atomic_write, private_dir};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

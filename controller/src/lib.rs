@@ -1,12 +1,11 @@
-//! Cordon controller: the CA and enrolment, the agent and admin gRPC services, the store,
-//! and the `cordonctl` admin client.
+//! Cordon controller: the CA and enrolment, the agent and admin gRPC services, the store.
+//! (`cordonctl`, the admin client, is a crate of its own that talks to the admin service.)
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod ca;
-pub mod client;
+pub mod cli;
 pub mod config;
-pub mod ctl;
 pub mod detect;
 pub mod init;
 pub mod notify;

@@ -1,5 +1,6 @@
 //! The Cordon wire protocol (`cordon.v1`): generated prost messages and tonic services, the
-//! message size limits every endpoint enforces, and small helpers shared by both ends.
+//! message size limits every endpoint enforces, the admin credential file, and small helpers
+//! shared by both ends.
 #![forbid(unsafe_code)]
 
 /// Generated code for package `cordon.v1`.
@@ -8,6 +9,7 @@ pub mod v1 {
     tonic::include_proto!("cordon.v1");
 }
 
+pub mod admin;
 pub mod channel;
 pub mod config;
 pub mod files;

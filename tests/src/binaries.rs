@@ -15,7 +15,7 @@ pub fn bin(name: &str) -> PathBuf {
     let candidates = [Some(dir.join(name)), dir.parent().map(|p| p.join(name))];
     candidates.into_iter().flatten().find(|p| p.exists()).unwrap_or_else(|| {
         panic!(
-            "{name} is missing next to {}: build the workspace first (`cargo build --workspace` or `cargo test --workspace`)",
+            "{name} is missing next to {}: build the workspace first (`cargo build --workspace` or `cargo test --workspace`; `cargo test -p cordon-tests` alone does not build the binaries of cordon-agent, cordon-controller and cordonctl)",
             exe.display()
         )
     })

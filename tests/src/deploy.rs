@@ -6,6 +6,7 @@ use crate::binaries::{Proc, bin, run, run_ok};
 use crate::netns::{Netns, link, set_link};
 use cordon_agent::spool::{OpenReport, Spool, SpoolConfig};
 use cordon_proto::EventRecord;
+use cordonctl::json::event_record_from_json;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -300,10 +301,32 @@ impl Deployment {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a cordonctl command that prints one thing with `--json`: exactly one JSON object
+    /// on one line.
     pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut lines = self.ctl_lines(args);
+        assert_eq!(lines.len(), 1, "cordonctl {args:?} --json: one object");
+        lines.remove(0)
+    }
+
+    /// Runs a cordonctl listing with `--json`: its JSON lines, as an array.
+    pub fn ctl_list(&self, args: &[&str]) -> Value {
+        Value::Array(self.ctl_lines(args))
+    }
+
+    /// Runs cordonctl with `--json` and parses every line of its output as one JSON object.
+    fn ctl_lines(&self, args: &[&str]) -> Vec<Value> {
         let mut all = args.to_vec();
         all.push("--json");
-        serde_json::from_str(&self.ctl(&all)).expect("cordonctl --json output")
+        let out = self.ctl(&all);
+        out.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("cordonctl {all:?}: {e}: {l}"));
+                assert!(v.is_object(), "cordonctl {all:?}: not an object: {l}");
+                v
+            })
+            .collect()
     }
 
     /// Creates a token and enrols a new agent with it (in the agent namespace, if any).
@@ -401,10 +424,7 @@ impl Deployment {
             &LIMIT.to_string(),
             "--json",
         ]);
-        let mut events: Vec<EventRecord> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("an event record"))
-            .collect();
+        let mut events: Vec<EventRecord> = out.lines().map(event_line).collect();
         assert!(
             events.len() < LIMIT,
             "{} events: the query may have cut some off",
@@ -430,4 +450,10 @@ impl Deployment {
             std::fs::read_to_string(self.controller_log()).unwrap_or_default()
         );
     }
+}
+
+/// One line of `cordonctl events query --json` as the event record it shows.
+pub fn event_line(line: &str) -> EventRecord {
+    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    event_record_from_json(&v).unwrap_or_else(|| panic!("not an event record: {line}"))
 }

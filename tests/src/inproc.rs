@@ -4,12 +4,12 @@
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
 use cordon_controller::api::{Controller, serve};
-use cordon_controller::client::AdminConfig;
 use cordon_proto::admin_service_client::AdminServiceClient;
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
 use cordon_proto::{CreateTokenRequest, CreateTokenResponse};
+use cordonctl::client::{AdminConfig, connect};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ impl TestController {
     }
 
     pub async fn admin(&self) -> AdminServiceClient<Channel> {
-        self.admin.connect().await.expect("admin connect")
+        connect(&self.admin).await.expect("admin connect")
     }
 
     pub async fn token(&self, uses: u32, ttl_secs: u64) -> CreateTokenResponse {

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use cordon_agent::uplink::enroll::csr_for;
-use cordon_controller::client::AdminConfig;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::enrollment_client::EnrollmentClient;
 use cordon_proto::{EnrollRequest, HostFacts, QueryEventsRequest};
@@ -14,6 +13,7 @@ use cordon_tests::binaries::bin;
 use cordon_tests::deploy::Deployment;
 use cordon_tests::repo::detection_config;
 use cordon_tests::{poll, require_root};
+use cordonctl::client::{AdminConfig, connect};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tonic::transport::Certificate;
@@ -219,7 +219,7 @@ async fn the_admin_api_refuses_what_it_cannot_honour() {
         .await
         .unwrap();
     let admin = AdminConfig::load(&d.data_dir.join("admin.toml")).unwrap();
-    let mut client = admin.connect().await.unwrap();
+    let mut client = connect(&admin).await.unwrap();
     let query = |limit, contains: &str| QueryEventsRequest {
         limit,
         contains: contains.into(),

@@ -35,7 +35,7 @@ fn admin_actions_are_audited_and_verify_catches_an_edited_entry() {
     assert!(!unknown.status.success());
     d.ctl(&["agents", "revoke", &agent.id]);
 
-    let listed = d.ctl_json(&["audit"]);
+    let listed = d.ctl_list(&["audit"]);
     let entries = listed.as_array().unwrap();
     let own = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
     assert_eq!(
@@ -77,7 +77,7 @@ fn admin_actions_are_audited_and_verify_catches_an_edited_entry() {
     }
     // --since keeps the entries from a time on.
     let since = ping["time_ms"].as_i64().unwrap().to_string();
-    let later = d.ctl_json(&["audit", "--since", &since]);
+    let later = d.ctl_list(&["audit", "--since", &since]);
     let later_seqs: Vec<u64> = later
         .as_array()
         .unwrap()
@@ -128,7 +128,7 @@ fn admin_actions_are_audited_and_verify_catches_an_edited_entry() {
 
     // The log goes on after the edit, and verify keeps naming the edited entry.
     d.ctl(&["token", "create"]);
-    let after = d.ctl_json(&["audit", "--limit", "1"]);
+    let after = d.ctl_list(&["audit", "--limit", "1"]);
     assert_eq!(after[0]["seq"], 6);
     assert_eq!(after[0]["action"], "token.create");
     let again = d.try_ctl(&["audit", "verify"]);
@@ -151,7 +151,7 @@ fn a_command_is_audited_even_when_the_admin_hangs_up_while_waiting() {
         d.dir.path().join("ping.log"),
     );
     let queued = cordon_tests::poll(Duration::from_secs(10), || {
-        let c = d.ctl_json(&["commands", "list"]);
+        let c = d.ctl_list(&["commands", "list"]);
         (c.as_array().unwrap().len() == 1).then_some(())
     });
     assert!(queued.is_some(), "the ping was never queued");
@@ -159,7 +159,7 @@ fn a_command_is_audited_even_when_the_admin_hangs_up_while_waiting() {
 
     d.start_agent(&mut agent);
     let entry = cordon_tests::poll(Duration::from_secs(20), || {
-        let all = d.ctl_json(&["audit"]);
+        let all = d.ctl_list(&["audit"]);
         all.as_array()
             .unwrap()
             .iter()

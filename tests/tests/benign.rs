@@ -178,8 +178,8 @@ fn acts_unapproved(playbook: &spec::Playbook) -> bool {
 
 /// Alerts of `agent` first seen at or after `since_ms`.
 fn alerts_since(d: &Deployment, agent: &AgentHandle, since_ms: i64) -> Vec<Value> {
-    let listed = d.ctl_json(&["alerts", "list", "--agent", &agent.id, "--limit", "10000"]);
-    listed["alerts"]
+    let listed = d.ctl_list(&["alerts", "list", "--agent", &agent.id, "--limit", "10000"]);
+    listed
         .as_array()
         .cloned()
         .unwrap_or_default()

@@ -6,9 +6,10 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use cordon_detect::samples::SAMPLES;
-use cordon_proto::{EventRecord, event};
+use cordon_proto::event;
 use cordon_tests::deploy::Deployment;
 use cordon_tests::{poll, require_root};
+use cordonctl::json::event_record_from_json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -55,7 +56,7 @@ fn raised_by(
     pids: &[(u32, &str)],
     files: &[(&str, &str)],
 ) -> Vec<String> {
-    let list = d.ctl_json(&[
+    let list = d.ctl_list(&[
         "alerts",
         "list",
         "--agent",
@@ -66,9 +67,9 @@ fn raised_by(
         &since.to_string(),
     ]);
     let mut out = Vec::new();
-    for a in list["alerts"].as_array().unwrap() {
+    for a in list.as_array().unwrap() {
         let rule = a["rule_id"].as_str().unwrap();
-        let Ok(rec) = serde_json::from_value::<EventRecord>(a["event"].clone()) else {
+        let Some(rec) = event_record_from_json(&a["event"]) else {
             continue;
         };
         let ours = match rec.event.and_then(|e| e.body) {
@@ -90,7 +91,7 @@ fn raised_by(
 /// The sample rules with an alert raised or counted again at or after `since` (a rule that
 /// already fired counts later matches on its first alert).
 fn fired(d: &Deployment, agent: &str, since: i64, ids: &BTreeSet<&str>) -> BTreeSet<String> {
-    d.ctl_json(&["alerts", "list", "--agent", agent, "--limit", "10000"])["alerts"]
+    d.ctl_list(&["alerts", "list", "--agent", agent, "--limit", "10000"])
         .as_array()
         .unwrap()
         .iter()
@@ -115,10 +116,7 @@ fn community_rules_fire_on_real_commands_and_not_on_near_misses() {
     let mut agent = d.enroll_agent("community", &[]);
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
-    let loaded = d.ctl_json(&["rules", "list"])["rules"]
-        .as_array()
-        .unwrap()
-        .len();
+    let loaded = d.ctl_list(&["rules", "list"]).as_array().unwrap().len();
     assert!(
         loaded >= 124,
         "at least 95% of the 130 rules load: {loaded}"
@@ -171,8 +169,8 @@ fn community_rules_fire_on_real_commands_and_not_on_near_misses() {
         missing.join("\n")
     );
     // Each alert names the rule's author, as the rules' licence asks.
-    let alerts = d.ctl_json(&["alerts", "list", "--agent", &agent.id, "--limit", "10000"]);
-    for a in alerts["alerts"].as_array().unwrap() {
+    let alerts = d.ctl_list(&["alerts", "list", "--agent", &agent.id, "--limit", "10000"]);
+    for a in alerts.as_array().unwrap() {
         assert!(!a["author"].as_str().unwrap().is_empty(), "{a}");
     }
 }

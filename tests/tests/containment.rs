@@ -57,10 +57,7 @@ fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_re
     let isolate = || d.ctl_json(&["isolate", &agent.id, "--allow", &allow, "--reason", "test"]);
     let res = isolate();
     assert_eq!(res["status"], "succeeded", "{res}");
-    assert_eq!(
-        res["result"]["output"]["Isolation"]["isolated"], true,
-        "{res}"
-    );
+    assert_eq!(res["result"]["isolation"]["isolated"], true, "{res}");
 
     assert!(
         !reachable(&host, sa(PEER_V4, 8080)),
@@ -93,8 +90,8 @@ fn isolation_cuts_everything_but_the_controller_and_the_allowlist_and_release_re
     // Isolating again is idempotent.
     let again = isolate();
     assert_eq!(
-        again["result"]["output"]["Isolation"]["ruleset_hash"],
-        res["result"]["output"]["Isolation"]["ruleset_hash"]
+        again["result"]["isolation"]["ruleset_hash"],
+        res["result"]["isolation"]["ruleset_hash"]
     );
 
     let rel = d.ctl_json(&["release", &agent.id]);
@@ -326,7 +323,7 @@ fn kill_takes_a_whole_tree_and_never_a_recycled_pid_or_the_agent() {
         "--tree",
     ]);
     assert_eq!(res["status"], "succeeded", "{res}");
-    let killed: Vec<u64> = res["result"]["output"]["Kill"]["killed"]
+    let killed: Vec<u64> = res["result"]["kill"]["killed"]
         .as_array()
         .unwrap()
         .iter()
@@ -388,14 +385,11 @@ fn quarantine_and_restore_round_trip_and_hostile_paths_are_refused() {
 
     let q = d.ctl_json(&["quarantine", &agent.id, "--path", path]);
     assert_eq!(q["status"], "succeeded", "{q}");
-    let entry = &q["result"]["output"]["Quarantined"];
+    let entry = &q["result"]["quarantined"];
     assert!(!file.exists());
     let qid = entry["id"].as_str().unwrap().to_string();
-    let listed = d.ctl_json(&["quarantine", "list", &agent.id]);
-    assert_eq!(
-        listed["result"]["output"]["QuarantineList"]["entries"][0]["original_path"],
-        path
-    );
+    let listed = d.ctl_list(&["quarantine", "list", &agent.id]);
+    assert_eq!(listed[0]["original_path"], path);
 
     d.ctl_json(&["restore", &agent.id, "--quarantine-id", &qid]);
     let after = std::fs::metadata(&file).unwrap();
@@ -529,7 +523,7 @@ fn refused_quarantine(d: &Deployment, agent: &AgentHandle, file: &std::path::Pat
     let out = d.try_ctl(&["quarantine", &agent.id, "--path", path, "--json"]);
     if out.status.success() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let qid = v["result"]["output"]["Quarantined"]["id"].as_str().unwrap();
+        let qid = v["result"]["quarantined"]["id"].as_str().unwrap();
         d.ctl_json(&["restore", &agent.id, "--quarantine-id", qid]);
         panic!("{path} was quarantined");
     }
@@ -570,7 +564,7 @@ fn quarantine_refuses_the_agents_own_and_protected_files_and_force_is_audited() 
     let q = d.ctl_json(&["quarantine", &agent.id, "--path", path, "--force"]);
     assert_eq!(q["status"], "succeeded", "{q}");
     assert!(!critical.exists());
-    let audit = d.ctl_json(&["audit"]);
+    let audit = d.ctl_list(&["audit"]);
     let entry = audit
         .as_array()
         .unwrap()
@@ -579,7 +573,7 @@ fn quarantine_refuses_the_agents_own_and_protected_files_and_force_is_audited() 
         .find(|e| e["action"] == "command.quarantine")
         .expect("the forced quarantine in the audit log");
     assert_eq!(entry["detail"]["force"], true, "{entry}");
-    let qid = q["result"]["output"]["Quarantined"]["id"].as_str().unwrap();
+    let qid = q["result"]["quarantined"]["id"].as_str().unwrap();
     d.ctl_json(&["restore", &agent.id, "--quarantine-id", qid]);
     assert_eq!(std::fs::read(&critical).unwrap(), b"keep me");
 }

@@ -29,7 +29,7 @@ fn netns_enrolment_shows_online_and_commands_round_trip() {
     assert!(!rec["host"]["kernel_version"].as_str().unwrap().is_empty());
     assert_eq!(rec["host"]["agent_version"], env!("CARGO_PKG_VERSION"));
     assert!(rec["last_seen_ms"].as_i64().unwrap() > 0);
-    let listed = d.ctl_json(&["agents", "list"]);
+    let listed = d.ctl_list(&["agents", "list"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     let pong = d.ctl_json(&["ping", &agent.id]);
@@ -59,7 +59,7 @@ fn netns_enrolment_shows_online_and_commands_round_trip() {
             .any(|u| u["name"] == "root")
     );
 
-    let cmds = d.ctl_json(&["commands", "list", "--agent", &agent.id]);
+    let cmds = d.ctl_list(&["commands", "list", "--agent", &agent.id]);
     let statuses: Vec<&str> = cmds
         .as_array()
         .unwrap()
@@ -102,7 +102,7 @@ fn netns_agent_survives_controller_restarts_without_reenrolling() {
         "the agent re-enrolled"
     );
     assert_eq!(d.agent_record(&agent.id)["enrolled_at_ms"], enrolled_at);
-    assert_eq!(d.ctl_json(&["agents", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(d.ctl_list(&["agents", "list"]).as_array().unwrap().len(), 1);
     assert!(
         agent
             .proc
@@ -437,7 +437,7 @@ fn a_host_cannot_give_itself_a_protection_label_but_a_token_can() {
     assert_eq!(labels["env"], "lab", "{labels}");
     assert!(labels.get("cordon.protected").is_none(), "{labels}");
     // The audit entry of the enrolment says what was ignored.
-    let audit = d.ctl_json(&["audit"]);
+    let audit = d.ctl_list(&["audit"]);
     let enrolment = audit
         .as_array()
         .unwrap()

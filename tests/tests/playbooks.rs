@@ -22,7 +22,7 @@ fn online(d: &Deployment, name: &str, labels: &[&str]) -> AgentHandle {
 
 fn incident_of(d: &Deployment, agent: &AgentHandle, rule: &str) -> Value {
     let alert = poll(Duration::from_secs(20), || {
-        d.ctl_json(&["alerts", "list", "--agent", &agent.id])["alerts"]
+        d.ctl_list(&["alerts", "list", "--agent", &agent.id])
             .as_array()?
             .iter()
             .find(|a| a["rule_id"] == rule)
@@ -198,7 +198,7 @@ fn check_report(d: &Deployment, id: &str, agent: &AgentHandle) {
     let out = d.try_ctl(&["incidents", "report", id, "--format", "html"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("md or json"),
+        String::from_utf8_lossy(&out.stderr).contains("possible values: md, json"),
         "{out:?}"
     );
 }
@@ -302,12 +302,10 @@ fn approvals_let_a_person_decide_and_are_recorded() {
     ));
 
     let pending = poll(Duration::from_secs(30), || {
-        let list = d.ctl_json(&["approvals", "list"])["approvals"]
-            .as_array()?
-            .clone();
+        let list = d.ctl_list(&["approvals", "list"]).as_array()?.clone();
         (list.len() >= 2).then_some(list)
     })
-    .unwrap_or_else(|| panic!("{:#}", d.ctl_json(&["approvals", "list", "--all"])));
+    .unwrap_or_else(|| panic!("{:#}", d.ctl_list(&["approvals", "list", "--all"])));
     let inc_id = pending[0]["incident_id"].as_str().unwrap().to_string();
     let shown = d.ctl(&["incidents", "show", &inc_id]);
     assert!(shown.contains("waiting for approval"), "{shown}");
@@ -353,7 +351,8 @@ fn approvals_let_a_person_decide_and_are_recorded() {
         "{text}"
     );
     assert!(text.contains(&format!("approval {deny} denied")), "{text}");
-    let all = d.ctl_json(&["approvals", "list", "--all"])["approvals"]
+    let all = d
+        .ctl_list(&["approvals", "list", "--all"])
         .as_array()
         .unwrap()
         .clone();
@@ -402,12 +401,10 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
     // Exactly one host is isolated; the others wait for approval, the protected one for its
     // own reason.
     let approvals = poll(Duration::from_secs(40), || {
-        let list = d.ctl_json(&["approvals", "list"])["approvals"]
-            .as_array()?
-            .clone();
+        let list = d.ctl_list(&["approvals", "list"]).as_array()?.clone();
         (list.len() >= 3).then_some(list)
     })
-    .unwrap_or_else(|| panic!("{:#}", d.ctl_json(&["approvals", "list", "--all"])));
+    .unwrap_or_else(|| panic!("{:#}", d.ctl_list(&["approvals", "list", "--all"])));
     assert_eq!(approvals.len(), 3, "{approvals:#?}");
     let reasons: Vec<&str> = approvals
         .iter()
@@ -457,7 +454,8 @@ fn netns_guards_dry_runs_protected_hosts_and_the_isolation_budget() {
     );
 
     // And `playbooks dry-run` against a stored alert says what would happen.
-    let alert = d.ctl_json(&["alerts", "list", "--agent", &protected.id])["alerts"]
+    let alert = d
+        .ctl_list(&["alerts", "list", "--agent", &protected.id])
         .as_array()
         .unwrap()
         .iter()
@@ -499,7 +497,7 @@ fn a_run_waiting_for_approval_survives_a_controller_restart() {
     );
     sh(&format!("echo aWQK | base64 -d | sh >/dev/null # {m}"));
     let pending = poll(Duration::from_secs(30), || {
-        d.ctl_json(&["approvals", "list"])["approvals"]
+        d.ctl_list(&["approvals", "list"])
             .as_array()?
             .first()
             .cloned()
@@ -512,7 +510,8 @@ fn a_run_waiting_for_approval_survives_a_controller_restart() {
     d.start_controller();
     d.wait_online(&agent, true, Duration::from_secs(20));
     // The same request is still pending, not a second one.
-    let list = d.ctl_json(&["approvals", "list"])["approvals"]
+    let list = d
+        .ctl_list(&["approvals", "list"])
         .as_array()
         .unwrap()
         .clone();

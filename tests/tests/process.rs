@@ -2,8 +2,8 @@
 //! controller whole (argv, parent, hash, user, cwd), exits carry their status, and the agent
 //! reports which sensor mode it runs in.
 
-use cordon_proto::{EventRecord, ProcessEvent, event, process_event::Kind};
-use cordon_tests::deploy::{AgentHandle, Deployment};
+use cordon_proto::{ProcessEvent, event, process_event::Kind};
+use cordon_tests::deploy::{AgentHandle, Deployment, event_line};
 use cordon_tests::{poll, require_root};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -25,7 +25,13 @@ fn process_events(d: &Deployment, agent: &AgentHandle, text: &str) -> Vec<Proces
         "--json",
     ]);
     out.lines()
-        .map(|l| serde_json::from_str::<EventRecord>(l).expect("an event record"))
+        .map(|l| {
+            // What a script reads: the kind by name, the body under "process".
+            let raw: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            let kind = raw["process"]["kind"].as_str();
+            assert!(matches!(kind, Some("exec" | "exit")), "kind by name: {l}");
+            event_line(l)
+        })
         .filter_map(|r| match r.event?.body? {
             event::Body::Process(p) => Some(p),
             _ => None,

@@ -642,7 +642,9 @@ async fn connections_past_the_caps_are_closed_and_clients_are_served_again_once_
         closed_within(&mut over, Duration::from_secs(5)).await,
         "a connection past the per-source cap stayed open"
     );
-    let mut second_admin = ctl.admin.connect().await.expect("another source is served"); // 5
+    let mut second_admin = cordonctl::client::connect(&ctl.admin)
+        .await
+        .expect("another source is served"); // 5
     second_admin
         .list_agents(ListAgentsRequest {})
         .await
@@ -656,7 +658,7 @@ async fn connections_past_the_caps_are_closed_and_clients_are_served_again_once_
         );
     }
     assert!(
-        ctl.admin.connect().await.is_err(),
+        cordonctl::client::connect(&ctl.admin).await.is_err(),
         "a new connection past the total cap was served"
     );
     // Connections already open are not affected.
@@ -664,7 +666,7 @@ async fn connections_past_the_caps_are_closed_and_clients_are_served_again_once_
 
     drop(held);
     let served = eventually(Duration::from_secs(10), || async {
-        let mut client = ctl.admin.connect().await.ok()?;
+        let mut client = cordonctl::client::connect(&ctl.admin).await.ok()?;
         client.list_agents(ListAgentsRequest {}).await.ok()
     })
     .await;

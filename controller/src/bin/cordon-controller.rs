@@ -1,59 +1,10 @@
 //! cordon-controller: create (`init`) and run (`serve`) a Cordon controller.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cordon_controller::cli::{Cli, Cmd};
 use cordon_controller::config::{CONFIG_FILE, ControllerConfig};
 use cordon_controller::init;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
-#[derive(Parser)]
-#[command(
-    name = "cordon-controller",
-    version,
-    about = "The Cordon EDR controller"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Creates a CA, server certificate, command-signing key and admin credential in DIR.
-    Init {
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:7443", conflicts_with = "config")]
-        listen: SocketAddr,
-        /// DNS name or IP address agents use to reach the controller (repeatable; the first
-        /// one goes into the URL).
-        #[arg(long = "name", conflicts_with = "config")]
-        names: Vec<String>,
-        /// Take listen, url and names from this file, and leave the settings there.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Do nothing (and succeed) if DIR already holds a controller.
-        #[arg(long)]
-        if_missing: bool,
-    },
-    /// Serves agents and administrators until SIGINT or SIGTERM.
-    Serve {
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Settings file (default: DATA_DIR/controller.toml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// Checks the settings (--config FILE, or DATA_DIR/controller.toml) and exits.
-    ValidateConfig {
-        #[arg(long, required_unless_present = "config")]
-        data_dir: Option<PathBuf>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

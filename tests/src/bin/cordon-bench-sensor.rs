@@ -15,10 +15,10 @@
 
 use anyhow::{Context, bail};
 use cordon_agent::sensors::process::{self, Mode, ProcessSensorConfig, Raw};
-use cordon_controller::client::AdminConfig;
 use cordon_proto::{QueryEventsRequest, event, process_event};
 use cordon_tests::deploy::Deployment;
 use cordon_tests::execload::{self, LoopOpts, Via, Workload};
+use cordonctl::client::{AdminConfig, connect};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -386,7 +386,7 @@ fn stored_execs(d: &Deployment, agent_id: &str, w: &Workload) -> anyhow::Result<
         .enable_all()
         .build()?;
     let (ok, partial) = rt.block_on(async {
-        let mut client = admin.connect().await?;
+        let mut client = connect(&admin).await?;
         let mut last = (0, 0);
         let mut stable = 0;
         for _ in 0..60 {

@@ -3,9 +3,9 @@
 //! Sigma evaluation and store. Each run fires its own rule, so every run raises a new alert.
 
 use anyhow::Context;
-use cordon_controller::client::AdminConfig;
 use cordon_proto::{ImportRulesRequest, ListAlertsRequest, RuleFile};
 use cordon_tests::deploy::Deployment;
+use cordonctl::client::{AdminConfig, connect};
 use std::time::{Duration, Instant};
 
 fn rule(i: usize) -> RuleFile {
@@ -34,7 +34,7 @@ pub fn latency(n: usize) -> anyhow::Result<()> {
         .build()?;
     let mut times = Vec::with_capacity(n);
     rt.block_on(async {
-        let mut client = admin.connect().await?;
+        let mut client = connect(&admin).await?;
         let files = (0..n).map(rule).collect();
         client.import_rules(ImportRulesRequest { files }).await?;
         let since = cordon_proto::time::now_ms() - 1000;

@@ -26,12 +26,12 @@ mod telemetry;
 use anyhow::{Context, bail};
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
-use cordon_controller::client::AdminConfig;
 use cordon_proto::{
     CommandRecord, CreateTokenRequest, Isolate, KillProcess, Ping, Release, SubmitCommandRequest,
     action, command_result,
 };
 use cordon_tests::deploy::Deployment;
+use cordonctl::client::{AdminConfig, connect};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -188,7 +188,7 @@ fn command_rtts(
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let mut client = admin.connect().await?;
+                let mut client = connect(&admin).await?;
                 let mut rtts = Vec::with_capacity(n);
                 let mut records = Vec::with_capacity(n);
                 let deadline = Instant::now() + Duration::from_secs(600);
@@ -321,7 +321,7 @@ fn enrol_rate(admin: &AdminConfig, n: usize, parallel: usize) -> anyhow::Result<
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut client = admin.connect().await?;
+        let mut client = connect(admin).await?;
         let token = client
             .create_token(CreateTokenRequest {
                 ttl_secs: 3600,

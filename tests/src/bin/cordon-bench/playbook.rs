@@ -5,12 +5,12 @@
 //! triggers on all of them); the bench releases the host before the next run.
 
 use anyhow::{Context, bail};
-use cordon_controller::client::AdminConfig;
 use cordon_proto::{
     ApplyPlaybookRequest, CommandStatus, ImportRulesRequest, ListCommandsRequest, Release,
     RuleFile, SubmitCommandRequest, action,
 };
 use cordon_tests::deploy::Deployment;
+use cordonctl::client::{AdminConfig, connect};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -87,7 +87,7 @@ async fn runs(
     agent_ns: &str,
     n: usize,
 ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
-    let mut client = admin.connect().await?;
+    let mut client = connect(admin).await?;
     let files = (0..n).map(rule).collect();
     client.import_rules(ImportRulesRequest { files }).await?;
     client

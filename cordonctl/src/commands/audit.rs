@@ -1,15 +1,15 @@
 //! `cordonctl audit`: the audit log, and `audit verify`, which checks its hash chain and exits
 //! non-zero when an entry was edited, deleted or inserted.
 
-use super::output::time;
-use super::term::{clean, outln};
-use super::{call, parse_time, print_json};
-use anyhow::bail;
+use crate::cli::{JSON_LINES, JSON_ONE};
+use crate::client::AdminClient;
+use crate::error::CtlError;
+use crate::rpc::call;
+use crate::term::{clean, outln};
+use crate::text::time;
+use crate::{json, parse};
 use clap::{Args, Subcommand};
-use cordon_proto::admin_service_client::AdminServiceClient;
 use cordon_proto::*;
-use serde_json::Value;
-use tonic::transport::Channel;
 
 /// `audit [--since T] [--limit N] [--json]`, or `audit verify [--json]`.
 #[derive(Args, Debug)]
@@ -17,13 +17,13 @@ use tonic::transport::Channel;
 pub struct AuditCmd {
     #[command(subcommand)]
     verify: Option<AuditSub>,
-    /// A time: RFC 3339, Unix milliseconds, or an age such as 1h (ago).
-    #[arg(long, value_parser = parse_time)]
+    /// Entries from this time on: RFC 3339, Unix milliseconds, or an age such as 1h (ago).
+    #[arg(long, value_parser = parse::time)]
     since: Option<i64>,
     /// Show the newest N entries (oldest first).
-    #[arg(long, default_value_t = 100, value_parser = super::parse_limit)]
+    #[arg(long, default_value_t = 100, value_parser = parse::limit)]
     limit: u32,
-    #[arg(long)]
+    #[arg(long, help = JSON_LINES)]
     json: bool,
 }
 
@@ -31,23 +31,22 @@ pub struct AuditCmd {
 enum AuditSub {
     /// Walks the whole hash chain; names the first edited, deleted or inserted entry.
     Verify {
-        #[arg(long)]
+        #[arg(long, help = JSON_ONE)]
         json: bool,
     },
 }
 
-pub async fn audit(client: &mut AdminServiceClient<Channel>, cmd: AuditCmd) -> anyhow::Result<()> {
+pub async fn run(admin: &mut AdminClient, cmd: AuditCmd) -> Result<(), CtlError> {
     if let Some(AuditSub::Verify { json }) = cmd.verify {
-        return verify(client, json).await;
+        return verify(admin, json).await;
     }
-    let list = call(client.list_audit(ListAuditRequest {
+    let list = call(admin.list_audit(ListAuditRequest {
         since_ms: cmd.since.unwrap_or(0),
         limit: cmd.limit,
     }))
     .await?;
     if cmd.json {
-        let entries: Vec<Value> = list.entries.iter().map(entry_json).collect();
-        return print_json(&entries);
+        return json::print_lines(&list.entries);
     }
     outln!(
         "{:>6}  {:<25}  {:<16}  {:<20}  {:<40}  {:<12}  DETAIL",
@@ -73,20 +72,10 @@ pub async fn audit(client: &mut AdminServiceClient<Channel>, cmd: AuditCmd) -> a
     Ok(())
 }
 
-/// An entry as JSON, its detail as a JSON value rather than a string of JSON. (The hash
-/// covers the detail's exact text: that is the `detail` of `ListAudit` itself.)
-fn entry_json(e: &AuditRecord) -> Value {
-    let mut v = serde_json::to_value(e).unwrap_or_default();
-    if let Ok(detail) = serde_json::from_str::<Value>(&e.detail) {
-        v["detail"] = detail;
-    }
-    v
-}
-
-async fn verify(client: &mut AdminServiceClient<Channel>, json: bool) -> anyhow::Result<()> {
-    let v = call(client.verify_audit(VerifyAuditRequest {})).await?;
+async fn verify(admin: &mut AdminClient, json: bool) -> Result<(), CtlError> {
+    let v = call(admin.verify_audit(VerifyAuditRequest {})).await?;
     if json {
-        print_json(&v)?;
+        json::print_one(&v)?;
     } else if v.ok {
         outln!(
             "ok: {} entries, the hash chain is intact (last entry {}, hash {})",
@@ -96,12 +85,11 @@ async fn verify(client: &mut AdminServiceClient<Channel>, json: bool) -> anyhow:
         );
     }
     if !v.ok {
-        bail!(
-            "the audit log FAILED verification at entry {}: {} ({} entries checked)",
-            v.first_bad_seq,
-            v.problem,
-            v.entries_checked
-        );
+        return Err(CtlError::AuditBroken {
+            seq: v.first_bad_seq,
+            problem: v.problem,
+            checked: v.entries_checked,
+        });
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! fail with a protocol error, `cordonctl` sends such an import in parts of at most
 //! [`PART_BYTES`] each (half the limit, leaving room for the encoding's own bytes).
 
+use crate::error::CtlError;
 use cordon_proto::limits;
 
 /// The most content one part carries.
@@ -33,12 +34,12 @@ pub fn split<T>(items: Vec<T>, size: impl Fn(&T) -> usize, max_items: usize) -> 
 }
 
 /// A file's size checked against its limit before anything is sent.
-pub fn check_size(what: &str, origin: &str, len: usize, max: usize) -> anyhow::Result<()> {
+pub fn check_size(what: &str, origin: &str, len: usize, max: usize) -> Result<(), CtlError> {
     if len > max {
-        anyhow::bail!(
+        return Err(CtlError::Input(format!(
             "{origin}: {what} of {len} bytes is over the limit of {max} bytes ({} KiB)",
             max / 1024
-        );
+        )));
     }
     Ok(())
 }

@@ -1,11 +1,8 @@
 //! `cordonctl incidents report`: the post-incident report as Markdown for people, or as JSON.
 
-use super::output::time;
+use crate::text::time;
 use cordon_proto::*;
 use std::fmt::Write;
-
-/// The formats `--format` takes.
-pub const FORMATS: &[&str] = &["md", "json"];
 
 /// A duration for people: "85 ms", "1.204 s", "3 min 12 s".
 pub fn duration(ms: i64) -> String {

@@ -16,10 +16,10 @@ use std::io::Write as _;
 /// Prints a formatted line with control characters (other than the newline) escaped.
 macro_rules! outln {
     () => {
-        $crate::ctl::term::emit("\n", true)
+        $crate::term::emit("\n", true)
     };
     ($($arg:tt)*) => {
-        $crate::ctl::term::emit(&format!("{}\n", format_args!($($arg)*)), true)
+        $crate::term::emit(&format!("{}\n", format_args!($($arg)*)), true)
     };
 }
 pub(crate) use outln;

@@ -1,0 +1,72 @@
+//! The command line: global options and one subcommand per command group. Each group's
+//! subcommands and flags are declared beside the code that runs them (`commands/`); every
+//! subcommand and flag has help text of its own (a test walks the whole tree).
+
+use crate::commands::{
+    agents::AgentsCmd, alerts::AlertsCmd, approvals::ApprovalsCmd, audit::AuditCmd,
+    command::CommandsCmd, events::EventsCmd, host::HostCmd, incidents::IncidentsCmd, iocs::IocsCmd,
+    playbooks::PlaybooksCmd, rules::RulesCmd, token::TokenCmd,
+};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Help for `--json` on a command that prints one thing.
+pub const JSON_ONE: &str = "Print one JSON object instead of text";
+/// Help for `--json` on a listing or stream.
+pub const JSON_LINES: &str = "Print JSON lines (one object per line) instead of text";
+
+#[derive(Parser, Debug)]
+#[command(name = "cordonctl", version, about = "Administer a Cordon controller")]
+pub struct Cli {
+    /// Admin credential file written by `cordon-controller init` (DATA_DIR/admin.toml).
+    #[arg(long, env = "CORDON_ADMIN", global = true)]
+    pub admin: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Enrolled agents.
+    #[command(subcommand)]
+    Agents(AgentsCmd),
+    #[command(flatten)]
+    Host(HostCmd),
+    /// Commands sent to agents and their results.
+    #[command(subcommand)]
+    Commands(CommandsCmd),
+    /// Stored telemetry.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// Sigma detection rules.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// Indicator lists (hashes, addresses, domains).
+    #[command(subcommand)]
+    Iocs(IocsCmd),
+    /// Alerts raised by rules and indicators.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
+    /// Alerts on a host, grouped, with their status and timeline.
+    #[command(subcommand)]
+    Incidents(IncidentsCmd),
+    /// Automated response to alerts.
+    #[command(subcommand)]
+    Playbooks(PlaybooksCmd),
+    /// Playbook steps waiting for a person's decision.
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
+    /// The audit log of every admin and automatic action; `audit verify` checks its chain.
+    Audit(AuditCmd),
+}
+
+/// The whole command tree, for completions and manual pages.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! `cordonctl events query|tail`: stored telemetry, one line per event (one JSON object per
+//! line with `--json`), as a query or followed as it is stored.
+
+use crate::cli::JSON_LINES;
+use crate::client::AdminClient;
+use crate::error::CtlError;
+use crate::rpc::call;
+use crate::term::{clean, outln};
+use crate::text::{short, time};
+use crate::{json, parse};
+use clap::Subcommand;
+use cordon_proto::*;
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCmd {
+    /// Stored events, oldest first (the newest LIMIT that match).
+    Query {
+        /// Only this agent's events (id or an unambiguous prefix).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only events of this kind: process, file, notice.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Events from this time on: RFC 3339, Unix milliseconds, or an age such as 15m (ago).
+        #[arg(long, value_parser = parse::time)]
+        since: Option<i64>,
+        /// Events before this time (same forms as --since).
+        #[arg(long, value_parser = parse::time)]
+        until: Option<i64>,
+        /// Text the event must contain (case-insensitive).
+        #[arg(long)]
+        contains: Option<String>,
+        /// Show at most this many (1 to 10000).
+        #[arg(long, default_value_t = 100, value_parser = parse::limit)]
+        limit: u32,
+        #[arg(long, help = JSON_LINES)]
+        json: bool,
+    },
+    /// Follows events as they are stored, until interrupted.
+    Tail {
+        /// Only this agent's events (id or an unambiguous prefix).
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long, help = JSON_LINES)]
+        json: bool,
+    },
+}
+
+pub async fn run(admin: &mut AdminClient, cmd: EventsCmd) -> Result<(), CtlError> {
+    match cmd {
+        EventsCmd::Query {
+            agent,
+            kind,
+            since,
+            until,
+            contains,
+            limit,
+            json,
+        } => {
+            let req = QueryEventsRequest {
+                agent_id: agent.unwrap_or_default(),
+                kind: kind.unwrap_or_default(),
+                since_ms: since,
+                until_ms: until,
+                contains: contains.unwrap_or_default(),
+                limit,
+            };
+            let resp = call(admin.query_events(req)).await?;
+            print(&resp.events, json)
+        }
+        EventsCmd::Tail { agent, json } => tail(admin, agent.unwrap_or_default(), json).await,
+    }
+}
+
+async fn tail(admin: &mut AdminClient, agent_id: String, json: bool) -> Result<(), CtlError> {
+    let mut stream = call(admin.tail_events(TailEventsRequest { agent_id })).await?;
+    loop {
+        match stream.message().await {
+            Ok(Some(e)) => print(std::slice::from_ref(&e), json)?,
+            Ok(None) => return Ok(()),
+            Err(s) => {
+                return Err(CtlError::StreamEnded(cordon_proto::status::describe(&s)));
+            }
+        }
+    }
+}
+
+/// Events, one line each (or one JSON object per line).
+fn print(list: &[EventRecord], as_json: bool) -> Result<(), CtlError> {
+    if as_json {
+        return json::print_lines(list);
+    }
+    for e in list {
+        outln!(
+            "{:<25}  {:<12}  {:>8}  {:<7}  {}",
+            time(e.time_ms),
+            short(&e.agent_id),
+            e.seq,
+            clean(&e.kind),
+            clean(&e.summary)
+        );
+    }
+    Ok(())
+}

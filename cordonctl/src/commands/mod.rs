@@ -1,0 +1,36 @@
+//! One module per command group, each with its own `run`; this one only dispatches.
+
+pub mod agents;
+pub mod alerts;
+pub mod approvals;
+pub mod audit;
+pub mod command;
+pub mod events;
+pub mod host;
+pub mod incidents;
+pub mod iocs;
+pub mod playbooks;
+pub mod rules;
+pub mod token;
+
+use crate::cli::Cmd;
+use crate::client::AdminClient;
+use crate::error::CtlError;
+
+/// Runs one command against the controller.
+pub async fn run(admin: &mut AdminClient, cmd: Cmd) -> Result<(), CtlError> {
+    match cmd {
+        Cmd::Token(c) => token::run(admin, c).await,
+        Cmd::Agents(c) => agents::run(admin, c).await,
+        Cmd::Host(c) => host::run(admin, c).await,
+        Cmd::Commands(c) => command::run(admin, c).await,
+        Cmd::Events(c) => events::run(admin, c).await,
+        Cmd::Rules(c) => rules::run(admin, c).await,
+        Cmd::Iocs(c) => iocs::run(admin, c).await,
+        Cmd::Alerts(c) => alerts::run(admin, c).await,
+        Cmd::Incidents(c) => incidents::run(admin, c).await,
+        Cmd::Playbooks(c) => playbooks::run(admin, c).await,
+        Cmd::Approvals(c) => approvals::run(admin, c).await,
+        Cmd::Audit(c) => audit::run(admin, c).await,
+    }
+}

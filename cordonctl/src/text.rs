@@ -1,0 +1,100 @@
+//! Names and times as cordonctl shows them, in text and in JSON alike: each protocol enum has
+//! one table of lower-case names (the numbers never reach the user), and times are RFC 3339.
+
+use cordon_proto::{CommandOutcome, CommandStatus, file_event, process_event};
+
+/// One protocol enum's values and their names.
+pub type Names = [(i32, &'static str)];
+
+pub const COMMAND_STATUS: &Names = &[
+    (CommandStatus::Unspecified as i32, "unknown"),
+    (CommandStatus::Pending as i32, "pending"),
+    (CommandStatus::Delivered as i32, "delivered"),
+    (CommandStatus::Succeeded as i32, "succeeded"),
+    (CommandStatus::Failed as i32, "failed"),
+    (CommandStatus::Expired as i32, "expired"),
+];
+
+pub const COMMAND_OUTCOME: &Names = &[
+    (CommandOutcome::Unspecified as i32, "unknown"),
+    (CommandOutcome::Succeeded as i32, "succeeded"),
+    (CommandOutcome::Failed as i32, "failed"),
+    (CommandOutcome::Refused as i32, "refused"),
+];
+
+pub const PROCESS_KIND: &Names = &[
+    (process_event::Kind::Unspecified as i32, "unknown"),
+    (process_event::Kind::Exec as i32, "exec"),
+    (process_event::Kind::Exit as i32, "exit"),
+];
+
+pub const FILE_KIND: &Names = &[
+    (file_event::Kind::Unspecified as i32, "unknown"),
+    (file_event::Kind::Create as i32, "create"),
+    (file_event::Kind::Modify as i32, "modify"),
+    (file_event::Kind::Delete as i32, "delete"),
+    (file_event::Kind::Rename as i32, "rename"),
+];
+
+/// The name of `value` in `names` ("unknown" for a number this cordonctl does not know).
+pub fn name(names: &Names, value: i32) -> &'static str {
+    names
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map_or("unknown", |(_, n)| n)
+}
+
+/// The value called `name` in `names`.
+pub fn value(names: &Names, name: &str) -> Option<i32> {
+    names.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
+pub fn status_name(status: i32) -> &'static str {
+    name(COMMAND_STATUS, status)
+}
+
+pub fn outcome_name(outcome: i32) -> &'static str {
+    name(COMMAND_OUTCOME, outcome)
+}
+
+/// Unix milliseconds as RFC 3339 ("-" for none).
+pub fn time(ms: i64) -> String {
+    if ms <= 0 {
+        return "-".into();
+    }
+    ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&::time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The first 12 characters of an id or hash, for a table column.
+pub fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_maps_back_to_its_value() {
+        for names in [COMMAND_STATUS, COMMAND_OUTCOME, PROCESS_KIND, FILE_KIND] {
+            for (v, n) in names {
+                assert_eq!(value(names, n), Some(*v));
+                assert_eq!(name(names, *v), *n);
+            }
+        }
+        assert_eq!(name(PROCESS_KIND, 99), "unknown");
+        assert_eq!(status_name(CommandStatus::Succeeded as i32), "succeeded");
+    }
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(time(0), "-");
+        assert_eq!(time(1_700_000_000_000), "2023-11-14T22:13:20Z");
+    }
+}
