@@ -434,6 +434,27 @@ impl Deployment {
         events
     }
 
+    /// A barrier for everything `agent` saw before now: runs one last exec with a unique
+    /// marker and waits until it is stored. An agent's events are stored in order, each with
+    /// its alerts, so every event before it (and every alert they raised) is stored too.
+    pub fn barrier(&self, agent: &AgentHandle, what: &str) {
+        let marker = format!("cordon-barrier-{what}-{}", std::process::id());
+        let out = Command::new("/bin/echo").arg(&marker).output().unwrap();
+        assert!(out.status.success());
+        crate::poll(Duration::from_secs(30), || {
+            let query = [
+                "events",
+                "query",
+                "--agent",
+                &agent.id,
+                "--contains",
+                &marker,
+            ];
+            (!self.ctl(&query).trim().is_empty()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("the barrier exec {marker} was not stored"));
+    }
+
     /// Waits until the agent's online state is `online`; returns how long that took.
     pub fn wait_online(&self, agent: &AgentHandle, online: bool, timeout: Duration) -> Duration {
         let started = Instant::now();

@@ -15,7 +15,7 @@
 use cordon_controller::playbook::spec::{self, Action};
 use cordon_tests::deploy::{AgentHandle, Deployment};
 use cordon_tests::repo::{detection_config, path};
-use cordon_tests::{poll, require_root};
+use cordon_tests::require_root;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -210,22 +210,7 @@ fn an_ordinary_day_raises_nothing_high_and_nothing_is_contained_automatically() 
         .tempdir_in("/tmp")
         .unwrap();
     workday(work.path());
-    // Barrier: a last exec, stored after everything before it (events of an agent are
-    // stored in order, each with its alerts).
-    let marker = format!("cordon-workday-done-{}", std::process::id());
-    run(work.path(), "/bin/echo", &[&marker]);
-    poll(Duration::from_secs(30), || {
-        let out = d.ctl(&[
-            "events",
-            "query",
-            "--agent",
-            &agent.id,
-            "--contains",
-            &marker,
-        ]);
-        (!out.trim().is_empty()).then_some(())
-    })
-    .expect("the workload's last exec is stored");
+    d.barrier(&agent, "workday");
 
     let alerts = alerts_since(&d, &agent, started);
     let severe: Vec<_> = alerts

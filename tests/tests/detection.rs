@@ -106,20 +106,7 @@ fn cordon_rules_fire_on_real_commands_and_group_into_one_incident() {
 
     // The near misses raised nothing of their own. Barrier: a last exec, stored after every
     // event before it (an agent's events are stored in order, each with its alerts).
-    let marker = format!("cordon-detection-done-{}", std::process::id());
-    sh(&format!("/bin/echo {marker} >/dev/null"));
-    poll(Duration::from_secs(20), || {
-        let out = d.ctl(&[
-            "events",
-            "query",
-            "--agent",
-            &agent.id,
-            "--contains",
-            &marker,
-        ]);
-        (!out.trim().is_empty()).then_some(())
-    })
-    .expect("the last exec is stored");
+    d.barrier(&agent, "near-misses");
     for a in alerts(&d, &agent) {
         let summary = a["event"]["summary"]
             .as_str()
