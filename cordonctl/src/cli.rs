@@ -15,6 +15,16 @@ pub const JSON_ONE: &str = "Print one JSON object instead of text";
 /// Help for `--json` on a listing or stream.
 pub const JSON_LINES: &str = "Print JSON lines (one object per line) instead of text";
 
+/// What every listing takes: how many rows at most, and text or JSON lines.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Listing {
+    /// Show at most this many (1 to 10000).
+    #[arg(long, default_value_t = 100, value_parser = crate::parse::limit)]
+    pub limit: u32,
+    #[arg(long, help = JSON_LINES)]
+    pub json: bool,
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "cordonctl", version, about = "Administer a Cordon controller")]
 pub struct Cli {

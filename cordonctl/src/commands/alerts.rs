@@ -1,7 +1,8 @@
 //! `cordonctl alerts list|show`: alerts raised by rules and indicators, with the rule's
 //! author (the Sigma rules' licence asks for it on every match) and the event that matched.
 
-use crate::cli::{JSON_LINES, JSON_ONE};
+use crate::cli::JSON_ONE;
+use crate::cli::Listing;
 use crate::client::AdminClient;
 use crate::error::CtlError;
 use crate::rpc::call;
@@ -24,11 +25,8 @@ pub enum AlertsCmd {
         /// Only this agent's alerts (id or an unambiguous prefix).
         #[arg(long)]
         agent: Option<String>,
-        /// Show at most this many (1 to 10000).
-        #[arg(long, default_value_t = 100, value_parser = parse::limit)]
-        limit: u32,
-        #[arg(long, help = JSON_LINES)]
-        json: bool,
+        #[command(flatten)]
+        list: Listing,
     },
     /// Shows an alert: the rule, its author, the count and the event that matched.
     Show {
@@ -45,8 +43,7 @@ pub async fn run(admin: &mut AdminClient, cmd: AlertsCmd) -> Result<(), CtlError
             since,
             level,
             agent,
-            limit,
-            json,
+            list: Listing { limit, json },
         } => {
             let list = call(admin.list_alerts(ListAlertsRequest {
                 since_ms: since.unwrap_or(0),

@@ -1,7 +1,8 @@
 //! `cordonctl audit`: the audit log, and `audit verify`, which checks its hash chain and exits
 //! non-zero when an entry was edited, deleted or inserted.
 
-use crate::cli::{JSON_LINES, JSON_ONE};
+use crate::cli::JSON_ONE;
+use crate::cli::Listing;
 use crate::client::AdminClient;
 use crate::error::CtlError;
 use crate::rpc::call;
@@ -20,11 +21,9 @@ pub struct AuditCmd {
     /// Entries from this time on: RFC 3339, Unix milliseconds, or an age such as 1h (ago).
     #[arg(long, value_parser = parse::time)]
     since: Option<i64>,
-    /// Show the newest N entries (oldest first).
-    #[arg(long, default_value_t = 100, value_parser = parse::limit)]
-    limit: u32,
-    #[arg(long, help = JSON_LINES)]
-    json: bool,
+    /// The newest entries, shown oldest first.
+    #[command(flatten)]
+    list: Listing,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,10 +41,10 @@ pub async fn run(admin: &mut AdminClient, cmd: AuditCmd) -> Result<(), CtlError>
     }
     let list = call(admin.list_audit(ListAuditRequest {
         since_ms: cmd.since.unwrap_or(0),
-        limit: cmd.limit,
+        limit: cmd.list.limit,
     }))
     .await?;
-    if cmd.json {
+    if cmd.list.json {
         return json::print_lines(&list.entries);
     }
     outln!(

@@ -1,12 +1,13 @@
 //! `cordonctl commands list|show`: the commands sent to agents, their status and results.
 
-use crate::cli::{JSON_LINES, JSON_ONE};
+use crate::cli::JSON_ONE;
+use crate::cli::Listing;
 use crate::client::AdminClient;
 use crate::error::CtlError;
+use crate::json;
 use crate::rpc::call;
 use crate::term::{clean, outln};
 use crate::text::{outcome_name, status_name, time};
-use crate::{json, parse};
 use clap::Subcommand;
 use cordon_proto::*;
 
@@ -17,11 +18,8 @@ pub enum CommandsCmd {
         /// Only the commands for this agent.
         #[arg(long)]
         agent: Option<String>,
-        /// Show at most this many (1 to 10000).
-        #[arg(long, default_value_t = 100, value_parser = parse::limit)]
-        limit: u32,
-        #[arg(long, help = JSON_LINES)]
-        json: bool,
+        #[command(flatten)]
+        list: Listing,
     },
     /// Shows a command: its timeline, status and the agent's result.
     Show {
@@ -34,7 +32,10 @@ pub enum CommandsCmd {
 
 pub async fn run(admin: &mut AdminClient, cmd: CommandsCmd) -> Result<(), CtlError> {
     match cmd {
-        CommandsCmd::List { agent, limit, json } => {
+        CommandsCmd::List {
+            agent,
+            list: Listing { limit, json },
+        } => {
             let req = ListCommandsRequest {
                 agent_id: agent.unwrap_or_default(),
                 limit,

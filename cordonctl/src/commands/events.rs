@@ -2,6 +2,7 @@
 //! line with `--json`), as a query or followed as it is stored.
 
 use crate::cli::JSON_LINES;
+use crate::cli::Listing;
 use crate::client::AdminClient;
 use crate::error::CtlError;
 use crate::rpc::call;
@@ -30,11 +31,8 @@ pub enum EventsCmd {
         /// Text the event must contain (case-insensitive).
         #[arg(long)]
         contains: Option<String>,
-        /// Show at most this many (1 to 10000).
-        #[arg(long, default_value_t = 100, value_parser = parse::limit)]
-        limit: u32,
-        #[arg(long, help = JSON_LINES)]
-        json: bool,
+        #[command(flatten)]
+        list: Listing,
     },
     /// Follows events as they are stored, until interrupted.
     Tail {
@@ -54,8 +52,7 @@ pub async fn run(admin: &mut AdminClient, cmd: EventsCmd) -> Result<(), CtlError
             since,
             until,
             contains,
-            limit,
-            json,
+            list: Listing { limit, json },
         } => {
             let req = QueryEventsRequest {
                 agent_id: agent.unwrap_or_default(),

@@ -2,13 +2,14 @@
 //! incident, its status and timeline, and the post-incident report.
 
 use super::approvals::approval_line;
-use crate::cli::{JSON_LINES, JSON_ONE};
+use crate::cli::JSON_ONE;
+use crate::cli::Listing;
 use crate::client::AdminClient;
 use crate::error::CtlError;
 use crate::rpc::call;
 use crate::term::{clean, emit, outln};
 use crate::text::{short, time};
-use crate::{json, parse, report};
+use crate::{json, report};
 use clap::{Subcommand, ValueEnum};
 use cordon_proto::*;
 
@@ -19,11 +20,8 @@ pub enum IncidentsCmd {
         /// Only incidents with this status: open, contained, resolved or false_positive.
         #[arg(long)]
         status: Option<String>,
-        /// Show at most this many (1 to 10000).
-        #[arg(long, default_value_t = 100, value_parser = parse::limit)]
-        limit: u32,
-        #[arg(long, help = JSON_LINES)]
-        json: bool,
+        #[command(flatten)]
+        list: Listing,
     },
     /// Shows an incident: status, severity, timeline and the approvals it waits for.
     Show {
@@ -72,8 +70,7 @@ pub async fn run(admin: &mut AdminClient, cmd: IncidentsCmd) -> Result<(), CtlEr
     match cmd {
         IncidentsCmd::List {
             status,
-            limit,
-            json,
+            list: Listing { limit, json },
         } => {
             let list = call(admin.list_incidents(ListIncidentsRequest {
                 status: status.unwrap_or_default(),
