@@ -6,6 +6,7 @@ pub mod api;
 pub mod ca;
 pub mod client;
 pub mod config;
+pub mod core;
 pub mod ctl;
 pub mod detect;
 pub mod init;

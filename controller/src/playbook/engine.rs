@@ -8,7 +8,7 @@
 
 use super::context::RunContext;
 use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
-use crate::api::Controller;
+use crate::core::Controller;
 use crate::notify::Notification;
 use crate::store::{AlertChange, AlertRow, ApprovalRow, RunRow, StepRow, TimelineRow};
 use cordon_proto::time::now_ms;
@@ -509,17 +509,13 @@ async fn run_step(
         }
         let row = ctl
             .submit_command(run.agent_id.clone(), cmd, timeout, actor(pb))
-            .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+            .await?;
         command_id = row.id.clone();
         let row = step_row(idx, step, "running", &what, &command_id, now_ms(), 0);
         ctl.store.put_step(run.id.clone(), row).await?;
         drop(budget);
     }
-    let done = ctl
-        .wait_command(&command_id, timeout)
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let done = ctl.wait_command(&command_id, timeout).await?;
     let mut out = match done {
         Some(r) if r.status == crate::store::CommandStatus::Succeeded => {
             Outcome::new("succeeded", what)
