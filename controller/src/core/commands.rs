@@ -2,7 +2,7 @@
 //! record the agent's result, and expire what never ran.
 
 use super::{Admin, Controller, CoreError};
-use crate::store::{AuditEntry, CommandRow, CommandStatus, Completion};
+use crate::store::{AuditEntry, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     Command, CommandOutcome, CommandResult, ControllerMessage, action, controller_message,
@@ -28,22 +28,6 @@ pub struct CommandRequest {
     pub ttl_secs: u64,
     /// 0: do not wait for the result.
     pub wait_secs: u64,
-}
-
-/// The short name stored and shown for an action.
-pub fn action_kind(action: &action::Kind) -> &'static str {
-    match action {
-        action::Kind::Ping(_) => "ping",
-        action::Kind::CollectInventory(_) => "inventory",
-        action::Kind::Isolate(_) => "isolate",
-        action::Kind::Release(_) => "release",
-        action::Kind::Kill(_) => "kill",
-        action::Kind::Quarantine(_) => "quarantine",
-        action::Kind::ListQuarantine(_) => "quarantine-list",
-        action::Kind::Restore(_) => "restore",
-        action::Kind::BlockIp(_) => "block-ip",
-        action::Kind::UnblockIp(_) => "unblock-ip",
-    }
 }
 
 impl Controller {

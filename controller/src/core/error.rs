@@ -3,6 +3,7 @@
 //! gRPC statuses); the audit log records its [`CoreError::outcome`].
 
 use crate::ca::CaError;
+use crate::playbook::engine::EngineError;
 use crate::playbook::spec::SpecError;
 use crate::store::{EnrollRefusal, LEVELS, STATUSES, StoreError};
 use cordon_proto::limits::{
@@ -106,7 +107,7 @@ pub enum CoreError {
     #[error("approval {id} is already {status}")]
     ApprovalDecided { id: String, status: String },
     #[error("planning the playbook: {0}")]
-    Plan(String),
+    Plan(#[source] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -63,8 +63,9 @@ impl Controller {
             .store
             .ingest(events, findings, Some(self.detector.grouping))
             .await?;
-        crate::playbook::engine::on_alerts(self, &alerts);
         for a in alerts.iter().filter(|a| a.new) {
+            // The engine outlives every sender but this one; if it is gone, so is the controller.
+            let _ = self.alerts.send(a.alert_id.clone());
             tracing::info!(
                 agent_id = %a.agent_id,
                 alert = %a.alert_id,

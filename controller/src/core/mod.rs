@@ -12,11 +12,13 @@ mod detection;
 mod enrol;
 mod error;
 mod ingest;
+mod link;
 mod playbooks;
 pub mod sessions;
 
+pub use crate::store::action_kind;
 pub use agents::Presence;
-pub use commands::{CommandRequest, MAX_COMMAND_TTL, action_kind, expire_loop};
+pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
 pub use detection::{IocList, IocsImported, RuleFile, check_status, level_index};
 pub use enrol::{Enrolled, NewToken, token_hash, token_ref};
 pub use error::{CoreError, INTERNAL, MAX_TOKEN_TTL};
@@ -27,15 +29,18 @@ use crate::ca::Ca;
 use crate::ca::signing::CommandSigner;
 use crate::config::{ConfigError, ControllerConfig};
 use crate::init::Layout;
+use crate::notify::Notifier;
+use crate::playbook::Playbooks;
+use crate::playbook::deps::SystemClock;
+use crate::playbook::engine::{self, Engine};
 use crate::store::{Store, StoreError};
 use sessions::Sessions;
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Ids of revoked agents, shared with the TLS verifier so their handshakes fail.
-pub type RevokedSet = Arc<RwLock<HashSet<String>>>;
+pub type RevokedSet = Arc<RwLock<std::collections::HashSet<String>>>;
 
 /// An administrator, as the transport authenticated them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +71,11 @@ pub struct Controller {
     /// Rules and indicators, judged for every event stored.
     pub detector: crate::detect::Detector,
     /// Playbooks, started by new alerts.
-    pub playbooks: crate::playbook::Playbooks,
+    pub playbooks: Arc<Playbooks>,
+    /// The playbook engine, working through [`link::Link`].
+    pub engine: Arc<Engine>,
+    /// Ids of new alerts, for the engine.
+    alerts: mpsc::UnboundedSender<String>,
     /// Where playbooks' notify steps go.
     pub notifier: Arc<dyn crate::notify::Notifier>,
 }
@@ -116,24 +125,39 @@ impl Controller {
                 (!rules_dir.is_empty()).then_some(Path::new(rules_dir.as_str())),
             )
             .await?;
-        let playbooks = crate::playbook::Playbooks::new(&config.playbooks);
-        let notifier: Arc<dyn crate::notify::Notifier> = Arc::new(
+        let playbooks = Arc::new(Playbooks::new(&config.playbooks));
+        let notifier: Arc<dyn Notifier> = Arc::new(
             crate::notify::WebhookNotifier::new(&config.notify).map_err(OpenError::Notify)?,
         );
-        let ctl = Arc::new(Self {
-            playbooks,
-            notifier,
-            detector,
-            config,
-            layout,
-            store,
-            ca,
-            signer,
-            sessions: Sessions::default(),
-            revoked,
-            finished: broadcast::channel(1024).0,
-            events: broadcast::channel(4096).0,
+        let (alerts, new_alerts) = mpsc::unbounded_channel();
+        let ctl = Arc::new_cyclic(|me| {
+            let link = Arc::new(link::Link(me.clone()));
+            let engine = Arc::new(Engine {
+                store: store.clone(),
+                commands: link.clone(),
+                audit: link,
+                notifier: notifier.clone(),
+                clock: Arc::new(SystemClock),
+                playbooks: playbooks.clone(),
+            });
+            Self {
+                playbooks,
+                engine,
+                alerts,
+                notifier,
+                detector,
+                config,
+                layout,
+                store,
+                ca,
+                signer,
+                sessions: Sessions::default(),
+                revoked,
+                finished: broadcast::channel(1024).0,
+                events: broadcast::channel(4096).0,
+            }
         });
+        tokio::spawn(engine::listen(ctl.engine.clone(), new_alerts));
         let dir = &ctl.config.playbooks.dir;
         ctl.load_playbooks((!dir.is_empty()).then_some(Path::new(dir.as_str())))
             .await

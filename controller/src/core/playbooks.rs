@@ -137,11 +137,11 @@ impl Controller {
                 Err(e) => tracing::error!("stored playbook no longer parses: {e}"),
             }
         }
-        let resumed = engine::resume(self).await?;
+        let resumed = engine::resume(&self.engine).await?;
         if resumed > 0 {
             tracing::info!(runs = resumed, "playbook runs resumed");
         }
-        let started = engine::catch_up(self).await?;
+        let started = engine::catch_up(&self.engine).await?;
         if started > 0 {
             tracing::warn!(
                 runs = started,
@@ -208,9 +208,9 @@ impl Controller {
         let agent = self.store.agent(alert.agent_id.clone()).await?;
         let mut cx = RunContext::new(alert, agent);
         let triggers = cx.triggers(&pb);
-        let steps = engine::plan(self, &pb, &mut cx)
+        let steps = engine::plan(&self.engine, &pb, &mut cx)
             .await
-            .map_err(|e| CoreError::Plan(e.to_string()))?;
+            .map_err(CoreError::Plan)?;
         Ok(Plan { triggers, steps })
     }
 

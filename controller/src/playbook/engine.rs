@@ -6,18 +6,43 @@
 //! waits for a person's approval instead. A restarted controller resumes unfinished runs (a
 //! step whose command was already sent waits for that command rather than sending another).
 
+use super::Playbooks;
 use super::context::RunContext;
+use super::deps::{Audit, Clock, CommandError, Commands};
 use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
-use crate::core::Controller;
-use crate::notify::Notification;
-use crate::store::{AlertChange, AlertRow, ApprovalRow, RunRow, StepRow, TimelineRow};
-use cordon_proto::time::now_ms;
+use crate::notify::{Notification, Notifier};
+use crate::store::{AlertRow, ApprovalRow, RunRow, StepRow, Store, StoreError, TimelineRow};
 use cordon_proto::{
     BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Everything the engine works with.
+pub struct Engine {
+    pub store: Store,
+    pub commands: Arc<dyn Commands>,
+    pub audit: Arc<dyn Audit>,
+    pub notifier: Arc<dyn Notifier>,
+    pub clock: Arc<dyn Clock>,
+    /// The playbooks in force, the guards' settings and the approval wake-ups.
+    pub playbooks: Arc<Playbooks>,
+}
+
+/// Why a run, or starting runs, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the agent command failed: {0}")]
+    Command(#[source] CommandError),
+    #[error("alert {0} is gone")]
+    AlertGone(String),
+    #[error("approval {0} vanished")]
+    ApprovalVanished(String),
+}
 
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +93,13 @@ fn actor(pb: &Playbook) -> String {
     format!("playbook:{}", pb.name)
 }
 
-/// Starts runs for new alerts (called after their batch committed).
-pub fn on_alerts(ctl: &Arc<Controller>, alerts: &[AlertChange]) {
-    for a in alerts.iter().filter(|a| a.new) {
-        let ctl = ctl.clone();
-        let alert_id = a.alert_id.clone();
+/// Starts runs for each new alert id that arrives (sent once its batch committed), until
+/// every sender is gone.
+pub async fn listen(eng: Arc<Engine>, mut alerts: mpsc::UnboundedReceiver<String>) {
+    while let Some(alert_id) = alerts.recv().await {
+        let eng = eng.clone();
         tokio::spawn(async move {
-            if let Err(e) = start_runs(&ctl, &alert_id).await {
+            if let Err(e) = start_runs(&eng, &alert_id).await {
                 tracing::error!(alert = %alert_id, error = %e, "starting playbooks failed");
             }
         });
@@ -82,11 +107,11 @@ pub fn on_alerts(ctl: &Arc<Controller>, alerts: &[AlertChange]) {
 }
 
 /// Creates and runs a run of each enabled playbook the alert triggers.
-pub async fn start_runs(ctl: &Arc<Controller>, alert_id: &str) -> anyhow::Result<()> {
-    let Some(alert) = ctl.store.alert(alert_id.to_string()).await? else {
+pub async fn start_runs(eng: &Arc<Engine>, alert_id: &str) -> Result<(), EngineError> {
+    let Some(alert) = eng.store.alert(alert_id.to_string()).await? else {
         return Ok(());
     };
-    start_matching(ctl, alert, |_| true).await?;
+    start_matching(eng, alert, |_| true).await?;
     Ok(())
 }
 
@@ -98,22 +123,22 @@ const CATCH_UP: i64 = 60 * 60 * 1000;
 /// enabled playbook that triggers on it and was already in force when it was raised (a
 /// playbook enabled later does not act on older alerts); a run that exists, in any state, is
 /// never made twice. Returns the runs started.
-pub async fn catch_up(ctl: &Arc<Controller>) -> anyhow::Result<usize> {
-    let in_force: HashMap<String, i64> = ctl
+pub async fn catch_up(eng: &Arc<Engine>) -> Result<usize, EngineError> {
+    let in_force: HashMap<String, i64> = eng
         .store
         .playbooks()
         .await?
         .into_iter()
         .map(|p| (p.name, p.updated_at_ms))
         .collect();
-    let alerts = ctl
+    let alerts = eng
         .store
-        .alerts(now_ms() - CATCH_UP, 0, None, 100_000)
+        .alerts(eng.clock.now_ms() - CATCH_UP, 0, None, 100_000)
         .await?;
     let mut started = 0;
     for alert in alerts {
         let raised = alert.first_at_ms;
-        started += start_matching(ctl, alert, |pb| {
+        started += start_matching(eng, alert, |pb| {
             in_force.get(&pb.name).is_some_and(|since| *since <= raised)
         })
         .await?;
@@ -124,18 +149,18 @@ pub async fn catch_up(ctl: &Arc<Controller>) -> anyhow::Result<usize> {
 /// Creates and runs a run of each enabled playbook that `eligible` admits and the alert
 /// triggers, unless it already has one; returns how many were started.
 async fn start_matching(
-    ctl: &Arc<Controller>,
+    eng: &Arc<Engine>,
     alert: AlertRow,
     eligible: impl Fn(&Playbook) -> bool,
-) -> anyhow::Result<usize> {
-    let agent = ctl.store.agent(alert.agent_id.clone()).await?;
+) -> Result<usize, EngineError> {
+    let agent = eng.store.agent(alert.agent_id.clone()).await?;
     let cx = RunContext::new(alert, agent);
     let mut started = 0;
-    for (pb, source) in ctl.playbooks.enabled() {
+    for (pb, source) in eng.playbooks.enabled() {
         if !eligible(&pb) || !cx.triggers(&pb) {
             continue;
         }
-        let now = now_ms();
+        let now = eng.clock.now_ms();
         let run = RunRow {
             id: format!("run-{}", hex::encode(rand::random::<[u8; 8]>())),
             playbook: pb.name.clone(),
@@ -149,12 +174,12 @@ async fn start_matching(
             started_at_ms: now,
             updated_at_ms: now,
         };
-        if !ctl.store.create_run(run.clone()).await? {
+        if !eng.store.create_run(run.clone()).await? {
             continue; // already running for this alert
         }
         let dry = if pb.dry_run { " (dry run)" } else { "" };
         timeline(
-            ctl,
+            eng,
             &run,
             &pb,
             "playbook",
@@ -165,28 +190,33 @@ async fn start_matching(
             &run.id,
         )
         .await;
-        let ctl = ctl.clone();
-        tokio::spawn(async move { execute(ctl, run, pb).await });
+        let eng = eng.clone();
+        tokio::spawn(async move { execute(eng, run, pb).await });
         started += 1;
     }
     Ok(started)
 }
 
 /// Resumes every unfinished run (at controller start).
-pub async fn resume(ctl: &Arc<Controller>) -> anyhow::Result<usize> {
-    let runs = ctl.store.unfinished_runs().await?;
+pub async fn resume(eng: &Arc<Engine>) -> Result<usize, EngineError> {
+    let runs = eng.store.unfinished_runs().await?;
     let n = runs.len();
     for run in runs {
         match spec::parse(&run.source, &run.playbook) {
             Ok(pb) => {
                 tracing::info!(run = %run.id, playbook = %pb.name, step = run.step, "resuming playbook run");
-                let ctl = ctl.clone();
-                tokio::spawn(async move { execute(ctl, run, pb).await });
+                let eng = eng.clone();
+                tokio::spawn(async move { execute(eng, run, pb).await });
             }
             Err(e) => {
                 tracing::error!(run = %run.id, error = %e, "cannot resume a run: its playbook no longer parses");
-                ctl.store
-                    .set_run(run.id.clone(), "failed".into(), run.step, now_ms())
+                eng.store
+                    .set_run(
+                        run.id.clone(),
+                        "failed".into(),
+                        run.step,
+                        eng.clock.now_ms(),
+                    )
                     .await?;
             }
         }
@@ -195,7 +225,7 @@ pub async fn resume(ctl: &Arc<Controller>) -> anyhow::Result<usize> {
 }
 
 async fn timeline(
-    ctl: &Controller,
+    eng: &Engine,
     run: &RunRow,
     pb: &Playbook,
     kind: &str,
@@ -203,37 +233,37 @@ async fn timeline(
     reference: &str,
 ) {
     let entry = TimelineRow {
-        at_ms: now_ms(),
+        at_ms: eng.clock.now_ms(),
         kind: kind.into(),
         actor: actor(pb),
         text,
         reference: reference.into(),
     };
-    if let Err(e) = ctl.store.add_timeline(run.incident_id.clone(), entry).await {
+    if let Err(e) = eng.store.add_timeline(run.incident_id.clone(), entry).await {
         tracing::error!(error = %e, "timeline write failed");
     }
 }
 
 /// Runs the steps from `run.step` to the end.
-async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
+async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
     let result = async {
-        let Some(alert) = ctl.store.alert(run.alert_id.clone()).await? else {
-            anyhow::bail!("the alert is gone");
+        let Some(alert) = eng.store.alert(run.alert_id.clone()).await? else {
+            return Err(EngineError::AlertGone(run.alert_id.clone()));
         };
-        let agent = ctl.store.agent(run.agent_id.clone()).await?;
+        let agent = eng.store.agent(run.agent_id.clone()).await?;
         let mut cx = RunContext::new(alert, agent);
         // Outcomes of steps done before a restart.
         for i in 0..run.step.min(pb.steps.len()) {
-            if let Some(s) = ctl.store.step(run.id.clone(), i).await? {
+            if let Some(s) = eng.store.step(run.id.clone(), i).await? {
                 cx.outcomes.insert(s.name, s.status);
             }
         }
         while run.step < pb.steps.len() {
             let idx = run.step;
             let step = &pb.steps[idx];
-            let started = now_ms();
-            let previous = ctl.store.step(run.id.clone(), idx).await?;
-            let outcome = run_step(&ctl, &run, &pb, &cx, idx, step, previous).await?;
+            let started = eng.clock.now_ms();
+            let previous = eng.store.step(run.id.clone(), idx).await?;
+            let outcome = run_step(&eng, &run, &pb, &cx, idx, step, previous).await?;
             let row = step_row(
                 idx,
                 step,
@@ -241,11 +271,11 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
                 &outcome.detail,
                 &outcome.command_id,
                 started,
-                now_ms(),
+                eng.clock.now_ms(),
             );
-            ctl.store.put_step(run.id.clone(), row).await?;
+            eng.store.put_step(run.id.clone(), row).await?;
             timeline(
-                &ctl,
+                &eng,
                 &run,
                 &pb,
                 "step",
@@ -275,7 +305,7 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
                 "detail": outcome.detail, "command_id": outcome.command_id, "dry_run": run.dry_run,
             }));
             entry.outcome = outcome.status.to_string();
-            let _ = ctl.record(entry).await;
+            eng.audit.record(entry).await;
             cx.outcomes
                 .insert(step.name.clone(), outcome.status.to_string());
             run.step = idx + 1;
@@ -286,37 +316,47 @@ async fn execute(ctl: Arc<Controller>, mut run: RunRow, pb: Playbook) {
                     "failed"
                 };
                 let text = format!("playbook {} {status} at step {}", pb.name, step.name);
-                return end_run(&ctl, &run, &pb, status, text).await;
+                return end_run(&eng, &run, &pb, status, text).await;
             }
-            ctl.store
-                .set_run(run.id.clone(), "running".into(), run.step, now_ms())
+            eng.store
+                .set_run(
+                    run.id.clone(),
+                    "running".into(),
+                    run.step,
+                    eng.clock.now_ms(),
+                )
                 .await?;
         }
         let text = format!("playbook {} finished", pb.name);
-        end_run(&ctl, &run, &pb, "succeeded", text).await
+        end_run(&eng, &run, &pb, "succeeded", text).await
     }
     .await;
     if let Err(e) = result {
         tracing::error!(run = %run.id, error = %e, "playbook run failed");
-        let _ = ctl
+        let _ = eng
             .store
-            .set_run(run.id.clone(), "failed".into(), run.step, now_ms())
+            .set_run(
+                run.id.clone(),
+                "failed".into(),
+                run.step,
+                eng.clock.now_ms(),
+            )
             .await;
     }
 }
 
 /// Records how a run ended, on the run and on its incident's timeline.
 async fn end_run(
-    ctl: &Controller,
+    eng: &Engine,
     run: &RunRow,
     pb: &Playbook,
     status: &str,
     text: String,
-) -> anyhow::Result<()> {
-    ctl.store
-        .set_run(run.id.clone(), status.into(), run.step, now_ms())
+) -> Result<(), EngineError> {
+    eng.store
+        .set_run(run.id.clone(), status.into(), run.step, eng.clock.now_ms())
         .await?;
-    timeline(ctl, run, pb, "playbook", text, &run.id).await;
+    timeline(eng, run, pb, "playbook", text, &run.id).await;
     Ok(())
 }
 
@@ -388,20 +428,23 @@ fn command(step: &Step, cx: &RunContext, pb: &Playbook) -> Result<action::Kind, 
 }
 
 /// Why this step needs a person's approval before it may run, if it does.
-async fn guard(ctl: &Controller, step: &Step, cx: &RunContext) -> anyhow::Result<Option<String>> {
+async fn guard(eng: &Engine, step: &Step, cx: &RunContext) -> Result<Option<String>, EngineError> {
     if !step.action.contains_host() {
         return Ok(None);
     }
     if let Some(agent) = &cx.agent {
-        for (k, v) in &ctl.playbooks.config.protected_labels {
+        for (k, v) in &eng.playbooks.config.protected_labels {
             if agent.labels.get(k) == Some(v) {
                 return Ok(Some(format!("the host is protected ({k}={v})")));
             }
         }
     }
     if matches!(step.action, Action::IsolateHost { .. }) {
-        let budget = ctl.playbooks.config.isolation_budget_per_hour;
-        let used = ctl.store.isolations_since(now_ms() - 3_600_000).await?;
+        let budget = eng.playbooks.config.isolation_budget_per_hour;
+        let used = eng
+            .store
+            .isolations_since(eng.clock.now_ms() - 3_600_000)
+            .await?;
         if used >= u64::from(budget) {
             return Ok(Some(format!(
                 "the fleet-wide budget of {budget} automatic isolations per hour is spent"
@@ -413,27 +456,27 @@ async fn guard(ctl: &Controller, step: &Step, cx: &RunContext) -> anyhow::Result
 
 #[allow(clippy::too_many_arguments)]
 async fn run_step(
-    ctl: &Arc<Controller>,
+    eng: &Arc<Engine>,
     run: &RunRow,
     pb: &Playbook,
     cx: &RunContext,
     idx: usize,
     step: &Step,
     previous: Option<StepRow>,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, EngineError> {
     if !cx.all_hold(&step.when) {
         return Ok(Outcome::new("skipped", "its condition does not hold"));
     }
     let timeout = Duration::from_secs(step.timeout_secs);
     match &step.action {
-        Action::Notify { webhook, text } => return notify(ctl, run, pb, cx, webhook, text).await,
+        Action::Notify { webhook, text } => return notify(eng, run, pb, cx, webhook, text).await,
         Action::WaitForApproval { proceed_on_timeout } => {
             if run.dry_run {
                 return Ok(Outcome::new("dry_run", "would wait for approval"));
             }
             let reason = format!("playbook {} asks before going on", pb.name);
             return approval(
-                ctl,
+                eng,
                 run,
                 pb,
                 idx,
@@ -452,12 +495,17 @@ async fn run_step(
                 ));
             }
             if let Some(s) = status {
-                ctl.store
-                    .set_incident_status(run.incident_id.clone(), s.clone(), actor(pb), now_ms())
+                eng.store
+                    .set_incident_status(
+                        run.incident_id.clone(),
+                        s.clone(),
+                        actor(pb),
+                        eng.clock.now_ms(),
+                    )
                     .await?;
             }
             if let Some(s) = severity {
-                ctl.store
+                eng.store
                     .set_incident_severity(run.incident_id.clone(), s.clone())
                     .await?;
             }
@@ -489,11 +537,11 @@ async fn run_step(
     if command_id.is_empty() {
         // Checking the budget and recording an isolation happen under one lock, so runs
         // started together cannot all slip under it.
-        let mut budget = Some(ctl.playbooks.budget.lock().await);
-        if let Some(reason) = guard(ctl, step, cx).await? {
+        let mut budget = Some(eng.playbooks.budget.lock().await);
+        if let Some(reason) = guard(eng, step, cx).await? {
             budget = None;
             let decided = approval(
-                ctl,
+                eng,
                 run,
                 pb,
                 idx,
@@ -507,15 +555,28 @@ async fn run_step(
                 return Ok(decided);
             }
         }
-        let row = ctl
-            .submit_command(run.agent_id.clone(), cmd, timeout, actor(pb))
-            .await?;
-        command_id = row.id.clone();
-        let row = step_row(idx, step, "running", &what, &command_id, now_ms(), 0);
-        ctl.store.put_step(run.id.clone(), row).await?;
+        command_id = eng
+            .commands
+            .submit(run.agent_id.clone(), cmd, timeout, actor(pb))
+            .await
+            .map_err(EngineError::Command)?;
+        let row = step_row(
+            idx,
+            step,
+            "running",
+            &what,
+            &command_id,
+            eng.clock.now_ms(),
+            0,
+        );
+        eng.store.put_step(run.id.clone(), row).await?;
         drop(budget);
     }
-    let done = ctl.wait_command(&command_id, timeout).await?;
+    let done = eng
+        .commands
+        .wait(command_id.clone(), timeout)
+        .await
+        .map_err(EngineError::Command)?;
     let mut out = match done {
         Some(r) if r.status == crate::store::CommandStatus::Succeeded => {
             Outcome::new("succeeded", what)
@@ -534,13 +595,13 @@ async fn run_step(
 }
 
 async fn notify(
-    ctl: &Arc<Controller>,
+    eng: &Arc<Engine>,
     run: &RunRow,
     pb: &Playbook,
     cx: &RunContext,
     webhook: &str,
     text: &str,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, EngineError> {
     if run.dry_run {
         return Ok(Outcome::new("dry_run", format!("would notify {webhook}")));
     }
@@ -556,7 +617,7 @@ async fn notify(
         } else {
             text.to_string()
         },
-        at_ms: now_ms(),
+        at_ms: eng.clock.now_ms(),
         playbook: Some(pb.name.clone()),
         details: serde_json::json!({
             "alert_id": cx.alert.id,
@@ -565,7 +626,7 @@ async fn notify(
             "steps": cx.outcomes,
         }),
     };
-    Ok(match ctl.notifier.send(webhook, &n).await {
+    Ok(match eng.notifier.send(webhook, &n).await {
         Ok(d) => Outcome::new(
             "succeeded",
             format!("delivered to {webhook} in {} attempt(s)", d.attempts),
@@ -577,7 +638,7 @@ async fn notify(
 /// Asks for approval (once per run and step) and waits for the decision or the timeout.
 #[allow(clippy::too_many_arguments)]
 async fn approval(
-    ctl: &Arc<Controller>,
+    eng: &Arc<Engine>,
     run: &RunRow,
     pb: &Playbook,
     idx: usize,
@@ -585,10 +646,10 @@ async fn approval(
     reason: &str,
     timeout: Duration,
     proceed_on_timeout: bool,
-) -> anyhow::Result<Outcome> {
-    let now = now_ms();
-    let mut decided = ctl.playbooks.decided.subscribe();
-    let a = ctl
+) -> Result<Outcome, EngineError> {
+    let now = eng.clock.now_ms();
+    let mut decided = eng.playbooks.decided.subscribe();
+    let a = eng
         .store
         .request_approval(ApprovalRow {
             id: format!("apr-{}", hex::encode(rand::random::<[u8; 6]>())),
@@ -608,7 +669,7 @@ async fn approval(
         .await?;
     if a.requested_at_ms == now && a.status == "pending" {
         timeline(
-            ctl,
+            eng,
             run,
             pb,
             "approval",
@@ -616,18 +677,23 @@ async fn approval(
             &a.id,
         )
         .await;
-        ctl.store
-            .set_run(run.id.clone(), "waiting_approval".into(), idx, now_ms())
+        eng.store
+            .set_run(
+                run.id.clone(),
+                "waiting_approval".into(),
+                idx,
+                eng.clock.now_ms(),
+            )
             .await?;
     }
     loop {
-        let Some(cur) = ctl.store.approval(a.id.clone()).await? else {
-            anyhow::bail!("approval {} vanished", a.id);
+        let Some(cur) = eng.store.approval(a.id.clone()).await? else {
+            return Err(EngineError::ApprovalVanished(a.id.clone()));
         };
         match cur.status.as_str() {
             "approved" => {
-                ctl.store
-                    .set_run(run.id.clone(), "running".into(), idx, now_ms())
+                eng.store
+                    .set_run(run.id.clone(), "running".into(), idx, eng.clock.now_ms())
                     .await?;
                 return Ok(Outcome::new(
                     "succeeded",
@@ -649,31 +715,34 @@ async fn approval(
             "expired" => return Ok(Outcome::new("expired", "no decision in time")),
             _ => {}
         }
-        let left = cur.expires_at_ms - now_ms();
+        let left = cur.expires_at_ms - eng.clock.now_ms();
         if left <= 0 {
-            ctl.store
+            eng.store
                 .decide_approval(
                     a.id.clone(),
                     "expired".into(),
                     "timeout".into(),
                     String::new(),
-                    now_ms(),
+                    eng.clock.now_ms(),
                 )
                 .await?;
             continue;
         }
         let wait = Duration::from_millis(left as u64).min(Duration::from_secs(5));
-        let _ = tokio::time::timeout(wait, decided.recv()).await;
+        tokio::select! {
+            _ = eng.clock.sleep(wait) => {}
+            _ = decided.recv() => {}
+        }
     }
 }
 
 /// A dry run of every step against an alert: what each would do, and which guard would hold
 /// it (earlier steps are taken to succeed). Nothing is sent or stored.
 pub async fn plan(
-    ctl: &Controller,
+    eng: &Engine,
     pb: &Playbook,
     cx: &mut RunContext,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, EngineError> {
     let mut out = Vec::new();
     for (i, step) in pb.steps.iter().enumerate() {
         let line = if !cx.all_hold(&step.when) {
@@ -689,7 +758,7 @@ pub async fn plan(
                 ),
                 _ => describe(step, &command(step, cx, pb)),
             };
-            let held = guard(ctl, step, cx)
+            let held = guard(eng, step, cx)
                 .await?
                 .map(|g| format!(" after approval, because {g}"))
                 .unwrap_or_default();

@@ -2,7 +2,24 @@
 //! ends in a recorded state: succeeded, failed (with the reason) or expired.
 
 use super::{Store, StoreError};
+use cordon_proto::action::Kind;
 use rusqlite::{OptionalExtension, Row, params};
+
+/// The short name stored and shown for an action.
+pub fn action_kind(action: &Kind) -> &'static str {
+    match action {
+        Kind::Ping(_) => "ping",
+        Kind::CollectInventory(_) => "inventory",
+        Kind::Isolate(_) => "isolate",
+        Kind::Release(_) => "release",
+        Kind::Kill(_) => "kill",
+        Kind::Quarantine(_) => "quarantine",
+        Kind::ListQuarantine(_) => "quarantine-list",
+        Kind::Restore(_) => "restore",
+        Kind::BlockIp(_) => "block-ip",
+        Kind::UnblockIp(_) => "unblock-ip",
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandStatus {

@@ -20,7 +20,7 @@ pub use alerts::{
     level_rank,
 };
 pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
-pub use commands::{CommandRow, CommandStatus, Completion};
+pub use commands::{CommandRow, CommandStatus, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
