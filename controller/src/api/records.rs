@@ -95,7 +95,7 @@ pub fn incident_record(
     IncidentRecord {
         id: i.id,
         agent_id: i.agent_id,
-        status: i.status,
+        status: i.status.to_string(),
         severity: i.severity,
         title: i.title,
         opened_at_ms: i.opened_at_ms,
@@ -122,7 +122,7 @@ pub fn approval_record(a: ApprovalRow) -> ApprovalRecord {
         agent_id: a.agent_id,
         what: a.what,
         reason: a.reason,
-        status: a.status,
+        status: a.status.to_string(),
         requested_at_ms: a.requested_at_ms,
         expires_at_ms: a.expires_at_ms,
         decided_by: a.decided_by,

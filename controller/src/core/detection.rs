@@ -3,7 +3,7 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::detect::{iocs, outcome, row};
-use crate::store::{AlertRow, AuditEntry, IncidentRow, IocImport, LEVELS, RuleRow, STATUSES};
+use crate::store::{AlertRow, AuditEntry, IncidentRow, IncidentStatus, IocImport, LEVELS, RuleRow};
 use cordon_proto::RuleOutcome;
 use cordon_proto::limits::{MAX_IOCS, MAX_RULE_BYTES, MAX_RULE_FILES};
 use cordon_proto::time::now_ms;
@@ -48,11 +48,8 @@ pub fn level_index(level: &str) -> Result<usize, CoreError> {
 }
 
 /// An incident status by name, or a refusal naming the statuses.
-pub fn check_status(status: &str) -> Result<(), CoreError> {
-    match STATUSES.contains(&status) {
-        true => Ok(()),
-        false => Err(CoreError::UnknownIncidentStatus(status.into())),
-    }
+pub fn incident_status(status: &str) -> Result<IncidentStatus, CoreError> {
+    IncidentStatus::parse(status).ok_or_else(|| CoreError::UnknownIncidentStatus(status.into()))
 }
 
 impl Controller {
@@ -223,11 +220,11 @@ impl Controller {
 
     /// Incidents, newest first, with `status` if one is given.
     pub async fn incidents(&self, status: &str, limit: u32) -> Result<Vec<IncidentRow>, CoreError> {
-        if !status.is_empty() {
-            check_status(status)?;
-        }
+        let status = match status {
+            "" => None,
+            s => Some(incident_status(s)?),
+        };
         let limit = super::agents::list_limit(limit)?;
-        let status = (!status.is_empty()).then(|| status.to_string());
         Ok(self.store.incidents(status, limit).await?)
     }
 
@@ -245,14 +242,9 @@ impl Controller {
         )
         .detail(json!({ "status": status }));
         let result = async {
-            check_status(status)?;
+            let status = incident_status(status)?;
             self.store
-                .set_incident_status(
-                    incident.to_string(),
-                    status.to_string(),
-                    admin.name.clone(),
-                    now_ms(),
-                )
+                .set_incident_status(incident.to_string(), status, admin.name.clone(), now_ms())
                 .await?
                 .ok_or_else(|| CoreError::NoIncident(incident.into()))
         }

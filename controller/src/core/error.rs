@@ -5,7 +5,7 @@
 use crate::ca::CaError;
 use crate::playbook::engine::EngineError;
 use crate::playbook::spec::SpecError;
-use crate::store::{EnrollRefusal, LEVELS, STATUSES, StoreError};
+use crate::store::{EnrollRefusal, IncidentStatus, LEVELS, StoreError};
 use cordon_proto::limits::{
     MAX_BATCH_EVENTS, MAX_IOCS, MAX_LIST, MAX_PLAYBOOK_BYTES, MAX_QUERY_TEXT, MAX_RULE_BYTES,
     MAX_RULE_FILES, MAX_TOKEN_USES,
@@ -90,7 +90,7 @@ pub enum CoreError {
     UnknownLevel(String),
     #[error("no alert {0:?} (or the prefix is ambiguous)")]
     NoAlert(String),
-    #[error("unknown incident status {0:?}: one of {all}", all = STATUSES.join(", "))]
+    #[error("unknown incident status {0:?}: one of {all}", all = IncidentStatus::NAMES.join(", "))]
     UnknownIncidentStatus(String),
     #[error("no incident {0:?} (or the prefix is ambiguous)")]
     NoIncident(String),

@@ -19,7 +19,7 @@ pub mod sessions;
 pub use crate::store::action_kind;
 pub use agents::Presence;
 pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
-pub use detection::{IocList, IocsImported, RuleFile, check_status, level_index};
+pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};
 pub use enrol::{Enrolled, NewToken, token_hash, token_ref};
 pub use error::{CoreError, INTERNAL, MAX_TOKEN_TTL};
 pub use ingest::{EventQuery, describe};

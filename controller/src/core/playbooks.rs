@@ -5,8 +5,8 @@ use super::{Admin, Controller, CoreError};
 use crate::playbook::context::RunContext;
 use crate::playbook::{engine, spec};
 use crate::store::{
-    Agent, AlertRow, ApprovalRow, AuditEntry, IncidentRow, PlaybookRow, RunRow, StepRow,
-    TimelineRow,
+    Agent, AlertRow, ApprovalRow, ApprovalStatus, AuditEntry, IncidentRow, PlaybookRow, RunRow,
+    StepRow, TimelineRow,
 };
 use cordon_proto::limits::{MAX_PLAYBOOK_BYTES, MAX_TEXT};
 use cordon_proto::time::now_ms;
@@ -245,12 +245,16 @@ impl Controller {
         approve: bool,
         reason: &str,
     ) -> Result<ApprovalRow, CoreError> {
-        let status = if approve { "approved" } else { "denied" };
+        let status = if approve {
+            ApprovalStatus::Approved
+        } else {
+            ApprovalStatus::Denied
+        };
         let decided = self
             .store
             .decide_approval(
                 approval_id.into(),
-                status.into(),
+                status,
                 admin.name.clone(),
                 reason.into(),
                 now_ms(),
@@ -260,7 +264,7 @@ impl Controller {
             return Err(match self.store.approval(approval_id.into()).await? {
                 Some(a) => CoreError::ApprovalDecided {
                     id: a.id,
-                    status: a.status,
+                    status: a.status.to_string(),
                 },
                 None => CoreError::NoApproval(approval_id.into()),
             });

@@ -11,7 +11,10 @@ use super::context::RunContext;
 use super::deps::{Audit, Clock, CommandError, Commands};
 use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
 use crate::notify::{Notification, Notifier};
-use crate::store::{AlertRow, ApprovalRow, RunRow, StepRow, Store, StoreError, TimelineRow};
+use crate::store::{
+    AlertRow, ApprovalRow, ApprovalStatus, CommandStatus, IncidentStatus, RunRow, RunStatus,
+    StepRow, StepStatus, Store, StoreError, TimelineRow,
+};
 use cordon_proto::{
     BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
 };
@@ -47,14 +50,13 @@ pub enum EngineError {
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// succeeded, failed, skipped, dry_run, denied, expired.
-    pub status: &'static str,
+    pub status: StepStatus,
     pub detail: String,
     pub command_id: String,
 }
 
 impl Outcome {
-    fn new(status: &'static str, detail: impl Into<String>) -> Self {
+    fn new(status: StepStatus, detail: impl Into<String>) -> Self {
         Self {
             status,
             detail: detail.into(),
@@ -63,7 +65,7 @@ impl Outcome {
     }
 
     fn ok(&self) -> bool {
-        matches!(self.status, "succeeded" | "skipped" | "dry_run")
+        self.status.ok()
     }
 }
 
@@ -71,7 +73,7 @@ impl Outcome {
 fn step_row(
     idx: usize,
     step: &Step,
-    status: &str,
+    status: StepStatus,
     detail: &str,
     command_id: &str,
     started_at_ms: i64,
@@ -81,7 +83,7 @@ fn step_row(
         idx,
         name: step.name.clone(),
         action: step.action.name().into(),
-        status: status.into(),
+        status,
         detail: detail.into(),
         command_id: command_id.into(),
         started_at_ms,
@@ -169,7 +171,7 @@ async fn start_matching(
             incident_id: cx.alert.incident_id.clone(),
             agent_id: cx.alert.agent_id.clone(),
             dry_run: pb.dry_run,
-            status: "running".into(),
+            status: RunStatus::Running,
             step: 0,
             started_at_ms: now,
             updated_at_ms: now,
@@ -213,7 +215,7 @@ pub async fn resume(eng: &Arc<Engine>) -> Result<usize, EngineError> {
                 eng.store
                     .set_run(
                         run.id.clone(),
-                        "failed".into(),
+                        RunStatus::Failed,
                         run.step,
                         eng.clock.now_ms(),
                     )
@@ -255,7 +257,7 @@ async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
         // Outcomes of steps done before a restart.
         for i in 0..run.step.min(pb.steps.len()) {
             if let Some(s) = eng.store.step(run.id.clone(), i).await? {
-                cx.outcomes.insert(s.name, s.status);
+                cx.outcomes.insert(s.name, s.status.to_string());
             }
         }
         while run.step < pb.steps.len() {
@@ -310,10 +312,9 @@ async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
                 .insert(step.name.clone(), outcome.status.to_string());
             run.step = idx + 1;
             if !outcome.ok() && step.on_failure == OnFailure::Abort {
-                let status = if matches!(outcome.status, "denied" | "expired") {
-                    "aborted"
-                } else {
-                    "failed"
+                let status = match outcome.status {
+                    StepStatus::Denied | StepStatus::Expired => RunStatus::Aborted,
+                    _ => RunStatus::Failed,
                 };
                 let text = format!("playbook {} {status} at step {}", pb.name, step.name);
                 return end_run(&eng, &run, &pb, status, text).await;
@@ -321,14 +322,14 @@ async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
             eng.store
                 .set_run(
                     run.id.clone(),
-                    "running".into(),
+                    RunStatus::Running,
                     run.step,
                     eng.clock.now_ms(),
                 )
                 .await?;
         }
         let text = format!("playbook {} finished", pb.name);
-        end_run(&eng, &run, &pb, "succeeded", text).await
+        end_run(&eng, &run, &pb, RunStatus::Succeeded, text).await
     }
     .await;
     if let Err(e) = result {
@@ -337,7 +338,7 @@ async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
             .store
             .set_run(
                 run.id.clone(),
-                "failed".into(),
+                RunStatus::Failed,
                 run.step,
                 eng.clock.now_ms(),
             )
@@ -350,11 +351,11 @@ async fn end_run(
     eng: &Engine,
     run: &RunRow,
     pb: &Playbook,
-    status: &str,
+    status: RunStatus,
     text: String,
 ) -> Result<(), EngineError> {
     eng.store
-        .set_run(run.id.clone(), status.into(), run.step, eng.clock.now_ms())
+        .set_run(run.id.clone(), status, run.step, eng.clock.now_ms())
         .await?;
     timeline(eng, run, pb, "playbook", text, &run.id).await;
     Ok(())
@@ -465,14 +466,17 @@ async fn run_step(
     previous: Option<StepRow>,
 ) -> Result<Outcome, EngineError> {
     if !cx.all_hold(&step.when) {
-        return Ok(Outcome::new("skipped", "its condition does not hold"));
+        return Ok(Outcome::new(
+            StepStatus::Skipped,
+            "its condition does not hold",
+        ));
     }
     let timeout = Duration::from_secs(step.timeout_secs);
     match &step.action {
         Action::Notify { webhook, text } => return notify(eng, run, pb, cx, webhook, text).await,
         Action::WaitForApproval { proceed_on_timeout } => {
             if run.dry_run {
-                return Ok(Outcome::new("dry_run", "would wait for approval"));
+                return Ok(Outcome::new(StepStatus::DryRun, "would wait for approval"));
             }
             let reason = format!("playbook {} asks before going on", pb.name);
             return approval(
@@ -490,18 +494,16 @@ async fn run_step(
         Action::SetIncident { status, severity } => {
             if run.dry_run {
                 return Ok(Outcome::new(
-                    "dry_run",
-                    format!("would set status {status:?} severity {severity:?}"),
+                    StepStatus::DryRun,
+                    format!(
+                        "would set status {:?} severity {severity:?}",
+                        status.map(IncidentStatus::as_str)
+                    ),
                 ));
             }
             if let Some(s) = status {
                 eng.store
-                    .set_incident_status(
-                        run.incident_id.clone(),
-                        s.clone(),
-                        actor(pb),
-                        eng.clock.now_ms(),
-                    )
+                    .set_incident_status(run.incident_id.clone(), *s, actor(pb), eng.clock.now_ms())
                     .await?;
             }
             if let Some(s) = severity {
@@ -510,10 +512,10 @@ async fn run_step(
                     .await?;
             }
             return Ok(Outcome::new(
-                "succeeded",
+                StepStatus::Succeeded,
                 format!(
                     "status {} severity {}",
-                    status.as_deref().unwrap_or("unchanged"),
+                    status.map_or("unchanged", IncidentStatus::as_str),
                     severity.as_deref().unwrap_or("unchanged")
                 ),
             ));
@@ -523,15 +525,15 @@ async fn run_step(
     let cmd = command(step, cx, pb);
     let what = describe(step, &cmd);
     if run.dry_run {
-        return Ok(Outcome::new("dry_run", format!("would {what}")));
+        return Ok(Outcome::new(StepStatus::DryRun, format!("would {what}")));
     }
     let cmd = match cmd {
         Ok(c) => c,
-        Err(why) => return Ok(Outcome::new("failed", why)),
+        Err(why) => return Ok(Outcome::new(StepStatus::Failed, why)),
     };
     // A command sent before a restart: wait for it instead of sending another.
     let mut command_id = previous
-        .filter(|s| s.status == "running" && !s.command_id.is_empty())
+        .filter(|s| s.status == StepStatus::Running && !s.command_id.is_empty())
         .map(|s| s.command_id)
         .unwrap_or_default();
     if command_id.is_empty() {
@@ -551,7 +553,7 @@ async fn run_step(
                 false,
             )
             .await?;
-            if decided.status != "succeeded" {
+            if decided.status != StepStatus::Succeeded {
                 return Ok(decided);
             }
         }
@@ -563,7 +565,7 @@ async fn run_step(
         let row = step_row(
             idx,
             step,
-            "running",
+            StepStatus::Running,
             &what,
             &command_id,
             eng.clock.now_ms(),
@@ -578,15 +580,15 @@ async fn run_step(
         .await
         .map_err(EngineError::Command)?;
     let mut out = match done {
-        Some(r) if r.status == crate::store::CommandStatus::Succeeded => {
-            Outcome::new("succeeded", what)
+        Some(r) if r.status == CommandStatus::Succeeded => {
+            Outcome::new(StepStatus::Succeeded, what)
         }
         Some(r) if r.status.is_final() => Outcome::new(
-            "failed",
+            StepStatus::Failed,
             format!("{what}: {} {}", r.status.as_str(), r.error),
         ),
         _ => Outcome::new(
-            "failed",
+            StepStatus::Failed,
             format!("{what}: no confirmed result within {}s", step.timeout_secs),
         ),
     };
@@ -603,7 +605,10 @@ async fn notify(
     text: &str,
 ) -> Result<Outcome, EngineError> {
     if run.dry_run {
-        return Ok(Outcome::new("dry_run", format!("would notify {webhook}")));
+        return Ok(Outcome::new(
+            StepStatus::DryRun,
+            format!("would notify {webhook}"),
+        ));
     }
     let n = Notification {
         kind: "playbook".into(),
@@ -628,10 +633,10 @@ async fn notify(
     };
     Ok(match eng.notifier.send(webhook, &n).await {
         Ok(d) => Outcome::new(
-            "succeeded",
+            StepStatus::Succeeded,
             format!("delivered to {webhook} in {} attempt(s)", d.attempts),
         ),
-        Err(e) => Outcome::new("failed", e.to_string()),
+        Err(e) => Outcome::new(StepStatus::Failed, e.to_string()),
     })
 }
 
@@ -659,7 +664,7 @@ async fn approval(
             agent_id: run.agent_id.clone(),
             what: what.into(),
             reason: reason.into(),
-            status: "pending".into(),
+            status: ApprovalStatus::Pending,
             requested_at_ms: now,
             expires_at_ms: now + timeout.as_millis() as i64,
             decided_by: String::new(),
@@ -667,7 +672,7 @@ async fn approval(
             note: String::new(),
         })
         .await?;
-    if a.requested_at_ms == now && a.status == "pending" {
+    if a.requested_at_ms == now && a.status == ApprovalStatus::Pending {
         timeline(
             eng,
             run,
@@ -680,7 +685,7 @@ async fn approval(
         eng.store
             .set_run(
                 run.id.clone(),
-                "waiting_approval".into(),
+                RunStatus::WaitingApproval,
                 idx,
                 eng.clock.now_ms(),
             )
@@ -690,37 +695,39 @@ async fn approval(
         let Some(cur) = eng.store.approval(a.id.clone()).await? else {
             return Err(EngineError::ApprovalVanished(a.id.clone()));
         };
-        match cur.status.as_str() {
-            "approved" => {
+        match cur.status {
+            ApprovalStatus::Approved => {
                 eng.store
-                    .set_run(run.id.clone(), "running".into(), idx, eng.clock.now_ms())
+                    .set_run(run.id.clone(), RunStatus::Running, idx, eng.clock.now_ms())
                     .await?;
                 return Ok(Outcome::new(
-                    "succeeded",
+                    StepStatus::Succeeded,
                     format!("approved by {} ({})", cur.decided_by, cur.note),
                 ));
             }
-            "denied" => {
+            ApprovalStatus::Denied => {
                 return Ok(Outcome::new(
-                    "denied",
+                    StepStatus::Denied,
                     format!("denied by {}: {}", cur.decided_by, cur.note),
                 ));
             }
-            "expired" if proceed_on_timeout => {
+            ApprovalStatus::Expired if proceed_on_timeout => {
                 return Ok(Outcome::new(
-                    "succeeded",
+                    StepStatus::Succeeded,
                     "no decision in time; going on as configured",
                 ));
             }
-            "expired" => return Ok(Outcome::new("expired", "no decision in time")),
-            _ => {}
+            ApprovalStatus::Expired => {
+                return Ok(Outcome::new(StepStatus::Expired, "no decision in time"));
+            }
+            ApprovalStatus::Pending => {}
         }
         let left = cur.expires_at_ms - eng.clock.now_ms();
         if left <= 0 {
             eng.store
                 .decide_approval(
                     a.id.clone(),
-                    "expired".into(),
+                    ApprovalStatus::Expired,
                     "timeout".into(),
                     String::new(),
                     eng.clock.now_ms(),
@@ -753,7 +760,7 @@ pub async fn plan(
                 Action::WaitForApproval { .. } => "wait for approval".into(),
                 Action::SetIncident { status, severity } => format!(
                     "set the incident's status to {} and severity to {}",
-                    status.as_deref().unwrap_or("(unchanged)"),
+                    status.map_or("(unchanged)", IncidentStatus::as_str),
                     severity.as_deref().unwrap_or("(unchanged)")
                 ),
                 _ => describe(step, &command(step, cx, pb)),
@@ -770,7 +777,8 @@ pub async fn plan(
             step.name,
             step.action.name()
         ));
-        cx.outcomes.insert(step.name.clone(), "succeeded".into());
+        let assumed = StepStatus::Succeeded;
+        cx.outcomes.insert(step.name.clone(), assumed.to_string());
     }
     Ok(out)
 }

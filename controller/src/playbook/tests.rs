@@ -10,7 +10,8 @@ use super::fakes::{Answer, FakeAgent, ManualClock, StoreAudit};
 use super::{PlaybookConfig, Playbooks, spec};
 use crate::notify::RecordingNotifier;
 use crate::store::{
-    ApprovalRow, Enrolment, Finding, Grouping, RunRow, StepRow, Store, StoredEvent,
+    ApprovalRow, ApprovalStatus, Enrolment, Finding, Grouping, RunRow, RunStatus, StepRow,
+    StepStatus, Store, StoredEvent,
 };
 use cordon_proto::{Event, HostFacts, ProcessEvent, action, event, process_event};
 use prost::Message;
@@ -163,7 +164,7 @@ impl Harness {
                 .await
                 .expect("runs");
             if let Some((run, steps)) = runs.into_iter().next()
-                && matches!(run.status.as_str(), "succeeded" | "failed" | "aborted")
+                && run.status.is_final()
             {
                 return (run, steps);
             }
@@ -189,11 +190,11 @@ impl Harness {
     }
 
     /// What an administrator's decision does: record it, then wake the waiting run.
-    async fn decide(&self, a: &ApprovalRow, status: &str, by: &str, note: &str) {
+    async fn decide(&self, a: &ApprovalRow, status: ApprovalStatus, by: &str, note: &str) {
         let now = self.clock.now_ms();
         let decided = self
             .store
-            .decide_approval(a.id.clone(), status.into(), by.into(), note.into(), now)
+            .decide_approval(a.id.clone(), status, by.into(), note.into(), now)
             .await
             .expect("decide");
         assert!(decided.is_some(), "the approval was pending");
@@ -208,7 +209,7 @@ impl Harness {
             .expect("store")
             .expect("incident");
         let texts = timeline.into_iter().map(|t| t.text).collect();
-        (i.status, i.severity, texts)
+        (i.status.to_string(), i.severity, texts)
     }
 
     /// (actor, action, outcome) of every audit entry.
@@ -258,9 +259,9 @@ async fn every_step_kind_acts_and_is_recorded() {
     let incident = h.raise(AGENT).await;
     let (run, steps) = h.finished(&incident).await;
 
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert!(
-        steps.iter().all(|s| s.status == "succeeded"),
+        steps.iter().all(|s| s.status == StepStatus::Succeeded),
         "{:?}",
         statuses(&steps)
     );
@@ -356,7 +357,7 @@ steps:
         .answer("kill", Answer::Fail("no such process".into()));
     let incident = h.raise(AGENT).await;
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(statuses(&steps), [("kill_process", "failed")]);
     assert!(
         steps[0].detail.contains("no such process"),
@@ -384,7 +385,7 @@ steps:
     h.agent.answer("kill", Answer::Silent);
     let incident = h.raise(AGENT).await;
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(
         statuses(&steps),
         [
@@ -423,9 +424,10 @@ async fn an_approved_step_goes_on_and_records_who_approved() {
         "nothing is sent before the approval"
     );
 
-    h.decide(&asked, "approved", "alice", "go").await;
+    h.decide(&asked, ApprovalStatus::Approved, "alice", "go")
+        .await;
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(steps[0].detail, "approved by alice (go)");
     assert_eq!(h.agent.kinds(), ["isolate"]);
     let decided = h.store.approval(asked.id).await.unwrap().unwrap();
@@ -442,9 +444,10 @@ async fn a_denied_step_aborts_the_run_and_sends_nothing() {
     h.enrol(AGENT, &[]).await;
     let incident = h.raise(AGENT).await;
     let asked = h.asked(&incident).await;
-    h.decide(&asked, "denied", "bob", "false positive").await;
+    h.decide(&asked, ApprovalStatus::Denied, "bob", "false positive")
+        .await;
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "aborted");
+    assert_eq!(run.status, RunStatus::Aborted);
     assert_eq!(statuses(&steps), [("wait_for_approval", "denied")]);
     assert_eq!(steps[0].detail, "denied by bob: false positive");
     assert!(h.agent.sent().is_empty());
@@ -465,7 +468,7 @@ async fn an_approval_that_times_out_aborts_or_proceeds_as_configured() {
     let asked = h.asked(&incident).await;
     h.clock.advance(Duration::from_secs(601));
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "aborted");
+    assert_eq!(run.status, RunStatus::Aborted);
     assert_eq!(statuses(&steps), [("wait_for_approval", "expired")]);
     let expired = h.store.approval(asked.id).await.unwrap().unwrap();
     assert_eq!(
@@ -484,7 +487,7 @@ async fn an_approval_that_times_out_aborts_or_proceeds_as_configured() {
     h.asked(&incident).await;
     h.clock.advance(Duration::from_secs(601));
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(
         steps[0].detail,
         "no decision in time; going on as configured"
@@ -507,7 +510,7 @@ async fn past_the_isolation_budget_an_isolation_waits_for_a_person() {
     h.enrol(AGENT, &[]).await;
     h.enrol(other, &[]).await;
     let first = h.raise(AGENT).await;
-    assert_eq!(h.finished(&first).await.0.status, "succeeded");
+    assert_eq!(h.finished(&first).await.0.status, RunStatus::Succeeded);
 
     let second = h.raise(other).await;
     let asked = h.asked(&second).await;
@@ -521,8 +524,8 @@ async fn past_the_isolation_budget_an_isolation_waits_for_a_person() {
     // An hour later the budget is free again, but this run still waits for its decision.
     h.clock.advance(Duration::from_secs(3601));
     let (run, steps) = h.finished(&second).await;
-    assert_eq!(run.status, "aborted");
-    assert_eq!(steps[0].status, "expired");
+    assert_eq!(run.status, RunStatus::Aborted);
+    assert_eq!(steps[0].status, StepStatus::Expired);
     assert_eq!(h.agent.kinds(), ["isolate"]);
 }
 
@@ -540,9 +543,10 @@ async fn a_protected_host_is_only_contained_after_approval() {
     assert!(asked.what.starts_with("isolate the host"), "{}", asked.what);
     assert!(h.agent.sent().is_empty());
 
-    h.decide(&asked, "approved", "carol", "").await;
+    h.decide(&asked, ApprovalStatus::Approved, "carol", "")
+        .await;
     let (run, _) = h.finished(&incident).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(h.agent.kinds(), ["isolate"]);
 }
 
@@ -554,9 +558,9 @@ async fn a_dry_run_says_what_it_would_do_and_does_nothing() {
     let incident = h.raise(AGENT).await;
     let (run, steps) = h.finished(&incident).await;
     assert!(run.dry_run);
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert!(
-        steps.iter().all(|s| s.status == "dry_run"),
+        steps.iter().all(|s| s.status == StepStatus::DryRun),
         "{:?}",
         statuses(&steps)
     );
@@ -596,34 +600,34 @@ steps:
         incident_id: incident.clone(),
         agent_id: AGENT.into(),
         dry_run: false,
-        status: "running".into(),
+        status: RunStatus::Running,
         step: 1,
         started_at_ms: now,
         updated_at_ms: now,
     };
     assert!(h.store.create_run(run).await.unwrap());
-    let step = |idx: usize, name: &str, status: &str, command_id: &str| StepRow {
+    let step = |idx: usize, name: &str, status: StepStatus, command_id: &str| StepRow {
         idx,
         name: name.into(),
         action: name.into(),
-        status: status.into(),
+        status,
         detail: String::new(),
         command_id: command_id.into(),
         started_at_ms: now,
         finished_at_ms: 0,
     };
     let put = |s: StepRow| h.store.put_step("run-1".into(), s);
-    put(step(0, "kill_process", "succeeded", "cmd-kill"))
+    put(step(0, "kill_process", StepStatus::Succeeded, "cmd-kill"))
         .await
         .unwrap();
-    put(step(1, "isolate_host", "running", "cmd-before"))
+    put(step(1, "isolate_host", StepStatus::Running, "cmd-before"))
         .await
         .unwrap();
     h.agent.already_sent("cmd-before", Answer::Succeed);
 
     assert_eq!(engine::resume(&h.engine).await.unwrap(), 1);
     let (run, steps) = h.finished(&incident).await;
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(
         statuses(&steps),
         [

@@ -1,7 +1,7 @@
 //! Agent records: enrolment, presence (online, last seen), certificates and revocation.
 
 use super::tokens::{EnrollRefusal, consume};
-use super::{Store, StoreError, labels_from_json, labels_to_json};
+use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};
@@ -263,9 +263,15 @@ impl Store {
                 params![id, now_ms],
             )?;
             tx.execute(
-                "UPDATE commands SET status = 'failed', completed_at = ?2, error = 'agent revoked'
-                 WHERE agent_id = ?1 AND status IN ('pending', 'delivered')",
-                params![id, now_ms],
+                "UPDATE commands SET status = ?3, completed_at = ?2, error = 'agent revoked'
+                 WHERE agent_id = ?1 AND status IN (?4, ?5)",
+                params![
+                    id,
+                    now_ms,
+                    CommandStatus::Failed,
+                    CommandStatus::Pending,
+                    CommandStatus::Delivered
+                ],
             )?;
             let agent = get(&tx, &id)?;
             tx.commit()?;

@@ -4,7 +4,7 @@
 //! host within the incident window join that host's open incident, whose severity is the
 //! highest level among them. Every step is on the incident's timeline.
 
-use super::{Store, StoreError};
+use super::{IncidentStatus, Store, StoreError};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 /// What detection found in one event.
@@ -38,7 +38,6 @@ pub struct AlertChange {
 }
 
 pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
-pub const STATUSES: [&str; 4] = ["open", "contained", "resolved", "false_positive"];
 
 /// Rank of a Sigma level (unknown levels rank lowest).
 pub fn level_rank(level: &str) -> usize {
@@ -78,7 +77,7 @@ pub struct TimelineRow {
 pub struct IncidentRow {
     pub id: String,
     pub agent_id: String,
-    pub status: String,
+    pub status: IncidentStatus,
     pub severity: String,
     pub title: String,
     pub opened_at_ms: i64,
@@ -142,12 +141,18 @@ pub(super) fn record(
     }
     let open: Option<(String, String)> = tx
         .prepare_cached(
-            "SELECT id, severity FROM incidents WHERE agent_id = ?1 AND status IN ('open', 'contained')
+            "SELECT id, severity FROM incidents WHERE agent_id = ?1 AND status IN (?3, ?4)
                AND updated_at >= ?2 ORDER BY updated_at DESC LIMIT 1",
         )?
-        .query_row(params![agent_id, now - g.incident_window_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            params![
+                agent_id,
+                now - g.incident_window_ms,
+                IncidentStatus::Open,
+                IncidentStatus::Contained
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let incident_id = match open {
         Some((id, severity)) => {
@@ -164,9 +169,9 @@ pub(super) fn record(
             let id = new_id("inc");
             tx.prepare_cached(
                 "INSERT INTO incidents (id, agent_id, status, severity, title, opened_at, updated_at)
-                 VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?5)",
+                 VALUES (?1, ?2, ?6, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![id, agent_id, f.level, f.title, now])?;
+            .execute(params![id, agent_id, f.level, f.title, now, IncidentStatus::Open])?;
             timeline(
                 tx,
                 &id,
@@ -373,7 +378,7 @@ impl Store {
 
     pub async fn incidents(
         &self,
-        status: Option<String>,
+        status: Option<IncidentStatus>,
         limit: u32,
     ) -> Result<Vec<IncidentRow>, StoreError> {
         self.with(move |c| {
@@ -433,7 +438,7 @@ impl Store {
     pub async fn set_incident_status(
         &self,
         id: String,
-        status: String,
+        status: IncidentStatus,
         actor: String,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
@@ -442,7 +447,7 @@ impl Store {
                 return Ok(None);
             };
             let tx = c.transaction()?;
-            let old: String =
+            let old: IncidentStatus =
                 tx.query_row("SELECT status FROM incidents WHERE id = ?1", [&id], |r| {
                     r.get(0)
                 })?;
@@ -571,7 +576,7 @@ mod tests {
         let id = s
             .set_incident_status(
                 inc[..8].to_string(),
-                "contained".into(),
+                IncidentStatus::Contained,
                 "alice".into(),
                 6_000,
             )
@@ -580,7 +585,7 @@ mod tests {
             .expect("a unique prefix finds it");
         assert_eq!(&id, inc);
         let (row, timeline, _) = s.incident(id).await.unwrap().unwrap();
-        assert_eq!(row.status, "contained");
+        assert_eq!(row.status, IncidentStatus::Contained);
         let last = timeline.last().unwrap();
         assert_eq!(
             (last.kind.as_str(), last.actor.as_str()),
@@ -588,7 +593,7 @@ mod tests {
         );
         assert_eq!(last.text, "status open -> contained");
         assert!(
-            s.set_incident_status("inc-nope".into(), "open".into(), "a".into(), 1)
+            s.set_incident_status("inc-nope".into(), IncidentStatus::Open, "a".into(), 1)
                 .await
                 .unwrap()
                 .is_none()

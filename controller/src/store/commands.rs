@@ -1,7 +1,7 @@
 //! The persisted command queue. A command is written before it is sent, and every command
 //! ends in a recorded state: succeeded, failed (with the reason) or expired.
 
-use super::{Store, StoreError};
+use super::{CommandStatus, Store, StoreError};
 use cordon_proto::action::Kind;
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -18,42 +18,6 @@ pub fn action_kind(action: &Kind) -> &'static str {
         Kind::Restore(_) => "restore",
         Kind::BlockIp(_) => "block-ip",
         Kind::UnblockIp(_) => "unblock-ip",
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommandStatus {
-    Pending,
-    Delivered,
-    Succeeded,
-    Failed,
-    Expired,
-}
-
-impl CommandStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Expired => "expired",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "delivered" => Self::Delivered,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "expired" => Self::Expired,
-            other => return Err(StoreError::Corrupt(format!("command status {other:?}"))),
-        })
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Expired)
     }
 }
 
@@ -87,29 +51,21 @@ pub enum Completion {
 const COLUMNS: &str = "id, agent_id, kind, envelope, created_at, expires_at, status, \
      delivered_at, completed_at, error, result, created_by";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(CommandRow, String)> {
-    Ok((
-        CommandRow {
-            id: r.get(0)?,
-            agent_id: r.get(1)?,
-            kind: r.get(2)?,
-            envelope: r.get(3)?,
-            created_at_ms: r.get(4)?,
-            expires_at_ms: r.get(5)?,
-            status: CommandStatus::Pending,
-            delivered_at_ms: r.get(7)?,
-            completed_at_ms: r.get(8)?,
-            error: r.get(9)?,
-            result: r.get(10)?,
-            created_by: r.get(11)?,
-        },
-        r.get(6)?,
-    ))
-}
-
-fn finish((mut row, status): (CommandRow, String)) -> Result<CommandRow, StoreError> {
-    row.status = CommandStatus::parse(&status)?;
-    Ok(row)
+fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+    Ok(CommandRow {
+        id: r.get(0)?,
+        agent_id: r.get(1)?,
+        kind: r.get(2)?,
+        envelope: r.get(3)?,
+        created_at_ms: r.get(4)?,
+        expires_at_ms: r.get(5)?,
+        status: r.get(6)?,
+        delivered_at_ms: r.get(7)?,
+        completed_at_ms: r.get(8)?,
+        error: r.get(9)?,
+        result: r.get(10)?,
+        created_by: r.get(11)?,
+    })
 }
 
 impl Store {
@@ -119,7 +75,7 @@ impl Store {
                 &format!("INSERT INTO commands ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![
                     row.id, row.agent_id, row.kind, row.envelope, row.created_at_ms,
-                    row.expires_at_ms, row.status.as_str(), row.delivered_at_ms,
+                    row.expires_at_ms, row.status, row.delivered_at_ms,
                     row.completed_at_ms, row.error, row.result, row.created_by
                 ],
             )?;
@@ -138,11 +94,12 @@ impl Store {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM commands WHERE agent_id = ?1
-                   AND status IN ('pending', 'delivered') AND expires_at > ?2
+                   AND status IN (?3, ?4) AND expires_at > ?2
                  ORDER BY created_at, id"
             ))?;
-            let rows = stmt.query_map(params![agent_id, now_ms], from_row)?;
-            rows.map(|r| finish(r?)).collect()
+            let open = (CommandStatus::Pending, CommandStatus::Delivered);
+            let rows = stmt.query_map(params![agent_id, now_ms, open.0, open.1], from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -150,9 +107,9 @@ impl Store {
     pub async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
-                "UPDATE commands SET status = 'delivered', delivered_at = ?2
-                 WHERE id = ?1 AND status = 'pending'",
-                params![id, now_ms],
+                "UPDATE commands SET status = ?3, delivered_at = ?2
+                 WHERE id = ?1 AND status = ?4",
+                params![id, now_ms, CommandStatus::Delivered, CommandStatus::Pending],
             )?;
             Ok(())
         })
@@ -171,7 +128,7 @@ impl Store {
     ) -> Result<Completion, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
-            let found: Option<(String, String)> = tx
+            let found: Option<(String, CommandStatus)> = tx
                 .query_row("SELECT agent_id, status FROM commands WHERE id = ?1", [&id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
@@ -179,13 +136,13 @@ impl Store {
             let outcome = match found {
                 None => Completion::UnknownCommand,
                 Some((owner, _)) if owner != agent_id => Completion::WrongAgent,
-                Some((_, s)) if CommandStatus::parse(&s)?.is_final() => Completion::AlreadyFinal,
+                Some((_, s)) if s.is_final() => Completion::AlreadyFinal,
                 Some(_) => {
                     tx.execute(
                         "UPDATE commands SET status = ?2, error = ?3, result = ?4, completed_at = ?5,
                              delivered_at = COALESCE(delivered_at, ?5)
                          WHERE id = ?1",
-                        params![id, status.as_str(), error, result, now_ms],
+                        params![id, status, error, result, now_ms],
                     )?;
                     Completion::Recorded
                 }
@@ -200,11 +157,19 @@ impl Store {
     pub async fn expire_commands(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
-                "UPDATE commands SET status = 'expired', completed_at = ?1,
+                "UPDATE commands SET status = ?2, completed_at = ?1,
                      error = 'expired before the agent ran it'
-                 WHERE status IN ('pending', 'delivered') AND expires_at <= ?1 RETURNING id",
+                 WHERE status IN (?3, ?4) AND expires_at <= ?1 RETURNING id",
             )?;
-            let rows = stmt.query_map([now_ms], |r| r.get(0))?;
+            let rows = stmt.query_map(
+                params![
+                    now_ms,
+                    CommandStatus::Expired,
+                    CommandStatus::Pending,
+                    CommandStatus::Delivered
+                ],
+                |r| r.get(0),
+            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -212,14 +177,12 @@ impl Store {
 
     pub async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {
         self.with(move |c| {
-            c.query_row(
+            Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM commands WHERE id = ?1"),
                 [id],
                 from_row,
             )
-            .optional()?
-            .map(finish)
-            .transpose()
+            .optional()?)
         })
         .await
     }
@@ -236,7 +199,7 @@ impl Store {
                  ORDER BY created_at DESC, id DESC LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![agent_id, limit], from_row)?;
-            rows.map(|r| finish(r?)).collect()
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }

@@ -12,20 +12,21 @@ mod ingest;
 mod playbooks;
 mod retention;
 mod rules;
+mod status;
 mod tokens;
 
 pub use agents::{Agent, Enrolment};
 pub use alerts::{
-    AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, STATUSES, TimelineRow,
-    level_rank,
+    AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, TimelineRow, level_rank,
 };
 pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
-pub use commands::{CommandRow, CommandStatus, Completion, action_kind};
+pub use commands::{CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
+pub use status::{ApprovalStatus, CommandStatus, IncidentStatus, RunStatus, StepStatus};
 pub use tokens::EnrollRefusal;
 
 use rusqlite::Connection;
