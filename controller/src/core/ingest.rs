@@ -70,9 +70,9 @@ impl Controller {
                 agent_id = %a.agent_id,
                 alert = %a.alert_id,
                 incident = %a.incident_id,
-                level = %a.finding.level,
+                level = %a.finding.rule.level,
                 "alert: {}",
-                a.finding.title
+                a.finding.rule.title
             );
         }
         if self.events.receiver_count() > 0 {

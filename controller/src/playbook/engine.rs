@@ -187,7 +187,7 @@ async fn start_matching(
             "playbook",
             format!(
                 "playbook {} started{dry} for alert {}",
-                pb.name, cx.alert.title
+                pb.name, cx.alert.rule.title
             ),
             &run.id,
         )
@@ -394,7 +394,7 @@ fn command(step: &Step, cx: &RunContext, pb: &Playbook) -> Result<action::Kind, 
         }
         Action::IsolateHost { allow } => Ok(action::Kind::Isolate(Isolate {
             allow: allow.clone(),
-            reason: format!("playbook {}: {}", pb.name, cx.alert.title),
+            reason: format!("playbook {}: {}", pb.name, cx.alert.rule.title),
         })),
         Action::ReleaseHost => Ok(action::Kind::Release(Release {})),
         Action::QuarantineFile { target } => {
@@ -615,10 +615,10 @@ async fn notify(
         incident_id: Some(run.incident_id.clone()),
         agent_id: Some(run.agent_id.clone()),
         hostname: cx.agent.as_ref().map(|a| a.host.hostname.clone()),
-        title: cx.alert.title.clone(),
-        level: cx.alert.level.clone(),
+        title: cx.alert.rule.title.clone(),
+        level: cx.alert.rule.level.clone(),
         text: if text.is_empty() {
-            cx.alert.title.clone()
+            cx.alert.rule.title.clone()
         } else {
             text.to_string()
         },
@@ -626,7 +626,7 @@ async fn notify(
         playbook: Some(pb.name.clone()),
         details: serde_json::json!({
             "alert_id": cx.alert.id,
-            "rule_id": cx.alert.rule_id,
+            "rule_id": cx.alert.rule.rule_id,
             "run_id": run.id,
             "steps": cx.outcomes,
         }),

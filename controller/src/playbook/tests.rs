@@ -13,6 +13,7 @@ use crate::store::{
     ApprovalRow, ApprovalStatus, Enrolment, Finding, Grouping, RunRow, RunStatus, StepRow,
     StepStatus, Store, StoredEvent,
 };
+use cordon_detect::RuleIdentity;
 use cordon_proto::{Event, HostFacts, ProcessEvent, action, event, process_event};
 use prost::Message;
 use std::collections::HashMap;
@@ -136,12 +137,15 @@ impl Harness {
             body: body.encode_to_vec(),
             received_at_ms: body.time_ms,
         };
-        let finding = Finding {
+        let rule = RuleIdentity {
             rule_id: "rule-1".into(),
             title: "Payload run".into(),
             level: "high".into(),
             tags: vec!["attack.execution".into()],
             author: "tests".into(),
+        };
+        let finding = Finding {
+            rule,
             source: "sigma".into(),
             detail: String::new(),
         };

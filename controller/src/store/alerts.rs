@@ -5,16 +5,13 @@
 //! highest level among them. Every step is on the incident's timeline.
 
 use super::{IncidentStatus, Store, StoreError};
+use cordon_detect::RuleIdentity;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 /// What detection found in one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub rule_id: String,
-    pub title: String,
-    pub level: String,
-    pub tags: Vec<String>,
-    pub author: String,
+    pub rule: RuleIdentity,
     /// "sigma" or "ioc".
     pub source: String,
     pub detail: String,
@@ -48,11 +45,7 @@ pub fn level_rank(level: &str) -> usize {
 pub struct AlertRow {
     pub id: String,
     pub agent_id: String,
-    pub rule_id: String,
-    pub title: String,
-    pub level: String,
-    pub tags: Vec<String>,
-    pub author: String,
+    pub rule: RuleIdentity,
     pub source: String,
     pub detail: String,
     pub event_seq: u64,
@@ -124,7 +117,7 @@ pub(super) fn record(
             "SELECT id, incident_id FROM alerts WHERE agent_id = ?1 AND rule_id = ?2 AND last_at >= ?3
              ORDER BY last_at DESC LIMIT 1",
         )?
-        .query_row(params![agent_id, f.rule_id, now - g.alert_window_ms], |r| {
+        .query_row(params![agent_id, f.rule.rule_id, now - g.alert_window_ms], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
@@ -156,8 +149,8 @@ pub(super) fn record(
         .optional()?;
     let incident_id = match open {
         Some((id, severity)) => {
-            let severity = if level_rank(&f.level) > level_rank(&severity) {
-                f.level.clone()
+            let severity = if level_rank(&f.rule.level) > level_rank(&severity) {
+                f.rule.level.clone()
             } else {
                 severity
             };
@@ -171,7 +164,7 @@ pub(super) fn record(
                 "INSERT INTO incidents (id, agent_id, status, severity, title, opened_at, updated_at)
                  VALUES (?1, ?2, ?6, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![id, agent_id, f.level, f.title, now, IncidentStatus::Open])?;
+            .execute(params![id, agent_id, f.rule.level, f.rule.title, now, IncidentStatus::Open])?;
             timeline(
                 tx,
                 &id,
@@ -193,11 +186,11 @@ pub(super) fn record(
     .execute(params![
         alert_id,
         agent_id,
-        f.rule_id,
-        f.title,
-        f.level,
-        tags_json(&f.tags),
-        f.author,
+        f.rule.rule_id,
+        f.rule.title,
+        f.rule.level,
+        tags_json(&f.rule.tags),
+        f.rule.author,
         f.source,
         f.detail,
         seq as i64,
@@ -210,7 +203,7 @@ pub(super) fn record(
         now,
         "alert",
         "detection",
-        &format!("{} ({}): {summary}", f.title, f.level),
+        &format!("{} ({}): {summary}", f.rule.title, f.rule.level),
         &alert_id,
     )?;
     Ok(AlertChange {
@@ -247,11 +240,13 @@ fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
         id: r.get(0)?,
         agent_id,
-        rule_id: r.get(2)?,
-        title: r.get(3)?,
-        level: r.get(4)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        author: r.get(6)?,
+        rule: RuleIdentity {
+            rule_id: r.get(2)?,
+            title: r.get(3)?,
+            level: r.get(4)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            author: r.get(6)?,
+        },
         source: r.get(7)?,
         detail: r.get(8)?,
         event_seq: r.get::<_, i64>(9)? as u64,
@@ -483,11 +478,13 @@ mod tests {
 
     fn finding(rule: &str, level: &str) -> Finding {
         Finding {
-            rule_id: rule.into(),
-            title: format!("rule {rule}"),
-            level: level.into(),
-            tags: vec!["attack.t1059".into()],
-            author: "someone".into(),
+            rule: RuleIdentity {
+                rule_id: rule.into(),
+                title: format!("rule {rule}"),
+                level: level.into(),
+                tags: vec!["attack.t1059".into()],
+                author: "someone".into(),
+            },
             source: "sigma".into(),
             detail: String::new(),
         }
@@ -545,7 +542,7 @@ mod tests {
 
         let alert = s.alert(a[0].alert_id.clone()).await.unwrap().unwrap();
         assert_eq!((alert.count, alert.event_seq), (2, 1));
-        assert_eq!(alert.author, "someone");
+        assert_eq!(alert.rule.author, "someone");
         assert_eq!(alert.event.unwrap().summary, "exec #1");
         let (inc, timeline, alerts) = s.incident(a[0].incident_id.clone()).await.unwrap().unwrap();
         assert_eq!((inc.severity.as_str(), inc.alert_count), ("critical", 2));
@@ -559,7 +556,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(high.len(), 1);
-        assert_eq!(high[0].rule_id, "r2");
+        assert_eq!(high[0].rule.rule_id, "r2");
 
         // Past the windows, the same rule raises a new alert in a new incident.
         let late = t0 + G.incident_window_ms + 10_000;
