@@ -15,7 +15,7 @@ fn code(e: &CoreError) -> Code {
         NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {
             Code::PermissionDenied
         }
-        Enrol(crate::store::EnrollRefusal::AgentRevoked(_)) => Code::PermissionDenied,
+        Enrol(crate::policy::tokens::EnrollRefusal::AgentRevoked(_)) => Code::PermissionDenied,
         Enrol(_) | TokenMissing => Code::Unauthenticated,
         Ca(ca) if ca.is_csr_problem() => Code::InvalidArgument,
         Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) => Code::Internal,

@@ -5,7 +5,9 @@
 use crate::ca::CaError;
 use crate::playbook::engine::EngineError;
 use crate::playbook::spec::SpecError;
-use crate::store::{EnrollRefusal, IncidentStatus, LEVELS, StoreError};
+use crate::policy::grouping::LEVELS;
+use crate::policy::tokens::EnrollRefusal;
+use crate::store::{IncidentStatus, StoreError};
 use cordon_proto::limits::{
     MAX_BATCH_EVENTS, MAX_IOCS, MAX_LIST, MAX_PLAYBOOK_BYTES, MAX_QUERY_TEXT, MAX_RULE_BYTES,
     MAX_RULE_FILES, MAX_TOKEN_USES,

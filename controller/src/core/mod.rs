@@ -114,7 +114,7 @@ impl Controller {
         let revoked: RevokedSet = Arc::new(RwLock::new(
             store.revoked_agent_ids().await?.into_iter().collect(),
         ));
-        let detector = crate::detect::Detector::new(crate::store::Grouping {
+        let detector = crate::detect::Detector::new(crate::policy::grouping::Grouping {
             alert_window_ms: config.detection.alert_window_secs as i64 * 1000,
             incident_window_ms: config.detection.incident_window_secs as i64 * 1000,
         });

@@ -5,7 +5,8 @@
 
 pub mod iocs;
 
-use crate::store::{Finding, Grouping, RuleRow, Store, StoreError};
+use crate::policy::grouping::Grouping;
+use crate::store::{Finding, RuleRow, Store, StoreError};
 use cordon_detect::{Rule, RuleIdentity, RuleSet, parse_rule};
 use cordon_proto::{Event, RuleOutcome};
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! name), the host, and the outcomes of earlier steps.
 
 use super::spec::{Cond, Op, Playbook};
-use crate::store::{Agent, AlertRow, level_rank};
+use crate::policy::grouping::level_rank;
+use crate::store::{Agent, AlertRow};
 use cordon_detect::fields::{Fields, view};
 use cordon_proto::Event;
 use prost::Message;

@@ -134,7 +134,8 @@ pub struct SpecError {
     pub message: String,
 }
 
-use crate::store::{IncidentStatus, LEVELS};
+use crate::policy::grouping::LEVELS;
+use crate::store::IncidentStatus;
 const DEFAULT_TIMEOUT: u64 = 60;
 const MAX_TIMEOUT: u64 = 7 * 24 * 3600;
 const MAX_STEPS: usize = 50;

@@ -9,9 +9,10 @@ use super::engine::{self, Engine};
 use super::fakes::{Answer, FakeAgent, ManualClock, StoreAudit};
 use super::{PlaybookConfig, Playbooks, spec};
 use crate::notify::RecordingNotifier;
+use crate::policy::grouping::Grouping;
 use crate::store::{
-    ApprovalRow, ApprovalStatus, Enrolment, Finding, Grouping, RunRow, RunStatus, StepRow,
-    StepStatus, Store, StoredEvent,
+    ApprovalRow, ApprovalStatus, Enrolment, Finding, RunRow, RunStatus, StepRow, StepStatus, Store,
+    StoredEvent,
 };
 use cordon_detect::RuleIdentity;
 use cordon_proto::{Event, HostFacts, ProcessEvent, action, event, process_event};

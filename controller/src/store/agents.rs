@@ -1,7 +1,8 @@
 //! Agent records: enrolment, presence (online, last seen), certificates and revocation.
 
-use super::tokens::{EnrollRefusal, consume};
+use super::tokens::consume;
 use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
+use crate::policy::tokens::EnrollRefusal;
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};

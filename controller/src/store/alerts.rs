@@ -5,6 +5,7 @@
 //! highest level among them. Every step is on the incident's timeline.
 
 use super::{IncidentStatus, Store, StoreError};
+use crate::policy::grouping::{Grouping, LEVELS, raised_severity};
 use cordon_detect::RuleIdentity;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -17,13 +18,6 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// The windows that fold repeats into one alert and alerts into one incident.
-#[derive(Debug, Clone, Copy)]
-pub struct Grouping {
-    pub alert_window_ms: i64,
-    pub incident_window_ms: i64,
-}
-
 /// An alert an ingest raised (`new`) or counted again.
 #[derive(Debug, Clone)]
 pub struct AlertChange {
@@ -32,13 +26,6 @@ pub struct AlertChange {
     pub new: bool,
     pub finding: Finding,
     pub agent_id: String,
-}
-
-pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
-
-/// Rank of a Sigma level (unknown levels rank lowest).
-pub fn level_rank(level: &str) -> usize {
-    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
 }
 
 #[derive(Debug, Clone)]
@@ -112,16 +99,19 @@ pub(super) fn record(
     f: &Finding,
     g: Grouping,
 ) -> Result<AlertChange, StoreError> {
-    let repeat: Option<(String, String)> = tx
+    // The rule's latest alert on this host, and the host's latest incident still collecting
+    // alerts: if either is outside its window, so is every older one.
+    let latest: Option<(String, String, i64)> = tx
         .prepare_cached(
-            "SELECT id, incident_id FROM alerts WHERE agent_id = ?1 AND rule_id = ?2 AND last_at >= ?3
+            "SELECT id, incident_id, last_at FROM alerts WHERE agent_id = ?1 AND rule_id = ?2
              ORDER BY last_at DESC LIMIT 1",
         )?
-        .query_row(params![agent_id, f.rule.rule_id, now - g.alert_window_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+        .query_row(params![agent_id, f.rule.rule_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    if let Some((alert_id, incident_id)) = repeat {
+    let repeat = latest.filter(|(_, _, last_at)| g.is_repeat(*last_at, now));
+    if let Some((alert_id, incident_id, _)) = repeat {
         tx.prepare_cached("UPDATE alerts SET count = count + 1, last_at = ?2 WHERE id = ?1")?
             .execute(params![alert_id, now])?;
         return Ok(AlertChange {
@@ -132,28 +122,20 @@ pub(super) fn record(
             agent_id: agent_id.into(),
         });
     }
-    let open: Option<(String, String)> = tx
+    let collecting: Option<(String, String, i64)> = tx
         .prepare_cached(
-            "SELECT id, severity FROM incidents WHERE agent_id = ?1 AND status IN (?3, ?4)
-               AND updated_at >= ?2 ORDER BY updated_at DESC LIMIT 1",
+            "SELECT id, severity, updated_at FROM incidents WHERE agent_id = ?1
+               AND status IN (?2, ?3) ORDER BY updated_at DESC LIMIT 1",
         )?
         .query_row(
-            params![
-                agent_id,
-                now - g.incident_window_ms,
-                IncidentStatus::Open,
-                IncidentStatus::Contained
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            params![agent_id, IncidentStatus::Open, IncidentStatus::Contained],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
+    let open = collecting.filter(|(_, _, updated_at)| g.joins_incident(*updated_at, now));
     let incident_id = match open {
-        Some((id, severity)) => {
-            let severity = if level_rank(&f.rule.level) > level_rank(&severity) {
-                f.rule.level.clone()
-            } else {
-                severity
-            };
+        Some((id, severity, _)) => {
+            let severity = raised_severity(&severity, &f.rule.level);
             tx.prepare_cached("UPDATE incidents SET severity = ?2, updated_at = ?3 WHERE id = ?1")?
                 .execute(params![id, severity, now])?;
             id
@@ -469,6 +451,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::grouping::level_rank;
     use crate::store::StoredEvent;
 
     const G: Grouping = Grouping {

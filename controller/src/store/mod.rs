@@ -16,9 +16,7 @@ mod status;
 mod tokens;
 
 pub use agents::{Agent, Enrolment};
-pub use alerts::{
-    AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, TimelineRow, level_rank,
-};
+pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
 pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
 pub use commands::{CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
@@ -27,7 +25,6 @@ pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
 pub use status::{ApprovalStatus, CommandStatus, IncidentStatus, RunStatus, StepStatus};
-pub use tokens::EnrollRefusal;
 
 use rusqlite::Connection;
 use std::path::Path;
