@@ -1,9 +1,10 @@
 //! The proto form of what the core returns: one function per record the admin API sends.
 
 use crate::core::{IncidentDetails, PlaybookInfo, Presence};
+use crate::policy::audit::{AuditRecord, Verification};
 use crate::store::{
-    AlertRow, ApprovalRow, AuditRecord, CommandRow, CommandStatus, IncidentRow, RuleRow,
-    StoredEvent, TimelineRow, Verification,
+    AlertRow, ApprovalRow, CommandRow, CommandStatus, IncidentRow, RuleRow, StoredEvent,
+    TimelineRow,
 };
 use cordon_proto::{
     AgentRecord, AlertRecord, ApprovalRecord, CommandRecord, CommandResult, Event, EventRecord,

@@ -5,7 +5,8 @@
 use super::sessions::StreamEnd;
 use super::{Admin, Controller, CoreError};
 use crate::ca::IssuedCert;
-use crate::store::{Agent, AuditEntry};
+use crate::policy::audit::AuditEntry;
+use crate::store::Agent;
 use cordon_proto::limits::{MAX_LIST, check_host};
 use cordon_proto::time::now_ms;
 use cordon_proto::{Heartbeat, HostFacts};

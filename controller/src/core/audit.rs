@@ -2,7 +2,8 @@
 //! outcome, listing entries and verifying the chain.
 
 use super::{Admin, Controller, CoreError};
-use crate::store::{AuditEntry, AuditRecord, StoreError, Verification};
+use crate::policy::audit::{AuditEntry, AuditRecord, Verification};
+use crate::store::StoreError;
 use cordon_proto::time::now_ms;
 
 impl Controller {

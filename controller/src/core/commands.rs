@@ -2,7 +2,8 @@
 //! record the agent's result, and expire what never ran.
 
 use super::{Admin, Controller, CoreError};
-use crate::store::{AuditEntry, CommandRow, CommandStatus, Completion, action_kind};
+use crate::policy::audit::AuditEntry;
+use crate::store::{CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     Command, CommandOutcome, CommandResult, ControllerMessage, action, controller_message,

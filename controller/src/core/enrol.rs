@@ -5,7 +5,8 @@
 //! (`playbooks.protected_labels`) come from the token only: the host's own are ignored.
 
 use super::{Admin, Controller, CoreError, MAX_TOKEN_TTL};
-use crate::store::{AuditEntry, Enrolment};
+use crate::policy::audit::AuditEntry;
+use crate::store::Enrolment;
 use cordon_proto::EnrollRequest;
 use cordon_proto::limits::{MAX_TOKEN, MAX_TOKEN_USES, check_host, check_labels};
 use cordon_proto::time::now_ms;

@@ -5,7 +5,7 @@
 
 use super::Controller;
 use crate::playbook::deps::{Audit, BoxFuture, CommandError, CommandState, Commands};
-use crate::store::AuditEntry;
+use crate::policy::audit::AuditEntry;
 use cordon_proto::action;
 use std::sync::{Arc, Weak};
 use std::time::Duration;

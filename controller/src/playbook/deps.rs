@@ -4,7 +4,8 @@
 //! running controller; tests use fakes (`fakes.rs`), so the engine runs without an agent,
 //! a network or root.
 
-use crate::store::{AuditEntry, CommandStatus};
+use crate::policy::audit::AuditEntry;
+use crate::store::CommandStatus;
 use cordon_proto::action;
 use std::future::Future;
 use std::pin::Pin;

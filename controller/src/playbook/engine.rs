@@ -297,7 +297,7 @@ async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
             )
             .await;
             // Every automatic action is on the audit log, like an administrator's.
-            let mut entry = crate::store::AuditEntry::new(
+            let mut entry = crate::policy::audit::AuditEntry::new(
                 actor(&pb),
                 format!("playbook.{}", step.action.name()),
                 format!("agent:{}", run.agent_id),

@@ -3,7 +3,8 @@
 //! audit log in the store like the real one.
 
 use super::deps::{Audit, BoxFuture, Clock, CommandError, CommandState, Commands};
-use crate::store::{AuditEntry, CommandStatus, Store, action_kind};
+use crate::policy::audit::AuditEntry;
+use crate::store::{CommandStatus, Store, action_kind};
 use cordon_proto::action;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -17,7 +17,6 @@ mod tokens;
 
 pub use agents::{Agent, Enrolment};
 pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
-pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
 pub use commands::{CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
