@@ -13,7 +13,6 @@ mod error;
 pub mod ratelimit;
 mod records;
 mod report;
-pub mod retention;
 pub mod tally;
 mod telemetry;
 pub mod tls;
@@ -133,7 +132,10 @@ pub async fn serve(
     ));
     let incoming = tls::incoming(listener, acceptor, gate);
     let sweeper = tokio::spawn(crate::core::expire_loop(ctl.clone()));
-    let pruner = tokio::spawn(retention::prune_loop(ctl.store.clone(), ctl.config.events));
+    let pruner = tokio::spawn(crate::core::retention::prune_loop(
+        ctl.store.clone(),
+        ctl.config.events,
+    ));
 
     let cfg = &ctl.config.enrolment;
     let enroll = EnrollmentServer::new(enroll::EnrollApi {

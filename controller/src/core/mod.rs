@@ -14,6 +14,7 @@ mod error;
 mod ingest;
 mod link;
 mod playbooks;
+pub mod retention;
 pub mod sessions;
 
 pub use crate::store::action_kind;
