@@ -3,7 +3,7 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::audit::{AuditEntry, AuditRecord, Verification};
-use crate::store::StoreError;
+use crate::store::{AuditLog, StoreError};
 use cordon_proto::time::now_ms;
 
 impl Controller {

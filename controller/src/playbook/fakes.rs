@@ -4,7 +4,7 @@
 
 use super::deps::{Audit, BoxFuture, Clock, CommandError, CommandState, Commands};
 use crate::policy::audit::AuditEntry;
-use crate::store::{CommandStatus, Store, action_kind};
+use crate::store::{AuditLog, CommandStatus, Store, action_kind};
 use cordon_proto::action;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -11,8 +11,8 @@ use super::{PlaybookConfig, Playbooks, spec};
 use crate::notify::RecordingNotifier;
 use crate::policy::grouping::Grouping;
 use crate::store::{
-    ApprovalRow, ApprovalStatus, Enrolment, Finding, RunRow, RunStatus, StepRow, StepStatus, Store,
-    StoredEvent,
+    ApprovalRow, ApprovalStatus, AuditLog, Enrolment, Finding, RunRow, RunStatus, StepRow,
+    StepStatus, Store, StoredEvent, Tokens,
 };
 use cordon_detect::RuleIdentity;
 use cordon_proto::{Event, HostFacts, ProcessEvent, action, event, process_event};

@@ -37,10 +37,31 @@ fn read(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
 /// A row read while verifying: an entry, or the seq of one that cannot be read and why.
 type Read = Result<AuditRecord, (i64, String)>;
 
-impl Store {
-    /// Appends an entry at `now_ms` and returns it as stored. Reading the last hash and
-    /// inserting happen in one immediate transaction, so appends are serialised.
-    pub async fn append_audit(
+/// The audit log aggregate: an append-only hash chain (`policy::audit`). Every backend
+/// passes `conformance::audit_log`.
+pub trait AuditLog: Send + Sync {
+    /// Appends an entry at `now_ms` as the next link of the chain and returns it as stored.
+    /// Concurrent appends are serialised: seqs never repeat or skip.
+    fn append_audit(
+        &self,
+        entry: AuditEntry,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+
+    /// The newest `limit` entries at or after `since_ms`, oldest first.
+    fn audit(
+        &self,
+        since_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Walks the whole chain and reports the first bad entry.
+    fn verify_audit(&self) -> impl Future<Output = Result<Verification, StoreError>> + Send;
+}
+
+impl AuditLog for Store {
+    /// Reading the last hash and inserting happen in one immediate transaction.
+    async fn append_audit(
         &self,
         entry: AuditEntry,
         now_ms: i64,
@@ -91,8 +112,7 @@ impl Store {
         .await
     }
 
-    /// The newest `limit` entries at or after `since_ms`, oldest first.
-    pub async fn audit(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit WHERE at >= ?1
@@ -104,9 +124,8 @@ impl Store {
         .await
     }
 
-    /// Walks the whole chain in seq order, a chunk per transaction, and reports the first
-    /// bad entry (see the module header).
-    pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
+    /// In seq order, a chunk per transaction, so a long chain never holds the store.
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
         let mut check = ChainCheck::default();
         let mut after = i64::MIN;
         loop {
@@ -132,7 +151,9 @@ impl Store {
             }
         }
     }
+}
 
+impl Store {
     async fn audit_chunk(&self, after: i64, limit: usize) -> Result<Vec<Read>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(&format!(

@@ -208,7 +208,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Enrolment;
+    use crate::store::{Enrolment, Tokens};
 
     async fn store_with_agent(id: &str) -> Store {
         let s = Store::memory().unwrap();

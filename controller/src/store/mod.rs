@@ -17,12 +17,16 @@ mod tokens;
 
 pub use agents::{Agent, Enrolment};
 pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
+pub use audit::AuditLog;
 pub use commands::{CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
+pub use tokens::Tokens;
+#[cfg(test)]
+pub mod conformance;
 pub use status::{ApprovalStatus, CommandStatus, IncidentStatus, RunStatus, StepStatus};
 
 use rusqlite::Connection;

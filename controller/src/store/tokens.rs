@@ -7,8 +7,31 @@ use crate::policy::tokens::{EnrollRefusal, TokenState, usable as rule};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 
-impl Store {
-    pub async fn create_token(
+/// The enrolment token aggregate. A token's use is taken by `Store::enroll`, in the same
+/// transaction that records the agent. Every backend passes `conformance::tokens`.
+pub trait Tokens: Send + Sync {
+    /// Stores a token by its hash, with its expiry, uses and labels.
+    fn create_token(
+        &self,
+        hash: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+        uses: u32,
+        labels: HashMap<String, String>,
+        created_by: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the token with this hash could enrol an agent now, without using it (the
+    /// rule is `policy::tokens::usable`).
+    fn check_token(
+        &self,
+        hash: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Result<(), EnrollRefusal>, StoreError>> + Send;
+}
+
+impl Tokens for Store {
+    async fn create_token(
         &self,
         hash: String,
         now_ms: i64,
@@ -35,9 +58,7 @@ impl Store {
         .await
     }
 
-    /// Whether the token with this hash could enrol an agent now, without using it. The use
-    /// is taken (and checked again) in the enrolment's own transaction.
-    pub async fn check_token(
+    async fn check_token(
         &self,
         hash: String,
         now_ms: i64,
