@@ -68,8 +68,62 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
     })
 }
 
-impl Store {
-    pub async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
+/// The command queue aggregate: every command is stored before it is sent and ends in a
+/// recorded state (succeeded, failed or expired), its result accepted once and only from the
+/// agent it was for. Every backend passes `conformance::command_queue`.
+pub trait CommandQueue: Send + Sync {
+    /// Stores a new command.
+    fn insert_command(
+        &self,
+        row: CommandRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An agent's commands not yet final nor expired at `now_ms`, oldest first.
+    fn open_commands(
+        &self,
+        agent_id: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<CommandRow>, StoreError>> + Send;
+
+    /// A pending command was pushed on the agent's stream.
+    fn mark_delivered(
+        &self,
+        id: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records an agent's result, if the command is that agent's and still open.
+    fn complete_command(
+        &self,
+        id: String,
+        agent_id: String,
+        status: CommandStatus,
+        error: String,
+        result: Vec<u8>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Completion, StoreError>> + Send;
+
+    /// Ends every open command whose expiry has passed; returns their ids.
+    fn expire_commands(
+        &self,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    fn command(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<CommandRow>, StoreError>> + Send;
+
+    /// The newest `limit` commands, of one agent or all.
+    fn commands(
+        &self,
+        agent_id: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<CommandRow>, StoreError>> + Send;
+}
+
+impl CommandQueue for Store {
+    async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 &format!("INSERT INTO commands ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
@@ -84,9 +138,7 @@ impl Store {
         .await
     }
 
-    /// Commands still to run on `agent_id`, oldest first: pending ones and ones sent on an
-    /// earlier stream that never answered.
-    pub async fn open_commands(
+    async fn open_commands(
         &self,
         agent_id: String,
         now_ms: i64,
@@ -104,7 +156,7 @@ impl Store {
         .await
     }
 
-    pub async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
+    async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "UPDATE commands SET status = ?3, delivered_at = ?2
@@ -116,8 +168,7 @@ impl Store {
         .await
     }
 
-    /// Records an agent's result, if the command is that agent's and still open.
-    pub async fn complete_command(
+    async fn complete_command(
         &self,
         id: String,
         agent_id: String,
@@ -153,8 +204,7 @@ impl Store {
         .await
     }
 
-    /// Ends every open command whose expiry has passed; returns their ids.
-    pub async fn expire_commands(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+    async fn expire_commands(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
                 "UPDATE commands SET status = ?2, completed_at = ?1,
@@ -175,7 +225,7 @@ impl Store {
         .await
     }
 
-    pub async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {
+    async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {
         self.with(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM commands WHERE id = ?1"),
@@ -187,8 +237,7 @@ impl Store {
         .await
     }
 
-    /// Newest first, optionally for one agent.
-    pub async fn commands(
+    async fn commands(
         &self,
         agent_id: Option<String>,
         limit: u32,
@@ -202,94 +251,5 @@ impl Store {
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{Enrolment, Tokens};
-
-    async fn store_with_agent(id: &str) -> Store {
-        let s = Store::memory().unwrap();
-        s.create_token("h".into(), 0, i64::MAX, 5, Default::default(), "t".into())
-            .await
-            .unwrap();
-        s.enroll(Enrolment {
-            token_hash: "h".into(),
-            agent_id: id.into(),
-            host: Default::default(),
-            labels: Default::default(),
-            cert_serial: "01".into(),
-            cert_expires_at_ms: 10,
-            now_ms: 1,
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        s
-    }
-
-    fn row(id: &str, agent: &str, expires: i64) -> CommandRow {
-        CommandRow {
-            id: id.into(),
-            agent_id: agent.into(),
-            kind: "ping".into(),
-            envelope: vec![1],
-            created_at_ms: 1,
-            expires_at_ms: expires,
-            status: CommandStatus::Pending,
-            delivered_at_ms: None,
-            completed_at_ms: None,
-            error: String::new(),
-            result: None,
-            created_by: "admin".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn results_are_recorded_once_and_only_from_the_owner() {
-        let s = store_with_agent("a").await;
-        s.insert_command(row("c1", "a", 100)).await.unwrap();
-        let done = |agent: &str| {
-            s.complete_command(
-                "c1".into(),
-                agent.into(),
-                CommandStatus::Succeeded,
-                String::new(),
-                vec![],
-                5,
-            )
-        };
-        assert_eq!(done("b").await.unwrap(), Completion::WrongAgent);
-        assert_eq!(done("a").await.unwrap(), Completion::Recorded);
-        assert_eq!(done("a").await.unwrap(), Completion::AlreadyFinal);
-        assert_eq!(
-            s.command("c1".into()).await.unwrap().unwrap().status,
-            CommandStatus::Succeeded
-        );
-    }
-
-    #[tokio::test]
-    async fn open_commands_expire_into_a_recorded_state() {
-        let s = store_with_agent("a").await;
-        s.insert_command(row("old", "a", 10)).await.unwrap();
-        s.insert_command(row("new", "a", 1000)).await.unwrap();
-        assert_eq!(
-            s.expire_commands(50).await.unwrap(),
-            vec!["old".to_string()]
-        );
-        let open: Vec<_> = s
-            .open_commands("a".into(), 50)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        assert_eq!(open, vec!["new".to_string()]);
-        assert_eq!(
-            s.command("old".into()).await.unwrap().unwrap().status,
-            CommandStatus::Expired
-        );
     }
 }

@@ -18,7 +18,7 @@ mod tokens;
 pub use agents::{Agent, Enrolment};
 pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
 pub use audit::AuditLog;
-pub use commands::{CommandRow, Completion, action_kind};
+pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
