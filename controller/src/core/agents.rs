@@ -6,7 +6,7 @@ use super::sessions::StreamEnd;
 use super::{Admin, Controller, CoreError};
 use crate::ca::IssuedCert;
 use crate::policy::audit::AuditEntry;
-use crate::store::Agent;
+use crate::store::{Agent, Agents};
 use cordon_proto::limits::{MAX_LIST, check_host};
 use cordon_proto::time::now_ms;
 use cordon_proto::{Heartbeat, HostFacts};

@@ -3,7 +3,7 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::audit::AuditEntry;
-use crate::store::{CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
+use crate::store::{Agents, CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     Command, CommandOutcome, CommandResult, ControllerMessage, action, controller_message,

@@ -6,7 +6,7 @@
 
 use super::{Admin, Controller, CoreError, MAX_TOKEN_TTL};
 use crate::policy::audit::AuditEntry;
-use crate::store::{Enrolment, Tokens};
+use crate::store::{Agents, Enrolment, Tokens};
 use cordon_proto::EnrollRequest;
 use cordon_proto::limits::{MAX_TOKEN, MAX_TOKEN_USES, check_host, check_labels};
 use cordon_proto::time::now_ms;

@@ -34,7 +34,7 @@ use crate::notify::Notifier;
 use crate::playbook::Playbooks;
 use crate::playbook::deps::SystemClock;
 use crate::playbook::engine::{self, Engine};
-use crate::store::{Store, StoreError};
+use crate::store::{Agents, Store, StoreError};
 use sessions::Sessions;
 use std::path::Path;
 use std::sync::{Arc, RwLock};

@@ -6,8 +6,8 @@ use crate::playbook::context::RunContext;
 use crate::playbook::{engine, spec};
 use crate::policy::audit::AuditEntry;
 use crate::store::{
-    Agent, AlertRow, ApprovalRow, ApprovalStatus, IncidentRow, PlaybookRow, RunRow, StepRow,
-    TimelineRow,
+    Agent, Agents, AlertRow, ApprovalRow, ApprovalStatus, IncidentRow, PlaybookRow, RunRow,
+    StepRow, TimelineRow,
 };
 use cordon_proto::limits::{MAX_PLAYBOOK_BYTES, MAX_TEXT};
 use cordon_proto::time::now_ms;

@@ -11,7 +11,7 @@ use super::{PlaybookConfig, Playbooks, spec};
 use crate::notify::RecordingNotifier;
 use crate::policy::grouping::Grouping;
 use crate::store::{
-    ApprovalRow, ApprovalStatus, AuditLog, Enrolment, Finding, RunRow, RunStatus, StepRow,
+    Agents, ApprovalRow, ApprovalStatus, AuditLog, Enrolment, Finding, RunRow, RunStatus, StepRow,
     StepStatus, Store, StoredEvent, Tokens,
 };
 use cordon_detect::RuleIdentity;

@@ -1,12 +1,15 @@
 //! The store's contract, checked the same way for every backend: each function takes a fresh,
 //! empty store of any type that implements an aggregate's trait and asserts what that trait
 //! promises. SQLite runs them below; a second backend runs the same functions against itself.
-//! So far: the audit log, tokens and the command queue (the other aggregates still call
-//! `Store` directly).
+//! So far: the audit log, tokens, agents and the command queue (the other aggregates still
+//! call `Store` directly).
 
-use super::{AuditLog, CommandQueue, CommandRow, CommandStatus, Completion, Tokens};
+use super::{
+    Agents, AuditLog, CommandQueue, CommandRow, CommandStatus, Completion, Enrolment, Tokens,
+};
 use crate::policy::audit::{AuditEntry, GENESIS_HASH};
 use crate::policy::tokens::EnrollRefusal;
+use cordon_proto::HostFacts;
 use std::collections::HashMap;
 
 /// Appends chain from the genesis value, one seq after another, concurrently too; listing
@@ -181,9 +184,144 @@ pub async fn command_queue<S: CommandQueue>(s: &S, agent: &str) {
     );
 }
 
+fn enrolment(token: &str, agent: &str, labels: &[(&str, &str)]) -> Enrolment {
+    Enrolment {
+        token_hash: token.into(),
+        agent_id: agent.into(),
+        host: HostFacts {
+            hostname: format!("host-{agent}"),
+            ..Default::default()
+        },
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cert_serial: "01".into(),
+        cert_expires_at_ms: 10_000,
+        now_ms: 1_000,
+    }
+}
+
+/// Enrolment takes exactly one use of the token (its labels winning over the host's) and
+/// never revives a revoked agent; agents are found by id or prefix, their presence and
+/// certificate follow the stream, and revocation fails their open commands.
+pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
+    let token = HashMap::from([("team".to_string(), "red".to_string())]);
+    s.create_token("two".into(), 0, 100_000, 2, token, "alice".into())
+        .await
+        .expect("token");
+    let enrol = |agent: &'static str| async move {
+        s.enroll(enrolment(
+            "two",
+            agent,
+            &[("team", "blue"), ("env", "prod")],
+        ))
+        .await
+        .expect("enrol")
+    };
+    let a = enrol("aa11").await.expect("first use");
+    assert_eq!(a.labels.get("team").map(String::as_str), Some("red"));
+    assert_eq!(a.labels.get("env").map(String::as_str), Some("prod"));
+    enrol("aa22").await.expect("second use");
+    assert_eq!(enrol("bb33").await, Err(EnrollRefusal::UsedToken));
+    assert!(s.agent("bb33".into()).await.expect("get").is_none());
+    let unknown = s
+        .enroll(enrolment("nope", "cc44", &[]))
+        .await
+        .expect("enrol");
+    assert_eq!(unknown, Err(EnrollRefusal::UnknownToken));
+
+    assert_eq!(s.agents().await.expect("list").len(), 2);
+    assert_eq!(
+        s.agents_by_prefix("aa".into()).await.expect("prefix").len(),
+        2
+    );
+    let one = s.agents_by_prefix("aa2".into()).await.expect("prefix");
+    assert_eq!(
+        one.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["aa22"]
+    );
+
+    let host = HostFacts {
+        hostname: "renamed".into(),
+        ..Default::default()
+    };
+    s.agent_connected("aa11".into(), host, 2_000)
+        .await
+        .expect("hello");
+    let seen = s.agent("aa11".into()).await.expect("get").expect("known");
+    assert!(seen.online);
+    assert_eq!(
+        (seen.host.hostname.as_str(), seen.last_seen_ms),
+        ("renamed", 2_000)
+    );
+    s.agent_offline("aa11".into()).await.expect("offline");
+    assert!(
+        !s.agent("aa11".into())
+            .await
+            .expect("get")
+            .expect("known")
+            .online
+    );
+    s.agent_connected("aa22".into(), HostFacts::default(), 2_000)
+        .await
+        .expect("hello");
+    s.all_agents_offline().await.expect("offline");
+    assert!(s.agents().await.expect("list").iter().all(|a| !a.online));
+
+    s.set_isolation_desired("aa22".into(), true)
+        .await
+        .expect("isolate");
+    s.agent_renewed("aa22".into(), "02".into(), 20_000)
+        .await
+        .expect("renew");
+    let b = s.agent("aa22".into()).await.expect("get").expect("known");
+    assert!(b.isolation_desired);
+    assert_eq!(
+        (b.cert_serial.as_str(), b.cert_expires_at_ms),
+        ("02", 20_000)
+    );
+
+    s.insert_command(command("open", "aa11", 1, 100_000))
+        .await
+        .expect("insert");
+    let revoked = s.revoke_agent("aa11".into(), 3_000).await.expect("revoke");
+    assert_eq!(revoked.expect("known").revoked_at_ms, Some(3_000));
+    let failed = s
+        .command("open".into())
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(failed.status, CommandStatus::Failed);
+    assert_eq!(s.revoked_agent_ids().await.expect("revoked"), ["aa11"]);
+    assert!(
+        s.revoke_agent("zz".into(), 3_000)
+            .await
+            .expect("revoke")
+            .is_none()
+    );
+    s.create_token(
+        "again".into(),
+        0,
+        100_000,
+        1,
+        HashMap::new(),
+        "alice".into(),
+    )
+    .await
+    .expect("token");
+    let again = s
+        .enroll(enrolment("again", "aa11", &[]))
+        .await
+        .expect("enrol");
+    assert_eq!(again, Err(EnrollRefusal::AgentRevoked("aa11".into())));
+    let token_kept = s.check_token("again".into(), 4_000).await.expect("check");
+    assert_eq!(token_kept, Ok(()), "a refused enrolment takes no use");
+}
+
 #[cfg(test)]
 mod sqlite {
-    use crate::store::{Enrolment, Store, Tokens};
+    use crate::store::{Agents, Enrolment, Store, Tokens};
     use std::sync::Arc;
 
     #[tokio::test]
@@ -208,6 +346,11 @@ mod sqlite {
         };
         s.enroll(agent).await.expect("store").expect("enrolled");
         super::command_queue(&s, "a1").await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_agents_contract() {
+        super::agents(&Store::memory().expect("store")).await;
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ mod rules;
 mod status;
 mod tokens;
 
-pub use agents::{Agent, Enrolment};
+pub use agents::{Agent, Agents, Enrolment};
 pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
 pub use audit::AuditLog;
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};

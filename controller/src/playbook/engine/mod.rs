@@ -19,8 +19,8 @@ use super::deps::{Audit, Clock, CommandError, Commands};
 use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
 use crate::notify::{Notification, Notifier};
 use crate::store::{
-    AlertRow, ApprovalRow, ApprovalStatus, CommandStatus, IncidentStatus, RunRow, RunStatus,
-    StepRow, StepStatus, Store, StoreError, TimelineRow,
+    Agents, AlertRow, ApprovalRow, ApprovalStatus, CommandStatus, IncidentStatus, RunRow,
+    RunStatus, StepRow, StepStatus, Store, StoreError, TimelineRow,
 };
 use cordon_proto::{
     BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
