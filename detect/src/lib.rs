@@ -18,5 +18,5 @@ pub mod samples;
 pub mod sigma;
 pub mod yaml;
 
-pub use ruleset::{LoadReport, Match, RuleSet, load_dir, yaml_files};
+pub use ruleset::{LoadReport, RuleIdentity, RuleSet, load_dir, yaml_files};
 pub use sigma::{LogSource, Rule, RuleError, parse_rule};

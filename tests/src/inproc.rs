@@ -3,7 +3,8 @@
 
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
-use cordon_controller::api::{Controller, serve};
+use cordon_controller::api::serve;
+use cordon_controller::core::Controller;
 use cordon_proto::admin_service_client::AdminServiceClient;
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;

@@ -46,12 +46,15 @@ async fn an_alert_committed_just_before_a_stop_gets_its_playbook_run_at_start() 
         body: Vec::new(),
         received_at_ms: now_ms(),
     };
-    let finding = Finding {
+    let rule = cordon_detect::RuleIdentity {
         rule_id: "catch-up-rule".into(),
         title: "catch-up test".into(),
         level: "high".into(),
         tags: Vec::new(),
         author: "cordon tests".into(),
+    };
+    let finding = Finding {
+        rule,
         source: "sigma".into(),
         detail: String::new(),
     };

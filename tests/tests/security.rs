@@ -5,6 +5,7 @@
 
 use cordon_agent::state::StateDir;
 use cordon_agent::uplink::enroll::{EnrollOptions, enroll};
+use cordon_controller::store::{Agents, CommandQueue};
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::*;

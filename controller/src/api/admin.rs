@@ -1,210 +1,50 @@
-//! The admin service, for admin certificates only: tokens, agents, revocation and commands.
-//! Every handler that changes something records it, with its outcome, in the audit log
-//! (`api/audit.rs`).
+//! The admin service, for admin certificates only: each handler takes the administrator from
+//! the certificate, calls the core (which checks, acts and records the action in the audit
+//! log) and answers with the proto form of the result (`records.rs`).
 
-use super::Controller;
-use super::audit::{audit_record, verification};
-use super::commands::{action_kind, record};
-use super::detection::{alert_record, check_status, incident_record, level_index, rule_record};
-use super::playbooks::approval_record;
-use crate::store::{Agent, AuditEntry, EventFilter, StoredEvent};
+use super::records::*;
+use super::report;
+use crate::core::{self, Controller, EventQuery, IocList, RuleFile};
 use cordon_proto::admin_service_server::AdminService;
-use cordon_proto::limits::{MAX_LIST, MAX_QUERY_TEXT, MAX_TOKEN_USES, check_labels};
-use cordon_proto::time::now_ms;
 use cordon_proto::*;
-use prost::Message;
-use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-const DEFAULT_TOKEN_TTL: u64 = 3600;
-const MAX_TOKEN_TTL: u64 = 30 * 24 * 3600;
-const MAX_WAIT: u64 = 300;
-const DEFAULT_LIST: u32 = 100;
-/// Most rule ids named in the audit entry of one import.
-const MAX_AUDITED_RULES: usize = 100;
-
-/// A listing's row limit: 0 (unset) is the default; more than [`MAX_LIST`] is refused, not
-/// quietly cut.
-fn list_limit(limit: u32) -> Result<u32, Status> {
-    match limit {
-        0 => Ok(DEFAULT_LIST),
-        n if n > MAX_LIST => Err(Status::invalid_argument(format!(
-            "limit {n} is over the most one listing returns ({MAX_LIST})"
-        ))),
-        n => Ok(n),
-    }
-}
-
 pub struct AdminApi(pub Arc<Controller>);
 
-impl AdminApi {
-    /// Submits a command and, if asked, waits for its result; records it in the audit log
-    /// with the status it reached.
-    async fn submit_audited(
-        &self,
-        admin: String,
-        req: SubmitCommandRequest,
-    ) -> Result<CommandRecord, Status> {
-        let action = req.action.clone().and_then(|a| a.kind);
-        let mut entry = AuditEntry::new(
-            &admin,
-            format!("command.{}", action.as_ref().map_or("unknown", action_kind)),
-            format!("agent:{}", req.agent_id),
-        )
-        .detail(json!({ "action": action, "ttl_secs": req.ttl_secs, "wait_secs": req.wait_secs }));
-        // An override of the agent's protection stands out in the log, not only in the action.
-        if let Some(action::Kind::Quarantine(q)) = &action
-            && q.force
-        {
-            entry.detail["force"] = json!(true);
-        }
-        let result = async {
-            let agent = self.resolve(&req.agent_id).await?;
-            if agent.revoked_at_ms.is_some() {
-                return Err(Status::failed_precondition(format!(
-                    "agent {} is revoked",
-                    agent.id
-                )));
-            }
-            let action =
-                action.ok_or_else(|| Status::invalid_argument("a command action is required"))?;
-            let ttl = if req.ttl_secs == 0 {
-                self.0.config.command_ttl_secs
-            } else {
-                req.ttl_secs
-            };
-            let row = self
-                .0
-                .submit_command(agent.id, action, Duration::from_secs(ttl), admin.clone())
-                .await?;
-            if req.wait_secs > 0 {
-                let wait = Duration::from_secs(req.wait_secs.min(MAX_WAIT));
-                Ok(self.0.wait_command(&row.id, wait).await?.unwrap_or(row))
-            } else {
-                Ok(row)
-            }
-        }
-        .await;
-        // The outcome is the command's status when the answer goes back: its result when the
-        // caller waited for it (as cordonctl does), otherwise pending or delivered.
-        self.0
-            .audited(entry, result, |row, e| {
-                e.target = format!("agent:{}", row.agent_id);
-                e.detail["command_id"] = json!(row.id);
-                e.outcome = match row.error.as_str() {
-                    "" => row.status.as_str().to_string(),
-                    why => format!("{}: {why}", row.status.as_str()),
-                };
-            })
-            .await
-            .map(record)
-    }
+type Answer<T> = Result<Response<T>, Status>;
 
-    /// An empty id means "every agent"; otherwise as [`Self::resolve`].
-    async fn resolve_optional(&self, id: &str) -> Result<Option<String>, Status> {
-        if id.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(self.resolve(id).await?.id))
-    }
-
-    /// Finds an agent by id or unambiguous id prefix.
-    async fn resolve(&self, id: &str) -> Result<Agent, Status> {
-        if id.is_empty() {
-            return Err(Status::invalid_argument("an agent id is required"));
-        }
-        if let Some(a) = self.0.store.agent(id.to_string()).await? {
-            return Ok(a);
-        }
-        let mut found = self.0.store.agents_by_prefix(id.to_string()).await?;
-        match found.len() {
-            0 => Err(Status::not_found(format!("no agent {id:?}"))),
-            1 => Ok(found.remove(0)),
-            _ => Err(Status::invalid_argument(format!(
-                "agent id prefix {id:?} is ambiguous"
-            ))),
-        }
-    }
-}
-
-fn agent_record(a: Agent, online: bool) -> AgentRecord {
-    AgentRecord {
-        agent_id: a.id,
-        host: Some(a.host),
-        labels: a.labels,
-        enrolled_at_ms: a.enrolled_at_ms,
-        last_seen_ms: a.last_seen_ms,
-        online,
-        certificate_serial: a.cert_serial,
-        certificate_expires_at_ms: a.cert_expires_at_ms,
-        revoked: a.revoked_at_ms.is_some(),
-        revoked_at_ms: a.revoked_at_ms.unwrap_or(0),
-        process_sensor: a.process_sensor,
-        isolation_desired: a.isolation_desired,
-        containment: a.containment,
-        metrics: a.metrics,
-    }
-}
-
-pub fn event_record(e: &StoredEvent) -> EventRecord {
-    EventRecord {
-        agent_id: e.agent_id.clone(),
-        seq: e.seq,
-        time_ms: e.time_ms,
-        kind: e.kind.clone(),
-        summary: e.summary.clone(),
-        received_at_ms: e.received_at_ms,
-        event: Event::decode(e.body.as_slice()).ok(),
-    }
+/// The core's answer, as a gRPC response.
+fn answer<T, U>(result: Result<T, core::CoreError>, to_proto: impl FnOnce(T) -> U) -> Answer<U> {
+    result
+        .map(|v| Response::new(to_proto(v)))
+        .map_err(Status::from)
 }
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     type TailEventsStream = ReceiverStream<Result<EventRecord, Status>>;
 
-    async fn query_events(
-        &self,
-        req: Request<QueryEventsRequest>,
-    ) -> Result<Response<QueryEventsResponse>, Status> {
-        Controller::admin_peer(&req)?;
+    async fn query_events(&self, req: Request<QueryEventsRequest>) -> Answer<QueryEventsResponse> {
+        super::admin_peer(&req)?;
         let r = req.into_inner();
-        if r.contains.len() > MAX_QUERY_TEXT {
-            return Err(Status::invalid_argument(format!(
-                "the text to search for is {} bytes, over the limit of {MAX_QUERY_TEXT}",
-                r.contains.len()
-            )));
-        }
-        let agent_id = self.resolve_optional(&r.agent_id).await?;
-        let some = |s: String| (!s.is_empty()).then_some(s);
-        let filter = EventFilter {
-            agent_id,
-            kind: some(r.kind),
+        let q = EventQuery {
+            agent: r.agent_id,
+            kind: r.kind,
             since_ms: r.since_ms,
             until_ms: r.until_ms,
-            contains: some(r.contains),
-            limit: list_limit(r.limit)?,
+            contains: r.contains,
+            limit: r.limit,
         };
-        let events = self
-            .0
-            .store
-            .query_events(filter)
-            .await?
-            .iter()
-            .map(event_record)
-            .collect();
-        Ok(Response::new(QueryEventsResponse { events }))
+        answer(self.0.query_events(q).await, |events| QueryEventsResponse {
+            events: events.iter().map(event_record).collect(),
+        })
     }
 
-    async fn tail_events(
-        &self,
-        req: Request<TailEventsRequest>,
-    ) -> Result<Response<Self::TailEventsStream>, Status> {
-        Controller::admin_peer(&req)?;
-        let r = req.into_inner();
-        let agent_id = self.resolve_optional(&r.agent_id).await?;
+    async fn tail_events(&self, req: Request<TailEventsRequest>) -> Answer<Self::TailEventsStream> {
+        super::admin_peer(&req)?;
+        let agent_id = self.0.resolve_optional(&req.into_inner().agent_id).await?;
         let mut rx = self.0.events.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
@@ -230,516 +70,284 @@ impl AdminService for AdminApi {
         Ok(Response::new(ReceiverStream::new(out)))
     }
 
-    async fn create_token(
-        &self,
-        req: Request<CreateTokenRequest>,
-    ) -> Result<Response<CreateTokenResponse>, Status> {
-        let admin = Controller::admin_peer(&req)?;
-        let req = req.into_inner();
-        let entry = AuditEntry::new(&admin, "token.create", "").detail(json!({
-            "ttl_secs": req.ttl_secs, "uses": req.uses, "labels": req.labels,
-        }));
-        let result = async {
-            check_labels(&req.labels).map_err(Status::invalid_argument)?;
-            let ttl = if req.ttl_secs == 0 {
-                DEFAULT_TOKEN_TTL
-            } else {
-                req.ttl_secs
-            };
-            if ttl > MAX_TOKEN_TTL {
-                return Err(Status::invalid_argument(format!(
-                    "token ttl is over {MAX_TOKEN_TTL} seconds"
-                )));
-            }
-            let uses = if req.uses == 0 { 1 } else { req.uses };
-            if uses > MAX_TOKEN_USES {
-                return Err(Status::invalid_argument(format!(
-                    "token uses is over {MAX_TOKEN_USES}"
-                )));
-            }
-            let token = cordon_proto::secrets::new_token();
-            let now = now_ms();
-            let expires_at_ms = now + (ttl * 1000) as i64;
-            self.0
-                .store
-                .create_token(
-                    super::enroll::token_hash(&token),
-                    now,
-                    expires_at_ms,
-                    uses,
-                    req.labels.clone(),
-                    admin.clone(),
-                )
-                .await?;
-            tracing::info!(by = %admin, uses, ttl_secs = ttl, "enrolment token created");
-            Ok(CreateTokenResponse {
-                token,
-                expires_at_ms,
-                uses,
-                controller_url: self.0.config.url.clone(),
-                ca_fingerprint: self.0.ca.fingerprint(),
-                labels: req.labels.clone(),
-            })
-        }
-        .await;
-        // The token itself is a secret: the entry names it by its stored hash.
-        self.0
-            .audited(entry, result, |t, e| {
-                e.target = super::enroll::token_ref(&t.token);
-                e.detail["uses"] = json!(t.uses);
-                e.detail["expires_at_ms"] = json!(t.expires_at_ms);
-            })
-            .await
-            .map(Response::new)
-    }
-
-    async fn list_agents(
-        &self,
-        req: Request<ListAgentsRequest>,
-    ) -> Result<Response<ListAgentsResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        let agents = self
+    async fn create_token(&self, req: Request<CreateTokenRequest>) -> Answer<CreateTokenResponse> {
+        let admin = super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let made = self
             .0
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .map(|a| {
-                let online = self.0.sessions.is_online(&a.id);
-                agent_record(a, online)
-            })
-            .collect();
-        Ok(Response::new(ListAgentsResponse { agents }))
+            .create_token(&admin, r.ttl_secs, r.uses, r.labels)
+            .await;
+        answer(made, |t| CreateTokenResponse {
+            token: t.token,
+            expires_at_ms: t.expires_at_ms,
+            uses: t.uses,
+            controller_url: self.0.config.url.clone(),
+            ca_fingerprint: self.0.ca.fingerprint(),
+            labels: t.labels,
+        })
     }
 
-    async fn get_agent(
-        &self,
-        req: Request<GetAgentRequest>,
-    ) -> Result<Response<AgentRecord>, Status> {
-        Controller::admin_peer(&req)?;
-        let a = self.resolve(&req.get_ref().agent_id).await?;
-        let online = self.0.sessions.is_online(&a.id);
-        Ok(Response::new(agent_record(a, online)))
+    async fn list_agents(&self, req: Request<ListAgentsRequest>) -> Answer<ListAgentsResponse> {
+        super::admin_peer(&req)?;
+        answer(self.0.agents().await, |all| ListAgentsResponse {
+            agents: all.into_iter().map(agent_record).collect(),
+        })
     }
 
-    async fn revoke_agent(
-        &self,
-        req: Request<RevokeAgentRequest>,
-    ) -> Result<Response<AgentRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    async fn get_agent(&self, req: Request<GetAgentRequest>) -> Answer<AgentRecord> {
+        super::admin_peer(&req)?;
+        answer(self.0.agent(&req.get_ref().agent_id).await, agent_record)
+    }
+
+    async fn revoke_agent(&self, req: Request<RevokeAgentRequest>) -> Answer<AgentRecord> {
+        let admin = super::admin_peer(&req)?;
         let asked = req.into_inner().agent_id;
-        let entry = AuditEntry::new(&admin, "agent.revoke", format!("agent:{asked}"));
-        let result = async {
-            let id = self.resolve(&asked).await?.id;
-            // Refuse new handshakes first, then cut the open stream.
-            if let Ok(mut set) = self.0.revoked.write() {
-                set.insert(id.clone());
-            }
-            let agent = self
-                .0
-                .store
-                .revoke_agent(id.clone(), now_ms())
-                .await?
-                .ok_or_else(|| Status::not_found(format!("no agent {id}")))?;
-            let was_online = self.0.sessions.close(
-                &id,
-                Status::permission_denied("this agent has been revoked"),
-            );
-            tracing::warn!(agent_id = %id, by = %admin, was_online, "agent revoked");
-            Ok((agent_record(agent, false), was_online))
-        }
-        .await;
-        self.0
-            .audited(entry, result, |(a, was_online), e| {
-                e.target = format!("agent:{}", a.agent_id);
-                e.detail = json!({ "was_online": was_online });
-            })
-            .await
-            .map(|(a, _)| Response::new(a))
+        answer(self.0.revoke(&admin, &asked).await, agent_record)
     }
 
-    async fn submit_command(
-        &self,
-        req: Request<SubmitCommandRequest>,
-    ) -> Result<Response<CommandRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
-        let req = req.into_inner();
+    async fn submit_command(&self, req: Request<SubmitCommandRequest>) -> Answer<CommandRecord> {
+        let admin = super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let asked = core::CommandRequest {
+            agent: r.agent_id,
+            action: r.action.and_then(|a| a.kind),
+            ttl_secs: r.ttl_secs,
+            wait_secs: r.wait_secs,
+        };
         // In a task of its own: a caller that hangs up while waiting for the result must not
         // cancel the audit entry of a command already sent.
-        let api = AdminApi(self.0.clone());
-        tokio::spawn(async move { api.submit_audited(admin, req).await })
+        let ctl = self.0.clone();
+        let done = tokio::spawn(async move { ctl.submit_as(&admin, asked).await })
             .await
-            .map_err(|e| Status::internal(format!("the command task failed: {e}")))?
-            .map(Response::new)
+            .map_err(|e| Status::internal(format!("the command task failed: {e}")))?;
+        answer(done, command_record)
     }
 
     async fn list_commands(
         &self,
         req: Request<ListCommandsRequest>,
-    ) -> Result<Response<ListCommandsResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        let req = req.into_inner();
-        let agent = self.resolve_optional(&req.agent_id).await?;
-        let limit = list_limit(req.limit)?;
-        let commands = self
-            .0
-            .store
-            .commands(agent, limit)
-            .await?
+    ) -> Answer<ListCommandsResponse> {
+        super::admin_peer(&req)?;
+        let r = req.into_inner();
+        answer(self.0.commands(&r.agent_id, r.limit).await, |rows| {
+            ListCommandsResponse {
+                commands: rows.into_iter().map(command_record).collect(),
+            }
+        })
+    }
+
+    async fn get_command(&self, req: Request<GetCommandRequest>) -> Answer<CommandRecord> {
+        super::admin_peer(&req)?;
+        answer(
+            self.0.command(&req.get_ref().command_id).await,
+            command_record,
+        )
+    }
+
+    async fn import_rules(&self, req: Request<ImportRulesRequest>) -> Answer<ImportRulesResponse> {
+        let admin = super::admin_peer(&req)?;
+        let files = req
+            .into_inner()
+            .files
             .into_iter()
-            .map(record)
+            .map(|f| RuleFile {
+                origin: f.origin,
+                yaml: f.yaml,
+            })
             .collect();
-        Ok(Response::new(ListCommandsResponse { commands }))
+        answer(self.0.import_rules(&admin, files).await, |outcomes| {
+            ImportRulesResponse { outcomes }
+        })
     }
 
-    async fn get_command(
-        &self,
-        req: Request<GetCommandRequest>,
-    ) -> Result<Response<CommandRecord>, Status> {
-        Controller::admin_peer(&req)?;
-        let id = req.into_inner().command_id;
-        let row = self
-            .0
-            .store
-            .command(id.clone())
-            .await?
-            .ok_or_else(|| Status::not_found(format!("no command {id:?}")))?;
-        Ok(Response::new(record(row)))
-    }
-
-    async fn import_rules(
-        &self,
-        req: Request<ImportRulesRequest>,
-    ) -> Result<Response<ImportRulesResponse>, Status> {
-        let admin = Controller::admin_peer(&req)?;
-        let files = req.into_inner().files;
-        let entry =
-            AuditEntry::new(&admin, "rules.import", "").detail(json!({ "files": files.len() }));
-        let result = self.0.import_rules(files).await;
-        self.0
-            .audited(entry, result, |r, e| {
-                let count = |o: &str| r.outcomes.iter().filter(|x| x.outcome == o).count();
-                let loaded: Vec<&str> = r
-                    .outcomes
-                    .iter()
-                    .filter(|x| x.outcome == "loaded")
-                    .map(|x| x.rule_id.as_str())
-                    .take(MAX_AUDITED_RULES)
-                    .collect();
-                e.detail["loaded"] = json!(count("loaded"));
-                e.detail["refused"] = json!(count("refused"));
-                e.detail["skipped"] = json!(count("skipped"));
-                e.detail["rule_ids"] = json!(loaded);
-            })
-            .await
-            .map(Response::new)
-    }
-
-    async fn list_rules(
-        &self,
-        req: Request<ListRulesRequest>,
-    ) -> Result<Response<ListRulesResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        let rules = self.0.store.rules().await?;
-        Ok(Response::new(ListRulesResponse {
+    async fn list_rules(&self, req: Request<ListRulesRequest>) -> Answer<ListRulesResponse> {
+        super::admin_peer(&req)?;
+        answer(self.0.rules().await, |rules| ListRulesResponse {
             rules: rules.into_iter().map(rule_record).collect(),
-        }))
+        })
     }
 
-    async fn set_rule_enabled(
-        &self,
-        req: Request<SetRuleEnabledRequest>,
-    ) -> Result<Response<RuleRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    async fn set_rule_enabled(&self, req: Request<SetRuleEnabledRequest>) -> Answer<RuleRecord> {
+        let admin = super::admin_peer(&req)?;
         let r = req.into_inner();
-        let action = if r.enabled {
-            "rule.enable"
-        } else {
-            "rule.disable"
+        let done = self.0.set_rule_enabled(&admin, &r.rule_id, r.enabled).await;
+        answer(done, rule_record)
+    }
+
+    async fn import_iocs(&self, req: Request<ImportIocsRequest>) -> Answer<ImportIocsResponse> {
+        let admin = super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let list = IocList {
+            kind: r.kind,
+            list: r.list,
+            values: r.values,
         };
-        let entry = AuditEntry::new(&admin, action, format!("rule:{}", r.rule_id));
-        let result = async {
-            let row = self
-                .0
-                .store
-                .set_rule_enabled(r.rule_id.clone(), r.enabled)
-                .await?
-                .ok_or_else(|| Status::not_found(format!("no rule {:?}", r.rule_id)))?;
-            self.0.detector.set_enabled(&row.id, row.enabled);
-            Ok(rule_record(row))
-        }
-        .await;
-        self.0
-            .audited(entry, result, |_, _| {})
-            .await
-            .map(Response::new)
+        answer(self.0.import_iocs(&admin, list).await, |i| {
+            ImportIocsResponse {
+                added: i.done.added,
+                already_present: i.done.already_present,
+                list_size: i.done.list_size,
+                warnings: i.warnings,
+            }
+        })
     }
 
-    async fn import_iocs(
-        &self,
-        req: Request<ImportIocsRequest>,
-    ) -> Result<Response<ImportIocsResponse>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    async fn list_alerts(&self, req: Request<ListAlertsRequest>) -> Answer<ListAlertsResponse> {
+        super::admin_peer(&req)?;
         let r = req.into_inner();
-        let entry = AuditEntry::new(&admin, "iocs.import", format!("iocs:{}:{}", r.kind, r.list))
-            .detail(json!({ "values": r.values.len() }));
-        let result = self.0.import_iocs(r).await;
-        self.0
-            .audited(entry, result, |r, e| {
-                e.detail["added"] = json!(r.added);
-                e.detail["already_present"] = json!(r.already_present);
-                e.detail["list_size"] = json!(r.list_size);
-            })
-            .await
-            .map(Response::new)
-    }
-
-    async fn list_alerts(
-        &self,
-        req: Request<ListAlertsRequest>,
-    ) -> Result<Response<ListAlertsResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        let r = req.into_inner();
-        let min_level = level_index(&r.level)?;
-        let agent_id = self.resolve_optional(&r.agent_id).await?;
-        let limit = list_limit(r.limit)?;
-        let alerts = self
+        let found = self
             .0
-            .store
-            .alerts(r.since_ms, min_level, agent_id, limit)
-            .await?;
-        Ok(Response::new(ListAlertsResponse {
+            .alerts(r.since_ms, &r.level, &r.agent_id, r.limit)
+            .await;
+        answer(found, |alerts| ListAlertsResponse {
             alerts: alerts.into_iter().map(alert_record).collect(),
-        }))
+        })
     }
 
-    async fn get_alert(
-        &self,
-        req: Request<GetAlertRequest>,
-    ) -> Result<Response<AlertRecord>, Status> {
-        Controller::admin_peer(&req)?;
-        let id = req.into_inner().alert_id;
-        let row = self.0.store.alert(id.clone()).await?.ok_or_else(|| {
-            Status::not_found(format!("no alert {id:?} (or the prefix is ambiguous)"))
-        })?;
-        Ok(Response::new(alert_record(row)))
+    async fn get_alert(&self, req: Request<GetAlertRequest>) -> Answer<AlertRecord> {
+        super::admin_peer(&req)?;
+        answer(self.0.alert(&req.get_ref().alert_id).await, alert_record)
     }
 
     async fn list_incidents(
         &self,
         req: Request<ListIncidentsRequest>,
-    ) -> Result<Response<ListIncidentsResponse>, Status> {
-        Controller::admin_peer(&req)?;
+    ) -> Answer<ListIncidentsResponse> {
+        super::admin_peer(&req)?;
         let r = req.into_inner();
-        if !r.status.is_empty() {
-            check_status(&r.status)?;
-        }
-        let limit = list_limit(r.limit)?;
-        let status = (!r.status.is_empty()).then_some(r.status);
-        let rows = self.0.store.incidents(status, limit).await?;
-        Ok(Response::new(ListIncidentsResponse {
-            incidents: rows
-                .into_iter()
-                .map(|i| incident_record(i, Vec::new(), Vec::new()))
-                .collect(),
-        }))
+        answer(self.0.incidents(&r.status, r.limit).await, |rows| {
+            ListIncidentsResponse {
+                incidents: rows
+                    .into_iter()
+                    .map(|i| incident_record(i, Vec::new(), Vec::new()))
+                    .collect(),
+            }
+        })
     }
 
-    async fn get_incident(
-        &self,
-        req: Request<GetIncidentRequest>,
-    ) -> Result<Response<IncidentRecord>, Status> {
-        Controller::admin_peer(&req)?;
-        let id = req.into_inner().incident_id;
-        Ok(Response::new(self.incident_record(id).await?))
+    async fn get_incident(&self, req: Request<GetIncidentRequest>) -> Answer<IncidentRecord> {
+        super::admin_peer(&req)?;
+        answer(
+            self.0.incident(&req.get_ref().incident_id).await,
+            incident_details,
+        )
     }
 
     async fn set_incident_status(
         &self,
         req: Request<SetIncidentStatusRequest>,
-    ) -> Result<Response<IncidentRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    ) -> Answer<IncidentRecord> {
+        let admin = super::admin_peer(&req)?;
         let r = req.into_inner();
-        let entry = AuditEntry::new(
-            &admin,
-            "incident.set_status",
-            format!("incident:{}", r.incident_id),
-        )
-        .detail(json!({ "status": r.status }));
-        let result = async {
-            check_status(&r.status)?;
-            let id = self
-                .0
-                .store
-                .set_incident_status(
-                    r.incident_id.clone(),
-                    r.status.clone(),
-                    admin.clone(),
-                    now_ms(),
-                )
-                .await?
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "no incident {:?} (or the prefix is ambiguous)",
-                        r.incident_id
-                    ))
-                })?;
-            self.incident_record(id).await
-        }
-        .await;
-        self.0
-            .audited(entry, result, |i, e| {
-                e.target = format!("incident:{}", i.id)
-            })
-            .await
-            .map(Response::new)
+        let id = self
+            .0
+            .set_incident_status(&admin, &r.incident_id, &r.status)
+            .await?;
+        answer(self.0.incident(&id).await, incident_details)
     }
 
-    async fn list_audit(
-        &self,
-        req: Request<ListAuditRequest>,
-    ) -> Result<Response<ListAuditResponse>, Status> {
-        Controller::admin_peer(&req)?;
+    async fn list_audit(&self, req: Request<ListAuditRequest>) -> Answer<ListAuditResponse> {
+        super::admin_peer(&req)?;
         let r = req.into_inner();
-        let rows = self.0.store.audit(r.since_ms, list_limit(r.limit)?).await?;
-        Ok(Response::new(ListAuditResponse {
-            entries: rows.into_iter().map(audit_record).collect(),
-        }))
+        answer(self.0.audit_log(r.since_ms, r.limit).await, |rows| {
+            ListAuditResponse {
+                entries: rows.into_iter().map(audit_record).collect(),
+            }
+        })
     }
 
-    async fn verify_audit(
-        &self,
-        req: Request<VerifyAuditRequest>,
-    ) -> Result<Response<VerifyAuditResponse>, Status> {
-        let admin = Controller::admin_peer(&req)?;
-        let v = self.0.store.verify_audit().await?;
-        if let Some((seq, problem)) = &v.first_bad {
-            tracing::error!(by = %admin, seq, problem = %problem, "the audit log failed verification");
-        }
-        Ok(Response::new(verification(v)))
+    async fn verify_audit(&self, req: Request<VerifyAuditRequest>) -> Answer<VerifyAuditResponse> {
+        let admin = super::admin_peer(&req)?;
+        answer(self.0.verify_audit(&admin).await, verification)
     }
 
     async fn add_incident_note(
         &self,
         req: Request<AddIncidentNoteRequest>,
-    ) -> Result<Response<IncidentRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    ) -> Answer<IncidentRecord> {
+        let admin = super::admin_peer(&req)?;
         let r = req.into_inner();
-        let id = r.incident_id.clone();
-        let entry = AuditEntry::new(&admin, "incident.note", format!("incident:{id}"))
-            .detail(json!({ "text": r.text }));
-        let result = self.0.add_incident_note(admin, r).await;
-        self.0.audited(entry, result, |_, _| {}).await?;
-        Ok(Response::new(self.incident_record(id).await?))
+        let id = self
+            .0
+            .add_incident_note(&admin, &r.incident_id, &r.text)
+            .await?;
+        answer(self.0.incident(&id).await, incident_details)
     }
 
-    async fn apply_playbook(
-        &self,
-        req: Request<ApplyPlaybookRequest>,
-    ) -> Result<Response<PlaybookRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    async fn apply_playbook(&self, req: Request<ApplyPlaybookRequest>) -> Answer<PlaybookRecord> {
+        let admin = super::admin_peer(&req)?;
         let r = req.into_inner();
-        let entry =
-            AuditEntry::new(&admin, "playbook.apply", "").detail(json!({ "origin": r.origin }));
-        let result = self.0.apply_playbook(&r.origin, &r.yaml).await;
-        self.0
-            .audited(entry, result, |p, e| {
-                e.target = format!("playbook:{}", p.name)
-            })
-            .await
-            .map(Response::new)
+        let done = self.0.apply_playbook_as(&admin, &r.origin, &r.yaml).await;
+        answer(done, playbook_record)
     }
 
     async fn list_playbooks(
         &self,
         req: Request<ListPlaybooksRequest>,
-    ) -> Result<Response<ListPlaybooksResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        Ok(Response::new(ListPlaybooksResponse {
-            playbooks: self.0.list_playbooks().await?,
-        }))
+    ) -> Answer<ListPlaybooksResponse> {
+        super::admin_peer(&req)?;
+        answer(self.0.list_playbooks().await, |all| ListPlaybooksResponse {
+            playbooks: all.into_iter().map(playbook_record).collect(),
+        })
     }
 
     async fn set_playbook_enabled(
         &self,
         req: Request<SetPlaybookEnabledRequest>,
-    ) -> Result<Response<PlaybookRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    ) -> Answer<PlaybookRecord> {
+        let admin = super::admin_peer(&req)?;
         let r = req.into_inner();
-        let action = if r.enabled {
-            "playbook.enable"
-        } else {
-            "playbook.disable"
-        };
-        let entry = AuditEntry::new(&admin, action, format!("playbook:{}", r.name));
-        let result = self.0.set_playbook_enabled(&r.name, r.enabled).await;
-        self.0
-            .audited(entry, result, |_, _| {})
-            .await
-            .map(Response::new)
+        let done = self
+            .0
+            .set_playbook_enabled(&admin, &r.name, r.enabled)
+            .await;
+        answer(done, playbook_record)
     }
 
     async fn dry_run_playbook(
         &self,
         req: Request<DryRunPlaybookRequest>,
-    ) -> Result<Response<DryRunPlaybookResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        Ok(Response::new(
-            self.0.dry_run_playbook(req.into_inner()).await?,
-        ))
+    ) -> Answer<DryRunPlaybookResponse> {
+        super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let plan = self
+            .0
+            .dry_run_playbook(&r.origin, &r.yaml, &r.alert_id)
+            .await;
+        answer(plan, |p| DryRunPlaybookResponse {
+            triggers: p.triggers,
+            steps: p.steps,
+        })
     }
 
     async fn list_approvals(
         &self,
         req: Request<ListApprovalsRequest>,
-    ) -> Result<Response<ListApprovalsResponse>, Status> {
-        Controller::admin_peer(&req)?;
-        let all = req.into_inner().all;
-        let rows = self.0.store.approvals(all, None).await?;
-        Ok(Response::new(ListApprovalsResponse {
-            approvals: rows.into_iter().map(approval_record).collect(),
-        }))
+    ) -> Answer<ListApprovalsResponse> {
+        super::admin_peer(&req)?;
+        answer(self.0.approvals(req.get_ref().all).await, |rows| {
+            ListApprovalsResponse {
+                approvals: rows.into_iter().map(approval_record).collect(),
+            }
+        })
     }
 
-    async fn decide_approval(
-        &self,
-        req: Request<DecideApprovalRequest>,
-    ) -> Result<Response<ApprovalRecord>, Status> {
-        let admin = Controller::admin_peer(&req)?;
+    async fn decide_approval(&self, req: Request<DecideApprovalRequest>) -> Answer<ApprovalRecord> {
+        let admin = super::admin_peer(&req)?;
         let r = req.into_inner();
-        let action = if r.approve {
-            "approval.approve"
-        } else {
-            "approval.deny"
-        };
-        let entry = AuditEntry::new(&admin, action, format!("approval:{}", r.approval_id))
-            .detail(json!({ "reason": r.reason }));
-        let result = self.0.decide_approval(admin, r).await;
-        self.0
-            .audited(entry, result, |_, _| {})
-            .await
-            .map(Response::new)
+        let done = self
+            .0
+            .decide_approval(&admin, &r.approval_id, r.approve, &r.reason)
+            .await;
+        answer(done, approval_record)
     }
 
     async fn get_incident_report(
         &self,
         req: Request<GetIncidentReportRequest>,
-    ) -> Result<Response<IncidentReport>, Status> {
-        Controller::admin_peer(&req)?;
-        let id = req.into_inner().incident_id;
-        Ok(Response::new(self.0.incident_report(id).await?))
-    }
-}
-
-impl AdminApi {
-    /// An incident with its timeline, alerts and approvals.
-    async fn incident_record(&self, id: String) -> Result<IncidentRecord, Status> {
-        let (i, t, a) = self.0.store.incident(id.clone()).await?.ok_or_else(|| {
-            Status::not_found(format!("no incident {id:?} (or the prefix is ambiguous)"))
-        })?;
-        let approvals = self.0.store.approvals(true, Some(i.id.clone())).await?;
-        let mut rec = incident_record(i, t, a);
-        rec.approvals = approvals.into_iter().map(approval_record).collect();
-        Ok(rec)
+    ) -> Answer<IncidentReport> {
+        super::admin_peer(&req)?;
+        let history = self.0.incident_history(&req.get_ref().incident_id).await;
+        answer(history, report::report)
     }
 }

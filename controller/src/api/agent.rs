@@ -2,19 +2,21 @@
 //! and acks, commands and results) and certificate renewal. The agent's identity is always
 //! the one in its client certificate; ids inside messages are only checked against it.
 
-use super::Controller;
-use super::sessions::Outbound;
 use super::telemetry::Pipeline;
+use crate::core::Controller;
+use crate::core::sessions::Outbound;
 use cordon_proto::agent_service_server::AgentService;
-use cordon_proto::limits::check_host;
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     Ack, AgentMessage, ControllerMessage, Hello, RenewRequest, RenewResponse, Welcome,
     agent_message, controller_message,
 };
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -27,14 +29,14 @@ pub struct AgentApi(pub Arc<Controller>);
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
-    type SessionStream = ReceiverStream<Result<ControllerMessage, Status>>;
+    type SessionStream = Pin<Box<dyn Stream<Item = Result<ControllerMessage, Status>> + Send>>;
 
     async fn session(
         &self,
         req: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let ctl = self.0.clone();
-        let (agent_id, cert_expires_ms) = Controller::agent_peer(&req)?;
+        let (agent_id, cert_expires_ms) = super::agent_peer(&req)?;
         let mut inbound = req.into_inner();
         let hello = first_hello(&mut inbound).await?;
         if hello.agent_id != agent_id {
@@ -45,23 +47,7 @@ impl AgentService for AgentApi {
             )));
         }
         let host = hello.host.unwrap_or_default();
-        check_host(&host).map_err(Status::invalid_argument)?;
-        match ctl.store.agent(agent_id.clone()).await? {
-            None => {
-                return Err(Status::permission_denied(format!(
-                    "agent {agent_id} is not enrolled"
-                )));
-            }
-            Some(a) if a.revoked_at_ms.is_some() => {
-                return Err(Status::permission_denied(format!(
-                    "agent {agent_id} is revoked"
-                )));
-            }
-            Some(_) => {}
-        }
-        ctl.store
-            .agent_connected(agent_id.clone(), host.clone(), now_ms())
-            .await?;
+        ctl.agent_connected(&agent_id, host.clone()).await?;
         let reg = ctl.sessions.register(&agent_id);
         let welcome = ControllerMessage {
             msg: Some(controller_message::Msg::Welcome(Welcome {
@@ -75,7 +61,11 @@ impl AgentService for AgentApi {
         // The agent's own heartbeat interval stretches the idle limit, within reason.
         let heartbeat = u64::from(hello.heartbeat_interval_secs).min(MAX_HEARTBEAT_SECS);
         let idle = Duration::from_secs(ctl.config.agent_idle_timeout_secs.max(3 * heartbeat));
-        let stream = ReceiverStream::new(reg.rx);
+        // What the controller sends, then why the session ended (if it says).
+        let (end_tx, end_rx) = mpsc::channel(1);
+        let stream = ReceiverStream::new(reg.rx)
+            .map(|m| m.map_err(Status::from))
+            .chain(ReceiverStream::new(end_rx).map(Err));
         let session = Session {
             ctl,
             agent_id,
@@ -83,37 +73,13 @@ impl AgentService for AgentApi {
             tx: reg.tx,
             close: reg.close,
         };
-        tokio::spawn(session.run(inbound, idle, cert_expires_ms));
-        Ok(Response::new(stream))
+        tokio::spawn(session.run(inbound, idle, cert_expires_ms, end_tx));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
-        let ctl = &self.0;
-        let (agent_id, _) = Controller::agent_peer(&req)?;
-        match ctl.store.agent(agent_id.clone()).await? {
-            Some(a) if a.revoked_at_ms.is_none() => {}
-            _ => {
-                return Err(Status::permission_denied(format!(
-                    "agent {agent_id} is revoked or unknown"
-                )));
-            }
-        }
-        let ttl = Duration::from_secs(ctl.config.agent_cert_ttl_secs);
-        let issued = ctl.ca.sign_agent(&req.into_inner().csr_der, ttl)?;
-        if issued.agent_id != agent_id {
-            tracing::warn!(agent_id = %agent_id, csr_key = %issued.agent_id, "renewal CSR is for another key");
-            return Err(Status::permission_denied(
-                "the CSR's key is not the key of the presented certificate",
-            ));
-        }
-        ctl.store
-            .agent_renewed(
-                agent_id.clone(),
-                issued.serial.clone(),
-                issued.expires_at_ms,
-            )
-            .await?;
-        tracing::info!(agent_id = %agent_id, serial = %issued.serial, "certificate renewed");
+        let (agent_id, _) = super::agent_peer(&req)?;
+        let issued = self.0.renew(&agent_id, &req.into_inner().csr_der).await?;
         Ok(Response::new(RenewResponse {
             certificate_pem: issued.pem,
             certificate_expires_at_ms: issued.expires_at_ms,
@@ -144,9 +110,15 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self, mut inbound: Streaming<AgentMessage>, idle: Duration, cert_expires_ms: i64) {
-        if let Err(status) = self.ctl.deliver_open(&self.agent_id).await {
-            tracing::error!(agent_id = %self.agent_id, error = %status, "delivering queued commands failed");
+    async fn run(
+        self,
+        mut inbound: Streaming<AgentMessage>,
+        idle: Duration,
+        cert_expires_ms: i64,
+        end_tx: mpsc::Sender<Status>,
+    ) {
+        if let Err(e) = self.ctl.deliver_open(&self.agent_id).await {
+            tracing::error!(agent_id = %self.agent_id, error = %e, "delivering queued commands failed");
         }
         let until_expiry = Duration::from_millis((cert_expires_ms - now_ms()).max(0) as u64);
         let expiry = tokio::time::sleep(until_expiry);
@@ -195,10 +167,10 @@ impl Session {
         };
         let current = self.ctl.sessions.remove_if(&self.agent_id, self.conn);
         if let Some(status) = end {
-            let _ = self.tx.try_send(Err(status));
+            let _ = end_tx.try_send(status);
         }
         if current {
-            if let Err(e) = self.ctl.store.agent_offline(self.agent_id.clone()).await {
+            if let Err(e) = self.ctl.agent_offline(&self.agent_id).await {
                 tracing::error!(agent_id = %self.agent_id, error = %e, "marking agent offline failed");
             }
             tracing::info!(agent_id = %self.agent_id, "agent offline");
@@ -208,15 +180,7 @@ impl Session {
     async fn handle(&self, msg: AgentMessage, telemetry: &mut Pipeline) -> Result<(), Status> {
         match msg.msg {
             Some(agent_message::Msg::Heartbeat(hb)) => {
-                if hb.metrics.as_ref().is_some_and(|m| m.sensors.len() > 16) {
-                    return Err(Status::invalid_argument(
-                        "too many sensor entries in a heartbeat",
-                    ));
-                }
-                self.ctl
-                    .store
-                    .agent_heartbeat(self.agent_id.clone(), now_ms(), hb)
-                    .await?;
+                self.ctl.heartbeat(&self.agent_id, hb).await?;
             }
             Some(agent_message::Msg::Telemetry(batch)) => telemetry.start(batch),
             Some(agent_message::Msg::Result(result)) => {

@@ -1,34 +1,64 @@
-//! The one place where controller errors become gRPC statuses. Internal failures are logged
-//! here with their detail and reach the caller as a plain "internal error".
+//! The one place where the controller's errors become gRPC statuses. Internal failures are
+//! logged here with their detail and reach the caller as a plain "internal error".
 
-use crate::store::{EnrollRefusal, StoreError};
-use tonic::Status;
+use crate::core::CoreError;
+use crate::core::sessions::StreamEnd;
+use tonic::{Code, Status};
 
-impl From<StoreError> for Status {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store failure");
-        Status::internal("internal error (see the controller log)")
-    }
-}
-
-impl From<EnrollRefusal> for Status {
-    fn from(r: EnrollRefusal) -> Self {
-        match r {
-            EnrollRefusal::AgentRevoked(_) => Status::permission_denied(r.to_string()),
-            _ => Status::unauthenticated(r.to_string()),
+/// The status code a caller gets for each failure.
+fn code(e: &CoreError) -> Code {
+    use CoreError::*;
+    match e {
+        NoAgent(_) | NoCommand(_) | NoRule(_) | NoAlert(_) | NoIncident(_) | NoPlaybook(_)
+        | NoApproval(_) => Code::NotFound,
+        CommandForRevoked(_) | ApprovalDecided { .. } => Code::FailedPrecondition,
+        NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {
+            Code::PermissionDenied
         }
+        Enrol(crate::policy::tokens::EnrollRefusal::AgentRevoked(_)) => Code::PermissionDenied,
+        Enrol(_) | TokenMissing => Code::Unauthenticated,
+        Ca(ca) if ca.is_csr_problem() => Code::InvalidArgument,
+        Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) => Code::Internal,
+        AgentIdRequired
+        | AmbiguousAgent(_)
+        | ActionRequired
+        | LimitTooHigh(_)
+        | QueryTooLong(_)
+        | BadLabels(_)
+        | TokenTtlTooLong
+        | TokenUsesTooMany
+        | BadHost(_)
+        | BatchTooLarge(_)
+        | TooManySensors
+        | TooManyRuleFiles(_)
+        | RuleTooLarge { .. }
+        | UnknownIocKind(_)
+        | BadIocList
+        | TooManyIocs(_)
+        | BadIoc { .. }
+        | UnknownLevel(_)
+        | UnknownIncidentStatus(_)
+        | BadNote
+        | PlaybookTooLarge { .. }
+        | BadPlaybook(_) => Code::InvalidArgument,
     }
 }
 
-impl From<crate::ca::CaError> for Status {
-    fn from(e: crate::ca::CaError) -> Self {
-        use crate::ca::CaError;
-        match e {
-            CaError::BadCsr(_) | CaError::CsrTooLarge(_) => Status::invalid_argument(e.to_string()),
-            other => {
-                tracing::error!(error = %other, "certificate failure");
-                Status::internal("internal error (see the controller log)")
-            }
+impl From<CoreError> for Status {
+    fn from(e: CoreError) -> Self {
+        if e.is_internal() {
+            tracing::error!(error = %e, "internal failure");
+        }
+        Status::new(code(&e), e.public_message())
+    }
+}
+
+impl From<StreamEnd> for Status {
+    fn from(end: StreamEnd) -> Self {
+        match end {
+            StreamEnd::Superseded => Status::aborted("superseded by a newer stream"),
+            StreamEnd::Revoked => Status::permission_denied("this agent has been revoked"),
+            StreamEnd::ShuttingDown => Status::unavailable("the controller is shutting down"),
         }
     }
 }

@@ -2,32 +2,21 @@
 //! times that matter afterwards (when it began on the host, when it was detected, when it
 //! was contained).
 
-use super::Controller;
-use super::detection::incident_record;
-use super::playbooks::approval_record;
+use super::records::incident_details;
+use crate::core::IncidentHistory;
 use crate::store::{Agent, RunRow, StepRow};
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
-use tonic::Status;
 
 /// Step actions whose confirmed success contains the host.
 const CONTAINING_ACTIONS: &[&str] = &["isolate_host", "kill_process"];
 
-impl Controller {
-    /// Everything known about an incident, with its times worked out.
-    pub async fn incident_report(&self, id: String) -> Result<IncidentReport, Status> {
-        let (i, timeline, alerts) = self.store.incident(id.clone()).await?.ok_or_else(|| {
-            Status::not_found(format!("no incident {id:?} (or the prefix is ambiguous)"))
-        })?;
-        let approvals = self.store.approvals(true, Some(i.id.clone())).await?;
-        let runs = self.store.runs_for_incident(i.id.clone()).await?;
-        let agent = self.store.agent(i.agent_id.clone()).await?;
-        let host = host(&i.agent_id, agent);
-        let mut incident = incident_record(i, timeline, alerts);
-        incident.approvals = approvals.into_iter().map(approval_record).collect();
-        let runs = runs.into_iter().map(|(r, s)| run(r, s)).collect();
-        Ok(build(incident, host, runs, now_ms()))
-    }
+/// Everything known about an incident, with its times worked out.
+pub fn report(h: IncidentHistory) -> IncidentReport {
+    let host = host(&h.details.incident.agent_id, h.agent);
+    let incident = incident_details(h.details);
+    let runs = h.runs.into_iter().map(|(r, s)| run(r, s)).collect();
+    build(incident, host, runs, now_ms())
 }
 
 fn host(agent_id: &str, agent: Option<Agent>) -> ReportHost {
@@ -53,7 +42,7 @@ fn run(r: RunRow, steps: Vec<StepRow>) -> ReportRun {
         run_id: r.id,
         playbook: r.playbook,
         alert_id: r.alert_id,
-        status: r.status,
+        status: r.status.to_string(),
         dry_run: r.dry_run,
         started_at_ms: r.started_at_ms,
         updated_at_ms: r.updated_at_ms,
@@ -63,7 +52,7 @@ fn run(r: RunRow, steps: Vec<StepRow>) -> ReportRun {
                 index: s.idx as u32,
                 name: s.name,
                 action: s.action,
-                status: s.status,
+                status: s.status.to_string(),
                 detail: s.detail,
                 command_id: s.command_id,
                 started_at_ms: s.started_at_ms,

@@ -43,6 +43,13 @@ pub enum CaError {
     BadName(String),
 }
 
+impl CaError {
+    /// The CSR a caller sent is at fault (not the CA).
+    pub fn is_csr_problem(&self) -> bool {
+        matches!(self, Self::BadCsr(_) | Self::CsrTooLarge(_))
+    }
+}
+
 /// Who a presented certificate belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {

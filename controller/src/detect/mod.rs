@@ -5,8 +5,9 @@
 
 pub mod iocs;
 
-use crate::store::{Finding, Grouping, RuleRow, Store, StoreError};
-use cordon_detect::{Rule, RuleSet, parse_rule};
+use crate::policy::grouping::Grouping;
+use crate::store::{Finding, RuleRow, Store, StoreError};
+use cordon_detect::{Rule, RuleIdentity, RuleSet, parse_rule};
 use cordon_proto::{Event, RuleOutcome};
 use std::path::Path;
 use std::sync::RwLock;
@@ -132,12 +133,8 @@ impl Detector {
             .map(|r| r.evaluate(e))
             .unwrap_or_default()
             .into_iter()
-            .map(|m| Finding {
-                rule_id: m.rule_id,
-                title: m.title,
-                level: m.level,
-                tags: m.tags,
-                author: m.author,
+            .map(|rule| Finding {
+                rule,
                 source: "sigma".into(),
                 detail: String::new(),
             })
@@ -145,12 +142,15 @@ impl Detector {
         let iocs = self.iocs.read().unwrap_or_else(|p| p.into_inner());
         for hit in iocs.check(e) {
             for list in hit.lists {
-                found.push(Finding {
+                let rule = RuleIdentity {
                     rule_id: format!("ioc:{}:{list}", hit.kind),
                     title: format!("Indicator on list {list}: {} {}", hit.kind, hit.value),
                     level: "high".into(),
                     tags: vec![format!("ioc.{}", hit.kind)],
                     author: "cordon".into(),
+                };
+                found.push(Finding {
+                    rule,
                     source: "ioc".into(),
                     detail: format!("{} {} is on list {list}", hit.kind, hit.value),
                 });

@@ -2,7 +2,8 @@
 //! name), the host, and the outcomes of earlier steps.
 
 use super::spec::{Cond, Op, Playbook};
-use crate::store::{Agent, AlertRow, level_rank};
+use crate::policy::grouping::level_rank;
+use crate::store::{Agent, AlertRow};
 use cordon_detect::fields::{Fields, view};
 use cordon_proto::Event;
 use prost::Message;
@@ -35,12 +36,12 @@ impl RunContext {
         let (root, rest) = path.split_once('.').unwrap_or((path, ""));
         let a = &self.alert;
         match (root, rest) {
-            ("alert", "rule_id") => vec![a.rule_id.clone()],
-            ("alert", "title") => vec![a.title.clone()],
-            ("alert", "level") => vec![a.level.clone()],
+            ("alert", "rule_id") => vec![a.rule.rule_id.clone()],
+            ("alert", "title") => vec![a.rule.title.clone()],
+            ("alert", "level") => vec![a.rule.level.clone()],
             ("alert", "source") => vec![a.source.clone()],
-            ("alert", "author") => vec![a.author.clone()],
-            ("alert", "tags") => a.tags.clone(),
+            ("alert", "author") => vec![a.rule.author.clone()],
+            ("alert", "tags") => a.rule.tags.clone(),
             ("event", field) => self
                 .event
                 .as_ref()
@@ -92,15 +93,15 @@ impl RunContext {
     pub fn triggers(&self, pb: &Playbook) -> bool {
         let t = &pb.trigger;
         let a = &self.alert;
-        let by_rule = t.rules.contains(&a.rule_id);
+        let by_rule = t.rules.contains(&a.rule.rule_id);
         let by_tag = t
             .tags
             .iter()
-            .any(|g| a.tags.iter().any(|x| x.eq_ignore_ascii_case(g)));
+            .any(|g| a.rule.tags.iter().any(|x| x.eq_ignore_ascii_case(g)));
         let by_level = t
             .min_level
             .as_deref()
-            .is_some_and(|m| level_rank(&a.level) >= level_rank(m));
+            .is_some_and(|m| level_rank(&a.rule.level) >= level_rank(m));
         let labels = t.host_labels.iter().all(|(k, v)| {
             self.agent
                 .as_ref()

@@ -1,9 +1,16 @@
 //! Playbooks: automated response to alerts. `spec` is the file format, `context` what
-//! conditions see, `engine` the durable runs with their guards and approvals.
+//! conditions see, `engine` the durable runs with their guards and approvals, `deps` the
+//! narrow interface the engine works through (commands, audit, clock), so nothing here
+//! depends on the core or a transport.
 
 pub mod context;
+pub mod deps;
 pub mod engine;
+#[cfg(test)]
+mod fakes;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 use std::sync::RwLock;

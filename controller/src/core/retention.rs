@@ -22,7 +22,7 @@ pub async fn prune(
 }
 
 /// Prunes now and every minute after, for ever (the caller aborts it).
-pub(super) async fn prune_loop(store: Store, policy: EventRetention) {
+pub async fn prune_loop(store: Store, policy: EventRetention) {
     if policy == EventRetention::FOREVER {
         tracing::info!("event retention: keeping events forever");
         return;

@@ -8,10 +8,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 
-pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
-pub type OutboundRx = mpsc::Receiver<Result<ControllerMessage, Status>>;
+/// Why the controller ended an agent's stream (the transport tells the agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The agent opened a newer stream.
+    Superseded,
+    /// The agent was revoked.
+    Revoked,
+    /// The controller is stopping.
+    ShuttingDown,
+}
+
+pub type Outbound = mpsc::Sender<Result<ControllerMessage, StreamEnd>>;
+pub type OutboundRx = mpsc::Receiver<Result<ControllerMessage, StreamEnd>>;
 
 /// How many messages may queue for one agent before senders wait.
 const OUTBOUND_QUEUE: usize = 256;
@@ -49,9 +59,7 @@ impl Sessions {
         };
         let old = self.lock().insert(agent_id.to_string(), entry);
         if let Some(old) = old {
-            let _ = old
-                .tx
-                .try_send(Err(Status::aborted("superseded by a newer stream")));
+            let _ = old.tx.try_send(Err(StreamEnd::Superseded));
             old.close.cancel();
         }
         Registration {
@@ -73,12 +81,12 @@ impl Sessions {
         }
     }
 
-    /// Closes the agent's stream with `status`; true if one was open.
-    pub fn close(&self, agent_id: &str, status: Status) -> bool {
+    /// Closes the agent's stream for `why`; true if one was open.
+    pub fn close(&self, agent_id: &str, why: StreamEnd) -> bool {
         let entry = self.lock().remove(agent_id);
         match entry {
             Some(e) => {
-                let _ = e.tx.try_send(Err(status));
+                let _ = e.tx.try_send(Err(why));
                 e.close.cancel();
                 true
             }
@@ -86,10 +94,10 @@ impl Sessions {
         }
     }
 
-    pub fn close_all(&self, status: Status) {
+    pub fn close_all(&self, why: StreamEnd) {
         let entries: Vec<_> = self.lock().drain().collect();
         for (_, e) in entries {
-            let _ = e.tx.try_send(Err(status.clone()));
+            let _ = e.tx.try_send(Err(why));
             e.close.cancel();
         }
     }

@@ -1,36 +1,34 @@
 //! The command path on the controller: persist, sign, push on the agent's stream at once,
 //! record the agent's result, and expire what never ran.
 
-use super::Controller;
-use crate::store::{CommandRow, CommandStatus, Completion};
+use super::{Admin, Controller, CoreError};
+use crate::policy::audit::AuditEntry;
+use crate::store::{Agents, CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    Command, CommandOutcome, CommandRecord, CommandResult, ControllerMessage, action,
-    controller_message,
+    Command, CommandOutcome, CommandResult, ControllerMessage, action, controller_message,
 };
 use prost::Message;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tonic::Status;
 
 /// Longest a command may live.
 pub const MAX_COMMAND_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest an administrator may wait for a command's result in one call.
+const MAX_WAIT_SECS: u64 = 300;
 
-/// The short name stored and shown for an action.
-pub fn action_kind(action: &action::Kind) -> &'static str {
-    match action {
-        action::Kind::Ping(_) => "ping",
-        action::Kind::CollectInventory(_) => "inventory",
-        action::Kind::Isolate(_) => "isolate",
-        action::Kind::Release(_) => "release",
-        action::Kind::Kill(_) => "kill",
-        action::Kind::Quarantine(_) => "quarantine",
-        action::Kind::ListQuarantine(_) => "quarantine-list",
-        action::Kind::Restore(_) => "restore",
-        action::Kind::BlockIp(_) => "block-ip",
-        action::Kind::UnblockIp(_) => "unblock-ip",
-    }
+/// A command an administrator asks for.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    /// An agent id or unambiguous prefix.
+    pub agent: String,
+    pub action: Option<action::Kind>,
+    /// 0: the configured default.
+    pub ttl_secs: u64,
+    /// 0: do not wait for the result.
+    pub wait_secs: u64,
 }
 
 impl Controller {
@@ -41,7 +39,7 @@ impl Controller {
         action: action::Kind,
         ttl: Duration,
         created_by: String,
-    ) -> Result<CommandRow, Status> {
+    ) -> Result<CommandRow, CoreError> {
         // The desired containment state is the controller's record, whoever asks.
         match &action {
             action::Kind::Isolate(_) => {
@@ -87,12 +85,17 @@ impl Controller {
     }
 
     /// Sends a stored command on the agent's open stream, if there is one.
-    async fn push(&self, row: &CommandRow) -> Result<(), Status> {
+    async fn push(&self, row: &CommandRow) -> Result<(), CoreError> {
         let Some(tx) = self.sessions.sender(&row.agent_id) else {
             return Ok(());
         };
-        let signed = cordon_proto::SignedCommand::decode(row.envelope.as_slice())
-            .map_err(|e| Status::internal(format!("stored command {} is corrupt: {e}", row.id)))?;
+        let signed =
+            cordon_proto::SignedCommand::decode(row.envelope.as_slice()).map_err(|source| {
+                CoreError::CorruptCommand {
+                    id: row.id.clone(),
+                    source,
+                }
+            })?;
         let msg = ControllerMessage {
             msg: Some(controller_message::Msg::Command(signed)),
         };
@@ -103,7 +106,7 @@ impl Controller {
     }
 
     /// Pushes every open command of a just-connected agent, oldest first.
-    pub async fn deliver_open(&self, agent_id: &str) -> Result<(), Status> {
+    pub async fn deliver_open(&self, agent_id: &str) -> Result<(), CoreError> {
         for row in self
             .store
             .open_commands(agent_id.to_string(), now_ms())
@@ -115,7 +118,11 @@ impl Controller {
     }
 
     /// Records a result from `agent_id` (the identity from its certificate).
-    pub async fn record_result(&self, agent_id: &str, result: CommandResult) -> Result<(), Status> {
+    pub async fn record_result(
+        &self,
+        agent_id: &str,
+        result: CommandResult,
+    ) -> Result<(), CoreError> {
         let status = match result.outcome() {
             CommandOutcome::Succeeded => CommandStatus::Succeeded,
             _ => CommandStatus::Failed,
@@ -155,12 +162,89 @@ impl Controller {
         Ok(())
     }
 
+    /// Submits a command for an administrator and, if asked, waits for its result; records it
+    /// in the audit log with the status it reached. Callers that may hang up run it in a task
+    /// of its own, so the entry of a command already sent is never cancelled.
+    pub async fn submit_as(
+        &self,
+        admin: &Admin,
+        req: CommandRequest,
+    ) -> Result<CommandRow, CoreError> {
+        let mut entry = AuditEntry::new(
+            &admin.name,
+            format!(
+                "command.{}",
+                req.action.as_ref().map_or("unknown", action_kind)
+            ),
+            format!("agent:{}", req.agent),
+        )
+        .detail(
+            json!({ "action": req.action, "ttl_secs": req.ttl_secs, "wait_secs": req.wait_secs }),
+        );
+        // An override of the agent's protection stands out in the log, not only in the action.
+        if let Some(action::Kind::Quarantine(q)) = &req.action
+            && q.force
+        {
+            entry.detail["force"] = json!(true);
+        }
+        let result = async {
+            let agent = self.resolve(&req.agent).await?;
+            if agent.revoked_at_ms.is_some() {
+                return Err(CoreError::CommandForRevoked(agent.id));
+            }
+            let action = req.action.ok_or(CoreError::ActionRequired)?;
+            let ttl = match req.ttl_secs {
+                0 => self.config.command_ttl_secs,
+                n => n,
+            };
+            let row = self
+                .submit_command(
+                    agent.id,
+                    action,
+                    Duration::from_secs(ttl),
+                    admin.name.clone(),
+                )
+                .await?;
+            if req.wait_secs == 0 {
+                return Ok(row);
+            }
+            let wait = Duration::from_secs(req.wait_secs.min(MAX_WAIT_SECS));
+            Ok(self.wait_command(&row.id, wait).await?.unwrap_or(row))
+        }
+        .await;
+        // The outcome is the command's status when the answer goes back: its result when the
+        // caller waited for it (as cordonctl does), otherwise pending or delivered.
+        self.audited(entry, result, |row, e| {
+            e.target = format!("agent:{}", row.agent_id);
+            e.detail["command_id"] = json!(row.id);
+            e.outcome = match row.error.as_str() {
+                "" => row.status.as_str().to_string(),
+                why => format!("{}: {why}", row.status.as_str()),
+            };
+        })
+        .await
+    }
+
+    /// Commands, newest first, for one agent (id or prefix) or all.
+    pub async fn commands(&self, agent: &str, limit: u32) -> Result<Vec<CommandRow>, CoreError> {
+        let agent = self.resolve_optional(agent).await?;
+        let limit = super::agents::list_limit(limit)?;
+        Ok(self.store.commands(agent, limit).await?)
+    }
+
+    pub async fn command(&self, id: &str) -> Result<CommandRow, CoreError> {
+        self.store
+            .command(id.to_string())
+            .await?
+            .ok_or_else(|| CoreError::NoCommand(id.into()))
+    }
+
     /// Waits up to `wait` for the command to reach a final state; returns it as it stands.
     pub async fn wait_command(
         &self,
         id: &str,
         wait: Duration,
-    ) -> Result<Option<CommandRow>, Status> {
+    ) -> Result<Option<CommandRow>, CoreError> {
         let mut rx = self.finished.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -202,32 +286,4 @@ pub async fn expire_loop(ctl: Arc<Controller>) {
 fn new_command_id() -> String {
     let bytes: [u8; 12] = rand::random();
     format!("cmd-{}", hex::encode(bytes))
-}
-
-/// The admin view of a stored command.
-pub fn record(row: CommandRow) -> CommandRecord {
-    let result = row
-        .result
-        .as_deref()
-        .and_then(|b| CommandResult::decode(b).ok());
-    let status = match row.status {
-        CommandStatus::Pending => cordon_proto::CommandStatus::Pending,
-        CommandStatus::Delivered => cordon_proto::CommandStatus::Delivered,
-        CommandStatus::Succeeded => cordon_proto::CommandStatus::Succeeded,
-        CommandStatus::Failed => cordon_proto::CommandStatus::Failed,
-        CommandStatus::Expired => cordon_proto::CommandStatus::Expired,
-    };
-    CommandRecord {
-        command_id: row.id,
-        agent_id: row.agent_id,
-        kind: row.kind,
-        status: status as i32,
-        created_at_ms: row.created_at_ms,
-        expires_at_ms: row.expires_at_ms,
-        delivered_at_ms: row.delivered_at_ms.unwrap_or(0),
-        completed_at_ms: row.completed_at_ms.unwrap_or(0),
-        error: row.error,
-        created_by: row.created_by,
-        result,
-    }
 }

@@ -1,0 +1,172 @@
+//! The domain's one error type: a variant per way a core operation fails, with what the
+//! caller needs to know. The transports turn it into their own answers (`api/error.rs` into
+//! gRPC statuses); the audit log records its [`CoreError::outcome`].
+
+use crate::ca::CaError;
+use crate::playbook::engine::EngineError;
+use crate::playbook::spec::SpecError;
+use crate::policy::grouping::LEVELS;
+use crate::policy::tokens::EnrollRefusal;
+use crate::store::{IncidentStatus, StoreError};
+use cordon_proto::limits::{
+    MAX_BATCH_EVENTS, MAX_IOCS, MAX_LIST, MAX_PLAYBOOK_BYTES, MAX_QUERY_TEXT, MAX_RULE_BYTES,
+    MAX_RULE_FILES, MAX_TOKEN_USES,
+};
+
+/// Longest token lifetime an administrator may ask for.
+pub const MAX_TOKEN_TTL: u64 = 30 * 24 * 3600;
+
+/// Longest outcome text kept in the audit log (a refusal's message).
+const MAX_OUTCOME: usize = 1024;
+
+/// What the caller is told about a failure inside the controller; the detail is logged.
+pub const INTERNAL: &str = "internal error (see the controller log)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("an agent id is required")]
+    AgentIdRequired,
+    #[error("no agent {0:?}")]
+    NoAgent(String),
+    #[error("agent id prefix {0:?} is ambiguous")]
+    AmbiguousAgent(String),
+    /// A command for a revoked agent.
+    #[error("agent {0} is revoked")]
+    CommandForRevoked(String),
+    /// A stream opened with the certificate of an agent the store does not know.
+    #[error("agent {0} is not enrolled")]
+    NotEnrolled(String),
+    /// A stream opened with the certificate of a revoked agent.
+    #[error("agent {0} is revoked")]
+    Revoked(String),
+    #[error("agent {0} is revoked or unknown")]
+    RenewalRefused(String),
+    #[error("the CSR's key is not the key of the presented certificate")]
+    RenewalKeyMismatch,
+    #[error("a command action is required")]
+    ActionRequired,
+    #[error("no command {0:?}")]
+    NoCommand(String),
+    #[error("stored command {id} is corrupt: {source}")]
+    CorruptCommand {
+        id: String,
+        source: prost::DecodeError,
+    },
+    #[error("limit {0} is over the most one listing returns ({MAX_LIST})")]
+    LimitTooHigh(u32),
+    #[error("the text to search for is {0} bytes, over the limit of {MAX_QUERY_TEXT}")]
+    QueryTooLong(usize),
+    #[error("{0}")]
+    BadLabels(String),
+    #[error("token ttl is over {MAX_TOKEN_TTL} seconds")]
+    TokenTtlTooLong,
+    #[error("token uses is over {MAX_TOKEN_USES}")]
+    TokenUsesTooMany,
+    #[error("a valid enrolment token is required")]
+    TokenMissing,
+    #[error("{0}")]
+    BadHost(String),
+    #[error(transparent)]
+    Enrol(#[from] EnrollRefusal),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error("telemetry batch of {0} events is over the limit of {MAX_BATCH_EVENTS}")]
+    BatchTooLarge(usize),
+    #[error("too many sensor entries in a heartbeat")]
+    TooManySensors,
+    #[error("{0} rule files in one import; at most {MAX_RULE_FILES}")]
+    TooManyRuleFiles(usize),
+    #[error("{origin}: rule file of {size} bytes is over the limit of {MAX_RULE_BYTES}")]
+    RuleTooLarge { origin: String, size: usize },
+    #[error("no rule {0:?}")]
+    NoRule(String),
+    #[error("unknown indicator kind {0:?}: sha256, ip or domain")]
+    UnknownIocKind(String),
+    #[error("an indicator list needs a name of 1 to 128 characters")]
+    BadIocList,
+    #[error("{0} indicators in one import; at most {MAX_IOCS}")]
+    TooManyIocs(usize),
+    #[error("entry {entry}: {why}")]
+    BadIoc { entry: usize, why: String },
+    #[error("unknown level {0:?}: one of {levels}", levels = LEVELS.join(", "))]
+    UnknownLevel(String),
+    #[error("no alert {0:?} (or the prefix is ambiguous)")]
+    NoAlert(String),
+    #[error("unknown incident status {0:?}: one of {all}", all = IncidentStatus::NAMES.join(", "))]
+    UnknownIncidentStatus(String),
+    #[error("no incident {0:?} (or the prefix is ambiguous)")]
+    NoIncident(String),
+    #[error("a note is 1 to 4096 characters of text")]
+    BadNote,
+    #[error("{origin}: playbook of {size} bytes is over the limit of {MAX_PLAYBOOK_BYTES}")]
+    PlaybookTooLarge { origin: String, size: usize },
+    #[error(transparent)]
+    BadPlaybook(#[from] SpecError),
+    #[error("no playbook {0:?}")]
+    NoPlaybook(String),
+    #[error("no approval {0:?}")]
+    NoApproval(String),
+    #[error("approval {id} is already {status}")]
+    ApprovalDecided { id: String, status: String },
+    #[error("planning the playbook: {0}")]
+    Plan(#[source] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CoreError {
+    /// A failure inside the controller (not the caller's doing).
+    pub fn is_internal(&self) -> bool {
+        match self {
+            Self::Store(_) | Self::CorruptCommand { .. } | Self::Plan(_) => true,
+            Self::Ca(e) => !e.is_csr_problem(),
+            _ => false,
+        }
+    }
+
+    /// What the caller is told: the error itself, except for internal failures whose
+    /// detail stays in the controller's log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Store(_) => INTERNAL.into(),
+            Self::Ca(e) if !e.is_csr_problem() => INTERNAL.into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The outcome an audit entry records for an action that failed this way:
+    /// `error: ...` or `refused: ...`, at most [`MAX_OUTCOME`] bytes.
+    pub fn outcome(&self) -> String {
+        let kind = if self.is_internal() {
+            "error"
+        } else {
+            "refused"
+        };
+        let mut text = format!("{kind}: {}", self.public_message());
+        if text.len() > MAX_OUTCOME {
+            let mut cut = MAX_OUTCOME;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_name_their_kind_and_stay_bounded() {
+        assert_eq!(
+            CoreError::NoAgent("x".into()).outcome(),
+            "refused: no agent \"x\""
+        );
+        let disk = CoreError::Store(StoreError::Task("disk".into()));
+        assert_eq!(disk.outcome(), format!("error: {INTERNAL}"));
+        let long = CoreError::BadLabels("é".repeat(2000)).outcome();
+        assert!(long.len() <= MAX_OUTCOME && long.starts_with("refused: é"));
+    }
+}

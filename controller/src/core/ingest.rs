@@ -1,0 +1,174 @@
+//! Telemetry: each batch is judged by detection, described and stored once per
+//! (agent, seq) with the alerts it raised (see `store::ingest`); new alerts go to the
+//! playbooks, new events to `events tail`. Stored events are queried from here too.
+
+use super::{Controller, CoreError};
+use crate::store::{EventFilter, StoredEvent};
+use cordon_proto::limits::{MAX_BATCH_EVENTS, MAX_QUERY_TEXT};
+use cordon_proto::time::now_ms;
+use cordon_proto::{Event, ProcessEvent, TelemetryBatch, event, file_event, process_event};
+use prost::Message;
+use std::sync::Arc;
+
+/// What an administrator asks of the stored events (empty strings: no filter).
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub agent: String,
+    pub kind: String,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub contains: String,
+    pub limit: u32,
+}
+
+impl Controller {
+    /// Stores a telemetry batch from `agent_id` in one transaction (each sequence number once)
+    /// and passes the new events to `events tail`. Returns the highest sequence number in the
+    /// batch, which may be acknowledged now that it is committed; `None` for an empty batch.
+    /// (Public so the benchmark measures the real path.)
+    pub async fn ingest(
+        self: &Arc<Self>,
+        agent_id: &str,
+        batch: TelemetryBatch,
+    ) -> Result<Option<u64>, CoreError> {
+        if batch.events.len() > MAX_BATCH_EVENTS {
+            return Err(CoreError::BatchTooLarge(batch.events.len()));
+        }
+        let Some(through) = batch.events.iter().map(|e| e.seq).max() else {
+            return Ok(None);
+        };
+        let received = now_ms();
+        let findings = batch
+            .events
+            .iter()
+            .map(|e| self.detector.judge(e))
+            .collect();
+        let events = batch
+            .events
+            .iter()
+            .map(|e| {
+                let (kind, summary) = describe(e);
+                StoredEvent {
+                    agent_id: agent_id.to_string(),
+                    seq: e.seq,
+                    time_ms: e.time_ms,
+                    kind: kind.to_string(),
+                    summary,
+                    body: e.encode_to_vec(),
+                    received_at_ms: received,
+                }
+            })
+            .collect();
+        let (added, alerts) = self
+            .store
+            .ingest(events, findings, Some(self.detector.grouping))
+            .await?;
+        for a in alerts.iter().filter(|a| a.new) {
+            // The engine outlives every sender but this one; if it is gone, so is the controller.
+            let _ = self.alerts.send(a.alert_id.clone());
+            tracing::info!(
+                agent_id = %a.agent_id,
+                alert = %a.alert_id,
+                incident = %a.incident_id,
+                level = %a.finding.rule.level,
+                "alert: {}",
+                a.finding.rule.title
+            );
+        }
+        if self.events.receiver_count() > 0 {
+            for e in added {
+                // A tailer that went away meanwhile is fine.
+                let _ = self.events.send(Arc::new(e));
+            }
+        }
+        Ok(Some(through))
+    }
+
+    /// Stored events by agent (id or prefix), kind, time and text.
+    pub async fn query_events(&self, q: EventQuery) -> Result<Vec<StoredEvent>, CoreError> {
+        if q.contains.len() > MAX_QUERY_TEXT {
+            return Err(CoreError::QueryTooLong(q.contains.len()));
+        }
+        let agent_id = self.resolve_optional(&q.agent).await?;
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let filter = EventFilter {
+            agent_id,
+            kind: some(q.kind),
+            since_ms: q.since_ms,
+            until_ms: q.until_ms,
+            contains: some(q.contains),
+            limit: super::agents::list_limit(q.limit)?,
+        };
+        Ok(self.store.query_events(filter).await?)
+    }
+}
+
+/// The stored kind and a one-line text form of an event (what `--contains` searches).
+pub fn describe(e: &Event) -> (&'static str, String) {
+    match &e.body {
+        Some(event::Body::Notice(n)) => {
+            let count = if n.count > 0 {
+                format!(" (count {})", n.count)
+            } else {
+                String::new()
+            };
+            ("notice", format!("{}: {}{count}", n.kind, n.message))
+        }
+        Some(event::Body::File(f)) => {
+            let kind = match f.kind() {
+                file_event::Kind::Create => "create",
+                file_event::Kind::Modify => "modify",
+                file_event::Kind::Delete => "delete",
+                file_event::Kind::Rename => "rename",
+                file_event::Kind::Unspecified => "change",
+            };
+            let from = if f.old_path.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", f.old_path)
+            };
+            let hash = if f.sha256.is_empty() {
+                String::new()
+            } else {
+                format!(" sha256 {}", f.sha256)
+            };
+            ("file", format!("{kind} {}{from}{hash}", f.path))
+        }
+        Some(event::Body::Process(p)) => ("process", describe_process(p)),
+        None => ("empty", String::new()),
+    }
+}
+
+/// "exec /usr/bin/id -u (pid 7, ppid 1, user root, parent /bin/sh)" or
+/// "exit /usr/bin/id (pid 7) code 0 after 3 ms".
+fn describe_process(p: &ProcessEvent) -> String {
+    let partial = if p.partial { " [partial]" } else { "" };
+    match p.kind() {
+        process_event::Kind::Exit => {
+            let how = if p.exit_signal > 0 {
+                format!("signal {}", p.exit_signal)
+            } else {
+                format!("code {}", p.exit_code)
+            };
+            format!(
+                "exit {} (pid {}) {how} after {} ms{partial}",
+                p.exe, p.pid, p.lifetime_ms
+            )
+        }
+        _ => {
+            let user = if p.user.is_empty() {
+                p.uid.to_string()
+            } else {
+                p.user.clone()
+            };
+            format!(
+                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){partial}",
+                p.exe,
+                p.argv.join(" "),
+                p.pid,
+                p.ppid,
+                p.parent_exe
+            )
+        }
+    }
+}

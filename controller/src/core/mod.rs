@@ -1,0 +1,168 @@
+//! The controller's domain, below every front end: the state of the whole server and the
+//! operations on it (agents, enrolment, commands, ingest, alerts and incidents, playbooks and
+//! approvals, the audit log). The gRPC services (`api/`) are adapters over it; so is
+//! anything else that drives the controller. Nothing here knows a transport: callers pass a
+//! typed principal (an [`Admin`], an agent id taken from a certificate), and failures are
+//! [`CoreError`]s.
+
+mod agents;
+mod audit;
+mod commands;
+mod detection;
+mod enrol;
+mod error;
+mod ingest;
+mod link;
+mod playbooks;
+pub mod retention;
+pub mod sessions;
+
+pub use crate::store::action_kind;
+pub use agents::Presence;
+pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
+pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};
+pub use enrol::{Enrolled, NewToken, token_hash, token_ref};
+pub use error::{CoreError, INTERNAL, MAX_TOKEN_TTL};
+pub use ingest::{EventQuery, describe};
+pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
+
+use crate::ca::Ca;
+use crate::ca::signing::CommandSigner;
+use crate::config::{ConfigError, ControllerConfig};
+use crate::init::Layout;
+use crate::notify::Notifier;
+use crate::playbook::Playbooks;
+use crate::playbook::deps::SystemClock;
+use crate::playbook::engine::{self, Engine};
+use crate::store::{Agents, Store, StoreError};
+use sessions::Sessions;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{broadcast, mpsc};
+
+/// Ids of revoked agents, shared with the TLS verifier so their handshakes fail.
+pub type RevokedSet = Arc<RwLock<std::collections::HashSet<String>>>;
+
+/// An administrator, as the transport authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub name: String,
+}
+
+impl Admin {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+/// The state of the whole controller.
+pub struct Controller {
+    pub config: ControllerConfig,
+    /// Where the controller's files are (the transports read their keys from it).
+    pub layout: Layout,
+    pub store: Store,
+    pub ca: Ca,
+    pub signer: CommandSigner,
+    pub sessions: Sessions,
+    pub revoked: RevokedSet,
+    /// Ids of commands that just reached a final state.
+    pub finished: broadcast::Sender<String>,
+    /// Events just stored, for `cordonctl events tail`.
+    pub events: broadcast::Sender<Arc<crate::store::StoredEvent>>,
+    /// Rules and indicators, judged for every event stored.
+    pub detector: crate::detect::Detector,
+    /// Playbooks, started by new alerts.
+    pub playbooks: Arc<Playbooks>,
+    /// The playbook engine, working through [`link::Link`].
+    pub engine: Arc<Engine>,
+    /// Ids of new alerts, for the engine.
+    alerts: mpsc::UnboundedSender<String>,
+    /// Where playbooks' notify steps go.
+    pub notifier: Arc<dyn crate::notify::Notifier>,
+}
+
+/// Why the controller could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    Signing(#[from] crate::ca::signing::SigningError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("loading playbooks: {0}")]
+    Playbooks(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("notifications: {0}")]
+    Notify(#[source] crate::notify::SetupError),
+}
+
+impl Controller {
+    /// Loads the controller that `init` created in `data_dir`.
+    pub async fn open(data_dir: &Path) -> Result<Arc<Self>, OpenError> {
+        Self::open_with(data_dir, None).await
+    }
+
+    /// As [`Self::open`], with settings from `config` instead of `DATA_DIR/controller.toml`.
+    pub async fn open_with(data_dir: &Path, config: Option<&Path>) -> Result<Arc<Self>, OpenError> {
+        let layout = Layout::new(data_dir);
+        let config = ControllerConfig::load_from(data_dir, config)?;
+        let ca = Ca::load(&layout.ca_cert, &layout.ca_key)?;
+        let signer = CommandSigner::load(&layout.signing_key)?;
+        let store = Store::open(data_dir)?;
+        store.all_agents_offline().await?;
+        let revoked: RevokedSet = Arc::new(RwLock::new(
+            store.revoked_agent_ids().await?.into_iter().collect(),
+        ));
+        let detector = crate::detect::Detector::new(crate::policy::grouping::Grouping {
+            alert_window_ms: config.detection.alert_window_secs as i64 * 1000,
+            incident_window_ms: config.detection.incident_window_secs as i64 * 1000,
+        });
+        let rules_dir = &config.detection.rules_dir;
+        detector
+            .load(
+                &store,
+                (!rules_dir.is_empty()).then_some(Path::new(rules_dir.as_str())),
+            )
+            .await?;
+        let playbooks = Arc::new(Playbooks::new(&config.playbooks));
+        let notifier: Arc<dyn Notifier> = Arc::new(
+            crate::notify::WebhookNotifier::new(&config.notify).map_err(OpenError::Notify)?,
+        );
+        let (alerts, new_alerts) = mpsc::unbounded_channel();
+        let ctl = Arc::new_cyclic(|me| {
+            let link = Arc::new(link::Link(me.clone()));
+            let engine = Arc::new(Engine {
+                store: store.clone(),
+                commands: link.clone(),
+                audit: link,
+                notifier: notifier.clone(),
+                clock: Arc::new(SystemClock),
+                playbooks: playbooks.clone(),
+            });
+            Self {
+                playbooks,
+                engine,
+                alerts,
+                notifier,
+                detector,
+                config,
+                layout,
+                store,
+                ca,
+                signer,
+                sessions: Sessions::default(),
+                revoked,
+                finished: broadcast::channel(1024).0,
+                events: broadcast::channel(4096).0,
+            }
+        });
+        tokio::spawn(engine::listen(ctl.engine.clone(), new_alerts));
+        let dir = &ctl.config.playbooks.dir;
+        ctl.load_playbooks((!dir.is_empty()).then_some(Path::new(dir.as_str())))
+            .await
+            .map_err(OpenError::Playbooks)?;
+        Ok(ctl)
+    }
+}
