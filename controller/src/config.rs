@@ -147,6 +147,9 @@ pub struct DetectionConfig {
     /// Sigma rules (*.yml, *.yaml, recursively) loaded at every start, in addition to the
     /// rules imported with `cordonctl rules import`. Empty: none.
     pub rules_dir: String,
+    /// Watch `rules_dir` and apply a rule file added, changed or removed while running
+    /// (see `reload.rs`).
+    pub reload: bool,
     /// A rule matching again on the same host within this many seconds counts on its first
     /// alert instead of raising a new one.
     pub alert_window_secs: u64,
@@ -158,6 +161,7 @@ impl Default for DetectionConfig {
     fn default() -> Self {
         Self {
             rules_dir: String::new(),
+            reload: true,
             alert_window_secs: 600,
             incident_window_secs: 3600,
         }

@@ -12,4 +12,5 @@ pub mod init;
 pub mod notify;
 pub mod playbook;
 pub mod policy;
+pub mod reload;
 pub mod store;

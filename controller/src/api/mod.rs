@@ -132,6 +132,11 @@ pub async fn serve(
     ));
     let incoming = tls::incoming(listener, acceptor, gate);
     let sweeper = tokio::spawn(crate::core::expire_loop(ctl.clone()));
+    // Without a watch the controller still serves what it loaded; changes need a restart.
+    let watching = crate::reload::start(ctl.clone()).unwrap_or_else(|e| {
+        tracing::error!("hot reload is off: {e}");
+        None
+    });
     let pruner = tokio::spawn(crate::core::retention::prune_loop(
         ctl.store.clone(),
         ctl.config.events,
@@ -169,6 +174,7 @@ pub async fn serve(
         .await;
     sweeper.abort();
     pruner.abort();
+    drop(watching);
     reporter.abort();
     Ok(result?)
 }

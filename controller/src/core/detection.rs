@@ -80,7 +80,10 @@ impl Controller {
         .await
     }
 
-    async fn compile_rules(&self, files: Vec<RuleFile>) -> Result<Vec<RuleOutcome>, CoreError> {
+    pub(super) async fn compile_rules(
+        &self,
+        files: Vec<RuleFile>,
+    ) -> Result<Vec<RuleOutcome>, CoreError> {
         if files.len() > MAX_RULE_FILES {
             return Err(CoreError::TooManyRuleFiles(files.len()));
         }

@@ -14,6 +14,7 @@ mod error;
 mod ingest;
 mod link;
 mod playbooks;
+mod reload;
 pub mod retention;
 pub mod sessions;
 
@@ -25,6 +26,7 @@ pub use enrol::{Enrolled, NewToken, token_hash, token_ref};
 pub use error::{CoreError, INTERNAL, MAX_TOKEN_TTL};
 pub use ingest::{EventQuery, describe};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
+pub use reload::RELOAD_ACTOR;
 
 use crate::ca::Ca;
 use crate::ca::signing::CommandSigner;

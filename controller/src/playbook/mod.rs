@@ -22,6 +22,9 @@ use tokio::sync::broadcast;
 pub struct PlaybookConfig {
     /// Playbook files (*.yml, *.yaml) applied at every start. Empty: none.
     pub dir: String,
+    /// Watch `dir` and apply a playbook file added, changed or removed while running
+    /// (see `reload.rs`).
+    pub reload: bool,
     /// Hosts with any of these labels (key=value) are never contained automatically: the
     /// step waits for approval instead.
     pub protected_labels: Vec<String>,
@@ -34,6 +37,7 @@ impl Default for PlaybookConfig {
     fn default() -> Self {
         Self {
             dir: String::new(),
+            reload: true,
             protected_labels: vec!["cordon.protected=true".into()],
             isolation_budget_per_hour: 5,
         }
