@@ -9,6 +9,9 @@ use cordon_proto::admin_service_client::AdminServiceClient;
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
+use cordon_proto::{
+    AgentMessage, ControllerMessage, Hello, HostFacts, agent_message, controller_message,
+};
 use cordon_proto::{CreateTokenRequest, CreateTokenResponse};
 use cordonctl::client::{AdminConfig, connect};
 use std::collections::HashMap;
@@ -16,7 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::sync::oneshot;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 use tonic::transport::{Certificate, Channel, Identity};
 
 pub struct TestController {
@@ -213,4 +219,67 @@ impl TestAgent {
             .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
             .max_encoding_message_size(AGENT_MAX_MESSAGE * 4)
     }
+}
+
+/// What a test sends on an agent's stream.
+pub type Outbox = mpsc::Sender<AgentMessage>;
+
+/// An agent's first message, claiming `agent_id`.
+pub fn hello(agent_id: &str) -> AgentMessage {
+    AgentMessage {
+        msg: Some(agent_message::Msg::Hello(Hello {
+            agent_id: agent_id.into(),
+            host: Some(HostFacts {
+                hostname: "test".into(),
+                ..Default::default()
+            }),
+            heartbeat_interval_secs: 1,
+        })),
+    }
+}
+
+/// Opens a stream, says hello as `claimed`, and returns the outbox and the inbound stream.
+pub async fn session(
+    client: &mut AgentServiceClient<Channel>,
+    claimed: &str,
+) -> Result<(Outbox, Streaming<ControllerMessage>), tonic::Status> {
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(hello(claimed)).await.expect("queue hello");
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    match inbound.message().await? {
+        Some(ControllerMessage {
+            msg: Some(controller_message::Msg::Welcome(_)),
+        }) => Ok((tx, inbound)),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// A session for an enrolled test agent, with its own certificate.
+pub async fn connected(
+    ctl: &TestController,
+    agent: &TestAgent,
+) -> (Outbox, Streaming<ControllerMessage>) {
+    let mut client = agent.client(&ctl.url).await;
+    session(&mut client, &agent.id).await.expect("session")
+}
+
+/// Enrols through the real enrolment path with the given token; the agent id or the error.
+pub async fn enrol_with(
+    token: String,
+    ca_fingerprint: String,
+    url: String,
+) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::new(dir.path().join("s"));
+    let opts = EnrollOptions {
+        controller: url,
+        token,
+        ca_fingerprint,
+        labels: HashMap::new(),
+        force: false,
+    };
+    enroll(&state, opts)
+        .await
+        .map(|identity| identity.agent_id)
+        .map_err(|e| e.to_string())
 }

@@ -228,14 +228,14 @@ impl Controller {
         approve: bool,
         reason: &str,
     ) -> Result<ApprovalRow, CoreError> {
-        let action = if approve {
-            "approval.approve"
+        let (action, status) = if approve {
+            ("approval.approve", ApprovalStatus::Approved)
         } else {
-            "approval.deny"
+            ("approval.deny", ApprovalStatus::Denied)
         };
         let entry = AuditEntry::new(&admin.name, action, format!("approval:{approval_id}"))
             .detail(json!({ "reason": reason }));
-        let result = self.decide(admin, approval_id, approve, reason).await;
+        let result = self.decide(admin, approval_id, status, reason).await;
         self.audited(entry, result, |_, _| {}).await
     }
 
@@ -243,14 +243,9 @@ impl Controller {
         &self,
         admin: &Admin,
         approval_id: &str,
-        approve: bool,
+        status: ApprovalStatus,
         reason: &str,
     ) -> Result<ApprovalRow, CoreError> {
-        let status = if approve {
-            ApprovalStatus::Approved
-        } else {
-            ApprovalStatus::Denied
-        };
         let decided = self
             .store
             .decide_approval(
