@@ -45,6 +45,45 @@ pub struct ControllerConfig {
     /// `[notify]`: webhooks that playbooks notify.
     #[serde(default, skip_serializing_if = "NotifyConfig::is_empty")]
     pub notify: NotifyConfig,
+    /// `[people]`: credentials of people and service accounts.
+    #[serde(default)]
+    pub people: PeopleConfig,
+}
+
+/// Lifetimes of the credentials of people and service accounts. A credential renews itself
+/// when used past half its lifetime; one left unused longer than that needs a new invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeopleConfig {
+    /// Lifetime of a person's or service account's certificate, in seconds (a week).
+    pub credential_ttl_secs: u64,
+    /// Lifetime of an invite code, in seconds (a day).
+    pub invite_ttl_secs: u64,
+}
+
+/// The longest credential or invite: 90 days.
+const MAX_PEOPLE_TTL: u64 = 90 * 24 * 3600;
+
+impl Default for PeopleConfig {
+    fn default() -> Self {
+        Self {
+            credential_ttl_secs: 7 * 24 * 3600,
+            invite_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl PeopleConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_PEOPLE_TTL).contains(&self.credential_ttl_secs)
+            || !(1..=MAX_PEOPLE_TTL).contains(&self.invite_ttl_secs)
+        {
+            return Err(format!(
+                "people.credential_ttl_secs and invite_ttl_secs must be 1 to {MAX_PEOPLE_TTL}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Deadlines and caps for connections to the listener. A source is an IPv4 address or an
@@ -270,6 +309,7 @@ impl ControllerConfig {
             detection: DetectionConfig::default(),
             playbooks: Default::default(),
             notify: NotifyConfig::default(),
+            people: PeopleConfig::default(),
         }
     }
 
@@ -308,6 +348,7 @@ impl ControllerConfig {
         self.events.validate()?;
         self.detection.validate()?;
         self.playbooks.validate()?;
+        self.people.validate()?;
         self.notify.validate()
     }
 }

@@ -64,7 +64,6 @@ pub struct Initialised {
 }
 
 const SERVER_CERT_TTL: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
-const ADMIN_CERT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The names the server certificate covers when none are given.
 fn default_names(listen: &SocketAddr) -> Vec<String> {
@@ -155,7 +154,9 @@ pub fn init_with(
     write(&l.server_cert, server.cert_pem.as_bytes(), PUBLIC)?;
     let (_, signing) = CommandSigner::generate()?;
     write(&l.signing_key, &signing, PRIVATE)?;
-    let admin = ca.issue_admin("admin", ADMIN_CERT_TTL)?;
+    // Short-lived like every person's credential: cordonctl renews it when used.
+    let admin_ttl = Duration::from_secs(config.people.credential_ttl_secs);
+    let admin = ca.issue_admin("admin", admin_ttl)?;
     write(&l.admin_key, admin.key_pem.as_bytes(), PRIVATE)?;
     write(&l.admin_cert, admin.cert_pem.as_bytes(), PRIVATE)?;
 

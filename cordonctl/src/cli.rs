@@ -5,7 +5,7 @@
 use crate::commands::{
     agents::AgentsCmd, alerts::AlertsCmd, approvals::ApprovalsCmd, audit::AuditCmd,
     command::CommandsCmd, events::EventsCmd, host::HostCmd, incidents::IncidentsCmd, iocs::IocsCmd,
-    playbooks::PlaybooksCmd, rules::RulesCmd, token::TokenCmd,
+    playbooks::PlaybooksCmd, rules::RulesCmd, token::TokenCmd, users::UsersCmd,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,7 +28,9 @@ pub struct Listing {
 #[derive(Parser, Debug)]
 #[command(name = "cordonctl", version, about = "Administer a Cordon controller")]
 pub struct Cli {
-    /// Admin credential file written by `cordon-controller init` (DATA_DIR/admin.toml).
+    /// Credential file: the one `cordonctl login` wrote (the default,
+    /// ~/.config/cordon/credential.toml), or the first admin's from `cordon-controller init`
+    /// (DATA_DIR/admin.toml).
     #[arg(long, env = "CORDON_ADMIN", global = true)]
     pub admin: Option<PathBuf>,
     #[command(subcommand)]
@@ -71,6 +73,35 @@ pub enum Cmd {
     Approvals(ApprovalsCmd),
     /// The audit log of every admin and automatic action; `audit verify` checks its chain.
     Audit(AuditCmd),
+    /// People and service accounts, and the caller's own identity.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Trades a one-time invite code for a credential made on this machine.
+    Login(LoginArgs),
+}
+
+/// `cordonctl login`.
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    /// Controller URL, https://HOST:PORT.
+    #[arg(long)]
+    pub controller: String,
+    /// The CA fingerprint from the invite (sha256:HEX).
+    #[arg(long)]
+    pub ca_fingerprint: String,
+    /// The invite code (better from a file or CORDON_INVITE: a command line is visible to
+    /// every process).
+    #[arg(long, env = "CORDON_INVITE", hide_env_values = true)]
+    pub invite: Option<String>,
+    /// A file holding the invite code.
+    #[arg(long, conflicts_with = "invite")]
+    pub invite_file: Option<PathBuf>,
+    /// Where to write the credential (default ~/.config/cordon).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Replace a credential already there.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The whole command tree, for completions and manual pages.

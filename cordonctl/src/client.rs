@@ -63,7 +63,7 @@ fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
 }
 
 /// The DER bytes of the first certificate in a PEM text.
-fn first_certificate(pem_text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn first_certificate(pem_text: &[u8]) -> Option<Vec<u8>> {
     pem::parse_many(pem_text)
         .ok()?
         .into_iter()

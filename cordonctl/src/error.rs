@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
-    #[error("no admin credential: pass --admin DATA_DIR/admin.toml or set CORDON_ADMIN")]
+    #[error(
+        "no credential: run `cordonctl login`, or pass --admin FILE (DATA_DIR/admin.toml for the first admin) or set CORDON_ADMIN"
+    )]
     NoCredential,
     #[error(transparent)]
     Connect(#[from] ClientError),

@@ -45,12 +45,15 @@ as_fields!(
     CreateTokenResponse,
     DryRunPlaybookResponse,
     Inventory,
+    InviteUserResponse,
     PlaybookRecord,
     QuarantineEntry,
     RuleOutcome,
     RuleRecord,
+    UserRecord,
     Value,
     VerifyAuditResponse,
+    WhoAmIResponse,
 );
 
 /// Prints one object on one line.

@@ -14,6 +14,7 @@ pub mod client;
 mod commands;
 pub mod error;
 pub mod json;
+pub mod login;
 pub mod parse;
 mod report;
 mod rpc;
@@ -37,9 +38,38 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CtlError> {
             ExitCode::FAILURE
         });
     }
-    let path = cli.admin.ok_or(CtlError::NoCredential)?;
+    if let Cmd::Login(args) = cli.command {
+        let file = login::login(login_request(args)?).await?;
+        term::outln!("logged in; credential written to {}", file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = cli
+        .admin
+        .or_else(|| login::default_dir().map(|d| d.join(login::CREDENTIAL_FILE)))
+        .filter(|p| p.exists())
+        .ok_or(CtlError::NoCredential)?;
     let cfg = client::AdminConfig::load(&path).map_err(client::ClientError::from)?;
     let mut admin = client::connect(&cfg).await?;
+    login::renew_if_due(&mut admin, &cfg).await;
     commands::run(&mut admin, cli.command).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn login_request(a: cli::LoginArgs) -> Result<login::Login, CtlError> {
+    let invite = match (a.invite, a.invite_file) {
+        (Some(code), _) => code,
+        (None, Some(f)) => std::fs::read_to_string(&f).map_err(CtlError::read(f))?,
+        (None, None) => String::new(),
+    };
+    let dir = a
+        .dir
+        .or_else(login::default_dir)
+        .ok_or_else(|| CtlError::Input("no HOME: pass --dir".into()))?;
+    Ok(login::Login {
+        controller: a.controller,
+        invite,
+        ca_fingerprint: a.ca_fingerprint,
+        dir,
+        force: a.force,
+    })
 }

@@ -6,17 +6,32 @@ use std::time::Duration;
 
 /// Parses RFC 3339, Unix milliseconds, or an age (`15m` = 15 minutes ago) into Unix ms.
 pub fn time(s: &str) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
+    if let Some(ms) = absolute(s) {
         return Ok(ms);
-    }
-    if let Ok(t) =
-        ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339)
-    {
-        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
     let age = duration(s)
         .map_err(|_| format!("{s:?} is not RFC 3339, Unix milliseconds or an age like 15m"))?;
     Ok(cordon_proto::time::now_ms() - age.as_millis() as i64)
+}
+
+/// Parses RFC 3339, Unix milliseconds, or a time from now (`90d` = in 90 days) into Unix ms.
+pub fn until(s: &str) -> Result<i64, String> {
+    if let Some(ms) = absolute(s) {
+        return Ok(ms);
+    }
+    let ahead = duration(s)
+        .map_err(|_| format!("{s:?} is not RFC 3339, Unix milliseconds or a span like 90d"))?;
+    Ok(cordon_proto::time::now_ms() + ahead.as_millis() as i64)
+}
+
+/// RFC 3339 or Unix milliseconds, as Unix ms.
+fn absolute(s: &str) -> Option<i64> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms);
+    }
+    ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// Parses `90s`, `15m`, `1h`, `7d` or a bare number of seconds.

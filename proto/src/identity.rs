@@ -5,7 +5,12 @@ use ring::digest::{SHA256, digest};
 
 /// URI SAN prefix of an agent certificate; the agent id follows.
 pub const AGENT_URI_PREFIX: &str = "cordon://agent/";
-/// URI SAN prefix of an admin certificate; the admin name follows.
+/// URI SAN prefix of a person's certificate; the name follows.
+pub const USER_URI_PREFIX: &str = "cordon://user/";
+/// URI SAN prefix of a service account's certificate; the name follows.
+pub const SERVICE_URI_PREFIX: &str = "cordon://service/";
+/// URI SAN prefix of the administrator certificates made before people and service accounts
+/// existed; the controller reads them as a person's.
 pub const ADMIN_URI_PREFIX: &str = "cordon://admin/";
 
 /// The agent id for a public key: the first 128 bits of SHA-256 over its DER

@@ -15,6 +15,7 @@ pub mod config;
 pub mod files;
 pub mod identity;
 pub mod limits;
+pub mod pin;
 pub mod process;
 pub mod secrets;
 pub mod status;

@@ -225,7 +225,7 @@ impl Deployment {
         d
     }
 
-    fn in_ctl_ns(&self, program: PathBuf) -> Command {
+    pub(crate) fn in_ctl_ns(&self, program: PathBuf) -> Command {
         match &self.ctl_ns {
             Some(ns) => ns.command(program),
             None => Command::new(program),

@@ -2,7 +2,6 @@
 //! pinned fingerprint, trade the token and a CSR for a client certificate, and pin the CA and
 //! the command-signing key in the state directory.
 
-use super::pin::{PinError, fetch_pinned_ca};
 use crate::sensors::inventory::host_facts;
 use crate::state::{Identity, StateDir, StateError};
 use cordon_proto::EnrollRequest;
@@ -10,6 +9,7 @@ use cordon_proto::channel::{ChannelError, tls_channel};
 use cordon_proto::enrollment_client::EnrollmentClient;
 use cordon_proto::identity::{agent_id_from_spki, fingerprint, parse_fingerprint};
 use cordon_proto::limits::{ENROLL_MAX_MESSAGE, MAX_TOKEN};
+use cordon_proto::pin::{PinError, fetch_pinned_ca};
 use cordon_proto::time::now_ms;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData};
 use std::collections::HashMap;

@@ -3,7 +3,6 @@
 
 mod backoff;
 pub mod enroll;
-mod pin;
 mod renew;
 mod session;
 

@@ -4,6 +4,7 @@
 
 use super::records::*;
 use super::report;
+use super::users;
 use crate::core::{self, Controller, EventQuery, IocList, RuleFile};
 use cordon_proto::admin_service_server::AdminService;
 use cordon_proto::*;
@@ -13,10 +14,13 @@ use tonic::{Request, Response, Status};
 
 pub struct AdminApi(pub Arc<Controller>);
 
-type Answer<T> = Result<Response<T>, Status>;
+pub type Answer<T> = Result<Response<T>, Status>;
 
 /// The core's answer, as a gRPC response.
-fn answer<T, U>(result: Result<T, core::CoreError>, to_proto: impl FnOnce(T) -> U) -> Answer<U> {
+pub fn answer<T, U>(
+    result: Result<T, core::CoreError>,
+    to_proto: impl FnOnce(T) -> U,
+) -> Answer<U> {
     result
         .map(|v| Response::new(to_proto(v)))
         .map_err(Status::from)
@@ -43,30 +47,11 @@ impl AdminService for AdminApi {
     }
 
     async fn tail_events(&self, req: Request<TailEventsRequest>) -> Answer<Self::TailEventsStream> {
-        super::admin_peer(&req)?;
+        let me = super::admin_peer(&req)?;
         let agent_id = self.0.resolve_optional(&req.into_inner().agent_id).await?;
-        let mut rx = self.0.events.subscribe();
+        let rx = self.0.events.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                let e = tokio::select! {
-                    _ = tx.closed() => return,
-                    e = rx.recv() => e,
-                };
-                match e {
-                    Ok(e) if agent_id.as_ref().is_none_or(|a| *a == e.agent_id) => {
-                        if tx.send(Ok(event_record(&e))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "an events tail fell behind");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
+        tokio::spawn(tail(self.0.clone(), me, agent_id, rx, tx));
         Ok(Response::new(ReceiverStream::new(out)))
     }
 
@@ -349,5 +334,90 @@ impl AdminService for AdminApi {
         super::admin_peer(&req)?;
         let history = self.0.incident_history(&req.get_ref().incident_id).await;
         answer(history, report::report)
+    }
+
+    async fn invite_user(&self, req: Request<InviteUserRequest>) -> Answer<InviteUserResponse> {
+        let by = super::admin_peer(&req)?;
+        users::invite(&self.0, &by, req.into_inner()).await
+    }
+
+    async fn list_users(&self, _req: Request<ListUsersRequest>) -> Answer<ListUsersResponse> {
+        answer(self.0.users().await, |all| ListUsersResponse {
+            users: all.into_iter().map(users::user_record).collect(),
+        })
+    }
+
+    async fn get_user(&self, req: Request<GetUserRequest>) -> Answer<UserRecord> {
+        answer(self.0.user(&req.get_ref().name).await, users::user_record)
+    }
+
+    async fn set_user_state(&self, req: Request<SetUserStateRequest>) -> Answer<UserRecord> {
+        let by = super::admin_peer(&req)?;
+        users::set_state(&self.0, &by, req.into_inner()).await
+    }
+
+    async fn set_user_role(&self, req: Request<SetUserRoleRequest>) -> Answer<UserRecord> {
+        let by = super::admin_peer(&req)?;
+        users::set_role(&self.0, &by, req.into_inner()).await
+    }
+
+    async fn set_user_password(&self, req: Request<SetUserPasswordRequest>) -> Answer<UserRecord> {
+        let by = super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let set = self.0.set_password(&by, &r.name, &r.password).await;
+        answer(set, users::user_record)
+    }
+
+    async fn renew_credential(
+        &self,
+        req: Request<RenewCredentialRequest>,
+    ) -> Answer<RenewCredentialResponse> {
+        users::renew(&self.0, req).await
+    }
+
+    async fn who_am_i(&self, req: Request<WhoAmIRequest>) -> Answer<WhoAmIResponse> {
+        let me = super::admin_peer(&req)?;
+        users::who_am_i(&self.0, &me).await
+    }
+}
+
+/// Sends stored events to an `events tail` until the caller hangs up, or until the caller may
+/// no longer act (disabled, revoked or expired): then the stream ends with that reason.
+async fn tail(
+    ctl: Arc<Controller>,
+    me: core::Admin,
+    agent_id: Option<String>,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<crate::store::StoredEvent>>,
+    tx: tokio::sync::mpsc::Sender<Result<EventRecord, Status>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = ctl.roster.changes();
+    loop {
+        let e = tokio::select! {
+            _ = tx.closed() => return,
+            changed = changes.recv() => {
+                if matches!(&changed, Ok(name) if *name == me.name) || matches!(changed, Err(RecvError::Lagged(_))) {
+                    let now = cordon_proto::time::now_ms();
+                    if let Err(why) = ctl.roster.check(me.kind, &me.name, now) {
+                        let _ = tx.send(Err(Status::unauthenticated(format!("{} is {why}", me.name)))).await;
+                        return;
+                    }
+                }
+                continue;
+            }
+            e = rx.recv() => e,
+        };
+        match e {
+            Ok(e) if agent_id.as_ref().is_none_or(|a| *a == e.agent_id) => {
+                if tx.send(Ok(event_record(&e))).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "an events tail fell behind");
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }

@@ -10,7 +10,7 @@ use super::ratelimit::RateLimiter;
 use super::tally::Tally;
 use crate::core::{Controller, CoreError};
 use cordon_proto::enrollment_server::Enrollment;
-use cordon_proto::{EnrollRequest, EnrollResponse};
+use cordon_proto::{EnrollRequest, EnrollResponse, LoginRequest, LoginResponse};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,18 +28,16 @@ pub struct EnrollApi {
 fn reason(e: &CoreError) -> &'static str {
     match e {
         CoreError::Enrol(r) => r.reason(),
+        CoreError::Invite(_) => "bad_invite",
         CoreError::TokenMissing | CoreError::BadHost(_) => "invalid_request",
         CoreError::Ca(ca) if ca.is_csr_problem() => "bad_csr",
         _ => "internal_error",
     }
 }
 
-#[tonic::async_trait]
-impl Enrollment for EnrollApi {
-    async fn enroll(
-        &self,
-        req: Request<EnrollRequest>,
-    ) -> Result<Response<EnrollResponse>, Status> {
+impl EnrollApi {
+    /// Takes one attempt for the request's source, or refuses it as rate-limited.
+    fn attempt<T>(&self, req: &Request<T>) -> Result<IpAddr, Status> {
         let source = req
             .remote_addr()
             .map(|a| source_key(a.ip()))
@@ -50,6 +48,31 @@ impl Enrollment for EnrollApi {
                 "too many enrolment attempts from this address; retry later",
             ));
         }
+        Ok(source)
+    }
+}
+
+#[tonic::async_trait]
+impl Enrollment for EnrollApi {
+    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let source = self.attempt(&req)?;
+        match super::users::login(&self.ctl, req.into_inner()).await {
+            Ok(done) => {
+                self.limiter.give_back(source, Instant::now());
+                Ok(done)
+            }
+            Err(e) => {
+                self.refusals.note(reason(&e), source);
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn enroll(
+        &self,
+        req: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let source = self.attempt(&req)?;
         match self.ctl.enrol(req.into_inner()).await {
             Ok(done) => {
                 self.limiter.give_back(source, Instant::now());

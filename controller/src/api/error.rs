@@ -10,15 +10,18 @@ fn code(e: &CoreError) -> Code {
     use CoreError::*;
     match e {
         NoAgent(_) | NoCommand(_) | NoRule(_) | NoAlert(_) | NoIncident(_) | NoPlaybook(_)
-        | NoApproval(_) => Code::NotFound,
-        CommandForRevoked(_) | ApprovalDecided { .. } => Code::FailedPrecondition,
+        | NoApproval(_) | NoUser(_) => Code::NotFound,
+        CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
+        NameTaken(_) => Code::AlreadyExists,
+        Inactive(..) | Invite(_) => Code::Unauthenticated,
+        PermissionDenied { .. } | ServiceCannotApprove(_) => Code::PermissionDenied,
         NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {
             Code::PermissionDenied
         }
         Enrol(crate::policy::tokens::EnrollRefusal::AgentRevoked(_)) => Code::PermissionDenied,
         Enrol(_) | TokenMissing => Code::Unauthenticated,
         Ca(ca) if ca.is_csr_problem() => Code::InvalidArgument,
-        Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) => Code::Internal,
+        Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) | Hashing(_) => Code::Internal,
         AgentIdRequired
         | AmbiguousAgent(_)
         | ActionRequired
@@ -40,7 +43,12 @@ fn code(e: &CoreError) -> Code {
         | UnknownIncidentStatus(_)
         | BadNote
         | PlaybookTooLarge { .. }
-        | BadPlaybook(_) => Code::InvalidArgument,
+        | BadPlaybook(_)
+        | BadUserName(_)
+        | ExpiryInThePast
+        | BadRole(_)
+        | BadKind(_)
+        | BadPassword => Code::InvalidArgument,
     }
 }
 

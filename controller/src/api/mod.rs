@@ -7,6 +7,7 @@
 mod admin;
 pub mod admission;
 mod agent;
+mod authorize;
 mod conn;
 mod enroll;
 mod error;
@@ -16,6 +17,7 @@ mod report;
 pub mod tally;
 mod telemetry;
 pub mod tls;
+mod users;
 
 pub use telemetry::{PIPELINE_DEPTH, Pipeline};
 
@@ -72,20 +74,18 @@ fn peer<T>(req: &Request<T>) -> Result<(Peer, i64), Status> {
 fn agent_peer<T>(req: &Request<T>) -> Result<(String, i64), Status> {
     match peer(req)? {
         (Peer::Agent { id }, exp) => Ok((id, exp)),
-        (Peer::Admin { .. }, _) => Err(Status::permission_denied(
-            "an admin certificate cannot be used on the agent service",
+        (Peer::Principal { .. }, _) => Err(Status::permission_denied(
+            "a person's or service account's certificate cannot be used on the agent service",
         )),
     }
 }
 
-/// The calling administrator.
+/// The calling person or service account, as `authorize.rs` checked them.
 fn admin_peer<T>(req: &Request<T>) -> Result<Admin, Status> {
-    match peer(req)? {
-        (Peer::Admin { name }, _) => Ok(Admin::new(name)),
-        (Peer::Agent { .. }, _) => Err(Status::permission_denied(
-            "an agent certificate cannot be used on the admin service",
-        )),
-    }
+    req.extensions()
+        .get::<Admin>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the caller was not authorised"))
 }
 
 /// The listener's TLS settings: the server certificate and key from the data directory,
@@ -113,6 +113,7 @@ fn server_tls(ctl: &Controller) -> Result<rustls::ServerConfig, ServeError> {
         vec![server_cert, ctl.ca.cert_der().clone()],
         key,
         ctl.revoked.clone(),
+        ctl.roster.clone(),
     )?)
 }
 
@@ -155,9 +156,12 @@ pub async fn serve(
         .send_compressed(tonic::codec::CompressionEncoding::Gzip)
         .max_decoding_message_size(limits::AGENT_MAX_MESSAGE)
         .max_encoding_message_size(limits::CONTROLLER_MAX_MESSAGE);
-    let admin = AdminServiceServer::new(admin::AdminApi(ctl.clone()))
-        .max_decoding_message_size(limits::ADMIN_MAX_MESSAGE)
-        .max_encoding_message_size(limits::ADMIN_MAX_MESSAGE);
+    let admin = authorize::Authorized {
+        inner: AdminServiceServer::new(admin::AdminApi(ctl.clone()))
+            .max_decoding_message_size(limits::ADMIN_MAX_MESSAGE)
+            .max_encoding_message_size(limits::ADMIN_MAX_MESSAGE),
+        ctl: ctl.clone(),
+    };
 
     let closer = ctl.clone();
     let result = tonic::transport::Server::builder()

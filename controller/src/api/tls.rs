@@ -26,6 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Agent ids whose certificates the handshake refuses.
 pub use crate::core::RevokedSet;
+use crate::core::Roster;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -39,6 +40,7 @@ pub enum TlsError {
 struct RevocationAwareVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     revoked: RevokedSet,
+    roster: Roster,
 }
 
 impl ClientCertVerifier for RevocationAwareVerifier {
@@ -63,16 +65,26 @@ impl ClientCertVerifier for RevocationAwareVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        if let Ok((Peer::Agent { id }, _)) = peer_identity(end_entity) {
-            let revoked = self
-                .revoked
-                .read()
-                .map(|set| set.contains(&id))
-                .unwrap_or(true);
-            if revoked {
-                tracing::warn!(agent_id = %id, "refused handshake from a revoked agent");
-                return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        match peer_identity(end_entity) {
+            Ok((Peer::Agent { id }, _)) => {
+                let revoked = self
+                    .revoked
+                    .read()
+                    .map(|set| set.contains(&id))
+                    .unwrap_or(true);
+                if revoked {
+                    tracing::warn!(agent_id = %id, "refused handshake from a revoked agent");
+                    return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+                }
             }
+            Ok((Peer::Principal { kind, name, .. }, _)) => {
+                let now = cordon_proto::time::now_ms();
+                if let Err(why) = self.roster.check(kind, &name, now) {
+                    tracing::warn!(name = %name, kind = %kind, why = %why, "refused handshake from a principal who may not act");
+                    return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+                }
+            }
+            Err(_) => {}
         }
         Ok(verified)
     }
@@ -107,6 +119,7 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     revoked: RevokedSet,
+    roster: Roster,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
@@ -114,7 +127,11 @@ pub fn server_config(
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()?;
-    let verifier = Arc::new(RevocationAwareVerifier { inner, revoked });
+    let verifier = Arc::new(RevocationAwareVerifier {
+        inner,
+        revoked,
+        roster,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)

@@ -4,7 +4,11 @@
 
 pub mod signing;
 
-use cordon_proto::identity::{ADMIN_URI_PREFIX, AGENT_URI_PREFIX, agent_id_from_spki, fingerprint};
+use crate::policy::people::Kind;
+use cordon_proto::identity::{
+    ADMIN_URI_PREFIX, AGENT_URI_PREFIX, SERVICE_URI_PREFIX, USER_URI_PREFIX, agent_id_from_spki,
+    fingerprint,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
@@ -53,8 +57,30 @@ impl CaError {
 /// Who a presented certificate belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
-    Agent { id: String },
-    Admin { name: String },
+    Agent {
+        id: String,
+    },
+    /// A person or service account; certificates made before principals existed
+    /// (`cordon://admin/NAME`) name a person.
+    Principal {
+        kind: Kind,
+        name: String,
+        /// The certificate's serial, lower-case hex.
+        serial: String,
+        /// The id of the certificate's key (see [`Signed::key_id`]).
+        key_id: String,
+    },
+}
+
+/// A client certificate just signed from a CSR.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub pem: String,
+    /// The key's id (as an agent id is made: a hash of its public key).
+    pub key_id: String,
+    /// Lower-case hex.
+    pub serial: String,
+    pub expires_at_ms: i64,
 }
 
 /// A certificate just issued to an agent.
@@ -169,10 +195,10 @@ impl Ca {
         self.issue_with_new_key(params, "the server certificate")
     }
 
-    /// Issues an admin client certificate for `name`.
+    /// Issues the first person's credential (`init`), key and all: `cordon://user/NAME`.
     pub fn issue_admin(&self, name: &str, ttl: Duration) -> Result<CertAndKey, CaError> {
-        let mut params = leaf_params(&format!("admin:{name}"), ttl);
-        params.subject_alt_names = vec![uri_san(&format!("{ADMIN_URI_PREFIX}{name}"))?];
+        let mut params = leaf_params(&format!("user:{name}"), ttl);
+        params.subject_alt_names = vec![uri_san(&format!("{USER_URI_PREFIX}{name}"))?];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue_with_new_key(params, "the admin certificate")
     }
@@ -180,29 +206,58 @@ impl Ca {
     /// Signs an agent's CSR. Only the public key is taken from the CSR: the identity (the agent
     /// id derived from that key), the lifetime and the usages are the controller's.
     pub fn sign_agent(&self, csr_der: &[u8], ttl: Duration) -> Result<IssuedCert, CaError> {
-        if csr_der.len() > cordon_proto::limits::MAX_CSR {
-            return Err(CaError::CsrTooLarge(csr_der.len()));
-        }
-        let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(
-            csr_der.to_vec(),
-        ))
-        .map_err(CaError::BadCsr)?;
+        let csr = parse_csr(csr_der)?;
         let agent_id = agent_id_from_spki(&csr.public_key.subject_public_key_info());
-        let mut params = leaf_params(&agent_id, ttl);
-        params.subject_alt_names = vec![uri_san(&format!("{AGENT_URI_PREFIX}{agent_id}"))?];
+        let signed = self.sign_csr(
+            &csr,
+            &agent_id,
+            &format!("{AGENT_URI_PREFIX}{agent_id}"),
+            ttl,
+            "the agent certificate",
+        )?;
+        self.agent_certs_signed.fetch_add(1, Ordering::Relaxed);
+        Ok(IssuedCert {
+            agent_id,
+            pem: signed.pem,
+            serial: signed.serial,
+            expires_at_ms: signed.expires_at_ms,
+        })
+    }
+
+    /// Signs the CSR of a person or service account: the identity (`cordon://user/NAME` or
+    /// `cordon://service/NAME`), the lifetime and the usages are the controller's.
+    pub fn sign_principal(
+        &self,
+        csr_der: &[u8],
+        kind: Kind,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Signed, CaError> {
+        let csr = parse_csr(csr_der)?;
+        let uri = format!("{}{name}", principal_uri_prefix(kind));
+        self.sign_csr(&csr, &format!("{kind}:{name}"), &uri, ttl, "a credential")
+    }
+
+    /// A client certificate for the key of `csr`, named by `uri`.
+    fn sign_csr(
+        &self,
+        csr: &CertificateSigningRequestParams,
+        common_name: &str,
+        uri: &str,
+        ttl: Duration,
+        what: &'static str,
+    ) -> Result<Signed, CaError> {
+        let mut params = leaf_params(common_name, ttl);
+        params.subject_alt_names = vec![uri_san(uri)?];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let serial = random_serial();
         params.serial_number = Some(serial.clone());
         let expires_at_ms = (params.not_after.unix_timestamp_nanos() / 1_000_000) as i64;
         let cert = params
             .signed_by(&csr.public_key, &self.issuer)
-            .map_err(|source| CaError::Generate {
-                what: "the agent certificate",
-                source,
-            })?;
-        self.agent_certs_signed.fetch_add(1, Ordering::Relaxed);
-        Ok(IssuedCert {
-            agent_id,
+            .map_err(|source| CaError::Generate { what, source })?;
+        Ok(Signed {
+            key_id: agent_id_from_spki(&csr.public_key.subject_public_key_info()),
             pem: cert.pem(),
             serial: hex::encode(serial.as_ref()),
             expires_at_ms,
@@ -226,34 +281,62 @@ impl Ca {
 }
 
 /// Reads the identity out of a certificate that the TLS layer has already verified against
-/// the CA: the `cordon://agent/ID` or `cordon://admin/NAME` URI name.
+/// the CA: the `cordon://agent/ID`, `cordon://user/NAME` or `cordon://service/NAME` URI name
+/// (or the older `cordon://admin/NAME`, a person).
 pub fn peer_identity(der: &[u8]) -> Result<(Peer, i64), String> {
     use x509_parser::prelude::*;
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
     let expires_at_ms = cert.validity().not_after.timestamp() * 1000;
+    let serial = hex::encode(cert.raw_serial());
+    let key_id = agent_id_from_spki(cert.public_key().raw);
     let sans = cert
         .subject_alternative_name()
         .map_err(|e| format!("bad subject alternative names: {e}"))?
         .ok_or("certificate has no Cordon identity")?;
     for name in &sans.value.general_names {
-        if let GeneralName::URI(uri) = name {
-            if let Some(id) = uri.strip_prefix(AGENT_URI_PREFIX)
-                && cordon_proto::identity::is_agent_id(id)
-            {
-                return Ok((Peer::Agent { id: id.to_string() }, expires_at_ms));
-            }
-            if let Some(name) = uri.strip_prefix(ADMIN_URI_PREFIX) {
-                return Ok((
-                    Peer::Admin {
-                        name: name.to_string(),
-                    },
-                    expires_at_ms,
-                ));
-            }
+        if let GeneralName::URI(uri) = name
+            && let Some(peer) = peer_from_uri(uri, &serial, &key_id)
+        {
+            return Ok((peer, expires_at_ms));
         }
     }
     Err("certificate has no Cordon identity".into())
+}
+
+fn peer_from_uri(uri: &str, serial: &str, key_id: &str) -> Option<Peer> {
+    if let Some(id) = uri.strip_prefix(AGENT_URI_PREFIX) {
+        return cordon_proto::identity::is_agent_id(id).then(|| Peer::Agent { id: id.into() });
+    }
+    let (kind, name) = [
+        (Kind::User, USER_URI_PREFIX),
+        (Kind::Service, SERVICE_URI_PREFIX),
+        (Kind::User, ADMIN_URI_PREFIX),
+    ]
+    .into_iter()
+    .find_map(|(kind, prefix)| uri.strip_prefix(prefix).map(|n| (kind, n)))?;
+    crate::policy::people::valid_name(name).then(|| Peer::Principal {
+        kind,
+        name: name.into(),
+        serial: serial.into(),
+        key_id: key_id.into(),
+    })
+}
+
+/// A CSR within the size limit, parsed (its signature checked).
+fn parse_csr(csr_der: &[u8]) -> Result<CertificateSigningRequestParams, CaError> {
+    if csr_der.len() > cordon_proto::limits::MAX_CSR {
+        return Err(CaError::CsrTooLarge(csr_der.len()));
+    }
+    CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der.to_vec()))
+        .map_err(CaError::BadCsr)
+}
+
+fn principal_uri_prefix(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => USER_URI_PREFIX,
+        Kind::Service => SERVICE_URI_PREFIX,
+    }
 }
 
 fn leaf_params(common_name: &str, ttl: Duration) -> CertificateParams {
@@ -351,11 +434,46 @@ mod tests {
         let (ca, _) = Ca::create("test").unwrap();
         let admin = ca.issue_admin("alice", Duration::from_secs(60)).unwrap();
         let (peer, _) = peer_identity(&pem_to_der(&admin.cert_pem).unwrap()).unwrap();
+        assert!(matches!(
+            peer,
+            Peer::Principal { kind: Kind::User, name, .. } if name == "alice"
+        ));
+    }
+
+    #[test]
+    fn principal_identity_comes_from_the_controller_not_the_csr() {
+        let (ca, _) = Ca::create("test").unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut req = CertificateParams::default();
+        req.subject_alt_names = vec![uri_san("cordon://user/root").unwrap()];
+        let csr = req.serialize_request(&key).unwrap();
+        let signed = ca
+            .sign_principal(csr.der(), Kind::Service, "soar", Duration::from_secs(60))
+            .unwrap();
+        let (peer, _) = peer_identity(&pem_to_der(&signed.pem).unwrap()).unwrap();
         assert_eq!(
             peer,
-            Peer::Admin {
-                name: "alice".into()
+            Peer::Principal {
+                kind: Kind::Service,
+                name: "soar".into(),
+                serial: signed.serial.clone(),
+                key_id: agent_id_from_spki(&key.subject_public_key_info()),
             }
+        );
+    }
+
+    #[test]
+    fn uris_with_unsafe_names_are_no_identity() {
+        assert!(peer_from_uri("cordon://user/a/../b", "01", "k").is_none());
+        assert!(peer_from_uri("cordon://agent/../etc", "01", "k").is_none());
+        assert_eq!(
+            peer_from_uri("cordon://admin/admin", "01", "k"),
+            Some(Peer::Principal {
+                kind: Kind::User,
+                name: "admin".into(),
+                serial: "01".into(),
+                key_id: "k".into(),
+            })
         );
     }
 }

@@ -5,7 +5,6 @@
 use super::sessions::StreamEnd;
 use super::{Admin, Controller, CoreError};
 use crate::ca::IssuedCert;
-use crate::policy::audit::AuditEntry;
 use crate::store::{Agent, Agents};
 use cordon_proto::limits::{MAX_LIST, check_host};
 use cordon_proto::time::now_ms;
@@ -77,7 +76,7 @@ impl Controller {
 
     /// Revokes an agent: its next handshake is refused and its open stream closed at once.
     pub async fn revoke(&self, admin: &Admin, asked: &str) -> Result<Presence, CoreError> {
-        let entry = AuditEntry::new(&admin.name, "agent.revoke", format!("agent:{asked}"));
+        let entry = admin.entry("agent.revoke", format!("agent:{asked}"));
         let result = async {
             let id = self.resolve(asked).await?.id;
             // Refuse new handshakes first, then cut the open stream.

@@ -2,7 +2,6 @@
 //! record the agent's result, and expire what never ran.
 
 use super::{Admin, Controller, CoreError};
-use crate::policy::audit::AuditEntry;
 use crate::store::{Agents, CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
@@ -170,8 +169,7 @@ impl Controller {
         admin: &Admin,
         req: CommandRequest,
     ) -> Result<CommandRow, CoreError> {
-        let mut entry = AuditEntry::new(
-            &admin.name,
+        let mut entry = admin.entry(
             format!(
                 "command.{}",
                 req.action.as_ref().map_or("unknown", action_kind)

@@ -3,7 +3,6 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::detect::{iocs, outcome, row};
-use crate::policy::audit::AuditEntry;
 use crate::policy::grouping::LEVELS;
 use crate::store::{AlertRow, IncidentRow, IncidentStatus, IocImport, RuleRow};
 use cordon_proto::RuleOutcome;
@@ -61,7 +60,8 @@ impl Controller {
         admin: &Admin,
         files: Vec<RuleFile>,
     ) -> Result<Vec<RuleOutcome>, CoreError> {
-        let entry = AuditEntry::new(&admin.name, "rules.import", "")
+        let entry = admin
+            .entry("rules.import", "")
             .detail(json!({ "files": files.len() }));
         let result = self.compile_rules(files).await;
         self.audited(entry, result, |outcomes, e| {
@@ -122,7 +122,7 @@ impl Controller {
         } else {
             "rule.disable"
         };
-        let entry = AuditEntry::new(&admin.name, action, format!("rule:{rule_id}"));
+        let entry = admin.entry(action, format!("rule:{rule_id}"));
         let result = async {
             let row = self
                 .store
@@ -138,12 +138,9 @@ impl Controller {
 
     /// Normalises every value first: one bad value refuses the whole import, naming it.
     pub async fn import_iocs(&self, admin: &Admin, r: IocList) -> Result<IocsImported, CoreError> {
-        let entry = AuditEntry::new(
-            &admin.name,
-            "iocs.import",
-            format!("iocs:{}:{}", r.kind, r.list),
-        )
-        .detail(json!({ "values": r.values.len() }));
+        let entry = admin
+            .entry("iocs.import", format!("iocs:{}:{}", r.kind, r.list))
+            .detail(json!({ "values": r.values.len() }));
         let result = self.add_iocs(r).await;
         self.audited(entry, result, |r, e| {
             e.detail["added"] = json!(r.done.added);
@@ -240,12 +237,9 @@ impl Controller {
         incident: &str,
         status: &str,
     ) -> Result<String, CoreError> {
-        let entry = AuditEntry::new(
-            &admin.name,
-            "incident.set_status",
-            format!("incident:{incident}"),
-        )
-        .detail(json!({ "status": status }));
+        let entry = admin
+            .entry("incident.set_status", format!("incident:{incident}"))
+            .detail(json!({ "status": status }));
         let result = async {
             let status = incident_status(status)?;
             self.store

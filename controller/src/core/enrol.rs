@@ -56,7 +56,7 @@ impl Controller {
         uses: u32,
         labels: HashMap<String, String>,
     ) -> Result<NewToken, CoreError> {
-        let entry = AuditEntry::new(&admin.name, "token.create", "").detail(json!({
+        let entry = admin.entry("token.create", "").detail(json!({
             "ttl_secs": ttl_secs, "uses": uses, "labels": labels,
         }));
         let result = async {

@@ -2,12 +2,15 @@
 //! caller needs to know. The transports turn it into their own answers (`api/error.rs` into
 //! gRPC statuses); the audit log records its [`CoreError::outcome`].
 
+use super::users::{MAX_PASSWORD, MIN_PASSWORD};
 use crate::ca::CaError;
 use crate::playbook::engine::EngineError;
 use crate::playbook::spec::SpecError;
 use crate::policy::grouping::LEVELS;
+use crate::policy::people::{Inactive, InviteRefusal};
+use crate::policy::roles::{Permission, Role, UnknownRole};
 use crate::policy::tokens::EnrollRefusal;
-use crate::store::{IncidentStatus, StoreError};
+use crate::store::{ChangeRefusal, IncidentStatus, StoreError};
 use cordon_proto::limits::{
     MAX_BATCH_EVENTS, MAX_IOCS, MAX_LIST, MAX_PLAYBOOK_BYTES, MAX_QUERY_TEXT, MAX_RULE_BYTES,
     MAX_RULE_FILES, MAX_TOKEN_USES,
@@ -110,6 +113,33 @@ pub enum CoreError {
     ApprovalDecided { id: String, status: String },
     #[error("planning the playbook: {0}")]
     Plan(#[source] EngineError),
+    /// A principal whose certificate verified, but who may not act now.
+    #[error("{0} is {1}")]
+    Inactive(String, Inactive),
+    #[error("permission {needed} is required; role {role} does not hold it")]
+    PermissionDenied { needed: Permission, role: Role },
+    #[error(transparent)]
+    Invite(#[from] InviteRefusal),
+    #[error("name {0:?}: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")]
+    BadUserName(String),
+    #[error("the expiry is in the past")]
+    ExpiryInThePast,
+    #[error("{0:?} is already taken (names are unique across people and service accounts)")]
+    NameTaken(String),
+    #[error("no principal {0:?}")]
+    NoUser(String),
+    #[error(transparent)]
+    UserChange(#[from] ChangeRefusal),
+    #[error(transparent)]
+    BadRole(#[from] UnknownRole),
+    #[error("unknown principal kind {0:?}: user or service")]
+    BadKind(String),
+    #[error("a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters")]
+    BadPassword,
+    #[error("{0} is a service account: only a person decides an approval")]
+    ServiceCannotApprove(String),
+    #[error("hashing the password: {0}")]
+    Hashing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -118,7 +148,7 @@ impl CoreError {
     /// A failure inside the controller (not the caller's doing).
     pub fn is_internal(&self) -> bool {
         match self {
-            Self::Store(_) | Self::CorruptCommand { .. } | Self::Plan(_) => true,
+            Self::Store(_) | Self::CorruptCommand { .. } | Self::Plan(_) | Self::Hashing(_) => true,
             Self::Ca(e) => !e.is_csr_problem(),
             _ => false,
         }
@@ -128,7 +158,7 @@ impl CoreError {
     /// detail stays in the controller's log.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Store(_) => INTERNAL.into(),
+            Self::Store(_) | Self::Hashing(_) => INTERNAL.into(),
             Self::Ca(e) if !e.is_csr_problem() => INTERNAL.into(),
             other => other.to_string(),
         }

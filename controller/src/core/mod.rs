@@ -13,10 +13,12 @@ mod enrol;
 mod error;
 mod ingest;
 mod link;
+mod people;
 mod playbooks;
 mod reload;
 pub mod retention;
 pub mod sessions;
+mod users;
 
 pub use crate::store::action_kind;
 pub use agents::Presence;
@@ -25,8 +27,10 @@ pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_inde
 pub use enrol::{Enrolled, NewToken, token_hash, token_ref};
 pub use error::{CoreError, INTERNAL, MAX_TOKEN_TTL};
 pub use ingest::{EventQuery, describe};
+pub use people::{Credential, Roster};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
 pub use reload::RELOAD_ACTOR;
+pub use users::{InviteRequest, Invited, MAX_PASSWORD, MIN_PASSWORD};
 
 use crate::ca::Ca;
 use crate::ca::signing::CommandSigner;
@@ -36,6 +40,9 @@ use crate::notify::Notifier;
 use crate::playbook::Playbooks;
 use crate::playbook::deps::SystemClock;
 use crate::playbook::engine::{self, Engine};
+use crate::policy::audit::AuditEntry;
+use crate::policy::people::Kind;
+use crate::policy::roles::Role;
 use crate::store::{Agents, Store, StoreError};
 use sessions::Sessions;
 use std::path::Path;
@@ -45,15 +52,36 @@ use tokio::sync::{broadcast, mpsc};
 /// Ids of revoked agents, shared with the TLS verifier so their handshakes fail.
 pub type RevokedSet = Arc<RwLock<std::collections::HashSet<String>>>;
 
-/// An administrator, as the transport authenticated them.
+/// A person or service account, as the transport authenticated them and the roster
+/// authorised them; or the controller itself acting for a named source (hot reload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     pub name: String,
+    pub kind: Kind,
+    pub role: Role,
+    /// The serial of the certificate they called with; empty for the controller's own
+    /// actions.
+    pub serial: String,
 }
 
 impl Admin {
+    /// The controller acting on its own, named `name` in the audit log.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into() }
+        Self {
+            name: name.into(),
+            kind: Kind::User,
+            role: Role::Admin,
+            serial: String::new(),
+        }
+    }
+
+    /// An audit entry of this principal's, carrying their certificate's serial.
+    pub fn entry(&self, action: impl Into<String>, target: impl Into<String>) -> AuditEntry {
+        let mut e = AuditEntry::new(&self.name, action, target);
+        if !self.serial.is_empty() {
+            e.detail = serde_json::json!({ "cert_serial": self.serial });
+        }
+        e
     }
 }
 
@@ -81,6 +109,8 @@ pub struct Controller {
     alerts: mpsc::UnboundedSender<String>,
     /// Where playbooks' notify steps go.
     pub notifier: Arc<dyn crate::notify::Notifier>,
+    /// People and service accounts, as the handshake and each call check them.
+    pub roster: Roster,
 }
 
 /// Why the controller could not be opened.
@@ -117,6 +147,8 @@ impl Controller {
         let revoked: RevokedSet = Arc::new(RwLock::new(
             store.revoked_agent_ids().await?.into_iter().collect(),
         ));
+        let roster = Roster::default();
+        roster.load(&store).await?;
         let detector = crate::detect::Detector::new(crate::policy::grouping::Grouping {
             alert_window_ms: config.detection.alert_window_secs as i64 * 1000,
             incident_window_ms: config.detection.incident_window_secs as i64 * 1000,
@@ -146,6 +178,7 @@ impl Controller {
             Self {
                 playbooks,
                 engine,
+                roster,
                 alerts,
                 notifier,
                 detector,

@@ -4,7 +4,7 @@
 use super::{Admin, Controller, CoreError};
 use crate::playbook::context::RunContext;
 use crate::playbook::{engine, spec};
-use crate::policy::audit::AuditEntry;
+use crate::policy::people::Kind;
 use crate::store::{
     Agent, Agents, AlertRow, ApprovalRow, ApprovalStatus, IncidentRow, PlaybookRow, RunRow,
     StepRow, TimelineRow,
@@ -83,8 +83,9 @@ impl Controller {
         origin: &str,
         yaml: &str,
     ) -> Result<PlaybookInfo, CoreError> {
-        let entry =
-            AuditEntry::new(&admin.name, "playbook.apply", "").detail(json!({ "origin": origin }));
+        let entry = admin
+            .entry("playbook.apply", "")
+            .detail(json!({ "origin": origin }));
         let result = self.apply_playbook(origin, yaml).await;
         self.audited(entry, result, |p, e| {
             e.target = format!("playbook:{}", p.name)
@@ -177,7 +178,7 @@ impl Controller {
         } else {
             "playbook.disable"
         };
-        let entry = AuditEntry::new(&admin.name, action, format!("playbook:{name}"));
+        let entry = admin.entry(action, format!("playbook:{name}"));
         let result = async {
             if !self
                 .store
@@ -233,7 +234,8 @@ impl Controller {
         } else {
             ("approval.deny", ApprovalStatus::Denied)
         };
-        let entry = AuditEntry::new(&admin.name, action, format!("approval:{approval_id}"))
+        let entry = admin
+            .entry(action, format!("approval:{approval_id}"))
             .detail(json!({ "reason": reason }));
         let result = self.decide(admin, approval_id, status, reason).await;
         self.audited(entry, result, |_, _| {}).await
@@ -246,6 +248,9 @@ impl Controller {
         status: ApprovalStatus,
         reason: &str,
     ) -> Result<ApprovalRow, CoreError> {
+        if admin.kind == Kind::Service {
+            return Err(CoreError::ServiceCannotApprove(admin.name.clone()));
+        }
         let decided = self
             .store
             .decide_approval(
@@ -290,7 +295,8 @@ impl Controller {
         incident: &str,
         text: &str,
     ) -> Result<String, CoreError> {
-        let entry = AuditEntry::new(&admin.name, "incident.note", format!("incident:{incident}"))
+        let entry = admin
+            .entry("incident.note", format!("incident:{incident}"))
             .detail(json!({ "text": text }));
         let result = async {
             if text.trim().is_empty() || text.len() > MAX_TEXT {

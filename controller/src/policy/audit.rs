@@ -54,8 +54,12 @@ impl AuditEntry {
         }
     }
 
+    /// Adds `detail`'s keys to the entry's (or replaces a detail that is not an object).
     pub fn detail(mut self, detail: Value) -> Self {
-        self.detail = detail;
+        match (&mut self.detail, detail) {
+            (Value::Object(mine), Value::Object(more)) => mine.extend(more),
+            (slot, other) => *slot = other,
+        }
         self
     }
 }

@@ -1,5 +1,6 @@
 //! The controller's business rules as pure functions: no I/O, no store, no transport (the
-//! audit chain's hashing and checking, alert and incident grouping, token use). The
+//! audit chain's hashing and checking, alert and incident grouping, token use, roles and
+//! permissions, when a principal may act). The
 //! core decides with them, and every store backend applies them inside its own transactions
 //! (where a decision and its write must be atomic), so the rules are written once and a
 //! second backend cannot drift from the first. This module is the bottom of the controller:
@@ -7,4 +8,6 @@
 
 pub mod audit;
 pub mod grouping;
+pub mod people;
+pub mod roles;
 pub mod tokens;

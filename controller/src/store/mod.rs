@@ -10,6 +10,7 @@ mod events;
 mod files;
 mod ingest;
 mod playbooks;
+mod principals;
 mod retention;
 mod rules;
 mod status;
@@ -22,6 +23,7 @@ pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
+pub use principals::{ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow};
 pub use tokens::Tokens;
@@ -79,6 +81,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_detection.sql"),
     include_str!("migrations/0006_audit.sql"),
     include_str!("migrations/0007_playbooks.sql"),
+    include_str!("migrations/0008_principals.sql"),
 ];
 
 #[derive(Clone)]

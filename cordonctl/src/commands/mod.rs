@@ -12,6 +12,7 @@ pub mod iocs;
 pub mod playbooks;
 pub mod rules;
 pub mod token;
+pub mod users;
 
 use crate::cli::Cmd;
 use crate::client::AdminClient;
@@ -32,5 +33,7 @@ pub async fn run(admin: &mut AdminClient, cmd: Cmd) -> Result<(), CtlError> {
         Cmd::Playbooks(c) => playbooks::run(admin, c).await,
         Cmd::Approvals(c) => approvals::run(admin, c).await,
         Cmd::Audit(c) => audit::run(admin, c).await,
+        Cmd::Users(c) => users::run(admin, c).await,
+        Cmd::Login(_) => unreachable!("login runs before any connection (lib.rs)"),
     }
 }

@@ -1,9 +1,10 @@
-//! Finds the controller's CA by its pinned fingerprint before enrolment. The controller sends
+//! Finds the controller's CA by its pinned fingerprint before a first credential exists (an
+//! agent's enrolment, a person's login). The controller sends
 //! its CA after its server certificate; this verifier accepts the connection only if one of
 //! the presented certificates has the pinned SHA-256 and the server certificate verifies
 //! against it (name included), and keeps that CA for the real connection.
 
-use cordon_proto::identity::fingerprint;
+use crate::identity::fingerprint;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -111,7 +112,7 @@ impl ServerCertVerifier for PinnedCa {
 /// Connects to `url`, and returns the CA certificate matching `pin` (`sha256:HEX`) once the
 /// server has proven it holds a certificate issued by it.
 pub async fn fetch_pinned_ca(url: &str, pin: &str) -> Result<CertificateDer<'static>, PinError> {
-    let host = cordon_proto::channel::url_host(url).ok_or_else(|| PinError::BadUrl(url.into()))?;
+    let host = crate::channel::url_host(url).ok_or_else(|| PinError::BadUrl(url.into()))?;
     let uri: tonic::transport::Uri = url.parse().map_err(|_| PinError::BadUrl(url.into()))?;
     let addr = (host.clone(), uri.port_u16().unwrap_or(443));
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -1,0 +1,167 @@
+//! Managing people and service accounts: invites (a one-time code, stored hashed), listing,
+//! and changes of state, role and password. Every change is audited and reaches the roster
+//! at once, so the next handshake or call of the principal sees it.
+
+use super::{Admin, Controller, CoreError};
+use crate::policy::people::{Kind, valid_name};
+use crate::policy::roles::Role;
+use crate::store::{Invitation, PrincipalChange, PrincipalRow, Principals};
+use cordon_proto::time::now_ms;
+use serde_json::json;
+
+/// Shortest password accepted for the web console.
+pub const MIN_PASSWORD: usize = 12;
+/// Longest password accepted (argon2 hashes any length; this bounds the work per call).
+pub const MAX_PASSWORD: usize = 1024;
+
+/// What an administrator asks for when inviting someone.
+#[derive(Debug, Clone)]
+pub struct InviteRequest {
+    pub name: String,
+    pub kind: Kind,
+    pub role: Role,
+    /// When the principal itself expires; `None`: never.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// An invite just made: the only time the code exists outside the invitee's hands.
+#[derive(Debug, Clone)]
+pub struct Invited {
+    pub code: String,
+    pub code_expires_at_ms: i64,
+    pub user: PrincipalRow,
+}
+
+impl Controller {
+    /// Creates the principal and a one-time invite code for it.
+    pub async fn invite(&self, by: &Admin, r: InviteRequest) -> Result<Invited, CoreError> {
+        let entry = by
+            .entry("user.invite", format!("{}:{}", r.kind, r.name))
+            .detail(json!({ "role": r.role.name(), "expires_at_ms": r.expires_at_ms }));
+        let result = self.make_invite(by, r).await;
+        self.audited(entry, result, |i, e| {
+            e.detail["invite"] = json!(super::token_ref(&i.code));
+            e.detail["code_expires_at_ms"] = json!(i.code_expires_at_ms);
+        })
+        .await
+    }
+
+    async fn make_invite(&self, by: &Admin, r: InviteRequest) -> Result<Invited, CoreError> {
+        if !valid_name(&r.name) {
+            return Err(CoreError::BadUserName(r.name));
+        }
+        let now = now_ms();
+        if r.expires_at_ms.is_some_and(|t| t <= now) {
+            return Err(CoreError::ExpiryInThePast);
+        }
+        let code = cordon_proto::secrets::new_token();
+        let code_expires_at_ms = now + self.config.people.invite_ttl_secs as i64 * 1000;
+        let invitation = Invitation {
+            name: r.name.clone(),
+            kind: r.kind,
+            role: r.role,
+            expires_at_ms: r.expires_at_ms,
+            created_by: by.name.clone(),
+            code_hash: super::token_hash(&code),
+            code_expires_at_ms,
+        };
+        if !self.store.invite(invitation, now).await? {
+            return Err(CoreError::NameTaken(r.name));
+        }
+        let user = self.user(&r.name).await?;
+        self.roster.put(&user);
+        Ok(Invited {
+            code,
+            code_expires_at_ms,
+            user,
+        })
+    }
+
+    pub async fn users(&self) -> Result<Vec<PrincipalRow>, CoreError> {
+        Ok(self.store.principals().await?)
+    }
+
+    pub async fn user(&self, name: &str) -> Result<PrincipalRow, CoreError> {
+        self.store
+            .principal(name.to_string())
+            .await?
+            .ok_or_else(|| CoreError::NoUser(name.to_string()))
+    }
+
+    /// Enables, disables, revokes, changes the role of, or sets the password of `name`.
+    pub async fn change_user(
+        &self,
+        by: &Admin,
+        name: &str,
+        change: PrincipalChange,
+    ) -> Result<PrincipalRow, CoreError> {
+        let (action, detail) = match &change {
+            PrincipalChange::Enable => ("user.enable", json!({})),
+            PrincipalChange::Disable => ("user.disable", json!({})),
+            PrincipalChange::Revoke => ("user.revoke", json!({})),
+            PrincipalChange::SetRole(r) => ("user.set_role", json!({ "role": r.name() })),
+            PrincipalChange::SetPassword(_) => ("user.set_password", json!({})),
+        };
+        let entry = by.entry(action, format!("user:{name}")).detail(detail);
+        let result = self
+            .store
+            .change_principal(name.to_string(), change, now_ms())
+            .await
+            .map_err(CoreError::from)
+            .and_then(|r| r.map_err(CoreError::UserChange));
+        if let Ok(row) = &result {
+            self.roster.put(row);
+            tracing::warn!(name, by = %by.name, action, "principal changed");
+        }
+        self.audited(entry, result, |_, _| {}).await
+    }
+
+    /// Hashes a new console password (argon2id) and stores it.
+    pub async fn set_password(
+        &self,
+        by: &Admin,
+        name: &str,
+        password: &str,
+    ) -> Result<PrincipalRow, CoreError> {
+        if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&password.chars().count()) {
+            return Err(CoreError::BadPassword);
+        }
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| CoreError::Hashing(e.to_string()))??;
+        self.change_user(by, name, PrincipalChange::SetPassword(hash))
+            .await
+    }
+}
+
+/// An argon2id PHC string for `password`, with a random salt.
+fn hash_password(password: &str) -> Result<String, CoreError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| CoreError::Hashing(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| CoreError::Hashing(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_to_argon2id_with_a_salt_each() {
+        let a = hash_password("correct horse battery").unwrap();
+        let b = hash_password("correct horse battery").unwrap();
+        assert!(a.starts_with("$argon2id$"), "{a}");
+        assert_ne!(a, b);
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let parsed = PasswordHash::new(&a).unwrap();
+        assert!(
+            argon2::Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+    }
+}
