@@ -26,49 +26,43 @@ struct Key {
     take: Option<Take>,
 }
 
-macro_rules! live {
-    ($($f:ident).+) => {
+/// `key!(live a.b)`: the setting `a.b`, put in force by a reload; `key!(restart a.b)`: only
+/// by a restart.
+macro_rules! key {
+    (live $($f:ident).+) => {
+        key!(@ Some(|to, from| to.$($f).+ = from.$($f).+.clone()), $($f).+)
+    };
+    (restart $($f:ident).+) => {
+        key!(@ None, $($f).+)
+    };
+    (@ $take:expr, $($f:ident).+) => {
         Key {
             name: stringify!($($f).+),
             show: |c| format!("{:?}", c.$($f).+),
-            take: Some(|to, from| to.$($f).+ = from.$($f).+.clone()),
+            take: $take,
         }
     };
 }
 
-macro_rules! restart {
-    ($($f:ident).+) => {
-        Key {
-            name: stringify!($($f).+),
-            show: |c| format!("{:?}", c.$($f).+),
-            take: None,
-        }
+/// The table of settings: `keys!(live: a, b.c; restart: d)`.
+macro_rules! keys {
+    (live: $($($l:ident).+),+; restart: $($($r:ident).+),+ $(;)?) => {
+        &[$(key!(live $($l).+),)+ $(key!(restart $($r).+),)+]
     };
 }
 
 /// Every setting of [`AgentConfig`], and whether a reload may change it.
-const KEYS: &[Key] = &[
-    live!(heartbeat_interval_secs),
-    live!(command_timeout_secs),
-    live!(containment.dns_resolvers),
-    live!(containment.allow_dhcp),
-    live!(containment.protected_processes),
-    live!(containment.protected_files),
-    live!(containment.controller_refresh_secs),
-    live!(containment.verify_timeout_ms),
-    restart!(reconnect_min_ms),
-    restart!(reconnect_max_secs),
-    restart!(renew_at_fraction),
-    restart!(spool_max_bytes),
-    restart!(files.watch),
-    restart!(files.recursive),
-    restart!(files.exclude),
-    restart!(files.hash_max_bytes),
-    restart!(process.mode),
-    restart!(process.argv_max_bytes),
-    restart!(process.hash_max_bytes),
-    restart!(process.poll_interval_ms),
-];
+const KEYS: &[Key] = keys!(
+    live:
+        heartbeat_interval_secs, command_timeout_secs,
+        containment.dns_resolvers, containment.allow_dhcp,
+        containment.protected_processes, containment.protected_files,
+        containment.controller_refresh_secs, containment.verify_timeout_ms;
+    restart:
+        reconnect_min_ms, reconnect_max_secs, renew_at_fraction, spool_max_bytes,
+        files.watch, files.recursive, files.exclude, files.hash_max_bytes,
+        process.mode, process.argv_max_bytes, process.hash_max_bytes, process.poll_interval_ms;
+);
 
 /// A setting a new file changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
