@@ -140,3 +140,34 @@ fn a_reload_reports_what_changed_and_what_needs_a_restart() {
         "{message}"
     );
 }
+
+/// The settings `{:#?}` of the default configuration shows (`section.key` below a table),
+/// but for `source`, which no file sets.
+fn every_setting() -> Vec<String> {
+    let shown = format!("{:#?}", AgentConfig::default());
+    let mut section = String::new();
+    let mut found = Vec::new();
+    for line in shown.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let Some((name, value)) = line.trim_start().split_once(": ") else {
+            continue;
+        };
+        match indent {
+            4 if value.ends_with('{') => section = format!("{name}."),
+            4 => found.push(name.to_string()),
+            8 => found.push(format!("{section}{name}")),
+            _ => {}
+        }
+    }
+    found.retain(|k| k != "source");
+    found
+}
+
+#[test]
+fn the_table_names_every_setting_once() {
+    let mut table: Vec<String> = KEYS.iter().map(|k| k.name.to_string()).collect();
+    let mut settings = every_setting();
+    table.sort();
+    settings.sort();
+    assert_eq!(table, settings);
+}
