@@ -5,10 +5,12 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod reload;
 pub mod respond;
 pub mod sensors;
 pub mod spool;
 pub mod state;
+pub mod swap;
 pub mod sys;
 pub mod telemetry;
 pub mod uplink;

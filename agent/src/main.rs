@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use cordon_agent::cli::{Cli, Cmd};
 use cordon_agent::config::AgentConfig;
+use cordon_agent::reload::Hangups;
 use cordon_agent::sensors::process::ProcessSensor;
 use cordon_agent::state::StateDir;
 use cordon_agent::sys::{netns, privileges};
@@ -52,7 +53,8 @@ fn main() -> anyhow::Result<()> {
             config,
             netns,
         } => {
-            let config = AgentConfig::load(config.as_deref())?;
+            let config_path = config;
+            let config = AgentConfig::load(config_path.as_deref())?;
             report_privileges();
             // Host-wide sensors open here, before the namespace switch: the process connector
             // exists only in the initial network namespace.
@@ -63,8 +65,10 @@ fn main() -> anyhow::Result<()> {
             }
             let rt = runtime()?;
             rt.block_on(async {
+                let hangups = Hangups::catch().context("catching SIGHUP")?;
                 let up = Uplink::new(StateDir::new(state_dir), config, process_sensor)?;
                 tracing::info!(agent_id = %up.agent_id, "agent starting");
+                tokio::spawn(hangups.reload_into(up.clone(), config_path));
                 tokio::select! {
                     _ = uplink::run(up) => {}
                     _ = cordon_proto::process::shutdown_signal() => tracing::info!("agent stopping"),

@@ -290,6 +290,14 @@ impl Deployment {
     }
 
     /// Runs cordonctl, which must succeed; returns stdout.
+    /// Runs a cordonctl command that must fail and returns its error text.
+    pub fn ctl_refused(&self, args: &[&str]) -> String {
+        let out = self.try_ctl(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "cordonctl {args:?} succeeded: {err}");
+        err
+    }
+
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = self.try_ctl(args);
         assert!(

@@ -10,6 +10,7 @@ pub mod execload;
 pub mod inproc;
 pub mod logs;
 pub mod netns;
+pub mod owned;
 pub mod people;
 pub mod rawconn;
 pub mod repo;

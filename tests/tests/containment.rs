@@ -7,6 +7,7 @@
 
 use cordon_tests::deploy::{AgentHandle, CTL_ADDR, Deployment, HOST_V4, PEER_V4, PEER_V6};
 use cordon_tests::netns::{EchoServer, connect, echoes, nft, reachable};
+use cordon_tests::owned::{sleep_as, was_killed};
 use cordon_tests::{require_root, within};
 use std::net::SocketAddr;
 use std::process::Command;
@@ -181,14 +182,6 @@ fn ip_blocks_work_for_v4_and_v6_and_expire() {
     assert!(reachable(&host, sa(PEER_V6, 8080)));
 }
 
-/// Runs a failing cordonctl command and returns its error text.
-fn refused(d: &Deployment, args: &[&str]) -> String {
-    let out = d.try_ctl(args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "cordonctl {args:?} succeeded: {err}");
-    err
-}
-
 /// Makes nft in namespace `ns` drop new connections to the controller's port, as something
 /// else on the host might; returns a guard that removes the rule.
 fn drop_new_controller_connections(ns: &str) -> impl Drop {
@@ -218,7 +211,7 @@ fn a_block_never_cuts_the_agent_off_its_controller() {
     }
     let (d, agent, host, _peer, _p4) = with_peer();
     for cidr in [CTL_ADDR, "10.231.0.0/24", "0.0.0.0/0", "0.0.0.0/1"] {
-        let err = refused(&d, &["block-ip", &agent.id, cidr, "--ttl", "40s"]);
+        let err = d.ctl_refused(&["block-ip", &agent.id, cidr, "--ttl", "40s"]);
         assert!(
             err.contains(&format!("covers the controller's address {CTL_ADDR}")),
             "{cidr}: {err}"
@@ -230,7 +223,7 @@ fn a_block_never_cuts_the_agent_off_its_controller() {
 
     // A block after which the controller cannot be reached is rolled back.
     let undo = drop_new_controller_connections(&host);
-    let err = refused(&d, &["block-ip", &agent.id, PEER_V4]);
+    let err = d.ctl_refused(&["block-ip", &agent.id, PEER_V4]);
     assert!(
         err.contains("not reachable") && err.contains("rolled back"),
         "{err}"
@@ -254,12 +247,9 @@ fn an_allowlist_that_lets_everything_through_is_refused() {
         ["0.0.0.0/1", "128.0.0.0/1"],
         ["::/1", "8000::/1"],
     ] {
-        let err = refused(
-            &d,
-            &[
-                "isolate", &agent.id, "--allow", allow[0], "--allow", allow[1],
-            ],
-        );
+        let err = d.ctl_refused(&[
+            "isolate", &agent.id, "--allow", allow[0], "--allow", allow[1],
+        ]);
         assert!(
             err.contains("refusing the allowlist") && err.contains("block nothing"),
             "{allow:?}: {err}"
@@ -426,19 +416,6 @@ fn quarantine_and_restore_round_trip_and_hostile_paths_are_refused() {
     assert!(file.exists());
 }
 
-/// A copy of sleep at `path`, started for 300 s.
-fn sleep_as(path: &std::path::Path) -> std::process::Child {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::copy("/usr/bin/sleep", path).unwrap();
-    Command::new(path).arg("300").spawn().unwrap()
-}
-
-/// Whether `child` ended by SIGKILL (waiting for it is the barrier).
-fn was_killed(child: &mut std::process::Child) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    child.wait().unwrap().signal() == Some(9)
-}
-
 /// Restarts `agent` with `settings` merged into its config.
 fn restart_with(d: &Deployment, agent: &mut AgentHandle, settings: &str) {
     agent.configure(settings);
@@ -458,7 +435,7 @@ fn kill_with_a_thread_id_of_the_agent_is_refused_as_the_agent() {
         .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u32>().ok())
         .find(|t| *t != agent_pid)
         .expect("the agent has threads");
-    let err = refused(&d, &["kill", &agent.id, "--pid", &tid.to_string()]);
+    let err = d.ctl_refused(&["kill", &agent.id, "--pid", &tid.to_string()]);
     assert!(err.contains("a thread of the Cordon agent itself"), "{err}");
     d.ctl_json(&["ping", &agent.id]);
     assert!(!gone(agent_pid, agent_start), "the agent died");
@@ -486,7 +463,7 @@ fn kill_knows_protected_programs_by_executable_never_by_name() {
     let exe = toml::Value::from(guarded_exe.display().to_string());
     let settings = format!("[containment]\nprotected_processes = [{exe}]\n");
     restart_with(&d, &mut agent, &settings);
-    let err = refused(&d, &["kill", &agent.id, "--pid", &guarded.id().to_string()]);
+    let err = d.ctl_refused(&["kill", &agent.id, "--pid", &guarded.id().to_string()]);
     assert!(err.contains("a protected executable"), "{err}");
     assert!(
         guarded.try_wait().unwrap().is_none(),
@@ -508,10 +485,7 @@ fn quarantine_refuses_a_fifo_at_once_without_opening_it() {
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
     // Opening it for reading would block an agent thread until a writer came.
-    let err = refused(
-        &d,
-        &["quarantine", &agent.id, "--path", fifo.to_str().unwrap()],
-    );
+    let err = d.ctl_refused(&["quarantine", &agent.id, "--path", fifo.to_str().unwrap()]);
     assert!(err.contains("not a regular file but a FIFO"), "{err}");
     assert!(fifo.exists());
     d.ctl_json(&["ping", &agent.id]);

@@ -11,6 +11,7 @@ pub use verify::{Refusal, Verifier};
 use cordon_proto::time::now_ms;
 use cordon_proto::{Command, CommandOutcome, CommandResult, SignedCommand, action, command_result};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -30,8 +31,9 @@ pub struct Dispatcher<E> {
     verifier: Verifier,
     ledger: Mutex<Ledger>,
     exec: E,
-    /// Longest an action may run before its command ends as failed.
-    timeout: Duration,
+    /// Longest an action may run before its command ends as failed, in milliseconds (a
+    /// reloaded configuration changes it).
+    timeout_ms: AtomicU64,
 }
 
 impl<E: Executor> Dispatcher<E> {
@@ -40,14 +42,25 @@ impl<E: Executor> Dispatcher<E> {
             verifier,
             ledger: Mutex::new(ledger),
             exec,
-            timeout: DEFAULT_TIMEOUT,
+            timeout_ms: AtomicU64::new(DEFAULT_TIMEOUT.as_millis() as u64),
         }
     }
 
     /// Bounds how long one action may run.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.set_timeout(timeout);
         self
+    }
+
+    /// Bounds how long the actions of commands from now on may run.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// What carries out the actions.
+    pub fn executor(&self) -> &E {
+        &self.exec
     }
 
     /// Handles one signed command and returns the result to send back.
@@ -92,13 +105,14 @@ impl<E: Executor> Dispatcher<E> {
         let Some(action) = command.action.as_ref().and_then(|a| a.kind.as_ref()) else {
             return failed(command.id.clone(), "the command has no action".into());
         };
-        let outcome = match tokio::time::timeout(self.timeout, self.exec.execute(action)).await {
+        let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
+        let outcome = match tokio::time::timeout(timeout, self.exec.execute(action)).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                tracing::error!(command_id = %command.id, timeout_secs = self.timeout.as_secs_f64(), "command timed out");
+                tracing::error!(command_id = %command.id, timeout_secs = timeout.as_secs_f64(), "command timed out");
                 Err(format!(
                     "the action did not finish within {:?} and was given up; work already under way on the host may still complete, so check the host's state",
-                    self.timeout
+                    timeout
                 ))
             }
         };

@@ -6,6 +6,7 @@
 use super::block::Blocker;
 use super::isolate::{Isolator, Plan};
 use super::net::{Allow, Net, cover_family};
+use crate::swap::Swap;
 use cordon_proto::files::{PRIVATE, atomic_write};
 use cordon_proto::time::now_ms;
 use cordon_proto::{BlockResult, ContainmentState, IsolationResult};
@@ -59,7 +60,8 @@ pub struct Containment {
     pub isolator: Box<dyn Isolator>,
     pub blocker: Box<dyn Blocker>,
     pub reach: Box<dyn Reachability>,
-    pub config: crate::config::ContainmentConfig,
+    /// Read at each use: a reloaded configuration replaces it.
+    config: Swap<crate::config::ContainmentConfig>,
     /// The controller URL the agent talks to.
     pub controller_url: String,
     pub state_file: PathBuf,
@@ -89,7 +91,7 @@ impl Containment {
             isolator,
             blocker,
             reach,
-            config,
+            config: Swap::new(config),
             controller_url,
             state_file,
             desired: Mutex::new(desired),
@@ -159,17 +161,24 @@ impl Containment {
             .iter()
             .map(|ip| SocketAddr::new(*ip, port))
             .collect();
-        let timeout = Duration::from_millis(self.config.verify_timeout_ms);
+        let timeout = Duration::from_millis(self.config.load().verify_timeout_ms);
         self.reach.reachable(&targets, timeout)
     }
 
     fn plan(&self, controller: Vec<IpAddr>, allow: Vec<Allow>) -> Plan {
+        let config = self.config.load();
         Plan {
             controller,
             allow,
-            dns: self.config.dns_resolvers.clone(),
-            dhcp: self.config.allow_dhcp,
+            dns: config.dns_resolvers.clone(),
+            dhcp: config.allow_dhcp,
         }
+    }
+
+    /// Puts reloaded settings in force: DNS, DHCP and the reachability check apply from the
+    /// next isolation (or re-application of the one in force) on.
+    pub fn reconfigure(&self, config: crate::config::ContainmentConfig) {
+        self.config.store(config);
     }
 
     /// Isolates the host. Idempotent: the same command again yields the same ruleset.

@@ -14,7 +14,9 @@ pub mod protect;
 pub mod quarantine;
 
 use crate::commands::Executor;
+use crate::config::ContainmentConfig;
 use crate::sensors::inventory;
+use crate::swap::Swap;
 use containment::Containment;
 use cordon_proto::time::now_ms;
 use cordon_proto::{KillResult, KilledProcess, Pong, QuarantineList, action, command_result};
@@ -25,7 +27,8 @@ pub struct HostResponder {
     pub containment: Arc<Containment>,
     pub processes: Arc<dyn kill::ProcessTable>,
     pub signaller: Arc<dyn kill::Signaller>,
-    pub kill_policy: Arc<kill::Policy>,
+    /// Read once per kill command: a reloaded configuration replaces it.
+    pub kill_policy: Arc<Swap<kill::Policy>>,
     pub quarantine: Arc<dyn quarantine::Quarantiner>,
 }
 
@@ -50,10 +53,10 @@ impl HostResponder {
             signaller: Arc::new(kill::Pidfd {
                 table: kill::ProcFs::default(),
             }),
-            kill_policy: Arc::new(kill::Policy {
+            kill_policy: Arc::new(Swap::new(kill::Policy {
                 self_pid: std::process::id(),
                 protected: protect::Protected::new(config.containment.protected_processes.clone()),
-            }),
+            })),
             quarantine: Arc::new(quarantine::QuarantineStore::new(
                 state.dir.join("quarantine"),
                 quarantine_protection(state, config),
@@ -63,8 +66,7 @@ impl HostResponder {
 }
 
 /// What quarantine must not take: the agent's state directory; its config and binary; the
-/// configured critical files, every file the agent has mapped (its loader, libc and other
-/// libraries) and the nft it runs.
+/// critical files.
 fn quarantine_protection(
     state: &crate::state::StateDir,
     config: &crate::config::AgentConfig,
@@ -73,17 +75,40 @@ fn quarantine_protection(
     own_dirs.extend(state.dir.canonicalize().ok());
     let mut own_files: Vec<std::path::PathBuf> = config.source.iter().cloned().collect();
     own_files.extend(std::env::current_exe().ok());
-    let mut critical = config.containment.protected_files.clone();
+    quarantine::Protection {
+        own_dirs,
+        own_files: protect::Protected::new(own_files),
+        critical: protect::Protected::new(critical_files(&config.containment)),
+    }
+}
+
+/// The files quarantine takes only with force: the configured ones, every file the agent has
+/// mapped (its loader, libc and other libraries) and the nft it runs.
+fn critical_files(config: &ContainmentConfig) -> Vec<std::path::PathBuf> {
+    let mut critical = config.protected_files.clone();
     match std::fs::read_to_string("/proc/self/maps") {
         Ok(maps) => critical.extend(protect::mapped_files(&maps)),
         Err(e) => tracing::warn!(error = %e, "cannot list the agent's libraries to protect them"),
     }
     let path_var = std::env::var("PATH").unwrap_or_default();
     critical.extend(protect::find_program("nft", &path_var));
-    quarantine::Protection {
-        own_dirs,
-        own_files: protect::Protected::new(own_files),
-        critical: protect::Protected::new(critical),
+    critical
+}
+
+impl HostResponder {
+    /// Puts reloaded containment settings in force from the next command on: the protected
+    /// processes and files (re-resolved to device and inode; a path kept from before keeps
+    /// the identity it had at start) and the isolation settings.
+    pub fn reconfigure(&self, config: &ContainmentConfig) {
+        let policy = self.kill_policy.load();
+        self.kill_policy.store(kill::Policy {
+            self_pid: policy.self_pid,
+            protected: policy
+                .protected
+                .reloaded(config.protected_processes.clone()),
+        });
+        self.quarantine.protect(critical_files(config));
+        self.containment.reconfigure(config.clone());
     }
 }
 
@@ -121,7 +146,7 @@ impl Executor for HostResponder {
                 let (table, sig, policy) = (
                     self.processes.clone(),
                     self.signaller.clone(),
-                    self.kill_policy.clone(),
+                    self.kill_policy.load(),
                 );
                 let killed = blocking(move || {
                     let targets = kill::plan(table.as_ref(), &policy, k.pid, k.start_time, k.tree)?;

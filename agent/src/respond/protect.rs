@@ -57,6 +57,25 @@ impl Protected {
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
+
+    /// Protects `paths` from now on (a reloaded configuration): a path this set already held
+    /// keeps the identity it had when the agent started, a new one is resolved now.
+    pub fn reloaded(&self, paths: Vec<PathBuf>) -> Self {
+        let mut at_start: Vec<(PathBuf, FileId)> = self
+            .at_start
+            .iter()
+            .filter(|(p, _)| paths.contains(p))
+            .cloned()
+            .collect();
+        let kept: Vec<PathBuf> = at_start.iter().map(|(p, _)| p.clone()).collect();
+        let added: Vec<PathBuf> = paths
+            .iter()
+            .filter(|p| !kept.contains(p))
+            .cloned()
+            .collect();
+        at_start.extend(resolve(&added));
+        Self { paths, at_start }
+    }
 }
 
 fn resolve(paths: &[PathBuf]) -> Vec<(PathBuf, FileId)> {
@@ -115,6 +134,29 @@ mod tests {
         std::fs::write(&real, b"new").unwrap();
         assert_eq!(p.matching(old), Some(real.clone()));
         assert_eq!(p.matching(FileId::of_path(&real).unwrap()), Some(real));
+    }
+
+    #[test]
+    fn a_reloaded_set_keeps_the_start_identity_of_paths_it_still_holds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let [kept, dropped, added] = ["kept", "dropped", "added"].map(|n| tmp.path().join(n));
+        for f in [&kept, &dropped, &added] {
+            std::fs::write(f, n_bytes(f)).unwrap();
+        }
+        let p = Protected::new(vec![kept.clone(), dropped.clone()]);
+        let old = FileId::of_path(&kept).unwrap();
+        let dropped_id = FileId::of_path(&dropped).unwrap();
+        std::fs::remove_file(&kept).unwrap();
+        std::fs::write(&kept, b"upgraded").unwrap();
+        let r = p.reloaded(vec![kept.clone(), added.clone()]);
+        assert_eq!(r.matching(old), Some(kept.clone()));
+        assert_eq!(r.matching(FileId::of_path(&kept).unwrap()), Some(kept));
+        assert_eq!(r.matching(FileId::of_path(&added).unwrap()), Some(added));
+        assert_eq!(r.matching(dropped_id), None);
+    }
+
+    fn n_bytes(p: &Path) -> Vec<u8> {
+        p.display().to_string().into_bytes()
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! known by device and inode, only with `force`.
 
 use super::protect::{FileId, Protected};
+use crate::swap::Swap;
 use cordon_proto::QuarantineEntry;
 use cordon_proto::files::{PRIVATE, atomic_write};
 use ring::digest::{Context, SHA256};
@@ -29,6 +30,8 @@ pub trait Quarantiner: Send + Sync {
     fn quarantine(&self, path: &str, force: bool, now_ms: i64) -> Result<QuarantineEntry, String>;
     fn list(&self) -> Result<Vec<QuarantineEntry>, String>;
     fn restore(&self, id: &str) -> Result<QuarantineEntry, String>;
+    /// Protects `critical` from the next quarantine on (a reloaded configuration).
+    fn protect(&self, critical: Vec<PathBuf>);
 }
 
 impl Quarantiner for QuarantineStore {
@@ -41,6 +44,9 @@ impl Quarantiner for QuarantineStore {
     fn restore(&self, id: &str) -> Result<QuarantineEntry, String> {
         self.restore_file(id)
     }
+    fn protect(&self, critical: Vec<PathBuf>) {
+        self.critical.store(self.critical.load().reloaded(critical));
+    }
 }
 
 /// The real quarantine: a directory in the agent's state.
@@ -51,7 +57,7 @@ pub struct QuarantineStore {
     /// The agent's own files (config, binary): only with force.
     own_files: Protected,
     /// The host's critical files and what the agent runs on: only with force.
-    critical: Protected,
+    critical: Swap<Protected>,
 }
 
 /// What a quarantine store refuses to take.
@@ -71,7 +77,7 @@ impl QuarantineStore {
             dir,
             own_dirs: protection.own_dirs,
             own_files: protection.own_files,
-            critical: protection.critical,
+            critical: Swap::new(protection.critical),
         }
     }
 
@@ -130,7 +136,7 @@ impl QuarantineStore {
         let id = FileId::of_stat(st);
         let why = if let Some(own) = self.own_files.matching(id) {
             format!("it is the agent's own file {}", own.display())
-        } else if let Some(critical) = self.critical.matching(id) {
+        } else if let Some(critical) = self.critical.load().matching(id) {
             format!("it is {}, a protected file", critical.display())
         } else {
             return Ok(());

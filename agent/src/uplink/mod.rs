@@ -15,6 +15,7 @@ use crate::sensors::metrics::SelfMetrics;
 use crate::sensors::process::{self, ProcessSensor};
 use crate::spool::SpoolConfig;
 use crate::state::{StateDir, StateError};
+use crate::swap::Swap;
 use crate::telemetry::Telemetry;
 use backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
@@ -45,7 +46,8 @@ pub enum UplinkError {
 /// What the agent runs with, shared by the stream and the renewal task.
 pub struct Uplink {
     pub state: StateDir,
-    pub config: AgentConfig,
+    /// The settings in force: those read at start, with the live ones of any reload since.
+    pub config: Swap<AgentConfig>,
     pub agent_id: String,
     /// Which process sensor runs, reported in heartbeats.
     pub process_sensor: String,
@@ -130,7 +132,7 @@ impl Uplink {
         .with_timeout(config.command_timeout());
         Ok(Arc::new(Self {
             state,
-            config,
+            config: Swap::new(config),
             agent_id: identity.agent_id,
             process_sensor: process_mode,
             dispatcher,
@@ -170,7 +172,7 @@ impl Uplink {
 pub async fn run(uplink: Arc<Uplink>) {
     tokio::spawn(renew::renew_loop(uplink.clone()));
     tokio::spawn(refresh_loop(uplink.clone()));
-    let cfg = &uplink.config;
+    let cfg = uplink.config.load();
     let mut backoff = Backoff::new(
         Duration::from_millis(cfg.reconnect_min_ms),
         Duration::from_secs(cfg.reconnect_max_secs),
@@ -194,8 +196,8 @@ pub async fn run(uplink: Arc<Uplink>) {
 
 /// While isolated, re-resolves the controller periodically so the ruleset follows it.
 async fn refresh_loop(up: Arc<Uplink>) {
-    let every = Duration::from_secs(up.config.containment.controller_refresh_secs);
     loop {
+        let every = Duration::from_secs(up.config.load().containment.controller_refresh_secs);
         tokio::time::sleep(every).await;
         let c = up.containment.clone();
         let _ = tokio::task::spawn_blocking(move || c.refresh_controller()).await;
@@ -203,6 +205,14 @@ async fn refresh_loop(up: Arc<Uplink>) {
 }
 
 impl Uplink {
+    /// Puts a reloaded configuration in force (see [`crate::reload`], which decides what of
+    /// it `config` may change live).
+    pub fn put_in_force(&self, config: AgentConfig) {
+        self.dispatcher.set_timeout(config.command_timeout());
+        self.dispatcher.executor().reconfigure(&config.containment);
+        self.config.store(config);
+    }
+
     /// Samples the agent's own metrics for a heartbeat.
     pub fn metrics(&self) -> cordon_proto::AgentMetrics {
         self.metrics

@@ -20,7 +20,7 @@ pub async fn renew_loop(up: Arc<Uplink>) {
             }
         };
         let life = (identity.cert_expires_at_ms - identity.cert_issued_at_ms).max(0) as f64;
-        let due = identity.cert_issued_at_ms + (life * up.config.renew_at_fraction) as i64;
+        let due = identity.cert_issued_at_ms + (life * up.config.load().renew_at_fraction) as i64;
         let wait = (due - now_ms()).max(0) as u64;
         tokio::time::sleep(Duration::from_millis(wait)).await;
         match renew_once(&up).await {

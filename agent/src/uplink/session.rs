@@ -27,10 +27,13 @@ const OUTBOUND_QUEUE: usize = 256;
 pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
     let mut client = up.client().await?;
     let (tx, rx) = mpsc::channel::<AgentMessage>(OUTBOUND_QUEUE);
+    // The heartbeat interval of a reloaded configuration applies from the next connection,
+    // whose hello tells the controller.
+    let config = up.config.load();
     let hello = Hello {
         agent_id: up.agent_id.clone(),
         host: Some(host_facts()),
-        heartbeat_interval_secs: up.config.heartbeat_interval_secs as u32,
+        heartbeat_interval_secs: config.heartbeat_interval_secs as u32,
     };
     let _ = tx
         .send(AgentMessage {
@@ -54,7 +57,7 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
     tracing::info!(agent_id = %up.agent_id, "connected to the controller");
     let _shipper = AbortOnDrop(tokio::spawn(ship(up.clone(), tx.clone())));
 
-    let mut heartbeat = tokio::time::interval(up.config.heartbeat());
+    let mut heartbeat = tokio::time::interval(config.heartbeat());
     loop {
         tokio::select! {
             _ = up.renewed.notified() => return Ok(End::Renewed),

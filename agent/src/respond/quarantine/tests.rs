@@ -143,3 +143,19 @@ fn protected_and_own_files_are_refused_by_identity_unless_forced() {
     q.restore_file(&e.id).unwrap();
     assert_eq!(std::fs::read(&shadow).unwrap(), b"root:*:");
 }
+
+#[test]
+fn files_protected_by_a_reload_are_refused_from_then_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let q = store(tmp.path());
+    let (kept, added) = (tmp.path().join("kept"), tmp.path().join("added"));
+    std::fs::write(&kept, b"k").unwrap();
+    std::fs::write(&added, b"a").unwrap();
+    q.protect(vec![added.clone()]);
+    let err = q
+        .quarantine_file(added.to_str().unwrap(), false, 1)
+        .unwrap_err();
+    assert!(err.contains("a protected file"), "{err}");
+    q.quarantine_file(kept.to_str().unwrap(), false, 1).unwrap();
+    assert!(!kept.exists() && added.exists());
+}
