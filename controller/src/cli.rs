@@ -44,6 +44,18 @@ pub enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Issues an enabled admin a fresh credential in DATA_DIR/admin.toml, from the CA key on
+    /// this host: the way back in when every admin credential has lapsed unused.
+    AdminCredential {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Settings file (default: DATA_DIR/controller.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The admin's name.
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
     /// Checks the settings (--config FILE, or DATA_DIR/controller.toml) and exits.
     ValidateConfig {
         #[arg(long, required_unless_present = "config")]

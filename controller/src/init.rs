@@ -156,19 +156,7 @@ pub fn init_with(
     write(&l.signing_key, &signing, PRIVATE)?;
     // Short-lived like every person's credential: cordonctl renews it when used.
     let admin_ttl = Duration::from_secs(config.people.credential_ttl_secs);
-    let admin = ca.issue_admin("admin", admin_ttl)?;
-    write(&l.admin_key, admin.key_pem.as_bytes(), PRIVATE)?;
-    write(&l.admin_cert, admin.cert_pem.as_bytes(), PRIVATE)?;
-
-    let admin_cfg = AdminConfig {
-        controller: url.clone(),
-        ca_fingerprint: ca.fingerprint(),
-        ca_cert: l.ca_cert.clone(),
-        cert: l.admin_cert.clone(),
-        key: l.admin_key.clone(),
-    };
-    let text = toml::to_string_pretty(&admin_cfg).map_err(|e| InitError::Invalid(e.to_string()))?;
-    write(&l.admin_config, text.as_bytes(), PRIVATE)?;
+    write_admin_credential(&l, &ca, &url, "admin", admin_ttl)?;
     if write_config {
         let text = format!(
             "# Cordon controller settings (written by `cordon-controller init`).\n{}",
@@ -181,6 +169,36 @@ pub fn init_with(
         ca_fingerprint: ca.fingerprint(),
         admin_config: l.admin_config,
     })
+}
+
+/// Writes a person's credential (key, certificate and `admin.toml`) where `init` writes the
+/// first admin's; returns the certificate's serial.
+pub fn write_admin_credential(
+    l: &Layout,
+    ca: &Ca,
+    url: &str,
+    name: &str,
+    ttl: Duration,
+) -> Result<String, InitError> {
+    let write = |path: &Path, bytes: &[u8], mode: u32| {
+        atomic_write(path, bytes, mode).map_err(|source| InitError::Write {
+            path: path.into(),
+            source,
+        })
+    };
+    let admin = ca.issue_admin(name, ttl)?;
+    write(&l.admin_key, admin.key_pem.as_bytes(), PRIVATE)?;
+    write(&l.admin_cert, admin.cert_pem.as_bytes(), PRIVATE)?;
+    let admin_cfg = AdminConfig {
+        controller: url.to_string(),
+        ca_fingerprint: ca.fingerprint(),
+        ca_cert: l.ca_cert.clone(),
+        cert: l.admin_cert.clone(),
+        key: l.admin_key.clone(),
+    };
+    let text = toml::to_string_pretty(&admin_cfg).map_err(|e| InitError::Invalid(e.to_string()))?;
+    write(&l.admin_config, text.as_bytes(), PRIVATE)?;
+    Ok(admin.serial)
 }
 
 #[cfg(test)]

@@ -12,5 +12,6 @@ pub mod init;
 pub mod notify;
 pub mod playbook;
 pub mod policy;
+pub mod recover;
 pub mod reload;
 pub mod store;

@@ -382,7 +382,8 @@ impl AdminService for AdminApi {
 }
 
 /// Sends stored events to an `events tail` until the caller hangs up, or until the caller may
-/// no longer act (disabled, revoked or expired): then the stream ends with that reason.
+/// no longer act: checked at every change of the roster and every few seconds (for an
+/// expiry), the stream then ends with the reason.
 async fn tail(
     ctl: Arc<Controller>,
     me: core::Admin,
@@ -392,20 +393,22 @@ async fn tail(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let mut changes = ctl.roster.changes();
+    let mut recheck = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         let e = tokio::select! {
             _ = tx.closed() => return,
-            changed = changes.recv() => {
-                if matches!(&changed, Ok(name) if *name == me.name) || matches!(changed, Err(RecvError::Lagged(_))) {
-                    let now = cordon_proto::time::now_ms();
-                    if let Err(why) = ctl.roster.check(me.kind, &me.name, now) {
-                        let _ = tx.send(Err(Status::unauthenticated(format!("{} is {why}", me.name)))).await;
-                        return;
-                    }
-                }
-                continue;
+            _ = changes.recv() => None,
+            _ = recheck.tick() => None,
+            e = rx.recv() => Some(e),
+        };
+        let Some(e) = e else {
+            let now = cordon_proto::time::now_ms();
+            if let Err(why) = ctl.roster.check(me.kind, &me.name, now) {
+                let ended = Status::unauthenticated(format!("{} is {why}", me.name));
+                let _ = tx.send(Err(ended)).await;
+                return;
             }
-            e = rx.recv() => e,
+            continue;
         };
         match e {
             Ok(e) if agent_id.as_ref().is_none_or(|a| *a == e.agent_id) => {

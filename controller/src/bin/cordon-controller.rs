@@ -43,6 +43,20 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(cordon_controller::api::run(&data_dir, config.as_deref()))
                 .with_context(|| format!("serving from {}", data_dir.display()))
         }
+        Cmd::AdminCredential {
+            data_dir,
+            config,
+            name,
+        } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            let made = rt.block_on(cordon_controller::recover::admin_credential(
+                &data_dir,
+                config.as_deref(),
+                &name,
+            ))?;
+            println!("credential for {name} written: {}", made.display());
+            Ok(())
+        }
         Cmd::ValidateConfig { data_dir, config } => {
             let path = config.unwrap_or_else(|| data_dir.unwrap_or_default().join(CONFIG_FILE));
             ControllerConfig::load_file(&path)?;

@@ -96,6 +96,8 @@ pub struct IssuedCert {
 pub struct CertAndKey {
     pub cert_pem: String,
     pub key_pem: String,
+    /// The certificate's serial, lower-case hex.
+    pub serial: String,
 }
 
 /// The CA: its certificate and signing key.
@@ -270,12 +272,18 @@ impl Ca {
         what: &'static str,
     ) -> Result<CertAndKey, CaError> {
         let key = KeyPair::generate().map_err(|source| CaError::Generate { what, source })?;
+        let serial = params
+            .serial_number
+            .as_ref()
+            .map(|s| hex::encode(s.as_ref()))
+            .unwrap_or_default();
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(|source| CaError::Generate { what, source })?;
         Ok(CertAndKey {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            serial,
         })
     }
 }
