@@ -270,13 +270,71 @@ fn resolve(c: &rusqlite::Connection, table: &str, id: &str) -> Result<Option<Str
     })
 }
 
-impl Store {
-    /// Adds an entry to an incident's timeline.
-    pub async fn add_timeline(
+/// An incident with its timeline (oldest first) and its alerts (first raised first).
+pub type IncidentDetail = (IncidentRow, Vec<TimelineRow>, Vec<AlertRow>);
+
+/// The alerts and incidents aggregate. Alerts are raised by `Events::ingest`, grouped into
+/// incidents by `policy::grouping`; this is how they are read and how people act on
+/// incidents. Ids may be given as a unique prefix. Every backend passes
+/// `conformance::alerts`.
+pub trait Alerts: Send + Sync {
+    /// Adds an entry to an incident's timeline; the incident counts as updated then.
+    fn add_timeline(
         &self,
         incident: String,
         entry: TimelineRow,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets an incident's severity.
+    fn set_incident_severity(
+        &self,
+        id: String,
+        severity: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Alerts first raised since `since_ms`, at or above level `min_level` (an index into
+    /// `policy::grouping::LEVELS`), on one agent or all: the newest `limit`, newest last.
+    fn alerts(
+        &self,
+        since_ms: i64,
+        min_level: usize,
+        agent_id: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AlertRow>, StoreError>> + Send;
+
+    /// One alert by id (or a unique prefix of it), with its event if still stored.
+    fn alert(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<AlertRow>, StoreError>> + Send;
+
+    /// Incidents with this status (any without one): the `limit` most recently updated,
+    /// the most recent last.
+    fn incidents(
+        &self,
+        status: Option<IncidentStatus>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<IncidentRow>, StoreError>> + Send;
+
+    /// An incident (by id or a unique prefix) with its timeline and alerts.
+    fn incident(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<IncidentDetail>, StoreError>> + Send;
+
+    /// Sets an incident's status, on its timeline ("status OLD -> NEW") with who did it.
+    /// Returns the full id, or None if there is no such incident.
+    fn set_incident_status(
+        &self,
+        id: String,
+        status: IncidentStatus,
+        actor: String,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+impl Alerts for Store {
+    async fn add_timeline(&self, incident: String, entry: TimelineRow) -> Result<(), StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             timeline(
@@ -298,12 +356,7 @@ impl Store {
         .await
     }
 
-    /// Raises (or sets) an incident's severity.
-    pub async fn set_incident_severity(
-        &self,
-        id: String,
-        severity: String,
-    ) -> Result<(), StoreError> {
+    async fn set_incident_severity(&self, id: String, severity: String) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "UPDATE incidents SET severity = ?2 WHERE id = ?1",
@@ -314,8 +367,7 @@ impl Store {
         .await
     }
 
-    /// Alerts first raised since `since_ms`, at or above `min_level`, newest last.
-    pub async fn alerts(
+    async fn alerts(
         &self,
         since_ms: i64,
         min_level: usize,
@@ -337,8 +389,7 @@ impl Store {
         .await
     }
 
-    /// One alert by id (or a unique prefix of it).
-    pub async fn alert(&self, id: String) -> Result<Option<AlertRow>, StoreError> {
+    async fn alert(&self, id: String) -> Result<Option<AlertRow>, StoreError> {
         self.with(move |c| {
             let Some(id) = resolve(c, "alerts", &id)? else {
                 return Ok(None);
@@ -353,7 +404,7 @@ impl Store {
         .await
     }
 
-    pub async fn incidents(
+    async fn incidents(
         &self,
         status: Option<IncidentStatus>,
         limit: u32,
@@ -369,12 +420,7 @@ impl Store {
         .await
     }
 
-    /// An incident with its timeline and alerts.
-    #[allow(clippy::type_complexity)]
-    pub async fn incident(
-        &self,
-        id: String,
-    ) -> Result<Option<(IncidentRow, Vec<TimelineRow>, Vec<AlertRow>)>, StoreError> {
+    async fn incident(&self, id: String) -> Result<Option<IncidentDetail>, StoreError> {
         self.with(move |c| {
             let Some(id) = resolve(c, "incidents", &id)? else {
                 return Ok(None);
@@ -410,9 +456,7 @@ impl Store {
         .await
     }
 
-    /// Sets an incident's status, on its timeline with who did it. None if there is no such
-    /// incident.
-    pub async fn set_incident_status(
+    async fn set_incident_status(
         &self,
         id: String,
         status: IncidentStatus,
@@ -452,6 +496,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::policy::grouping::level_rank;
+    use crate::store::Events;
     use crate::store::StoredEvent;
 
     const G: Grouping = Grouping {

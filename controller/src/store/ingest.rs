@@ -59,11 +59,10 @@ impl Queue {
 }
 
 impl Store {
-    /// Stores a batch and, for each event that was new, records what detection found in it
-    /// (`findings[i]` for `events[i]`), all in one transaction: an event is stored and judged
-    /// once, or neither. Returns once that transaction is committed, with the events that
-    /// were new and the alerts they raised.
-    pub async fn ingest(
+    /// `Events::ingest`: the batch joins the queue, and its events and findings are stored
+    /// in one transaction with whatever else is queued. Returns once that transaction is
+    /// committed.
+    pub(super) async fn group_commit(
         &self,
         events: Vec<StoredEvent>,
         findings: Vec<Vec<Finding>>,
@@ -198,6 +197,7 @@ fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Events;
 
     fn ev(agent: &str, seq: u64) -> StoredEvent {
         StoredEvent {

@@ -16,14 +16,16 @@ mod status;
 mod tokens;
 
 pub use agents::{Agent, Agents, Enrolment};
-pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
+pub use alerts::{
+    AlertChange, AlertRow, Alerts, Finding, IncidentDetail, IncidentRow, TimelineRow,
+};
 pub use audit::AuditLog;
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
-pub use events::{EventFilter, StoredEvent};
+pub use events::{EventFilter, Events, StoredEvent};
 pub use ingest::Ingested;
-pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
+pub use playbooks::{ApprovalRow, PlaybookRow, PlaybookStore, RunDetail, RunRow, StepRow};
 pub use retention::{PRUNE_CHUNK, Pruned};
-pub use rules::{IocImport, RuleRow};
+pub use rules::{IocImport, RuleRow, Rules};
 pub use tokens::Tokens;
 #[cfg(test)]
 pub mod conformance;
@@ -32,6 +34,40 @@ pub use status::{ApprovalStatus, CommandStatus, IncidentStatus, RunStatus, StepS
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// Every aggregate's trait: what a backend implements, in one name. The SQLite `Store` is
+/// one; each passes the conformance suite (`conformance/`).
+pub trait Backend:
+    Agents
+    + Tokens
+    + CommandQueue
+    + AuditLog
+    + Events
+    + Alerts
+    + Rules
+    + PlaybookStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Backend for T where
+    T: Agents
+        + Tokens
+        + CommandQueue
+        + AuditLog
+        + Events
+        + Alerts
+        + Rules
+        + PlaybookStore
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 pub const DB_FILE: &str = "cordon.db";
 

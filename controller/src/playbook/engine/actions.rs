@@ -2,6 +2,7 @@
 //! guards that hold it for a person, the notify step, and the dry run of a whole playbook.
 
 use super::*;
+use crate::store::PlaybookStore;
 
 /// What a containment step would do, in words (for dry runs and approvals).
 pub(super) fn describe(step: &Step, cmd: &Result<action::Kind, String>) -> String {
