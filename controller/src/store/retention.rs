@@ -204,28 +204,4 @@ mod tests {
         assert_eq!(left.len(), 12);
         assert!(left.iter().all(|(_, _, t)| *t >= 1094));
     }
-
-    #[tokio::test]
-    async fn a_pruned_event_resent_is_stored_again_and_a_kept_one_is_not() {
-        let s = filled().await;
-        s.prune_events(Some(1050), None).await.unwrap();
-        let added = s
-            .insert_events(vec![
-                ev("a", 1, 1000),
-                ev("a", 60, 1059),
-                ev("a", 101, 1100),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(
-            added.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![1, 101],
-            "dedup holds for what is still stored; a pruned seq is new again"
-        );
-        assert_eq!(
-            s.prune_events(Some(1050), None).await.unwrap().by_age,
-            1,
-            "and goes again"
-        );
-    }
 }

@@ -1,14 +1,11 @@
-//! The store's contract, checked the same way for every backend: each function takes a fresh,
-//! empty store of any type that implements an aggregate's trait and asserts what that trait
-//! promises. SQLite runs them below; a second backend runs the same functions against itself.
-//! So far: the audit log, tokens, agents and the command queue (the other aggregates still
-//! call `Store` directly).
+//! The contract of the fleet's aggregates: the audit log, enrolment tokens, agents and the
+//! command queue.
 
-use super::{
-    Agents, AuditLog, CommandQueue, CommandRow, CommandStatus, Completion, Enrolment, Tokens,
-};
 use crate::policy::audit::{AuditEntry, GENESIS_HASH};
 use crate::policy::tokens::EnrollRefusal;
+use crate::store::{
+    Agents, AuditLog, CommandQueue, CommandRow, CommandStatus, Completion, Enrolment, Tokens,
+};
 use cordon_proto::HostFacts;
 use std::collections::HashMap;
 
@@ -317,44 +314,4 @@ pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
     assert_eq!(again, Err(EnrollRefusal::AgentRevoked("aa11".into())));
     let token_kept = s.check_token("again".into(), 4_000).await.expect("check");
     assert_eq!(token_kept, Ok(()), "a refused enrolment takes no use");
-}
-
-#[cfg(test)]
-mod sqlite {
-    use crate::store::{Agents, Enrolment, Store, Tokens};
-    use std::sync::Arc;
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_audit_log_contract() {
-        super::audit_log(Arc::new(Store::memory().expect("store"))).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_command_queue_contract() {
-        let s = Store::memory().expect("store");
-        s.create_token("h".into(), 0, i64::MAX, 1, Default::default(), "t".into())
-            .await
-            .expect("token");
-        let agent = Enrolment {
-            token_hash: "h".into(),
-            agent_id: "a1".into(),
-            host: Default::default(),
-            labels: Default::default(),
-            cert_serial: "01".into(),
-            cert_expires_at_ms: 10,
-            now_ms: 1,
-        };
-        s.enroll(agent).await.expect("store").expect("enrolled");
-        super::command_queue(&s, "a1").await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_agents_contract() {
-        super::agents(&Store::memory().expect("store")).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_token_contract() {
-        super::tokens(&Store::memory().expect("store")).await;
-    }
 }

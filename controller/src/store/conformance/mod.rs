@@ -1,0 +1,116 @@
+//! The store's contract, checked the same way for every backend: each function takes a fresh,
+//! empty store of any type that implements an aggregate's trait and asserts what that trait
+//! promises, as a user of it would see it. SQLite runs them below; a second backend runs the
+//! same functions against itself. Every aggregate is covered: the audit log, tokens, agents
+//! and the command queue (`fleet`); events, their queries and retention (`events`); alerts
+//! and incidents (`alerts`); rules and indicators (`rules`); playbooks, runs and approvals
+//! (`playbooks`).
+
+mod alerts;
+mod events;
+mod fleet;
+mod playbooks;
+mod rules;
+
+pub use alerts::{alert_grouping, incident_changes};
+pub use events::{event_queries, events_stored_once, ingest_records_findings_once, retention};
+pub use fleet::{agents, audit_log, command_queue, tokens};
+pub use playbooks::{approvals, playbooks, runs};
+pub use rules::{iocs, rules};
+
+#[cfg(test)]
+mod sqlite {
+    use crate::store::{Agents, Enrolment, Store, Tokens};
+    use std::sync::Arc;
+
+    fn memory() -> Store {
+        Store::memory().expect("store")
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_audit_log_contract() {
+        super::audit_log(Arc::new(memory())).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_command_queue_contract() {
+        let s = memory();
+        s.create_token("h".into(), 0, i64::MAX, 1, Default::default(), "t".into())
+            .await
+            .expect("token");
+        let agent = Enrolment {
+            token_hash: "h".into(),
+            agent_id: "a1".into(),
+            host: Default::default(),
+            labels: Default::default(),
+            cert_serial: "01".into(),
+            cert_expires_at_ms: 10,
+            now_ms: 1,
+        };
+        s.enroll(agent).await.expect("store").expect("enrolled");
+        super::command_queue(&s, "a1").await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_agents_contract() {
+        super::agents(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_token_contract() {
+        super::tokens(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_stores_each_event_once() {
+        super::events_stored_once(&memory()).await;
+        // On disk the ingest path also wakes the checkpointer.
+        let dir = tempfile::tempdir().expect("dir");
+        super::events_stored_once(&Store::open(dir.path()).expect("store")).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_event_query_contract() {
+        super::event_queries(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_records_findings_once() {
+        super::ingest_records_findings_once(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_retention_contract() {
+        super::retention(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_groups_alerts_into_incidents() {
+        super::alert_grouping(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_records_incident_changes() {
+        super::incident_changes(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_rules_contract() {
+        super::rules(&memory()).await;
+        super::iocs(&memory()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_the_playbooks_contract() {
+        super::playbooks(&memory()).await;
+        super::runs(&memory()).await;
+        super::approvals(&memory()).await;
+    }
+
+    /// `Store` is a whole backend.
+    #[test]
+    fn sqlite_is_a_backend() {
+        fn backend<B: crate::store::Backend>() {}
+        backend::<Store>();
+    }
+}

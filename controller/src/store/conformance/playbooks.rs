@@ -1,0 +1,277 @@
+//! The contract of the playbooks aggregate: playbooks with their time in force, runs (one
+//! per playbook and alert) that round-trip with their steps, and approvals decided once.
+
+use crate::store::{
+    ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunRow, RunStatus, StepRow, StepStatus,
+};
+
+fn playbook(name: &str, source: &str, enabled: bool, at: i64) -> PlaybookRow {
+    PlaybookRow {
+        name: name.into(),
+        origin: format!("playbooks/{name}.yml"),
+        source: source.into(),
+        enabled,
+        updated_at_ms: at,
+    }
+}
+
+/// Applying a playbook again unchanged keeps its time in force; a new text or a change of
+/// enabled state restarts it; an unknown playbook cannot be enabled.
+pub async fn playbooks<S: PlaybookStore>(s: &S) {
+    let times = || async {
+        let rows = s.playbooks().await.expect("playbooks");
+        rows.into_iter()
+            .map(|p| (p.name, p.enabled, p.updated_at_ms))
+            .collect::<Vec<_>>()
+    };
+    let want = |v: &[(&str, bool, i64)]| {
+        v.iter()
+            .map(|(n, e, t)| (n.to_string(), *e, *t))
+            .collect::<Vec<_>>()
+    };
+    s.upsert_playbook(playbook("z", "v1", true, 100))
+        .await
+        .expect("upsert");
+    s.upsert_playbook(playbook("a", "v1", true, 100))
+        .await
+        .expect("upsert");
+    s.upsert_playbook(playbook("z", "v1", true, 200))
+        .await
+        .expect("upsert");
+    assert_eq!(
+        times().await,
+        want(&[("a", true, 100), ("z", true, 100)]),
+        "by name"
+    );
+    s.upsert_playbook(playbook("z", "v2", true, 300))
+        .await
+        .expect("upsert");
+    assert_eq!(times().await[1], want(&[("z", true, 300)])[0]);
+    assert_eq!(s.playbooks().await.expect("playbooks")[1].source, "v2");
+
+    assert!(
+        s.set_playbook_enabled("a".into(), true, 400)
+            .await
+            .expect("enable")
+    );
+    assert!(
+        s.set_playbook_enabled("z".into(), false, 500)
+            .await
+            .expect("disable")
+    );
+    assert_eq!(times().await, want(&[("a", true, 100), ("z", false, 500)]));
+    assert!(
+        !s.set_playbook_enabled("nope".into(), true, 600)
+            .await
+            .expect("enable")
+    );
+}
+
+fn run(id: &str, alert: &str, started_at_ms: i64) -> RunRow {
+    RunRow {
+        id: id.into(),
+        playbook: "contain".into(),
+        source: "steps: []".into(),
+        alert_id: alert.into(),
+        incident_id: "inc-1".into(),
+        agent_id: "h1".into(),
+        dry_run: false,
+        status: RunStatus::Running,
+        step: 0,
+        started_at_ms,
+        updated_at_ms: started_at_ms,
+    }
+}
+
+fn step(idx: usize, action: &str, status: StepStatus, at: i64) -> StepRow {
+    StepRow {
+        idx,
+        name: format!("step {idx}"),
+        action: action.into(),
+        status,
+        detail: String::new(),
+        command_id: String::new(),
+        started_at_ms: at,
+        finished_at_ms: 0,
+    }
+}
+
+/// A playbook runs once per alert; a run round-trips with its steps in order; a step's
+/// later writes change its outcome, not its start; unfinished runs are what is left to
+/// resume; isolations are counted from their steps.
+pub async fn runs<S: PlaybookStore>(s: &S) {
+    assert!(
+        s.create_run(run("run-1", "alr-1", 10))
+            .await
+            .expect("create")
+    );
+    assert!(
+        !s.create_run(run("run-2", "alr-1", 11))
+            .await
+            .expect("create"),
+        "once per alert"
+    );
+    assert!(
+        s.create_run(run("run-3", "alr-2", 12))
+            .await
+            .expect("create")
+    );
+
+    s.put_step("run-1".into(), step(1, "notify", StepStatus::Running, 30))
+        .await
+        .expect("step");
+    s.put_step(
+        "run-1".into(),
+        step(0, "isolate_host", StepStatus::Running, 20),
+    )
+    .await
+    .expect("step");
+    let done = StepRow {
+        name: "renamed".into(),
+        status: StepStatus::Succeeded,
+        detail: "isolated".into(),
+        command_id: "cmd-1".into(),
+        started_at_ms: 99,
+        finished_at_ms: 25,
+        ..step(0, "isolate_host", StepStatus::Running, 20)
+    };
+    s.put_step("run-1".into(), done.clone())
+        .await
+        .expect("step");
+    let want = StepRow {
+        name: "step 0".into(),
+        started_at_ms: 20,
+        ..done
+    };
+    assert_eq!(
+        s.step("run-1".into(), 0).await.expect("step"),
+        Some(want.clone())
+    );
+    assert_eq!(s.step("run-1".into(), 7).await.expect("step"), None);
+
+    s.set_run("run-1".into(), RunStatus::Succeeded, 2, 40)
+        .await
+        .expect("set");
+    let unfinished = s.unfinished_runs().await.expect("unfinished");
+    assert_eq!(
+        unfinished.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["run-3"]
+    );
+    let runs = s.runs_for_incident("inc-1".into()).await.expect("runs");
+    let (first, steps) = &runs[0];
+    let expected = RunRow {
+        status: RunStatus::Succeeded,
+        step: 2,
+        updated_at_ms: 40,
+        ..run("run-1", "alr-1", 10)
+    };
+    assert_eq!(first, &expected);
+    assert_eq!(steps.iter().map(|s| s.idx).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(steps[0], want);
+    assert_eq!(
+        runs.iter().map(|r| r.0.id.as_str()).collect::<Vec<_>>(),
+        ["run-1", "run-3"]
+    );
+    assert!(
+        s.runs_for_incident("inc-2".into())
+            .await
+            .expect("runs")
+            .is_empty()
+    );
+
+    s.put_step(
+        "run-3".into(),
+        step(0, "isolate_host", StepStatus::Failed, 50),
+    )
+    .await
+    .expect("step");
+    assert_eq!(
+        s.isolations_since(0).await.expect("count"),
+        1,
+        "failed ones do not count"
+    );
+    assert_eq!(s.isolations_since(21).await.expect("count"), 0);
+}
+
+fn approval(id: &str, run_id: &str, requested_at_ms: i64) -> ApprovalRow {
+    ApprovalRow {
+        id: id.into(),
+        run_id: run_id.into(),
+        idx: 1,
+        incident_id: format!("inc-{run_id}"),
+        agent_id: "h1".into(),
+        what: "isolate h1".into(),
+        reason: "critical alert".into(),
+        status: ApprovalStatus::Pending,
+        requested_at_ms,
+        expires_at_ms: requested_at_ms + 1_000,
+        decided_by: String::new(),
+        decided_at_ms: 0,
+        note: String::new(),
+    }
+}
+
+/// Asking twice for the same step's approval returns the first request; an approval is
+/// decided once, with who and why; listings show pending ones unless asked for all.
+pub async fn approvals<S: PlaybookStore>(s: &S) {
+    for (id, alert) in [("r1", "alr-1"), ("r2", "alr-2")] {
+        s.create_run(run(id, alert, 1)).await.expect("create");
+    }
+    let first = s
+        .request_approval(approval("ap-1", "r1", 10))
+        .await
+        .expect("request");
+    assert_eq!(first, approval("ap-1", "r1", 10));
+    let again = s
+        .request_approval(approval("ap-9", "r1", 20))
+        .await
+        .expect("request");
+    assert_eq!(again, first, "the same step asks once");
+    assert_eq!(s.approval("ap-9".into()).await.expect("get"), None);
+    s.request_approval(approval("ap-2", "r2", 30))
+        .await
+        .expect("request");
+
+    let decide = |id: &str, status, by: &str| {
+        s.decide_approval(id.into(), status, by.into(), "ok".into(), 50)
+    };
+    let approved = decide("ap-1", ApprovalStatus::Approved, "alice")
+        .await
+        .expect("decide");
+    let want = ApprovalRow {
+        status: ApprovalStatus::Approved,
+        decided_by: "alice".into(),
+        decided_at_ms: 50,
+        note: "ok".into(),
+        ..first
+    };
+    assert_eq!(approved, Some(want.clone()));
+    assert_eq!(
+        decide("ap-1", ApprovalStatus::Denied, "bob")
+            .await
+            .expect("decide"),
+        None,
+        "once"
+    );
+    assert_eq!(
+        decide("ap-nope", ApprovalStatus::Denied, "bob")
+            .await
+            .expect("decide"),
+        None
+    );
+    assert_eq!(s.approval("ap-1".into()).await.expect("get"), Some(want));
+
+    let ids = |rows: Vec<ApprovalRow>| rows.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.approvals(false, None).await.expect("list")), ["ap-2"]);
+    assert_eq!(
+        ids(s.approvals(true, None).await.expect("list")),
+        ["ap-1", "ap-2"]
+    );
+    assert_eq!(
+        ids(s
+            .approvals(true, Some("inc-r1".into()))
+            .await
+            .expect("list")),
+        ["ap-1"]
+    );
+}
