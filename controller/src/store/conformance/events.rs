@@ -69,69 +69,78 @@ pub async fn events_stored_once<S: Events>(s: &S) {
     }
 }
 
+/// A filter on these fields (None matches everything), up to `limit` events.
+fn filter(
+    agent: Option<&str>,
+    kind: Option<&str>,
+    (since_ms, until_ms): (Option<i64>, Option<i64>),
+    contains: Option<&str>,
+    limit: u32,
+) -> EventFilter {
+    EventFilter {
+        agent_id: agent.map(String::from),
+        kind: kind.map(String::from),
+        since_ms,
+        until_ms,
+        contains: contains.map(String::from),
+        limit,
+    }
+}
+
 /// Each filter (agent, kind, time bounds, literal text, limit) returns exactly its events,
 /// the newest `limit` of them, oldest first.
 pub async fn event_queries<S: Events>(s: &S) {
     s.insert_events(four()).await.expect("insert");
-    let q = |f: EventFilter| async move {
-        let f = EventFilter { limit: 100, ..f };
-        keys(&s.query_events(f).await.expect("query"))
-            .into_iter()
-            .map(|(a, seq)| format!("{a}/{seq}"))
-            .collect::<Vec<_>>()
-    };
-    let some = |s: &str| Some(s.to_string());
-    assert_eq!(
-        q(EventFilter::default()).await,
-        ["a/1", "b/1", "a/2", "a/3"]
-    );
-    let agent_b = EventFilter {
-        agent_id: some("b"),
-        ..Default::default()
-    };
-    assert_eq!(q(agent_b).await, ["b/1"]);
-    let process = EventFilter {
-        kind: some("process"),
-        ..Default::default()
-    };
-    assert_eq!(q(process).await, ["a/1", "b/1"]);
-    let both = EventFilter {
-        agent_id: some("a"),
-        kind: some("process"),
-        ..Default::default()
-    };
-    assert_eq!(q(both).await, ["a/1"]);
-    let window = EventFilter {
-        since_ms: Some(150),
-        until_ms: Some(200),
-        ..Default::default()
-    };
-    assert_eq!(q(window).await, ["b/1", "a/2"], "both bounds included");
-    let text = |t: &str| EventFilter {
-        contains: some(t),
-        ..Default::default()
-    };
-    assert_eq!(
-        q(text("EXEC")).await,
-        ["a/1", "b/1"],
-        "case does not matter"
-    );
-    assert_eq!(q(text("a_b%c")).await, ["a/2"]);
-    assert!(q(text("a%c")).await.is_empty(), "wildcards are literal");
-    let newest = s
-        .query_events(EventFilter {
-            limit: 2,
-            ..Default::default()
-        })
-        .await
-        .expect("query");
-    assert_eq!(
-        keys(&newest),
-        [("a", 2), ("a", 3)],
-        "the newest, oldest first"
-    );
+    let any = (None, None);
+    let cases = [
+        (
+            filter(None, None, any, None, 100),
+            "a/1 b/1 a/2 a/3",
+            "all, oldest first",
+        ),
+        (filter(Some("b"), None, any, None, 100), "b/1", "one agent"),
+        (
+            filter(None, Some("process"), any, None, 100),
+            "a/1 b/1",
+            "one kind",
+        ),
+        (
+            filter(Some("a"), Some("process"), any, None, 100),
+            "a/1",
+            "both",
+        ),
+        (
+            filter(None, None, (Some(150), Some(200)), None, 100),
+            "b/1 a/2",
+            "bounds included",
+        ),
+        (
+            filter(None, None, any, Some("EXEC"), 100),
+            "a/1 b/1",
+            "any case",
+        ),
+        (filter(None, None, any, Some("a_b%c"), 100), "a/2", "text"),
+        (
+            filter(None, None, any, Some("a%c"), 100),
+            "",
+            "wildcards are literal",
+        ),
+        (
+            filter(None, None, any, None, 2),
+            "a/2 a/3",
+            "the newest, oldest first",
+        ),
+    ];
+    for (f, want, what) in cases {
+        let found = s.query_events(f).await.expect("query");
+        let found: Vec<String> = keys(&found)
+            .iter()
+            .map(|(a, q)| format!("{a}/{q}"))
+            .collect();
+        assert_eq!(found.join(" "), want, "{what}");
+    }
     let last = s.events("a".into(), 1).await.expect("events");
-    assert_eq!(keys(&last), [("a", 3)]);
+    assert_eq!(keys(&last), [("a", 3)], "an agent's newest");
 }
 
 /// Detection's findings are recorded for new events only: a resent event raises nothing,

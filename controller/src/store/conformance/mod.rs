@@ -12,10 +12,12 @@ mod fleet;
 mod playbooks;
 mod rules;
 
-pub use alerts::{alert_grouping, incident_changes};
+pub use alerts::{
+    alert_grouping, alert_queries, incident_listing, incident_notes, incident_status,
+};
 pub use events::{event_queries, events_stored_once, ingest_records_findings_once, retention};
 pub use fleet::{agents, audit_log, command_queue, tokens};
-pub use playbooks::{approvals, playbooks, runs};
+pub use playbooks::{approvals, playbooks, runs, steps};
 pub use rules::{iocs, rules};
 
 #[cfg(test)]
@@ -85,13 +87,16 @@ mod sqlite {
     }
 
     #[tokio::test]
-    async fn sqlite_groups_alerts_into_incidents() {
+    async fn sqlite_keeps_the_alerts_contract() {
         super::alert_grouping(&memory()).await;
+        super::alert_queries(&memory()).await;
     }
 
     #[tokio::test]
-    async fn sqlite_records_incident_changes() {
-        super::incident_changes(&memory()).await;
+    async fn sqlite_keeps_the_incidents_contract() {
+        super::incident_status(&memory()).await;
+        super::incident_notes(&memory()).await;
+        super::incident_listing(&memory()).await;
     }
 
     #[tokio::test]
@@ -104,6 +109,7 @@ mod sqlite {
     async fn sqlite_keeps_the_playbooks_contract() {
         super::playbooks(&memory()).await;
         super::runs(&memory()).await;
+        super::steps(&memory()).await;
         super::approvals(&memory()).await;
     }
 

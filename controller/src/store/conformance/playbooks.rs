@@ -96,36 +96,66 @@ fn step(idx: usize, action: &str, status: StepStatus, at: i64) -> StepRow {
     }
 }
 
-/// A playbook runs once per alert; a run round-trips with its steps in order; a step's
-/// later writes change its outcome, not its start; unfinished runs are what is left to
-/// resume; isolations are counted from their steps.
+/// A playbook runs once per alert; a run round-trips with its state; unfinished runs are
+/// what is left to resume; an incident's runs come with their steps in order.
 pub async fn runs<S: PlaybookStore>(s: &S) {
     assert!(
         s.create_run(run("run-1", "alr-1", 10))
             .await
             .expect("create")
     );
-    assert!(
-        !s.create_run(run("run-2", "alr-1", 11))
-            .await
-            .expect("create"),
-        "once per alert"
-    );
+    let twice = s
+        .create_run(run("run-2", "alr-1", 11))
+        .await
+        .expect("create");
+    assert!(!twice, "once per alert");
     assert!(
         s.create_run(run("run-3", "alr-2", 12))
             .await
             .expect("create")
     );
-
     s.put_step("run-1".into(), step(1, "notify", StepStatus::Running, 30))
         .await
         .expect("step");
-    s.put_step(
-        "run-1".into(),
-        step(0, "isolate_host", StepStatus::Running, 20),
-    )
-    .await
-    .expect("step");
+    s.put_step("run-1".into(), step(0, "notify", StepStatus::Succeeded, 20))
+        .await
+        .expect("step");
+    s.set_run("run-1".into(), RunStatus::Succeeded, 2, 40)
+        .await
+        .expect("set");
+
+    let unfinished = s.unfinished_runs().await.expect("unfinished");
+    assert_eq!(unfinished, [run("run-3", "alr-2", 12)]);
+    let runs = s.runs_for_incident("inc-1".into()).await.expect("runs");
+    let ids: Vec<&str> = runs.iter().map(|r| r.0.id.as_str()).collect();
+    assert_eq!(ids, ["run-1", "run-3"], "oldest first");
+    let ended = RunRow {
+        status: RunStatus::Succeeded,
+        step: 2,
+        updated_at_ms: 40,
+        ..run("run-1", "alr-1", 10)
+    };
+    assert_eq!(runs[0].0, ended);
+    let steps: Vec<usize> = runs[0].1.iter().map(|s| s.idx).collect();
+    assert_eq!(steps, [0, 1]);
+    assert!(
+        s.runs_for_incident("inc-2".into())
+            .await
+            .expect("runs")
+            .is_empty()
+    );
+}
+
+/// A step's later writes change its outcome, not its name, action or start; automatic
+/// isolations are counted from steps running or done.
+pub async fn steps<S: PlaybookStore>(s: &S) {
+    for (id, alert) in [("run-1", "alr-1"), ("run-3", "alr-3")] {
+        s.create_run(run(id, alert, 1)).await.expect("create");
+    }
+    let started = step(0, "isolate_host", StepStatus::Running, 20);
+    s.put_step("run-1".into(), started.clone())
+        .await
+        .expect("step");
     let done = StepRow {
         name: "renamed".into(),
         status: StepStatus::Succeeded,
@@ -133,64 +163,24 @@ pub async fn runs<S: PlaybookStore>(s: &S) {
         command_id: "cmd-1".into(),
         started_at_ms: 99,
         finished_at_ms: 25,
-        ..step(0, "isolate_host", StepStatus::Running, 20)
+        ..started.clone()
     };
     s.put_step("run-1".into(), done.clone())
         .await
         .expect("step");
     let want = StepRow {
-        name: "step 0".into(),
+        name: started.name,
         started_at_ms: 20,
         ..done
     };
-    assert_eq!(
-        s.step("run-1".into(), 0).await.expect("step"),
-        Some(want.clone())
-    );
+    assert_eq!(s.step("run-1".into(), 0).await.expect("step"), Some(want));
     assert_eq!(s.step("run-1".into(), 7).await.expect("step"), None);
 
-    s.set_run("run-1".into(), RunStatus::Succeeded, 2, 40)
-        .await
-        .expect("set");
-    let unfinished = s.unfinished_runs().await.expect("unfinished");
-    assert_eq!(
-        unfinished.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        ["run-3"]
-    );
-    let runs = s.runs_for_incident("inc-1".into()).await.expect("runs");
-    let (first, steps) = &runs[0];
-    let expected = RunRow {
-        status: RunStatus::Succeeded,
-        step: 2,
-        updated_at_ms: 40,
-        ..run("run-1", "alr-1", 10)
-    };
-    assert_eq!(first, &expected);
-    assert_eq!(steps.iter().map(|s| s.idx).collect::<Vec<_>>(), [0, 1]);
-    assert_eq!(steps[0], want);
-    assert_eq!(
-        runs.iter().map(|r| r.0.id.as_str()).collect::<Vec<_>>(),
-        ["run-1", "run-3"]
-    );
-    assert!(
-        s.runs_for_incident("inc-2".into())
-            .await
-            .expect("runs")
-            .is_empty()
-    );
-
-    s.put_step(
-        "run-3".into(),
-        step(0, "isolate_host", StepStatus::Failed, 50),
-    )
-    .await
-    .expect("step");
-    assert_eq!(
-        s.isolations_since(0).await.expect("count"),
-        1,
-        "failed ones do not count"
-    );
-    assert_eq!(s.isolations_since(21).await.expect("count"), 0);
+    let failed = step(0, "isolate_host", StepStatus::Failed, 50);
+    s.put_step("run-3".into(), failed).await.expect("step");
+    let count = |since| async move { s.isolations_since(since).await.expect("count") };
+    assert_eq!(count(0).await, 1, "failed ones do not count");
+    assert_eq!(count(21).await, 0, "nor earlier ones");
 }
 
 fn approval(id: &str, run_id: &str, requested_at_ms: i64) -> ApprovalRow {
