@@ -35,38 +35,20 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Every aggregate's trait: what a backend implements, in one name. The SQLite `Store` is
-/// one; each passes the conformance suite (`conformance/`).
-pub trait Backend:
-    Agents
-    + Tokens
-    + CommandQueue
-    + AuditLog
-    + Events
-    + Alerts
-    + Rules
-    + PlaybookStore
-    + Clone
-    + Send
-    + Sync
-    + 'static
-{
+/// Declares `Backend` over the aggregates' traits, with its blanket impl.
+macro_rules! backend {
+    ($(#[$doc:meta])* $($aggregate:ident),+) => {
+        $(#[$doc])*
+        pub trait Backend: $($aggregate +)+ Clone + Send + Sync + 'static {}
+
+        impl<T: $($aggregate +)+ Clone + Send + Sync + 'static> Backend for T {}
+    };
 }
 
-impl<T> Backend for T where
-    T: Agents
-        + Tokens
-        + CommandQueue
-        + AuditLog
-        + Events
-        + Alerts
-        + Rules
-        + PlaybookStore
-        + Clone
-        + Send
-        + Sync
-        + 'static
-{
+backend! {
+    /// Every aggregate's trait: what a backend implements, in one name. The SQLite `Store`
+    /// is one; each passes the conformance suite (`conformance/`).
+    Agents, Tokens, CommandQueue, AuditLog, Events, Alerts, Rules, PlaybookStore
 }
 
 pub const DB_FILE: &str = "cordon.db";

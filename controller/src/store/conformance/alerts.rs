@@ -214,9 +214,12 @@ pub async fn incident_listing<S: Events + Alerts>(s: &S) {
     };
     assert_eq!(
         list(Some(IncidentStatus::Resolved), 10).await,
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
-    assert_eq!(list(Some(IncidentStatus::Open), 10).await, [second.clone()]);
+    assert_eq!(
+        list(Some(IncidentStatus::Open), 10).await,
+        std::slice::from_ref(&second)
+    );
     assert_eq!(
         list(None, 10).await,
         [second, first.clone()],

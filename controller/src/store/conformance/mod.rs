@@ -53,14 +53,26 @@ mod sqlite {
         super::command_queue(&s, "a1").await;
     }
 
-    #[tokio::test]
-    async fn sqlite_keeps_the_agents_contract() {
-        super::agents(&memory()).await;
+    /// One test per line: each contract function run on a fresh in-memory store.
+    macro_rules! sqlite_keeps {
+        ($($test:ident: $($contract:ident),+;)+) => {$(
+            #[tokio::test]
+            async fn $test() {
+                $(super::$contract(&memory()).await;)+
+            }
+        )+};
     }
 
-    #[tokio::test]
-    async fn sqlite_keeps_the_token_contract() {
-        super::tokens(&memory()).await;
+    sqlite_keeps! {
+        sqlite_keeps_the_agents_contract: agents;
+        sqlite_keeps_the_token_contract: tokens;
+        sqlite_keeps_the_event_query_contract: event_queries;
+        sqlite_records_findings_once: ingest_records_findings_once;
+        sqlite_keeps_the_retention_contract: retention;
+        sqlite_keeps_the_alerts_contract: alert_grouping, alert_queries;
+        sqlite_keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
+        sqlite_keeps_the_rules_contract: rules, iocs;
+        sqlite_keeps_the_playbooks_contract: playbooks, runs, steps, approvals;
     }
 
     #[tokio::test]
@@ -69,48 +81,6 @@ mod sqlite {
         // On disk the ingest path also wakes the checkpointer.
         let dir = tempfile::tempdir().expect("dir");
         super::events_stored_once(&Store::open(dir.path()).expect("store")).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_event_query_contract() {
-        super::event_queries(&memory()).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_records_findings_once() {
-        super::ingest_records_findings_once(&memory()).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_retention_contract() {
-        super::retention(&memory()).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_alerts_contract() {
-        super::alert_grouping(&memory()).await;
-        super::alert_queries(&memory()).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_incidents_contract() {
-        super::incident_status(&memory()).await;
-        super::incident_notes(&memory()).await;
-        super::incident_listing(&memory()).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_rules_contract() {
-        super::rules(&memory()).await;
-        super::iocs(&memory()).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_playbooks_contract() {
-        super::playbooks(&memory()).await;
-        super::runs(&memory()).await;
-        super::steps(&memory()).await;
-        super::approvals(&memory()).await;
     }
 
     /// `Store` is a whole backend.
