@@ -172,10 +172,12 @@ pub trait PlaybookStore: Send + Sync {
         idx: usize,
     ) -> impl Future<Output = Result<Option<StepRow>, StoreError>> + Send;
 
-    /// Automatic isolations (steps `isolate_host` running or succeeded) started since
-    /// `since_ms`, fleet-wide.
-    fn isolations_since(
+    /// How many steps with this action, in one of `statuses`, started at or after
+    /// `since_ms`, across every run (what counts is the caller's rule).
+    fn count_steps(
         &self,
+        action: String,
+        statuses: Vec<StepStatus>,
         since_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -354,12 +356,20 @@ impl PlaybookStore for Store {
         .await
     }
 
-    async fn isolations_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+    async fn count_steps(
+        &self,
+        action: String,
+        statuses: Vec<StepStatus>,
+        since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let names = serde_json::to_string(&names)
+            .map_err(|e| StoreError::Corrupt(format!("step statuses: {e}")))?;
         self.with(move |c| {
             Ok(c.query_row(
-                "SELECT COUNT(*) FROM run_steps WHERE action = 'isolate_host'
-                   AND status IN (?2, ?3) AND started_at >= ?1",
-                params![since_ms, StepStatus::Running, StepStatus::Succeeded],
+                "SELECT COUNT(*) FROM run_steps WHERE action = ?1
+                   AND status IN (SELECT value FROM json_each(?2)) AND started_at >= ?3",
+                params![action, names, since_ms],
                 |r| r.get::<_, i64>(0),
             )? as u64)
         })

@@ -147,7 +147,7 @@ pub async fn runs<S: PlaybookStore>(s: &S) {
 }
 
 /// A step's later writes change its outcome, not its name, action or start; automatic
-/// isolations are counted from steps running or done.
+/// steps are counted by action, status and start.
 pub async fn steps<S: PlaybookStore>(s: &S) {
     for (id, alert) in [("run-1", "alr-1"), ("run-3", "alr-3")] {
         s.create_run(run(id, alert, 1)).await.expect("create");
@@ -178,9 +178,13 @@ pub async fn steps<S: PlaybookStore>(s: &S) {
 
     let failed = step(0, "isolate_host", StepStatus::Failed, 50);
     s.put_step("run-3".into(), failed).await.expect("step");
-    let count = |since| async move { s.isolations_since(since).await.expect("count") };
-    assert_eq!(count(0).await, 1, "failed ones do not count");
-    assert_eq!(count(21).await, 0, "nor earlier ones");
+    let isolations = |since| async move {
+        let counted = vec![StepStatus::Running, StepStatus::Succeeded];
+        let n = s.count_steps("isolate_host".into(), counted, since).await;
+        n.expect("count")
+    };
+    assert_eq!(isolations(0).await, 1, "failed ones do not count");
+    assert_eq!(isolations(21).await, 0, "nor earlier ones");
 }
 
 fn approval(id: &str, run_id: &str, requested_at_ms: i64) -> ApprovalRow {
