@@ -2,7 +2,7 @@
 
 use super::tokens::consume;
 use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
-use crate::policy::tokens::EnrollRefusal;
+use crate::policy::tokens::{EnrollRefusal, enrolled_labels};
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};
@@ -159,8 +159,7 @@ impl Agents for Store {
                 Ok(l) => labels_from_json(&l)?,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            let mut labels = e.labels.clone();
-            labels.extend(token_labels);
+            let labels = enrolled_labels(&e.labels, token_labels);
             let h = &e.host;
             tx.execute(
                 "INSERT INTO agents (id, hostname, os_name, os_version, kernel_version, arch,

@@ -215,37 +215,6 @@ mod tests {
         added.iter().map(|e| e.seq).collect()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_batches_each_get_exactly_their_new_events() {
-        let s = Store::memory().unwrap();
-        // Overlapping batches from two agents, all in flight at once: every (agent, seq) is
-        // new in exactly one of them, whichever was stored first.
-        let tasks: Vec<_> = (0..40u64)
-            .map(|i| {
-                let s = s.clone();
-                let agent = if i % 2 == 0 { "a" } else { "b" };
-                let batch = (i * 5..i * 5 + 20).map(|seq| ev(agent, seq)).collect();
-                tokio::spawn(async move { s.insert_events(batch).await.unwrap() })
-            })
-            .collect();
-        let mut stored = std::collections::BTreeSet::new();
-        for t in tasks {
-            for e in t.await.unwrap() {
-                assert!(
-                    stored.insert((e.agent_id.clone(), e.seq)),
-                    "{} {} reported new twice",
-                    e.agent_id,
-                    e.seq
-                );
-            }
-        }
-        for agent in ["a", "b"] {
-            let n = s.event_count(agent.into()).await.unwrap();
-            assert_eq!(n, stored.iter().filter(|(a, _)| a == agent).count() as u64);
-        }
-        assert_eq!(stored.len(), 2 * 210, "a: seqs 0..210, b: 5..215");
-    }
-
     #[tokio::test]
     async fn a_failing_batch_in_a_group_fails_alone() {
         let s = Store::memory().unwrap();

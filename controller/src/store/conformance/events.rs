@@ -4,6 +4,8 @@
 
 use super::alerts::{G, finding};
 use crate::store::{EventFilter, Events, StoredEvent};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 pub(super) fn event(agent: &str, seq: u64, time_ms: i64, kind: &str, summary: &str) -> StoredEvent {
     StoredEvent {
@@ -66,6 +68,33 @@ pub async fn events_stored_once<S: Events>(s: &S) {
     assert_eq!(a[1].body, [2], "the body as stored first");
     for (agent, n) in [("a", 4), ("b", 1), ("c", 1), ("nobody", 0)] {
         assert_eq!(s.event_count(agent.into()).await.expect("count"), n);
+    }
+}
+
+/// Overlapping batches from two agents, all in flight at once: every (agent, seq) is
+/// reported new by exactly one of them, whichever was stored first, and stored once.
+pub async fn concurrent_batches<S: Events + 'static>(s: Arc<S>) {
+    let tasks: Vec<_> = (0..40u64)
+        .map(|i| {
+            let s = s.clone();
+            let agent = if i % 2 == 0 { "a" } else { "b" };
+            let batch = (i * 5..i * 5 + 20)
+                .map(|seq| event(agent, seq, 1_000 + seq as i64, "notice", "tick"))
+                .collect();
+            tokio::spawn(async move { s.insert_events(batch).await.expect("insert") })
+        })
+        .collect();
+    let mut new = BTreeSet::new();
+    for t in tasks {
+        for e in t.await.expect("task") {
+            let (agent, seq) = (e.agent_id, e.seq);
+            assert!(new.insert((agent.clone(), seq)), "{agent}/{seq} new twice");
+        }
+    }
+    assert_eq!(new.len(), 2 * 210, "a: seqs 0..210, b: 5..215");
+    for agent in ["a", "b"] {
+        let n = s.event_count(agent.into()).await.expect("count");
+        assert_eq!(n, new.iter().filter(|(a, _)| a == agent).count() as u64);
     }
 }
 

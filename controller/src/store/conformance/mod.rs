@@ -15,7 +15,9 @@ mod rules;
 pub use alerts::{
     alert_grouping, alert_queries, incident_listing, incident_notes, incident_status,
 };
-pub use events::{event_queries, events_stored_once, ingest_records_findings_once, retention};
+pub use events::{
+    concurrent_batches, event_queries, events_stored_once, ingest_records_findings_once, retention,
+};
 pub use fleet::{agents, audit_log, command_queue, tokens};
 pub use playbooks::{approvals, playbooks, runs, steps};
 pub use rules::{iocs, rules};
@@ -73,6 +75,11 @@ mod sqlite {
         sqlite_keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
         sqlite_keeps_the_rules_contract: rules, iocs;
         sqlite_keeps_the_playbooks_contract: playbooks, runs, steps, approvals;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_stores_concurrent_batches_once() {
+        super::concurrent_batches(Arc::new(memory())).await;
     }
 
     #[tokio::test]
