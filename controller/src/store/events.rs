@@ -1,4 +1,5 @@
-//! Telemetry events, stored once per (agent, sequence number).
+//! Telemetry events, stored once per (agent, sequence number): the `Events` trait, its queries
+//! here, its write path in `ingest.rs` and its pruning in `retention.rs`.
 
 use super::alerts::Finding;
 use super::retention::PRUNE_CHUNK;
@@ -47,7 +48,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 /// `conformance::events`.
 pub trait Events: Send + Sync {
     /// Stores a batch and, for each event that was new, records what detection found in it
-    /// (`findings[i]` for `events[i]`), all at once: an event is stored and judged once, or
+    /// (`findings[i]` for `events[i]`: one entry per event), all at once: an event is stored and judged once, or
     /// neither. An event whose (agent, seq) is already stored is skipped, also within one
     /// batch. Returns once that is durable, with the events that were new and the alerts
     /// they raised (grouped by `grouping`; none without it).
