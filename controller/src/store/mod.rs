@@ -157,7 +157,7 @@ impl Store {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -211,11 +211,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn labels_to_json(labels: &std::collections::HashMap<String, String>) -> String {
+pub(super) fn labels_to_json(labels: &std::collections::HashMap<String, String>) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
 }
 
-pub(crate) fn labels_from_json(
+pub(super) fn labels_from_json(
     s: &str,
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))
