@@ -19,7 +19,7 @@ pub use events::{
     concurrent_batches, event_queries, events_stored_once, ingest_records_findings_once, retention,
 };
 pub use fleet::{agents, audit_log, command_queue, tokens};
-pub use playbooks::{approvals, playbooks, runs, steps};
+pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
 pub use rules::{iocs, rules};
 
 #[cfg(test)]
@@ -74,7 +74,7 @@ mod sqlite {
         sqlite_keeps_the_alerts_contract: alert_grouping, alert_queries;
         sqlite_keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
         sqlite_keeps_the_rules_contract: rules, iocs;
-        sqlite_keeps_the_playbooks_contract: playbooks, runs, steps, approvals;
+        sqlite_keeps_the_playbooks_contract: playbooks, runs, steps, approval_requests, approval_decisions;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

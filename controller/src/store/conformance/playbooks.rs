@@ -205,67 +205,58 @@ fn approval(id: &str, run_id: &str, requested_at_ms: i64) -> ApprovalRow {
     }
 }
 
-/// Asking twice for the same step's approval returns the first request; an approval is
-/// decided once, with who and why; listings show pending ones unless asked for all.
-pub async fn approvals<S: PlaybookStore>(s: &S) {
+/// Runs r1 and r2, each asking approval of its step 1: ap-1 at 10, ap-2 at 30.
+async fn two_requests<S: PlaybookStore>(s: &S) {
     for (id, alert) in [("r1", "alr-1"), ("r2", "alr-2")] {
         s.create_run(run(id, alert, 1)).await.expect("create");
     }
-    let first = s
-        .request_approval(approval("ap-1", "r1", 10))
-        .await
-        .expect("request");
-    assert_eq!(first, approval("ap-1", "r1", 10));
-    let again = s
-        .request_approval(approval("ap-9", "r1", 20))
-        .await
-        .expect("request");
-    assert_eq!(again, first, "the same step asks once");
-    assert_eq!(s.approval("ap-9".into()).await.expect("get"), None);
-    s.request_approval(approval("ap-2", "r2", 30))
-        .await
-        .expect("request");
+    for (id, run_id, at) in [("ap-1", "r1", 10), ("ap-2", "r2", 30)] {
+        let asked = s.request_approval(approval(id, run_id, at)).await;
+        assert_eq!(asked.expect("request"), approval(id, run_id, at));
+    }
+}
 
+/// Approval ids listed: pending ones only unless `all`, of one incident or all.
+async fn listed<S: PlaybookStore>(s: &S, all: bool, incident: Option<&str>) -> Vec<String> {
+    let rows = s.approvals(all, incident.map(String::from)).await;
+    rows.expect("list").into_iter().map(|a| a.id).collect()
+}
+
+/// Asking twice for the same step's approval returns the first request; requests are
+/// listed oldest first, by incident too.
+pub async fn approval_requests<S: PlaybookStore>(s: &S) {
+    two_requests(s).await;
+    let again = s.request_approval(approval("ap-9", "r1", 20)).await;
+    assert_eq!(
+        again.expect("request"),
+        approval("ap-1", "r1", 10),
+        "asked once"
+    );
+    assert_eq!(s.approval("ap-9".into()).await.expect("get"), None);
+    assert_eq!(listed(s, false, None).await, ["ap-1", "ap-2"]);
+    assert_eq!(listed(s, true, Some("inc-r1")).await, ["ap-1"]);
+}
+
+/// An approval is decided once, with who, when and why; a decided one is no longer pending.
+pub async fn approval_decisions<S: PlaybookStore>(s: &S) {
+    two_requests(s).await;
     let decide = |id: &str, status, by: &str| {
         s.decide_approval(id.into(), status, by.into(), "ok".into(), 50)
     };
-    let approved = decide("ap-1", ApprovalStatus::Approved, "alice")
-        .await
-        .expect("decide");
+    let approved = decide("ap-1", ApprovalStatus::Approved, "alice").await;
     let want = ApprovalRow {
         status: ApprovalStatus::Approved,
         decided_by: "alice".into(),
         decided_at_ms: 50,
         note: "ok".into(),
-        ..first
+        ..approval("ap-1", "r1", 10)
     };
-    assert_eq!(approved, Some(want.clone()));
-    assert_eq!(
-        decide("ap-1", ApprovalStatus::Denied, "bob")
-            .await
-            .expect("decide"),
-        None,
-        "once"
-    );
-    assert_eq!(
-        decide("ap-nope", ApprovalStatus::Denied, "bob")
-            .await
-            .expect("decide"),
-        None
-    );
+    assert_eq!(approved.expect("decide"), Some(want.clone()));
+    let twice = decide("ap-1", ApprovalStatus::Denied, "bob").await;
+    assert_eq!(twice.expect("decide"), None, "once");
+    let unknown = decide("ap-nope", ApprovalStatus::Denied, "bob").await;
+    assert_eq!(unknown.expect("decide"), None);
     assert_eq!(s.approval("ap-1".into()).await.expect("get"), Some(want));
-
-    let ids = |rows: Vec<ApprovalRow>| rows.into_iter().map(|a| a.id).collect::<Vec<_>>();
-    assert_eq!(ids(s.approvals(false, None).await.expect("list")), ["ap-2"]);
-    assert_eq!(
-        ids(s.approvals(true, None).await.expect("list")),
-        ["ap-1", "ap-2"]
-    );
-    assert_eq!(
-        ids(s
-            .approvals(true, Some("inc-r1".into()))
-            .await
-            .expect("list")),
-        ["ap-1"]
-    );
+    assert_eq!(listed(s, false, None).await, ["ap-2"]);
+    assert_eq!(listed(s, true, None).await, ["ap-1", "ap-2"]);
 }
