@@ -80,7 +80,7 @@ fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
 }
 
 /// The agents aggregate: enrolment (which takes a token's use in the same transaction),
-/// presence, certificates and revocation. Every backend passes `conformance::agents`.
+/// presence, certificates and revocation. Every backend passes `conformance::agents_*`.
 pub trait Agents: Send + Sync {
     /// Consumes one use of the token and records the agent, atomically. Token labels win over
     /// labels the agent asked for. Re-enrolling a known, unrevoked key updates its record.

@@ -276,7 +276,7 @@ pub type IncidentDetail = (IncidentRow, Vec<TimelineRow>, Vec<AlertRow>);
 /// The alerts and incidents aggregate. Alerts are raised by `Events::ingest`, grouped into
 /// incidents by `policy::grouping`; this is how they are read and how people act on
 /// incidents. Ids may be given as a unique prefix. Every backend passes
-/// `conformance::alerts`.
+/// `conformance::alerts` (`alert_*`, `incident_*`).
 pub trait Alerts: Send + Sync {
     /// Adds an entry to an incident's timeline; the incident counts as updated then.
     fn add_timeline(

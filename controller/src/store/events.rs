@@ -45,7 +45,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 
 /// The events aggregate: telemetry stored exactly once per (agent, seq), with what detection
 /// found in it, queried by filter and pruned by age or count. Every backend passes
-/// `conformance::events`.
+/// `conformance::events` (stored once, concurrently too, queries, findings, retention).
 pub trait Events: Send + Sync {
     /// Stores a batch and, for each event that was new, records what detection found in it
     /// (`findings[i]` for `events[i]`: one entry per event), all at once: an event is stored and judged once, or

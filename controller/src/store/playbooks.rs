@@ -113,7 +113,7 @@ pub type RunDetail = (RunRow, Vec<StepRow>);
 
 /// The playbooks aggregate: playbooks by name, their durable runs (one per playbook and
 /// alert) with each step's state, and the approvals runs wait for. Every backend passes
-/// `conformance::playbooks`.
+/// `conformance::playbooks` (playbooks, runs, steps, approval requests and decisions).
 pub trait PlaybookStore: Send + Sync {
     /// Stores a playbook, replacing one of the same name. `updated_at` is when it came into
     /// force as it is: applying the same text with the same enabled flag again keeps the

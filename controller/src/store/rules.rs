@@ -48,7 +48,7 @@ fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRow> {
 }
 
 /// The detection content aggregate: rules by id, each with its YAML and enabled flag, and
-/// indicator lists. Every backend passes `conformance::rules`.
+/// indicator lists. Every backend passes `conformance::rules` and `conformance::iocs`.
 pub trait Rules: Send + Sync {
     /// Stores rules, replacing ones with the same id; a replaced rule keeps its enabled flag.
     fn upsert_rules(

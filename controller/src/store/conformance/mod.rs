@@ -18,7 +18,9 @@ pub use alerts::{
 pub use events::{
     concurrent_batches, event_queries, events_stored_once, ingest_records_findings_once, retention,
 };
-pub use fleet::{agents, audit_log, command_queue, tokens};
+pub use fleet::{
+    agents_enrolment, agents_presence, agents_revocation, audit_log, command_queue, tokens,
+};
 pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
 pub use rules::{iocs, rules};
 
@@ -66,7 +68,7 @@ mod sqlite {
     }
 
     sqlite_keeps! {
-        sqlite_keeps_the_agents_contract: agents;
+        sqlite_keeps_the_agents_contract: agents_enrolment, agents_presence, agents_revocation;
         sqlite_keeps_the_token_contract: tokens;
         sqlite_keeps_the_event_query_contract: event_queries;
         sqlite_records_findings_once: ingest_records_findings_once;
@@ -74,7 +76,8 @@ mod sqlite {
         sqlite_keeps_the_alerts_contract: alert_grouping, alert_queries;
         sqlite_keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
         sqlite_keeps_the_rules_contract: rules, iocs;
-        sqlite_keeps_the_playbooks_contract: playbooks, runs, steps, approval_requests, approval_decisions;
+        sqlite_keeps_the_playbooks_contract: playbooks, runs, steps;
+        sqlite_keeps_the_approvals_contract: approval_requests, approval_decisions;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
