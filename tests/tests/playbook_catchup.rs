@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_controller::store::{Finding, StoredEvent};
+use cordon_controller::store::{Alerts, Events, Finding, PlaybookStore, StoredEvent};
 use cordon_proto::time::now_ms;
 use cordon_tests::inproc::TestController;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_controller::store::{Agents, CommandQueue};
+use cordon_controller::store::{Agents, CommandQueue, Events};
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::*;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use cordon_controller::store::Events;
 use cordon_proto::{AgentNotice, event};
 use cordon_tests::eventually;
 use cordon_tests::inproc::TestController;

@@ -5,6 +5,7 @@ use super::{Admin, Controller, CoreError};
 use crate::detect::{iocs, outcome, row};
 use crate::policy::grouping::LEVELS;
 use crate::store::{AlertRow, IncidentRow, IncidentStatus, IocImport, RuleRow};
+use crate::store::{Alerts, Rules};
 use cordon_proto::RuleOutcome;
 use cordon_proto::limits::{MAX_IOCS, MAX_RULE_BYTES, MAX_RULE_FILES};
 use cordon_proto::time::now_ms;

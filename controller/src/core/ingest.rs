@@ -3,6 +3,7 @@
 //! playbooks, new events to `events tail`. Stored events are queried from here too.
 
 use super::{Controller, CoreError};
+use crate::store::Events;
 use crate::store::{EventFilter, StoredEvent};
 use cordon_proto::limits::{MAX_BATCH_EVENTS, MAX_QUERY_TEXT};
 use cordon_proto::time::now_ms;

@@ -9,6 +9,7 @@ use crate::store::{
     Agent, Agents, AlertRow, ApprovalRow, ApprovalStatus, IncidentRow, PlaybookRow, RunRow,
     StepRow, TimelineRow,
 };
+use crate::store::{Alerts, PlaybookStore};
 use cordon_proto::limits::{MAX_PLAYBOOK_BYTES, MAX_TEXT};
 use cordon_proto::time::now_ms;
 use serde_json::json;
@@ -182,7 +183,7 @@ impl Controller {
         let result = async {
             if !self
                 .store
-                .set_playbook_enabled(name.into(), enabled)
+                .set_playbook_enabled(name.into(), enabled, now_ms())
                 .await?
             {
                 return Err(CoreError::NoPlaybook(name.into()));

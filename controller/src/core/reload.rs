@@ -7,6 +7,7 @@
 
 use super::{Admin, Controller, CoreError, RuleFile};
 use crate::policy::audit::AuditEntry;
+use crate::store::{PlaybookStore, Rules};
 use serde_json::json;
 
 /// Who the audit log names for what a directory change did.

@@ -3,6 +3,7 @@
 //! deleting, in bounded chunks).
 
 use crate::config::EventRetention;
+use crate::store::Events;
 use crate::store::{Pruned, Store, StoreError};
 use cordon_proto::time::now_ms;
 use std::time::Duration;

@@ -6,6 +6,7 @@
 pub mod iocs;
 
 use crate::policy::grouping::Grouping;
+use crate::store::Rules;
 use crate::store::{Finding, RuleRow, Store, StoreError};
 use cordon_detect::{Rule, RuleIdentity, RuleSet, parse_rule};
 use cordon_proto::{Event, RuleOutcome};

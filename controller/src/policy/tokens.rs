@@ -1,5 +1,8 @@
 //! When an enrolment token may be used: it exists, has not expired, and has a use left.
-//! Each refusal says plainly what to do next.
+//! Each refusal says plainly what to do next. An enrolled agent gets the labels it asked for
+//! with the token's winning.
+
+use std::collections::HashMap;
 
 /// Why an enrolment was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,9 +50,34 @@ pub fn usable(token: Option<TokenState>, now_ms: i64) -> Result<(), EnrollRefusa
     Ok(())
 }
 
+/// The labels an enrolled agent gets: those it asked for, with the token's winning where
+/// both name a key.
+pub fn enrolled_labels(
+    asked: &HashMap<String, String>,
+    token: HashMap<String, String>,
+) -> HashMap<String, String> {
+    let mut labels = asked.clone();
+    labels.extend(token);
+    labels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tokens_labels_win_over_the_agents() {
+        let map = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let asked = map(&[("team", "blue"), ("env", "prod")]);
+        let token = map(&[("team", "red"), ("site", "a")]);
+        let want = map(&[("team", "red"), ("env", "prod"), ("site", "a")]);
+        assert_eq!(enrolled_labels(&asked, token), want);
+    }
 
     #[test]
     fn a_token_is_usable_until_its_expiry_and_while_it_has_uses() {

@@ -2,7 +2,7 @@
 
 use super::tokens::consume;
 use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
-use crate::policy::tokens::EnrollRefusal;
+use crate::policy::tokens::{EnrollRefusal, enrolled_labels};
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, Row, params};
@@ -80,7 +80,7 @@ fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
 }
 
 /// The agents aggregate: enrolment (which takes a token's use in the same transaction),
-/// presence, certificates and revocation. Every backend passes `conformance::agents`.
+/// presence, certificates and revocation. Every backend passes `conformance::agents_*`.
 pub trait Agents: Send + Sync {
     /// Consumes one use of the token and records the agent, atomically. Token labels win over
     /// labels the agent asked for. Re-enrolling a known, unrevoked key updates its record.
@@ -159,8 +159,7 @@ impl Agents for Store {
                 Ok(l) => labels_from_json(&l)?,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            let mut labels = e.labels.clone();
-            labels.extend(token_labels);
+            let labels = enrolled_labels(&e.labels, token_labels);
             let h = &e.host;
             tx.execute(
                 "INSERT INTO agents (id, hostname, os_name, os_version, kernel_version, arch,

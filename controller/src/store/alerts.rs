@@ -270,13 +270,71 @@ fn resolve(c: &rusqlite::Connection, table: &str, id: &str) -> Result<Option<Str
     })
 }
 
-impl Store {
-    /// Adds an entry to an incident's timeline.
-    pub async fn add_timeline(
+/// An incident with its timeline (oldest first) and its alerts (first raised first).
+pub type IncidentDetail = (IncidentRow, Vec<TimelineRow>, Vec<AlertRow>);
+
+/// The alerts and incidents aggregate. Alerts are raised by `Events::ingest`, grouped into
+/// incidents by `policy::grouping`; this is how they are read and how people act on
+/// incidents. Ids may be given as a unique prefix. Every backend passes
+/// `conformance::alerts` (`alert_*`, `incident_*`).
+pub trait Alerts: Send + Sync {
+    /// Adds an entry to an incident's timeline; the incident counts as updated then.
+    fn add_timeline(
         &self,
         incident: String,
         entry: TimelineRow,
-    ) -> Result<(), StoreError> {
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets an incident's severity.
+    fn set_incident_severity(
+        &self,
+        id: String,
+        severity: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Alerts first raised since `since_ms`, at or above level `min_level` (an index into
+    /// `policy::grouping::LEVELS`), on one agent or all: the newest `limit`, newest last.
+    fn alerts(
+        &self,
+        since_ms: i64,
+        min_level: usize,
+        agent_id: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AlertRow>, StoreError>> + Send;
+
+    /// One alert by id (or a unique prefix of it), with its event if still stored.
+    fn alert(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<AlertRow>, StoreError>> + Send;
+
+    /// Incidents with this status (any without one): the `limit` most recently updated,
+    /// the most recent last.
+    fn incidents(
+        &self,
+        status: Option<IncidentStatus>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<IncidentRow>, StoreError>> + Send;
+
+    /// An incident (by id or a unique prefix) with its timeline and alerts.
+    fn incident(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<IncidentDetail>, StoreError>> + Send;
+
+    /// Sets an incident's status, on its timeline ("status OLD -> NEW") with who did it.
+    /// Returns the full id, or None if there is no such incident.
+    fn set_incident_status(
+        &self,
+        id: String,
+        status: IncidentStatus,
+        actor: String,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+impl Alerts for Store {
+    async fn add_timeline(&self, incident: String, entry: TimelineRow) -> Result<(), StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             timeline(
@@ -298,12 +356,7 @@ impl Store {
         .await
     }
 
-    /// Raises (or sets) an incident's severity.
-    pub async fn set_incident_severity(
-        &self,
-        id: String,
-        severity: String,
-    ) -> Result<(), StoreError> {
+    async fn set_incident_severity(&self, id: String, severity: String) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "UPDATE incidents SET severity = ?2 WHERE id = ?1",
@@ -314,8 +367,7 @@ impl Store {
         .await
     }
 
-    /// Alerts first raised since `since_ms`, at or above `min_level`, newest last.
-    pub async fn alerts(
+    async fn alerts(
         &self,
         since_ms: i64,
         min_level: usize,
@@ -337,8 +389,7 @@ impl Store {
         .await
     }
 
-    /// One alert by id (or a unique prefix of it).
-    pub async fn alert(&self, id: String) -> Result<Option<AlertRow>, StoreError> {
+    async fn alert(&self, id: String) -> Result<Option<AlertRow>, StoreError> {
         self.with(move |c| {
             let Some(id) = resolve(c, "alerts", &id)? else {
                 return Ok(None);
@@ -353,7 +404,7 @@ impl Store {
         .await
     }
 
-    pub async fn incidents(
+    async fn incidents(
         &self,
         status: Option<IncidentStatus>,
         limit: u32,
@@ -369,12 +420,7 @@ impl Store {
         .await
     }
 
-    /// An incident with its timeline and alerts.
-    #[allow(clippy::type_complexity)]
-    pub async fn incident(
-        &self,
-        id: String,
-    ) -> Result<Option<(IncidentRow, Vec<TimelineRow>, Vec<AlertRow>)>, StoreError> {
+    async fn incident(&self, id: String) -> Result<Option<IncidentDetail>, StoreError> {
         self.with(move |c| {
             let Some(id) = resolve(c, "incidents", &id)? else {
                 return Ok(None);
@@ -410,9 +456,7 @@ impl Store {
         .await
     }
 
-    /// Sets an incident's status, on its timeline with who did it. None if there is no such
-    /// incident.
-    pub async fn set_incident_status(
+    async fn set_incident_status(
         &self,
         id: String,
         status: IncidentStatus,
@@ -445,141 +489,5 @@ impl Store {
             Ok(Some(id))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::grouping::level_rank;
-    use crate::store::StoredEvent;
-
-    const G: Grouping = Grouping {
-        alert_window_ms: 600_000,
-        incident_window_ms: 3_600_000,
-    };
-
-    fn finding(rule: &str, level: &str) -> Finding {
-        Finding {
-            rule: RuleIdentity {
-                rule_id: rule.into(),
-                title: format!("rule {rule}"),
-                level: level.into(),
-                tags: vec!["attack.t1059".into()],
-                author: "someone".into(),
-            },
-            source: "sigma".into(),
-            detail: String::new(),
-        }
-    }
-
-    fn event(agent: &str, seq: u64, at: i64) -> StoredEvent {
-        StoredEvent {
-            agent_id: agent.into(),
-            seq,
-            time_ms: at,
-            kind: "process".into(),
-            summary: format!("exec #{seq}"),
-            body: vec![],
-            received_at_ms: at,
-        }
-    }
-
-    async fn ingest(s: &Store, e: StoredEvent, found: Vec<Finding>) -> Vec<AlertChange> {
-        s.ingest(vec![e], vec![found], Some(G)).await.unwrap().1
-    }
-
-    #[tokio::test]
-    async fn repeats_count_on_the_first_alert_and_alerts_on_a_host_share_an_incident() {
-        let s = Store::memory().unwrap();
-        let t0 = 1_000_000;
-        let a = ingest(&s, event("h1", 1, t0), vec![finding("r1", "medium")]).await;
-        assert!(a[0].new);
-        // The same rule again within the window: counted, not a new alert.
-        let b = ingest(&s, event("h1", 2, t0 + 1000), vec![finding("r1", "medium")]).await;
-        assert!(!b[0].new);
-        assert_eq!(b[0].alert_id, a[0].alert_id);
-        // Another rule on the same host: a new alert in the same incident, which takes the
-        // higher level.
-        let c = ingest(
-            &s,
-            event("h1", 3, t0 + 2000),
-            vec![finding("r2", "critical")],
-        )
-        .await;
-        assert!(c[0].new);
-        assert_eq!(c[0].incident_id, a[0].incident_id);
-        // Another host: its own incident.
-        let d = ingest(&s, event("h2", 1, t0 + 3000), vec![finding("r1", "low")]).await;
-        assert_ne!(d[0].incident_id, a[0].incident_id);
-        // A resend of a stored event raises nothing.
-        assert!(
-            ingest(
-                &s,
-                event("h1", 3, t0 + 4000),
-                vec![finding("r2", "critical")]
-            )
-            .await
-            .is_empty()
-        );
-
-        let alert = s.alert(a[0].alert_id.clone()).await.unwrap().unwrap();
-        assert_eq!((alert.count, alert.event_seq), (2, 1));
-        assert_eq!(alert.rule.author, "someone");
-        assert_eq!(alert.event.unwrap().summary, "exec #1");
-        let (inc, timeline, alerts) = s.incident(a[0].incident_id.clone()).await.unwrap().unwrap();
-        assert_eq!((inc.severity.as_str(), inc.alert_count), ("critical", 2));
-        assert_eq!(alerts.len(), 2);
-        let kinds: Vec<&str> = timeline.iter().map(|t| t.kind.as_str()).collect();
-        assert_eq!(kinds, ["opened", "alert", "alert"]);
-
-        // Only high and above, since t0 + 1500.
-        let high = s
-            .alerts(t0 + 1500, level_rank("high"), None, 100)
-            .await
-            .unwrap();
-        assert_eq!(high.len(), 1);
-        assert_eq!(high[0].rule.rule_id, "r2");
-
-        // Past the windows, the same rule raises a new alert in a new incident.
-        let late = t0 + G.incident_window_ms + 10_000;
-        let e = ingest(&s, event("h1", 4, late), vec![finding("r1", "medium")]).await;
-        assert!(e[0].new);
-        assert_ne!(e[0].incident_id, a[0].incident_id);
-    }
-
-    #[tokio::test]
-    async fn status_changes_are_on_the_timeline_with_who_made_them() {
-        let s = Store::memory().unwrap();
-        let a = ingest(&s, event("h1", 1, 5_000), vec![finding("r1", "high")]).await;
-        let inc = &a[0].incident_id;
-        let id = s
-            .set_incident_status(
-                inc[..8].to_string(),
-                IncidentStatus::Contained,
-                "alice".into(),
-                6_000,
-            )
-            .await
-            .unwrap()
-            .expect("a unique prefix finds it");
-        assert_eq!(&id, inc);
-        let (row, timeline, _) = s.incident(id).await.unwrap().unwrap();
-        assert_eq!(row.status, IncidentStatus::Contained);
-        let last = timeline.last().unwrap();
-        assert_eq!(
-            (last.kind.as_str(), last.actor.as_str()),
-            ("status", "alice")
-        );
-        assert_eq!(last.text, "status open -> contained");
-        assert!(
-            s.set_incident_status("inc-nope".into(), IncidentStatus::Open, "a".into(), 1)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        // A contained incident still collects the host's alerts.
-        let b = ingest(&s, event("h1", 2, 7_000), vec![finding("r9", "low")]).await;
-        assert_eq!(&b[0].incident_id, inc);
     }
 }

@@ -1,6 +1,10 @@
-//! Telemetry events, stored once per (agent, sequence number).
+//! Telemetry events, stored once per (agent, sequence number): the `Events` trait, its queries
+//! here, its write path in `ingest.rs` and its pruning in `retention.rs`.
 
-use super::{Store, StoreError};
+use super::alerts::Finding;
+use super::retention::PRUNE_CHUNK;
+use super::{Ingested, Pruned, Store, StoreError};
+use crate::policy::grouping::Grouping;
 
 use rusqlite::params;
 
@@ -39,20 +43,75 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-impl Store {
-    /// Stores a batch in one transaction; events already stored are skipped. Returns the
-    /// events that were new.
-    pub async fn insert_events(
+/// The events aggregate: telemetry stored exactly once per (agent, seq), with what detection
+/// found in it, queried by filter and pruned by age or count. Every backend passes
+/// `conformance::events` (stored once, concurrently too, queries, findings, retention).
+pub trait Events: Send + Sync {
+    /// Stores a batch and, for each event that was new, records what detection found in it
+    /// (`findings[i]` for `events[i]`: one entry per event), all at once: an event is stored and judged once, or
+    /// neither. An event whose (agent, seq) is already stored is skipped, also within one
+    /// batch. Returns once that is durable, with the events that were new and the alerts
+    /// they raised (grouped by `grouping`; none without it).
+    fn ingest(
+        &self,
+        events: Vec<StoredEvent>,
+        findings: Vec<Vec<Finding>>,
+        grouping: Option<Grouping>,
+    ) -> impl Future<Output = Result<Ingested, StoreError>> + Send;
+
+    /// Stores a batch with no findings; returns the events that were new.
+    fn insert_events(
+        &self,
+        events: Vec<StoredEvent>,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// Events matching `f` (the summary containing `f.contains` literally, case-insensitive
+    /// for ASCII), the newest `f.limit`, returned oldest first.
+    fn query_events(
+        &self,
+        f: EventFilter,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// The newest `limit` events of an agent, newest last.
+    fn events(
+        &self,
+        agent_id: String,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    fn event_count(&self, agent_id: String)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes events whose time is before `older_than` (Unix ms), then the oldest events
+    /// (by time, agent, seq) beyond the newest `keep_newest`. `None` leaves that limit out.
+    /// A prune never holds the store for long (see `retention.rs`).
+    fn prune_events(
+        &self,
+        older_than: Option<i64>,
+        keep_newest: Option<u64>,
+    ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
+}
+
+impl Events for Store {
+    async fn ingest(
+        &self,
+        events: Vec<StoredEvent>,
+        findings: Vec<Vec<Finding>>,
+        grouping: Option<Grouping>,
+    ) -> Result<Ingested, StoreError> {
+        self.group_commit(events, findings, grouping).await
+    }
+
+    async fn insert_events(
         &self,
         events: Vec<StoredEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let n = events.len();
         let none = vec![Vec::new(); n];
-        Ok(self.ingest(events, none, None).await?.0)
+        Ok(self.group_commit(events, none, None).await?.0)
     }
 
-    /// Events matching `f`, the newest `f.limit`, returned oldest first.
-    pub async fn query_events(&self, f: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn query_events(&self, f: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         self.with(move |c| {
             // Literal text: LIKE's wildcards in it are escaped.
             let contains = f.contains.map(|t| {
@@ -83,12 +142,7 @@ impl Store {
         .await
     }
 
-    /// The newest `limit` events of an agent, newest last.
-    pub async fn events(
-        &self,
-        agent_id: String,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn events(&self, agent_id: String, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         self.query_events(EventFilter {
             agent_id: Some(agent_id),
             limit,
@@ -97,7 +151,7 @@ impl Store {
         .await
     }
 
-    pub async fn event_count(&self, agent_id: String) -> Result<u64, StoreError> {
+    async fn event_count(&self, agent_id: String) -> Result<u64, StoreError> {
         self.with(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*) FROM events WHERE agent_id = ?1",
@@ -107,64 +161,13 @@ impl Store {
         })
         .await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(seq: u64, time_ms: i64, summary: &str) -> StoredEvent {
-        StoredEvent {
-            agent_id: "a".into(),
-            seq,
-            time_ms,
-            kind: "notice".into(),
-            summary: summary.into(),
-            body: vec![],
-            received_at_ms: time_ms,
-        }
-    }
-
-    #[tokio::test]
-    async fn queries_filter_by_text_time_and_kind_and_resends_store_nothing_twice() {
-        let s = Store::memory().unwrap();
-        let added = s
-            .insert_events(vec![
-                ev(1, 100, "agent_started: x"),
-                ev(2, 200, "create /tmp/a_b%c"),
-            ])
+    async fn prune_events(
+        &self,
+        older_than: Option<i64>,
+        keep_newest: Option<u64>,
+    ) -> Result<Pruned, StoreError> {
+        self.prune_in_chunks(older_than, keep_newest, PRUNE_CHUNK)
             .await
-            .unwrap();
-        assert_eq!(added.len(), 2);
-        let again = s
-            .insert_events(vec![ev(2, 200, "create /tmp/a_b%c"), ev(3, 300, "z")])
-            .await
-            .unwrap();
-        assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
-        let q = |contains: &str, since: Option<i64>| {
-            s.query_events(EventFilter {
-                contains: Some(contains.into()),
-                since_ms: since,
-                limit: 10,
-                ..Default::default()
-            })
-        };
-        assert_eq!(q("AGENT_STARTED", None).await.unwrap().len(), 1);
-        assert_eq!(q("a_b%c", None).await.unwrap().len(), 1);
-        assert_eq!(q("a%c", None).await.unwrap().len(), 0, "% must be literal");
-        assert_eq!(q("agent", Some(150)).await.unwrap().len(), 0);
-        let all = s
-            .query_events(EventFilter {
-                kind: Some("notice".into()),
-                limit: 2,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![2, 3],
-            "the newest, oldest first"
-        );
     }
 }

@@ -59,11 +59,10 @@ impl Queue {
 }
 
 impl Store {
-    /// Stores a batch and, for each event that was new, records what detection found in it
-    /// (`findings[i]` for `events[i]`), all in one transaction: an event is stored and judged
-    /// once, or neither. Returns once that transaction is committed, with the events that
-    /// were new and the alerts they raised.
-    pub async fn ingest(
+    /// `Events::ingest`: the batch joins the queue, and its events and findings are stored
+    /// in one transaction with whatever else is queued. Returns once that transaction is
+    /// committed.
+    pub(super) async fn group_commit(
         &self,
         events: Vec<StoredEvent>,
         findings: Vec<Vec<Finding>>,
@@ -198,6 +197,7 @@ fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Events;
 
     fn ev(agent: &str, seq: u64) -> StoredEvent {
         StoredEvent {
@@ -213,37 +213,6 @@ mod tests {
 
     fn seqs(added: &[StoredEvent]) -> Vec<u64> {
         added.iter().map(|e| e.seq).collect()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_batches_each_get_exactly_their_new_events() {
-        let s = Store::memory().unwrap();
-        // Overlapping batches from two agents, all in flight at once: every (agent, seq) is
-        // new in exactly one of them, whichever was stored first.
-        let tasks: Vec<_> = (0..40u64)
-            .map(|i| {
-                let s = s.clone();
-                let agent = if i % 2 == 0 { "a" } else { "b" };
-                let batch = (i * 5..i * 5 + 20).map(|seq| ev(agent, seq)).collect();
-                tokio::spawn(async move { s.insert_events(batch).await.unwrap() })
-            })
-            .collect();
-        let mut stored = std::collections::BTreeSet::new();
-        for t in tasks {
-            for e in t.await.unwrap() {
-                assert!(
-                    stored.insert((e.agent_id.clone(), e.seq)),
-                    "{} {} reported new twice",
-                    e.agent_id,
-                    e.seq
-                );
-            }
-        }
-        for agent in ["a", "b"] {
-            let n = s.event_count(agent.into()).await.unwrap();
-            assert_eq!(n, stored.iter().filter(|(a, _)| a == agent).count() as u64);
-        }
-        assert_eq!(stored.len(), 2 * 210, "a: seqs 0..210, b: 5..215");
     }
 
     #[tokio::test]

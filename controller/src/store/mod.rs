@@ -17,15 +17,17 @@ mod status;
 mod tokens;
 
 pub use agents::{Agent, Agents, Enrolment};
-pub use alerts::{AlertChange, AlertRow, Finding, IncidentRow, TimelineRow};
+pub use alerts::{
+    AlertChange, AlertRow, Alerts, Finding, IncidentDetail, IncidentRow, TimelineRow,
+};
 pub use audit::AuditLog;
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
-pub use events::{EventFilter, StoredEvent};
+pub use events::{EventFilter, Events, StoredEvent};
 pub use ingest::Ingested;
-pub use playbooks::{ApprovalRow, PlaybookRow, RunRow, StepRow};
+pub use playbooks::{ApprovalRow, PlaybookRow, PlaybookStore, RunDetail, RunRow, StepRow};
 pub use principals::{ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals};
 pub use retention::{PRUNE_CHUNK, Pruned};
-pub use rules::{IocImport, RuleRow};
+pub use rules::{IocImport, RuleRow, Rules};
 pub use tokens::Tokens;
 #[cfg(test)]
 pub mod conformance;
@@ -34,6 +36,22 @@ pub use status::{ApprovalStatus, CommandStatus, IncidentStatus, RunStatus, StepS
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// Declares `Backend` over the aggregates' traits, with its blanket impl.
+macro_rules! backend {
+    ($(#[$doc:meta])* $($aggregate:ident),+) => {
+        $(#[$doc])*
+        pub trait Backend: $($aggregate +)+ Clone + Send + Sync + 'static {}
+
+        impl<T: $($aggregate +)+ Clone + Send + Sync + 'static> Backend for T {}
+    };
+}
+
+backend! {
+    /// Every aggregate's trait: what a backend implements, in one name. The SQLite `Store`
+    /// is one; each passes the conformance suite (`conformance/`).
+    Agents, Tokens, CommandQueue, AuditLog, Events, Alerts, Rules, PlaybookStore, Principals
+}
 
 pub const DB_FILE: &str = "cordon.db";
 
@@ -142,7 +160,7 @@ impl Store {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -196,11 +214,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn labels_to_json(labels: &std::collections::HashMap<String, String>) -> String {
+pub(super) fn labels_to_json(labels: &std::collections::HashMap<String, String>) -> String {
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
 }
 
-pub(crate) fn labels_from_json(
+pub(super) fn labels_from_json(
     s: &str,
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))

@@ -108,11 +108,111 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
 
 const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note";
 
-impl Store {
+/// A run with its steps, in order.
+pub type RunDetail = (RunRow, Vec<StepRow>);
+
+/// The playbooks aggregate: playbooks by name, their durable runs (one per playbook and
+/// alert) with each step's state, and the approvals runs wait for. Every backend passes
+/// `conformance::playbooks` (playbooks, runs, steps, approval requests and decisions).
+pub trait PlaybookStore: Send + Sync {
     /// Stores a playbook, replacing one of the same name. `updated_at` is when it came into
-    /// force as it is: applying the same text with the same enabled flag again (as every
-    /// start does from the playbook directory) keeps the earlier time.
-    pub async fn upsert_playbook(&self, p: PlaybookRow) -> Result<(), StoreError> {
+    /// force as it is: applying the same text with the same enabled flag again keeps the
+    /// earlier time.
+    fn upsert_playbook(
+        &self,
+        p: PlaybookRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every playbook, by name.
+    fn playbooks(&self) -> impl Future<Output = Result<Vec<PlaybookRow>, StoreError>> + Send;
+
+    /// Enables or disables a playbook; a change of state restarts its time in force at
+    /// `now`. False if there is no such playbook.
+    fn set_playbook_enabled(
+        &self,
+        name: String,
+        enabled: bool,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records a new run; false if this playbook already ran for this alert.
+    fn create_run(&self, r: RunRow) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Runs not yet finished (running or waiting for approval), oldest first: what a
+    /// starting controller resumes.
+    fn unfinished_runs(&self) -> impl Future<Output = Result<Vec<RunRow>, StoreError>> + Send;
+
+    /// An incident's runs, oldest first, each with its steps.
+    fn runs_for_incident(
+        &self,
+        incident: String,
+    ) -> impl Future<Output = Result<Vec<RunDetail>, StoreError>> + Send;
+
+    /// Moves a run to `status` at step `step`.
+    fn set_run(
+        &self,
+        id: String,
+        status: RunStatus,
+        step: usize,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes a step's state (inserted the first time; after that its status, detail,
+    /// command and finish time change, its name, action and start stay).
+    fn put_step(
+        &self,
+        run_id: String,
+        s: StepRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A step as stored, if it was started.
+    fn step(
+        &self,
+        run_id: String,
+        idx: usize,
+    ) -> impl Future<Output = Result<Option<StepRow>, StoreError>> + Send;
+
+    /// How many steps with this action, in one of `statuses`, started at or after
+    /// `since_ms`, across every run (what counts is the caller's rule).
+    fn count_steps(
+        &self,
+        action: String,
+        statuses: Vec<StepStatus>,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Asks for approval of a run's step (once: asking again returns the same request).
+    fn request_approval(
+        &self,
+        a: ApprovalRow,
+    ) -> impl Future<Output = Result<ApprovalRow, StoreError>> + Send;
+
+    fn approval(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<Option<ApprovalRow>, StoreError>> + Send;
+
+    /// Approvals, pending ones only unless `all`, of one incident or all; newest last.
+    fn approvals(
+        &self,
+        all: bool,
+        incident: Option<String>,
+    ) -> impl Future<Output = Result<Vec<ApprovalRow>, StoreError>> + Send;
+
+    /// Decides a pending approval (approved, denied or expired); None if it is not pending
+    /// (already decided, or no such approval).
+    fn decide_approval(
+        &self,
+        id: String,
+        status: ApprovalStatus,
+        by: String,
+        note: String,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<ApprovalRow>, StoreError>> + Send;
+}
+
+impl PlaybookStore for Store {
+    async fn upsert_playbook(&self, p: PlaybookRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO playbooks (name, origin, source, enabled, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -128,7 +228,7 @@ impl Store {
         .await
     }
 
-    pub async fn playbooks(&self) -> Result<Vec<PlaybookRow>, StoreError> {
+    async fn playbooks(&self) -> Result<Vec<PlaybookRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT name, origin, source, enabled, updated_at FROM playbooks ORDER BY name",
@@ -147,25 +247,24 @@ impl Store {
         .await
     }
 
-    /// Enables or disables a playbook; a change of state restarts its time in force.
-    pub async fn set_playbook_enabled(
+    async fn set_playbook_enabled(
         &self,
         name: String,
         enabled: bool,
+        now: i64,
     ) -> Result<bool, StoreError> {
         self.with(move |c| {
             Ok(c.execute(
                 "UPDATE playbooks SET enabled = ?2,
                    updated_at = CASE WHEN enabled = ?2 THEN updated_at ELSE ?3 END
                  WHERE name = ?1",
-                params![name, enabled, cordon_proto::time::now_ms()],
+                params![name, enabled, now],
             )? > 0)
         })
         .await
     }
 
-    /// Records a new run; false if this playbook already ran for this alert.
-    pub async fn create_run(&self, r: RunRow) -> Result<bool, StoreError> {
+    async fn create_run(&self, r: RunRow) -> Result<bool, StoreError> {
         self.with(move |c| {
             Ok(c.execute(
                 &format!("INSERT OR IGNORE INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
@@ -175,8 +274,7 @@ impl Store {
         .await
     }
 
-    /// Runs not yet finished, oldest first: what a starting controller resumes.
-    pub async fn unfinished_runs(&self) -> Result<Vec<RunRow>, StoreError> {
+    async fn unfinished_runs(&self) -> Result<Vec<RunRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE status IN (?1, ?2) ORDER BY started_at"
@@ -190,10 +288,7 @@ impl Store {
         .await
     }
 
-    pub async fn runs_for_incident(
-        &self,
-        incident: String,
-    ) -> Result<Vec<(RunRow, Vec<StepRow>)>, StoreError> {
+    async fn runs_for_incident(&self, incident: String) -> Result<Vec<RunDetail>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE incident_id = ?1 ORDER BY started_at"
@@ -217,7 +312,7 @@ impl Store {
         .await
     }
 
-    pub async fn set_run(
+    async fn set_run(
         &self,
         id: String,
         status: RunStatus,
@@ -234,8 +329,7 @@ impl Store {
         .await
     }
 
-    /// Writes a step's state (inserted the first time, updated after).
-    pub async fn put_step(&self, run_id: String, s: StepRow) -> Result<(), StoreError> {
+    async fn put_step(&self, run_id: String, s: StepRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO run_steps (run_id, idx, name, action, status, detail, command_id, started_at, finished_at)
@@ -249,8 +343,7 @@ impl Store {
         .await
     }
 
-    /// A step as stored, if it was started.
-    pub async fn step(&self, run_id: String, idx: usize) -> Result<Option<StepRow>, StoreError> {
+    async fn step(&self, run_id: String, idx: usize) -> Result<Option<StepRow>, StoreError> {
         self.with(move |c| {
             Ok(c.query_row(
                 "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
@@ -263,21 +356,27 @@ impl Store {
         .await
     }
 
-    /// Automatic isolations started since `since_ms`, fleet-wide (dry runs excluded).
-    pub async fn isolations_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+    async fn count_steps(
+        &self,
+        action: String,
+        statuses: Vec<StepStatus>,
+        since_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let names = serde_json::to_string(&names)
+            .map_err(|e| StoreError::Corrupt(format!("step statuses: {e}")))?;
         self.with(move |c| {
             Ok(c.query_row(
-                "SELECT COUNT(*) FROM run_steps WHERE action = 'isolate_host'
-                   AND status IN (?2, ?3) AND started_at >= ?1",
-                params![since_ms, StepStatus::Running, StepStatus::Succeeded],
+                "SELECT COUNT(*) FROM run_steps WHERE action = ?1
+                   AND status IN (SELECT value FROM json_each(?2)) AND started_at >= ?3",
+                params![action, names, since_ms],
                 |r| r.get::<_, i64>(0),
             )? as u64)
         })
         .await
     }
 
-    /// Asks for approval of a run's step (once: asking again returns the same request).
-    pub async fn request_approval(&self, a: ApprovalRow) -> Result<ApprovalRow, StoreError> {
+    async fn request_approval(&self, a: ApprovalRow) -> Result<ApprovalRow, StoreError> {
         self.with(move |c| {
             c.execute(
                 &format!("INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
@@ -292,7 +391,7 @@ impl Store {
         .await
     }
 
-    pub async fn approval(&self, id: String) -> Result<Option<ApprovalRow>, StoreError> {
+    async fn approval(&self, id: String) -> Result<Option<ApprovalRow>, StoreError> {
         self.with(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
@@ -304,8 +403,7 @@ impl Store {
         .await
     }
 
-    /// Approvals, pending ones only unless `all`; newest last.
-    pub async fn approvals(
+    async fn approvals(
         &self,
         all: bool,
         incident: Option<String>,
@@ -324,9 +422,7 @@ impl Store {
         .await
     }
 
-    /// Decides a pending approval (approved, denied or expired); None if it is not pending
-    /// (already decided, or no such approval).
-    pub async fn decide_approval(
+    async fn decide_approval(
         &self,
         id: String,
         status: ApprovalStatus,

@@ -40,18 +40,8 @@ const DELETE_OLDEST: &str = "DELETE FROM events WHERE (agent_id, seq) IN
      (SELECT agent_id, seq FROM events ORDER BY time_ms, agent_id, seq LIMIT ?1)";
 
 impl Store {
-    /// Deletes events whose time is before `older_than` (Unix ms), then the oldest events
-    /// beyond the newest `keep_newest`. `None` leaves that limit out.
-    pub async fn prune_events(
-        &self,
-        older_than: Option<i64>,
-        keep_newest: Option<u64>,
-    ) -> Result<Pruned, StoreError> {
-        self.prune_in_chunks(older_than, keep_newest, PRUNE_CHUNK)
-            .await
-    }
-
-    async fn prune_in_chunks(
+    /// `Events::prune_events`, deleting at most `chunk` events per transaction.
+    pub(super) async fn prune_in_chunks(
         &self,
         older_than: Option<i64>,
         keep_newest: Option<u64>,
@@ -100,6 +90,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Events;
     use crate::store::StoredEvent;
 
     fn ev(agent: &str, seq: u64, time_ms: i64) -> StoredEvent {
@@ -212,29 +203,5 @@ mod tests {
         let left = stored(&s).await;
         assert_eq!(left.len(), 12);
         assert!(left.iter().all(|(_, _, t)| *t >= 1094));
-    }
-
-    #[tokio::test]
-    async fn a_pruned_event_resent_is_stored_again_and_a_kept_one_is_not() {
-        let s = filled().await;
-        s.prune_events(Some(1050), None).await.unwrap();
-        let added = s
-            .insert_events(vec![
-                ev("a", 1, 1000),
-                ev("a", 60, 1059),
-                ev("a", 101, 1100),
-            ])
-            .await
-            .unwrap();
-        assert_eq!(
-            added.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![1, 101],
-            "dedup holds for what is still stored; a pruned seq is new again"
-        );
-        assert_eq!(
-            s.prune_events(Some(1050), None).await.unwrap().by_age,
-            1,
-            "and goes again"
-        );
     }
 }

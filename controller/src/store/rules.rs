@@ -47,9 +47,42 @@ fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRow> {
     })
 }
 
-impl Store {
+/// The detection content aggregate: rules by id, each with its YAML and enabled flag, and
+/// indicator lists. Every backend passes `conformance::rules` and `conformance::iocs`.
+pub trait Rules: Send + Sync {
     /// Stores rules, replacing ones with the same id; a replaced rule keeps its enabled flag.
-    pub async fn upsert_rules(&self, rules: Vec<RuleRow>) -> Result<(), StoreError> {
+    fn upsert_rules(
+        &self,
+        rules: Vec<RuleRow>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every rule, by id.
+    fn rules(&self) -> impl Future<Output = Result<Vec<RuleRow>, StoreError>> + Send;
+
+    /// Enables or disables a rule; None if there is no such rule.
+    fn set_rule_enabled(
+        &self,
+        id: String,
+        enabled: bool,
+    ) -> impl Future<Output = Result<Option<RuleRow>, StoreError>> + Send;
+
+    /// Adds normalised indicator values to a list; a value already in it counts as present.
+    fn add_iocs(
+        &self,
+        kind: String,
+        list: String,
+        values: Vec<String>,
+        now: i64,
+    ) -> impl Future<Output = Result<IocImport, StoreError>> + Send;
+
+    /// Every indicator: (kind, value, list).
+    fn iocs(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
+}
+
+impl Rules for Store {
+    async fn upsert_rules(&self, rules: Vec<RuleRow>) -> Result<(), StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             {
@@ -82,7 +115,7 @@ impl Store {
         .await
     }
 
-    pub async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
+    async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY id"))?;
             let rows = stmt.query_map([], rule_row)?;
@@ -91,8 +124,7 @@ impl Store {
         .await
     }
 
-    /// Enables or disables a rule; None if there is no such rule.
-    pub async fn set_rule_enabled(
+    async fn set_rule_enabled(
         &self,
         id: String,
         enabled: bool,
@@ -112,8 +144,7 @@ impl Store {
         .await
     }
 
-    /// Adds normalised indicator values to a list.
-    pub async fn add_iocs(
+    async fn add_iocs(
         &self,
         kind: String,
         list: String,
@@ -151,8 +182,7 @@ impl Store {
         .await
     }
 
-    /// Every indicator: (kind, value, list).
-    pub async fn iocs(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    async fn iocs(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT kind, value, list FROM iocs")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

@@ -7,7 +7,7 @@ use crate::policy::tokens::{EnrollRefusal, TokenState, usable as rule};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 
-/// The enrolment token aggregate. A token's use is taken by `Store::enroll`, in the same
+/// The enrolment token aggregate. A token's use is taken by `Agents::enroll`, in the same
 /// transaction that records the agent. Every backend passes `conformance::tokens`.
 pub trait Tokens: Send + Sync {
     /// Stores a token by its hash, with its expiry, uses and labels.

@@ -2,6 +2,14 @@
 //! guards that hold it for a person, the notify step, and the dry run of a whole playbook.
 
 use super::*;
+use crate::store::PlaybookStore;
+
+/// The window of the fleet-wide budget of automatic isolations.
+const BUDGET_WINDOW_MS: i64 = 3_600_000;
+
+/// An automatic isolation counts against the budget while it runs and once it succeeded; a
+/// failed, denied, expired or dry-run one does not.
+const BUDGETED: [StepStatus; 2] = [StepStatus::Running, StepStatus::Succeeded];
 
 /// What a containment step would do, in words (for dry runs and approvals).
 pub(super) fn describe(step: &Step, cmd: &Result<action::Kind, String>) -> String {
@@ -88,9 +96,10 @@ pub(super) async fn guard(
     }
     if matches!(step.action, Action::IsolateHost { .. }) {
         let budget = eng.playbooks.config.isolation_budget_per_hour;
+        let since = eng.clock.now_ms() - BUDGET_WINDOW_MS;
         let used = eng
             .store
-            .isolations_since(eng.clock.now_ms() - 3_600_000)
+            .count_steps(step.action.name().into(), BUDGETED.into(), since)
             .await?;
         if used >= u64::from(budget) {
             return Ok(Some(format!(

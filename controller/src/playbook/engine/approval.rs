@@ -2,6 +2,7 @@
 //! or the timeout by the engine's clock.
 
 use super::*;
+use crate::store::PlaybookStore;
 
 /// Asks for approval (once per run and step) and waits for the decision or the timeout.
 #[allow(clippy::too_many_arguments)]

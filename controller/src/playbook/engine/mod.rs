@@ -22,6 +22,7 @@ use crate::store::{
     Agents, AlertRow, ApprovalRow, ApprovalStatus, CommandStatus, IncidentStatus, RunRow,
     RunStatus, StepRow, StepStatus, Store, StoreError, TimelineRow,
 };
+use crate::store::{Alerts, PlaybookStore};
 use cordon_proto::{
     BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
 };

@@ -4,6 +4,7 @@
 use super::actions::{command, describe, guard, notify};
 use super::approval::approval;
 use super::*;
+use crate::store::{Alerts, PlaybookStore};
 
 /// Runs the steps from `run.step` to the end.
 pub(super) async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {

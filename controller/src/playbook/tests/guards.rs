@@ -2,6 +2,7 @@
 //! hosts; a dry run; and a run resumed after a restart.
 
 use super::*;
+use crate::store::{Alerts, PlaybookStore};
 
 const ASK_FIRST: &str = "
 name: ask-first

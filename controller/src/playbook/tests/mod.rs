@@ -14,6 +14,7 @@ use crate::store::{
     Agents, ApprovalRow, ApprovalStatus, AuditLog, Enrolment, Finding, RunRow, RunStatus, StepRow,
     StepStatus, Store, StoredEvent, Tokens,
 };
+use crate::store::{Alerts, Events, PlaybookStore};
 use cordon_detect::RuleIdentity;
 use cordon_proto::{Event, HostFacts, ProcessEvent, action, event, process_event};
 use prost::Message;

@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use cordon_agent::spool::{Spool, SpoolConfig};
 use cordon_agent::uplink::BATCH_EVENTS;
 use cordon_controller::api::{PIPELINE_DEPTH, Pipeline};
+use cordon_controller::store::Events;
 use cordon_proto::{Event, FileEvent, TelemetryBatch, event, file_event};
 use cordon_tests::inproc::TestController;
 use std::time::{Duration, Instant};

@@ -1,14 +1,11 @@
-//! The store's contract, checked the same way for every backend: each function takes a fresh,
-//! empty store of any type that implements an aggregate's trait and asserts what that trait
-//! promises. SQLite runs them below; a second backend runs the same functions against itself.
-//! So far: the audit log, tokens, agents and the command queue (the other aggregates still
-//! call `Store` directly).
+//! The contract of the fleet's aggregates: the audit log, enrolment tokens, agents and the
+//! command queue.
 
-use super::{
-    Agents, AuditLog, CommandQueue, CommandRow, CommandStatus, Completion, Enrolment, Tokens,
-};
 use crate::policy::audit::{AuditEntry, GENESIS_HASH};
 use crate::policy::tokens::EnrollRefusal;
+use crate::store::{
+    Agent, Agents, AuditLog, CommandQueue, CommandRow, CommandStatus, Completion, Enrolment, Tokens,
+};
 use cordon_proto::HostFacts;
 use std::collections::HashMap;
 
@@ -202,28 +199,32 @@ fn enrolment(token: &str, agent: &str, labels: &[(&str, &str)]) -> Enrolment {
     }
 }
 
-/// Enrolment takes exactly one use of the token (its labels winning over the host's) and
-/// never revives a revoked agent; agents are found by id or prefix, their presence and
-/// certificate follow the stream, and revocation fails their open commands.
-pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
+/// Enrols aa11 and aa22 with the token "two" (two uses, team=red), each asking for
+/// team=blue and env=prod.
+async fn two_agents<S: Agents + Tokens>(s: &S) -> [Agent; 2] {
     let token = HashMap::from([("team".to_string(), "red".to_string())]);
     s.create_token("two".into(), 0, 100_000, 2, token, "alice".into())
         .await
         .expect("token");
-    let enrol = |agent: &'static str| async move {
-        s.enroll(enrolment(
-            "two",
-            agent,
-            &[("team", "blue"), ("env", "prod")],
-        ))
-        .await
-        .expect("enrol")
-    };
-    let a = enrol("aa11").await.expect("first use");
+    let mut out = Vec::new();
+    for agent in ["aa11", "aa22"] {
+        let asked = enrolment("two", agent, &[("team", "blue"), ("env", "prod")]);
+        out.push(s.enroll(asked).await.expect("enrol").expect("a use left"));
+    }
+    out.try_into().expect("two agents")
+}
+
+/// Enrolment takes exactly one use of the token, its labels winning over the host's; a
+/// refused one records nothing; agents are found by id or prefix.
+pub async fn agents_enrolment<S: Agents + Tokens>(s: &S) {
+    let [a, _] = two_agents(s).await;
     assert_eq!(a.labels.get("team").map(String::as_str), Some("red"));
     assert_eq!(a.labels.get("env").map(String::as_str), Some("prod"));
-    enrol("aa22").await.expect("second use");
-    assert_eq!(enrol("bb33").await, Err(EnrollRefusal::UsedToken));
+    let third = s
+        .enroll(enrolment("two", "bb33", &[]))
+        .await
+        .expect("enrol");
+    assert_eq!(third, Err(EnrollRefusal::UsedToken));
     assert!(s.agent("bb33".into()).await.expect("get").is_none());
     let unknown = s
         .enroll(enrolment("nope", "cc44", &[]))
@@ -232,16 +233,19 @@ pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
     assert_eq!(unknown, Err(EnrollRefusal::UnknownToken));
 
     assert_eq!(s.agents().await.expect("list").len(), 2);
-    assert_eq!(
-        s.agents_by_prefix("aa".into()).await.expect("prefix").len(),
-        2
-    );
+    let both = s.agents_by_prefix("aa".into()).await.expect("prefix");
+    assert_eq!(both.len(), 2);
     let one = s.agents_by_prefix("aa2".into()).await.expect("prefix");
-    assert_eq!(
-        one.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
-        ["aa22"]
-    );
+    let ids: Vec<&str> = one.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["aa22"]);
+}
 
+/// Presence and host facts follow the stream; the wanted isolation and the certificate
+/// are recorded.
+pub async fn agents_presence<S: Agents + Tokens>(s: &S) {
+    two_agents(s).await;
+    let get =
+        |id: &'static str| async move { s.agent(id.into()).await.expect("get").expect("known") };
     let host = HostFacts {
         hostname: "renamed".into(),
         ..Default::default()
@@ -249,20 +253,14 @@ pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
     s.agent_connected("aa11".into(), host, 2_000)
         .await
         .expect("hello");
-    let seen = s.agent("aa11".into()).await.expect("get").expect("known");
+    let seen = get("aa11").await;
     assert!(seen.online);
     assert_eq!(
         (seen.host.hostname.as_str(), seen.last_seen_ms),
         ("renamed", 2_000)
     );
     s.agent_offline("aa11".into()).await.expect("offline");
-    assert!(
-        !s.agent("aa11".into())
-            .await
-            .expect("get")
-            .expect("known")
-            .online
-    );
+    assert!(!get("aa11").await.online);
     s.agent_connected("aa22".into(), HostFacts::default(), 2_000)
         .await
         .expect("hello");
@@ -275,13 +273,18 @@ pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
     s.agent_renewed("aa22".into(), "02".into(), 20_000)
         .await
         .expect("renew");
-    let b = s.agent("aa22".into()).await.expect("get").expect("known");
+    let b = get("aa22").await;
     assert!(b.isolation_desired);
     assert_eq!(
         (b.cert_serial.as_str(), b.cert_expires_at_ms),
         ("02", 20_000)
     );
+}
 
+/// Revocation fails the agent's open commands, lists it as revoked, and refuses its
+/// enrolment again without taking the token's use.
+pub async fn agents_revocation<S: Agents + Tokens + CommandQueue>(s: &S) {
+    two_agents(s).await;
     s.insert_command(command("open", "aa11", 1, 100_000))
         .await
         .expect("insert");
@@ -300,6 +303,7 @@ pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
             .expect("revoke")
             .is_none()
     );
+
     s.create_token(
         "again".into(),
         0,
@@ -317,44 +321,4 @@ pub async fn agents<S: Agents + Tokens + CommandQueue>(s: &S) {
     assert_eq!(again, Err(EnrollRefusal::AgentRevoked("aa11".into())));
     let token_kept = s.check_token("again".into(), 4_000).await.expect("check");
     assert_eq!(token_kept, Ok(()), "a refused enrolment takes no use");
-}
-
-#[cfg(test)]
-mod sqlite {
-    use crate::store::{Agents, Enrolment, Store, Tokens};
-    use std::sync::Arc;
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_audit_log_contract() {
-        super::audit_log(Arc::new(Store::memory().expect("store"))).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_command_queue_contract() {
-        let s = Store::memory().expect("store");
-        s.create_token("h".into(), 0, i64::MAX, 1, Default::default(), "t".into())
-            .await
-            .expect("token");
-        let agent = Enrolment {
-            token_hash: "h".into(),
-            agent_id: "a1".into(),
-            host: Default::default(),
-            labels: Default::default(),
-            cert_serial: "01".into(),
-            cert_expires_at_ms: 10,
-            now_ms: 1,
-        };
-        s.enroll(agent).await.expect("store").expect("enrolled");
-        super::command_queue(&s, "a1").await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_agents_contract() {
-        super::agents(&Store::memory().expect("store")).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_token_contract() {
-        super::tokens(&Store::memory().expect("store")).await;
-    }
 }
