@@ -95,6 +95,7 @@ async fn reload_audit(c: &TestController) -> Vec<(String, String, String, String
         .list_audit(ListAuditRequest {
             since_ms: 0,
             limit: 1000,
+            actor: String::new(),
         })
         .await
         .expect("audit")

@@ -234,11 +234,12 @@ impl AdminService for AdminApi {
     async fn list_audit(&self, req: Request<ListAuditRequest>) -> Answer<ListAuditResponse> {
         super::admin_peer(&req)?;
         let r = req.into_inner();
-        answer(self.0.audit_log(r.since_ms, r.limit).await, |rows| {
-            ListAuditResponse {
+        answer(
+            self.0.audit_log(r.since_ms, r.limit, &r.actor).await,
+            |rows| ListAuditResponse {
                 entries: rows.into_iter().map(audit_record).collect(),
-            }
-        })
+            },
+        )
     }
 
     async fn verify_audit(&self, req: Request<VerifyAuditRequest>) -> Answer<VerifyAuditResponse> {

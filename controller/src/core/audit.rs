@@ -49,9 +49,11 @@ impl Controller {
         &self,
         since_ms: i64,
         limit: u32,
+        actor: &str,
     ) -> Result<Vec<AuditRecord>, CoreError> {
         let limit = super::agents::list_limit(limit)?;
-        Ok(self.store.audit(since_ms, limit).await?)
+        let actor = (!actor.is_empty()).then(|| actor.to_string());
+        Ok(self.store.audit(since_ms, limit, actor).await?)
     }
 
     /// Walks the whole chain; a break is logged as well as returned.

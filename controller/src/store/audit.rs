@@ -48,11 +48,13 @@ pub trait AuditLog: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
 
-    /// The newest `limit` entries at or after `since_ms`, oldest first.
+    /// The newest `limit` entries at or after `since_ms` (by `actor` only, if given), oldest
+    /// first.
     fn audit(
         &self,
         since_ms: i64,
         limit: u32,
+        actor: Option<String>,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 
     /// Walks the whole chain and reports the first bad entry.
@@ -112,13 +114,19 @@ impl AuditLog for Store {
         .await
     }
 
-    async fn audit(&self, since_ms: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit(
+        &self,
+        since_ms: i64,
+        limit: u32,
+        actor: Option<String>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit WHERE at >= ?1
+                "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit
+                 WHERE at >= ?1 AND (?3 IS NULL OR actor = ?3)
                  ORDER BY seq DESC LIMIT ?2) ORDER BY seq"
             ))?;
-            let rows = stmt.query_map(params![since_ms, limit], read)?;
+            let rows = stmt.query_map(params![since_ms, limit, actor], read)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -212,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn entries_chain_and_verify() {
         let s = chain(5).await;
-        let all = s.audit(0, 100).await.unwrap();
+        let all = s.audit(0, 100, None).await.unwrap();
         assert_eq!(
             all.iter().map(|r| r.seq).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
@@ -241,8 +249,8 @@ mod tests {
     async fn listing_takes_the_newest_since_a_time_oldest_first() {
         let s = chain(6).await;
         let seqs = |v: Vec<AuditRecord>| v.iter().map(|r| r.seq).collect::<Vec<_>>();
-        assert_eq!(seqs(s.audit(1003, 100).await.unwrap()), [3, 4, 5, 6]);
-        assert_eq!(seqs(s.audit(0, 2).await.unwrap()), [5, 6]);
+        assert_eq!(seqs(s.audit(1003, 100, None).await.unwrap()), [3, 4, 5, 6]);
+        assert_eq!(seqs(s.audit(0, 2, None).await.unwrap()), [5, 6]);
     }
 
     #[test]
@@ -297,7 +305,7 @@ mod tests {
             assert!(err.contains("append-only"), "{err}");
         }
         assert!(s.verify_audit().await.unwrap().ok());
-        assert_eq!(s.audit(0, 10).await.unwrap().len(), 2);
+        assert_eq!(s.audit(0, 10, None).await.unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -323,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn an_edited_and_rehashed_entry_is_caught_at_the_next() {
         let s = chain(4).await;
-        let mut rec = s.audit(0, 10).await.unwrap().remove(1);
+        let mut rec = s.audit(0, 10, None).await.unwrap().remove(1);
         rec.outcome = "refused: nothing happened".into();
         rec.hash = rec.compute_hash();
         s.with(move |c| {
@@ -365,7 +373,7 @@ mod tests {
         // Renumber 3 to 4 and put a forged entry 3 (correctly hashed over a made-up
         // prev_hash) in its place.
         tamper(&s, "UPDATE audit SET seq = 4 WHERE seq = 3").await;
-        let mut forged = s.audit(0, 10).await.unwrap().remove(1);
+        let mut forged = s.audit(0, 10, None).await.unwrap().remove(1);
         forged.seq = 3;
         forged.prev_hash = "f".repeat(64);
         forged.hash = forged.compute_hash();

@@ -12,7 +12,7 @@ use crate::{json, parse};
 use clap::{Args, Subcommand};
 use cordon_proto::*;
 
-/// `audit [--since T] [--limit N] [--json]`, or `audit verify [--json]`.
+/// `audit [--since T] [--actor NAME] [--limit N] [--json]`, or `audit verify [--json]`.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct AuditCmd {
@@ -21,6 +21,9 @@ pub struct AuditCmd {
     /// Entries from this time on: RFC 3339, Unix milliseconds, or an age such as 1h (ago).
     #[arg(long, value_parser = parse::time)]
     since: Option<i64>,
+    /// Only this principal's entries (a person, a service account, `playbook:NAME`, ...).
+    #[arg(long)]
+    actor: Option<String>,
     /// The newest entries, shown oldest first.
     #[command(flatten)]
     list: Listing,
@@ -42,6 +45,7 @@ pub async fn run(admin: &mut AdminClient, cmd: AuditCmd) -> Result<(), CtlError>
     let list = call(admin.list_audit(ListAuditRequest {
         since_ms: cmd.since.unwrap_or(0),
         limit: cmd.list.limit,
+        actor: cmd.actor.unwrap_or_default(),
     }))
     .await?;
     if cmd.list.json {

@@ -220,7 +220,7 @@ impl Harness {
 
     /// (actor, action, outcome) of every audit entry.
     async fn audit(&self) -> Vec<(String, String, String)> {
-        let rows = self.store.audit(0, 1000).await.expect("audit");
+        let rows = self.store.audit(0, 1000, None).await.expect("audit");
         rows.into_iter()
             .map(|r| (r.actor, r.action, r.outcome))
             .collect()

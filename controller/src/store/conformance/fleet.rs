@@ -46,13 +46,17 @@ pub async fn audit_log<S: AuditLog + 'static>(s: std::sync::Arc<S>) {
         "no seq repeated or skipped"
     );
 
-    let all = s.audit(0, 100).await.expect("list");
+    let all = s.audit(0, 100, None).await.expect("list");
     assert_eq!(all.len(), 9);
     assert!(all.windows(2).all(|w| w[1].prev_hash == w[0].hash));
-    let newest = s.audit(0, 3).await.expect("list");
+    let newest = s.audit(0, 3, None).await.expect("list");
     let newest: Vec<u64> = newest.iter().map(|r| r.seq).collect();
     assert_eq!(newest, [7, 8, 9]);
-    assert!(s.audit(1_000_000, 10).await.expect("list").is_empty());
+    assert!(s.audit(1_000_000, 10, None).await.expect("list").is_empty());
+    let alice = s.audit(0, 100, Some("alice".into())).await.expect("list");
+    assert_eq!(alice.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+    let bobs = s.audit(0, 3, Some("bob".into())).await.expect("list");
+    assert!(bobs.len() == 3 && bobs.iter().all(|r| r.actor == "bob"));
 
     let v = s.verify_audit().await.expect("verify");
     assert!(v.ok(), "{:?}", v.first_bad);

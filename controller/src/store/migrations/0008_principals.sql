@@ -28,3 +28,6 @@ CREATE TABLE invites (
 -- (`cordon://admin/admin`), now as the person `admin`.
 INSERT INTO principals (name, kind, role, created_by, created_at)
 VALUES ('admin', 'user', 'admin', 'init', CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+
+-- `cordonctl audit --actor NAME`.
+CREATE INDEX audit_by_actor ON audit(actor, seq);
