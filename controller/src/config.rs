@@ -59,6 +59,11 @@ pub struct PeopleConfig {
     pub credential_ttl_secs: u64,
     /// Lifetime of an invite code, in seconds (a day).
     pub invite_ttl_secs: u64,
+    /// A person's containment of a protected host, and the release of a host a playbook
+    /// isolated for a critical incident, wait for a second person's approval.
+    pub four_eyes: bool,
+    /// How long such a request waits for its second person, in seconds.
+    pub approval_timeout_secs: u64,
 }
 
 /// The longest credential or invite: 90 days.
@@ -69,6 +74,8 @@ impl Default for PeopleConfig {
         Self {
             credential_ttl_secs: 7 * 24 * 3600,
             invite_ttl_secs: 24 * 3600,
+            four_eyes: false,
+            approval_timeout_secs: 3600,
         }
     }
 }
@@ -77,9 +84,10 @@ impl PeopleConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=MAX_PEOPLE_TTL).contains(&self.credential_ttl_secs)
             || !(1..=MAX_PEOPLE_TTL).contains(&self.invite_ttl_secs)
+            || !(1..=MAX_PEOPLE_TTL).contains(&self.approval_timeout_secs)
         {
             return Err(format!(
-                "people.credential_ttl_secs and invite_ttl_secs must be 1 to {MAX_PEOPLE_TTL}"
+                "people.credential_ttl_secs, invite_ttl_secs and approval_timeout_secs must be 1 to {MAX_PEOPLE_TTL}"
             ));
         }
         Ok(())

@@ -14,14 +14,17 @@ fn code(e: &CoreError) -> Code {
         CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
         NameTaken(_) => Code::AlreadyExists,
         Inactive(..) | Invite(_) => Code::Unauthenticated,
-        PermissionDenied { .. } | ServiceCannotApprove(_) => Code::PermissionDenied,
+        PermissionDenied { .. } | ServiceCannotApprove(_) | OwnRequest(_) => Code::PermissionDenied,
+        AwaitsSecondPerson(_) => Code::FailedPrecondition,
         NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {
             Code::PermissionDenied
         }
         Enrol(crate::policy::tokens::EnrollRefusal::AgentRevoked(_)) => Code::PermissionDenied,
         Enrol(_) | TokenMissing => Code::Unauthenticated,
         Ca(ca) if ca.is_csr_problem() => Code::InvalidArgument,
-        Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) | Hashing(_) => Code::Internal,
+        Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) | Hashing(_) | CorruptApproval(_) => {
+            Code::Internal
+        }
         AgentIdRequired
         | AmbiguousAgent(_)
         | ActionRequired

@@ -129,6 +129,14 @@ pub fn approval_record(a: ApprovalRow) -> ApprovalRecord {
         decided_by: a.decided_by,
         decided_at_ms: a.decided_at_ms,
         note: a.note,
+        may_decide: match a.requested_by.strip_prefix("playbook:") {
+            Some(_) => "a person with the approve permission".into(),
+            None => format!(
+                "a person with the approve permission other than {}",
+                a.requested_by
+            ),
+        },
+        requested_by: a.requested_by,
     }
 }
 

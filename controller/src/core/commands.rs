@@ -191,6 +191,10 @@ impl Controller {
                 return Err(CoreError::CommandForRevoked(agent.id));
             }
             let action = req.action.ok_or(CoreError::ActionRequired)?;
+            if let Some(why) = self.second_person_needed(&agent, &action).await? {
+                let asked = self.ask_second_person(admin, &agent, action, why).await?;
+                return Err(CoreError::AwaitsSecondPerson(asked.id));
+            }
             let ttl = match req.ttl_secs {
                 0 => self.config.command_ttl_secs,
                 n => n,

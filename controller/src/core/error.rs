@@ -138,6 +138,15 @@ pub enum CoreError {
     BadPassword,
     #[error("{0} is a service account: only a person decides an approval")]
     ServiceCannotApprove(String),
+    /// Four eyes: the request waits for another person (not an error of the caller's).
+    #[error(
+        "four eyes: this waits for a second person: approval {0}, to be decided by someone else with the approve permission"
+    )]
+    AwaitsSecondPerson(String),
+    #[error("approval {0} is your own request: another person decides it")]
+    OwnRequest(String),
+    #[error("approval {0} holds an unreadable command")]
+    CorruptApproval(String),
     #[error("hashing the password: {0}")]
     Hashing(String),
     #[error(transparent)]
@@ -169,6 +178,8 @@ impl CoreError {
     pub fn outcome(&self) -> String {
         let kind = if self.is_internal() {
             "error"
+        } else if matches!(self, Self::AwaitsSecondPerson(_)) {
+            "pending"
         } else {
             "refused"
         };

@@ -11,6 +11,7 @@ mod commands;
 mod detection;
 mod enrol;
 mod error;
+mod foureyes;
 mod ingest;
 mod link;
 mod people;

@@ -4,7 +4,6 @@
 use super::{Admin, Controller, CoreError};
 use crate::playbook::context::RunContext;
 use crate::playbook::{engine, spec};
-use crate::policy::people::Kind;
 use crate::store::{
     Agent, Agents, AlertRow, ApprovalRow, ApprovalStatus, IncidentRow, PlaybookRow, RunRow,
     StepRow, TimelineRow,
@@ -249,9 +248,12 @@ impl Controller {
         status: ApprovalStatus,
         reason: &str,
     ) -> Result<ApprovalRow, CoreError> {
-        if admin.kind == Kind::Service {
-            return Err(CoreError::ServiceCannotApprove(admin.name.clone()));
-        }
+        let asked = self
+            .store
+            .approval(approval_id.into())
+            .await?
+            .ok_or_else(|| CoreError::NoApproval(approval_id.into()))?;
+        self.may_decide(admin, &asked).await?;
         let decided = self
             .store
             .decide_approval(
@@ -275,17 +277,18 @@ impl Controller {
             "" => String::new(),
             r => format!(": {r}"),
         };
-        let entry = TimelineRow {
-            at_ms: now_ms(),
-            kind: "approval".into(),
-            actor: admin.name.clone(),
-            text: format!("approval {} {status} ({}){note}", a.id, a.what),
-            reference: a.id.clone(),
-        };
-        self.store
-            .add_timeline(a.incident_id.clone(), entry)
-            .await?;
+        if !a.incident_id.is_empty() {
+            let text = format!(
+                "approval {} {status} ({}), requested by {}{note}",
+                a.id, a.what, a.requested_by
+            );
+            self.timeline(&a.incident_id, "approval", &admin.name, text, &a.id)
+                .await?;
+        }
         let _ = self.playbooks.decided.send(a.id.clone());
+        if status == ApprovalStatus::Approved {
+            self.carry_out(&a, admin).await?;
+        }
         Ok(a)
     }
 
@@ -306,14 +309,8 @@ impl Controller {
             let Some((inc, _, _)) = self.store.incident(incident.into()).await? else {
                 return Err(CoreError::NoIncident(incident.into()));
             };
-            let note = TimelineRow {
-                at_ms: now_ms(),
-                kind: "note".into(),
-                actor: admin.name.clone(),
-                text: text.into(),
-                reference: String::new(),
-            };
-            self.store.add_timeline(inc.id.clone(), note).await?;
+            self.timeline(&inc.id, "note", &admin.name, text.into(), "")
+                .await?;
             Ok(inc.id)
         }
         .await;

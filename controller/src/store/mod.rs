@@ -100,6 +100,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_audit.sql"),
     include_str!("migrations/0007_playbooks.sql"),
     include_str!("migrations/0008_principals.sql"),
+    include_str!("migrations/0009_approval_requests.sql"),
 ];
 
 #[derive(Clone)]

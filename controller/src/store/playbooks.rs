@@ -55,6 +55,10 @@ pub struct ApprovalRow {
     pub decided_by: String,
     pub decided_at_ms: i64,
     pub note: String,
+    /// `playbook:NAME` for a run's step, or the person whose request waits.
+    pub requested_by: String,
+    /// A person's request: the command action (protobuf) to send once approved.
+    pub action: Option<Vec<u8>>,
 }
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
@@ -103,10 +107,12 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
         decided_by: r.get(10)?,
         decided_at_ms: r.get(11)?,
         note: r.get(12)?,
+        requested_by: r.get(13)?,
+        action: r.get(14)?,
     })
 }
 
-const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note";
+const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note, requested_by, action";
 
 /// A run with its steps, in order.
 pub type RunDetail = (RunRow, Vec<StepRow>);
@@ -379,12 +385,16 @@ impl PlaybookStore for Store {
     async fn request_approval(&self, a: ApprovalRow) -> Result<ApprovalRow, StoreError> {
         self.with(move |c| {
             c.execute(
-                &format!("INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-                params![a.id, a.run_id, a.idx as i64, a.incident_id, a.agent_id, a.what, a.reason, a.status, a.requested_at_ms, a.expires_at_ms, a.decided_by, a.decided_at_ms, a.note],
+                &format!("INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+                params![a.id, a.run_id, a.idx as i64, a.incident_id, a.agent_id, a.what, a.reason, a.status, a.requested_at_ms, a.expires_at_ms, a.decided_by, a.decided_at_ms, a.note, a.requested_by, a.action],
             )?;
+            // A run's step asks once: the request already made is the one that counts.
             Ok(c.query_row(
-                &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ?1 AND idx = ?2"),
-                params![a.run_id, a.idx as i64],
+                &format!(
+                    "SELECT {APPROVAL_COLUMNS} FROM approvals
+                     WHERE (run_id = ?1 AND idx = ?2 AND run_id <> '') OR (?1 = '' AND id = ?3)"
+                ),
+                params![a.run_id, a.idx as i64, a.id],
                 approval_row,
             )?)
         })

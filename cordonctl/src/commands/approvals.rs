@@ -65,12 +65,17 @@ pub async fn run(admin: &mut AdminClient, cmd: ApprovalsCmd) -> Result<(), CtlEr
 /// One approval on one line (also under `incidents show`).
 pub fn approval_line(a: &ApprovalRecord) {
     outln!(
-        "{:<18}  {:<9}  {:<25}  {:<20}  {} ({})",
+        "{:<18}  {:<9}  {:<25}  {:<20}  {} ({}); asked by {}; decided by {}",
         a.id,
         a.status,
         time(a.requested_at_ms),
         a.incident_id,
         clean(&a.what),
-        clean(&a.reason)
+        clean(&a.reason),
+        clean(&a.requested_by),
+        match a.decided_by.as_str() {
+            "" => clean(&a.may_decide),
+            by => clean(by),
+        }
     );
 }

@@ -34,6 +34,8 @@ pub(super) async fn approval(
             decided_by: String::new(),
             decided_at_ms: 0,
             note: String::new(),
+            requested_by: format!("playbook:{}", run.playbook),
+            action: None,
         })
         .await?;
     if a.requested_at_ms == now && a.status == ApprovalStatus::Pending {

@@ -202,6 +202,20 @@ fn approval(id: &str, run_id: &str, requested_at_ms: i64) -> ApprovalRow {
         decided_by: String::new(),
         decided_at_ms: 0,
         note: String::new(),
+        requested_by: "playbook:contain".into(),
+        action: None,
+    }
+}
+
+/// A person's request: no run, the command to send once approved.
+fn person_request(id: &str) -> ApprovalRow {
+    ApprovalRow {
+        run_id: String::new(),
+        idx: 0,
+        incident_id: String::new(),
+        requested_by: "alice".into(),
+        action: Some(vec![1, 2, 3]),
+        ..approval(id, "", 40)
     }
 }
 
@@ -235,6 +249,16 @@ pub async fn approval_requests<S: PlaybookStore>(s: &S) {
     assert_eq!(s.approval("ap-9".into()).await.expect("get"), None);
     assert_eq!(listed(s, false, None).await, ["ap-1", "ap-2"]);
     assert_eq!(listed(s, true, Some("inc-r1")).await, ["ap-1"]);
+
+    // People's requests have no run: each is its own, with who asked and what to send.
+    for id in ["ap-p1", "ap-p2"] {
+        let asked = s.request_approval(person_request(id)).await;
+        assert_eq!(asked.expect("request"), person_request(id));
+    }
+    assert_eq!(
+        listed(s, false, None).await,
+        ["ap-1", "ap-2", "ap-p1", "ap-p2"]
+    );
 }
 
 /// An approval is decided once, with who, when and why; a decided one is no longer pending.
