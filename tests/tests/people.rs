@@ -329,3 +329,21 @@ fn a_forged_admin_certificate_is_refused() {
     );
     assert!(d.ctl_list(&["users", "list"]).as_array().unwrap().len() == 1);
 }
+
+#[test]
+fn an_expired_invite_code_is_refused() {
+    let d = Deployment::loopback("[people]\ninvite_ttl_secs = 1\n");
+    let invite = d.invite("late", "viewer", &[]);
+    let expires = invite["code_expires_at_ms"].as_i64().unwrap();
+    while cordon_proto::time::now_ms() <= expires {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = d.try_login(invite["code"].as_str().unwrap(), &d.dir.path().join("late"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invite code has expired"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.dir.path().join("late/credential.toml").exists());
+}
