@@ -7,7 +7,6 @@
 //! any.
 
 use super::{Admin, Controller, CoreError};
-use crate::policy::people::Kind;
 use crate::store::{
     Agent, Alerts, ApprovalRow, ApprovalStatus, IncidentStatus, PlaybookStore, StepStatus,
     TimelineRow,
@@ -83,21 +82,16 @@ impl Controller {
         let what = format!("{} {}", super::action_kind(&action), agent.id);
         let timeout = Duration::from_secs(self.config.people.approval_timeout_secs);
         let row = ApprovalRow {
-            id: format!("apr-{}", hex::encode(rand::random::<[u8; 6]>())),
-            run_id: String::new(),
-            idx: 0,
             incident_id: incident.clone().unwrap_or_default(),
-            agent_id: agent.id.clone(),
-            what: what.clone(),
-            reason: why,
-            status: ApprovalStatus::Pending,
-            requested_at_ms: now,
-            expires_at_ms: now + timeout.as_millis() as i64,
-            decided_by: String::new(),
-            decided_at_ms: 0,
-            note: String::new(),
-            requested_by: admin.name.clone(),
             action: Some(cordon_proto::Action::from(action).encode_to_vec()),
+            ..ApprovalRow::pending(
+                admin.name.clone(),
+                agent.id.clone(),
+                what.clone(),
+                why,
+                now,
+                timeout,
+            )
         };
         let asked = self.store.request_approval(row).await?;
         if let Some(incident) = incident {
@@ -141,12 +135,10 @@ impl Controller {
             .map(|i| i.id))
     }
 
-    /// Refuses a decision by a service account, by the one who asked, or on a person's
-    /// request past its expiry (which is then marked expired).
+    /// Refuses a decision by the one who asked, or on a person's request past its expiry
+    /// (which is then marked expired). (Service accounts are refused before the approval is
+    /// looked up.)
     pub(super) async fn may_decide(&self, by: &Admin, a: &ApprovalRow) -> Result<(), CoreError> {
-        if by.kind == Kind::Service {
-            return Err(CoreError::ServiceCannotApprove(by.name.clone()));
-        }
         if a.requested_by == by.name {
             return Err(CoreError::OwnRequest(a.id.clone()));
         }

@@ -248,6 +248,9 @@ impl Controller {
         status: ApprovalStatus,
         reason: &str,
     ) -> Result<ApprovalRow, CoreError> {
+        if admin.kind == crate::policy::people::Kind::Service {
+            return Err(CoreError::ServiceCannotApprove(admin.name.clone()));
+        }
         let asked = self
             .store
             .approval(approval_id.into())

@@ -61,6 +61,37 @@ pub struct ApprovalRow {
     pub action: Option<Vec<u8>>,
 }
 
+impl ApprovalRow {
+    /// A new pending request by `requested_by`, about `what` on `agent_id`, open from `now`
+    /// for `timeout`; no run, incident or command until the caller sets them.
+    pub fn pending(
+        requested_by: String,
+        agent_id: String,
+        what: String,
+        reason: String,
+        now: i64,
+        timeout: std::time::Duration,
+    ) -> Self {
+        Self {
+            id: format!("apr-{}", hex::encode(rand::random::<[u8; 6]>())),
+            run_id: String::new(),
+            idx: 0,
+            incident_id: String::new(),
+            agent_id,
+            what,
+            reason,
+            status: ApprovalStatus::Pending,
+            requested_at_ms: now,
+            expires_at_ms: now + timeout.as_millis() as i64,
+            decided_by: String::new(),
+            decided_at_ms: 0,
+            note: String::new(),
+            requested_by,
+            action: None,
+        }
+    }
+}
+
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,

@@ -21,21 +21,17 @@ pub(super) async fn approval(
     let a = eng
         .store
         .request_approval(ApprovalRow {
-            id: format!("apr-{}", hex::encode(rand::random::<[u8; 6]>())),
             run_id: run.id.clone(),
             idx,
             incident_id: run.incident_id.clone(),
-            agent_id: run.agent_id.clone(),
-            what: what.into(),
-            reason: reason.into(),
-            status: ApprovalStatus::Pending,
-            requested_at_ms: now,
-            expires_at_ms: now + timeout.as_millis() as i64,
-            decided_by: String::new(),
-            decided_at_ms: 0,
-            note: String::new(),
-            requested_by: format!("playbook:{}", run.playbook),
-            action: None,
+            ..ApprovalRow::pending(
+                format!("playbook:{}", run.playbook),
+                run.agent_id.clone(),
+                what.into(),
+                reason.into(),
+                now,
+                timeout,
+            )
         })
         .await?;
     if a.requested_at_ms == now && a.status == ApprovalStatus::Pending {
