@@ -130,8 +130,17 @@ fn netns_revocation_cuts_the_agent_off() {
     let rec = d.agent_record(&agent.id);
     assert_eq!(rec["revoked"], true);
     assert_eq!(rec["online"], false, "revoked agent still online");
-    // The agent sees its stream closed, and its reconnections are refused at the handshake.
-    std::thread::sleep(Duration::from_secs(3));
+    // The agent sees its stream closed, and its reconnections are refused at the handshake:
+    // once the controller has refused one, the agent must still be offline.
+    let refused = cordon_tests::within(Duration::from_secs(15), || {
+        let log = std::fs::read_to_string(d.controller_log()).unwrap_or_default();
+        log.lines()
+            .any(|l| l.contains("refused handshake from a revoked agent") && l.contains(&agent.id))
+    });
+    assert!(
+        refused,
+        "the revoked agent's reconnection was never refused"
+    );
     assert_eq!(
         d.agent_record(&agent.id)["online"],
         false,
