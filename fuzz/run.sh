@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60).
+# Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
+# sigma_rule, playbook, csr, config_files (fuzz/smoke.sh runs them all briefly).
 # The seed corpus is built afresh from the project's own files (Cordon's rules and
 # playbooks, the SigmaHQ rules in ../shared when present) plus fuzz/regressions/TARGET,
 # the inputs that once broke a parser. Needs the nightly toolchain and cargo-fuzz
@@ -17,6 +18,8 @@ case "$target" in
       while read -r f; do cp "$f" "$corpus/$(sha256sum "$f" | cut -c1-16)"; done ;;
   playbook)
     cp ../playbooks/*.yml "$corpus/" ;;
+  config_files)
+    cp ../packaging/config/*.toml "$corpus/" ;;
 esac
 cp regressions/"$target"/* "$corpus/" 2>/dev/null || true
 # -rss_limit_mb: a parser that balloons on a small input is a finding, not a slow run.
