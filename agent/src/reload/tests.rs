@@ -1,3 +1,6 @@
+//! The reload against a recording agent: which settings change live, which wait for a
+//! restart, and that a refused file changes nothing.
+
 use super::*;
 use std::sync::Mutex;
 
