@@ -4,18 +4,11 @@
 //! usually holds a whole /64, so counting single IPv6 addresses would cap nothing).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// What rate limits and caps count by: an IPv4 address (IPv4-mapped IPv6 included), or the
-/// /64 an IPv6 address is in.
-pub fn source_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
-        v4 => v4,
-    }
-}
+pub use crate::core::ratelimit::source_key;
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

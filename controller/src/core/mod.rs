@@ -16,9 +16,11 @@ mod ingest;
 mod link;
 mod people;
 mod playbooks;
+pub mod ratelimit;
 mod reload;
 pub mod retention;
 pub mod sessions;
+mod signin;
 mod users;
 
 pub use crate::store::action_kind;
@@ -31,6 +33,7 @@ pub use ingest::{EventQuery, describe};
 pub use people::{Credential, Roster};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
 pub use reload::RELOAD_ACTOR;
+pub use signin::{SignIn, SignInGuard, SignInRefusal};
 pub use users::{InviteRequest, Invited, MAX_PASSWORD, MIN_PASSWORD};
 
 use crate::ca::Ca;
@@ -112,6 +115,8 @@ pub struct Controller {
     pub notifier: Arc<dyn crate::notify::Notifier>,
     /// People and service accounts, as the handshake and each call check them.
     pub roster: Roster,
+    /// Rate limits and used TOTP steps of console sign-ins.
+    sign_ins: SignInGuard,
 }
 
 /// Why the controller could not be opened.
@@ -180,6 +185,7 @@ impl Controller {
                 playbooks,
                 engine,
                 roster,
+                sign_ins: SignInGuard::default(),
                 alerts,
                 notifier,
                 detector,

@@ -101,6 +101,7 @@ impl Controller {
             PrincipalChange::Revoke => ("user.revoke", json!({})),
             PrincipalChange::SetRole(r) => ("user.set_role", json!({ "role": r.name() })),
             PrincipalChange::SetPassword(_) => ("user.set_password", json!({})),
+            PrincipalChange::SetTotp(s) => ("user.set_totp", json!({ "totp": s.is_some() })),
         };
         let entry = by.entry(action, format!("user:{name}")).detail(detail);
         let result = self
@@ -136,7 +137,7 @@ impl Controller {
 }
 
 /// An argon2id PHC string for `password`, with a random salt.
-fn hash_password(password: &str) -> Result<String, CoreError> {
+pub(super) fn hash_password(password: &str) -> Result<String, CoreError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| CoreError::Hashing(e.to_string()))?;
