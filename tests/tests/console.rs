@@ -263,20 +263,13 @@ async fn a_disabled_persons_session_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_with_totp_needs_a_current_code_once() {
-    let (mut d, c) = Deployment::with_console("", "");
+    let (d, c) = Deployment::with_console("", "");
     person(&d, "alice", "viewer", &[]);
-    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-    d.stop_controller();
-    let db = rusqlite::Connection::open(d.data_dir.join("cordon.db")).unwrap();
-    db.execute(
-        "UPDATE principals SET totp_secret = ?1 WHERE name = 'alice'",
-        [secret],
-    )
-    .unwrap();
-    drop(db);
-    d.start_controller();
-
-    let bytes = totp_rs::Secret::Encoded(secret.into()).to_bytes().unwrap();
+    let set = d.ctl_json(&["users", "set-totp", "alice"]);
+    assert_eq!(set["user"]["has_totp"], true);
+    let secret = set["secret"].as_str().unwrap().to_string();
+    assert!(set["otpauth_uri"].as_str().unwrap().contains(&secret));
+    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
     let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes);
     let code = totp.generate_current().unwrap();
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);

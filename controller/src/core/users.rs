@@ -136,6 +136,26 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Gives `name` a new random TOTP secret (160 bits, base32) for console sign-in, or
+    /// removes theirs; returns the principal and the new secret.
+    pub async fn set_totp(
+        &self,
+        by: &Admin,
+        name: &str,
+        enable: bool,
+    ) -> Result<(PrincipalRow, Option<String>), CoreError> {
+        let secret = enable.then(|| {
+            let raw = totp_rs::Secret::Raw(rand::random::<[u8; 20]>().to_vec());
+            raw.to_encoded().to_string()
+        });
+        let row = self
+            .change_user(by, name, PrincipalChange::SetTotp(secret.clone()))
+            .await?;
+        Ok((row, secret))
+    }
+}
+
 /// An argon2id PHC string for `password`, with a random salt.
 pub(super) fn hash_password(password: &str) -> Result<String, CoreError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
