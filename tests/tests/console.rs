@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use cordon_tests::console::Browser;
+use cordon_tests::console::{Browser, Console, Reply};
 use cordon_tests::deploy::Deployment;
 use serde_json::Value;
 use std::time::Duration;
@@ -91,7 +91,7 @@ async fn sign_in_takes_the_right_password_and_hands_out_a_strict_cookie() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_failures_for_a_name_are_rate_limited() {
+async fn repeated_failures_are_rate_limited_per_name_and_per_address() {
     let (d, c) = Deployment::with_console("", "");
     person(&d, "alice", "viewer", &[]);
     for _ in 0..5 {
@@ -105,6 +105,23 @@ async fn repeated_failures_for_a_name_are_rate_limited() {
         blocked.body
     );
     assert_eq!(blocked.session_id(), None);
+
+    // One address trying many names is held back too: each name is new, so only the
+    // address's limit (20 at once, then one every 2 s) can refuse one.
+    let mut refused = None;
+    for i in 0..60 {
+        let guess = c.sign_in(&format!("nobody{i}"), "guess", "").await;
+        if guess.status == 429 {
+            refused = Some(i);
+            break;
+        }
+        assert_eq!(guess.status, 401, "attempt {i}");
+    }
+    let refused = refused.expect("the address is held back");
+    assert!(
+        refused >= 14,
+        "20 attempts from the address first, 6 made above: {refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,6 +154,16 @@ async fn changes_need_the_csrf_token_and_sign_out_ends_the_session() {
     assert_eq!(ended[0]["detail"]["why"], "signed out");
 }
 
+/// `b` posts the approve form to `path`, with the page's CSRF token.
+async fn approve(c: &Console, path: &str, b: &Browser, reason: &str) -> Reply {
+    let form = [
+        ("csrf", b.csrf.as_str()),
+        ("decision", "approve"),
+        ("reason", reason),
+    ];
+    c.post(path, b, &form).await
+}
+
 /// A person's isolation of a protected host, waiting for a second person; its approval id.
 fn pending_isolation(d: &Deployment, asker: &cordon_tests::people::Member) -> String {
     let token = d.token_with_labels(&["cordon.protected=true"]);
@@ -167,13 +194,7 @@ async fn roles_and_four_eyes_hold_on_the_approvals_page() {
         !page.body.contains("value=\"approve\""),
         "but no approve button"
     );
-    let forged = c
-        .post(
-            &decide,
-            &vera,
-            &[("csrf", &vera.csrf), ("decision", "approve")],
-        )
-        .await;
+    let forged = approve(&c, &decide, &vera, "").await;
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert!(
         forged.body.contains("permission approve is required"),
@@ -184,13 +205,7 @@ async fn roles_and_four_eyes_hold_on_the_approvals_page() {
     let asker = c.browser("alice", PASSWORD).await;
     let page = c.get("/approvals", Some(&asker)).await;
     assert!(page.body.contains("your request") && !page.body.contains("value=\"approve\""));
-    let own = c
-        .post(
-            &decide,
-            &asker,
-            &[("csrf", &asker.csrf), ("decision", "approve")],
-        )
-        .await;
+    let own = approve(&c, &decide, &asker, "").await;
     assert_eq!(own.status, 403);
     assert!(own.body.contains("your own request"), "{}", own.body);
     assert_eq!(
@@ -204,12 +219,7 @@ async fn roles_and_four_eyes_hold_on_the_approvals_page() {
         page.body.contains("value=\"approve\""),
         "another approver may decide"
     );
-    let form = [
-        ("csrf", bob.csrf.as_str()),
-        ("decision", "approve"),
-        ("reason", "seen it"),
-    ];
-    let yes = c.post(&decide, &bob, &form).await;
+    let yes = approve(&c, &decide, &bob, "seen it").await;
     assert_eq!(
         (yes.status, yes.location()),
         (303, Some("/approvals")),

@@ -1,5 +1,5 @@
 //! Managing people and service accounts: invites (a one-time code, stored hashed), listing,
-//! and changes of state, role and password. Every change is audited and reaches the roster
+//! and changes of state, role, password and TOTP secret. Every change is audited and reaches the roster
 //! at once, so the next handshake or call of the principal sees it.
 
 use super::{Admin, Controller, CoreError};
@@ -134,9 +134,7 @@ impl Controller {
         self.change_user(by, name, PrincipalChange::SetPassword(hash))
             .await
     }
-}
 
-impl Controller {
     /// Gives `name` a new random TOTP secret (160 bits, base32) for console sign-in, or
     /// removes theirs; returns the principal and the new secret.
     pub async fn set_totp(
