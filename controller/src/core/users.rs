@@ -1,6 +1,6 @@
 //! Managing people and service accounts: invites (a one-time code, stored hashed), listing,
-//! and changes of state, role, password and TOTP secret. Every change is audited and reaches the roster
-//! at once, so the next handshake or call of the principal sees it.
+//! and changes of state, role, password and TOTP secret. Every change is audited and reaches
+//! the roster at once, so the next handshake or call of the principal sees it.
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::people::{Kind, valid_name};
