@@ -148,13 +148,13 @@ impl Console {
         }
     }
 
-    /// Sends one request on a new connection, with `cookie` (`NAME=VALUE`) if given; the
-    /// answer's head and its body stream.
+    /// Sends one request on a new connection, with `headers` (a cookie: `("cookie",
+    /// "NAME=VALUE")`); the answer's head and its body stream.
     pub async fn send(
         &self,
         method: &str,
         path: &str,
-        cookie: Option<&str>,
+        headers: &[(&str, &str)],
         form: Option<&[(&str, &str)]>,
     ) -> http::Response<hyper::body::Incoming> {
         let tcp = TcpStream::connect(self.addr).await.unwrap();
@@ -168,8 +168,8 @@ impl Console {
             .method(method)
             .uri(path)
             .header("host", self.addr.to_string());
-        if let Some(c) = cookie {
-            req = req.header("cookie", c);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let body = form.map(encode).unwrap_or_default();
         if form.is_some() {
@@ -186,10 +186,10 @@ impl Console {
         &self,
         method: &str,
         path: &str,
-        cookie: Option<&str>,
+        headers: &[(&str, &str)],
         form: Option<&[(&str, &str)]>,
     ) -> Reply {
-        let res = self.send(method, path, cookie, form).await;
+        let res = self.send(method, path, headers, form).await;
         let (parts, body) = res.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
         Reply {
@@ -200,13 +200,27 @@ impl Console {
     }
 
     pub async fn get(&self, path: &str, browser: Option<&Browser>) -> Reply {
-        let cookie = browser.map(Browser::cookie);
-        self.request("GET", path, cookie.as_deref(), None).await
+        match browser {
+            Some(b) => {
+                let cookie = b.cookie();
+                self.request("GET", path, &[("cookie", &cookie)], None)
+                    .await
+            }
+            None => self.request("GET", path, &[], None).await,
+        }
     }
 
     pub async fn post(&self, path: &str, browser: &Browser, form: &[(&str, &str)]) -> Reply {
         let cookie = browser.cookie();
-        self.request("POST", path, Some(&cookie), Some(form)).await
+        self.request("POST", path, &[("cookie", &cookie)], Some(form))
+            .await
+    }
+
+    /// Posts no form, the CSRF token in the `X-CSRF-Token` header instead.
+    pub async fn post_with_header(&self, path: &str, browser: &Browser) -> Reply {
+        let cookie = browser.cookie();
+        let headers = [("cookie", cookie.as_str()), ("x-csrf-token", &browser.csrf)];
+        self.request("POST", path, &headers, None).await
     }
 
     /// Loads the sign-in page and posts its form, as a browser does.
@@ -223,7 +237,7 @@ impl Console {
             ("code", code),
         ];
         let cookie = format!("{SIGN_IN_COOKIE}={token}");
-        self.request("POST", "/login", Some(&cookie), Some(&form))
+        self.request("POST", "/login", &[("cookie", &cookie)], Some(&form))
             .await
     }
 
@@ -244,7 +258,9 @@ impl Console {
 
     /// Opens the server-sent event stream of `path`: the answer's head, and its events.
     pub async fn events(&self, path: &str, b: &Browser) -> (Reply, Events) {
-        let res = self.send("GET", path, Some(&b.cookie()), None).await;
+        let res = self
+            .send("GET", path, &[("cookie", &b.cookie())], None)
+            .await;
         let (parts, body) = res.into_parts();
         let reply = Reply {
             status: parts.status.as_u16(),

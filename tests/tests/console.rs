@@ -131,7 +131,7 @@ async fn changes_need_the_csrf_token_and_sign_out_ends_the_session() {
     let b = c.browser("alice", PASSWORD).await;
 
     let form = [("name", "alice"), ("password", PASSWORD)];
-    let tokenless = c.request("POST", "/login", None, Some(&form)).await;
+    let tokenless = c.request("POST", "/login", &[], Some(&form)).await;
     assert_eq!(
         tokenless.status, 403,
         "signing in needs the form's token too"
@@ -144,7 +144,11 @@ async fn changes_need_the_csrf_token_and_sign_out_ends_the_session() {
     assert_eq!(forged.status, 403, "a wrong token");
     assert_eq!(c.get("/", Some(&b)).await.status, 200, "still signed in");
 
-    let out = c.post("/logout", &b, &[("csrf", &b.csrf)]).await;
+    let mut wrong = b.clone();
+    wrong.csrf = "00ff".into();
+    let header = c.post_with_header("/logout", &wrong).await;
+    assert_eq!(header.status, 403, "a wrong token in the header");
+    let out = c.post_with_header("/logout", &b).await;
     assert_eq!((out.status, out.location()), (303, Some("/login")));
     let page = c.get("/agents", Some(&b)).await;
     assert_eq!((page.status, page.location()), (303, Some("/login")));
