@@ -421,6 +421,9 @@ impl ControllerConfig {
         self.playbooks.validate()?;
         self.people.validate()?;
         self.console.validate()?;
+        if self.console.listen == Some(self.listen) {
+            return Err("console.listen must be another address than listen".into());
+        }
         self.notify.validate()
     }
 }
@@ -546,6 +549,7 @@ mod tests {
             ("session_idle_secs = 0", "positive"),
             ("session_idle_secs = 100\nsession_max_secs = 50", "at least"),
             ("port = 1", "unknown field"),
+            ("listen = \"127.0.0.1:7443\"", "another address"),
         ] {
             let err = parse(&format!("[console]\n{bad}")).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
