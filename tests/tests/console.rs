@@ -245,11 +245,11 @@ async fn roles_and_four_eyes_hold_on_the_approvals_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_is_sent_back_to_sign_in() {
-    let (d, c) = Deployment::with_console("", "session_idle_secs = 2\n");
+    let (d, c) = Deployment::with_console("", "session_idle_secs = 3\n");
     person(&d, "alice", "viewer", &[]);
     let b = c.browser("alice", PASSWORD).await;
     // Every request is use, so nothing may touch the session while it goes idle.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let page = c.get("/", Some(&b)).await;
     assert_eq!((page.status, page.location()), (303, Some("/login")));
     assert_eq!(c.get("/", Some(&b)).await.status, 303, "ended for good");

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Attempts one name may make at once, then [`NAME_REFILL_PER_MINUTE`].
 pub const NAME_BURST: u32 = 5;
-pub const NAME_REFILL_PER_MINUTE: u32 = 6;
+pub const NAME_REFILL_PER_MINUTE: u32 = 1;
 /// Attempts one source (an IPv4 address or an IPv6 /64) may make at once, then
 /// [`SOURCE_REFILL_PER_MINUTE`].
 pub const SOURCE_BURST: u32 = 20;
