@@ -5,8 +5,8 @@
 //! gives its attempt back), and refusals are counted for the periodic summary (`tally.rs`)
 //! instead of being logged one by one.
 
-use super::admission::source_key;
 use super::tally::Tally;
+use crate::core::admission::source_key;
 use crate::core::ratelimit::RateLimiter;
 use crate::core::{Controller, CoreError};
 use cordon_proto::enrollment_server::Enrollment;

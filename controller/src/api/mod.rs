@@ -5,7 +5,6 @@
 //! enrolment rate limit, refusal summaries) live here too.
 
 mod admin;
-pub mod admission;
 mod agent;
 mod authorize;
 mod conn;
@@ -156,7 +155,10 @@ pub async fn serve(
 /// The listener's caps and deadlines from `[listener]`.
 fn gate(cfg: &crate::config::ListenerConfig) -> Arc<tls::Gate> {
     Arc::new(tls::Gate {
-        admission: admission::Admission::new(cfg.max_connections, cfg.max_connections_per_source),
+        admission: crate::core::admission::Admission::new(
+            cfg.max_connections,
+            cfg.max_connections_per_source,
+        ),
         refusals: tally::Tally::new("connections"),
         handshake_timeout: Duration::from_secs(cfg.handshake_timeout_secs),
         first_request_timeout: Duration::from_secs(cfg.first_request_timeout_secs),

@@ -16,6 +16,7 @@ pub mod routes;
 pub mod session;
 
 use crate::core::Controller;
+use crate::core::admission::{Admission, Ticket};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
@@ -23,12 +24,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-/// Connections open at once; more are closed as soon as they are accepted.
-const MAX_CONNECTIONS: usize = 1024;
+/// Connections open at once, and from one source (an IPv4 address or IPv6 /64); more are
+/// closed as soon as they are accepted.
+const MAX_CONNECTIONS: u32 = 1024;
+const MAX_CONNECTIONS_PER_SOURCE: u32 = 64;
 /// A connection must finish its TLS handshake within this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// And send a request's headers within this long of being ready for one (HTTP/1.1).
@@ -83,18 +85,18 @@ impl Console {
     /// Serves `listener` until `shutdown` resolves; then closes every open connection (live
     /// updates included) and returns.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots = Admission::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE);
         let mut open = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok((tcp, peer)) => match slots.admit(peer.ip()) {
                         Ok(slot) => {
                             open.spawn(connection(self.acceptor.clone(), self.app.clone(), tcp, peer, slot));
                         }
-                        Err(_) => tracing::warn!(%peer, "console connection refused: too many open"),
+                        Err(why) => tracing::debug!(%peer, why = why.reason(), "console connection refused"),
                     },
                     Err(e) => {
                         tracing::warn!(error = %e, "console accept failed");
@@ -115,7 +117,7 @@ async fn connection(
     app: axum::Router,
     tcp: TcpStream,
     peer: SocketAddr,
-    _slot: OwnedSemaphorePermit,
+    _slot: Ticket,
 ) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,

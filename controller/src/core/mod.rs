@@ -5,6 +5,7 @@
 //! typed principal (an [`Admin`], an agent id taken from a certificate), and failures are
 //! [`CoreError`]s.
 
+pub mod admission;
 mod agents;
 mod audit;
 mod commands;

@@ -1,5 +1,5 @@
-//! Caps on open connections, in total and per source. A connection is admitted when it is
-//! accepted, before its TLS handshake, and holds its place (a [`Ticket`]) until it closes;
+//! Caps on open connections, in total and per source, for the gRPC listener and the web
+//! console alike. A connection is admitted when it is accepted, before its TLS handshake, and holds its place (a [`Ticket`]) until it closes;
 //! past a cap it is closed at once. A source is an IPv4 address or an IPv6 /64 (one host
 //! usually holds a whole /64, so counting single IPv6 addresses would cap nothing).
 
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use crate::core::ratelimit::source_key;
+pub use super::ratelimit::source_key;
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
