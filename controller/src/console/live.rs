@@ -5,11 +5,10 @@
 
 use super::Shared;
 use super::guard::Caller;
-use crate::core::{Controller, CoreError};
+use crate::core::{Controller, CoreError, IncidentStatus};
 use crate::policy::grouping::LEVELS;
 use crate::policy::people::Kind;
 use crate::policy::roles::Permission;
-use crate::store::IncidentStatus;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::sse::{Event, Sse};

@@ -4,9 +4,8 @@
 
 use super::guard::Caller;
 use super::live::{AlertLine, Overview};
-use crate::core::Presence;
+use crate::core::{ApprovalRow, Presence};
 use crate::policy::roles::Permission;
-use crate::store::ApprovalRow;
 use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
