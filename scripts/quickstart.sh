@@ -141,6 +141,8 @@ Try, in another terminal:
   $BIN/cordonctl approvals list
   $BIN/cordonctl audit verify
   $BIN/cordonctl token create --ttl 1h        # enrol another host with the command it prints
+Web console: https://127.0.0.1:$((PORT + 1)) (its CA: $DATA/controller/ca.pem); sign in as admin
+after: $BIN/cordonctl users set-password admin   # reads the password from standard input
 Press Ctrl-C to stop both.
 MSG
 wait

@@ -36,7 +36,7 @@ pub enum Cmd {
         #[arg(long)]
         if_missing: bool,
     },
-    /// Serves agents and administrators until SIGINT or SIGTERM.
+    /// Serves agents, administrators and the web console until SIGINT or SIGTERM.
     Serve {
         #[arg(long)]
         data_dir: PathBuf,

@@ -48,6 +48,68 @@ pub struct ControllerConfig {
     /// `[people]`: credentials of people and service accounts.
     #[serde(default)]
     pub people: PeopleConfig,
+    /// `[console]`: the web console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The web console: where it listens (HTTPS, with the controller's server certificate) and
+/// how long a session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Address the console binds; empty or absent: no console.
+    #[serde(with = "optional_addr", skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// A session unused this many seconds ends.
+    pub session_idle_secs: u64,
+    /// A session ends this many seconds after sign-in, used or not.
+    pub session_max_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            session_idle_secs: 1800,
+            session_max_secs: 12 * 3600,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.session_idle_secs == 0 || self.session_max_secs < self.session_idle_secs {
+            return Err("console.session_idle_secs must be positive and session_max_secs at least session_idle_secs".into());
+        }
+        if self.session_max_secs > MAX_PEOPLE_TTL {
+            return Err(format!(
+                "console.session_max_secs must be at most {MAX_PEOPLE_TTL}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A socket address written as a string, where the empty string means none.
+mod optional_addr {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Lifetimes of the credentials of people and service accounts. A credential renews itself
@@ -318,6 +380,7 @@ impl ControllerConfig {
             playbooks: Default::default(),
             notify: NotifyConfig::default(),
             people: PeopleConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 
@@ -357,6 +420,10 @@ impl ControllerConfig {
         self.detection.validate()?;
         self.playbooks.validate()?;
         self.people.validate()?;
+        self.console.validate()?;
+        if self.console.listen == Some(self.listen) {
+            return Err("console.listen must be another address than listen".into());
+        }
         self.notify.validate()
     }
 }
@@ -467,14 +534,39 @@ mod tests {
     }
 
     #[test]
+    fn the_console_is_off_unless_it_has_an_address() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.console, ConsoleConfig::default());
+        assert_eq!(
+            parse("[console]\nlisten = \"\"").unwrap().console.listen,
+            None
+        );
+        let on = parse("[console]\nlisten = \"127.0.0.1:7444\"\nsession_idle_secs = 60").unwrap();
+        assert_eq!(on.console.listen, Some("127.0.0.1:7444".parse().unwrap()));
+        assert_eq!(on.console.session_idle_secs, 60);
+        for (bad, why) in [
+            ("listen = \"nowhere\"", "invalid socket address"),
+            ("session_idle_secs = 0", "positive"),
+            ("session_idle_secs = 100\nsession_max_secs = 50", "at least"),
+            ("port = 1", "unknown field"),
+            ("listen = \"127.0.0.1:7443\"", "another address"),
+        ] {
+            let err = parse(&format!("[console]\n{bad}")).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn a_written_config_reads_back_the_same() {
         let mut cfg = ControllerConfig::new(
             "127.0.0.1:7443".parse().unwrap(),
             "https://localhost:7443".into(),
         );
         cfg.events.max_rows = 1_000_000;
+        cfg.console.listen = Some("127.0.0.1:7444".parse().unwrap());
         let back: ControllerConfig =
             toml::from_str(&toml::to_string_pretty(&cfg).unwrap()).unwrap();
         assert_eq!(back.events, cfg.events);
+        assert_eq!(back.console, cfg.console);
     }
 }

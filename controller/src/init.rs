@@ -100,6 +100,11 @@ pub fn init(
     };
     let mut config = ControllerConfig::new(listen, url_for(&names[0], listen.port()));
     config.names = names;
+    // The web console on loopback, the port after the gRPC listener's.
+    config.console.listen = listen
+        .port()
+        .checked_add(1)
+        .map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
     init_with(data_dir, &config, true)
 }
 

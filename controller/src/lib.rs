@@ -1,4 +1,5 @@
-//! Cordon controller: the CA and enrolment, the agent and admin gRPC services, the store.
+//! Cordon controller: the CA and enrolment, the agent and admin gRPC services, the web
+//! console, the store.
 //! (`cordonctl`, the admin client, is a crate of its own that talks to the admin service.)
 #![forbid(unsafe_code)]
 
@@ -6,6 +7,7 @@ pub mod api;
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod detect;
 pub mod init;
@@ -14,4 +16,5 @@ pub mod playbook;
 pub mod policy;
 pub mod recover;
 pub mod reload;
+pub mod server;
 pub mod store;

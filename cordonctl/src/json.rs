@@ -50,6 +50,7 @@ as_fields!(
     QuarantineEntry,
     RuleOutcome,
     RuleRecord,
+    SetUserTotpResponse,
     UserRecord,
     Value,
     VerifyAuditResponse,

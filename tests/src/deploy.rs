@@ -208,6 +208,12 @@ impl Deployment {
             .arg(&data_dir)
             .args(["--listen", listen, "--name", name]);
         run_ok(init);
+        // No web console unless `extra` asks for one (`init` puts it on the next port, which
+        // another test's listener may hold).
+        merge_toml(
+            &data_dir.join("controller.toml"),
+            "[console]\nlisten = \"\"\n",
+        );
         // Settings in `extra` replace those `init` wrote.
         merge_toml(&data_dir.join("controller.toml"), extra);
         let url = format!("https://{listen}");

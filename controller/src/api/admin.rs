@@ -369,6 +369,11 @@ impl AdminService for AdminApi {
         answer(set, users::user_record)
     }
 
+    async fn set_user_totp(&self, req: Request<SetUserTotpRequest>) -> Answer<SetUserTotpResponse> {
+        let by = super::admin_peer(&req)?;
+        users::set_totp(&self.0, &by, req.into_inner()).await
+    }
+
     async fn renew_credential(
         &self,
         req: Request<RenewCredentialRequest>,

@@ -6,8 +6,8 @@
 //! cut. A client that sends no preface, something else than HTTP/2, or no request in time
 //! has its connection closed.
 
-use super::admission::Ticket;
 use super::tally::Tally;
+use crate::core::admission::Ticket;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;

@@ -1,13 +1,13 @@
 //! The enrolment service: a single-use token and a CSR in, a short-lived client certificate,
 //! the CA and the command-signing key out (`Controller::enrol` decides). Reached over
 //! server-authenticated TLS only, so anyone who can reach the port can call it: each source
-//! has a few attempts at a time (`[enrolment]`, `ratelimit.rs`; an enrolment that succeeds
+//! has a few attempts at a time (`[enrolment]`, `core/ratelimit.rs`; an enrolment that succeeds
 //! gives its attempt back), and refusals are counted for the periodic summary (`tally.rs`)
 //! instead of being logged one by one.
 
-use super::admission::source_key;
-use super::ratelimit::RateLimiter;
 use super::tally::Tally;
+use crate::core::admission::source_key;
+use crate::core::ratelimit::RateLimiter;
 use crate::core::{Controller, CoreError};
 use cordon_proto::enrollment_server::Enrollment;
 use cordon_proto::{EnrollRequest, EnrollResponse, LoginRequest, LoginResponse};
@@ -42,7 +42,7 @@ impl EnrollApi {
             .remote_addr()
             .map(|a| source_key(a.ip()))
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        if !self.limiter.try_take(source, Instant::now()) {
+        if !self.limiter.try_take(&source, Instant::now()) {
             self.refusals.note("rate_limited", source);
             return Err(Status::resource_exhausted(
                 "too many enrolment attempts from this address; retry later",
@@ -58,7 +58,7 @@ impl Enrollment for EnrollApi {
         let source = self.attempt(&req)?;
         match super::users::login(&self.ctl, req.into_inner()).await {
             Ok(done) => {
-                self.limiter.give_back(source, Instant::now());
+                self.limiter.give_back(&source, Instant::now());
                 Ok(done)
             }
             Err(e) => {
@@ -75,7 +75,7 @@ impl Enrollment for EnrollApi {
         let source = self.attempt(&req)?;
         match self.ctl.enrol(req.into_inner()).await {
             Ok(done) => {
-                self.limiter.give_back(source, Instant::now());
+                self.limiter.give_back(&source, Instant::now());
                 Ok(Response::new(EnrollResponse {
                     agent_id: done.agent_id,
                     certificate_pem: done.certificate_pem,

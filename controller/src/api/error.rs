@@ -13,7 +13,8 @@ fn code(e: &CoreError) -> Code {
         | NoApproval(_) | NoUser(_) => Code::NotFound,
         CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
         NameTaken(_) => Code::AlreadyExists,
-        Inactive(..) | Invite(_) => Code::Unauthenticated,
+        Inactive(..) | Invite(_) | SignInRefused(_) => Code::Unauthenticated,
+        SignInThrottled => Code::ResourceExhausted,
         PermissionDenied { .. } | ServiceCannotApprove(_) | OwnRequest(_) => Code::PermissionDenied,
         AwaitsSecondPerson(_) => Code::FailedPrecondition,
         NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {

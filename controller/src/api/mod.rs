@@ -5,13 +5,11 @@
 //! enrolment rate limit, refusal summaries) live here too.
 
 mod admin;
-pub mod admission;
 mod agent;
 mod authorize;
 mod conn;
 mod enroll;
 mod error;
-pub mod ratelimit;
 mod records;
 mod report;
 pub mod tally;
@@ -21,15 +19,14 @@ mod users;
 
 pub use telemetry::{PIPELINE_DEPTH, Pipeline};
 
-use crate::ca::{Peer, peer_identity, pem_to_der};
+use crate::ca::{Peer, peer_identity};
 use crate::core::sessions::StreamEnd;
-use crate::core::{Admin, Controller, OpenError};
+use crate::core::{Admin, Controller};
 use cordon_proto::admin_service_server::AdminServiceServer;
 use cordon_proto::agent_service_server::AgentServiceServer;
 use cordon_proto::enrollment_server::EnrollmentServer;
 use cordon_proto::limits;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -38,23 +35,9 @@ use tonic::{Request, Status};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Open(#[from] OpenError),
-    #[error(transparent)]
     Ca(#[from] crate::ca::CaError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the server key in {0} is not a valid PEM private key")]
-    BadKey(String),
-    #[error("binding {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
     #[error("serving: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -91,26 +74,12 @@ fn admin_peer<T>(req: &Request<T>) -> Result<Admin, Status> {
 /// The listener's TLS settings: the server certificate and key from the data directory,
 /// client certificates verified against the CA, revoked agents refused.
 fn server_tls(ctl: &Controller) -> Result<rustls::ServerConfig, ServeError> {
-    use rustls::pki_types::PrivateKeyDer;
-    use rustls::pki_types::pem::PemObject;
     let layout = &ctl.layout;
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|source| ServeError::Read {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let server_pem = read(&layout.server_cert)?;
-    let server_cert = pem_to_der(&server_pem).map_err(|source| crate::ca::CaError::Parse {
-        what: "server certificate",
-        path: layout.server_cert.clone(),
-        source,
-    })?;
-    let key = PrivateKeyDer::from_pem_slice(read(&layout.server_key)?.as_bytes())
-        .map_err(|_| ServeError::BadKey(layout.server_key.display().to_string()))?;
+    let (chain, key) =
+        crate::ca::server_identity(&ctl.ca, &layout.server_cert, &layout.server_key)?;
     Ok(tls::server_config(
         ctl.ca.cert_der().clone(),
-        vec![server_cert, ctl.ca.cert_der().clone()],
+        chain,
         key,
         ctl.revoked.clone(),
         ctl.roster.clone(),
@@ -146,7 +115,7 @@ pub async fn serve(
     let cfg = &ctl.config.enrolment;
     let enroll = EnrollmentServer::new(enroll::EnrollApi {
         ctl: ctl.clone(),
-        limiter: ratelimit::RateLimiter::new(cfg.burst, cfg.refill_per_minute),
+        limiter: crate::core::ratelimit::RateLimiter::new(cfg.burst, cfg.refill_per_minute),
         refusals: enrol_refusals,
     })
     .max_decoding_message_size(limits::ENROLL_MAX_MESSAGE)
@@ -186,24 +155,12 @@ pub async fn serve(
 /// The listener's caps and deadlines from `[listener]`.
 fn gate(cfg: &crate::config::ListenerConfig) -> Arc<tls::Gate> {
     Arc::new(tls::Gate {
-        admission: admission::Admission::new(cfg.max_connections, cfg.max_connections_per_source),
+        admission: crate::core::admission::Admission::new(
+            cfg.max_connections,
+            cfg.max_connections_per_source,
+        ),
         refusals: tally::Tally::new("connections"),
         handshake_timeout: Duration::from_secs(cfg.handshake_timeout_secs),
         first_request_timeout: Duration::from_secs(cfg.first_request_timeout_secs),
     })
-}
-
-/// Opens the controller in `data_dir`, binds its configured address and serves until
-/// SIGINT or SIGTERM.
-pub async fn run(data_dir: &Path, config: Option<&Path>) -> Result<(), ServeError> {
-    let ctl = Controller::open_with(data_dir, config).await?;
-    let addr = ctl.config.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-    tracing::info!(listen = %addr, url = %ctl.config.url, ca = %ctl.ca.fingerprint(), "controller serving");
-    serve(ctl, listener, cordon_proto::process::shutdown_signal()).await
 }

@@ -4,10 +4,10 @@
 //! identity it needs. Accepted connections are handed to tonic as a stream, each under the
 //! connection caps and deadlines of [`Gate`].
 
-use super::admission::{Admission, Ticket};
 use super::conn::Conn;
 use super::tally::Tally;
 use crate::ca::{Peer, peer_identity};
+use crate::core::admission::{Admission, Ticket};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;

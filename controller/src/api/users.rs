@@ -1,5 +1,5 @@
 //! The admin service's calls about people and service accounts (invite, list, show, state,
-//! role, password, renewal, who-am-i) and the enrolment service's login with an invite code:
+//! role, password, TOTP, renewal, who-am-i) and the enrolment service's login with an invite code:
 //! proto in, core call, proto out.
 
 use super::admin::{Answer, answer};
@@ -86,6 +86,29 @@ pub async fn set_role(ctl: &Controller, by: &Admin, r: SetUserRoleRequest) -> An
     let role = r.role.parse::<Role>().map_err(CoreError::from)?;
     let change = PrincipalChange::SetRole(role);
     answer(ctl.change_user(by, &r.name, change).await, user_record)
+}
+
+/// A new TOTP secret for a person (or none), with the URI an authenticator app reads.
+pub async fn set_totp(
+    ctl: &Controller,
+    by: &Admin,
+    r: SetUserTotpRequest,
+) -> Answer<SetUserTotpResponse> {
+    answer(ctl.set_totp(by, &r.name, r.enable).await, |(p, secret)| {
+        let secret = secret.unwrap_or_default();
+        let otpauth_uri = match secret.as_str() {
+            "" => String::new(),
+            s => format!(
+                "otpauth://totp/Cordon:{}?secret={s}&issuer=Cordon&algorithm=SHA1&digits=6&period=30",
+                p.name
+            ),
+        };
+        SetUserTotpResponse {
+            user: Some(user_record(p)),
+            secret,
+            otpauth_uri,
+        }
+    })
 }
 
 /// Who the caller is, and the permissions of their role.

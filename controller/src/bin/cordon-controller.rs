@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Serve { data_dir, config } => {
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            rt.block_on(cordon_controller::api::run(&data_dir, config.as_deref()))
+            rt.block_on(cordon_controller::server::run(&data_dir, config.as_deref()))
                 .with_context(|| format!("serving from {}", data_dir.display()))
         }
         Cmd::AdminCredential {

@@ -14,7 +14,7 @@ use rcgen::{
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
     SanType, SerialNumber,
 };
-use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer};
+use rustls::pki_types::{CertificateDer, CertificateSigningRequestDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,6 +45,8 @@ pub enum CaError {
     },
     #[error("name {0:?} is not a DNS name or IP address")]
     BadName(String),
+    #[error("the server key in {0} is not a valid PEM private key")]
+    BadKey(PathBuf),
 }
 
 impl CaError {
@@ -389,6 +391,30 @@ fn read(path: &Path) -> Result<String, CaError> {
 }
 
 /// Decodes the first certificate of a PEM text.
+/// The server certificate chain (the server's, then the CA's) and key that every listener
+/// of the controller presents, read from `cert` and `key`.
+pub fn server_identity(
+    ca: &Ca,
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
+    use rustls::pki_types::pem::PemObject;
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| CaError::Read {
+            path: path.into(),
+            source,
+        })
+    };
+    let server = pem_to_der(&read(cert)?).map_err(|source| CaError::Parse {
+        what: "server certificate",
+        path: cert.into(),
+        source,
+    })?;
+    let key = PrivateKeyDer::from_pem_slice(read(key)?.as_bytes())
+        .map_err(|_| CaError::BadKey(key.into()))?;
+    Ok((vec![server, ca.cert_der().clone()], key))
+}
+
 pub fn pem_to_der(pem: &str) -> Result<CertificateDer<'static>, rcgen::Error> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pem.as_bytes())

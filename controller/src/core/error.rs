@@ -147,6 +147,11 @@ pub enum CoreError {
     OwnRequest(String),
     #[error("approval {0} holds an unreadable command")]
     CorruptApproval(String),
+    /// The person is told no more than this; the audit log records why.
+    #[error("sign-in refused: wrong name, password or code, or this person may not sign in")]
+    SignInRefused(super::signin::SignInRefusal),
+    #[error("too many sign-in attempts; retry later")]
+    SignInThrottled,
     #[error("hashing the password: {0}")]
     Hashing(String),
     #[error(transparent)]

@@ -5,6 +5,7 @@
 //! typed principal (an [`Admin`], an agent id taken from a certificate), and failures are
 //! [`CoreError`]s.
 
+pub mod admission;
 mod agents;
 mod audit;
 mod commands;
@@ -16,12 +17,16 @@ mod ingest;
 mod link;
 mod people;
 mod playbooks;
+pub mod ratelimit;
 mod reload;
 pub mod retention;
 pub mod sessions;
+mod signin;
 mod users;
 
 pub use crate::store::action_kind;
+/// Records the core's operations answer with, for the front ends (which never use the store).
+pub use crate::store::{ApprovalRow, IncidentStatus};
 pub use agents::Presence;
 pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
 pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};
@@ -31,6 +36,7 @@ pub use ingest::{EventQuery, describe};
 pub use people::{Credential, Roster};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
 pub use reload::RELOAD_ACTOR;
+pub use signin::{SignIn, SignInGuard, SignInRefusal};
 pub use users::{InviteRequest, Invited, MAX_PASSWORD, MIN_PASSWORD};
 
 use crate::ca::Ca;
@@ -112,6 +118,8 @@ pub struct Controller {
     pub notifier: Arc<dyn crate::notify::Notifier>,
     /// People and service accounts, as the handshake and each call check them.
     pub roster: Roster,
+    /// Rate limits and used TOTP steps of console sign-ins.
+    sign_ins: SignInGuard,
 }
 
 /// Why the controller could not be opened.
@@ -180,6 +188,7 @@ impl Controller {
                 playbooks,
                 engine,
                 roster,
+                sign_ins: SignInGuard::default(),
                 alerts,
                 notifier,
                 detector,

@@ -1,6 +1,6 @@
 //! Managing people and service accounts: invites (a one-time code, stored hashed), listing,
-//! and changes of state, role and password. Every change is audited and reaches the roster
-//! at once, so the next handshake or call of the principal sees it.
+//! and changes of state, role, password and TOTP secret. Every change is audited and reaches
+//! the roster at once, so the next handshake or call of the principal sees it.
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::people::{Kind, valid_name};
@@ -101,6 +101,7 @@ impl Controller {
             PrincipalChange::Revoke => ("user.revoke", json!({})),
             PrincipalChange::SetRole(r) => ("user.set_role", json!({ "role": r.name() })),
             PrincipalChange::SetPassword(_) => ("user.set_password", json!({})),
+            PrincipalChange::SetTotp(s) => ("user.set_totp", json!({ "totp": s.is_some() })),
         };
         let entry = by.entry(action, format!("user:{name}")).detail(detail);
         let result = self
@@ -133,10 +134,28 @@ impl Controller {
         self.change_user(by, name, PrincipalChange::SetPassword(hash))
             .await
     }
+
+    /// Gives `name` a new random TOTP secret (160 bits, base32) for console sign-in, or
+    /// removes theirs; returns the principal and the new secret.
+    pub async fn set_totp(
+        &self,
+        by: &Admin,
+        name: &str,
+        enable: bool,
+    ) -> Result<(PrincipalRow, Option<String>), CoreError> {
+        let secret = enable.then(|| {
+            let raw = totp_rs::Secret::Raw(rand::random::<[u8; 20]>().to_vec());
+            raw.to_encoded().to_string()
+        });
+        let row = self
+            .change_user(by, name, PrincipalChange::SetTotp(secret.clone()))
+            .await?;
+        Ok((row, secret))
+    }
 }
 
 /// An argon2id PHC string for `password`, with a random salt.
-fn hash_password(password: &str) -> Result<String, CoreError> {
+pub(super) fn hash_password(password: &str) -> Result<String, CoreError> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| CoreError::Hashing(e.to_string()))?;

@@ -168,6 +168,7 @@ pub const ADMIN_RPCS: &[(&str, Permission)] = &[
     ("SetUserState", Permission::ManageUsers),
     ("SetUserRole", Permission::ManageUsers),
     ("SetUserPassword", Permission::ManageUsers),
+    ("SetUserTotp", Permission::ManageUsers),
     ("RenewCredential", Permission::OwnCredential),
     ("WhoAmI", Permission::OwnCredential),
 ];

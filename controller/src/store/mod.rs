@@ -25,7 +25,9 @@ pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, Events, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, PlaybookStore, RunDetail, RunRow, StepRow};
-pub use principals::{ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals};
+pub use principals::{
+    ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals, SignInSecrets,
+};
 pub use retention::{PRUNE_CHUNK, Pruned};
 pub use rules::{IocImport, RuleRow, Rules};
 pub use tokens::Tokens;

@@ -45,6 +45,18 @@ pub enum PrincipalChange {
     SetRole(Role),
     /// An argon2id PHC string.
     SetPassword(String),
+    /// A TOTP secret (base32) for console sign-in, or none.
+    SetTotp(Option<String>),
+}
+
+/// What a console sign-in is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInSecrets {
+    pub standing: Standing,
+    /// The argon2id PHC string, if a password was set.
+    pub password_hash: Option<String>,
+    /// The TOTP secret (base32), if the principal has one.
+    pub totp_secret: Option<String>,
 }
 
 /// Why a change to a principal was refused.
@@ -96,6 +108,12 @@ pub trait Principals: Send + Sync {
         change: PrincipalChange,
         now_ms: i64,
     ) -> impl Future<Output = Result<Result<PrincipalRow, ChangeRefusal>, StoreError>> + Send;
+
+    /// The standing, password hash and TOTP secret of `name`, for a console sign-in.
+    fn sign_in_secrets(
+        &self,
+        name: String,
+    ) -> impl Future<Output = Result<Option<SignInSecrets>, StoreError>> + Send;
 
     /// Records a credential issued to an active principal (a renewal); refused otherwise.
     fn record_credential(
@@ -161,6 +179,25 @@ fn other_admins(c: &Connection, name: &str) -> Result<usize, StoreError> {
         |r| r.get(0),
     )?;
     Ok(n as usize)
+}
+
+fn secrets(c: &Connection, name: &str) -> Result<Option<SignInSecrets>, StoreError> {
+    let row = c
+        .query_row(
+            "SELECT password_hash, totp_secret FROM principals WHERE name = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((password_hash, totp_secret)) = row else {
+        return Ok(None);
+    };
+    let principal = get(c, name)?.ok_or(StoreError::Corrupt(format!("principal {name}")))?;
+    Ok(Some(SignInSecrets {
+        standing: principal.standing,
+        password_hash,
+        totp_secret,
+    }))
 }
 
 impl Principals for Store {
@@ -287,6 +324,10 @@ impl Principals for Store {
         .await
     }
 
+    async fn sign_in_secrets(&self, name: String) -> Result<Option<SignInSecrets>, StoreError> {
+        self.with(move |c| secrets(c, &name)).await
+    }
+
     async fn record_credential(
         &self,
         name: String,
@@ -318,7 +359,7 @@ fn changed(before: &Standing, change: &PrincipalChange, now_ms: i64) -> Standing
         PrincipalChange::Disable => after.enabled = false,
         PrincipalChange::Revoke => after.revoked_at_ms = Some(now_ms),
         PrincipalChange::SetRole(role) => after.role = *role,
-        PrincipalChange::SetPassword(_) => {}
+        PrincipalChange::SetPassword(_) | PrincipalChange::SetTotp(_) => {}
     }
     after
 }
@@ -333,11 +374,20 @@ fn write_change(
         "UPDATE principals SET enabled = ?2, revoked_at = ?3, role = ?4 WHERE name = ?1",
         params![name, after.enabled, after.revoked_at_ms, after.role.name()],
     )?;
-    if let PrincipalChange::SetPassword(hash) = change {
-        c.execute(
-            "UPDATE principals SET password_hash = ?2 WHERE name = ?1",
-            params![name, hash],
-        )?;
+    match change {
+        PrincipalChange::SetPassword(hash) => {
+            c.execute(
+                "UPDATE principals SET password_hash = ?2 WHERE name = ?1",
+                params![name, hash],
+            )?;
+        }
+        PrincipalChange::SetTotp(secret) => {
+            c.execute(
+                "UPDATE principals SET totp_secret = ?2 WHERE name = ?1",
+                params![name, secret],
+            )?;
+        }
+        _ => {}
     }
     Ok(())
 }

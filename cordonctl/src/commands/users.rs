@@ -1,6 +1,6 @@
 //! `cordonctl users`: people and service accounts. `invite` prints a one-time code for the
 //! invitee's `cordonctl login`; `list`, `show`, `enable`, `disable`, `revoke`, `set-role` and
-//! `set-password` manage them; `whoami` shows the caller's own identity and permissions.
+//! `set-password` manage them; `set-totp` gives a person a TOTP secret for the console; `whoami` shows the caller's own identity and permissions.
 
 use crate::cli::{JSON_LINES, JSON_ONE};
 use crate::client::AdminClient;
@@ -71,6 +71,17 @@ pub enum UsersCmd {
         /// The person's or service account's name.
         name: String,
     },
+    /// Gives a person a new TOTP secret for console sign-in and prints it (once), or with
+    /// --off removes theirs.
+    SetTotp {
+        /// The person's name.
+        name: String,
+        /// Remove the secret: sign-in then needs no code.
+        #[arg(long)]
+        off: bool,
+        #[arg(long, help = JSON_ONE)]
+        json: bool,
+    },
     /// Who this credential belongs to, and what its role allows.
     Whoami {
         #[arg(long, help = JSON_ONE)]
@@ -115,6 +126,15 @@ pub async fn run(admin: &mut AdminClient, cmd: UsersCmd) -> Result<(), CtlError>
         UsersCmd::Show { name, json } => {
             let u = call(admin.get_user(GetUserRequest { name })).await?;
             return if json { json::print_one(&u) } else { show(&u) };
+        }
+        UsersCmd::SetTotp { name, off, json } => {
+            let req = SetUserTotpRequest { name, enable: !off };
+            let set = call(admin.set_user_totp(req)).await?;
+            return if json {
+                json::print_one(&set)
+            } else {
+                show_totp(&set)
+            };
         }
         UsersCmd::Whoami { json } => {
             let me = call(admin.who_am_i(WhoAmIRequest {})).await?;
@@ -210,6 +230,22 @@ fn show(u: &UserRecord) -> Result<(), CtlError> {
         "password set:    {}",
         if u.has_password { "yes" } else { "no" }
     );
+    outln!("totp set:        {}", if u.has_totp { "yes" } else { "no" });
+    Ok(())
+}
+
+fn show_totp(t: &SetUserTotpResponse) -> Result<(), CtlError> {
+    let u = t.user.clone().unwrap_or_default();
+    if t.secret.is_empty() {
+        outln!(
+            "TOTP removed for {}: console sign-in needs no code",
+            clean(&u.name)
+        );
+        return Ok(());
+    }
+    outln!("TOTP secret for {}: {}", clean(&u.name), t.secret);
+    outln!("for an authenticator app: {}", t.otpauth_uri);
+    outln!("give it to them privately; it is not shown again. The console now asks for a code.");
     Ok(())
 }
 

@@ -24,7 +24,7 @@ pub use fleet::{
     agents_enrolment, agents_presence, agents_revocation, audit_log, command_queue, tokens,
 };
 pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
-pub use principals::{changes, invites};
+pub use principals::{changes, invites, sign_in_secrets};
 pub use rules::{iocs, rules};
 
 #[cfg(test)]
@@ -81,7 +81,7 @@ mod sqlite {
         sqlite_keeps_the_rules_contract: rules, iocs;
         sqlite_keeps_the_playbooks_contract: playbooks, runs, steps;
         sqlite_keeps_the_approvals_contract: approval_requests, approval_decisions;
-        sqlite_keeps_the_principals_contract: invites, changes;
+        sqlite_keeps_the_principals_contract: invites, changes, sign_in_secrets;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

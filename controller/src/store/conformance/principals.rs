@@ -146,3 +146,43 @@ pub async fn changes<S: Principals>(s: &S) {
         ("s10", Some(7))
     );
 }
+
+/// A sign-in reads the standing, the password hash and the TOTP secret as last set; an
+/// unknown name has none.
+pub async fn sign_in_secrets<S: Principals>(s: &S) {
+    assert_eq!(s.sign_in_secrets("nobody".into()).await.expect("get"), None);
+    assert!(
+        s.invite(invitation("carol", Role::Viewer, "k", 100), 1)
+            .await
+            .expect("invite")
+    );
+    let fresh = s.sign_in_secrets("carol".into()).await.expect("get");
+    let fresh = fresh.expect("carol");
+    assert_eq!((fresh.password_hash, fresh.totp_secret), (None, None));
+    assert_eq!(fresh.standing.role, Role::Viewer);
+
+    let change = |c: PrincipalChange| s.change_principal("carol".into(), c, 5);
+    change(PrincipalChange::SetPassword("$argon2id$y".into()))
+        .await
+        .expect("change")
+        .expect("ok");
+    let with = change(PrincipalChange::SetTotp(Some("JBSWY3DPEHPK3PXP".into())));
+    assert!(with.await.expect("change").expect("ok").has_totp);
+    change(PrincipalChange::Disable)
+        .await
+        .expect("change")
+        .expect("ok");
+    let set = s.sign_in_secrets("carol".into()).await.expect("get");
+    let set = set.expect("carol");
+    assert_eq!(set.password_hash.as_deref(), Some("$argon2id$y"));
+    assert_eq!(set.totp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+    assert!(
+        !set.standing.enabled,
+        "the standing is read with the secrets"
+    );
+
+    let without = change(PrincipalChange::SetTotp(None));
+    assert!(!without.await.expect("change").expect("ok").has_totp);
+    let cleared = s.sign_in_secrets("carol".into()).await.expect("get");
+    assert_eq!(cleared.expect("carol").totp_secret, None);
+}

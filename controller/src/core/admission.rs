@@ -1,21 +1,14 @@
-//! Caps on open connections, in total and per source. A connection is admitted when it is
-//! accepted, before its TLS handshake, and holds its place (a [`Ticket`]) until it closes;
+//! Caps on open connections, in total and per source, for the gRPC listener and the web
+//! console alike. A connection is admitted when it is accepted, before its TLS handshake, and holds its place (a [`Ticket`]) until it closes;
 //! past a cap it is closed at once. A source is an IPv4 address or an IPv6 /64 (one host
 //! usually holds a whole /64, so counting single IPv6 addresses would cap nothing).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// What rate limits and caps count by: an IPv4 address (IPv4-mapped IPv6 included), or the
-/// /64 an IPv6 address is in.
-pub fn source_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
-        v4 => v4,
-    }
-}
+pub use super::ratelimit::source_key;
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,84 @@
+// Cordon web console: the only script, served from the controller (no inline script: the
+// Content-Security-Policy forbids it). It shows times in the browser's time zone and keeps
+// the overview up to date from the server-sent events of /live/overview. Text goes into the
+// page with textContent only, never as HTML.
+"use strict";
+
+function localTimes(root) {
+  for (const t of root.querySelectorAll("time[data-ms]")) {
+    const ms = Number(t.dataset.ms);
+    if (ms > 0) {
+      t.textContent = new Date(ms).toLocaleString();
+    }
+  }
+}
+
+function setText(id, value) {
+  const el = document.getElementById(id);
+  if (el) {
+    el.textContent = String(value);
+  }
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  if (cls) {
+    td.className = cls;
+  }
+  td.textContent = text;
+  row.appendChild(td);
+  return td;
+}
+
+function alertRow(a) {
+  const tr = document.createElement("tr");
+  const when = document.createElement("time");
+  when.dataset.ms = String(a.at_ms);
+  when.dateTime = new Date(a.at_ms).toISOString();
+  cell(tr, "").appendChild(when);
+  cell(tr, a.level);
+  cell(tr, a.title);
+  cell(tr, a.agent_id, "id");
+  cell(tr, String(a.count));
+  return tr;
+}
+
+function showOverview(o) {
+  setText("agents_online", o.agents_online);
+  setText("agents_offline", o.agents_offline);
+  setText("agents_isolated", o.agents_isolated);
+  setText("pending_approvals", o.pending_approvals);
+  for (const [severity, n] of o.open_incidents) {
+    const dd = document.querySelector(`#open_incidents dd[data-severity="${CSS.escape(severity)}"]`);
+    if (dd) {
+      dd.textContent = String(n);
+    }
+  }
+  const body = document.getElementById("latest_alerts");
+  if (body) {
+    body.replaceChildren(...o.latest_alerts.map(alertRow));
+    localTimes(body);
+  }
+}
+
+function follow() {
+  if (!document.getElementById("overview")) {
+    return;
+  }
+  const events = new EventSource("/live/overview");
+  events.addEventListener("overview", (e) => showOverview(JSON.parse(e.data)));
+  events.addEventListener("end", () => {
+    events.close();
+    window.location.assign("/login");
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) {
+      window.location.assign("/login");
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  localTimes(document);
+  follow();
+});

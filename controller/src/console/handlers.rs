@@ -1,0 +1,204 @@
+//! The console's request handlers: sign-in and sign-out, the pages, deciding an approval and
+//! the embedded assets. Each calls the core as the signed-in person (the [`Caller`] the guard
+//! checked) and answers with a page, a redirect, or an error page whose status follows the
+//! core's error.
+
+use super::guard::{Caller, refused, to_sign_in};
+use super::{Peer, Shared, live, pages, session};
+use crate::core::{CoreError, SignIn};
+use axum::Extension;
+use axum::extract::{Form, Path, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use std::sync::Arc;
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+/// Longest reason accepted with a decision.
+const MAX_REASON: usize = 1024;
+
+fn html(m: maud::Markup) -> Response {
+    Html(m.into_string()).into_response()
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+pub async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+pub async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+pub async fn not_found() -> Response {
+    refused(StatusCode::NOT_FOUND, "there is no such page")
+}
+
+/// The sign-in page, with a fresh CSRF token in its form and in a cookie.
+pub async fn login_page() -> Response {
+    sign_in_page(StatusCode::OK, None)
+}
+
+fn sign_in_page(code: StatusCode, problem: Option<&str>) -> Response {
+    let token = session::sign_in_token();
+    let mut res = (code, html(pages::login(&token, problem))).into_response();
+    set_cookie(&mut res, &session::cookie(session::SIGN_IN_COOKIE, &token));
+    res
+}
+
+fn set_cookie(res: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    name: String,
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /login`: a session and its cookie, or the sign-in page again saying why not.
+pub async fn sign_in(
+    State(shared): State<Arc<Shared>>,
+    Extension(peer): Extension<Peer>,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let id = session::new_id();
+    let attempt = SignIn {
+        name: &f.name,
+        password: &f.password,
+        code: &f.code,
+        source: peer.0.ip(),
+        serial: session::serial_for(&id),
+    };
+    let (code, problem) = match shared.ctl.sign_in(attempt).await {
+        Ok(who) => {
+            shared.sessions.open(&id, &who.name);
+            tracing::info!(name = %who.name, source = %peer.0, "console sign-in");
+            let mut res = Redirect::to("/").into_response();
+            set_cookie(&mut res, &session::cookie(session::COOKIE, &id));
+            return res;
+        }
+        Err(CoreError::SignInThrottled) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts: wait a minute, then try again.".to_string(),
+        ),
+        Err(CoreError::SignInRefused(_)) => (
+            StatusCode::UNAUTHORIZED,
+            "Wrong name, password or code.".to_string(),
+        ),
+        Err(e) => (status(&e), e.public_message()),
+    };
+    sign_in_page(code, Some(&problem))
+}
+
+/// `POST /logout`: ends the session.
+pub async fn sign_out(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if shared.sessions.end(&caller.session).is_some() {
+        shared.ctl.sign_out(&caller.admin, "signed out").await;
+    }
+    to_sign_in()
+}
+
+pub async fn overview(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match live::gather(&shared.ctl).await {
+        Ok(o) => html(pages::overview(&caller, &o)),
+        Err(e) => failed(&e),
+    }
+}
+
+pub async fn agents(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match shared.ctl.agents().await {
+        Ok(all) => html(pages::agents(&caller, &all)),
+        Err(e) => failed(&e),
+    }
+}
+
+pub async fn approvals(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match shared.ctl.approvals(false).await {
+        Ok(pending) => html(pages::approvals(&caller, &pending)),
+        Err(e) => failed(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DecideForm {
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /approvals/{id}/decide`: approve or deny, through the core's four-eyes rules.
+pub async fn decide(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Form(f): Form<DecideForm>,
+) -> Response {
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return refused(StatusCode::BAD_REQUEST, "the decision is approve or deny"),
+    };
+    if f.reason.chars().count() > MAX_REASON {
+        let why = format!("a reason is at most {MAX_REASON} characters");
+        return refused(StatusCode::BAD_REQUEST, &why);
+    }
+    let decided = shared
+        .ctl
+        .decide_approval(&caller.admin, &id, approve, &f.reason)
+        .await;
+    match decided {
+        Ok(_) => Redirect::to("/approvals").into_response(),
+        Err(e) => failed(&e),
+    }
+}
+
+/// The error page for a failed core operation.
+fn failed(e: &CoreError) -> Response {
+    if e.is_internal() {
+        tracing::error!(error = %e, "console: internal failure");
+    }
+    refused(status(e), &e.public_message())
+}
+
+/// The HTTP status for each way a core operation fails.
+fn status(e: &CoreError) -> StatusCode {
+    use CoreError::*;
+    match e {
+        _ if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
+        NoAgent(_) | NoApproval(_) | NoIncident(_) | NoAlert(_) | NoUser(_) => {
+            StatusCode::NOT_FOUND
+        }
+        PermissionDenied { .. } | OwnRequest(_) | ServiceCannotApprove(_) | Inactive(..) => {
+            StatusCode::FORBIDDEN
+        }
+        ApprovalDecided { .. } => StatusCode::CONFLICT,
+        SignInThrottled => StatusCode::TOO_MANY_REQUESTS,
+        SignInRefused(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}

@@ -1,0 +1,134 @@
+//! The overview's figures, gathered from the core for the page and for its live updates: a
+//! server-sent event stream (`GET /live/overview`) that sends the figures as JSON when it
+//! opens and every [`INTERVAL`] after, which `assets/console.js` writes into the page. The
+//! stream re-checks the session and the person each time and ends when either has.
+
+use super::Shared;
+use super::guard::Caller;
+use crate::core::{Controller, CoreError, IncidentStatus};
+use crate::policy::grouping::LEVELS;
+use crate::policy::people::Kind;
+use crate::policy::roles::Permission;
+use axum::Extension;
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use cordon_proto::limits::MAX_LIST;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// How often the overview is sent again.
+pub const INTERVAL: Duration = Duration::from_secs(2);
+/// Alerts the overview lists.
+const LATEST_ALERTS: u32 = 10;
+
+/// What the overview shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub agents_online: usize,
+    pub agents_offline: usize,
+    pub agents_isolated: usize,
+    /// Open incidents per severity, from critical down, each severity listed.
+    pub open_incidents: Vec<(String, usize)>,
+    pub pending_approvals: usize,
+    /// Newest first.
+    pub latest_alerts: Vec<AlertLine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertLine {
+    pub at_ms: i64,
+    pub level: String,
+    pub title: String,
+    pub agent_id: String,
+    pub count: u32,
+}
+
+/// The overview's figures now.
+pub async fn gather(ctl: &Controller) -> Result<Overview, CoreError> {
+    let agents = ctl.agents().await?;
+    let live = agents.iter().filter(|p| p.agent.revoked_at_ms.is_none());
+    let online = live.clone().filter(|p| p.online).count();
+    let open = ctl
+        .incidents(IncidentStatus::Open.as_str(), MAX_LIST)
+        .await?;
+    let open_incidents = LEVELS
+        .iter()
+        .rev()
+        .map(|l| {
+            (
+                l.to_string(),
+                open.iter().filter(|i| i.severity == *l).count(),
+            )
+        })
+        .collect();
+    let mut alerts = ctl.alerts(0, LEVELS[0], "", LATEST_ALERTS).await?;
+    alerts.sort_by_key(|a| std::cmp::Reverse(a.last_at_ms));
+    Ok(Overview {
+        agents_online: online,
+        agents_offline: live.clone().count() - online,
+        agents_isolated: live.filter(|p| p.agent.isolation_desired).count(),
+        open_incidents,
+        pending_approvals: ctl.approvals(false).await?.len(),
+        latest_alerts: alerts
+            .into_iter()
+            .map(|a| AlertLine {
+                at_ms: a.last_at_ms,
+                level: a.rule.level,
+                title: a.rule.title,
+                agent_id: a.agent_id,
+                count: a.count,
+            })
+            .collect(),
+    })
+}
+
+/// `GET /live/overview`: the overview as server-sent events.
+pub async fn overview_events(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Sse<ReceiverStream<Result<Event, Infallible>>> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(INTERVAL);
+        loop {
+            tick.tick().await;
+            let allowed = still_allowed(&shared, &caller);
+            let event = match allowed {
+                false => Event::default().event("end").data("signed out"),
+                true => match gather(&shared.ctl).await {
+                    Ok(o) => overview_event(&o),
+                    Err(e) => {
+                        tracing::error!(error = %e, "console overview");
+                        Event::default().event("error").data(e.public_message())
+                    }
+                },
+            };
+            if tx.send(Ok(event)).await.is_err() || !allowed {
+                return;
+            }
+        }
+    });
+    Sse::new(ReceiverStream::new(rx))
+}
+
+fn overview_event(o: &Overview) -> Event {
+    match serde_json::to_string(o) {
+        Ok(json) => Event::default().event("overview").data(json),
+        Err(e) => Event::default().event("error").data(e.to_string()),
+    }
+}
+
+/// Whether the caller's session is still live and the person may still read. (Live updates
+/// do not count as use: an open page alone does not keep a session from going idle.)
+fn still_allowed(shared: &Shared, caller: &Caller) -> bool {
+    let admin = &caller.admin;
+    shared.sessions.is_live(&caller.session)
+        && shared
+            .ctl
+            .authorize(Kind::User, &admin.name, &admin.serial, Permission::Read)
+            .is_ok()
+}

@@ -1,0 +1,260 @@
+//! The console's HTML, written with maud: every value is escaped unless marked otherwise
+//! (nothing here is), and no page has inline script or style (the CSP forbids both). A page
+//! offers only the actions the person's role holds; the server refuses the others anyway.
+
+use super::guard::Caller;
+use super::live::{AlertLine, Overview};
+use crate::core::{ApprovalRow, Presence};
+use crate::policy::roles::Permission;
+use maud::{DOCTYPE, Markup, html};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A whole page: the navigation and sign-out for a signed-in person, then `body`.
+fn page(title: &str, who: Option<&Caller>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Cordon" }
+                link rel="stylesheet" href="/assets/console.css";
+                script src="/assets/console.js" defer {}
+            }
+            body {
+                @if let Some(c) = who { (nav(c)) }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn nav(c: &Caller) -> Markup {
+    html! {
+        header {
+            nav {
+                a href="/" { "Overview" }
+                a href="/agents" { "Agents" }
+                a href="/approvals" { "Approvals" }
+            }
+            span.who { (c.admin.name) " (" (c.admin.role.name()) ")" }
+            @if c.may(Permission::OwnCredential) {
+                form.signout method="post" action="/logout" {
+                    input type="hidden" name="csrf" value=(c.csrf);
+                    button type="submit" { "Sign out" }
+                }
+            }
+        }
+    }
+}
+
+/// A time, shown in UTC and turned into the browser's time zone by the script.
+fn when(ms: i64) -> Markup {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    html! { time datetime=(t) data-ms=(ms) { (t) } }
+}
+
+/// The sign-in page, with what went wrong last time, if anything.
+pub fn login(csrf: &str, problem: Option<&str>) -> Markup {
+    let body = html! {
+        @if let Some(msg) = problem { p.problem role="alert" { (msg) } }
+        form.login method="post" action="/login" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Name" input type="text" name="name" autocomplete="username" required autofocus; }
+            label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+            label { "Code (if you have an authenticator)" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"; }
+            button type="submit" { "Sign in" }
+        }
+    };
+    page("Sign in", None, body)
+}
+
+/// An error page.
+pub fn error(status: http::StatusCode, message: &str) -> Markup {
+    let title = status.canonical_reason().unwrap_or("Error");
+    page(
+        title,
+        None,
+        html! { p.problem { (message) } p { a href="/" { "Back to the overview" } } },
+    )
+}
+
+pub fn overview(c: &Caller, o: &Overview) -> Markup {
+    let body = html! {
+        section #overview {
+            dl.figures {
+                div { dt { "Agents online" } dd #agents_online { (o.agents_online) } }
+                div { dt { "Agents offline" } dd #agents_offline { (o.agents_offline) } }
+                div { dt { "Isolated" } dd #agents_isolated { (o.agents_isolated) } }
+                div { dt { "Pending approvals" } dd #pending_approvals { (o.pending_approvals) } }
+            }
+            h2 { "Open incidents" }
+            dl.figures #open_incidents {
+                @for (severity, n) in &o.open_incidents {
+                    div { dt { (severity) } dd data-severity=(severity) { (n) } }
+                }
+            }
+            h2 { "Latest alerts" }
+            table {
+                thead { tr { th { "When" } th { "Level" } th { "Rule" } th { "Agent" } th { "Count" } } }
+                tbody #latest_alerts { @for a in &o.latest_alerts { (alert_row(a)) } }
+            }
+        }
+    };
+    page("Overview", Some(c), body)
+}
+
+fn alert_row(a: &AlertLine) -> Markup {
+    html! {
+        tr { td { (when(a.at_ms)) } td { (a.level) } td { (a.title) } td.id { (a.agent_id) } td { (a.count) } }
+    }
+}
+
+pub fn agents(c: &Caller, agents: &[Presence]) -> Markup {
+    let body = html! {
+        @if agents.is_empty() { p { "No agents are enrolled." } }
+        @else {
+            table {
+                thead { tr { th { "Agent" } th { "Host" } th { "State" } th { "Isolation" } th { "Process sensor" } th { "Last seen" } th { "Labels" } } }
+                tbody { @for p in agents { (agent_row(p)) } }
+            }
+        }
+    };
+    page("Agents", Some(c), body)
+}
+
+fn agent_row(p: &Presence) -> Markup {
+    let a = &p.agent;
+    let state = match (a.revoked_at_ms.is_some(), p.online) {
+        (true, _) => "revoked",
+        (false, true) => "online",
+        (false, false) => "offline",
+    };
+    let mut labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    html! {
+        tr {
+            td.id { (a.id) }
+            td { (a.host.hostname) }
+            td { (state) }
+            td { @if a.isolation_desired { "isolated" } @else { "-" } }
+            td { (a.process_sensor) }
+            td { (when(a.last_seen_ms)) }
+            td { (labels.join(", ")) }
+        }
+    }
+}
+
+pub fn approvals(c: &Caller, pending: &[ApprovalRow]) -> Markup {
+    let body = html! {
+        @if pending.is_empty() { p { "Nothing waits for approval." } }
+        @else {
+            table {
+                thead { tr { th { "Approval" } th { "What" } th { "Why" } th { "Asked by" } th { "Asked" } th { "Expires" } th { "Decision" } } }
+                tbody { @for a in pending { (approval_row(c, a)) } }
+            }
+        }
+    };
+    page("Approvals", Some(c), body)
+}
+
+fn approval_row(c: &Caller, a: &ApprovalRow) -> Markup {
+    html! {
+        tr {
+            td.id { (a.id) }
+            td { (a.what) }
+            td { (a.reason) }
+            td { (a.requested_by) }
+            td { (when(a.requested_at_ms)) }
+            td { (when(a.expires_at_ms)) }
+            td { (decision(c, a)) }
+        }
+    }
+}
+
+/// The approve and deny form, for those who may decide this approval.
+fn decision(c: &Caller, a: &ApprovalRow) -> Markup {
+    if !c.may(Permission::Approve) {
+        return html! { "needs the approve permission" };
+    }
+    if a.requested_by == c.admin.name {
+        return html! { "your request: another person decides it" };
+    }
+    html! {
+        form.decide method="post" action={ "/approvals/" (a.id) "/decide" } {
+            input type="hidden" name="csrf" value=(c.csrf);
+            input type="text" name="reason" placeholder="reason" maxlength="1024";
+            button type="submit" name="decision" value="approve" { "Approve" }
+            button type="submit" name="decision" value="deny" { "Deny" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Admin;
+    use crate::policy::people::Kind;
+    use crate::policy::roles::Role;
+
+    fn caller(name: &str, role: Role) -> Caller {
+        Caller {
+            admin: Admin {
+                name: name.into(),
+                kind: Kind::User,
+                role,
+                serial: "console:00".into(),
+            },
+            session: "s".into(),
+            csrf: "c0ffee".into(),
+        }
+    }
+
+    fn request(by: &str, what: &str) -> ApprovalRow {
+        let timeout = std::time::Duration::from_secs(60);
+        let mut a = ApprovalRow::pending(
+            by.into(),
+            "a1".into(),
+            what.into(),
+            "why".into(),
+            0,
+            timeout,
+        );
+        a.id = "apr-1".into();
+        a
+    }
+
+    #[test]
+    fn only_another_approver_is_offered_the_decision() {
+        let pending = [request("alice", "isolate a1")];
+        let page = |c: &Caller| approvals(c, &pending).into_string();
+        let bob = page(&caller("bob", Role::Approver));
+        assert!(bob.contains("value=\"approve\"") && bob.contains("value=\"c0ffee\""));
+        assert!(bob.contains("action=\"/approvals/apr-1/decide\""));
+        let viewer = page(&caller("vera", Role::Viewer));
+        assert!(!viewer.contains("value=\"approve\"") && viewer.contains("apr-1"));
+        let asker = page(&caller("alice", Role::Admin));
+        assert!(!asker.contains("value=\"approve\"") && asker.contains("your request"));
+    }
+
+    #[test]
+    fn what_hosts_and_people_wrote_is_escaped_and_no_page_has_inline_script() {
+        let pending = [request(
+            "alice",
+            "<script>alert(1)</script>\" onmouseover=\"x",
+        )];
+        let page = approvals(&caller("bob", Role::Approver), &pending).into_string();
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(page.contains("&lt;script&gt;") && !page.contains("\" onmouseover"));
+        let login = login("t0k", Some("<b>no</b>")).into_string();
+        assert!(login.contains("&lt;b&gt;no") && login.contains("value=\"t0k\""));
+        for p in [page, login] {
+            assert_eq!(p.matches("<script").count(), 1, "only the script file: {p}");
+            assert!(p.contains("<script src=\"/assets/console.js\"") && !p.contains("style="));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Every console route and the one permission it needs, in one table ([`CONSOLE_ROUTES`],
+//! the console's twin of `policy::roles::ADMIN_RPCS`). The router is built only through
+//! [`Routes`], which records what it adds, and a test checks that the router and the table
+//! hold the same routes; `guard.rs` refuses a route missing from the table to everyone.
+
+use super::{Shared, guard, handlers, live};
+use crate::policy::roles::Permission;
+use axum::handler::Handler;
+use axum::routing::{MethodRouter, get, post};
+use http::Method;
+use std::sync::Arc;
+
+/// What a route needs of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: the sign-in page and the assets, reachable before signing in.
+    Public,
+    /// A live session whose person holds this permission.
+    Permission(Permission),
+}
+
+use Need::{Permission as P, Public};
+
+/// Every route (method, path as the router writes it) and what it needs.
+pub const CONSOLE_ROUTES: &[(&str, &str, Need)] = &[
+    ("GET", "/login", Public),
+    ("POST", "/login", Public),
+    ("GET", "/assets/console.css", Public),
+    ("GET", "/assets/console.js", Public),
+    ("POST", "/logout", P(Permission::OwnCredential)),
+    ("GET", "/", P(Permission::Read)),
+    ("GET", "/live/overview", P(Permission::Read)),
+    ("GET", "/agents", P(Permission::Read)),
+    ("GET", "/approvals", P(Permission::Read)),
+    ("POST", "/approvals/{id}/decide", P(Permission::Approve)),
+];
+
+/// What the route `method path` needs; `None` for a route not in the table.
+pub fn need(method: &Method, path: &str) -> Option<Need> {
+    CONSOLE_ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == path)
+        .map(|(_, _, n)| *n)
+}
+
+/// A router under construction that remembers each route it was given.
+pub struct Routes {
+    router: axum::Router<Arc<Shared>>,
+    added: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: axum::Router::new(),
+            added: Vec::new(),
+        }
+    }
+
+    fn get<H: Handler<T, Arc<Shared>>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::GET, path, get(h))
+    }
+
+    fn post<H: Handler<T, Arc<Shared>>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add(Method::POST, path, post(h))
+    }
+
+    fn add(mut self, m: Method, path: &'static str, r: MethodRouter<Arc<Shared>>) -> Self {
+        self.added.push((m, path));
+        self.router = self.router.route(path, r);
+        self
+    }
+}
+
+/// Every route and its handler.
+fn routes() -> Routes {
+    Routes::new()
+        .get("/login", handlers::login_page)
+        .post("/login", handlers::sign_in)
+        .get("/assets/console.css", handlers::css)
+        .get("/assets/console.js", handlers::js)
+        .post("/logout", handlers::sign_out)
+        .get("/", handlers::overview)
+        .get("/live/overview", live::overview_events)
+        .get("/agents", handlers::agents)
+        .get("/approvals", handlers::approvals)
+        .post("/approvals/{id}/decide", handlers::decide)
+}
+
+/// The console's router: the routes behind the guard, the security headers on everything.
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            guard::guard,
+        ))
+        .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn(guard::headers))
+        .with_state(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_route_of_the_router_is_in_the_table_once() {
+        let added: HashSet<(String, &str)> = routes()
+            .added
+            .into_iter()
+            .map(|(m, p)| (m.to_string(), p))
+            .collect();
+        let table: HashSet<(String, &str)> = CONSOLE_ROUTES
+            .iter()
+            .map(|(m, p, _)| (m.to_string(), *p))
+            .collect();
+        assert_eq!(
+            table.len(),
+            CONSOLE_ROUTES.len(),
+            "a route is in the table twice"
+        );
+        assert_eq!(added, table);
+    }
+
+    #[test]
+    fn only_sign_in_and_assets_are_public_and_deciding_needs_approve() {
+        for (m, p, n) in CONSOLE_ROUTES {
+            let public = *p == "/login" || p.starts_with("/assets/");
+            assert_eq!(*n == Public, public, "{m} {p}");
+        }
+        assert_eq!(
+            need(&Method::POST, "/approvals/{id}/decide"),
+            Some(P(Permission::Approve))
+        );
+        assert_eq!(need(&Method::DELETE, "/"), None);
+    }
+}
