@@ -327,6 +327,8 @@ fn a_forged_admin_certificate_is_refused() {
         "forged: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // Refused at the handshake (the file itself is read and used), not on some other way.
+    assert!(stderr(&out).contains("transport error"), "{}", stderr(&out));
     assert!(d.ctl_list(&["users", "list"]).as_array().unwrap().len() == 1);
 }
 

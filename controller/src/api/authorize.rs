@@ -6,6 +6,7 @@
 
 use crate::ca::{Peer, peer_identity};
 use crate::core::{Admin, Controller, CoreError};
+use crate::policy::people::Kind;
 use crate::policy::roles::permission_for;
 use std::convert::Infallible;
 use std::future::Future;
@@ -71,17 +72,27 @@ enum Refused {
     /// No usable identity: nothing to audit under a name.
     Status(Status),
     /// A known principal refused: audited.
-    Principal { who: Admin, error: Box<CoreError> },
+    Principal {
+        kind: Kind,
+        name: String,
+        serial: String,
+        error: Box<CoreError>,
+    },
 }
 
 impl Refused {
     async fn answer(self, ctl: &Controller, rpc: &str) -> Status {
         match self {
             Self::Status(s) => s,
-            Self::Principal { who, error } => {
-                ctl.record_refusal(&who, rpc, &error).await;
+            Self::Principal {
+                kind,
+                name,
+                serial,
+                error,
+            } => {
+                ctl.record_refusal(kind, &name, &serial, rpc, &error).await;
                 if matches!(*error, CoreError::PermissionDenied { .. }) {
-                    tracing::warn!(name = %who.name, rpc, error = %error, "permission refused");
+                    tracing::warn!(name = %name, rpc, error = %error, "permission refused");
                 }
                 (*error).into()
             }
@@ -106,17 +117,11 @@ fn check<B>(ctl: &Controller, req: &http::Request<B>, rpc: &str) -> Result<Admin
         ))));
     };
     ctl.authorize(kind, &name, &serial, needed)
-        .map_err(|error| {
-            let who = Admin {
-                name: name.clone(),
-                kind,
-                role: crate::policy::roles::Role::Viewer,
-                serial: serial.clone(),
-            };
-            Refused::Principal {
-                who,
-                error: Box::new(error),
-            }
+        .map_err(|error| Refused::Principal {
+            kind,
+            name: name.clone(),
+            serial: serial.clone(),
+            error: Box::new(error),
         })
 }
 

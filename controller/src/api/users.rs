@@ -47,18 +47,16 @@ pub async fn invite(
     by: &Admin,
     r: InviteUserRequest,
 ) -> Answer<InviteUserResponse> {
-    let asked = (|| {
-        Ok::<_, CoreError>(InviteRequest {
+    let made = async {
+        let asked = InviteRequest {
             kind: kind(&r.kind)?,
             role: r.role.parse::<Role>()?,
             expires_at_ms: (r.expires_at_ms != 0).then_some(r.expires_at_ms),
             name: r.name,
-        })
-    })();
-    let made = match asked {
-        Ok(asked) => ctl.invite(by, asked).await,
-        Err(e) => Err(e),
-    };
+        };
+        ctl.invite(by, asked).await
+    }
+    .await;
     answer(made, |i| InviteUserResponse {
         code: i.code,
         code_expires_at_ms: i.code_expires_at_ms,

@@ -148,7 +148,13 @@ async fn authorize(
         tracing::warn!(name = %s.name, route, error = %e, "console permission refused");
         shared
             .ctl
-            .record_refusal(&person(s), &format!("console {route}"), e)
+            .record_refusal(
+                Kind::User,
+                &s.name,
+                &s.serial,
+                &format!("console {route}"),
+                e,
+            )
             .await;
     }
     result

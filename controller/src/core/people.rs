@@ -5,7 +5,7 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::audit::AuditEntry;
-use crate::policy::people::{Inactive, Kind, Standing, active};
+use crate::policy::people::{Inactive, InviteRefusal, Kind, Standing, active};
 use crate::policy::roles::Permission;
 use crate::store::{PrincipalRow, Principals, StoreError};
 use cordon_proto::time::now_ms;
@@ -102,9 +102,16 @@ impl Controller {
     }
 
     /// Records a refused permission check in the audit log.
-    pub async fn record_refusal(&self, who: &Admin, rpc: &str, e: &CoreError) {
-        let mut entry = who.entry("permission.refused", format!("rpc:{rpc}"));
-        entry.detail["kind"] = json!(who.kind.name());
+    pub async fn record_refusal(
+        &self,
+        kind: Kind,
+        name: &str,
+        serial: &str,
+        what: &str,
+        e: &CoreError,
+    ) {
+        let mut entry = AuditEntry::new(name, "permission.refused", format!("rpc:{what}"))
+            .detail(json!({ "kind": kind.name(), "cert_serial": serial }));
         entry.outcome = e.outcome();
         let _ = self.record(entry).await;
     }
@@ -117,47 +124,37 @@ impl Controller {
     /// the code is used up (a bad CSR leaves the code usable); a certificate whose code turns
     /// out unusable is never handed out.
     pub async fn login(&self, code: &str, csr_der: &[u8]) -> Result<Credential, CoreError> {
+        let unknown = || CoreError::Invite(InviteRefusal::Unknown);
         if code.is_empty() || code.len() > 128 {
-            return Err(CoreError::Invite(
-                crate::policy::people::InviteRefusal::Unknown,
-            ));
+            return Err(unknown());
         }
         let hash = super::token_hash(code);
         let name = self
             .store
             .invited_name(hash.clone())
             .await?
-            .ok_or(CoreError::Invite(
-                crate::policy::people::InviteRefusal::Unknown,
-            ))?;
-        let kind = self
+            .ok_or_else(unknown)?;
+        let invited = self
             .store
             .principal(name.clone())
             .await?
-            .map(|p| p.standing.kind);
-        let kind = kind.ok_or(CoreError::Invite(
-            crate::policy::people::InviteRefusal::Unknown,
-        ))?;
+            .ok_or_else(unknown)?;
+        let kind = invited.standing.kind;
         let signed = self
             .ca
             .sign_principal(csr_der, kind, &name, self.credential_ttl())?;
-        let row = self
+        let redeemed = self
             .store
             .redeem_invite(hash, signed.serial.clone(), now_ms())
-            .await?;
+            .await?
+            .map_err(CoreError::Invite);
+        if let Ok(row) = &redeemed {
+            self.roster.put(row);
+            tracing::info!(name = %name, kind = %kind, serial = %signed.serial, "credential issued for an invite");
+        }
         let entry = AuditEntry::new(&name, "user.login", format!("{kind}:{name}"))
             .detail(json!({ "cert_serial": signed.serial, "invite": super::token_ref(code) }));
-        let row = match row {
-            Ok(row) => row,
-            Err(refusal) => {
-                let e = CoreError::Invite(refusal);
-                let _ = self.audited(entry, Err::<(), _>(e), |_, _| {}).await;
-                return Err(CoreError::Invite(refusal));
-            }
-        };
-        self.roster.put(&row);
-        let _ = self.record(entry).await;
-        tracing::info!(name = %name, kind = %kind, serial = %signed.serial, "credential issued for an invite");
+        let row = self.audited(entry, redeemed, |_, _| {}).await?;
         Ok(Credential {
             name,
             kind,
