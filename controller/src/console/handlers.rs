@@ -4,39 +4,15 @@
 //! core's error.
 
 use super::guard::{Caller, refused, to_sign_in};
+use super::layout::{failed, html, reason_too_long, status};
 use super::{Peer, Shared, live, pages, session};
 use crate::core::{CoreError, SignIn};
 use axum::Extension;
 use axum::extract::{Form, Path, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use std::sync::Arc;
-
-const CSS: &str = include_str!("assets/console.css");
-const JS: &str = include_str!("assets/console.js");
-/// Longest reason accepted with a decision.
-const MAX_REASON: usize = 1024;
-
-fn html(m: maud::Markup) -> Response {
-    Html(m.into_string()).into_response()
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    res
-}
-
-pub async fn css() -> Response {
-    asset("text/css; charset=utf-8", CSS)
-}
-
-pub async fn js() -> Response {
-    asset("text/javascript; charset=utf-8", JS)
-}
 
 pub async fn not_found() -> Response {
     refused(StatusCode::NOT_FOUND, "there is no such page")
@@ -163,9 +139,8 @@ pub async fn decide(
         "deny" => false,
         _ => return refused(StatusCode::BAD_REQUEST, "the decision is approve or deny"),
     };
-    if f.reason.chars().count() > MAX_REASON {
-        let why = format!("a reason is at most {MAX_REASON} characters");
-        return refused(StatusCode::BAD_REQUEST, &why);
+    if let Some(res) = reason_too_long(&f.reason) {
+        return res;
     }
     let decided = shared
         .ctl
@@ -174,31 +149,5 @@ pub async fn decide(
     match decided {
         Ok(_) => Redirect::to("/approvals").into_response(),
         Err(e) => failed(&e),
-    }
-}
-
-/// The error page for a failed core operation.
-fn failed(e: &CoreError) -> Response {
-    if e.is_internal() {
-        tracing::error!(error = %e, "console: internal failure");
-    }
-    refused(status(e), &e.public_message())
-}
-
-/// The HTTP status for each way a core operation fails.
-fn status(e: &CoreError) -> StatusCode {
-    use CoreError::*;
-    match e {
-        _ if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
-        NoAgent(_) | NoApproval(_) | NoIncident(_) | NoAlert(_) | NoUser(_) => {
-            StatusCode::NOT_FOUND
-        }
-        PermissionDenied { .. } | OwnRequest(_) | ServiceCannotApprove(_) | Inactive(..) => {
-            StatusCode::FORBIDDEN
-        }
-        ApprovalDecided { .. } => StatusCode::CONFLICT,
-        SignInThrottled => StatusCode::TOO_MANY_REQUESTS,
-        SignInRefused(_) => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -8,8 +8,10 @@
 //! maud (`pages.rs`), the overview updates itself over server-sent events (`live.rs`), and
 //! the stylesheet and the one small script are compiled into the binary (`assets/`).
 
+mod assets;
 mod guard;
 mod handlers;
+mod layout;
 mod live;
 mod pages;
 pub mod routes;

@@ -3,60 +3,11 @@
 //! offers only the actions the person's role holds; the server refuses the others anyway.
 
 use super::guard::Caller;
+use super::layout::{csrf, id, page, when};
 use super::live::{AlertLine, Overview};
 use crate::core::{ApprovalRow, Presence};
 use crate::policy::roles::Permission;
-use maud::{DOCTYPE, Markup, html};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-/// A whole page: the navigation and sign-out for a signed-in person, then `body`.
-fn page(title: &str, who: Option<&Caller>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Cordon" }
-                link rel="stylesheet" href="/assets/console.css";
-                script src="/assets/console.js" defer {}
-            }
-            body {
-                @if let Some(c) = who { (nav(c)) }
-                main { h1 { (title) } (body) }
-            }
-        }
-    }
-}
-
-fn nav(c: &Caller) -> Markup {
-    html! {
-        header {
-            nav {
-                a href="/" { "Overview" }
-                a href="/agents" { "Agents" }
-                a href="/approvals" { "Approvals" }
-            }
-            span.who { (c.admin.name) " (" (c.admin.role.name()) ")" }
-            @if c.may(Permission::OwnCredential) {
-                form.signout method="post" action="/logout" {
-                    input type="hidden" name="csrf" value=(c.csrf);
-                    button type="submit" { "Sign out" }
-                }
-            }
-        }
-    }
-}
-
-/// A time, shown in UTC and turned into the browser's time zone by the script.
-fn when(ms: i64) -> Markup {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
-    html! { time datetime=(t) data-ms=(ms) { (t) } }
-}
+use maud::{Markup, html};
 
 /// The sign-in page, with what went wrong last time, if anything.
 pub fn login(csrf: &str, problem: Option<&str>) -> Markup {
@@ -119,7 +70,7 @@ pub fn agents(c: &Caller, agents: &[Presence]) -> Markup {
         @if agents.is_empty() { p { "No agents are enrolled." } }
         @else {
             table {
-                thead { tr { th { "Agent" } th { "Host" } th { "State" } th { "Isolation" } th { "Process sensor" } th { "Last seen" } th { "Labels" } } }
+                thead { tr { th { "Host" } th { "State" } th { "Isolation" } th { "Process sensor" } th { "Last seen" } th { "Labels" } } }
                 tbody { @for p in agents { (agent_row(p)) } }
             }
         }
@@ -138,8 +89,7 @@ fn agent_row(p: &Presence) -> Markup {
     labels.sort();
     html! {
         tr {
-            td.id { (a.id) }
-            td { (a.host.hostname) }
+            td { a href={ "/agents/" (a.id) } { (a.host.hostname) } (id(&a.id)) }
             td { (state) }
             td { @if a.isolation_desired { "isolated" } @else { "-" } }
             td { (a.process_sensor) }
@@ -165,7 +115,7 @@ pub fn approvals(c: &Caller, pending: &[ApprovalRow]) -> Markup {
 fn approval_row(c: &Caller, a: &ApprovalRow) -> Markup {
     html! {
         tr {
-            td.id { (a.id) }
+            td { (id(&a.id)) }
             td { (a.what) }
             td { (a.reason) }
             td { (a.requested_by) }
@@ -186,7 +136,7 @@ fn decision(c: &Caller, a: &ApprovalRow) -> Markup {
     }
     html! {
         form.decide method="post" action={ "/approvals/" (a.id) "/decide" } {
-            input type="hidden" name="csrf" value=(c.csrf);
+            (csrf(c))
             input type="text" name="reason" placeholder="reason" maxlength="1024";
             button type="submit" name="decision" value="approve" { "Approve" }
             button type="submit" name="decision" value="deny" { "Deny" }

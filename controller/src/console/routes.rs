@@ -3,7 +3,7 @@
 //! [`Routes`], which records what it adds, and a test checks that the router and the table
 //! hold the same routes; `guard.rs` refuses a route missing from the table to everyone.
 
-use super::{Shared, guard, handlers, live};
+use super::{Shared, assets, guard, handlers, live};
 use crate::policy::roles::Permission;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
@@ -25,8 +25,7 @@ use Need::{Permission as P, Public};
 pub const CONSOLE_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/login", Public),
     ("POST", "/login", Public),
-    ("GET", "/assets/console.css", Public),
-    ("GET", "/assets/console.js", Public),
+    ("GET", "/assets/{name}", Public),
     ("POST", "/logout", P(Permission::OwnCredential)),
     ("GET", "/", P(Permission::Read)),
     ("GET", "/live/overview", P(Permission::Read)),
@@ -77,8 +76,7 @@ fn routes() -> Routes {
     Routes::new()
         .get("/login", handlers::login_page)
         .post("/login", handlers::sign_in)
-        .get("/assets/console.css", handlers::css)
-        .get("/assets/console.js", handlers::js)
+        .get("/assets/{name}", assets::asset)
         .post("/logout", handlers::sign_out)
         .get("/", handlers::overview)
         .get("/live/overview", live::overview_events)

@@ -4,13 +4,56 @@
 // page with textContent only, never as HTML.
 "use strict";
 
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [
+  ["day", 86400000],
+  ["hour", 3600000],
+  ["minute", 60000],
+  ["second", 1000],
+];
+
+// "3 minutes ago", "in 2 hours": the largest unit that fits.
+function ago(ms) {
+  const delta = ms - Date.now();
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(delta) >= size || unit === "second") {
+      return relative.format(Math.round(delta / size), unit);
+    }
+  }
+  return "";
+}
+
+// Every <time data-ms> in the browser's time zone, with how long ago it was.
 function localTimes(root) {
   for (const t of root.querySelectorAll("time[data-ms]")) {
     const ms = Number(t.dataset.ms);
     if (ms > 0) {
-      t.textContent = new Date(ms).toLocaleString();
+      t.textContent = `${new Date(ms).toLocaleString()} (${ago(ms)})`;
+      t.title = new Date(ms).toISOString();
     }
   }
+}
+
+// Buttons with data-copy put their value on the clipboard and say so.
+function copyButtons() {
+  document.addEventListener("click", (e) => {
+    const b = e.target.closest("button[data-copy]");
+    if (!b) {
+      return;
+    }
+    navigator.clipboard.writeText(b.dataset.copy).then(
+      () => flash(b, "Copied"),
+      () => flash(b, "Copy failed"),
+    );
+  });
+}
+
+function flash(button, text) {
+  const was = button.textContent;
+  button.textContent = text;
+  setTimeout(() => {
+    button.textContent = was;
+  }, 1500);
 }
 
 function setText(id, value) {
@@ -80,5 +123,7 @@ function follow() {
 
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
+  copyButtons();
   follow();
+  setInterval(() => localTimes(document), 30000);
 });
