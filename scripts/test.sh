@@ -26,6 +26,19 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' 2>/dev/
   need_packages "the benign-workload test (python3 -m venv)" /nonexistent/ensurepip:python3-venv
 fi
 
+need_packages "the console's browser tests" node:nodejs npm:npm chromium:chromium
+# The browser driver's packages (playwright-core, axe-core), pinned by package-lock.json,
+# from the npm registry; again whenever the lock file changes.
+browser=tests/browser
+if command -v npm >/dev/null 2>&1 &&
+  { [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+    ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.cordon-lock"; }; then
+  echo "==> npm ci in $browser"
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error &&
+    cp package-lock.json node_modules/.cordon-lock) ||
+    echo "!!! npm ci failed: the browser tests will skip (and fail under CI=true)" >&2
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Tests that skip append "NAME<TAB>REASON" here (crate cordon-skips).

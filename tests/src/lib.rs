@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test harness: a failed unwrap is a failed test
 
 pub mod binaries;
+pub mod browser;
 pub mod console;
 pub mod deploy;
 pub mod execload;

@@ -6,7 +6,9 @@
 
 use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4};
 use cordon_tests::netns::{EchoServer, reachable};
-use cordon_tests::repo::{detection_config as detection, path as repo, rule_id};
+use cordon_tests::repo::{
+    apply, detection_config as detection, marker, own_rule, path as repo, rule_id,
+};
 use cordon_tests::webhook::WebhookReceiver;
 use cordon_tests::{poll, require_root};
 use serde_json::Value;
@@ -210,48 +212,6 @@ fn only_playbook(d: &Deployment, file: &str) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(format!("{}/{file}", repo("playbooks")), dir.join(file)).unwrap();
     dir.display().to_string()
-}
-
-fn apply(d: &Deployment, name: &str, yaml: &str) {
-    let f = d.dir.path().join(format!("{name}.yml"));
-    std::fs::write(&f, yaml).unwrap();
-    d.ctl(&["playbooks", "apply", f.to_str().unwrap()]);
-}
-
-/// Imports a rule of the test's own that fires only on a command line carrying `marker`, and
-/// returns its id. Tests in this file run at once on one machine, run the same attack
-/// commands, and every agent sees every exec: with a shared rule, another test's command may
-/// raise the alert before this test's playbooks are in place, and this test's own command then
-/// only counts as a repeat of it (no new alert, no run).
-fn own_rule(d: &Deployment, marker: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let id = format!(
-        "{:08x}-0000-4000-8000-{:012x}",
-        std::process::id(),
-        n & 0xffff_ffff_ffff
-    );
-    // Named by id: the import command's own exec must not carry the marker.
-    let f = d.dir.path().join(format!("rule-{id}.yml"));
-    std::fs::write(
-        &f,
-        format!(
-            "title: Playbook test {marker}\nid: {id}\nstatus: test\nauthor: Cordon tests\n\
-             level: high\nlogsource:\n  category: process_creation\n  product: linux\n\
-             detection:\n  selection:\n    CommandLine|contains: '{marker}'\n  condition: selection\n"
-        ),
-    )
-    .unwrap();
-    let out = d.ctl(&["rules", "import", f.to_str().unwrap()]);
-    assert!(out.contains("1 loaded"), "{out}");
-    id
-}
-
-/// A marker no other test's command carries.
-fn marker(what: &str) -> String {
-    format!("cordon-pbt-{what}-{}", std::process::id())
 }
 
 fn sh(script: &str) {
