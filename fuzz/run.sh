@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
-# sigma_rule, playbook, csr, config_files (fuzz/smoke.sh runs them all briefly).
+# sigma_rule, playbook, csr, config_files, spool_segment, agent_state (fuzz/smoke.sh runs
+# them all briefly).
 # The seed corpus is built afresh from the project's own files (Cordon's rules and
 # playbooks, the SigmaHQ rules in ../shared when present) plus fuzz/regressions/TARGET,
 # the inputs that once broke a parser. Needs the nightly toolchain and cargo-fuzz
@@ -20,6 +21,9 @@ case "$target" in
     cp ../playbooks/*.yml "$corpus/" ;;
   config_files)
     cp ../packaging/config/*.toml "$corpus/" ;;
+  spool_segment | agent_state)
+    # Real files, written by the agent's own code (agent/examples/fuzz_seeds.rs).
+    cargo run -q --manifest-path ../Cargo.toml -p cordon-agent --example fuzz_seeds -- "$target" "$corpus" ;;
 esac
 cp regressions/"$target"/* "$corpus/" 2>/dev/null || true
 # -rss_limit_mb: a parser that balloons on a small input is a finding, not a slow run.

@@ -1,0 +1,106 @@
+//! Writes seed inputs for a fuzz target (fuzz/run.sh) into a directory, made by the agent's
+//! own code so they stay real as formats change: `fuzz_seeds TARGET OUT_DIR`.
+//! - `spool_segment`: spool segments, one whole and one torn in the middle of a record, each
+//!   after the 16 bytes the target reads as the `acked` and `reserved` numbers;
+//! - `agent_state`: an identity file, a command ledger and a quarantine record.
+
+use cordon_agent::commands::Ledger;
+use cordon_agent::respond::protect::Protected;
+use cordon_agent::respond::quarantine::{Protection, QuarantineStore};
+use cordon_agent::spool::{Spool, SpoolConfig};
+use cordon_agent::state::{Identity, StateDir};
+use cordon_proto::{CommandResult, FileEvent, ProcessEvent, event};
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (Some(target), Some(out)) = (args.next(), args.next()) else {
+        return Err("usage: fuzz_seeds TARGET OUT_DIR".into());
+    };
+    let out = PathBuf::from(out);
+    match target.as_str() {
+        "spool_segment" => spool(&out),
+        "agent_state" => state(&out),
+        other => Err(format!("no seeds for {other}").into()),
+    }
+}
+
+fn body(i: u32) -> event::Body {
+    if i % 3 == 0 {
+        return event::Body::File(FileEvent {
+            path: format!("/etc/cron.d/job{i}"),
+            ..Default::default()
+        });
+    }
+    event::Body::Process(ProcessEvent {
+        pid: 1000 + i,
+        ppid: 1,
+        exe: "/usr/bin/bash".into(),
+        argv: vec!["bash".into(), "-c".into(), format!("echo {i}")],
+        ..Default::default()
+    })
+}
+
+fn spool(out: &Path) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cfg = SpoolConfig {
+        dir: dir.path().to_path_buf(),
+        max_bytes: 1 << 20,
+        segment_bytes: 1 << 20,
+    };
+    let (mut spool, _) = Spool::open(cfg)?;
+    spool.append(
+        (0..12)
+            .map(|i| (1_700_000_000_000 + i64::from(i), body(i)))
+            .collect(),
+    )?;
+    drop(spool);
+    let segment = std::fs::read_dir(dir.path())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .ok_or("the spool wrote no segment")?;
+    let bytes = std::fs::read(segment)?;
+    let whole = [&b"3       40      "[..], &bytes].concat();
+    std::fs::write(out.join("spool-whole"), &whole)?;
+    std::fs::write(out.join("spool-torn"), &whole[..16 + bytes.len() / 2])?;
+    Ok(())
+}
+
+fn state(out: &Path) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let sd = StateDir::new(dir.path());
+    sd.save_identity(&Identity {
+        agent_id: "0f6c1a52-8d1e-4b7a-9c1e-2a7d5b9e0c11".into(),
+        controller: "https://10.0.0.1:7443".into(),
+        ca_fingerprint: "ab".repeat(32),
+        command_signing_key: "cd".repeat(32),
+        enrolled_at_ms: 1_700_000_000_000,
+        cert_issued_at_ms: 1_700_000_000_000,
+        cert_expires_at_ms: 1_731_536_000_000,
+    })?;
+    std::fs::copy(sd.identity_file(), out.join("identity"))?;
+    let mut ledger = Ledger::open(sd.ledger())?;
+    ledger.begin("cmd-1", 1_700_000_060_000, 1_700_000_000_000)?;
+    ledger.finish("cmd-1", &CommandResult::default())?;
+    ledger.begin("cmd-2", 1_700_000_060_000, 1_700_000_000_000)?;
+    std::fs::copy(sd.ledger(), out.join("ledger"))?;
+    let victim = dir.path().join("files/dropper");
+    std::fs::create_dir_all(victim.parent().ok_or("no parent")?)?;
+    std::fs::write(&victim, b"#!/bin/sh\necho pwned\n")?;
+    let store = QuarantineStore::new(
+        dir.path().join("quarantine"),
+        Protection {
+            own_dirs: Vec::new(),
+            own_files: Protected::new(Vec::new()),
+            critical: Protected::new(Vec::new()),
+        },
+    );
+    let entry = store.quarantine_file(&victim.display().to_string(), false, 1_700_000_000_000)?;
+    let record = dir.path().join(format!("quarantine/{}.json", entry.id));
+    std::fs::copy(record, out.join("quarantine-record"))?;
+    Ok(())
+}
