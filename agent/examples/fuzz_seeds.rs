@@ -29,7 +29,7 @@ fn main() -> Result<()> {
 }
 
 fn body(i: u32) -> event::Body {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         return event::Body::File(FileEvent {
             path: format!("/etc/cron.d/job{i}"),
             ..Default::default()
