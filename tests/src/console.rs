@@ -88,6 +88,8 @@ impl Browser {
 pub struct Console {
     pub addr: SocketAddr,
     tls: TlsConnector,
+    /// The network namespace its address is in (None: this process's own).
+    netns: Option<String>,
 }
 
 impl Deployment {
@@ -104,6 +106,21 @@ impl Deployment {
             "{extra}\n[console]\nlisten = \"{addr}\"\n{console}\n"
         ));
         let console = Console::new(&d, addr);
+        (d, console)
+    }
+
+    /// A namespace deployment ([`Deployment::namespaces`]) with `extra` settings and its
+    /// console on the controller's address in the controller's namespace, reached from there.
+    pub fn namespaces_with_console(extra: &str) -> (Deployment, Console) {
+        let addr: SocketAddr = format!("{}:7444", crate::deploy::CTL_ADDR).parse().unwrap();
+        let d = Deployment::namespaces(&format!("{extra}\n[console]\nlisten = \"{addr}\"\n"));
+        let ns = d
+            .ctl_ns
+            .as_ref()
+            .expect("a namespace deployment")
+            .name
+            .clone();
+        let console = Console::new(&d, addr).in_netns(&ns);
         (d, console)
     }
 
@@ -145,7 +162,29 @@ impl Console {
         Self {
             addr,
             tls: TlsConnector::from(Arc::new(config)),
+            netns: None,
         }
+    }
+
+    /// The same console, its connections made from inside namespace `ns`.
+    pub fn in_netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_string());
+        self
+    }
+
+    async fn connect(&self) -> TcpStream {
+        let Some(ns) = self.netns.clone() else {
+            return TcpStream::connect(self.addr).await.unwrap();
+        };
+        let addr = self.addr;
+        let tcp = tokio::task::spawn_blocking(move || {
+            crate::netns::in_netns(&ns, move || std::net::TcpStream::connect(addr))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        TcpStream::from_std(tcp).unwrap()
     }
 
     /// Sends one request on a new connection, with `headers` (a cookie: `("cookie",
@@ -157,8 +196,8 @@ impl Console {
         headers: &[(&str, &str)],
         form: Option<&[(&str, &str)]>,
     ) -> http::Response<hyper::body::Incoming> {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tcp = self.connect().await;
+        let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
         let tls = self.tls.connect(name, tcp).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await

@@ -100,16 +100,6 @@ pub async fn overview(
     }
 }
 
-pub async fn agents(
-    State(shared): State<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
-    match shared.ctl.agents().await {
-        Ok(all) => html(pages::agents(&caller, &all)),
-        Err(e) => failed(&e),
-    }
-}
-
 pub async fn approvals(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,

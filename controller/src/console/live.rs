@@ -31,6 +31,10 @@ pub struct Overview {
     pub agents_online: usize,
     pub agents_offline: usize,
     pub agents_isolated: usize,
+    /// Agents (not revoked) whose sensors are degraded.
+    pub agents_degraded: usize,
+    /// Events stored per second, lately.
+    pub events_per_sec: f64,
     /// Open incidents per severity, from critical down, each severity listed.
     pub open_incidents: Vec<(String, usize)>,
     pub pending_approvals: usize,
@@ -45,6 +49,7 @@ pub struct AlertLine {
     pub title: String,
     pub agent_id: String,
     pub count: u32,
+    pub incident_id: String,
 }
 
 /// The overview's figures now.
@@ -70,7 +75,9 @@ pub async fn gather(ctl: &Controller) -> Result<Overview, CoreError> {
     Ok(Overview {
         agents_online: online,
         agents_offline: live.clone().count() - online,
-        agents_isolated: live.filter(|p| p.agent.isolation_desired).count(),
+        agents_isolated: live.clone().filter(|p| p.agent.isolation_desired).count(),
+        agents_degraded: live.filter(|p| !p.degraded().is_empty()).count(),
+        events_per_sec: ctl.events_per_sec(),
         open_incidents,
         pending_approvals: ctl.approvals(false).await?.len(),
         latest_alerts: alerts
@@ -81,6 +88,7 @@ pub async fn gather(ctl: &Controller) -> Result<Overview, CoreError> {
                 title: a.rule.title,
                 agent_id: a.agent_id,
                 count: a.count,
+                incident_id: a.incident_id,
             })
             .collect(),
     })

@@ -8,7 +8,11 @@
 //! maud (`pages.rs`), the overview updates itself over server-sent events (`live.rs`), and
 //! the stylesheet and the one small script are compiled into the binary (`assets/`).
 
+mod actions;
+mod agent_page;
+mod agents;
 mod assets;
+mod enrol;
 mod guard;
 mod handlers;
 mod layout;

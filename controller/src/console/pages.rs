@@ -5,7 +5,7 @@
 use super::guard::Caller;
 use super::layout::{csrf, id, page, when};
 use super::live::{AlertLine, Overview};
-use crate::core::{ApprovalRow, Presence};
+use crate::core::ApprovalRow;
 use crate::policy::roles::Permission;
 use maud::{Markup, html};
 
@@ -41,6 +41,8 @@ pub fn overview(c: &Caller, o: &Overview) -> Markup {
                 div { dt { "Agents online" } dd #agents_online { (o.agents_online) } }
                 div { dt { "Agents offline" } dd #agents_offline { (o.agents_offline) } }
                 div { dt { "Isolated" } dd #agents_isolated { (o.agents_isolated) } }
+                div { dt { "Degraded sensors" } dd #agents_degraded { (o.agents_degraded) } }
+                div { dt { "Events per second" } dd #events_per_sec { (format!("{:.1}", o.events_per_sec)) } }
                 div { dt { "Pending approvals" } dd #pending_approvals { (o.pending_approvals) } }
             }
             h2 { "Open incidents" }
@@ -61,40 +63,10 @@ pub fn overview(c: &Caller, o: &Overview) -> Markup {
 
 fn alert_row(a: &AlertLine) -> Markup {
     html! {
-        tr { td { (when(a.at_ms)) } td { (a.level) } td { (a.title) } td.id { (a.agent_id) } td { (a.count) } }
-    }
-}
-
-pub fn agents(c: &Caller, agents: &[Presence]) -> Markup {
-    let body = html! {
-        @if agents.is_empty() { p { "No agents are enrolled." } }
-        @else {
-            table {
-                thead { tr { th { "Host" } th { "State" } th { "Isolation" } th { "Process sensor" } th { "Last seen" } th { "Labels" } } }
-                tbody { @for p in agents { (agent_row(p)) } }
-            }
-        }
-    };
-    page("Agents", Some(c), body)
-}
-
-fn agent_row(p: &Presence) -> Markup {
-    let a = &p.agent;
-    let state = match (a.revoked_at_ms.is_some(), p.online) {
-        (true, _) => "revoked",
-        (false, true) => "online",
-        (false, false) => "offline",
-    };
-    let mut labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    labels.sort();
-    html! {
         tr {
-            td { a href={ "/agents/" (a.id) } { (a.host.hostname) } (id(&a.id)) }
-            td { (state) }
-            td { @if a.isolation_desired { "isolated" } @else { "-" } }
-            td { (a.process_sensor) }
-            td { (when(a.last_seen_ms)) }
-            td { (labels.join(", ")) }
+            td { (when(a.at_ms)) } td { (a.level) }
+            td { a href={ "/incidents/" (a.incident_id) } { (a.title) } }
+            td.id { a href={ "/agents/" (a.agent_id) } { (a.agent_id) } } td { (a.count) }
         }
     }
 }

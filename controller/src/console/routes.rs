@@ -3,7 +3,7 @@
 //! [`Routes`], which records what it adds, and a test checks that the router and the table
 //! hold the same routes; `guard.rs` refuses a route missing from the table to everyone.
 
-use super::{Shared, assets, guard, handlers, live};
+use super::{Shared, actions, agents, assets, enrol, guard, handlers, live};
 use crate::policy::roles::Permission;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
@@ -30,6 +30,12 @@ pub const CONSOLE_ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/", P(Permission::Read)),
     ("GET", "/live/overview", P(Permission::Read)),
     ("GET", "/agents", P(Permission::Read)),
+    ("GET", "/agents/{id}", P(Permission::Read)),
+    ("POST", "/agents/{id}/labels", P(Permission::ManageAgents)),
+    ("GET", "/agents/{id}/{action}", P(Permission::Respond)),
+    ("POST", "/agents/{id}/{action}", P(Permission::Respond)),
+    ("GET", "/enrol", P(Permission::ManageAgents)),
+    ("POST", "/enrol", P(Permission::ManageAgents)),
     ("GET", "/approvals", P(Permission::Read)),
     ("POST", "/approvals/{id}/decide", P(Permission::Approve)),
 ];
@@ -80,7 +86,13 @@ fn routes() -> Routes {
         .post("/logout", handlers::sign_out)
         .get("/", handlers::overview)
         .get("/live/overview", live::overview_events)
-        .get("/agents", handlers::agents)
+        .get("/agents", agents::list)
+        .get("/agents/{id}", agents::page)
+        .post("/agents/{id}/labels", agents::set_labels)
+        .get("/agents/{id}/{action}", actions::confirm)
+        .post("/agents/{id}/{action}", actions::act)
+        .get("/enrol", enrol::form)
+        .post("/enrol", enrol::create)
         .get("/approvals", handlers::approvals)
         .post("/approvals/{id}/decide", handlers::decide)
 }
@@ -133,5 +145,13 @@ mod tests {
             Some(P(Permission::Approve))
         );
         assert_eq!(need(&Method::DELETE, "/"), None);
+        assert_eq!(
+            need(&Method::POST, "/agents/{id}/{action}"),
+            Some(P(Permission::Respond))
+        );
+        assert_eq!(
+            need(&Method::POST, "/agents/{id}/labels"),
+            Some(P(Permission::ManageAgents))
+        );
     }
 }

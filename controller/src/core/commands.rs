@@ -169,6 +169,17 @@ impl Controller {
         admin: &Admin,
         req: CommandRequest,
     ) -> Result<CommandRow, CoreError> {
+        self.submit_with_reason(admin, req, "").await
+    }
+
+    /// As [`Self::submit_as`], with the person's reason for the action in the audit entry
+    /// (the console asks for one with every action).
+    pub async fn submit_with_reason(
+        &self,
+        admin: &Admin,
+        req: CommandRequest,
+        reason: &str,
+    ) -> Result<CommandRow, CoreError> {
         let mut entry = admin.entry(
             format!(
                 "command.{}",
@@ -179,6 +190,9 @@ impl Controller {
         .detail(
             json!({ "action": req.action, "ttl_secs": req.ttl_secs, "wait_secs": req.wait_secs }),
         );
+        if !reason.is_empty() {
+            entry.detail["reason"] = json!(reason);
+        }
         // An override of the agent's protection stands out in the log, not only in the action.
         if let Some(action::Kind::Quarantine(q)) = &req.action
             && q.force

@@ -64,6 +64,7 @@ impl Controller {
             .store
             .ingest(events, findings, Some(self.detector.grouping))
             .await?;
+        self.ingest_rate.note(added.len(), received);
         for a in alerts.iter().filter(|a| a.new) {
             // The engine outlives every sender but this one; if it is gone, so is the controller.
             let _ = self.alerts.send(a.alert_id.clone());
@@ -83,6 +84,11 @@ impl Controller {
             }
         }
         Ok(Some(through))
+    }
+
+    /// Events stored per second lately (see `rate.rs`).
+    pub fn events_per_sec(&self) -> f64 {
+        self.ingest_rate.per_sec(now_ms())
     }
 
     /// Stored events by agent (id or prefix), kind, time and text.

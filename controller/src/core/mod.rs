@@ -12,11 +12,13 @@ mod commands;
 mod detection;
 mod enrol;
 mod error;
+mod fleet;
 mod foureyes;
 mod ingest;
 mod link;
 mod people;
 mod playbooks;
+mod rate;
 pub mod ratelimit;
 mod reload;
 pub mod retention;
@@ -32,6 +34,7 @@ pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
 pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};
 pub use enrol::{Enrolled, NewToken, token_hash, token_ref};
 pub use error::{CoreError, INTERNAL, MAX_TOKEN_TTL};
+pub use fleet::{AGENT_STATES, AgentFilter, Isolation, result_of};
 pub use ingest::{EventQuery, describe};
 pub use people::{Credential, Roster};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
@@ -120,6 +123,8 @@ pub struct Controller {
     pub roster: Roster,
     /// Rate limits and used TOTP steps of console sign-ins.
     sign_ins: SignInGuard,
+    /// Events stored per second, for the overview.
+    ingest_rate: rate::IngestRate,
 }
 
 /// Why the controller could not be opened.
@@ -189,6 +194,7 @@ impl Controller {
                 engine,
                 roster,
                 sign_ins: SignInGuard::default(),
+                ingest_rate: rate::IngestRate::default(),
                 alerts,
                 notifier,
                 detector,

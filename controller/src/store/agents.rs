@@ -124,6 +124,13 @@ pub trait Agents: Send + Sync {
         desired: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Replaces the agent's labels; false for an unknown id.
+    fn set_agent_labels(
+        &self,
+        id: String,
+        labels: HashMap<String, String>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     fn agent_offline(&self, id: String) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// At start-up no stream is open yet, so no agent is online.
@@ -276,6 +283,21 @@ impl Agents for Store {
                 params![id, desired],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn set_agent_labels(
+        &self,
+        id: String,
+        labels: HashMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE agents SET labels = ?2 WHERE id = ?1",
+                params![id, labels_to_json(&labels)],
+            )?;
+            Ok(n == 1)
         })
         .await
     }

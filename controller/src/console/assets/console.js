@@ -73,6 +73,13 @@ function cell(row, text, cls) {
   return td;
 }
 
+function link(parent, href, text) {
+  const a = document.createElement("a");
+  a.href = href;
+  a.textContent = text;
+  parent.appendChild(a);
+}
+
 function alertRow(a) {
   const tr = document.createElement("tr");
   const when = document.createElement("time");
@@ -80,8 +87,8 @@ function alertRow(a) {
   when.dateTime = new Date(a.at_ms).toISOString();
   cell(tr, "").appendChild(when);
   cell(tr, a.level);
-  cell(tr, a.title);
-  cell(tr, a.agent_id, "id");
+  link(cell(tr, ""), `/incidents/${encodeURIComponent(a.incident_id)}`, a.title);
+  link(cell(tr, "", "id"), `/agents/${encodeURIComponent(a.agent_id)}`, a.agent_id);
   cell(tr, String(a.count));
   return tr;
 }
@@ -91,6 +98,8 @@ function showOverview(o) {
   setText("agents_offline", o.agents_offline);
   setText("agents_isolated", o.agents_isolated);
   setText("pending_approvals", o.pending_approvals);
+  setText("agents_degraded", o.agents_degraded);
+  setText("events_per_sec", o.events_per_sec.toFixed(1));
   for (const [severity, n] of o.open_incidents) {
     const dd = document.querySelector(`#open_incidents dd[data-severity="${CSS.escape(severity)}"]`);
     if (dd) {

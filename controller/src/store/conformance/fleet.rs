@@ -277,7 +277,19 @@ pub async fn agents_presence<S: Agents + Tokens>(s: &S) {
     s.agent_renewed("aa22".into(), "02".into(), 20_000)
         .await
         .expect("renew");
+    let labels: HashMap<String, String> = [("env".to_string(), "prod".to_string())].into();
+    assert!(
+        s.set_agent_labels("aa22".into(), labels.clone())
+            .await
+            .expect("labels")
+    );
+    assert!(
+        !s.set_agent_labels("zz".into(), labels.clone())
+            .await
+            .expect("labels")
+    );
     let b = get("aa22").await;
+    assert_eq!(b.labels, labels);
     assert!(b.isolation_desired);
     assert_eq!(
         (b.cert_serial.as_str(), b.cert_expires_at_ms),
