@@ -29,7 +29,7 @@ const NAV: &[(&str, &str, Permission)] = &[
 ];
 
 /// Scripts every page loads (each acts only on the pages that have its elements).
-const SCRIPTS: &[&str] = &["/assets/console.js"];
+const SCRIPTS: &[&str] = &["/assets/console.js", "/assets/incidents.js"];
 
 /// A whole page: the navigation and sign-out for a signed-in person, then `body`.
 pub fn page(title: &str, who: Option<&Caller>, body: Markup) -> Markup {
