@@ -95,7 +95,7 @@ pub fn timeline_entry(index: usize, t: &TimelineRow) -> Markup {
 /// Everything the incident page shows.
 pub struct IncidentView<'a> {
     pub history: &'a IncidentHistory,
-    /// The tree of the first alert's triggering process, or why there is none.
+    /// The tree of the most severe alert's triggering process, or why there is none.
     pub tree: Result<ProcessTree, String>,
 }
 

@@ -58,12 +58,15 @@ pub async fn show(
     html(incident_pages::incident(&caller, &view))
 }
 
-/// The tree of the first alert's triggering process, or why there is none.
+/// The tree of the triggering process of the most severe alert (the first of those), or
+/// why there is none.
 async fn first_tree(
     ctl: &Controller,
     alerts: &[crate::core::AlertRow],
 ) -> Result<crate::core::process_tree::ProcessTree, String> {
-    let found = alerts.iter().find_map(|a| {
+    let mut by_level: Vec<_> = alerts.iter().collect();
+    by_level.sort_by_key(|a| std::cmp::Reverse(level_index(&a.rule.level).unwrap_or(0)));
+    let found = by_level.iter().find_map(|a| {
         let e = a.event.as_ref()?;
         Some((e, super::events_page::process_of(e)?))
     });
