@@ -16,7 +16,6 @@ pub mod error;
 pub mod json;
 pub mod login;
 pub mod parse;
-mod report;
 mod rpc;
 mod term;
 mod text;

@@ -59,16 +59,7 @@ pub fn outcome_name(outcome: i32) -> &'static str {
 
 /// Unix milliseconds as RFC 3339 ("-" for none).
 pub fn time(ms: i64) -> String {
-    if ms <= 0 {
-        return "-".into();
-    }
-    ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&::time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    cordon_proto::time::rfc3339(ms)
 }
 
 /// The first 12 characters of an id or hash, for a table column.

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod limits;
 pub mod pin;
 pub mod process;
+pub mod report;
 pub mod secrets;
 pub mod status;
 pub mod time;

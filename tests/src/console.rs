@@ -124,6 +124,19 @@ impl Deployment {
         (d, console)
     }
 
+    /// A person's isolation of a protected host, waiting for a second person (with
+    /// `[people] four_eyes = true`); its approval id.
+    pub fn pending_isolation(&self, asker: &crate::people::Member) -> String {
+        let token = self.token_with_labels(&["cordon.protected=true"]);
+        let db = self.enroll_agent_with(&token, "db", &[]);
+        let asked = self.try_ctl_as(&asker.credential(), &["isolate", &db.id, "--wait", "1"]);
+        assert!(!asked.status.success(), "the isolation waits");
+        let pending = self.ctl_list(&["approvals", "list"]);
+        let pending = pending.as_array().unwrap();
+        assert_eq!(pending.len(), 1);
+        pending[0]["id"].as_str().unwrap().to_string()
+    }
+
     /// Sets `name`'s console password with `cordonctl users set-password` (on its stdin).
     pub fn set_password(&self, name: &str, password: &str) {
         let mut cmd = self.in_ctl_ns(bin("cordonctl"));

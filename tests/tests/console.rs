@@ -168,18 +168,6 @@ async fn approve(c: &Console, path: &str, b: &Browser, reason: &str) -> Reply {
     c.post(path, b, &form).await
 }
 
-/// A person's isolation of a protected host, waiting for a second person; its approval id.
-fn pending_isolation(d: &Deployment, asker: &cordon_tests::people::Member) -> String {
-    let token = d.token_with_labels(&["cordon.protected=true"]);
-    let db = d.enroll_agent_with(&token, "db", &[]);
-    let asked = d.try_ctl_as(&asker.credential(), &["isolate", &db.id, "--wait", "1"]);
-    assert!(!asked.status.success(), "the isolation waits");
-    let pending = d.ctl_list(&["approvals", "list"]);
-    let pending = pending.as_array().unwrap();
-    assert_eq!(pending.len(), 1);
-    pending[0]["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_and_four_eyes_hold_on_the_approvals_page() {
     let (d, c) = Deployment::with_console("[people]\nfour_eyes = true\n", "");
@@ -187,7 +175,7 @@ async fn roles_and_four_eyes_hold_on_the_approvals_page() {
     d.set_password("alice", PASSWORD);
     person(&d, "vera", "viewer", &[]);
     person(&d, "bob", "approver", &[]);
-    let id = pending_isolation(&d, &alice);
+    let id = d.pending_isolation(&alice);
     let decide = format!("/approvals/{id}/decide");
 
     let vera = c.browser("vera", PASSWORD).await;
@@ -314,7 +302,7 @@ async fn the_overview_follows_the_fleet_over_server_sent_events() {
     assert!(first.contains("event: overview"), "{first}");
     assert!(first.contains("\"pending_approvals\":0"), "{first}");
 
-    pending_isolation(&d, &alice);
+    d.pending_isolation(&alice);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

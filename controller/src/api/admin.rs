@@ -3,7 +3,6 @@
 //! log) and answers with the proto form of the result (`records.rs`).
 
 use super::records::*;
-use super::report;
 use super::users;
 use crate::core::{self, Controller, EventQuery, IocList, RuleFile};
 use cordon_proto::admin_service_server::AdminService;
@@ -40,6 +39,7 @@ impl AdminService for AdminApi {
             until_ms: r.until_ms,
             contains: r.contains,
             limit: r.limit,
+            ..Default::default()
         };
         answer(self.0.query_events(q).await, |events| QueryEventsResponse {
             events: events.iter().map(event_record).collect(),
@@ -333,8 +333,8 @@ impl AdminService for AdminApi {
         req: Request<GetIncidentReportRequest>,
     ) -> Answer<IncidentReport> {
         super::admin_peer(&req)?;
-        let history = self.0.incident_history(&req.get_ref().incident_id).await;
-        answer(history, report::report)
+        let report = self.0.incident_report(&req.get_ref().incident_id).await;
+        answer(report, |r| r)
     }
 
     async fn invite_user(&self, req: Request<InviteUserRequest>) -> Answer<InviteUserResponse> {

@@ -9,8 +9,15 @@ use tonic::{Code, Status};
 fn code(e: &CoreError) -> Code {
     use CoreError::*;
     match e {
-        NoAgent(_) | NoCommand(_) | NoRule(_) | NoAlert(_) | NoIncident(_) | NoPlaybook(_)
-        | NoApproval(_) | NoUser(_) => Code::NotFound,
+        NoAgent(_)
+        | NoCommand(_)
+        | NoRule(_)
+        | NoAlert(_)
+        | NoIncident(_)
+        | NoPlaybook(_)
+        | NoApproval(_)
+        | NoUser(_)
+        | NoProcess { .. } => Code::NotFound,
         CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
         NameTaken(_) => Code::AlreadyExists,
         Inactive(..) | Invite(_) | SignInRefused(_) => Code::Unauthenticated,

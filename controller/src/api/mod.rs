@@ -10,8 +10,6 @@ mod authorize;
 mod conn;
 mod enroll;
 mod error;
-mod records;
-mod report;
 pub mod tally;
 mod telemetry;
 pub mod tls;
@@ -20,6 +18,7 @@ mod users;
 pub use telemetry::{PIPELINE_DEPTH, Pipeline};
 
 use crate::ca::{Peer, peer_identity};
+use crate::core::records;
 use crate::core::sessions::StreamEnd;
 use crate::core::{Admin, Controller};
 use cordon_proto::admin_service_server::AdminServiceServer;

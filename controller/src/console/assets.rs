@@ -13,6 +13,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("console.css", CSS, include_str!("assets/console.css")),
     ("console.js", JS, include_str!("assets/console.js")),
+    ("incidents.js", JS, include_str!("assets/incidents.js")),
 ];
 
 /// `GET /assets/{name}`.

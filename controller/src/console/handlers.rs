@@ -115,6 +115,18 @@ pub struct DecideForm {
     decision: String,
     #[serde(default)]
     reason: String,
+    /// Where to go afterwards (a local path, such as the incident page the form was on).
+    #[serde(default)]
+    back: String,
+}
+
+/// `back` if it is a path on this site (not `//host/...`, not a URL with a scheme).
+pub fn local_path(back: &str) -> Option<&str> {
+    let local = back.starts_with('/')
+        && !back.starts_with("//")
+        && !back.contains(['\\', '\r', '\n'])
+        && back.len() <= 512;
+    local.then_some(back)
 }
 
 /// `POST /approvals/{id}/decide`: approve or deny, through the core's four-eyes rules.
@@ -124,6 +136,9 @@ pub async fn decide(
     Path(id): Path<String>,
     Form(f): Form<DecideForm>,
 ) -> Response {
+    if !f.back.is_empty() && local_path(&f.back).is_none() {
+        return refused(StatusCode::BAD_REQUEST, "back must be a path on this site");
+    }
     let approve = match f.decision.as_str() {
         "approve" => true,
         "deny" => false,
@@ -137,7 +152,7 @@ pub async fn decide(
         .decide_approval(&caller.admin, &id, approve, &f.reason)
         .await;
     match decided {
-        Ok(_) => Redirect::to("/approvals").into_response(),
+        Ok(_) => Redirect::to(local_path(&f.back).unwrap_or("/approvals")).into_response(),
         Err(e) => failed(&e),
     }
 }

@@ -29,7 +29,7 @@ const NAV: &[(&str, &str, Permission)] = &[
 ];
 
 /// Scripts every page loads (each acts only on the pages that have its elements).
-const SCRIPTS: &[&str] = &["/assets/console.js"];
+const SCRIPTS: &[&str] = &["/assets/console.js", "/assets/incidents.js"];
 
 /// A whole page: the navigation and sign-out for a signed-in person, then `body`.
 pub fn page(title: &str, who: Option<&Caller>, body: Markup) -> Markup {
@@ -119,7 +119,7 @@ pub fn status(e: &CoreError) -> StatusCode {
     use CoreError::*;
     match e {
         _ if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
-        NoAgent(_) | NoApproval(_) | NoIncident(_) | NoAlert(_) | NoUser(_) => {
+        NoAgent(_) | NoApproval(_) | NoIncident(_) | NoAlert(_) | NoUser(_) | NoProcess { .. } => {
             StatusCode::NOT_FOUND
         }
         PermissionDenied { .. } | OwnRequest(_) | ServiceCannotApprove(_) | Inactive(..) => {

@@ -1,24 +1,20 @@
 //! The overview's figures, gathered from the core for the page and for its live updates: a
-//! server-sent event stream (`GET /live/overview`) that sends the figures as JSON when it
-//! opens and every [`INTERVAL`] after, which `assets/console.js` writes into the page. The
-//! stream re-checks the session and the person each time and ends when either has.
+//! server-sent event stream (`GET /live/overview`, through `sse.rs`) that sends the figures
+//! as JSON when it opens and every [`INTERVAL`] after, which `assets/console.js` writes into
+//! the page.
 
 use super::Shared;
 use super::guard::Caller;
+use super::sse::{self, Feed, Stream};
 use crate::core::{Controller, CoreError, IncidentStatus};
 use crate::policy::grouping::LEVELS;
-use crate::policy::people::Kind;
-use crate::policy::roles::Permission;
 use axum::Extension;
 use axum::extract::State;
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::Event;
 use cordon_proto::limits::MAX_LIST;
 use serde::Serialize;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// How often the overview is sent again.
 pub const INTERVAL: Duration = Duration::from_secs(2);
@@ -98,45 +94,18 @@ pub async fn gather(ctl: &Controller) -> Result<Overview, CoreError> {
 pub async fn overview_events(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
-) -> Sse<ReceiverStream<Result<Event, Infallible>>> {
-    let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(INTERVAL);
-        loop {
-            tick.tick().await;
-            let allowed = still_allowed(&shared, &caller);
-            let event = match allowed {
-                false => Event::default().event("end").data("signed out"),
-                true => match gather(&shared.ctl).await {
-                    Ok(o) => overview_event(&o),
-                    Err(e) => {
-                        tracing::error!(error = %e, "console overview");
-                        Event::default().event("error").data(e.public_message())
-                    }
-                },
-            };
-            if tx.send(Ok(event)).await.is_err() || !allowed {
-                return;
-            }
-        }
-    });
-    Sse::new(ReceiverStream::new(rx))
+) -> Stream {
+    sse::stream(shared, caller, INTERVAL, OverviewFeed)
 }
 
-fn overview_event(o: &Overview) -> Event {
-    match serde_json::to_string(o) {
-        Ok(json) => Event::default().event("overview").data(json),
-        Err(e) => Event::default().event("error").data(e.to_string()),
+/// The overview, all of it each time.
+struct OverviewFeed;
+
+impl Feed for OverviewFeed {
+    async fn next(&mut self, shared: &Shared, _: &Caller) -> Result<Vec<Event>, CoreError> {
+        Ok(vec![sse::json_event(
+            "overview",
+            &gather(&shared.ctl).await?,
+        )])
     }
-}
-
-/// Whether the caller's session is still live and the person may still read. (Live updates
-/// do not count as use: an open page alone does not keep a session from going idle.)
-fn still_allowed(shared: &Shared, caller: &Caller) -> bool {
-    let admin = &caller.admin;
-    shared.sessions.is_live(&caller.session)
-        && shared
-            .ctl
-            .authorize(Kind::User, &admin.name, &admin.serial, Permission::Read)
-            .is_ok()
 }

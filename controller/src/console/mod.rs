@@ -5,21 +5,31 @@
 //! (`core::signin`); sessions live in memory (`session.rs`); every route needs one
 //! permission from one table (`routes.rs`), checked with the session and the CSRF token on
 //! each request (`guard.rs`), which also sets the security headers. Pages are written with
-//! maud (`pages.rs`), the overview updates itself over server-sent events (`live.rs`), and
-//! the stylesheet and the one small script are compiled into the binary (`assets/`).
+//! maud (`pages.rs`; the incidents in `incident_pages.rs`, the events search in
+//! `events_page.rs`, process trees in `tree_view.rs`), the overview, the incidents, an
+//! incident's timeline and the approvals update themselves over server-sent events
+//! (`sse.rs`, `live.rs`, `live_incidents.rs`), and the stylesheet and the small scripts are
+//! compiled into the binary (`assets/`).
 
 mod actions;
 mod agent_page;
 mod agents;
 mod assets;
 mod enrol;
+mod events;
+mod events_page;
 mod guard;
 mod handlers;
+mod incident_pages;
+mod incidents;
 mod layout;
 mod live;
+mod live_incidents;
 mod pages;
 pub mod routes;
 pub mod session;
+mod sse;
+mod tree_view;
 
 use crate::core::Controller;
 use crate::core::admission::{Admission, Ticket};

@@ -73,33 +73,35 @@ fn alert_row(a: &AlertLine) -> Markup {
 
 pub fn approvals(c: &Caller, pending: &[ApprovalRow]) -> Markup {
     let body = html! {
-        @if pending.is_empty() { p { "Nothing waits for approval." } }
-        @else {
-            table {
-                thead { tr { th { "Approval" } th { "What" } th { "Why" } th { "Asked by" } th { "Asked" } th { "Expires" } th { "Decision" } } }
-                tbody { @for a in pending { (approval_row(c, a)) } }
+        table {
+            thead { tr { th { "Approval" } th { "What" } th { "Why" } th { "Asked by" } th { "Asked" } th { "Expires" } th { "Decision" } } }
+            tbody #approvals data-live="/live/approvals" {
+                @if pending.is_empty() { tr.empty { td colspan="7" { "Nothing waits for approval." } } }
+                @for a in pending { (approval_row(c, a)) }
             }
         }
     };
     page("Approvals", Some(c), body)
 }
 
-fn approval_row(c: &Caller, a: &ApprovalRow) -> Markup {
+/// One pending approval's row (also sent live, keyed by its id).
+pub fn approval_row(c: &Caller, a: &ApprovalRow) -> Markup {
     html! {
-        tr {
+        tr data-key=(a.id) {
             td { (id(&a.id)) }
             td { (a.what) }
             td { (a.reason) }
             td { (a.requested_by) }
             td { (when(a.requested_at_ms)) }
             td { (when(a.expires_at_ms)) }
-            td { (decision(c, a)) }
+            td { (decision(c, a, None)) }
         }
     }
 }
 
-/// The approve and deny form, for those who may decide this approval.
-fn decision(c: &Caller, a: &ApprovalRow) -> Markup {
+/// The approve and deny form, for those who may decide this approval; after deciding, the
+/// browser goes back to `back` (a local path), or to the approvals page.
+pub fn decision(c: &Caller, a: &ApprovalRow, back: Option<&str>) -> Markup {
     if !c.may(Permission::Approve) {
         return html! { "needs the approve permission" };
     }
@@ -109,7 +111,8 @@ fn decision(c: &Caller, a: &ApprovalRow) -> Markup {
     html! {
         form.decide method="post" action={ "/approvals/" (a.id) "/decide" } {
             (csrf(c))
-            input type="text" name="reason" placeholder="reason" maxlength="1024";
+            @if let Some(b) = back { input type="hidden" name="back" value=(b); }
+            label { "Reason" input type="text" name="reason" maxlength="1024"; }
             button type="submit" name="decision" value="approve" { "Approve" }
             button type="submit" name="decision" value="deny" { "Deny" }
         }
@@ -117,13 +120,13 @@ fn decision(c: &Caller, a: &ApprovalRow) -> Markup {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::core::Admin;
     use crate::policy::people::Kind;
     use crate::policy::roles::Role;
 
-    fn caller(name: &str, role: Role) -> Caller {
+    pub fn caller(name: &str, role: Role) -> Caller {
         Caller {
             admin: Admin {
                 name: name.into(),
@@ -175,7 +178,12 @@ mod tests {
         let login = login("t0k", Some("<b>no</b>")).into_string();
         assert!(login.contains("&lt;b&gt;no") && login.contains("value=\"t0k\""));
         for p in [page, login] {
-            assert_eq!(p.matches("<script").count(), 1, "only the script file: {p}");
+            let files = p.matches("<script src=\"/assets/").count();
+            assert_eq!(
+                p.matches("<script").count(),
+                files,
+                "only script files: {p}"
+            );
             assert!(p.contains("<script src=\"/assets/console.js\"") && !p.contains("style="));
         }
     }

@@ -3,7 +3,10 @@
 //! [`Routes`], which records what it adds, and a test checks that the router and the table
 //! hold the same routes; `guard.rs` refuses a route missing from the table to everyone.
 
-use super::{Shared, actions, agents, assets, enrol, guard, handlers, live};
+use super::{
+    Shared, actions, agents, assets, enrol, events, guard, handlers, incidents, live,
+    live_incidents,
+};
 use crate::policy::roles::Permission;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
@@ -38,6 +41,18 @@ pub const CONSOLE_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/enrol", P(Permission::ManageAgents)),
     ("GET", "/approvals", P(Permission::Read)),
     ("POST", "/approvals/{id}/decide", P(Permission::Approve)),
+    ("GET", "/live/approvals", P(Permission::Read)),
+    ("GET", "/incidents", P(Permission::Read)),
+    ("GET", "/live/incidents", P(Permission::Read)),
+    ("GET", "/incidents/{id}", P(Permission::Read)),
+    ("GET", "/live/incidents/{id}", P(Permission::Read)),
+    ("GET", "/incidents/{id}/report.md", P(Permission::Read)),
+    ("GET", "/incidents/{id}/report.json", P(Permission::Read)),
+    ("POST", "/incidents/{id}/note", P(Permission::Triage)),
+    ("POST", "/incidents/{id}/status", P(Permission::Triage)),
+    ("POST", "/incidents/{id}/severity", P(Permission::Triage)),
+    ("GET", "/events", P(Permission::Read)),
+    ("GET", "/agents/{id}/tree", P(Permission::Read)),
 ];
 
 /// What the route `method path` needs; `None` for a route not in the table.
@@ -95,6 +110,18 @@ fn routes() -> Routes {
         .post("/enrol", enrol::create)
         .get("/approvals", handlers::approvals)
         .post("/approvals/{id}/decide", handlers::decide)
+        .get("/live/approvals", live_incidents::approvals_events)
+        .get("/incidents", incidents::list)
+        .get("/live/incidents", live_incidents::incidents_events)
+        .get("/incidents/{id}", incidents::show)
+        .get("/live/incidents/{id}", live_incidents::timeline_events)
+        .get("/incidents/{id}/report.md", incidents::report_md)
+        .get("/incidents/{id}/report.json", incidents::report_json)
+        .post("/incidents/{id}/note", incidents::note)
+        .post("/incidents/{id}/status", incidents::status)
+        .post("/incidents/{id}/severity", incidents::severity)
+        .get("/events", events::search)
+        .get("/agents/{id}/tree", incidents::tree)
 }
 
 /// The console's router: the routes behind the guard, the security headers on everything.
@@ -153,5 +180,9 @@ mod tests {
             need(&Method::POST, "/agents/{id}/labels"),
             Some(P(Permission::ManageAgents))
         );
+        for change in ["note", "status", "severity"] {
+            let route = format!("/incidents/{{id}}/{change}");
+            assert_eq!(need(&Method::POST, &route), Some(P(Permission::Triage)));
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::policy::grouping::LEVELS;
 use crate::store::{AlertRow, IncidentRow, IncidentStatus, IocImport, RuleRow};
 use crate::store::{Alerts, Rules};
 use cordon_proto::RuleOutcome;
-use cordon_proto::limits::{MAX_IOCS, MAX_RULE_BYTES, MAX_RULE_FILES};
+use cordon_proto::limits::{MAX_IOCS, MAX_RULE_BYTES, MAX_RULE_FILES, MAX_TEXT};
 use cordon_proto::time::now_ms;
 use serde_json::json;
 
@@ -247,6 +247,46 @@ impl Controller {
                 .set_incident_status(incident.to_string(), status, admin.name.clone(), now_ms())
                 .await?
                 .ok_or_else(|| CoreError::NoIncident(incident.into()))
+        }
+        .await;
+        self.audited(entry, result, |id, e| e.target = format!("incident:{id}"))
+            .await
+    }
+
+    /// Sets an incident's severity (a level name), on its timeline with who did it and why;
+    /// returns its id. Later alerts may raise it again, never lower it.
+    pub async fn set_incident_severity(
+        &self,
+        admin: &Admin,
+        incident: &str,
+        severity: &str,
+        reason: &str,
+    ) -> Result<String, CoreError> {
+        let entry = admin
+            .entry("incident.set_severity", format!("incident:{incident}"))
+            .detail(json!({ "severity": severity, "reason": reason }));
+        let result = async {
+            if severity.is_empty() {
+                return Err(CoreError::UnknownLevel(severity.into()));
+            }
+            level_index(severity)?;
+            if reason.len() > MAX_TEXT {
+                return Err(CoreError::BadNote);
+            }
+            let Some((inc, _, _)) = self.store.incident(incident.into()).await? else {
+                return Err(CoreError::NoIncident(incident.into()));
+            };
+            self.store
+                .set_incident_severity(inc.id.clone(), severity.into())
+                .await?;
+            let why = match reason.trim() {
+                "" => String::new(),
+                r => format!(": {r}"),
+            };
+            let text = format!("severity {} -> {severity}{why}", inc.severity);
+            self.timeline(&inc.id, "severity", &admin.name, text, "")
+                .await?;
+            Ok(inc.id)
         }
         .await;
         self.audited(entry, result, |id, e| e.target = format!("incident:{id}"))

@@ -101,6 +101,8 @@ pub enum CoreError {
     NoIncident(String),
     #[error("a note is 1 to 4096 characters of text")]
     BadNote,
+    #[error("no process {pid} in agent {agent}'s stored events")]
+    NoProcess { agent: String, pid: u32 },
     #[error("{origin}: playbook of {size} bytes is over the limit of {MAX_PLAYBOOK_BYTES}")]
     PlaybookTooLarge { origin: String, size: usize },
     #[error(transparent)]

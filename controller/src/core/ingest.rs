@@ -4,7 +4,7 @@
 
 use super::{Controller, CoreError};
 use crate::store::Events;
-use crate::store::{EventFilter, StoredEvent};
+use crate::store::{EventFilter, EventKey, StoredEvent};
 use cordon_proto::limits::{MAX_BATCH_EVENTS, MAX_QUERY_TEXT};
 use cordon_proto::time::now_ms;
 use cordon_proto::{Event, ProcessEvent, TelemetryBatch, event, file_event, process_event};
@@ -20,6 +20,9 @@ pub struct EventQuery {
     pub until_ms: Option<i64>,
     pub contains: String,
     pub limit: u32,
+    /// A page: only events older than this one, or only newer (see `EventFilter`).
+    pub before: Option<EventKey>,
+    pub after: Option<EventKey>,
 }
 
 impl Controller {
@@ -105,6 +108,8 @@ impl Controller {
             until_ms: q.until_ms,
             contains: some(q.contains),
             limit: super::agents::list_limit(q.limit)?,
+            before: q.before,
+            after: q.after,
         };
         Ok(self.store.query_events(filter).await?)
     }

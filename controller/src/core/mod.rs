@@ -19,8 +19,11 @@ mod link;
 mod people;
 mod playbooks;
 mod rate;
+pub mod process_tree;
 pub mod ratelimit;
+pub mod records;
 mod reload;
+mod report;
 pub mod retention;
 pub mod sessions;
 mod signin;
@@ -28,7 +31,10 @@ mod users;
 
 pub use crate::store::action_kind;
 /// Records the core's operations answer with, for the front ends (which never use the store).
-pub use crate::store::{ApprovalRow, IncidentStatus};
+pub use crate::store::{
+    AlertRow, ApprovalRow, ApprovalStatus, EventKey, IncidentRow, IncidentStatus, RunRow, StepRow,
+    StoredEvent, TimelineRow,
+};
 pub use agents::Presence;
 pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
 pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};

@@ -6,6 +6,8 @@ use super::retention::PRUNE_CHUNK;
 use super::{Ingested, Pruned, Store, StoreError};
 use crate::policy::grouping::Grouping;
 
+use cordon_proto::{Event, event};
+use prost::Message;
 use rusqlite::params;
 
 /// One event as stored: its sequence number, time, kind, one-line summary and encoded body.
@@ -29,6 +31,49 @@ pub struct EventFilter {
     pub until_ms: Option<i64>,
     pub contains: Option<String>,
     pub limit: u32,
+    /// A page: only events before (older than) this one, or only after (newer than) it, in
+    /// the events' order (time, agent, seq).
+    pub before: Option<EventKey>,
+    pub after: Option<EventKey>,
+}
+
+/// An event's place in the order events are listed in: time, then agent, then seq.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventKey {
+    pub time_ms: i64,
+    pub agent_id: String,
+    pub seq: u64,
+}
+
+impl StoredEvent {
+    pub fn key(&self) -> EventKey {
+        EventKey {
+            time_ms: self.time_ms,
+            agent_id: self.agent_id.clone(),
+            seq: self.seq,
+        }
+    }
+}
+
+/// Which process events of an agent `process_events` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessLink {
+    /// Those of processes with this pid (any start time: pids are reused).
+    Pid(u32),
+    /// Those of processes whose parent had this pid.
+    Parent(u32),
+}
+
+/// A process event's pid, parent pid and start ticks, as the store indexes them; `None` for
+/// any other event (or a body that does not decode).
+pub(super) fn process_key(e: &StoredEvent) -> Option<(u32, u32, u64)> {
+    if e.kind != "process" {
+        return None;
+    }
+    match Event::decode(e.body.as_slice()).ok()?.body? {
+        event::Body::Process(p) => Some((p.pid, p.ppid, p.start_ticks)),
+        _ => None,
+    }
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -66,10 +111,20 @@ pub trait Events: Send + Sync {
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// Events matching `f` (the summary containing `f.contains` literally, case-insensitive
-    /// for ASCII), the newest `f.limit`, returned oldest first.
+    /// for ASCII), the newest `f.limit` (with `f.after`, the oldest `f.limit` after it),
+    /// returned oldest first.
     fn query_events(
         &self,
         f: EventFilter,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+
+    /// An agent's process events linked to a pid as `by` says, oldest first, at most `limit`
+    /// (the newest of them). Found by index, however many other events are stored.
+    fn process_events(
+        &self,
+        agent_id: String,
+        by: ProcessLink,
+        limit: u32,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
     /// The newest `limit` events of an agent, newest last.
@@ -122,21 +177,60 @@ impl Events for Store {
                         .replace('_', "\\_")
                 )
             });
-            let mut stmt = c.prepare(
+            // The page nearest the `after` cursor is the oldest after it; any other, the newest.
+            let order = if f.after.is_some() { "ASC" } else { "DESC" };
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT agent_id, seq, time_ms, kind, summary, body, received_at FROM
                    (SELECT * FROM events
                     WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR kind = ?2)
                       AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR time_ms <= ?4)
                       AND (?5 IS NULL OR summary LIKE ?5 ESCAPE '\\')
-                    ORDER BY time_ms DESC, seq DESC LIMIT ?6)
-                 ORDER BY time_ms, seq",
-            )?;
+                      AND (?7 IS NULL OR (time_ms, agent_id, seq) < (?7, ?8, ?9))
+                      AND (?10 IS NULL OR (time_ms, agent_id, seq) > (?10, ?11, ?12))
+                    ORDER BY time_ms {order}, agent_id {order}, seq {order} LIMIT ?6)
+                 ORDER BY time_ms, agent_id, seq"
+            ))?;
+            let (b, a) = (f.before.as_ref(), f.after.as_ref());
             let rows = stmt.query_map(
                 params![
-                    f.agent_id, f.kind, f.since_ms, f.until_ms, contains, f.limit
+                    f.agent_id,
+                    f.kind,
+                    f.since_ms,
+                    f.until_ms,
+                    contains,
+                    f.limit,
+                    b.map(|k| k.time_ms),
+                    b.map(|k| k.agent_id.clone()),
+                    b.map(|k| k.seq as i64),
+                    a.map(|k| k.time_ms),
+                    a.map(|k| k.agent_id.clone()),
+                    a.map(|k| k.seq as i64),
                 ],
                 from_row,
             )?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn process_events(
+        &self,
+        agent_id: String,
+        by: ProcessLink,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (column, pid) = match by {
+            ProcessLink::Pid(p) => ("pid", p),
+            ProcessLink::Parent(p) => ("ppid", p),
+        };
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT agent_id, seq, time_ms, kind, summary, body, received_at FROM
+                   (SELECT * FROM events WHERE agent_id = ?1 AND {column} = ?2
+                    ORDER BY time_ms DESC, seq DESC LIMIT ?3)
+                 ORDER BY time_ms, seq"
+            ))?;
+            let rows = stmt.query_map(params![agent_id, pid, limit], from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await

@@ -160,10 +160,12 @@ fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
     let mut added = Vec::new();
     let mut alerts = Vec::new();
     let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO events (agent_id, seq, time_ms, kind, body, received_at, summary)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR IGNORE INTO events (agent_id, seq, time_ms, kind, body, received_at, summary,
+                                       pid, ppid, start_ticks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for (i, (e, found)) in job.events.iter().zip(&job.findings).enumerate() {
+        let p = super::events::process_key(e);
         let n = stmt.execute(params![
             e.agent_id,
             e.seq as i64,
@@ -171,7 +173,10 @@ fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
             e.kind,
             e.body,
             e.received_at_ms,
-            e.summary
+            e.summary,
+            p.map(|p| p.0),
+            p.map(|p| p.1),
+            p.map(|p| p.2 as i64),
         ])?;
         if n == 0 {
             continue;

@@ -22,7 +22,7 @@ pub use alerts::{
 };
 pub use audit::AuditLog;
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
-pub use events::{EventFilter, Events, StoredEvent};
+pub use events::{EventFilter, EventKey, Events, ProcessLink, StoredEvent};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, PlaybookStore, RunDetail, RunRow, StepRow};
 pub use principals::{
@@ -103,6 +103,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_playbooks.sql"),
     include_str!("migrations/0008_principals.sql"),
     include_str!("migrations/0009_approval_requests.sql"),
+    include_str!("migrations/0010_event_process.sql"),
 ];
 
 #[derive(Clone)]

@@ -6,11 +6,12 @@ use crate::cli::JSON_ONE;
 use crate::cli::Listing;
 use crate::client::AdminClient;
 use crate::error::CtlError;
+use crate::json;
 use crate::rpc::call;
 use crate::term::{clean, emit, outln};
 use crate::text::{short, time};
-use crate::{json, report};
 use clap::{Subcommand, ValueEnum};
+use cordon_proto::report;
 use cordon_proto::*;
 
 #[derive(Subcommand, Debug)]

@@ -3,7 +3,9 @@
 //! what is past its limits.
 
 use super::alerts::{G, finding};
-use crate::store::{EventFilter, Events, StoredEvent};
+use crate::store::{EventFilter, Events, ProcessLink, StoredEvent};
+use cordon_proto::{Event, ProcessEvent, event};
+use prost::Message;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -113,6 +115,7 @@ fn filter(
         until_ms,
         contains: contains.map(String::from),
         limit,
+        ..Default::default()
     }
 }
 
@@ -274,4 +277,96 @@ pub async fn retention<S: Events>(s: &S) {
     ];
     let added = s.insert_events(resent).await.expect("insert");
     assert_eq!(keys(&added), [("a", 1)], "pruned is new again; kept is not");
+}
+
+/// A process's exec event: `pid` started at `ticks` under `ppid`, running `argv`.
+pub fn exec(agent: &str, seq: u64, (pid, ppid, ticks): (u32, u32, u64), argv: &str) -> StoredEvent {
+    let p = ProcessEvent {
+        kind: cordon_proto::process_event::Kind::Exec as i32,
+        pid,
+        ppid,
+        start_ticks: ticks,
+        argv: argv.split(' ').map(String::from).collect(),
+        ..Default::default()
+    };
+    let body = Event {
+        seq,
+        time_ms: seq as i64,
+        body: Some(event::Body::Process(p)),
+    };
+    StoredEvent {
+        body: body.encode_to_vec(),
+        ..event(agent, seq, seq as i64, "process", argv)
+    }
+}
+
+/// An agent's process events are found by pid and by parent pid: every instance of a
+/// reused pid, no other agent's, no event of another kind, the newest `limit`.
+pub async fn process_queries<S: Events>(s: &S) {
+    s.insert_events(vec![
+        exec("a", 1, (10, 1, 100), "sh"),
+        exec("a", 2, (11, 10, 110), "id"),
+        exec("a", 3, (12, 10, 120), "ls"),
+        exec("a", 4, (10, 1, 900), "reused"),
+        exec("b", 5, (10, 1, 100), "other host"),
+        event("a", 6, 6, "file", "create /tmp/x"),
+    ])
+    .await
+    .expect("insert");
+    let seqs = |v: Vec<StoredEvent>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let found = |by, limit| s.process_events("a".into(), by, limit);
+    assert_eq!(
+        seqs(found(ProcessLink::Pid(10), 100).await.expect("query")),
+        [1, 4]
+    );
+    assert_eq!(
+        seqs(found(ProcessLink::Parent(10), 100).await.expect("query")),
+        [2, 3]
+    );
+    assert_eq!(
+        seqs(found(ProcessLink::Parent(10), 1).await.expect("query")),
+        [3]
+    );
+    assert!(
+        found(ProcessLink::Pid(99), 100)
+            .await
+            .expect("query")
+            .is_empty()
+    );
+    let b = s.process_events("b".into(), ProcessLink::Pid(10), 100);
+    assert_eq!(seqs(b.await.expect("query")), [5]);
+}
+
+/// Pages of a query follow the events' order: `before` the oldest shown gives the page
+/// older than it, `after` the newest shown the page newer, with nothing skipped or repeated.
+pub async fn event_pages<S: Events>(s: &S) {
+    let mut batch = four();
+    batch.push(event("b", 2, 300, "file", "same time as a/3"));
+    s.insert_events(batch).await.expect("insert");
+    let page = |before, after| {
+        let f = EventFilter {
+            limit: 2,
+            before,
+            after,
+            ..Default::default()
+        };
+        async move {
+            let found = s.query_events(f).await.expect("query");
+            let keys: Vec<String> = keys(&found)
+                .iter()
+                .map(|(a, q)| format!("{a}/{q}"))
+                .collect();
+            (keys.join(" "), found)
+        }
+    };
+    let (newest, rows) = page(None, None).await;
+    assert_eq!(newest, "a/3 b/2", "ties in time go by agent");
+    let (older, rows2) = page(Some(rows[0].key()), None).await;
+    assert_eq!(older, "b/1 a/2");
+    let (oldest, rows3) = page(Some(rows2[0].key()), None).await;
+    assert_eq!(oldest, "a/1");
+    let (newer, _) = page(None, Some(rows3[0].key())).await;
+    assert_eq!(newer, "b/1 a/2", "the page just after, oldest first");
+    let (none, _) = page(None, Some(rows[1].key())).await;
+    assert_eq!(none, "", "nothing is newer than the newest");
 }

@@ -18,7 +18,8 @@ pub use alerts::{
     alert_grouping, alert_queries, incident_listing, incident_notes, incident_status,
 };
 pub use events::{
-    concurrent_batches, event_queries, events_stored_once, ingest_records_findings_once, retention,
+    concurrent_batches, event_pages, event_queries, events_stored_once, exec,
+    ingest_records_findings_once, process_queries, retention,
 };
 pub use fleet::{
     agents_enrolment, agents_presence, agents_revocation, audit_log, command_queue, tokens,
@@ -73,7 +74,8 @@ mod sqlite {
     sqlite_keeps! {
         sqlite_keeps_the_agents_contract: agents_enrolment, agents_presence, agents_revocation;
         sqlite_keeps_the_token_contract: tokens;
-        sqlite_keeps_the_event_query_contract: event_queries;
+        sqlite_keeps_the_event_query_contract: event_queries, event_pages;
+        sqlite_finds_process_events_by_pid: process_queries;
         sqlite_records_findings_once: ingest_records_findings_once;
         sqlite_keeps_the_retention_contract: retention;
         sqlite_keeps_the_alerts_contract: alert_grouping, alert_queries;

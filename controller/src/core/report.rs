@@ -3,13 +3,21 @@
 //! was contained).
 
 use super::records::incident_details;
-use crate::core::IncidentHistory;
+use super::{Controller, CoreError, IncidentHistory};
 use crate::store::{Agent, RunRow, StepRow};
 use cordon_proto::time::now_ms;
 use cordon_proto::*;
 
 /// Step actions whose confirmed success contains the host.
 const CONTAINING_ACTIONS: &[&str] = &["isolate_host", "kill_process"];
+
+impl Controller {
+    /// The post-incident report of an incident (by id or prefix), as `cordonctl incidents
+    /// report` and the console's download give it.
+    pub async fn incident_report(&self, id: &str) -> Result<IncidentReport, CoreError> {
+        Ok(report(self.incident_history(id).await?))
+    }
+}
 
 /// Everything known about an incident, with its times worked out.
 pub fn report(h: IncidentHistory) -> IncidentReport {

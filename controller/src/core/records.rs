@@ -1,6 +1,7 @@
-//! The proto form of what the core returns: one function per record the admin API sends.
+//! The proto form of what the core returns: one function per record the admin API sends
+//! (and the incident report, built here in the core, is made of).
 
-use crate::core::{IncidentDetails, PlaybookInfo, Presence};
+use super::{IncidentDetails, PlaybookInfo, Presence};
 use crate::policy::audit::{AuditRecord, Verification};
 use crate::store::{
     AlertRow, ApprovalRow, CommandRow, CommandStatus, IncidentRow, RuleRow, StoredEvent,

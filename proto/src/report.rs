@@ -1,7 +1,8 @@
-//! `cordonctl incidents report`: the post-incident report as Markdown for people, or as JSON.
+//! The post-incident report as Markdown for people: what `cordonctl incidents report` prints
+//! and what the web console downloads (both render the same `IncidentReport`).
 
-use crate::text::time;
-use cordon_proto::*;
+use crate::time::rfc3339 as time;
+use crate::*;
 use std::fmt::Write;
 
 /// A duration for people: "85 ms", "1.204 s", "3 min 12 s".

@@ -1,0 +1,176 @@
+//! The events search page: the form (agent, kind, time range, text), a page of events newest
+//! first, each expanding to its full JSON (`<details>`, no script), links to the older and
+//! newer pages, and from a process event its tree and, for those who may respond, kill.
+
+use super::guard::Caller;
+use super::layout::{page, when};
+use crate::core::StoredEvent;
+use crate::core::records::event_record;
+use crate::policy::roles::Permission;
+use cordon_proto::{Event, ProcessEvent, event, process_event};
+use maud::{Markup, html};
+use prost::Message;
+
+/// Relative time ranges offered beside the explicit bounds: (value, label, milliseconds).
+pub const PRESETS: &[(&str, &str, i64)] = &[
+    ("1h", "last hour", 3_600_000),
+    ("1d", "last day", 86_400_000),
+    ("7d", "last week", 7 * 86_400_000),
+];
+/// Event kinds offered.
+const KINDS: &[&str] = &["process", "file", "notice"];
+
+/// The search as the form (query string) gives it.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+pub struct Search {
+    #[serde(default)]
+    pub agent: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub range: String,
+    /// `YYYY-MM-DDTHH:MM` in UTC, as a datetime-local input sends it.
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub until: String,
+    #[serde(default)]
+    pub text: String,
+    /// Page cursors: `TIME:SEQ:AGENT` of the event to go past.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub before: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub after: String,
+}
+
+/// What the page shows: the events found (oldest first), or why the search failed.
+pub struct Found<'a> {
+    pub events: Result<&'a [StoredEvent], String>,
+    /// Whether there may be older events than this page's.
+    pub older: bool,
+}
+
+/// A process event's body, if the event is one.
+pub fn process_of(e: &StoredEvent) -> Option<ProcessEvent> {
+    match Event::decode(e.body.as_slice()).ok()?.body? {
+        event::Body::Process(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// The tree page of the process an event is about.
+pub fn tree_href(agent_id: &str, p: &ProcessEvent, time_ms: i64) -> String {
+    format!(
+        "/agents/{agent_id}/tree?pid={}&start={}&at={time_ms}",
+        p.pid, p.start_ticks
+    )
+}
+
+/// The cursor naming an event's place, for `before` and `after`.
+pub fn cursor(e: &StoredEvent) -> String {
+    format!("{}:{}:{}", e.time_ms, e.seq, e.agent_id)
+}
+
+/// The search with a page cursor in place of the other.
+fn page_href(s: &Search, before: String, after: String) -> String {
+    let q = Search {
+        before,
+        after,
+        ..s.clone()
+    };
+    format!("/events?{}", query_string(&q))
+}
+
+/// The query string of a search (values percent-encoded).
+fn query_string(s: &Search) -> String {
+    let pairs = [
+        ("agent", &s.agent),
+        ("kind", &s.kind),
+        ("range", &s.range),
+        ("since", &s.since),
+        ("until", &s.until),
+        ("text", &s.text),
+        ("before", &s.before),
+        ("after", &s.after),
+    ];
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn events(c: &Caller, s: &Search, found: &Found<'_>) -> Markup {
+    let body = html! {
+        form.search method="get" action="/events" {
+            label { "Agent " input type="text" name="agent" value=(s.agent); }
+            label { "Kind " select name="kind" {
+                option value="" selected[s.kind.is_empty()] { "any" }
+                @for k in KINDS { option value=(k) selected[*k == s.kind] { (k) } }
+            } }
+            label { "Time " select name="range" {
+                option value="" selected[s.range.is_empty()] { "any time, or the bounds below" }
+                @for (v, label, _) in PRESETS { option value=(v) selected[*v == s.range] { (label) } }
+            } }
+            label { "Since (UTC) " input type="datetime-local" name="since" value=(s.since); }
+            label { "Until (UTC) " input type="datetime-local" name="until" value=(s.until); }
+            label { "Text " input type="search" name="text" value=(s.text) maxlength="1024"; }
+            button type="submit" { "Search" }
+        }
+        @match &found.events {
+            Err(why) => p.problem role="alert" { (why) },
+            Ok(events) => (results(c, s, events, found.older)),
+        }
+    };
+    page("Events", Some(c), body)
+}
+
+fn results(c: &Caller, s: &Search, events: &[StoredEvent], older: bool) -> Markup {
+    let paged = !s.before.is_empty() || !s.after.is_empty();
+    html! {
+        @if events.is_empty() { p { "No events match." } }
+        ol #events reversed {
+            @for e in events.iter().rev() { (one(c, e)) }
+        }
+        nav.pages aria-label="Pages" {
+            @if let (true, Some(newest)) = (paged, events.last()) {
+                a #newer rel="prev" href=(page_href(s, String::new(), cursor(newest))) { "Newer events" } " "
+            }
+            @if let (true, Some(oldest)) = (older, events.first()) {
+                a #older rel="next" href=(page_href(s, cursor(oldest), String::new())) { "Older events" }
+            }
+        }
+    }
+}
+
+/// One event: when, where, what, its JSON, and for a process its tree and kill.
+fn one(c: &Caller, e: &StoredEvent) -> Markup {
+    let process = process_of(e);
+    let json = serde_json::to_string_pretty(&event_record(e)).unwrap_or_default();
+    html! {
+        li.event data-key=(cursor(e)) {
+            (when(e.time_ms)) " "
+            code { (e.agent_id) } " " span.kind { (e.kind) } " "
+            span.summary { (e.summary) }
+            @if let Some(p) = &process {
+                " " a href=(tree_href(&e.agent_id, p, e.time_ms)) { "Process tree" }
+                @if c.may(Permission::Respond) && p.kind() == process_event::Kind::Exec {
+                    " " a.kill href={ "/agents/" (e.agent_id) "/kill?pid=" (p.pid) "&event=" (e.seq) } { "Kill pid " (p.pid) }
+                }
+            }
+            details { summary { "JSON of event " (e.seq) } pre { (json) } }
+        }
+    }
+}
