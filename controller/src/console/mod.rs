@@ -9,13 +9,20 @@
 //! the stylesheet and the one small script are compiled into the binary (`assets/`).
 
 mod assets;
+mod audit;
+#[cfg(test)]
+mod fixtures;
 mod guard;
 mod handlers;
+mod invite;
 mod layout;
 mod live;
 mod pages;
+mod playbooks;
 pub mod routes;
+mod rules;
 pub mod session;
+mod users;
 
 use crate::core::Controller;
 use crate::core::admission::{Admission, Ticket};

@@ -10,6 +10,7 @@ mod agents;
 mod audit;
 mod commands;
 mod detection;
+mod dryrun;
 mod enrol;
 mod error;
 mod foureyes;
@@ -20,13 +21,16 @@ mod playbooks;
 pub mod ratelimit;
 mod reload;
 pub mod retention;
+mod ruletest;
 pub mod sessions;
 mod signin;
 mod users;
 
 pub use crate::store::action_kind;
 /// Records the core's operations answer with, for the front ends (which never use the store).
-pub use crate::store::{ApprovalRow, IncidentStatus};
+pub use crate::store::{
+    ApprovalRow, AuditFilter, IncidentStatus, PrincipalChange, PrincipalRow, RuleRow, RunDetail,
+};
 pub use agents::Presence;
 pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
 pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};
@@ -36,6 +40,7 @@ pub use ingest::{EventQuery, describe};
 pub use people::{Credential, Roster};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
 pub use reload::RELOAD_ACTOR;
+pub use ruletest::{MAX_TEST_EVENT, RuleTest, RuleToTest};
 pub use signin::{SignIn, SignInGuard, SignInRefusal};
 pub use users::{InviteRequest, Invited, MAX_PASSWORD, MIN_PASSWORD};
 

