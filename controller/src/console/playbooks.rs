@@ -149,6 +149,38 @@ mod tests {
     }
 
     #[test]
+    fn a_run_shows_its_steps_and_links_to_its_incident() {
+        use crate::store::{RunRow, RunStatus, StepRow, StepStatus};
+        let run = RunRow {
+            id: "run-1".into(),
+            playbook: "contain".into(),
+            source: String::new(),
+            alert_id: "alr-1".into(),
+            incident_id: "inc-7".into(),
+            agent_id: "a1".into(),
+            dry_run: true,
+            status: RunStatus::Succeeded,
+            step: 1,
+            started_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let step = StepRow {
+            idx: 0,
+            name: "isolate".into(),
+            action: "isolate_host".into(),
+            status: StepStatus::Succeeded,
+            detail: "<would isolate>".into(),
+            command_id: String::new(),
+            started_at_ms: 0,
+            finished_at_ms: 0,
+        };
+        let page = render(&caller("vic", Role::Viewer), &[], &[(run, vec![step])]).into_string();
+        assert!(page.contains("href=\"/incidents/inc-7\"") && page.contains("(dry run)"));
+        assert!(page.contains("isolate (isolate_host): succeeded"));
+        assert!(page.contains("&lt;would isolate&gt;"));
+    }
+
+    #[test]
     fn only_those_who_manage_detection_can_switch() {
         let all = [info("contain")];
         let admin = render(&caller("ada", Role::Admin), &all, &[]).into_string();

@@ -73,7 +73,7 @@ pub async fn upload(
         return refused(StatusCode::BAD_REQUEST, "paste a rule's YAML first");
     }
     let file = RuleFile {
-        origin: "console upload".into(),
+        origin: format!("console: {}", c.admin.name),
         yaml: f.yaml.clone(),
     };
     let problem = match s.ctl.import_rules(&c.admin, vec![file]).await {
@@ -228,6 +228,10 @@ fn test_form(c: &Caller, all: &[RuleRow], f: &TestForm, verdict: Option<&RuleTes
                 @if t.matched { strong { "Match: " } } @else { strong { "No match: " } }
                 (t.title) " (" (t.rule_id) ", " (t.level) ") on a " (t.category) " event."
             }
+            p #rule-test-selections {
+                "Selections that match the event on their own: "
+                @if t.selections.is_empty() { "none" } @else { (t.selections.join(", ")) }
+            }
         }
     }
 }
@@ -275,6 +279,7 @@ mod tests {
             level: "high".into(),
             category: "process_creation".into(),
             matched: true,
+            selections: vec!["selection".into()],
         };
         let v = View {
             verdict: Some(verdict),
@@ -283,6 +288,7 @@ mod tests {
         };
         let page = render(&caller("vic", Role::Viewer), &[], &v).into_string();
         assert!(page.contains("data-matched=\"true\"") && page.contains("Match: "));
+        assert!(page.contains("on their own: selection<"));
         assert!(page.contains("bad &lt;yaml&gt;"));
     }
 }

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 /// Largest event accepted, as JSON text.
 pub const MAX_TEST_EVENT: usize = 16 * 1024;
+/// Most selections judged one by one.
+const MAX_SELECTIONS: usize = 16;
 
 /// The rule to try.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct RuleTest {
     /// The log source category the event was judged as.
     pub category: String,
     pub matched: bool,
+    /// The rule's selections that match the event on their own.
+    pub selections: Vec<String>,
 }
 
 impl Controller {
@@ -62,36 +66,108 @@ pub fn judge(origin: &str, yaml: &str, event: &str) -> Result<RuleTest, CoreErro
         return Err(CoreError::TestEventTooLarge(event.len()));
     }
     let rule = parse_rule(yaml, origin).map_err(CoreError::BadRule)?;
-    let mut set = RuleSet::new();
-    set.insert(rule.clone()).map_err(CoreError::BadRule)?;
-    let value: Value =
-        serde_json::from_str(event).map_err(|e| CoreError::BadTestEvent(e.to_string()))?;
-    let (category, matched) = match serde_json::from_value::<Event>(value.clone()) {
-        Ok(e) => {
-            let category = cordon_detect::fields::view(&e).map(|(c, _)| c.to_string());
-            (category.unwrap_or_default(), !set.evaluate(&e).is_empty())
-        }
-        Err(_) => {
-            let Value::Object(mut fields) = value else {
-                let why = "it must be a JSON object".to_string();
-                return Err(CoreError::BadTestEvent(why));
-            };
-            let category = match fields.remove("category") {
-                Some(Value::String(c)) => c,
-                Some(_) => return Err(CoreError::BadTestEvent("category is text".into())),
-                None => PROCESS_CREATION.to_string(),
-            };
-            let matched = !set.evaluate_fields(&category, &fields).is_empty();
-            (category, matched)
-        }
-    };
+    let sample = Sample::parse(event)?;
+    let matched = sample
+        .matched_by(yaml, origin)
+        .map_err(CoreError::BadRule)?;
+    let selections = selections(yaml)
+        .into_iter()
+        .filter(|name| {
+            alone(yaml, name).is_some_and(|y| sample.matched_by(&y, origin).unwrap_or(false))
+        })
+        .collect();
     Ok(RuleTest {
         rule_id: rule.id,
         title: rule.title,
         level: rule.level,
-        category,
+        category: sample.category(),
         matched,
+        selections,
     })
+}
+
+/// The event to judge: as the controller stores it, or Sigma fields.
+enum Sample {
+    Event(Event),
+    Fields(String, serde_json::Map<String, Value>),
+}
+
+impl Sample {
+    fn parse(text: &str) -> Result<Self, CoreError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| CoreError::BadTestEvent(e.to_string()))?;
+        if let Ok(e) = serde_json::from_value::<Event>(value.clone()) {
+            return Ok(Self::Event(e));
+        }
+        let Value::Object(mut fields) = value else {
+            return Err(CoreError::BadTestEvent("it must be a JSON object".into()));
+        };
+        let category = match fields.remove("category") {
+            Some(Value::String(c)) => c,
+            Some(_) => return Err(CoreError::BadTestEvent("category is text".into())),
+            None => PROCESS_CREATION.to_string(),
+        };
+        Ok(Self::Fields(category, fields))
+    }
+
+    fn category(&self) -> String {
+        match self {
+            Self::Event(e) => cordon_detect::fields::view(e)
+                .map(|(c, _)| c.to_string())
+                .unwrap_or_default(),
+            Self::Fields(c, _) => c.clone(),
+        }
+    }
+
+    /// Whether the rule in `yaml`, alone in a rule set, matches.
+    fn matched_by(&self, yaml: &str, origin: &str) -> Result<bool, cordon_detect::RuleError> {
+        let mut set = RuleSet::new();
+        set.insert(parse_rule(yaml, origin)?)?;
+        let found = match self {
+            Self::Event(e) => set.evaluate(e),
+            Self::Fields(category, fields) => set.evaluate_fields(category, fields),
+        };
+        Ok(!found.is_empty())
+    }
+}
+
+/// The names under `detection:` other than `condition` (at most [`MAX_SELECTIONS`]).
+fn selections(yaml: &str) -> Vec<String> {
+    let Ok(docs) = cordon_detect::yaml::parse(yaml) else {
+        return Vec::new();
+    };
+    let detection = docs.first().and_then(|d| d.get("detection"));
+    let Some(pairs) = detection.and_then(|d| d.as_map()) else {
+        return Vec::new();
+    };
+    pairs
+        .iter()
+        .filter_map(|(k, _)| k.as_str())
+        .filter(|k| !["condition", "timeframe"].contains(k))
+        .filter(|k| k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .take(MAX_SELECTIONS)
+        .map(str::to_string)
+        .collect()
+}
+
+/// `yaml` with its condition replaced by `selection` alone; `None` unless the condition is a
+/// one-line scalar.
+fn alone(yaml: &str, selection: &str) -> Option<String> {
+    let docs = cordon_detect::yaml::parse(yaml).ok()?;
+    let detection = docs.first()?.get("detection")?.as_map()?;
+    let (key, value) = detection
+        .iter()
+        .find(|(k, _)| k.as_str() == Some("condition"))?;
+    value.as_str()?;
+    let at = key.pos.line.checked_sub(1)?;
+    let mut lines: Vec<String> = yaml.lines().map(str::to_string).collect();
+    let line = lines.get_mut(at)?;
+    let head = line.find("condition:")?;
+    if value.pos.line != key.pos.line {
+        return None;
+    }
+    *line = format!("{}condition: {selection}", &line[..head]);
+    Some(lines.join("\n"))
 }
 
 #[cfg(test)]
@@ -144,6 +220,21 @@ detection:
                 .unwrap()
                 .matched
         );
+    }
+
+    #[test]
+    fn the_selections_that_match_are_named() {
+        let rule = RULE.replace(
+            "  condition: selection\n",
+            "  filter:\n    User: root\n  condition: selection and not filter\n",
+        );
+        let root = r#"{"Image": "/usr/bin/curl", "CommandLine": "curl x | sh", "User": "root"}"#;
+        let t = judge("r", &rule, root).unwrap();
+        assert!(!t.matched);
+        assert_eq!(t.selections, ["selection", "filter"]);
+        let other = root.replace("root", "ann");
+        let t = judge("r", &rule, &other).unwrap();
+        assert!(t.matched && t.selections == ["selection"], "{t:?}");
     }
 
     #[test]
