@@ -277,19 +277,20 @@ impl Console {
 
     /// Loads the sign-in page and posts its form, as a browser does.
     pub async fn sign_in(&self, name: &str, password: &str, code: &str) -> Reply {
-        let page = self.get("/login", None).await;
-        let token = page
-            .cookie(SIGN_IN_COOKIE)
-            .expect("the sign-in form's cookie");
-        let csrf = page.csrf().expect("the sign-in form's token");
-        let form = [
-            ("csrf", csrf.as_str()),
-            ("name", name),
-            ("password", password),
-            ("code", code),
-        ];
+        let form = [("name", name), ("password", password), ("code", code)];
+        self.post_public("/login", &form).await
+    }
+
+    /// Loads `path`, a page reachable before signing in, and posts its form with `fields`,
+    /// as a browser does: with the token the page put in its form and in a cookie.
+    pub async fn post_public(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let page = self.get(path, None).await;
+        let token = page.cookie(SIGN_IN_COOKIE).expect("the form's cookie");
+        let csrf = page.csrf().expect("the form's token");
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
         let cookie = format!("{SIGN_IN_COOKIE}={token}");
-        self.request("POST", "/login", &[("cookie", &cookie)], Some(&form))
+        self.request("POST", path, &[("cookie", &cookie)], Some(&form))
             .await
     }
 

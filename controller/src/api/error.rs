@@ -23,7 +23,7 @@ fn code(e: &CoreError) -> Code {
         Inactive(..) | Invite(_) | SignInRefused(_) => Code::Unauthenticated,
         SignInThrottled => Code::ResourceExhausted,
         PermissionDenied { .. } | ServiceCannotApprove(_) | OwnRequest(_) => Code::PermissionDenied,
-        AwaitsSecondPerson(_) => Code::FailedPrecondition,
+        AwaitsSecondPerson(_) | DryRunNotSet(_) | ServiceInvite(_) => Code::FailedPrecondition,
         NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {
             Code::PermissionDenied
         }
@@ -59,7 +59,10 @@ fn code(e: &CoreError) -> Code {
         | ExpiryInThePast
         | BadRole(_)
         | BadKind(_)
-        | BadPassword => Code::InvalidArgument,
+        | BadPassword
+        | BadRule(_)
+        | BadTestEvent(_)
+        | TestEventTooLarge(_) => Code::InvalidArgument,
     }
 }
 

@@ -24,8 +24,14 @@ pub async fn login_page() -> Response {
 }
 
 fn sign_in_page(code: StatusCode, problem: Option<&str>) -> Response {
+    public_form(code, |token| pages::login(token, problem))
+}
+
+/// A page whose form is posted before there is a session (signing in, taking up an invite):
+/// its CSRF token goes into the form and into the cookie the guard compares it with.
+pub fn public_form(code: StatusCode, page: impl FnOnce(&str) -> maud::Markup) -> Response {
     let token = session::sign_in_token();
-    let mut res = (code, html(pages::login(&token, problem))).into_response();
+    let mut res = (code, html(page(&token))).into_response();
     set_cookie(&mut res, &session::cookie(session::SIGN_IN_COOKIE, &token));
     res
 }

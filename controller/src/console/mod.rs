@@ -15,21 +15,28 @@ mod actions;
 mod agent_page;
 mod agents;
 mod assets;
+mod audit;
 mod enrol;
 mod events;
 mod events_page;
+#[cfg(test)]
+mod fixtures;
 mod guard;
 mod handlers;
 mod incident_pages;
 mod incidents;
+mod invite;
 mod layout;
 mod live;
 mod live_incidents;
 mod pages;
+mod playbooks;
 pub mod routes;
+mod rules;
 pub mod session;
 mod sse;
 mod tree_view;
+mod users;
 
 use crate::core::Controller;
 use crate::core::admission::{Admission, Ticket};

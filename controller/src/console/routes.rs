@@ -4,8 +4,8 @@
 //! hold the same routes; `guard.rs` refuses a route missing from the table to everyone.
 
 use super::{
-    Shared, actions, agents, assets, enrol, events, guard, handlers, incidents, live,
-    live_incidents,
+    Shared, actions, agents, assets, audit, enrol, events, guard, handlers, incidents, invite,
+    live, live_incidents, playbooks, rules, users,
 };
 use crate::policy::roles::Permission;
 use axum::handler::Handler;
@@ -53,6 +53,33 @@ pub const CONSOLE_ROUTES: &[(&str, &str, Need)] = &[
     ("POST", "/incidents/{id}/severity", P(Permission::Triage)),
     ("GET", "/events", P(Permission::Read)),
     ("GET", "/agents/{id}/tree", P(Permission::Read)),
+    ("GET", "/invite", Public),
+    ("POST", "/invite", Public),
+    ("GET", "/rules", P(Permission::Read)),
+    (
+        "POST",
+        "/rules/{id}/enabled",
+        P(Permission::ManageDetection),
+    ),
+    ("POST", "/rules/upload", P(Permission::ManageDetection)),
+    ("POST", "/rules/test", P(Permission::Read)),
+    ("GET", "/playbooks", P(Permission::Read)),
+    (
+        "POST",
+        "/playbooks/{name}/enabled",
+        P(Permission::ManageDetection),
+    ),
+    (
+        "POST",
+        "/playbooks/{name}/dry-run",
+        P(Permission::ManageDetection),
+    ),
+    ("GET", "/audit", P(Permission::Read)),
+    ("POST", "/audit/verify", P(Permission::Read)),
+    ("GET", "/users", P(Permission::ManageUsers)),
+    ("POST", "/users/invite", P(Permission::ManageUsers)),
+    ("POST", "/users/{name}/state", P(Permission::ManageUsers)),
+    ("POST", "/users/{name}/role", P(Permission::ManageUsers)),
 ];
 
 /// What the route `method path` needs; `None` for a route not in the table.
@@ -122,6 +149,21 @@ fn routes() -> Routes {
         .post("/incidents/{id}/severity", incidents::severity)
         .get("/events", events::search)
         .get("/agents/{id}/tree", incidents::tree)
+        .get("/invite", invite::invite_page)
+        .post("/invite", invite::accept)
+        .get("/rules", rules::rules)
+        .post("/rules/{id}/enabled", rules::set_enabled)
+        .post("/rules/upload", rules::upload)
+        .post("/rules/test", rules::test)
+        .get("/playbooks", playbooks::playbooks)
+        .post("/playbooks/{name}/enabled", playbooks::set_enabled)
+        .post("/playbooks/{name}/dry-run", playbooks::set_dry_run)
+        .get("/audit", audit::audit)
+        .post("/audit/verify", audit::verify)
+        .get("/users", users::users)
+        .post("/users/invite", users::invite)
+        .post("/users/{name}/state", users::set_state)
+        .post("/users/{name}/role", users::set_role)
 }
 
 /// The console's router: the routes behind the guard, the security headers on everything.
@@ -162,9 +204,9 @@ mod tests {
     }
 
     #[test]
-    fn only_sign_in_and_assets_are_public_and_deciding_needs_approve() {
+    fn only_sign_in_invites_and_assets_are_public_and_deciding_needs_approve() {
         for (m, p, n) in CONSOLE_ROUTES {
-            let public = *p == "/login" || p.starts_with("/assets/");
+            let public = *p == "/login" || *p == "/invite" || p.starts_with("/assets/");
             assert_eq!(*n == Public, public, "{m} {p}");
         }
         assert_eq!(
@@ -184,5 +226,13 @@ mod tests {
             let route = format!("/incidents/{{id}}/{change}");
             assert_eq!(need(&Method::POST, &route), Some(P(Permission::Triage)));
         }
+        for (m, p) in [("GET", "/users"), ("POST", "/users/{name}/role")] {
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(need(&m, p), Some(P(Permission::ManageUsers)));
+        }
+        assert_eq!(
+            need(&Method::POST, "/rules/{id}/enabled"),
+            Some(P(Permission::ManageDetection))
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::audit::{AuditEntry, AuditRecord, Verification};
-use crate::store::{AuditLog, StoreError};
+use crate::store::{AuditFilter, AuditLog, StoreError};
 use cordon_proto::time::now_ms;
 
 impl Controller {
@@ -54,6 +54,14 @@ impl Controller {
         let limit = super::agents::list_limit(limit)?;
         let actor = (!actor.is_empty()).then(|| actor.to_string());
         Ok(self.store.audit(since_ms, limit, actor).await?)
+    }
+
+    /// A page of entries that pass `f`, newest first.
+    pub async fn audit_page(&self, mut f: AuditFilter) -> Result<Vec<AuditRecord>, CoreError> {
+        f.limit = super::agents::list_limit(f.limit)?;
+        f.actor = f.actor.filter(|a| !a.is_empty());
+        f.action = f.action.filter(|a| !a.is_empty());
+        Ok(self.store.audit_page(f).await?)
     }
 
     /// Walks the whole chain; a break is logged as well as returned.

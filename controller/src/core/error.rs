@@ -83,6 +83,12 @@ pub enum CoreError {
     RuleTooLarge { origin: String, size: usize },
     #[error("no rule {0:?}")]
     NoRule(String),
+    #[error("the rule does not load: {0}")]
+    BadRule(#[source] cordon_detect::RuleError),
+    #[error("the event is not valid: {0}")]
+    BadTestEvent(String),
+    #[error("the event is {0} bytes, over the limit of {max}", max = super::ruletest::MAX_TEST_EVENT)]
+    TestEventTooLarge(usize),
     #[error("unknown indicator kind {0:?}: sha256, ip or domain")]
     UnknownIocKind(String),
     #[error("an indicator list needs a name of 1 to 128 characters")]
@@ -109,6 +115,8 @@ pub enum CoreError {
     BadPlaybook(#[from] SpecError),
     #[error("no playbook {0:?}")]
     NoPlaybook(String),
+    #[error("playbook {0}: its dry_run setting could not be changed in its YAML")]
+    DryRunNotSet(String),
     #[error("no approval {0:?}")]
     NoApproval(String),
     #[error("approval {id} is already {status}")]
@@ -138,6 +146,8 @@ pub enum CoreError {
     BadKind(String),
     #[error("a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters")]
     BadPassword,
+    #[error("{0} is a service account: its invite is taken up with cordonctl login")]
+    ServiceInvite(String),
     #[error("{0} is a service account: only a person decides an approval")]
     ServiceCannotApprove(String),
     /// Four eyes: the request waits for another person (not an error of the caller's).

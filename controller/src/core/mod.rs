@@ -10,6 +10,7 @@ mod agents;
 mod audit;
 mod commands;
 mod detection;
+mod dryrun;
 mod enrol;
 mod error;
 mod fleet;
@@ -25,6 +26,7 @@ pub mod records;
 mod reload;
 mod report;
 pub mod retention;
+mod ruletest;
 pub mod sessions;
 mod signin;
 mod users;
@@ -32,8 +34,8 @@ mod users;
 pub use crate::store::action_kind;
 /// Records the core's operations answer with, for the front ends (which never use the store).
 pub use crate::store::{
-    AlertRow, ApprovalRow, ApprovalStatus, EventKey, IncidentRow, IncidentStatus, RunRow, StepRow,
-    StoredEvent, TimelineRow,
+    AlertRow, ApprovalRow, ApprovalStatus, AuditFilter, EventKey, IncidentRow, IncidentStatus,
+    PrincipalChange, PrincipalRow, RuleRow, RunDetail, RunRow, StepRow, StoredEvent, TimelineRow,
 };
 pub use agents::Presence;
 pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
@@ -45,6 +47,7 @@ pub use ingest::{EventQuery, describe};
 pub use people::{Credential, Roster};
 pub use playbooks::{IncidentDetails, IncidentHistory, Plan, PlaybookInfo};
 pub use reload::RELOAD_ACTOR;
+pub use ruletest::{MAX_TEST_EVENT, RuleTest, RuleToTest};
 pub use signin::{SignIn, SignInGuard, SignInRefusal};
 pub use users::{InviteRequest, Invited, MAX_PASSWORD, MIN_PASSWORD};
 

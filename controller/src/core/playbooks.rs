@@ -65,7 +65,7 @@ pub struct IncidentHistory {
     pub runs: Vec<(RunRow, Vec<StepRow>)>,
 }
 
-fn parse(origin: &str, yaml: &str) -> Result<spec::Playbook, CoreError> {
+pub(super) fn parse(origin: &str, yaml: &str) -> Result<spec::Playbook, CoreError> {
     if yaml.len() > MAX_PLAYBOOK_BYTES {
         return Err(CoreError::PlaybookTooLarge {
             origin: origin.into(),
@@ -99,12 +99,23 @@ impl Controller {
         origin: &str,
         yaml: &str,
     ) -> Result<PlaybookInfo, CoreError> {
+        self.put_playbook(origin, yaml, None).await
+    }
+
+    /// Checks, stores and installs a playbook, enabled as `enabled` says or, if `None`, as
+    /// its YAML does.
+    pub(super) async fn put_playbook(
+        &self,
+        origin: &str,
+        yaml: &str,
+        enabled: Option<bool>,
+    ) -> Result<PlaybookInfo, CoreError> {
         let pb = parse(origin, yaml)?;
         let row = PlaybookRow {
             name: pb.name.clone(),
             origin: origin.into(),
             source: yaml.into(),
-            enabled: pb.enabled,
+            enabled: enabled.unwrap_or(pb.enabled),
             updated_at_ms: now_ms(),
         };
         self.store.upsert_playbook(row.clone()).await?;

@@ -1,9 +1,11 @@
-//! Managing people and service accounts: invites (a one-time code, stored hashed), listing,
+//! Managing people and service accounts: invites (a one-time code, stored hashed, taken up
+//! with `cordonctl login` or in the web console), listing,
 //! and changes of state, role, password and TOTP secret. Every change is audited and reaches
 //! the roster at once, so the next handshake or call of the principal sees it.
 
 use super::{Admin, Controller, CoreError};
-use crate::policy::people::{Kind, valid_name};
+use crate::policy::audit::AuditEntry;
+use crate::policy::people::{InviteRefusal, Kind, valid_name};
 use crate::policy::roles::Role;
 use crate::store::{Invitation, PrincipalChange, PrincipalRow, Principals};
 use cordon_proto::time::now_ms;
@@ -124,15 +126,63 @@ impl Controller {
         name: &str,
         password: &str,
     ) -> Result<PrincipalRow, CoreError> {
-        if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&password.chars().count()) {
-            return Err(CoreError::BadPassword);
-        }
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| CoreError::Hashing(e.to_string()))??;
+        let hash = checked_hash(password).await?;
         self.change_user(by, name, PrincipalChange::SetPassword(hash))
             .await
+    }
+
+    /// A person takes up their invite in the web console instead of with `cordonctl login`:
+    /// the code is used up and `password` becomes their console password. Audited as
+    /// `user.accept_invite` with the person as actor.
+    pub async fn accept_invite(
+        &self,
+        code: &str,
+        password: &str,
+    ) -> Result<PrincipalRow, CoreError> {
+        let unknown = || CoreError::Invite(InviteRefusal::Unknown);
+        if code.is_empty() || code.len() > 128 {
+            return Err(unknown());
+        }
+        let hash = super::token_hash(code);
+        let name = self
+            .store
+            .invited_name(hash.clone())
+            .await?
+            .ok_or_else(unknown)?;
+        let entry = AuditEntry::new(&name, "user.accept_invite", format!("user:{name}"))
+            .detail(json!({ "invite": super::token_ref(code) }));
+        let result = self.take_up(&name, hash, password).await;
+        self.audited(entry, result, |_, _| {}).await
+    }
+
+    async fn take_up(
+        &self,
+        name: &str,
+        code_hash: String,
+        password: &str,
+    ) -> Result<PrincipalRow, CoreError> {
+        if self.user(name).await?.standing.kind != Kind::User {
+            return Err(CoreError::ServiceInvite(name.into()));
+        }
+        let password_hash = checked_hash(password).await?;
+        let redeemed = self
+            .store
+            .redeem_invite(code_hash, String::new(), now_ms())
+            .await?
+            .map_err(CoreError::Invite)?;
+        self.roster.put(&redeemed);
+        let row = self
+            .store
+            .change_principal(
+                name.into(),
+                PrincipalChange::SetPassword(password_hash),
+                now_ms(),
+            )
+            .await?
+            .map_err(CoreError::UserChange)?;
+        self.roster.put(&row);
+        tracing::info!(name, "invite taken up in the console");
+        Ok(row)
     }
 
     /// Gives `name` a new random TOTP secret (160 bits, base32) for console sign-in, or
@@ -152,6 +202,17 @@ impl Controller {
             .await?;
         Ok((row, secret))
     }
+}
+
+/// The argon2id hash of a password of acceptable length, computed off the async threads.
+async fn checked_hash(password: &str) -> Result<String, CoreError> {
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&password.chars().count()) {
+        return Err(CoreError::BadPassword);
+    }
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| CoreError::Hashing(e.to_string()))?
 }
 
 /// An argon2id PHC string for `password`, with a random salt.

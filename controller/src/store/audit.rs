@@ -34,6 +34,22 @@ fn read(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
+/// Which audit entries to list, a page at a time: every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Recorded at or after this time.
+    pub since_ms: i64,
+    /// Recorded before this time.
+    pub until_ms: Option<i64>,
+    /// By exactly this actor.
+    pub actor: Option<String>,
+    /// Whose action starts with this (`rule.` for every rule action).
+    pub action: Option<String>,
+    /// With a seq below this one (the next page of older entries).
+    pub before_seq: Option<u64>,
+    pub limit: u32,
+}
+
 /// A row read while verifying: an entry, or the seq of one that cannot be read and why.
 type Read = Result<AuditRecord, (i64, String)>;
 
@@ -55,6 +71,12 @@ pub trait AuditLog: Send + Sync {
         since_ms: i64,
         limit: u32,
         actor: Option<String>,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// The newest `f.limit` entries that pass `f`, newest first.
+    fn audit_page(
+        &self,
+        f: AuditFilter,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 
     /// Walks the whole chain and reports the first bad entry.
@@ -127,6 +149,25 @@ impl AuditLog for Store {
                  ORDER BY seq DESC LIMIT ?2) ORDER BY seq"
             ))?;
             let rows = stmt.query_map(params![since_ms, limit, actor], read)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn audit_page(&self, f: AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let before = f.before_seq.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit
+                 WHERE at >= ?1 AND (?2 IS NULL OR at < ?2) AND (?3 IS NULL OR actor = ?3)
+                   AND (?4 IS NULL OR substr(action, 1, length(?4)) = ?4)
+                   AND (?5 IS NULL OR seq < ?5)
+                 ORDER BY seq DESC LIMIT ?6"
+            ))?;
+            let rows = stmt.query_map(
+                params![f.since_ms, f.until_ms, f.actor, f.action, before, f.limit],
+                read,
+            )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -251,6 +292,42 @@ mod tests {
         let seqs = |v: Vec<AuditRecord>| v.iter().map(|r| r.seq).collect::<Vec<_>>();
         assert_eq!(seqs(s.audit(1003, 100, None).await.unwrap()), [3, 4, 5, 6]);
         assert_eq!(seqs(s.audit(0, 2, None).await.unwrap()), [5, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_page_is_filtered_by_actor_action_time_and_seq_newest_first() {
+        let s = chain(6).await;
+        let other = AuditEntry::new("bob", "rule.disable", "rule:r1");
+        s.append_audit(other, 1007).await.unwrap();
+        let seqs = |v: Vec<AuditRecord>| v.iter().map(|r| r.seq).collect::<Vec<_>>();
+        let page = |f: AuditFilter| async { seqs(s.audit_page(f).await.unwrap()) };
+        let all = AuditFilter {
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(page(all.clone()).await, [7, 6, 5, 4, 3, 2, 1]);
+        let bob = AuditFilter {
+            actor: Some("bob".into()),
+            ..all.clone()
+        };
+        assert_eq!(page(bob).await, [7]);
+        let rules = AuditFilter {
+            action: Some("rule.".into()),
+            ..all.clone()
+        };
+        assert_eq!(page(rules).await, [7]);
+        let window = AuditFilter {
+            since_ms: 1002,
+            until_ms: Some(1005),
+            ..all.clone()
+        };
+        assert_eq!(page(window).await, [4, 3, 2]);
+        let older = AuditFilter {
+            before_seq: Some(4),
+            limit: 2,
+            ..all
+        };
+        assert_eq!(page(older).await, [3, 2]);
     }
 
     #[test]

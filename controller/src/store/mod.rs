@@ -20,7 +20,7 @@ pub use agents::{Agent, Agents, Enrolment};
 pub use alerts::{
     AlertChange, AlertRow, Alerts, Finding, IncidentDetail, IncidentRow, TimelineRow,
 };
-pub use audit::AuditLog;
+pub use audit::{AuditFilter, AuditLog};
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, EventKey, Events, ProcessLink, StoredEvent};
 pub use ingest::Ingested;

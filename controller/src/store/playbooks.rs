@@ -148,6 +148,22 @@ const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, re
 /// A run with its steps, in order.
 pub type RunDetail = (RunRow, Vec<StepRow>);
 
+/// Each run with its steps, in order.
+fn with_steps(c: &rusqlite::Connection, runs: Vec<RunRow>) -> Result<Vec<RunDetail>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
+         FROM run_steps WHERE run_id = ?1 ORDER BY idx",
+    )?;
+    let mut out = Vec::new();
+    for run in runs {
+        let steps = stmt
+            .query_map([&run.id], step_row)?
+            .collect::<Result<_, _>>()?;
+        out.push((run, steps));
+    }
+    Ok(out)
+}
+
 /// The playbooks aggregate: playbooks by name, their durable runs (one per playbook and
 /// alert) with each step's state, and the approvals runs wait for. Every backend passes
 /// `conformance::playbooks` (playbooks, runs, steps, approval requests and decisions).
@@ -183,6 +199,12 @@ pub trait PlaybookStore: Send + Sync {
     fn runs_for_incident(
         &self,
         incident: String,
+    ) -> impl Future<Output = Result<Vec<RunDetail>, StoreError>> + Send;
+
+    /// The newest `limit` runs of every playbook, newest first, each with its steps.
+    fn recent_runs(
+        &self,
+        limit: u32,
     ) -> impl Future<Output = Result<Vec<RunDetail>, StoreError>> + Send;
 
     /// Moves a run to `status` at step `step`.
@@ -333,18 +355,20 @@ impl PlaybookStore for Store {
             let runs: Vec<RunRow> = stmt
                 .query_map([&incident], run_row)?
                 .collect::<Result<_, _>>()?;
-            let mut out = Vec::new();
-            for run in runs {
-                let mut stmt = c.prepare(
-                    "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
-                     FROM run_steps WHERE run_id = ?1 ORDER BY idx",
-                )?;
-                let steps = stmt
-                    .query_map([&run.id], step_row)?
-                    .collect::<Result<_, _>>()?;
-                out.push((run, steps));
-            }
-            Ok(out)
+            with_steps(c, runs)
+        })
+        .await
+    }
+
+    async fn recent_runs(&self, limit: u32) -> Result<Vec<RunDetail>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id LIMIT ?1"
+            ))?;
+            let runs: Vec<RunRow> = stmt
+                .query_map([limit], run_row)?
+                .collect::<Result<_, _>>()?;
+            with_steps(c, runs)
         })
         .await
     }

@@ -97,7 +97,8 @@ fn step(idx: usize, action: &str, status: StepStatus, at: i64) -> StepRow {
 }
 
 /// A playbook runs once per alert; a run round-trips with its state; unfinished runs are
-/// what is left to resume; an incident's runs come with their steps in order.
+/// what is left to resume; an incident's runs, and the newest runs, come with their steps in
+/// order.
 pub async fn runs<S: PlaybookStore>(s: &S) {
     assert!(
         s.create_run(run("run-1", "alr-1", 10))
@@ -144,6 +145,11 @@ pub async fn runs<S: PlaybookStore>(s: &S) {
             .expect("runs")
             .is_empty()
     );
+    let recent = s.recent_runs(1).await.expect("recent");
+    let ids: Vec<&str> = recent.iter().map(|r| r.0.id.as_str()).collect();
+    assert_eq!(ids, ["run-3"], "newest first, at most the limit");
+    let all = s.recent_runs(10).await.expect("recent");
+    assert_eq!((all.len(), all[1].1.len()), (2, 2), "with their steps");
 }
 
 /// A step's later writes change its outcome, not its name, action or start; automatic
