@@ -174,3 +174,43 @@ fn one(c: &Caller, e: &StoredEvent) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::pages::tests::caller;
+    use crate::policy::roles::Role;
+    use crate::store::conformance::exec;
+
+    fn shown(role: Role) -> String {
+        let stored = [exec("ag-1", 7, (42, 1, 9), "curl <http://x>")];
+        let found = Found {
+            events: Ok(&stored),
+            older: true,
+        };
+        let s = Search {
+            text: "curl & co".into(),
+            before: "1:2:ag-1".into(),
+            ..Default::default()
+        };
+        events(&caller("x", role), &s, &found).into_string()
+    }
+
+    #[test]
+    fn a_process_event_links_to_its_tree_and_kill_only_for_responders() {
+        let viewer = shown(Role::Viewer);
+        assert!(viewer.contains("href=\"/agents/ag-1/tree?pid=42&amp;start=9&amp;at=7\""));
+        assert!(!viewer.contains("/kill?"), "{viewer}");
+        let responder = shown(Role::Responder);
+        assert!(responder.contains("href=\"/agents/ag-1/kill?pid=42&amp;event=7\""));
+        assert!(viewer.contains("<details><summary>JSON of event 7</summary><pre>"));
+        assert!(viewer.contains("curl &lt;http://x&gt;") && !viewer.contains("<http"));
+    }
+
+    #[test]
+    fn page_links_keep_the_search_and_move_the_cursor() {
+        let p = shown(Role::Viewer);
+        assert!(p.contains("id=\"older\" rel=\"next\" href=\"/events?text=curl%20%26%20co&amp;before=7%3A7%3Aag-1\""), "{p}");
+        assert!(p.contains("id=\"newer\" rel=\"prev\" href=\"/events?text=curl%20%26%20co&amp;after=7%3A7%3Aag-1\""), "{p}");
+    }
+}

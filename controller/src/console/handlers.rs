@@ -162,3 +162,22 @@ pub async fn decide(
         Err(e) => failed(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_a_path_on_this_site_is_a_way_back() {
+        assert_eq!(local_path("/incidents/inc-1"), Some("/incidents/inc-1"));
+        for elsewhere in [
+            "",
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "incidents",
+        ] {
+            assert_eq!(local_path(elsewhere), None, "{elsewhere}");
+        }
+    }
+}
