@@ -54,7 +54,7 @@ const requests = {
     p.setDefaultTimeout(r.timeout_ms || 15000);
     const state = { ctx, page: p, console: [] };
     p.on("console", (m) => state.console.push(`${m.type()}: ${m.text()}`));
-    p.on("pageerror", (e) => state.console.push(`pageerror: ${e.message}`));
+    p.on("pageerror", (e) => state.console.push(`pageerror: ${e.message} ${e.stack || ""}`));
     people.set(r.as, state);
     return {};
   },

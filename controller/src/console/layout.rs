@@ -28,7 +28,8 @@ const NAV: &[(&str, &str, Permission)] = &[
     ("/enrol", "Enrol a host", Permission::ManageAgents),
 ];
 
-/// Scripts every page loads (each acts only on the pages that have its elements).
+/// Scripts every page loads, as modules (each in its own scope, run after the page is
+/// parsed; each acts only on the pages that have its elements).
 const SCRIPTS: &[&str] = &["/assets/console.js", "/assets/incidents.js"];
 
 /// A whole page: the navigation and sign-out for a signed-in person, then `body`.
@@ -41,7 +42,7 @@ pub fn page(title: &str, who: Option<&Caller>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Cordon" }
                 link rel="stylesheet" href="/assets/console.css";
-                @for s in SCRIPTS { script src=(s) defer {} }
+                @for s in SCRIPTS { script src=(s) type="module" {} }
             }
             body {
                 a.skip href="#main" { "Skip to content" }

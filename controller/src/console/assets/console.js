@@ -2,7 +2,7 @@
 // Content-Security-Policy forbids it). It shows times in the browser's time zone and keeps
 // the overview up to date from the server-sent events of /live/overview. Text goes into the
 // page with textContent only, never as HTML.
-"use strict";
+// A module (strict, in its own scope); incidents.js imports localTimes from it.
 
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 const UNITS = [
@@ -24,7 +24,7 @@ function ago(ms) {
 }
 
 // Every <time data-ms> in the browser's time zone, with how long ago it was.
-function localTimes(root) {
+export function localTimes(root) {
   for (const t of root.querySelectorAll("time[data-ms]")) {
     const ms = Number(t.dataset.ms);
     if (ms > 0) {

@@ -4,7 +4,7 @@
 // page (every value escaped there), which replaces the child with the same data-key or is
 // added (on top with data-live-order="newest-first", else at the end). A `gone` event names
 // the key of a row to remove. Nothing here builds markup from text.
-"use strict";
+import { localTimes } from "/assets/console.js";
 
 function rowFrom(html) {
   const t = document.createElement("template");
@@ -24,12 +24,7 @@ function place(list, key, row) {
   } else {
     list.append(row);
   }
-  for (const t of row.querySelectorAll("time[data-ms]")) {
-    const ms = Number(t.dataset.ms);
-    if (ms > 0) {
-      t.textContent = new Date(ms).toLocaleString();
-    }
-  }
+  localTimes(row);
 }
 
 function follow(list) {
