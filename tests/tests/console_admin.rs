@@ -201,7 +201,11 @@ async fn the_rule_tester_says_match_or_no_match() {
     let hit = test(r#"{"Image": "/dev/shm/.x", "CommandLine": "/dev/shm/.x -d"}"#).await;
     assert_page(&hit, 200, "data-matched=\"true\"");
     assert!(hit.body.contains("Match: "));
-    assert!(hit.body.contains("on their own: selection<"), "{}", hit.body);
+    assert!(
+        hit.body.contains("on their own: selection<"),
+        "{}",
+        hit.body
+    );
     let miss = test(r#"{"Image": "/usr/bin/ls", "CommandLine": "ls"}"#).await;
     assert_page(&miss, 200, "data-matched=\"false\"");
     assert!(miss.body.contains("No match: "));

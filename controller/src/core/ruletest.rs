@@ -88,7 +88,7 @@ pub fn judge(origin: &str, yaml: &str, event: &str) -> Result<RuleTest, CoreErro
 
 /// The event to judge: as the controller stores it, or Sigma fields.
 enum Sample {
-    Event(Event),
+    Event(Box<Event>),
     Fields(String, serde_json::Map<String, Value>),
 }
 
@@ -97,7 +97,7 @@ impl Sample {
         let value: Value =
             serde_json::from_str(text).map_err(|e| CoreError::BadTestEvent(e.to_string()))?;
         if let Ok(e) = serde_json::from_value::<Event>(value.clone()) {
-            return Ok(Self::Event(e));
+            return Ok(Self::Event(Box::new(e)));
         }
         let Value::Object(mut fields) = value else {
             return Err(CoreError::BadTestEvent("it must be a JSON object".into()));
