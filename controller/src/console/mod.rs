@@ -5,7 +5,9 @@
 //! (`core::signin`); sessions live in memory (`session.rs`); every route needs one
 //! permission from one table (`routes.rs`), checked with the session and the CSRF token on
 //! each request (`guard.rs`), which also sets the security headers. Pages are written with
-//! maud (`pages.rs`), the overview updates itself over server-sent events (`live.rs`), and
+//! maud (`pages.rs`; the administration pages each in a module of their own: `rules.rs`,
+//! `playbooks.rs`, `audit.rs`, `users.rs` and `invite.rs`, where an invitee takes up an invite),
+//! the overview updates itself over server-sent events (`live.rs`), and
 //! the stylesheet and the one small script are compiled into the binary (`assets/`).
 
 mod assets;
@@ -22,6 +24,7 @@ mod playbooks;
 pub mod routes;
 mod rules;
 pub mod session;
+mod urls;
 mod users;
 
 use crate::core::Controller;
