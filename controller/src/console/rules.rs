@@ -210,7 +210,7 @@ fn test_form(c: &Caller, all: &[RuleRow], f: &TestForm, verdict: Option<&RuleTes
         p {
             "The event is a JSON object of Sigma fields (" code { "Image" } ", " code { "CommandLine" }
             ", " code { "ParentImage" } ", ...; " code { "category" } " is " code { "process_creation" }
-            " unless given), or a stored event as JSON. At most " (MAX_TEST_EVENT / 1024) " KiB. Nothing is stored."
+            " unless given), or an event as " code { "cordonctl events query --json" } " prints it. At most " (MAX_TEST_EVENT / 1024) " KiB. Nothing is stored."
         }
         form.stack #rule-test method="post" action="/rules/test" {
             (csrf(c))
