@@ -209,6 +209,8 @@ async fn the_rule_tester_says_match_or_no_match() {
     let miss = test(r#"{"Image": "/usr/bin/ls", "CommandLine": "ls"}"#).await;
     assert_page(&miss, 200, "data-matched=\"false\"");
     assert!(miss.body.contains("No match: "));
+    let listed = r#"{"seq": 9, "time_ms": 1, "process": {"kind": "exec", "exe": "/dev/shm/.x"}}"#;
+    assert_page(&test(listed).await, 200, "data-matched=\"true\"");
     let bad = test("{not json").await;
     assert_page(&bad, 400, "the event is not valid");
 
