@@ -201,10 +201,16 @@ async fn the_rule_tester_says_match_or_no_match() {
     let hit = test(r#"{"Image": "/dev/shm/.x", "CommandLine": "/dev/shm/.x -d"}"#).await;
     assert_page(&hit, 200, "data-matched=\"true\"");
     assert!(hit.body.contains("Match: "));
-    assert!(hit.body.contains("on their own: selection<"), "{}", hit.body);
+    assert!(
+        hit.body.contains("on their own: selection<"),
+        "{}",
+        hit.body
+    );
     let miss = test(r#"{"Image": "/usr/bin/ls", "CommandLine": "ls"}"#).await;
     assert_page(&miss, 200, "data-matched=\"false\"");
     assert!(miss.body.contains("No match: "));
+    let listed = r#"{"seq": 9, "time_ms": 1, "process": {"kind": "exec", "exe": "/dev/shm/.x"}}"#;
+    assert_page(&test(listed).await, 200, "data-matched=\"true\"");
     let bad = test("{not json").await;
     assert_page(&bad, 400, "the event is not valid");
 

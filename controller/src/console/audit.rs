@@ -6,6 +6,7 @@
 use super::Shared;
 use super::guard::{Caller, refused};
 use super::layout::{csrf, failed, html, page, when};
+use super::urls::encode;
 use crate::core::AuditFilter;
 use crate::policy::audit::{AuditRecord, Verification};
 use axum::Extension;
@@ -189,18 +190,6 @@ fn next_page(f: &Filters, seq: u64) -> String {
     }
     link.push_str(&format!("before={seq}"));
     link
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

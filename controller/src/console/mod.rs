@@ -6,10 +6,12 @@
 //! permission from one table (`routes.rs`), checked with the session and the CSRF token on
 //! each request (`guard.rs`), which also sets the security headers. Pages are written with
 //! maud (`pages.rs`; the incidents in `incident_pages.rs`, the events search in
-//! `events_page.rs`, process trees in `tree_view.rs`), the overview, the incidents, an
-//! incident's timeline and the approvals update themselves over server-sent events
-//! (`sse.rs`, `live.rs`, `live_incidents.rs`), and the stylesheet and the small scripts are
-//! compiled into the binary (`assets/`).
+//! `events_page.rs`, process trees in `tree_view.rs`, the administration pages each in a
+//! module of their own: `rules.rs`, `playbooks.rs`, `audit.rs`, `users.rs` and `invite.rs`,
+//! where an invitee takes up an invite), the overview, the incidents, an incident's timeline
+//! and the approvals update themselves over server-sent events (`sse.rs`, `live.rs`,
+//! `live_incidents.rs`), and the stylesheet and the small scripts (ES modules) are compiled
+//! into the binary (`assets/`).
 
 mod actions;
 mod agent_page;
@@ -36,6 +38,7 @@ mod rules;
 pub mod session;
 mod sse;
 mod tree_view;
+mod urls;
 mod users;
 
 use crate::core::Controller;

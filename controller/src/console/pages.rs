@@ -20,6 +20,7 @@ pub fn login(csrf: &str, problem: Option<&str>) -> Markup {
             label { "Code (if you have an authenticator)" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}"; }
             button type="submit" { "Sign in" }
         }
+        p { "Invited? " a href="/invite" { "Accept your invite" } " to choose your password first." }
     };
     page("Sign in", None, body)
 }

@@ -6,6 +6,7 @@
 use super::Shared;
 use super::guard::{Caller, refused};
 use super::layout::{csrf, failed, html, page, when};
+use super::urls::encode;
 use crate::core::{CoreError, MAX_TEST_EVENT, RuleFile, RuleRow, RuleTest, RuleToTest};
 use crate::policy::roles::Permission;
 use axum::Extension;
@@ -177,7 +178,7 @@ fn row(c: &Caller, r: &RuleRow, manage: bool) -> Markup {
             td {
                 @if r.enabled { "enabled" } @else { "disabled" }
                 @if manage {
-                    form.inline method="post" action={ "/rules/" (r.id) "/enabled" } {
+                    form.inline method="post" action={ "/rules/" (encode(&r.id)) "/enabled" } {
                         (csrf(c))
                         input type="hidden" name="enabled" value=(!r.enabled);
                         button type="submit" aria-label={ @if r.enabled { "Disable " } @else { "Enable " } (r.title) } {
@@ -209,7 +210,7 @@ fn test_form(c: &Caller, all: &[RuleRow], f: &TestForm, verdict: Option<&RuleTes
         p {
             "The event is a JSON object of Sigma fields (" code { "Image" } ", " code { "CommandLine" }
             ", " code { "ParentImage" } ", ...; " code { "category" } " is " code { "process_creation" }
-            " unless given), or a stored event as JSON. At most " (MAX_TEST_EVENT / 1024) " KiB. Nothing is stored."
+            " unless given), or an event as " code { "cordonctl events query --json" } " prints it. At most " (MAX_TEST_EVENT / 1024) " KiB. Nothing is stored."
         }
         form.stack #rule-test method="post" action="/rules/test" {
             (csrf(c))
@@ -260,10 +261,11 @@ mod tests {
 
     #[test]
     fn only_those_who_manage_detection_get_the_forms() {
-        let all = [rule("r1", true), rule("r2", false)];
+        let all = [rule("r1", true), rule("r2/x", false)];
         let admin = render(&caller("ada", Role::Admin), &all, &View::default()).into_string();
         assert!(admin.contains("action=\"/rules/r1/enabled\"") && admin.contains("/rules/upload"));
         assert!(admin.contains("name=\"enabled\" value=\"false\"") && admin.contains(">Enable<"));
+        assert!(admin.contains("action=\"/rules/r2%2Fx/enabled\""));
         let viewer = render(&caller("vic", Role::Responder), &all, &View::default());
         let viewer = viewer.into_string();
         assert!(!viewer.contains("/enabled\"") && !viewer.contains("/rules/upload"));

@@ -5,7 +5,7 @@
 //! revocation is final) come back as the page's problem.
 
 use super::Shared;
-use super::guard::Caller;
+use super::guard::{Caller, refused};
 use super::layout::{csrf, failed, html, page, status, when};
 use crate::core::{CoreError, InviteRequest, Invited, PrincipalChange, PrincipalRow};
 use crate::policy::people::{Kind, active};
@@ -139,10 +139,7 @@ pub async fn set_state(
         "enabled" => PrincipalChange::Enable,
         "disabled" => PrincipalChange::Disable,
         _ => {
-            return super::guard::refused(
-                StatusCode::BAD_REQUEST,
-                "the state is enabled or disabled",
-            );
+            return refused(StatusCode::BAD_REQUEST, "the state is enabled or disabled");
         }
     };
     changed(&s, &c, s.ctl.change_user(&c.admin, &name, change).await).await

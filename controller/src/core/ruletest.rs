@@ -1,15 +1,16 @@
 //! Trying a Sigma rule on one event, with nothing stored or installed: the rule (a stored one
 //! or pasted YAML) is compiled into a rule set of its own and judged by the same matcher the
 //! ingest path uses (`cordon_detect::RuleSet`). The event is either an event as the controller
-//! stores it (`cordon_proto::Event` as JSON), judged exactly as detection judges it, or an
-//! object of Sigma fields (`{"Image": "/usr/bin/curl", ...}`, with `category` naming the log
-//! source, `process_creation` unless given), as `cordonctl rules test` takes it.
+//! stores it (as `cordonctl events query --json` prints it, or `cordon_proto::Event` as
+//! JSON), judged exactly as detection judges it, or an object of Sigma fields
+//! (`{"Image": "/usr/bin/curl", ...}`, with `category` naming the log source,
+//! `process_creation` unless given), as `cordonctl rules test` takes it.
 
 use super::{Controller, CoreError};
 use cordon_detect::fields::PROCESS_CREATION;
 use cordon_detect::{RuleSet, parse_rule};
-use cordon_proto::Event;
 use cordon_proto::limits::MAX_RULE_BYTES;
+use cordon_proto::{Event, FileEvent, ProcessEvent, event, file_event, process_event};
 use serde_json::Value;
 
 /// Largest event accepted, as JSON text.
@@ -96,7 +97,12 @@ impl Sample {
     fn parse(text: &str) -> Result<Self, CoreError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| CoreError::BadTestEvent(e.to_string()))?;
-        if let Ok(e) = serde_json::from_value::<Event>(value.clone()) {
+        if let Some(e) = listed_event(&value) {
+            return Ok(Self::Event(Box::new(e)));
+        }
+        if let Ok(e) = serde_json::from_value::<Event>(value.clone())
+            && e.body.is_some()
+        {
             return Ok(Self::Event(Box::new(e)));
         }
         let Value::Object(mut fields) = value else {
@@ -129,6 +135,47 @@ impl Sample {
         };
         Ok(!found.is_empty())
     }
+}
+
+/// An event as `cordonctl events query --json` prints it: the body under `process` or
+/// `file`, its kind by name (`exec`, `create`, ...); fields left out take their defaults.
+fn listed_event(v: &Value) -> Option<Event> {
+    let body = |field: &str| -> Option<(Value, String)> {
+        let mut b = v.get(field)?.clone();
+        let kind = match b.get("kind")?.as_str()? {
+            "unknown" => "KIND_UNSPECIFIED".to_string(),
+            k => k.to_ascii_uppercase(),
+        };
+        b.as_object_mut()?.remove("kind");
+        Some((b, kind))
+    };
+    let body = if let Some((p, kind)) = body("process") {
+        let mut p: ProcessEvent = from_fields(p)?;
+        p.kind = process_event::Kind::from_str_name(&kind)? as i32;
+        event::Body::Process(p)
+    } else {
+        let (f, kind) = body("file")?;
+        let mut f: FileEvent = from_fields(f)?;
+        f.kind = file_event::Kind::from_str_name(&kind)? as i32;
+        event::Body::File(f)
+    };
+    Some(Event {
+        seq: v.get("seq").and_then(Value::as_u64).unwrap_or(0),
+        time_ms: v.get("time_ms").and_then(Value::as_i64).unwrap_or(0),
+        body: Some(body),
+    })
+}
+
+/// A message from an object holding some of its fields (the others take their defaults).
+fn from_fields<T: Default + serde::Serialize + serde::de::DeserializeOwned>(
+    given: Value,
+) -> Option<T> {
+    let mut whole = serde_json::to_value(T::default()).ok()?;
+    let (Some(all), Value::Object(given)) = (whole.as_object_mut(), given) else {
+        return None;
+    };
+    all.extend(given);
+    serde_json::from_value(whole).ok()
 }
 
 /// The names under `detection:` other than `condition` (at most [`MAX_SELECTIONS`]).
@@ -220,6 +267,22 @@ detection:
                 .unwrap()
                 .matched
         );
+    }
+
+    #[test]
+    fn an_event_as_cordonctl_lists_it_is_judged_too() {
+        let line = |exe: &str| {
+            serde_json::json!({
+                "seq": 4, "time_ms": 1, "agent_id": "a1",
+                "process": { "kind": "exec", "exe": exe, "argv": ["curl", "x", "|", "sh"] }
+            })
+            .to_string()
+        };
+        let t = judge("r", RULE, &line("/usr/bin/curl")).unwrap();
+        assert!(t.matched && t.category == "process_creation", "{t:?}");
+        assert!(!judge("r", RULE, &line("/usr/bin/wget")).unwrap().matched);
+        let file = r#"{"seq": 1, "file": {"kind": "create", "path": "/tmp/x"}}"#;
+        assert_eq!(judge("r", RULE, file).unwrap().category, "file_event");
     }
 
     #[test]
