@@ -348,3 +348,39 @@ async fn the_enrol_page_makes_a_token_that_enrols_a_host() {
         "the token is in the audit log as ada's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_needs_a_second_person_is_shown_as_pending() {
+    let (d, c) = Deployment::with_console("[people]\nfour_eyes = true\n", "");
+    person(&d, "alice", "responder");
+    let token = d.token_with_labels(&["cordon.protected=true"]);
+    let host = d.enroll_agent_with(&token, "protected", &[]);
+    let alice = c.browser("alice", PASSWORD).await;
+
+    let path = format!("/agents/{}/isolate", host.id);
+    let confirm = c.get(&path, Some(&alice)).await;
+    assert!(confirm.body.contains("Four eyes is on"), "{}", confirm.body);
+    let form = [
+        ("csrf", alice.csrf.as_str()),
+        ("reason", "suspicious login"),
+    ];
+    let sent = c.post(&path, &alice, &form).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let back = sent.location().unwrap().to_string();
+    assert!(back.contains("?pending=apr"), "{back}");
+    let page = c.get(&back, Some(&alice)).await;
+    let notice = text_of(&page.body, "notice");
+    assert!(
+        notice.starts_with("Pending approval: isolate") && notice.contains("Nothing has been sent"),
+        "{notice}"
+    );
+    assert!(!text_of(&page.body, "isolation-observed").contains("isolated"));
+    let commands = d.ctl_list(&["commands", "list", "--agent", &host.id]);
+    assert_eq!(
+        commands,
+        json!([]),
+        "the isolation went out without approval"
+    );
+    let pending = d.ctl_list(&["approvals", "list"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+}
