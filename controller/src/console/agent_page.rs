@@ -3,7 +3,7 @@
 //! agent's own cost, isolation desired against observed, the action links for responders,
 //! commands with their results, the latest inventory and recent events.
 
-use super::actions;
+use super::action_page;
 use super::guard::Caller;
 use super::layout::{MAX_REASON, csrf, id, page, when};
 use crate::core::{AGENT_STATES, AgentFilter, ApprovalRow, Isolation, Presence, result_of};
@@ -206,7 +206,7 @@ fn isolation(c: &Caller, v: &AgentView) -> Markup {
             @for a in &v.pending { p.note { "Pending approval: " (a.what) " (asked by " (a.requested_by) ", " (id(&a.id)) ")" } }
             @if c.may(Permission::Respond) && p.agent.revoked_at_ms.is_none() {
                 h3 { "Actions" }
-                (actions::buttons(&p.agent.id))
+                (action_page::buttons(&p.agent.id))
             }
         }
     }

@@ -8,6 +8,7 @@
 //! maud (`pages.rs`), the overview updates itself over server-sent events (`live.rs`), and
 //! the stylesheet and the one small script are compiled into the binary (`assets/`).
 
+mod action_page;
 mod actions;
 mod agent_page;
 mod agents;
