@@ -147,7 +147,7 @@ pub async fn set_labels(
 }
 
 /// `key=value` lines (blank lines skipped) as a label map.
-fn parse_labels(text: &str) -> Result<HashMap<String, String>, String> {
+pub(super) fn parse_labels(text: &str) -> Result<HashMap<String, String>, String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
