@@ -61,11 +61,22 @@ fn row(p: &Presence) -> Markup {
         tr {
             td { a href={ "/agents/" (a.id) } { (a.host.hostname) } (id(&a.id)) }
             td { (p.state()) }
-            td { @if a.isolation_desired { "isolated" } @else { "-" } }
+            td { (isolation_cell(p)) }
             td { (a.process_sensor) @if !p.degraded().is_empty() { " (degraded)" } }
             td { (when(a.last_seen_ms)) }
             td { (labels_text(p).join(", ")) }
         }
+    }
+}
+
+/// The list's isolation column, from the last heartbeat: what the host reports, and drift.
+fn isolation_cell(p: &Presence) -> &'static str {
+    let iso = Isolation::of(p, &[]);
+    match (iso.desired, iso.observed) {
+        (true, Some(true)) => "isolated",
+        (true, _) => "isolation asked, not reported",
+        (false, Some(true)) => "drift: isolated, release asked",
+        (false, _) => "-",
     }
 }
 
@@ -391,6 +402,21 @@ pub(super) mod tests {
         assert!(!responder.contains("save-labels") && responder.contains("request-inventory"));
         let admin = page_for(Role::Admin);
         assert!(admin.contains("save-labels") && admin.contains("value=\"c0ffee\""));
+    }
+
+    #[test]
+    fn the_list_keeps_its_filters_and_links_each_host() {
+        let f = AgentFilter {
+            label: "env=prod".into(),
+            state: "isolated".into(),
+            sensor: "poll".into(),
+        };
+        let page = list(&caller(Role::Viewer), &[presence()], &f, &["poll".into()]).into_string();
+        assert!(page.contains("method=\"get\" action=\"/agents\""));
+        assert!(page.contains("name=\"label\" value=\"env=prod\""));
+        assert!(page.contains("value=\"isolated\" selected"));
+        assert!(page.contains("href=\"/agents/a1b2\""));
+        assert!(page.contains("isolation asked, not reported") && page.contains("(degraded)"));
     }
 
     #[test]
