@@ -10,6 +10,7 @@
 
 mod action_page;
 mod actions;
+mod agent_list;
 mod agent_page;
 mod agents;
 mod assets;
