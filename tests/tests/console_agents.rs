@@ -168,6 +168,19 @@ async fn a_responder_isolates_and_releases_a_host_from_its_page_with_a_reason() 
         .find(|e| e["actor"] == "alice")
         .expect("the release in the audit log");
     assert!(entry.to_string().contains("false positive"), "{entry}");
+
+    // The inventory, asked for from the page, is shown on it.
+    let inventory = format!("/agents/{}/inventory", agent.id);
+    let asked = c.post(&inventory, &alice, &[("csrf", &alice.csrf)]).await;
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let shown = eventually(Duration::from_secs(20), || async {
+        let page = c.get(&format!("/agents/{}", agent.id), Some(&alice)).await;
+        let inv = text_of(&page.body, "inventory");
+        inv.contains("Collected").then_some(inv)
+    })
+    .await
+    .expect("the inventory on the page");
+    assert!(shown.contains("Memory"), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,6 +305,16 @@ async fn labels_are_changed_by_admins_only_and_the_list_filters() {
     .expect("the agent reports its process sensor");
     let page = c.get(&format!("/agents?sensor={mode}"), Some(&ada)).await;
     assert!(page.body.contains(&web.id) && !page.body.contains(&db.id));
+
+    // The overview shows the events the running agent sends as a rate.
+    let rate = eventually(Duration::from_secs(30), || async {
+        Command::new("/bin/true").status().unwrap();
+        let page = c.get("/", Some(&ada)).await;
+        let rate: f64 = text_of(&page.body, "events_per_sec").parse().unwrap();
+        (rate > 0.0).then_some(rate)
+    })
+    .await;
+    assert!(rate.is_some(), "the overview shows no events per second");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,4 +370,40 @@ async fn the_enrol_page_makes_a_token_that_enrols_a_host() {
             .any(|e| e["actor"] == "ada"),
         "the token is in the audit log as ada's"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_needs_a_second_person_is_shown_as_pending() {
+    let (d, c) = Deployment::with_console("[people]\nfour_eyes = true\n", "");
+    person(&d, "alice", "responder");
+    let token = d.token_with_labels(&["cordon.protected=true"]);
+    let host = d.enroll_agent_with(&token, "protected", &[]);
+    let alice = c.browser("alice", PASSWORD).await;
+
+    let path = format!("/agents/{}/isolate", host.id);
+    let confirm = c.get(&path, Some(&alice)).await;
+    assert!(confirm.body.contains("Four eyes is on"), "{}", confirm.body);
+    let form = [
+        ("csrf", alice.csrf.as_str()),
+        ("reason", "suspicious login"),
+    ];
+    let sent = c.post(&path, &alice, &form).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let back = sent.location().unwrap().to_string();
+    assert!(back.contains("?pending=apr"), "{back}");
+    let page = c.get(&back, Some(&alice)).await;
+    let notice = text_of(&page.body, "notice");
+    assert!(
+        notice.starts_with("Pending approval: isolate") && notice.contains("Nothing has been sent"),
+        "{notice}"
+    );
+    assert!(!text_of(&page.body, "isolation-observed").contains("isolated"));
+    let commands = d.ctl_list(&["commands", "list", "--agent", &host.id]);
+    assert_eq!(
+        commands,
+        json!([]),
+        "the isolation went out without approval"
+    );
+    let pending = d.ctl_list(&["approvals", "list"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
 }

@@ -1,12 +1,11 @@
-//! The agents list (filtered by label, state and sensor mode with a plain GET form) and the
-//! agent page: host facts, labels (a form for those who manage agents), sensors and the
+//! The agent page: host facts, labels (a form for those who manage agents), sensors and the
 //! agent's own cost, isolation desired against observed, the action links for responders,
 //! commands with their results, the latest inventory and recent events.
 
-use super::actions;
+use super::action_page;
 use super::guard::Caller;
 use super::layout::{MAX_REASON, csrf, id, page, when};
-use crate::core::{AGENT_STATES, AgentFilter, ApprovalRow, Isolation, Presence, result_of};
+use crate::core::{ApprovalRow, Isolation, Presence, result_of};
 use crate::policy::roles::Permission;
 use crate::store::{CommandRow, StoredEvent};
 use cordon_proto::{Inventory, command_result::Output};
@@ -30,46 +29,7 @@ pub enum Notice {
     Pending(ApprovalRow),
 }
 
-pub fn list(c: &Caller, agents: &[Presence], f: &AgentFilter, modes: &[String]) -> Markup {
-    let body = html! {
-        form.filters #agent-filters method="get" action="/agents" {
-            label { "Label (key=value)" input type="text" name="label" value=(f.label); }
-            label { "State" select name="state" {
-                option value="" selected[f.state.is_empty()] { "any" }
-                @for s in AGENT_STATES { option value=(s) selected[f.state == s] { (s) } }
-            } }
-            label { "Sensor mode" select name="sensor" {
-                option value="" selected[f.sensor.is_empty()] { "any" }
-                @for m in modes { option value=(m) selected[&f.sensor == m] { (m) } }
-            } }
-            button type="submit" { "Filter" }
-        }
-        @if agents.is_empty() { p { "No agent matches." } }
-        @else {
-            table #agents {
-                thead { tr { th { "Host" } th { "State" } th { "Isolation" } th { "Process sensor" } th { "Last seen" } th { "Labels" } } }
-                tbody { @for p in agents { (row(p)) } }
-            }
-        }
-    };
-    page("Agents", Some(c), body)
-}
-
-fn row(p: &Presence) -> Markup {
-    let a = &p.agent;
-    html! {
-        tr {
-            td { a href={ "/agents/" (a.id) } { (a.host.hostname) } (id(&a.id)) }
-            td { (p.state()) }
-            td { @if a.isolation_desired { "isolated" } @else { "-" } }
-            td { (a.process_sensor) @if !p.degraded().is_empty() { " (degraded)" } }
-            td { (when(a.last_seen_ms)) }
-            td { (labels_text(p).join(", ")) }
-        }
-    }
-}
-
-fn labels_text(p: &Presence) -> Vec<String> {
+pub(super) fn labels_text(p: &Presence) -> Vec<String> {
     let mut l: Vec<String> = p
         .agent
         .labels
@@ -206,7 +166,7 @@ fn isolation(c: &Caller, v: &AgentView) -> Markup {
             @for a in &v.pending { p.note { "Pending approval: " (a.what) " (asked by " (a.requested_by) ", " (id(&a.id)) ")" } }
             @if c.may(Permission::Respond) && p.agent.revoked_at_ms.is_none() {
                 h3 { "Actions" }
-                (actions::buttons(&p.agent.id))
+                (action_page::buttons(&p.agent.id))
             }
         }
     }

@@ -3,6 +3,7 @@
 //! labels change goes through `Controller::set_agent_labels`, audited as the person.
 
 use super::Shared;
+use super::agent_list;
 use super::agent_page::{self, AgentView, Notice};
 use super::guard::{Caller, refused};
 use super::layout::{failed, html, reason_too_long};
@@ -51,7 +52,7 @@ pub async fn list(
     modes.sort();
     modes.dedup();
     let shown: Vec<_> = all.into_iter().filter(|p| filter.matches(p)).collect();
-    html(agent_page::list(&caller, &shown, &filter, &modes))
+    html(agent_list::list(&caller, &shown, &filter, &modes))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,7 +148,7 @@ pub async fn set_labels(
 }
 
 /// `key=value` lines (blank lines skipped) as a label map.
-fn parse_labels(text: &str) -> Result<HashMap<String, String>, String> {
+pub(super) fn parse_labels(text: &str) -> Result<HashMap<String, String>, String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())

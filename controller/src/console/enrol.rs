@@ -4,13 +4,13 @@
 //! to run on the host, with a copy button. The token is never stored in clear or shown again.
 
 use super::Shared;
+use super::agents::parse_labels;
 use super::guard::{Caller, refused};
 use super::layout::{csrf, failed, html, page, when};
 use crate::core::{MAX_TOKEN_TTL, NewToken};
 use axum::Extension;
 use axum::extract::{Form, State};
 use axum::response::Response;
-use cordon_proto::limits::parse_label;
 use http::StatusCode;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -60,13 +60,7 @@ pub async fn create(
 
 /// The labels, uses and lifetime in seconds the form asks for (0: the default).
 fn parse(f: &EnrolForm) -> Result<(HashMap<String, String>, u32, u64), String> {
-    let labels = f
-        .labels
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| parse_label(l).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-        .collect::<Result<_, _>>()?;
+    let labels = parse_labels(&f.labels)?;
     let number = |s: &str, what: &str| match s.trim() {
         "" => Ok(0),
         n => n

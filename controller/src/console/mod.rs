@@ -13,7 +13,9 @@
 //! `live_incidents.rs`), and the stylesheet and the small scripts (ES modules) are compiled
 //! into the binary (`assets/`).
 
+mod action_page;
 mod actions;
+mod agent_list;
 mod agent_page;
 mod agents;
 mod assets;

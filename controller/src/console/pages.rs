@@ -168,6 +168,31 @@ pub mod tests {
     }
 
     #[test]
+    fn the_overview_counts_degraded_agents_and_links_alerts_to_their_incident() {
+        let o = Overview {
+            agents_online: 1,
+            agents_offline: 0,
+            agents_isolated: 0,
+            agents_degraded: 3,
+            events_per_sec: 12.345,
+            open_incidents: Vec::new(),
+            pending_approvals: 0,
+            latest_alerts: vec![AlertLine {
+                at_ms: 0,
+                level: "high".into(),
+                title: "Base64 piped to a shell".into(),
+                agent_id: "a1".into(),
+                count: 1,
+                incident_id: "inc-7".into(),
+            }],
+        };
+        let page = overview(&caller("vera", Role::Viewer), &o).into_string();
+        assert!(page.contains("id=\"agents_degraded\">3<"), "{page}");
+        assert!(page.contains("id=\"events_per_sec\">12.3<"), "{page}");
+        assert!(page.contains("href=\"/incidents/inc-7\">Base64 piped to a shell</a>"));
+    }
+
+    #[test]
     fn what_hosts_and_people_wrote_is_escaped_and_no_page_has_inline_script() {
         let pending = [request(
             "alice",

@@ -136,13 +136,6 @@ pub fn result_of(c: &CommandRow) -> Option<CommandResult> {
 }
 
 impl Controller {
-    /// Agents matching `filter`, in enrolment order.
-    pub async fn agents_filtered(&self, filter: &AgentFilter) -> Result<Vec<Presence>, CoreError> {
-        let mut all = self.agents().await?;
-        all.retain(|p| filter.matches(p));
-        Ok(all)
-    }
-
     /// Replaces an agent's labels, for the reason given; audited as `agent.labels` with the
     /// labels before and after.
     pub async fn set_agent_labels(
