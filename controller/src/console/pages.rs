@@ -75,9 +75,9 @@ fn alert_row(a: &AlertLine) -> Markup {
 pub fn approvals(c: &Caller, pending: &[ApprovalRow]) -> Markup {
     let body = html! {
         table {
-            thead { tr { th { "Approval" } th { "What" } th { "Why" } th { "Asked by" } th { "Asked" } th { "Expires" } th { "Decision" } } }
+            thead { tr { th { "Approval" } th { "Host" } th { "What" } th { "Why" } th { "Asked by" } th { "Asked" } th { "Expires" } th { "Decision" } } }
             tbody #approvals data-live="/live/approvals" {
-                @if pending.is_empty() { tr.empty { td colspan="7" { "Nothing waits for approval." } } }
+                @if pending.is_empty() { tr.empty { td colspan="8" { "Nothing waits for approval." } } }
                 @for a in pending { (approval_row(c, a)) }
             }
         }
@@ -90,6 +90,7 @@ pub fn approval_row(c: &Caller, a: &ApprovalRow) -> Markup {
     html! {
         tr data-key=(a.id) {
             td { (id(&a.id)) }
+            td.id { a href={ "/agents/" (a.agent_id) } { (a.agent_id) } }
             td { (a.what) }
             td { (a.reason) }
             td { (a.requested_by) }
