@@ -8,7 +8,8 @@
 //!   time from each answer's `Server-Timing: app;dur=MS` header, and the client's time
 //!   (a new TLS connection per request included).
 //!
-//! Every loop is bounded in count and in time.
+//! Every loop is bounded in count and in time. With `CORDON_BENCH_KEEP=DIR` the seeded
+//! database is copied to DIR (for `EXPLAIN QUERY PLAN` and the like).
 
 use crate::seed::{self, Rng, Size};
 use anyhow::Context;
@@ -51,8 +52,24 @@ pub fn run(size: Size, requests: usize) -> anyhow::Result<()> {
         core_calls(&ctl, &seeded, requests).await?;
         anyhow::Ok(seeded)
     })?;
+    if let Some(keep) = std::env::var_os("CORDON_BENCH_KEEP") {
+        copy_store(&d.data_dir, std::path::Path::new(&keep))?;
+    }
     d.start_controller();
     rt.block_on(pages(&console, &seeded, requests))
+}
+
+/// Copies the seeded database (and its log) into `to`, to look at its query plans later.
+fn copy_store(data_dir: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for suffix in ["", "-wal"] {
+        let name = format!("{}{suffix}", cordon_controller::store::DB_FILE);
+        if data_dir.join(&name).exists() {
+            std::fs::copy(data_dir.join(&name), to.join(&name))?;
+        }
+    }
+    println!("console: the seeded database is copied to {}", to.display());
+    Ok(())
 }
 
 /// Figures of one measurement, in milliseconds.
