@@ -6,7 +6,7 @@ use super::retention::PRUNE_CHUNK;
 use super::{Ingested, Pruned, Store, StoreError};
 use crate::policy::grouping::Grouping;
 
-use rusqlite::params;
+use rusqlite::types::Value;
 
 /// One event as stored: its sequence number, time, kind, one-line summary and encoded body.
 #[derive(Debug, Clone)]
@@ -41,6 +41,46 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
         body: r.get(5)?,
         received_at_ms: r.get(6)?,
     })
+}
+
+/// `WHERE` with a condition for each filter given (only those, so the time bounds limit the
+/// index range read) and its arguments, the limit last.
+fn where_clause(f: EventFilter) -> (String, Vec<Value>) {
+    let mut terms = Vec::new();
+    let mut args = Vec::new();
+    let mut add = |term: &str, v: Value| {
+        terms.push(term.to_string());
+        args.push(v);
+    };
+    if let Some(a) = f.agent_id {
+        add("agent_id = ?", Value::Text(a));
+    }
+    if let Some(k) = f.kind {
+        add("kind = ?", Value::Text(k));
+    }
+    if let Some(t) = f.since_ms {
+        add("time_ms >= ?", Value::Integer(t));
+    }
+    if let Some(t) = f.until_ms {
+        add("time_ms <= ?", Value::Integer(t));
+    }
+    if let Some(t) = f.contains {
+        // Literal text: LIKE's wildcards in it are escaped.
+        let escaped = t
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        add(
+            "summary LIKE ? ESCAPE '\\'",
+            Value::Text(format!("%{escaped}%")),
+        );
+    }
+    args.push(Value::Integer(i64::from(f.limit)));
+    let filter = match terms.is_empty() {
+        true => String::new(),
+        false => format!("WHERE {}", terms.join(" AND ")),
+    };
+    (filter, args)
 }
 
 /// The events aggregate: telemetry stored exactly once per (agent, seq), with what detection
@@ -113,30 +153,17 @@ impl Events for Store {
 
     async fn query_events(&self, f: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         self.with(move |c| {
-            // Literal text: LIKE's wildcards in it are escaped.
-            let contains = f.contains.map(|t| {
-                format!(
-                    "%{}%",
-                    t.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                )
-            });
-            let mut stmt = c.prepare(
-                "SELECT agent_id, seq, time_ms, kind, summary, body, received_at FROM
-                   (SELECT * FROM events
-                    WHERE (?1 IS NULL OR agent_id = ?1) AND (?2 IS NULL OR kind = ?2)
-                      AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR time_ms <= ?4)
-                      AND (?5 IS NULL OR summary LIKE ?5 ESCAPE '\\')
-                    ORDER BY time_ms DESC, seq DESC LIMIT ?6)
-                 ORDER BY time_ms, seq",
-            )?;
-            let rows = stmt.query_map(
-                params![
-                    f.agent_id, f.kind, f.since_ms, f.until_ms, contains, f.limit
-                ],
-                from_row,
-            )?;
+            let (filter, args) = where_clause(f);
+            // The keys of the newest matches first, from `events_by_time` alone (it holds
+            // every column filtered on), then only those rows (see migration 0010).
+            let mut stmt = c.prepare(&format!(
+                "SELECT e.agent_id, e.seq, e.time_ms, e.kind, e.summary, e.body, e.received_at FROM
+                   (SELECT agent_id, seq FROM events {filter}
+                    ORDER BY time_ms DESC, seq DESC LIMIT ?) k
+                 JOIN events e ON e.agent_id = k.agent_id AND e.seq = k.seq
+                 ORDER BY e.time_ms, e.seq"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await

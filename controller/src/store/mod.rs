@@ -103,6 +103,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_playbooks.sql"),
     include_str!("migrations/0008_principals.sql"),
     include_str!("migrations/0009_approval_requests.sql"),
+    include_str!("migrations/0010_event_search.sql"),
 ];
 
 #[derive(Clone)]
