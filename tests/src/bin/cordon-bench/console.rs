@@ -11,7 +11,8 @@
 //! Every loop is bounded in count and in time. With `CORDON_BENCH_KEEP=DIR` the seeded
 //! database is copied to DIR (for `EXPLAIN QUERY PLAN` and the like).
 
-use crate::seed::{self, Rng, Size};
+use crate::fleet::Rng;
+use crate::seed::{self, Size};
 use anyhow::Context;
 use cordon_controller::core::{Controller, EventQuery};
 use cordon_tests::console::{Browser, Console};

@@ -14,7 +14,7 @@
 //! Playbook (`playbook.rs`): from a malicious command on the agent's host to the host's
 //! isolation, ordered by a playbook, confirmed by the agent, across the veth.
 //!
-//! Console (`console.rs`, data from `seed.rs`): the web console's speed on a seeded store
+//! Console (`console.rs`, data from `seed.rs` and `fleet.rs`): the web console's speed on a seeded store
 //! (by default 1,000 agents, 1,000,000 events over the last day, 10,000 alerts in 1,000
 //! incidents): p50 and p95 of the core calls behind its pages, in-process, and of the pages
 //! themselves from the real controller over HTTPS (the server's time, from `Server-Timing`,
@@ -28,6 +28,7 @@
 
 mod console;
 mod detection;
+mod fleet;
 mod playbook;
 mod seed;
 mod telemetry;
