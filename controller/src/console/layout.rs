@@ -120,8 +120,14 @@ pub fn status(e: &CoreError) -> StatusCode {
     use CoreError::*;
     match e {
         _ if e.is_internal() => StatusCode::INTERNAL_SERVER_ERROR,
-        NoAgent(_) | NoApproval(_) | NoIncident(_) | NoAlert(_) | NoUser(_) | NoRule(_)
-        | NoPlaybook(_) | NoProcess { .. } => StatusCode::NOT_FOUND,
+        NoAgent(_)
+        | NoApproval(_)
+        | NoIncident(_)
+        | NoAlert(_)
+        | NoUser(_)
+        | NoRule(_)
+        | NoPlaybook(_)
+        | NoProcess { .. } => StatusCode::NOT_FOUND,
         PermissionDenied { .. } | OwnRequest(_) | ServiceCannotApprove(_) | Inactive(..) => {
             StatusCode::FORBIDDEN
         }

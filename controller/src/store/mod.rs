@@ -104,6 +104,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_principals.sql"),
     include_str!("migrations/0009_approval_requests.sql"),
     include_str!("migrations/0010_event_process.sql"),
+    include_str!("migrations/0011_event_search.sql"),
 ];
 
 #[derive(Clone)]

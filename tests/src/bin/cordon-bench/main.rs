@@ -14,13 +14,23 @@
 //! Playbook (`playbook.rs`): from a malicious command on the agent's host to the host's
 //! isolation, ordered by a playbook, confirmed by the agent, across the veth.
 //!
+//! Console (`console.rs`, data from `seed.rs` and `fleet.rs`): the web console's speed on a seeded store
+//! (by default 1,000 agents, 1,000,000 events over the last day, 10,000 alerts in 1,000
+//! incidents): p50 and p95 of the core calls behind its pages, in-process, and of the pages
+//! themselves from the real controller over HTTPS (the server's time, from `Server-Timing`,
+//! and the client's). Scaled down with `--console-agents N`, `--console-events N`,
+//! `--console-alerts N`, `--console-incidents N`; `--console-requests N` measurements each.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
-//! [--only SECTION,...]`, where the sections are `ping`, `enrolments`, `containment`,
-//! `shipping`, `ingest`, `detection` and `playbook` (default: all).
+//! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
+//! `containment`, `shipping`, `ingest`, `detection`, `playbook` and `console` (default: all).
 
+mod console;
 mod detection;
+mod fleet;
 mod playbook;
+mod seed;
 mod telemetry;
 
 use anyhow::{Context, bail};
@@ -55,6 +65,7 @@ const SECTIONS: &[&str] = &[
     "ingest",
     "detection",
     "playbook",
+    "console",
 ];
 
 /// The sections `--only` names (all without it).
@@ -82,6 +93,13 @@ fn main() -> anyhow::Result<()> {
     let ingest = arg("--ingest", 200_000)?.clamp(1, 10_000_000) as u64;
     let detections = arg("--detections", 200)?.clamp(1, 10_000);
     let playbook_runs = arg("--playbook-runs", 50)?.clamp(1, 10_000);
+    let console_size = seed::Size {
+        agents: arg("--console-agents", 1000)?.clamp(1, 100_000),
+        events: arg("--console-events", 1_000_000)?.clamp(1, 20_000_000),
+        alerts: arg("--console-alerts", 10_000)?.clamp(1, 1_000_000),
+        incidents: arg("--console-incidents", 1000)?.clamp(1, 100_000),
+    };
+    let console_requests = arg("--console-requests", 200)?.clamp(1, 10_000);
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -100,6 +118,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("playbook") {
         playbook::latency(playbook_runs)?;
+    }
+    if run("console") {
+        console::run(console_size, console_requests)?;
     }
     if run("ping") || run("enrolments") {
         loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;
