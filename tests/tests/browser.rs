@@ -59,6 +59,18 @@ fn the_console_refuses_what_a_role_may_not_do_forged_posts_and_idle_sessions() {
     b.press("vera", "Tab");
     assert_eq!(b.focused("vera"), "Skip to content");
     accessible(&mut b, "vera", "the overview");
+    for page in [
+        "/agents",
+        "/incidents",
+        "/events",
+        "/rules",
+        "/playbooks",
+        "/audit",
+    ] {
+        assert_eq!(b.goto("vera", page), 200, "{page}");
+        b.wait("vera", "h1", None, Duration::from_secs(5));
+        accessible(&mut b, "vera", page);
+    }
 
     // The viewer's agent page offers no containment, and the server refuses it anyway.
     assert_eq!(b.goto("vera", &format!("/agents/{}", agent.id)), 200);
