@@ -324,6 +324,16 @@ impl Deployment {
     }
 
     /// Runs a cordonctl listing with `--json`: its JSON lines, as an array.
+    /// The audit entries of `action`, oldest first (the newest 1,000 entries looked at).
+    pub fn audited(&self, action: &str) -> Vec<Value> {
+        let all = self.ctl_list(&["audit", "--limit", "1000"]);
+        let all = all.as_array().expect("a list");
+        all.iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    }
+
     pub fn ctl_list(&self, args: &[&str]) -> Value {
         Value::Array(self.ctl_lines(args))
     }

@@ -8,7 +8,6 @@
 
 use cordon_tests::console::{Browser, Console, Reply};
 use cordon_tests::deploy::Deployment;
-use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -18,16 +17,6 @@ const PASSWORD: &str = "correct horse battery";
 fn person(d: &Deployment, name: &str, role: &str, extra: &[&str]) {
     d.invite(name, role, extra);
     d.set_password(name, PASSWORD);
-}
-
-/// The audit entries of `action`, oldest first.
-fn audited(d: &Deployment, action: &str) -> Vec<Value> {
-    let all = d.ctl_list(&["audit", "--limit", "1000"]);
-    let all = all.as_array().unwrap();
-    all.iter()
-        .filter(|e| e["action"] == action)
-        .cloned()
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +70,7 @@ async fn sign_in_takes_the_right_password_and_hands_out_a_strict_cookie() {
         (303, Some("/login"))
     );
 
-    let sign_ins = audited(&d, "console.sign_in");
+    let sign_ins = d.audited("console.sign_in");
     let outcome = |who: &str, ok: bool| {
         sign_ins
             .iter()
@@ -152,7 +141,7 @@ async fn changes_need_the_csrf_token_and_sign_out_ends_the_session() {
     assert_eq!((out.status, out.location()), (303, Some("/login")));
     let page = c.get("/agents", Some(&b)).await;
     assert_eq!((page.status, page.location()), (303, Some("/login")));
-    let ended = audited(&d, "console.sign_out");
+    let ended = d.audited("console.sign_out");
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["actor"], "alice");
     assert_eq!(ended[0]["detail"]["why"], "signed out");
@@ -224,7 +213,7 @@ async fn roles_and_four_eyes_hold_on_the_approvals_page() {
         (decided["status"].as_str(), decided["decided_by"].as_str()),
         (Some("approved"), Some("bob"))
     );
-    let refused = audited(&d, "permission.refused");
+    let refused = d.audited("permission.refused");
     assert!(
         refused.iter().any(|e| e["actor"] == "vera"),
         "the forged decision is audited"
@@ -241,7 +230,7 @@ async fn an_idle_session_is_sent_back_to_sign_in() {
     let page = c.get("/", Some(&b)).await;
     assert_eq!((page.status, page.location()), (303, Some("/login")));
     assert_eq!(c.get("/", Some(&b)).await.status, 303, "ended for good");
-    let ended = audited(&d, "console.sign_out");
+    let ended = d.audited("console.sign_out");
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["detail"]["why"], "idle");
 }

@@ -50,16 +50,6 @@ fn listed_rule(d: &Deployment, id: &str) -> Option<Value> {
         .cloned()
 }
 
-/// The audit entries of `action`.
-fn audited(d: &Deployment, action: &str) -> Vec<Value> {
-    let all = d.ctl_list(&["audit", "--limit", "1000"]);
-    let all = all.as_array().unwrap();
-    all.iter()
-        .filter(|e| e["action"] == action)
-        .cloned()
-        .collect()
-}
-
 fn csrf(b: &Browser) -> (&'static str, &str) {
     ("csrf", b.csrf.as_str())
 }
@@ -95,7 +85,7 @@ async fn a_viewer_sees_the_rules_but_cannot_change_them() {
         .await;
     assert_eq!(forged.status, 403);
     assert_eq!(d.ctl_list(&["rules", "list"]).as_array().unwrap().len(), 1);
-    let refusals = audited(&d, "permission.refused");
+    let refusals = d.audited("permission.refused");
     assert!(refusals.iter().any(|e| e["actor"] == "vic"), "{refusals:?}");
 }
 
@@ -116,7 +106,7 @@ async fn an_admin_disables_a_rule_and_the_audit_log_names_them() {
     assert_eq!(listed_rule(&d, &id).unwrap()["enabled"], false);
     let page = c.get("/rules", Some(&ada)).await;
     assert!(page.body.contains("disabled") && page.body.contains(">Enable<"));
-    let entries = audited(&d, "rule.disable");
+    let entries = d.audited("rule.disable");
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["actor"], "ada");
     assert_eq!(entries[0]["target"], format!("rule:{id}"));
@@ -224,7 +214,7 @@ async fn the_rule_tester_says_match_or_no_match() {
     let hit = c.post("/rules/test", &vic, &form).await;
     assert_page(&hit, 200, "data-matched=\"true\"");
     assert!(
-        audited(&d, "rules.import").len() == 1,
+        d.audited("rules.import").len() == 1,
         "testing stores nothing"
     );
 }
@@ -291,7 +281,7 @@ async fn playbooks_are_switched_on_and_off_and_into_dry_run() {
     assert_eq!(listed()["dry_run"], false);
     let page = c.get("/playbooks", Some(&ada)).await;
     assert!(page.body.contains("Turn dry run on") && page.body.contains(">Enable<"));
-    let entries = audited(&d, "playbook.dry_run");
+    let entries = d.audited("playbook.dry_run");
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().all(|e| e["actor"] == "ada"));
     let missing = c
@@ -360,7 +350,7 @@ async fn an_invited_person_takes_up_the_invite_and_signs_in_with_their_role() {
     );
     assert_eq!(c.get("/users", Some(&nia)).await.status, 403);
     assert_eq!(c.get("/users", Some(&vic)).await.status, 403);
-    let accepted = audited(&d, "user.accept_invite");
+    let accepted = d.audited("user.accept_invite");
     assert!(accepted.iter().all(|e| e["actor"] == "nia"), "{accepted:?}");
     let outcomes: Vec<&str> = accepted
         .iter()
@@ -373,7 +363,7 @@ async fn an_invited_person_takes_up_the_invite_and_signs_in_with_their_role() {
     );
     assert!(outcomes[0].starts_with("refused") && outcomes[1] == "ok");
     assert!(outcomes[2].contains("already been used"), "{outcomes:?}");
-    let invited = audited(&d, "user.invite");
+    let invited = d.audited("user.invite");
     assert!(
         invited
             .iter()
@@ -439,7 +429,7 @@ async fn a_disabled_person_is_signed_out_and_the_last_admin_stays() {
         .await;
     assert_eq!(back.status, 303);
     assert_eq!(d.ctl_json(&["users", "show", "ada"])["role"], "admin");
-    let disabled = audited(&d, "user.disable");
+    let disabled = d.audited("user.disable");
     assert!(
         disabled
             .iter()

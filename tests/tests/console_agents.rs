@@ -10,7 +10,7 @@
 use cordon_tests::console::{Browser, Console};
 use cordon_tests::deploy::{AgentHandle, Deployment};
 use cordon_tests::{eventually, require_root};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,16 +26,6 @@ fn started(d: &Deployment, name: &str) -> AgentHandle {
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     agent
-}
-
-/// The audit entries of `action`.
-fn audited(d: &Deployment, action: &str) -> Vec<Value> {
-    let all = d.ctl_list(&["audit", "--limit", "1000"]);
-    let all = all.as_array().unwrap();
-    all.iter()
-        .filter(|e| e["action"] == action)
-        .cloned()
-        .collect()
 }
 
 /// The text inside the element with id `id` (its tags removed), or "" if there is none.
@@ -149,7 +139,8 @@ async fn a_responder_isolates_and_releases_a_host_from_its_page_with_a_reason() 
     );
     assert!(text_of(&isolated, "commands").contains("succeeded: isolated"));
 
-    let entry = audited(&d, "command.isolate")
+    let entry = d
+        .audited("command.isolate")
         .into_iter()
         .find(|e| e["actor"] == "alice")
         .expect("the isolation in the audit log, by alice");
@@ -163,7 +154,8 @@ async fn a_responder_isolates_and_releases_a_host_from_its_page_with_a_reason() 
         !cordon_table(&ns),
         "released, yet the isolation table is there"
     );
-    let entry = audited(&d, "command.release")
+    let entry = d
+        .audited("command.release")
         .into_iter()
         .find(|e| e["actor"] == "alice")
         .expect("the release in the audit log");
@@ -220,7 +212,7 @@ async fn a_viewer_gets_no_actions_and_forged_or_tokenless_posts_change_nothing()
     assert_eq!(d.agent_record(&agent.id)["isolation_desired"], json!(false));
     assert!(!cordon_table(&ns));
     assert!(
-        audited(&d, "permission.refused")
+        d.audited("permission.refused")
             .iter()
             .any(|e| e["actor"] == "vera" && e.to_string().contains("/agents/")),
         "the forged isolation is not in the audit log"
@@ -268,7 +260,7 @@ async fn labels_are_changed_by_admins_only_and_the_list_filters() {
         page.body
     );
     assert_eq!(d.agent_record(&db.id)["labels"]["role"], "database");
-    let entry = audited(&d, "agent.labels");
+    let entry = d.audited("agent.labels");
     assert!(
         entry
             .iter()
@@ -365,7 +357,7 @@ async fn the_enrol_page_makes_a_token_that_enrols_a_host() {
     let host = d.enroll_agent_with(&token, "fresh", &[]);
     assert_eq!(d.agent_record(&host.id)["labels"]["site"], "lab");
     assert!(
-        audited(&d, "token.create")
+        d.audited("token.create")
             .iter()
             .any(|e| e["actor"] == "ada"),
         "the token is in the audit log as ada's"

@@ -96,20 +96,9 @@ fn query_string(s: &Search) -> String {
     pairs
         .iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .map(|(k, v)| format!("{k}={}", super::urls::encode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn percent(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub fn events(c: &Caller, s: &Search, found: &Found<'_>) -> Markup {
@@ -178,7 +167,7 @@ fn one(c: &Caller, e: &StoredEvent) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::pages::tests::caller;
+    use crate::console::fixtures::caller;
     use crate::policy::roles::Role;
     use crate::store::conformance::exec;
 

@@ -122,24 +122,10 @@ pub fn decision(c: &Caller, a: &ApprovalRow, back: Option<&str>) -> Markup {
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
-    use crate::core::Admin;
-    use crate::policy::people::Kind;
+    use crate::console::fixtures::caller;
     use crate::policy::roles::Role;
-
-    pub fn caller(name: &str, role: Role) -> Caller {
-        Caller {
-            admin: Admin {
-                name: name.into(),
-                kind: Kind::User,
-                role,
-                serial: "console:00".into(),
-            },
-            session: "s".into(),
-            csrf: "c0ffee".into(),
-        }
-    }
 
     fn request(by: &str, what: &str) -> ApprovalRow {
         let timeout = std::time::Duration::from_secs(60);

@@ -116,14 +116,9 @@ impl Controller {
         let _ = self.record(entry).await;
     }
 
-    fn credential_ttl(&self) -> Duration {
-        Duration::from_secs(self.config.people.credential_ttl_secs)
-    }
-
-    /// Exchanges an invite code and a CSR for a credential. The certificate is signed before
-    /// the code is used up (a bad CSR leaves the code usable); a certificate whose code turns
-    /// out unusable is never handed out.
-    pub async fn login(&self, code: &str, csr_der: &[u8]) -> Result<Credential, CoreError> {
+    /// The invited name behind an invite code, and the code's hash; an empty, overlong or
+    /// unknown code is refused alike.
+    pub(super) async fn invited(&self, code: &str) -> Result<(String, String), CoreError> {
         let unknown = || CoreError::Invite(InviteRefusal::Unknown);
         if code.is_empty() || code.len() > 128 {
             return Err(unknown());
@@ -134,6 +129,19 @@ impl Controller {
             .invited_name(hash.clone())
             .await?
             .ok_or_else(unknown)?;
+        Ok((name, hash))
+    }
+
+    fn credential_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.people.credential_ttl_secs)
+    }
+
+    /// Exchanges an invite code and a CSR for a credential. The certificate is signed before
+    /// the code is used up (a bad CSR leaves the code usable); a certificate whose code turns
+    /// out unusable is never handed out.
+    pub async fn login(&self, code: &str, csr_der: &[u8]) -> Result<Credential, CoreError> {
+        let unknown = || CoreError::Invite(InviteRefusal::Unknown);
+        let (name, hash) = self.invited(code).await?;
         let invited = self
             .store
             .principal(name.clone())

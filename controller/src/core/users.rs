@@ -5,7 +5,7 @@
 
 use super::{Admin, Controller, CoreError};
 use crate::policy::audit::AuditEntry;
-use crate::policy::people::{InviteRefusal, Kind, valid_name};
+use crate::policy::people::{Kind, valid_name};
 use crate::policy::roles::Role;
 use crate::store::{Invitation, PrincipalChange, PrincipalRow, Principals};
 use cordon_proto::time::now_ms;
@@ -139,16 +139,7 @@ impl Controller {
         code: &str,
         password: &str,
     ) -> Result<PrincipalRow, CoreError> {
-        let unknown = || CoreError::Invite(InviteRefusal::Unknown);
-        if code.is_empty() || code.len() > 128 {
-            return Err(unknown());
-        }
-        let hash = super::token_hash(code);
-        let name = self
-            .store
-            .invited_name(hash.clone())
-            .await?
-            .ok_or_else(unknown)?;
+        let (name, hash) = self.invited(code).await?;
         let entry = AuditEntry::new(&name, "user.accept_invite", format!("user:{name}"))
             .detail(json!({ "invite": super::token_ref(code) }));
         let result = self.take_up(&name, hash, password).await;

@@ -3,7 +3,7 @@
 //! what hosts wrote escaped.
 
 use super::*;
-use crate::console::pages::tests::caller;
+use crate::console::fixtures::caller;
 use crate::core::process_tree::{ProcessTree, processes};
 use crate::core::{IncidentDetails, StoredEvent};
 use crate::policy::roles::Role;
