@@ -91,7 +91,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 
 /// The query for `f` and its arguments: the keys of the newest matches first, from
 /// `events_by_time` alone (it holds every column filtered on), then only those rows (see
-/// migration 0010).
+/// migration 0011).
 fn search(f: EventFilter) -> (String, Vec<Value>) {
     // The page nearest the `after` cursor is the oldest after it; any other, the newest.
     let order = if f.after.is_some() { "ASC" } else { "DESC" };
