@@ -217,6 +217,9 @@ async fn reports_download(c: &Console, ana: &Browser, id: &str) {
     );
     let report: Value = serde_json::from_str(&json.body).unwrap();
     assert_eq!(report["incident"]["id"], id);
+    // cordonctl's --json shape: the triggering event's kind by name, not number.
+    let event = &report["incident"]["alerts"][0]["event"];
+    assert_eq!(event["process"]["kind"], "exec", "{event}");
 }
 
 async fn a_viewer_cannot_triage(c: &Console, vera: &Browser, id: &str) {

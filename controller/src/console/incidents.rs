@@ -11,6 +11,7 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use cordon_proto::json::ToJson;
 use cordon_proto::limits::MAX_LIST;
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
@@ -176,8 +177,12 @@ pub async fn report_json(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     match shared.ctl.incident_report(&id).await {
         Ok(r) => {
             let name = file_name(r.incident.as_ref().map_or(&id, |i| &i.id), "json");
-            // Protocol messages always serialise (string keys, no non-finite numbers).
-            let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+            // In the shape cordonctl's --json gives (names, not numbers). Protocol messages
+            // always serialise (string keys, no non-finite numbers).
+            let json = r
+                .to_json()
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_default();
             attachment(json, "application/json", &name)
         }
         Err(e) => failed(&e),
