@@ -65,11 +65,11 @@ pub struct IncidentRow {
     pub alert_count: u32,
 }
 
-fn new_id(prefix: &str) -> String {
+pub(super) fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(rand::random::<[u8; 8]>()))
 }
 
-fn tags_json(tags: &[String]) -> String {
+pub(super) fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
@@ -197,11 +197,11 @@ pub(super) fn record(
     })
 }
 
-const ALERT_COLUMNS: &str =
+pub(super) const ALERT_COLUMNS: &str =
     "a.id, a.agent_id, a.rule_id, a.title, a.level, a.tags, a.author, a.source,
      a.detail, a.event_seq, a.count, a.first_at, a.last_at, a.incident_id,
      e.seq, e.time_ms, e.kind, e.summary, e.body, e.received_at";
-const ALERT_FROM: &str =
+pub(super) const ALERT_FROM: &str =
     "FROM alerts a LEFT JOIN events e ON e.agent_id = a.agent_id AND e.seq = a.event_seq";
 
 fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
@@ -253,7 +253,7 @@ fn incident_row(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
     })
 }
 
-const INCIDENT_SELECT: &str =
+pub(super) const INCIDENT_SELECT: &str =
     "SELECT i.id, i.agent_id, i.status, i.severity, i.title, i.opened_at, i.updated_at,
             (SELECT COUNT(*) FROM alerts a WHERE a.incident_id = i.id) FROM incidents i";
 

@@ -106,26 +106,59 @@ fn search(f: EventFilter) -> (String, Vec<Value>) {
     (sql, args)
 }
 
+/// A value a search condition compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// How a backend's SQL writes the search's parameters and its case-insensitive `LIKE`.
+pub(super) struct Dialect {
+    /// The placeholder of the n-th parameter (from 1).
+    pub placeholder: fn(usize) -> String,
+    /// `LIKE` that ignores ASCII case.
+    pub like: &'static str,
+}
+
+const SQLITE: Dialect = Dialect {
+    placeholder: |_| "?".into(),
+    like: "LIKE",
+};
+
 /// `WHERE` with a condition for each filter given (only those, so the time bounds limit the
 /// index range read) and its arguments, the limit last.
 fn where_clause(f: EventFilter) -> (String, Vec<Value>) {
+    let (filter, args) = conditions(f, &SQLITE);
+    let args = args
+        .into_iter()
+        .map(|a| match a {
+            Arg::Int(i) => Value::Integer(i),
+            Arg::Text(t) => Value::Text(t),
+        })
+        .collect();
+    (filter, args)
+}
+
+/// The search's `WHERE` in a backend's dialect and its arguments, the limit last.
+pub(super) fn conditions(f: EventFilter, d: &Dialect) -> (String, Vec<Arg>) {
     let mut terms = Vec::new();
     let mut args = Vec::new();
-    let mut add = |term: &str, v: Value| {
-        terms.push(term.to_string());
+    let mut add = |term: &str, v: Arg| {
         args.push(v);
+        terms.push(term.replace('?', &(d.placeholder)(args.len())));
     };
     if let Some(a) = f.agent_id {
-        add("agent_id = ?", Value::Text(a));
+        add("agent_id = ?", Arg::Text(a));
     }
     if let Some(k) = f.kind {
-        add("kind = ?", Value::Text(k));
+        add("kind = ?", Arg::Text(k));
     }
     if let Some(t) = f.since_ms {
-        add("time_ms >= ?", Value::Integer(t));
+        add("time_ms >= ?", Arg::Int(t));
     }
     if let Some(t) = f.until_ms {
-        add("time_ms <= ?", Value::Integer(t));
+        add("time_ms <= ?", Arg::Int(t));
     }
     if let Some(t) = f.contains {
         // Literal text: LIKE's wildcards in it are escaped.
@@ -133,22 +166,18 @@ fn where_clause(f: EventFilter) -> (String, Vec<Value>) {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        add(
-            "summary LIKE ? ESCAPE '\\'",
-            Value::Text(format!("%{escaped}%")),
-        );
+        let like = format!("summary {} ? ESCAPE '\\'", d.like);
+        add(&like, Arg::Text(format!("%{escaped}%")));
     }
     for (cursor, op) in [(f.before, "<"), (f.after, ">")] {
         if let Some(k) = cursor {
-            terms.push(format!("(time_ms, agent_id, seq) {op} (?, ?, ?)"));
-            args.extend([
-                Value::Integer(k.time_ms),
-                Value::Text(k.agent_id),
-                Value::Integer(k.seq as i64),
-            ]);
+            let n = args.len();
+            let p = |i| (d.placeholder)(n + i);
+            terms.push(format!("(time_ms, agent_id, seq) {op} ({}, {}, {})", p(1), p(2), p(3)));
+            args.extend([Arg::Int(k.time_ms), Arg::Text(k.agent_id), Arg::Int(k.seq as i64)]);
         }
     }
-    args.push(Value::Integer(i64::from(f.limit)));
+    args.push(Arg::Int(i64::from(f.limit)));
     let filter = match terms.is_empty() {
         true => String::new(),
         false => format!("WHERE {}", terms.join(" AND ")),

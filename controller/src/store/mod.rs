@@ -9,6 +9,7 @@ mod commands;
 mod events;
 mod files;
 mod ingest;
+pub mod pg;
 mod playbooks;
 mod principals;
 mod retention;
@@ -90,6 +91,22 @@ pub enum StoreError {
     Task(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the database {target} is unreachable: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error("the database URL: {0}")]
+    PgUrl(String),
+    #[error("migration {version}: {source}")]
+    PgMigrate {
+        version: usize,
+        source: tokio_postgres::Error,
+    },
+    #[error("event partition {name}: {source}")]
+    Partition {
+        name: String,
+        source: tokio_postgres::Error,
+    },
 }
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.

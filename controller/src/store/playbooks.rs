@@ -121,7 +121,7 @@ fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
     })
 }
 
-const RUN_COLUMNS: &str = "id, playbook, source, alert_id, incident_id, agent_id, dry_run, status, step, started_at, updated_at";
+pub(super) const RUN_COLUMNS: &str = "id, playbook, source, alert_id, incident_id, agent_id, dry_run, status, step, started_at, updated_at";
 
 fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
     Ok(ApprovalRow {
@@ -143,7 +143,7 @@ fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
     })
 }
 
-const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note, requested_by, action";
+pub(super) const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note, requested_by, action";
 
 /// A run with its steps, in order.
 pub type RunDetail = (RunRow, Vec<StepRow>);

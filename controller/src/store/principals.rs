@@ -124,7 +124,7 @@ pub trait Principals: Send + Sync {
     ) -> impl Future<Output = Result<Result<PrincipalRow, Inactive>, StoreError>> + Send;
 }
 
-const COLUMNS: &str = "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
+pub(super) const COLUMNS: &str = "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
     password_hash IS NOT NULL, totp_secret IS NOT NULL, last_login_at, cert_serial";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(PrincipalRow, String, String)> {
@@ -150,7 +150,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(PrincipalRow, String, String)> {
     ))
 }
 
-fn finish((mut p, kind, role): (PrincipalRow, String, String)) -> Result<PrincipalRow, StoreError> {
+pub(super) fn finish((mut p, kind, role): (PrincipalRow, String, String)) -> Result<PrincipalRow, StoreError> {
     p.standing.kind = Kind::from_name(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("principal {}: kind {kind:?}", p.name)))?;
     p.standing.role = role
@@ -352,7 +352,7 @@ impl Principals for Store {
 }
 
 /// The standing after `change`.
-fn changed(before: &Standing, change: &PrincipalChange, now_ms: i64) -> Standing {
+pub(super) fn changed(before: &Standing, change: &PrincipalChange, now_ms: i64) -> Standing {
     let mut after = before.clone();
     match change {
         PrincipalChange::Enable => after.enabled = true,

@@ -27,7 +27,7 @@ pub struct IocImport {
     pub list_size: u64,
 }
 
-const RULE_COLUMNS: &str =
+pub(super) const RULE_COLUMNS: &str =
     "id, title, level, status, author, tags, logsource, origin, source, enabled, imported_at";
 
 fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRow> {
