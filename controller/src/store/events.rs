@@ -173,8 +173,17 @@ pub(super) fn conditions(f: EventFilter, d: &Dialect) -> (String, Vec<Arg>) {
         if let Some(k) = cursor {
             let n = args.len();
             let p = |i| (d.placeholder)(n + i);
-            terms.push(format!("(time_ms, agent_id, seq) {op} ({}, {}, {})", p(1), p(2), p(3)));
-            args.extend([Arg::Int(k.time_ms), Arg::Text(k.agent_id), Arg::Int(k.seq as i64)]);
+            terms.push(format!(
+                "(time_ms, agent_id, seq) {op} ({}, {}, {})",
+                p(1),
+                p(2),
+                p(3)
+            ));
+            args.extend([
+                Arg::Int(k.time_ms),
+                Arg::Text(k.agent_id),
+                Arg::Int(k.seq as i64),
+            ]);
         }
     }
     args.push(Arg::Int(i64::from(f.limit)));

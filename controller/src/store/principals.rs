@@ -124,7 +124,8 @@ pub trait Principals: Send + Sync {
     ) -> impl Future<Output = Result<Result<PrincipalRow, Inactive>, StoreError>> + Send;
 }
 
-pub(super) const COLUMNS: &str = "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
+pub(super) const COLUMNS: &str =
+    "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
     password_hash IS NOT NULL, totp_secret IS NOT NULL, last_login_at, cert_serial";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(PrincipalRow, String, String)> {
@@ -150,7 +151,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(PrincipalRow, String, String)> {
     ))
 }
 
-pub(super) fn finish((mut p, kind, role): (PrincipalRow, String, String)) -> Result<PrincipalRow, StoreError> {
+pub(super) fn finish(
+    (mut p, kind, role): (PrincipalRow, String, String),
+) -> Result<PrincipalRow, StoreError> {
     p.standing.kind = Kind::from_name(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("principal {}: kind {kind:?}", p.name)))?;
     p.standing.role = role

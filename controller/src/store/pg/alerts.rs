@@ -58,7 +58,14 @@ async fn incident_for(
     tx.execute(
         "INSERT INTO incidents (id, agent_id, status, severity, title, opened_at, updated_at)
          VALUES ($1, $2, $6, $3, $4, $5, $5)",
-        &[&id, &agent_id, &f.rule.level, &f.rule.title, &now, &IncidentStatus::Open],
+        &[
+            &id,
+            &agent_id,
+            &f.rule.level,
+            &f.rule.title,
+            &now,
+            &IncidentStatus::Open,
+        ],
     )
     .await?;
     let text = format!("incident opened on agent {agent_id}");
@@ -107,14 +114,29 @@ pub(super) async fn record(
                              event_seq, count, first_at, last_at, incident_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $11, $12)",
         &[
-            &alert_id, &agent_id, &f.rule.rule_id, &f.rule.title, &f.rule.level,
-            &tags_json(&f.rule.tags), &f.rule.author, &f.source, &f.detail,
-            &(e.seq as i64), &now, &incident_id,
+            &alert_id,
+            &agent_id,
+            &f.rule.rule_id,
+            &f.rule.title,
+            &f.rule.level,
+            &tags_json(&f.rule.tags),
+            &f.rule.author,
+            &f.source,
+            &f.detail,
+            &(e.seq as i64),
+            &now,
+            &incident_id,
         ],
     )
     .await?;
     let text = format!("{} ({}): {}", f.rule.title, f.rule.level, e.summary);
-    timeline(tx, &incident_id, now, ["alert", "detection", &text, &alert_id]).await?;
+    timeline(
+        tx,
+        &incident_id,
+        now,
+        ["alert", "detection", &text, &alert_id],
+    )
+    .await?;
     Ok(change(alert_id, incident_id, true))
 }
 
@@ -240,7 +262,11 @@ impl Alerts for PgStore {
             return Ok(None);
         };
         let sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.id = $1");
-        c.query_opt(&sql, &[&id]).await?.as_ref().map(alert_row).transpose()
+        c.query_opt(&sql, &[&id])
+            .await?
+            .as_ref()
+            .map(alert_row)
+            .transpose()
     }
 
     async fn incidents(
@@ -279,7 +305,10 @@ impl Alerts for PgStore {
         let alerts = c.query(&sql, &[&id]).await?;
         Ok(Some((
             incident_row(&inc)?,
-            timeline.iter().map(timeline_row).collect::<Result<_, _>>()?,
+            timeline
+                .iter()
+                .map(timeline_row)
+                .collect::<Result<_, _>>()?,
             alerts.iter().map(alert_row).collect::<Result<_, _>>()?,
         )))
     }
@@ -297,7 +326,10 @@ impl Alerts for PgStore {
         };
         let tx = c.transaction().await?;
         let old: IncidentStatus = tx
-            .query_one("SELECT status FROM incidents WHERE id = $1 FOR UPDATE", &[&id])
+            .query_one(
+                "SELECT status FROM incidents WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
             .await?
             .try_get(0)?;
         tx.execute(

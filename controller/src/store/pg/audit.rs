@@ -52,8 +52,15 @@ impl AuditLog for PgStore {
         tx.execute(
             &format!("INSERT INTO audit ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
             &[
-                &(rec.seq as i64), &rec.time_ms, &rec.actor, &rec.action, &rec.target,
-                &rec.detail, &rec.outcome, &rec.prev_hash, &rec.hash,
+                &(rec.seq as i64),
+                &rec.time_ms,
+                &rec.actor,
+                &rec.action,
+                &rec.target,
+                &rec.detail,
+                &rec.outcome,
+                &rec.prev_hash,
+                &rec.hash,
             ],
         )
         .await?;
@@ -87,7 +94,12 @@ impl AuditLog for PgStore {
              ORDER BY seq DESC LIMIT $6"
         );
         let args: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
-            &f.since_ms, &f.until_ms, &f.actor, &f.action, &before, &big(f.limit),
+            &f.since_ms,
+            &f.until_ms,
+            &f.actor,
+            &f.action,
+            &before,
+            &big(f.limit),
         ];
         records(self.client().await?.query(&sql, &args).await?)
     }
@@ -111,7 +123,10 @@ impl PgStore {
             .map(|r| {
                 read(r).map_err(|e| {
                     let seq: i64 = r.try_get(0).unwrap_or(0);
-                    (seq, format!("the entry cannot be read ({e}): it was edited"))
+                    (
+                        seq,
+                        format!("the entry cannot be read ({e}): it was edited"),
+                    )
                 })
             })
             .collect())

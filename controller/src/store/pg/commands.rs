@@ -38,8 +38,17 @@ impl CommandQueue for PgStore {
         self.exec(
             &sql,
             &[
-                &r.id, &r.agent_id, &r.kind, &r.envelope, &r.created_at_ms, &r.expires_at_ms,
-                &r.status, &r.delivered_at_ms, &r.completed_at_ms, &r.error, &r.result,
+                &r.id,
+                &r.agent_id,
+                &r.kind,
+                &r.envelope,
+                &r.created_at_ms,
+                &r.expires_at_ms,
+                &r.status,
+                &r.delivered_at_ms,
+                &r.completed_at_ms,
+                &r.error,
+                &r.result,
                 &r.created_by,
             ],
         )
@@ -59,13 +68,21 @@ impl CommandQueue for PgStore {
         );
         let open = (CommandStatus::Pending, CommandStatus::Delivered);
         let c = self.client().await?;
-        command_rows(c.query(&sql, &[&agent_id, &now_ms, &open.0, &open.1]).await?)
+        command_rows(
+            c.query(&sql, &[&agent_id, &now_ms, &open.0, &open.1])
+                .await?,
+        )
     }
 
     async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
         self.exec(
             "UPDATE commands SET status = $3, delivered_at = $2 WHERE id = $1 AND status = $4",
-            &[&id, &now_ms, &CommandStatus::Delivered, &CommandStatus::Pending],
+            &[
+                &id,
+                &now_ms,
+                &CommandStatus::Delivered,
+                &CommandStatus::Pending,
+            ],
         )
         .await?;
         Ok(())
@@ -127,7 +144,10 @@ impl CommandQueue for PgStore {
                 ],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {

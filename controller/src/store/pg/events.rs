@@ -86,9 +86,8 @@ async fn insert_rows(
     let keys: Vec<_> = rows.iter().map(|e| process_key(e)).collect();
     let col = |f: fn(&StoredEvent) -> i64| rows.iter().map(|e| f(e)).collect::<Vec<i64>>();
     let text = |f: fn(&StoredEvent) -> &str| rows.iter().map(|e| f(e)).collect::<Vec<&str>>();
-    let process = |f: fn((u32, u32, u64)) -> i64| {
-        keys.iter().map(|k| k.map(f)).collect::<Vec<Option<i64>>>()
-    };
+    let process =
+        |f: fn((u32, u32, u64)) -> i64| keys.iter().map(|k| k.map(f)).collect::<Vec<Option<i64>>>();
     let bodies: Vec<&[u8]> = rows.iter().map(|e| e.body.as_slice()).collect();
     tx.execute(
         "INSERT INTO events (agent_id, seq, time_ms, kind, body, received_at, summary,
@@ -242,7 +241,10 @@ impl Events for PgStore {
         let n: i64 = self
             .client()
             .await?
-            .query_one("SELECT COUNT(*) FROM event_keys WHERE agent_id = $1", &[&agent_id])
+            .query_one(
+                "SELECT COUNT(*) FROM event_keys WHERE agent_id = $1",
+                &[&agent_id],
+            )
             .await?
             .try_get(0)?;
         Ok(n as u64)

@@ -164,8 +164,11 @@ impl Agents for PgStore {
         {
             return Ok(Err(EnrollRefusal::AgentRevoked(e.agent_id)));
         }
-        tx.query_opt("SELECT 1 FROM tokens WHERE hash = $1 FOR UPDATE", &[&e.token_hash])
-            .await?;
+        tx.query_opt(
+            "SELECT 1 FROM tokens WHERE hash = $1 FOR UPDATE",
+            &[&e.token_hash],
+        )
+        .await?;
         let token_labels = match usable_token(&*tx, &e.token_hash, e.now_ms).await? {
             Ok(l) => labels_from_json(&l)?,
             Err(refusal) => return Ok(Err(refusal)),
@@ -180,8 +183,16 @@ impl Agents for PgStore {
         tx.execute(
             ENROL,
             &[
-                &e.agent_id, &h.hostname, &h.os_name, &h.os_version, &h.kernel_version,
-                &h.arch, &h.agent_version, &labels, &e.now_ms, &e.cert_serial,
+                &e.agent_id,
+                &h.hostname,
+                &h.os_name,
+                &h.os_version,
+                &h.kernel_version,
+                &h.arch,
+                &h.agent_version,
+                &labels,
+                &e.now_ms,
+                &e.cert_serial,
                 &e.cert_expires_at_ms,
             ],
         )
@@ -214,7 +225,10 @@ impl Agents for PgStore {
             .await?
             .query("SELECT id FROM agents WHERE revoked_at IS NOT NULL", &[])
             .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn agent_connected(
@@ -229,8 +243,14 @@ impl Agents for PgStore {
                  os_version = $5, kernel_version = $6, arch = $7, agent_version = $8
              WHERE id = $1",
             &[
-                &id, &now_ms, &h.hostname, &h.os_name, &h.os_version, &h.kernel_version,
-                &h.arch, &h.agent_version,
+                &id,
+                &now_ms,
+                &h.hostname,
+                &h.os_name,
+                &h.os_version,
+                &h.kernel_version,
+                &h.arch,
+                &h.agent_version,
             ],
         )
         .await?;

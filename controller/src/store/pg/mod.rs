@@ -19,6 +19,8 @@ mod principals;
 mod retention;
 mod rules;
 mod schema;
+#[cfg(test)]
+pub mod testing;
 
 use super::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -97,13 +99,10 @@ impl PgStore {
 
     /// A connection from the pool.
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unreachable {
-                target: self.target.clone(),
-                reason: e.to_string(),
-            })
+        self.pool.get().await.map_err(|e| StoreError::Unreachable {
+            target: self.target.clone(),
+            reason: e.to_string(),
+        })
     }
 }
 

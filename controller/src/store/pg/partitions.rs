@@ -73,7 +73,10 @@ fn bound(day: i64) -> String {
 
 /// A day's first millisecond and the next day's, within i64's range.
 pub(super) fn range(day: i64) -> (i64, i64) {
-    let start = |d: i64| d.checked_mul(DAY_MS).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX });
+    let start = |d: i64| {
+        d.checked_mul(DAY_MS)
+            .unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+    };
     (start(day), start(day.saturating_add(1)))
 }
 

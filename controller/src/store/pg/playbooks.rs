@@ -3,8 +3,8 @@
 use super::{PgStore, big};
 use crate::store::playbooks::{APPROVAL_COLUMNS, RUN_COLUMNS};
 use crate::store::{
-    ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunDetail, RunRow, RunStatus,
-    StepRow, StepStatus, StoreError,
+    ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunDetail, RunRow, RunStatus, StepRow,
+    StepStatus, StoreError,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
@@ -62,8 +62,7 @@ fn approval_row(r: &Row) -> Result<ApprovalRow, StoreError> {
     })
 }
 
-const STEP_COLUMNS: &str =
-    "idx, name, action, status, detail, command_id, started_at, finished_at";
+const STEP_COLUMNS: &str = "idx, name, action, status, detail, command_id, started_at, finished_at";
 
 /// Runs selected by `clause`, each with its steps.
 async fn runs_with_steps(
@@ -151,18 +150,30 @@ impl PlaybookStore for PgStore {
              ON CONFLICT DO NOTHING"
         );
         let args: [&(dyn ToSql + Sync); 11] = [
-            &r.id, &r.playbook, &r.source, &r.alert_id, &r.incident_id, &r.agent_id,
-            &r.dry_run, &r.status, &(r.step as i64), &r.started_at_ms, &r.updated_at_ms,
+            &r.id,
+            &r.playbook,
+            &r.source,
+            &r.alert_id,
+            &r.incident_id,
+            &r.agent_id,
+            &r.dry_run,
+            &r.status,
+            &(r.step as i64),
+            &r.started_at_ms,
+            &r.updated_at_ms,
         ];
         Ok(self.exec(&sql, &args).await? > 0)
     }
 
     async fn unfinished_runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ($1, $2) ORDER BY started_at"
-        );
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs WHERE status IN ($1, $2) ORDER BY started_at");
         let open = (RunStatus::Running, RunStatus::WaitingApproval);
-        let rows = self.client().await?.query(&sql, &[&open.0, &open.1]).await?;
+        let rows = self
+            .client()
+            .await?
+            .query(&sql, &[&open.0, &open.1])
+            .await?;
         rows.iter().map(run_row).collect()
     }
 
@@ -186,7 +197,8 @@ impl PlaybookStore for PgStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE runs SET status = $2, step = $3, updated_at = $4 WHERE id = $1";
-        self.exec(sql, &[&id, &status, &(step as i64), &now]).await?;
+        self.exec(sql, &[&id, &status, &(step as i64), &now])
+            .await?;
         Ok(())
     }
 
@@ -198,8 +210,15 @@ impl PlaybookStore for PgStore {
                finished_at = excluded.finished_at"
         );
         let args: [&(dyn ToSql + Sync); 9] = [
-            &run_id, &(s.idx as i64), &s.name, &s.action, &s.status, &s.detail, &s.command_id,
-            &s.started_at_ms, &s.finished_at_ms,
+            &run_id,
+            &(s.idx as i64),
+            &s.name,
+            &s.action,
+            &s.status,
+            &s.detail,
+            &s.command_id,
+            &s.started_at_ms,
+            &s.finished_at_ms,
         ];
         self.exec(&sql, &args).await?;
         Ok(())
@@ -239,14 +258,28 @@ impl PlaybookStore for PgStore {
         );
         let idx = a.idx as i64;
         let args: [&(dyn ToSql + Sync); 15] = [
-            &a.id, &a.run_id, &idx, &a.incident_id, &a.agent_id, &a.what, &a.reason,
-            &a.status, &a.requested_at_ms, &a.expires_at_ms, &a.decided_by, &a.decided_at_ms,
-            &a.note, &a.requested_by, &a.action,
+            &a.id,
+            &a.run_id,
+            &idx,
+            &a.incident_id,
+            &a.agent_id,
+            &a.what,
+            &a.reason,
+            &a.status,
+            &a.requested_at_ms,
+            &a.expires_at_ms,
+            &a.decided_by,
+            &a.decided_at_ms,
+            &a.note,
+            &a.requested_by,
+            &a.action,
         ];
         self.exec(&sql, &args).await?;
         // A run's step asks once: the request already made is the one that counts.
         let clause = "WHERE (run_id = $1 AND idx = $2 AND run_id <> '') OR ($1 = '' AND id = $3)";
-        let found = self.approval_where(clause, &[&a.run_id, &idx, &a.id]).await?;
+        let found = self
+            .approval_where(clause, &[&a.run_id, &idx, &a.id])
+            .await?;
         found
             .into_iter()
             .next()
@@ -265,7 +298,8 @@ impl PlaybookStore for PgStore {
         let clause = "WHERE ($1 OR status = $3) AND ($2::TEXT IS NULL OR incident_id = $2)
                       ORDER BY requested_at";
         let pending = ApprovalStatus::Pending;
-        self.approval_where(clause, &[&all, &incident, &pending]).await
+        self.approval_where(clause, &[&all, &incident, &pending])
+            .await
     }
 
     async fn decide_approval(

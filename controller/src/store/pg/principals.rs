@@ -3,14 +3,13 @@
 
 use super::PgStore;
 use crate::policy::people::{
-    Inactive, InviteRefusal, InviteState, Kind, Standing, active, is_acting_admin,
-    keeps_an_admin, redeemable,
+    Inactive, InviteRefusal, InviteState, Kind, Standing, active, is_acting_admin, keeps_an_admin,
+    redeemable,
 };
 use crate::policy::roles::Role;
 use crate::store::principals::{COLUMNS, changed, finish};
 use crate::store::{
-    ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals, SignInSecrets,
-    StoreError,
+    ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals, SignInSecrets, StoreError,
 };
 use tokio_postgres::{GenericClient, Row};
 
@@ -71,7 +70,12 @@ async fn write_change(
 ) -> Result<(), StoreError> {
     c.execute(
         "UPDATE principals SET enabled = $2, revoked_at = $3, role = $4 WHERE name = $1",
-        &[&name, &after.enabled, &after.revoked_at_ms, &after.role.name()],
+        &[
+            &name,
+            &after.enabled,
+            &after.revoked_at_ms,
+            &after.role.name(),
+        ],
     )
     .await?;
     let secret = match change {
@@ -111,7 +115,11 @@ impl Principals for PgStore {
                 "INSERT INTO principals (name, kind, role, expires_at, created_by, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
                 &[
-                    &i.name, &i.kind.name(), &i.role.name(), &i.expires_at_ms, &i.created_by,
+                    &i.name,
+                    &i.kind.name(),
+                    &i.role.name(),
+                    &i.expires_at_ms,
+                    &i.created_by,
                     &now_ms,
                 ],
             )
@@ -132,7 +140,10 @@ impl Principals for PgStore {
     async fn invited_name(&self, code_hash: String) -> Result<Option<String>, StoreError> {
         let c = self.client().await?;
         let row = c
-            .query_opt("SELECT principal FROM invites WHERE hash = $1", &[&code_hash])
+            .query_opt(
+                "SELECT principal FROM invites WHERE hash = $1",
+                &[&code_hash],
+            )
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }

@@ -39,8 +39,17 @@ impl Rules for PgStore {
             tx.execute(
                 &stmt,
                 &[
-                    &r.id, &r.title, &r.level, &r.status, &r.author, &tags, &r.logsource,
-                    &r.origin, &r.source, &r.enabled, &r.imported_at_ms,
+                    &r.id,
+                    &r.title,
+                    &r.level,
+                    &r.status,
+                    &r.author,
+                    &tags,
+                    &r.logsource,
+                    &r.origin,
+                    &r.source,
+                    &r.enabled,
+                    &r.imported_at_ms,
                 ],
             )
             .await?;
@@ -61,7 +70,11 @@ impl Rules for PgStore {
         enabled: bool,
     ) -> Result<Option<RuleRow>, StoreError> {
         let sql = format!("UPDATE rules SET enabled = $2 WHERE id = $1 RETURNING {RULE_COLUMNS}");
-        let row = self.client().await?.query_opt(&sql, &[&id, &enabled]).await?;
+        let row = self
+            .client()
+            .await?
+            .query_opt(&sql, &[&id, &enabled])
+            .await?;
         row.as_ref().map(rule_row).transpose()
     }
 
