@@ -21,6 +21,8 @@ mod rules;
 mod schema;
 #[cfg(test)]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 use super::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};

@@ -1,0 +1,147 @@
+//! What the PostgreSQL backend adds to the contract: day partitions (made on demand for a
+//! wrong clock, dropped whole by retention), a schema migrated once when controllers start
+//! together, and a clear error, soon, when the database cannot be reached.
+
+use super::partitions::{DAY_MS, day_of};
+use super::{PgOptions, PgStore, testing};
+use crate::store::{EventFilter, Events, StoreError, StoredEvent};
+use std::time::{Duration, Instant};
+
+fn ev(agent: &str, seq: u64, time_ms: i64) -> StoredEvent {
+    StoredEvent {
+        agent_id: agent.into(),
+        seq,
+        time_ms,
+        kind: "notice".into(),
+        summary: format!("event {seq}"),
+        body: vec![1],
+        received_at_ms: time_ms,
+    }
+}
+
+async fn all(s: &PgStore) -> Vec<(u64, i64)> {
+    let f = EventFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    let found = s.query_events(f).await.expect("query");
+    found.iter().map(|e| (e.seq, e.time_ms)).collect()
+}
+
+#[tokio::test]
+async fn an_event_from_a_wrong_clock_gets_a_partition_of_its_own() {
+    let Some(o) = testing::database("pg_wrong_clock").await else {
+        return;
+    };
+    let s = PgStore::open(&o).await.expect("open");
+    let today = day_of(cordon_proto::time::now_ms());
+    let before = s.partition_days().await.expect("days");
+    assert_eq!(
+        before,
+        (today..=today + 3).collect::<Vec<_>>(),
+        "made ahead"
+    );
+    let far_past = -5 * DAY_MS + 1;
+    let far_future = (today + 400) * DAY_MS;
+    let batch = vec![ev("a", 1, far_past), ev("a", 2, far_future), ev("a", 2, 7)];
+    let added = s.insert_events(batch).await.expect("insert");
+    assert_eq!(added.len(), 2, "seq 2 once, however its time differs");
+    assert_eq!(all(&s).await, [(1, far_past), (2, far_future)]);
+    let days = s.partition_days().await.expect("days");
+    assert!(
+        days.contains(&-5) && days.contains(&(today + 400)),
+        "{days:?}"
+    );
+}
+
+#[tokio::test]
+async fn retention_drops_whole_days_and_deletes_within_the_cutoff_day() {
+    let Some(o) = testing::database("pg_retention_drops_days").await else {
+        return;
+    };
+    let s = PgStore::open(&o).await.expect("open");
+    let batch = (0..6)
+        .map(|i| ev("a", i + 1, i as i64 * DAY_MS / 2))
+        .collect();
+    s.insert_events(batch).await.expect("insert");
+    // Days 0, 1 and 2 hold two events each; the cutoff falls inside day 2.
+    let pruned = s
+        .prune_events(Some(2 * DAY_MS + 1), None)
+        .await
+        .expect("prune");
+    assert_eq!(pruned.by_age, 5);
+    assert_eq!(all(&s).await, [(6, 5 * DAY_MS / 2)]);
+    let days = s.partition_days().await.expect("days");
+    assert!(!days.contains(&0) && !days.contains(&1), "{days:?}");
+    assert!(days.contains(&2), "the cutoff's day stays");
+    let resent = s.insert_events(vec![ev("a", 1, 0)]).await.expect("resend");
+    assert_eq!(resent.len(), 1, "a pruned event's key went with it");
+    let capped = s.prune_events(None, Some(1)).await.expect("cap");
+    assert_eq!(capped.by_cap, 1);
+    assert_eq!(all(&s).await, [(6, 5 * DAY_MS / 2)]);
+    assert!(!s.partition_days().await.expect("days").contains(&0));
+}
+
+#[tokio::test]
+async fn controllers_starting_together_migrate_once() {
+    let Some(o) = testing::database("pg_migrate_once").await else {
+        return;
+    };
+    let (a, b) = tokio::join!(PgStore::open(&o), PgStore::open(&o));
+    let (a, _b) = (a.expect("first"), b.expect("second"));
+    let versions: i64 = a
+        .client()
+        .await
+        .expect("client")
+        .query_one("SELECT COUNT(*) FROM schema_version", &[])
+        .await
+        .expect("versions")
+        .get(0);
+    assert_eq!(versions, super::schema::MIGRATIONS.len() as i64);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_an_error_soon() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut o = PgOptions::new(format!(
+        "host={} user=cordon dbname=cordon",
+        dir.path().display()
+    ));
+    o.wait = Duration::from_secs(2);
+    let started = Instant::now();
+    let refused = PgStore::open(&o).await.err().expect("no server there");
+    assert!(
+        matches!(&refused, StoreError::Unreachable { target, .. } if target.contains("/cordon")),
+        "{refused}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let bad = PgStore::open(&PgOptions::new("postgres://[")).await.err();
+    assert!(matches!(bad, Some(StoreError::PgUrl(_))), "{bad:?}");
+}
+
+#[tokio::test]
+async fn a_day_dropped_by_another_controller_is_made_again() {
+    let Some(o) = testing::database("pg_day_made_again").await else {
+        return;
+    };
+    let (a, b) = (
+        PgStore::open(&o).await.expect("a"),
+        PgStore::open(&o).await.expect("b"),
+    );
+    a.insert_events(vec![ev("a", 1, 10)]).await.expect("insert");
+    b.insert_events(vec![ev("b", 1, 20)])
+        .await
+        .expect("b sees day 0");
+    let pruned = a.prune_events(Some(DAY_MS), None).await.expect("prune");
+    assert_eq!(pruned.by_age, 2);
+    let again = b
+        .insert_events(vec![ev("b", 2, 30)])
+        .await
+        .expect("b again");
+    assert_eq!(again.len(), 1);
+    assert_eq!(all(&a).await, [(2, 30)]);
+}
