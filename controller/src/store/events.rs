@@ -3,6 +3,7 @@
 
 use super::alerts::Finding;
 use super::retention::PRUNE_CHUNK;
+use super::rows::Cols;
 use super::{Ingested, Pruned, Store, StoreError};
 use crate::policy::grouping::Grouping;
 
@@ -77,15 +78,15 @@ pub(super) fn process_key(e: &StoredEvent) -> Option<(u32, u32, u64)> {
     }
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+pub(super) fn from_row<R: Cols>(r: &R) -> Result<StoredEvent, R::Error> {
     Ok(StoredEvent {
-        agent_id: r.get(0)?,
-        seq: r.get::<_, i64>(1)? as u64,
-        time_ms: r.get(2)?,
-        kind: r.get(3)?,
-        summary: r.get(4)?,
-        body: r.get(5)?,
-        received_at_ms: r.get(6)?,
+        agent_id: r.col(0)?,
+        seq: r.col::<i64>(1)? as u64,
+        time_ms: r.col(2)?,
+        kind: r.col(3)?,
+        summary: r.col(4)?,
+        body: r.col(5)?,
+        received_at_ms: r.col(6)?,
     })
 }
 
@@ -276,7 +277,7 @@ impl Events for Store {
         self.with(move |c| {
             let (sql, args) = search(f);
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -299,7 +300,7 @@ impl Events for Store {
                     ORDER BY time_ms DESC, seq DESC LIMIT ?3)
                  ORDER BY time_ms, seq"
             ))?;
-            let rows = stmt.query_map(params![agent_id, pid, limit], from_row)?;
+            let rows = stmt.query_map(params![agent_id, pid, limit], |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await

@@ -13,6 +13,7 @@ pub mod pg;
 mod playbooks;
 mod principals;
 mod retention;
+mod rows;
 mod rules;
 mod status;
 mod tokens;

@@ -2,13 +2,14 @@
 //! principal may act, whether a code may be redeemed and the last-admin guard are the
 //! policy's rules (`policy::people`), applied here inside the transaction that writes.
 
+use super::rows::Cols;
 use super::{Store, StoreError};
 use crate::policy::people::{
     Inactive, InviteRefusal, InviteState, Kind, LastAdmin, Standing, is_acting_admin,
     keeps_an_admin, redeemable,
 };
 use crate::policy::roles::Role;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A principal as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,26 +129,26 @@ pub(super) const COLUMNS: &str =
     "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
     password_hash IS NOT NULL, totp_secret IS NOT NULL, last_login_at, cert_serial";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(PrincipalRow, String, String)> {
+pub(super) fn from_row<R: Cols>(r: &R) -> Result<(PrincipalRow, String, String), R::Error> {
     Ok((
         PrincipalRow {
-            name: r.get(0)?,
+            name: r.col(0)?,
             standing: Standing {
                 kind: Kind::User,
                 role: Role::Viewer,
-                enabled: r.get(3)?,
-                expires_at_ms: r.get(4)?,
-                revoked_at_ms: r.get(5)?,
+                enabled: r.col(3)?,
+                expires_at_ms: r.col(4)?,
+                revoked_at_ms: r.col(5)?,
             },
-            created_by: r.get(6)?,
-            created_at_ms: r.get(7)?,
-            has_password: r.get(8)?,
-            has_totp: r.get(9)?,
-            last_login_ms: r.get(10)?,
-            cert_serial: r.get(11)?,
+            created_by: r.col(6)?,
+            created_at_ms: r.col(7)?,
+            has_password: r.col(8)?,
+            has_totp: r.col(9)?,
+            last_login_ms: r.col(10)?,
+            cert_serial: r.col(11)?,
         },
-        r.get(1)?,
-        r.get(2)?,
+        r.col(1)?,
+        r.col(2)?,
     ))
 }
 
@@ -166,7 +167,7 @@ fn get(c: &Connection, name: &str) -> Result<Option<PrincipalRow>, StoreError> {
     c.query_row(
         &format!("SELECT {COLUMNS} FROM principals WHERE name = ?1"),
         [name],
-        from_row,
+        |r| from_row(r),
     )
     .optional()?
     .map(finish)
@@ -292,7 +293,7 @@ impl Principals for Store {
     async fn principals(&self) -> Result<Vec<PrincipalRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM principals ORDER BY name"))?;
-            let rows = stmt.query_map([], from_row)?;
+            let rows = stmt.query_map([], |r| from_row(r))?;
             rows.map(|r| finish(r?)).collect()
         })
         .await

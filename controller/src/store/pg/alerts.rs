@@ -2,15 +2,17 @@
 //! `policy::grouping`, as in the SQLite backend (`store/alerts.rs`, which also holds the
 //! shared column lists).
 
-use super::{PgStore, big};
+use super::{PgStore, all, big};
 use crate::policy::grouping::{Grouping, LEVELS, raised_severity};
-use crate::store::alerts::{ALERT_COLUMNS, ALERT_FROM, INCIDENT_SELECT, new_id, tags_json};
+use crate::store::alerts::{
+    ALERT_COLUMNS, ALERT_FROM, INCIDENT_SELECT, alert_row, incident_row, new_id, tags_json,
+    timeline_row,
+};
 use crate::store::{
     AlertChange, AlertRow, Alerts, Finding, IncidentDetail, IncidentRow, IncidentStatus,
     StoreError, StoredEvent, TimelineRow,
 };
-use cordon_detect::RuleIdentity;
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::{GenericClient, Transaction};
 
 async fn timeline(
     c: &impl GenericClient,
@@ -140,64 +142,6 @@ pub(super) async fn record(
     Ok(change(alert_id, incident_id, true))
 }
 
-fn alert_row(r: &Row) -> Result<AlertRow, StoreError> {
-    let agent_id: String = r.try_get(1)?;
-    let event = match r.try_get::<_, Option<i64>>(14)? {
-        Some(seq) => Some(StoredEvent {
-            agent_id: agent_id.clone(),
-            seq: seq as u64,
-            time_ms: r.try_get(15)?,
-            kind: r.try_get(16)?,
-            summary: r.try_get(17)?,
-            body: r.try_get(18)?,
-            received_at_ms: r.try_get(19)?,
-        }),
-        None => None,
-    };
-    Ok(AlertRow {
-        id: r.try_get(0)?,
-        agent_id,
-        rule: RuleIdentity {
-            rule_id: r.try_get(2)?,
-            title: r.try_get(3)?,
-            level: r.try_get(4)?,
-            tags: serde_json::from_str(r.try_get(5)?).unwrap_or_default(),
-            author: r.try_get(6)?,
-        },
-        source: r.try_get(7)?,
-        detail: r.try_get(8)?,
-        event_seq: r.try_get::<_, i64>(9)? as u64,
-        count: r.try_get::<_, i64>(10)? as u32,
-        first_at_ms: r.try_get(11)?,
-        last_at_ms: r.try_get(12)?,
-        incident_id: r.try_get(13)?,
-        event,
-    })
-}
-
-fn incident_row(r: &Row) -> Result<IncidentRow, StoreError> {
-    Ok(IncidentRow {
-        id: r.try_get(0)?,
-        agent_id: r.try_get(1)?,
-        status: r.try_get(2)?,
-        severity: r.try_get(3)?,
-        title: r.try_get(4)?,
-        opened_at_ms: r.try_get(5)?,
-        updated_at_ms: r.try_get(6)?,
-        alert_count: r.try_get::<_, i64>(7)? as u32,
-    })
-}
-
-fn timeline_row(r: &Row) -> Result<TimelineRow, StoreError> {
-    Ok(TimelineRow {
-        at_ms: r.try_get(0)?,
-        kind: r.try_get(1)?,
-        actor: r.try_get(2)?,
-        text: r.try_get(3)?,
-        reference: r.try_get(4)?,
-    })
-}
-
 /// The one id in `table` that starts with `id` (None for none, or more than one).
 async fn resolve(
     c: &impl GenericClient,
@@ -253,7 +197,7 @@ impl Alerts for PgStore {
         let rows = c
             .query(&sql, &[&since_ms, &levels, &agent_id, &big(limit)])
             .await?;
-        rows.iter().map(alert_row).collect()
+        all(&rows, alert_row)
     }
 
     async fn alert(&self, id: String) -> Result<Option<AlertRow>, StoreError> {
@@ -262,11 +206,8 @@ impl Alerts for PgStore {
             return Ok(None);
         };
         let sql = format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.id = $1");
-        c.query_opt(&sql, &[&id])
-            .await?
-            .as_ref()
-            .map(alert_row)
-            .transpose()
+        let row = c.query_opt(&sql, &[&id]).await?;
+        Ok(row.as_ref().map(alert_row).transpose()?)
     }
 
     async fn incidents(
@@ -280,7 +221,7 @@ impl Alerts for PgStore {
         );
         let c = self.client().await?;
         let rows = c.query(&sql, &[&status, &big(limit)]).await?;
-        rows.iter().map(incident_row).collect()
+        all(&rows, incident_row)
     }
 
     async fn incident(&self, id: String) -> Result<Option<IncidentDetail>, StoreError> {

@@ -1,37 +1,13 @@
 //! The command queue on PostgreSQL.
 
-use super::{PgStore, big};
+use super::{PgStore, all, big};
+use crate::store::commands::{COLUMNS, from_row};
 use crate::store::{CommandQueue, CommandRow, CommandStatus, Completion, StoreError};
-use tokio_postgres::Row;
-
-const COMMAND_COLUMNS: &str = "id, agent_id, kind, envelope, created_at, expires_at, status, \
-     delivered_at, completed_at, error, result, created_by";
-
-fn command_row(r: &Row) -> Result<CommandRow, StoreError> {
-    Ok(CommandRow {
-        id: r.try_get(0)?,
-        agent_id: r.try_get(1)?,
-        kind: r.try_get(2)?,
-        envelope: r.try_get(3)?,
-        created_at_ms: r.try_get(4)?,
-        expires_at_ms: r.try_get(5)?,
-        status: r.try_get(6)?,
-        delivered_at_ms: r.try_get(7)?,
-        completed_at_ms: r.try_get(8)?,
-        error: r.try_get(9)?,
-        result: r.try_get(10)?,
-        created_by: r.try_get(11)?,
-    })
-}
-
-fn command_rows(rows: Vec<Row>) -> Result<Vec<CommandRow>, StoreError> {
-    rows.iter().map(command_row).collect()
-}
 
 impl CommandQueue for PgStore {
     async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
         let sql = format!(
-            "INSERT INTO commands ({COMMAND_COLUMNS})
+            "INSERT INTO commands ({COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
         let r = &row;
@@ -62,16 +38,15 @@ impl CommandQueue for PgStore {
         now_ms: i64,
     ) -> Result<Vec<CommandRow>, StoreError> {
         let sql = format!(
-            "SELECT {COMMAND_COLUMNS} FROM commands WHERE agent_id = $1
+            "SELECT {COLUMNS} FROM commands WHERE agent_id = $1
                AND status IN ($3, $4) AND expires_at > $2
              ORDER BY created_at, id"
         );
         let open = (CommandStatus::Pending, CommandStatus::Delivered);
         let c = self.client().await?;
-        command_rows(
-            c.query(&sql, &[&agent_id, &now_ms, &open.0, &open.1])
-                .await?,
-        )
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&agent_id, &now_ms, &open.0, &open.1];
+        all(&c.query(&sql, &args).await?, from_row)
     }
 
     async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
@@ -151,9 +126,9 @@ impl CommandQueue for PgStore {
     }
 
     async fn command(&self, id: String) -> Result<Option<CommandRow>, StoreError> {
-        let sql = format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1");
+        let sql = format!("SELECT {COLUMNS} FROM commands WHERE id = $1");
         let row = self.client().await?.query_opt(&sql, &[&id]).await?;
-        row.as_ref().map(command_row).transpose()
+        Ok(row.as_ref().map(from_row).transpose()?)
     }
 
     async fn commands(
@@ -162,10 +137,10 @@ impl CommandQueue for PgStore {
         limit: u32,
     ) -> Result<Vec<CommandRow>, StoreError> {
         let sql = format!(
-            "SELECT {COMMAND_COLUMNS} FROM commands WHERE ($1::TEXT IS NULL OR agent_id = $1)
+            "SELECT {COLUMNS} FROM commands WHERE ($1::TEXT IS NULL OR agent_id = $1)
              ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         let c = self.client().await?;
-        command_rows(c.query(&sql, &[&agent_id, &big(limit)]).await?)
+        all(&c.query(&sql, &[&agent_id, &big(limit)]).await?, from_row)
     }
 }

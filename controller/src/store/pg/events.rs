@@ -9,15 +9,15 @@
 //! server itself makes concurrent commits share one WAL flush (PostgreSQL's group commit),
 //! which is what the SQLite backend's queue (`store/ingest.rs`) does by hand.
 
-use super::{PgStore, big, partitions};
+use super::{PgStore, all, big, partitions};
 use crate::policy::grouping::Grouping;
-use crate::store::events::{Arg, Dialect, conditions, process_key};
+use crate::store::events::{Arg, Dialect, conditions, from_row, process_key};
 use crate::store::{
     EventFilter, Events, Finding, Ingested, ProcessLink, Pruned, StoreError, StoredEvent,
 };
 use std::collections::HashSet;
+use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Transaction};
 
 const POSTGRES: Dialect = Dialect {
     placeholder: |n| format!("${n}"),
@@ -25,22 +25,6 @@ const POSTGRES: Dialect = Dialect {
 };
 
 const COLUMNS: &str = "agent_id, seq, time_ms, kind, summary, body, received_at";
-
-fn event_row(r: &Row) -> Result<StoredEvent, StoreError> {
-    Ok(StoredEvent {
-        agent_id: r.try_get(0)?,
-        seq: r.try_get::<_, i64>(1)? as u64,
-        time_ms: r.try_get(2)?,
-        kind: r.try_get(3)?,
-        summary: r.try_get(4)?,
-        body: r.try_get(5)?,
-        received_at_ms: r.try_get(6)?,
-    })
-}
-
-fn event_rows(rows: Vec<Row>) -> Result<Vec<StoredEvent>, StoreError> {
-    rows.iter().map(event_row).collect()
-}
 
 /// Whether an insert failed because no partition holds a row's day (one dropped by another
 /// controller after this one saw it).
@@ -164,7 +148,7 @@ impl PgStore {
         sql: &str,
         args: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        event_rows(self.client().await?.query(sql, args).await?)
+        all(&self.client().await?.query(sql, args).await?, from_row)
     }
 }
 

@@ -2,53 +2,20 @@
 
 use super::{PgStore, big};
 use crate::policy::tokens::{EnrollRefusal, TokenState, enrolled_labels, usable};
+use crate::store::agents::{COLUMNS, finish, from_row};
 use crate::store::{
     Agent, Agents, CommandStatus, Enrolment, StoreError, Tokens, labels_from_json, labels_to_json,
 };
-use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
+use cordon_proto::HostFacts;
 use prost::Message;
 use std::collections::HashMap;
-use tokio_postgres::{GenericClient, Row};
-
-const AGENT_COLUMNS: &str = "id, hostname, os_name, os_version, kernel_version, arch, \
-     agent_version, labels, enrolled_at, last_seen, online, cert_serial, cert_expires_at, \
-     revoked_at, process_sensor, isolation_desired, containment, metrics";
-
-fn decoded<M: Message + Default>(r: &Row, i: usize) -> Result<Option<M>, StoreError> {
-    let bytes: Option<Vec<u8>> = r.try_get(i)?;
-    Ok(bytes.and_then(|b| M::decode(b.as_slice()).ok()))
-}
-
-fn agent_row(r: &Row) -> Result<Agent, StoreError> {
-    Ok(Agent {
-        id: r.try_get(0)?,
-        host: HostFacts {
-            hostname: r.try_get(1)?,
-            os_name: r.try_get(2)?,
-            os_version: r.try_get(3)?,
-            kernel_version: r.try_get(4)?,
-            arch: r.try_get(5)?,
-            agent_version: r.try_get(6)?,
-        },
-        labels: labels_from_json(r.try_get(7)?)?,
-        enrolled_at_ms: r.try_get(8)?,
-        last_seen_ms: r.try_get(9)?,
-        online: r.try_get(10)?,
-        cert_serial: r.try_get(11)?,
-        cert_expires_at_ms: r.try_get(12)?,
-        revoked_at_ms: r.try_get(13)?,
-        process_sensor: r.try_get(14)?,
-        isolation_desired: r.try_get(15)?,
-        containment: decoded::<ContainmentState>(r, 16)?,
-        metrics: decoded::<AgentMetrics>(r, 17)?,
-    })
-}
+use tokio_postgres::GenericClient;
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Agent>, StoreError> {
-    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+    let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = $1");
     c.query_opt(&sql, &[&id])
         .await?
-        .map(|r| agent_row(&r))
+        .map(|r| finish(from_row(&r)?))
         .transpose()
 }
 
@@ -57,12 +24,12 @@ async fn agents_where(
     clause: &str,
     arg: Option<&str>,
 ) -> Result<Vec<Agent>, StoreError> {
-    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents {clause}");
+    let sql = format!("SELECT {COLUMNS} FROM agents {clause}");
     let rows = match arg {
         Some(a) => c.query(&sql, &[&a]).await?,
         None => c.query(&sql, &[]).await?,
     };
-    rows.iter().map(agent_row).collect()
+    rows.iter().map(|r| finish(from_row(r)?)).collect()
 }
 
 /// A token's state and labels, if it may enrol one more agent now.
@@ -79,10 +46,9 @@ async fn usable_token(
         .await?;
     let (state, labels) = match row {
         Some(r) => {
-            let uses_left: i64 = r.try_get(1)?;
             let state = TokenState {
                 expires_at_ms: r.try_get(0)?,
-                uses_left: uses_left.try_into().unwrap_or(0),
+                uses_left: r.try_get(1)?,
             };
             (Some(state), Some(r.try_get::<_, String>(2)?))
         }

@@ -122,3 +122,11 @@ fn describe(c: &tokio_postgres::Config) -> String {
 fn big(n: impl Into<u64>) -> i64 {
     i64::try_from(n.into()).unwrap_or(i64::MAX)
 }
+
+/// Every row read by a row mapper shared with the SQLite backend (`store/rows.rs`).
+fn all<T>(
+    rows: &[tokio_postgres::Row],
+    map: impl Fn(&tokio_postgres::Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<T>, StoreError> {
+    Ok(rows.iter().map(map).collect::<Result<_, _>>()?)
+}

@@ -1,66 +1,15 @@
 //! Playbooks, their runs and steps, and approvals on PostgreSQL.
 
-use super::{PgStore, big};
-use crate::store::playbooks::{APPROVAL_COLUMNS, RUN_COLUMNS};
+use super::{PgStore, all, big};
+use crate::store::playbooks::{
+    APPROVAL_COLUMNS, RUN_COLUMNS, approval_row, playbook_row, run_row, step_row,
+};
 use crate::store::{
     ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunDetail, RunRow, RunStatus, StepRow,
     StepStatus, StoreError,
 };
+use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{GenericClient, Row};
-
-fn index(r: &Row, i: usize) -> Result<usize, StoreError> {
-    Ok(r.try_get::<_, i64>(i)? as usize)
-}
-
-fn run_row(r: &Row) -> Result<RunRow, StoreError> {
-    Ok(RunRow {
-        id: r.try_get(0)?,
-        playbook: r.try_get(1)?,
-        source: r.try_get(2)?,
-        alert_id: r.try_get(3)?,
-        incident_id: r.try_get(4)?,
-        agent_id: r.try_get(5)?,
-        dry_run: r.try_get(6)?,
-        status: r.try_get(7)?,
-        step: index(r, 8)?,
-        started_at_ms: r.try_get(9)?,
-        updated_at_ms: r.try_get(10)?,
-    })
-}
-
-fn step_row(r: &Row) -> Result<StepRow, StoreError> {
-    Ok(StepRow {
-        idx: index(r, 0)?,
-        name: r.try_get(1)?,
-        action: r.try_get(2)?,
-        status: r.try_get(3)?,
-        detail: r.try_get(4)?,
-        command_id: r.try_get(5)?,
-        started_at_ms: r.try_get(6)?,
-        finished_at_ms: r.try_get(7)?,
-    })
-}
-
-fn approval_row(r: &Row) -> Result<ApprovalRow, StoreError> {
-    Ok(ApprovalRow {
-        id: r.try_get(0)?,
-        run_id: r.try_get(1)?,
-        idx: index(r, 2)?,
-        incident_id: r.try_get(3)?,
-        agent_id: r.try_get(4)?,
-        what: r.try_get(5)?,
-        reason: r.try_get(6)?,
-        status: r.try_get(7)?,
-        requested_at_ms: r.try_get(8)?,
-        expires_at_ms: r.try_get(9)?,
-        decided_by: r.try_get(10)?,
-        decided_at_ms: r.try_get(11)?,
-        note: r.try_get(12)?,
-        requested_by: r.try_get(13)?,
-        action: r.try_get(14)?,
-    })
-}
 
 const STEP_COLUMNS: &str = "idx, name, action, status, detail, command_id, started_at, finished_at";
 
@@ -90,7 +39,7 @@ impl PgStore {
     ) -> Result<Vec<ApprovalRow>, StoreError> {
         let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals {clause}");
         let rows = self.client().await?.query(&sql, args).await?;
-        rows.iter().map(approval_row).collect()
+        all(&rows, approval_row)
     }
 }
 
@@ -119,17 +68,7 @@ impl PlaybookStore for PgStore {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PlaybookRow {
-                    name: r.try_get(0)?,
-                    origin: r.try_get(1)?,
-                    source: r.try_get(2)?,
-                    enabled: r.try_get(3)?,
-                    updated_at_ms: r.try_get(4)?,
-                })
-            })
-            .collect()
+        all(&rows, playbook_row)
     }
 
     async fn set_playbook_enabled(
@@ -174,7 +113,7 @@ impl PlaybookStore for PgStore {
             .await?
             .query(&sql, &[&open.0, &open.1])
             .await?;
-        rows.iter().map(run_row).collect()
+        all(&rows, run_row)
     }
 
     async fn runs_for_incident(&self, incident: String) -> Result<Vec<RunDetail>, StoreError> {
@@ -228,7 +167,7 @@ impl PlaybookStore for PgStore {
         let sql = format!("SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = $1 AND idx = $2");
         let c = self.client().await?;
         let row = c.query_opt(&sql, &[&run_id, &(idx as i64)]).await?;
-        row.as_ref().map(step_row).transpose()
+        Ok(row.as_ref().map(step_row).transpose()?)
     }
 
     async fn count_steps(
@@ -317,6 +256,6 @@ impl PlaybookStore for PgStore {
         let pending = ApprovalStatus::Pending;
         let args: [&(dyn ToSql + Sync); 6] = [&id, &status, &by, &now, &note, &pending];
         let row = self.client().await?.query_opt(&sql, &args).await?;
-        row.as_ref().map(approval_row).transpose()
+        Ok(row.as_ref().map(approval_row).transpose()?)
     }
 }

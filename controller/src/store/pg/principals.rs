@@ -3,34 +3,17 @@
 
 use super::PgStore;
 use crate::policy::people::{
-    Inactive, InviteRefusal, InviteState, Kind, Standing, active, is_acting_admin, keeps_an_admin,
+    Inactive, InviteRefusal, InviteState, Standing, active, is_acting_admin, keeps_an_admin,
     redeemable,
 };
-use crate::policy::roles::Role;
-use crate::store::principals::{COLUMNS, changed, finish};
+use crate::store::principals::{COLUMNS, changed, finish, from_row};
 use crate::store::{
     ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals, SignInSecrets, StoreError,
 };
 use tokio_postgres::{GenericClient, Row};
 
 fn principal_row(r: &Row) -> Result<PrincipalRow, StoreError> {
-    let row = PrincipalRow {
-        name: r.try_get(0)?,
-        standing: Standing {
-            kind: Kind::User,
-            role: Role::Viewer,
-            enabled: r.try_get(3)?,
-            expires_at_ms: r.try_get(4)?,
-            revoked_at_ms: r.try_get(5)?,
-        },
-        created_by: r.try_get(6)?,
-        created_at_ms: r.try_get(7)?,
-        has_password: r.try_get(8)?,
-        has_totp: r.try_get(9)?,
-        last_login_ms: r.try_get(10)?,
-        cert_serial: r.try_get(11)?,
-    };
-    finish((row, r.try_get(1)?, r.try_get(2)?))
+    finish(from_row(r)?)
 }
 
 async fn get(c: &impl GenericClient, name: &str) -> Result<Option<PrincipalRow>, StoreError> {

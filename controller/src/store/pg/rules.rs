@@ -1,25 +1,8 @@
 //! Detection rules and indicator lists on PostgreSQL.
 
-use super::PgStore;
-use crate::store::rules::RULE_COLUMNS;
+use super::{PgStore, all};
+use crate::store::rules::{RULE_COLUMNS, rule_row};
 use crate::store::{IocImport, RuleRow, Rules, StoreError};
-use tokio_postgres::Row;
-
-fn rule_row(r: &Row) -> Result<RuleRow, StoreError> {
-    Ok(RuleRow {
-        id: r.try_get(0)?,
-        title: r.try_get(1)?,
-        level: r.try_get(2)?,
-        status: r.try_get(3)?,
-        author: r.try_get(4)?,
-        tags: serde_json::from_str(r.try_get(5)?).unwrap_or_default(),
-        logsource: r.try_get(6)?,
-        origin: r.try_get(7)?,
-        source: r.try_get(8)?,
-        enabled: r.try_get(9)?,
-        imported_at_ms: r.try_get(10)?,
-    })
-}
 
 const UPSERT_RULE: &str = "INSERT INTO rules (id, title, level, status, author, tags,
          logsource, origin, source, enabled, imported_at)
@@ -61,7 +44,7 @@ impl Rules for PgStore {
     async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         let sql = format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY id");
         let rows = self.client().await?.query(&sql, &[]).await?;
-        rows.iter().map(rule_row).collect()
+        all(&rows, rule_row)
     }
 
     async fn set_rule_enabled(
@@ -75,7 +58,7 @@ impl Rules for PgStore {
             .await?
             .query_opt(&sql, &[&id, &enabled])
             .await?;
-        row.as_ref().map(rule_row).transpose()
+        Ok(row.as_ref().map(rule_row).transpose()?)
     }
 
     async fn add_iocs(
