@@ -75,6 +75,23 @@ pub(super) fn from_row<R: Cols>(r: &R) -> Result<(Agent, String), R::Error> {
     ))
 }
 
+/// What a heartbeat stores: the process sensor's name (at most 32 bytes, cut at a character
+/// boundary) and the encoded
+/// containment state and metrics, if it reported them.
+pub(super) type HeartbeatColumns = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub(super) fn heartbeat_columns(hb: cordon_proto::Heartbeat) -> HeartbeatColumns {
+    let mut sensor = hb.process_sensor;
+    let mut end = sensor.len().min(32);
+    while !sensor.is_char_boundary(end) {
+        end -= 1;
+    }
+    sensor.truncate(end);
+    let containment = hb.containment.map(|c| c.encode_to_vec());
+    let metrics = hb.metrics.map(|m| m.encode_to_vec());
+    (sensor, containment, metrics)
+}
+
 pub(super) fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
     agent.labels = labels_from_json(&labels)?;
     Ok(agent)
@@ -261,10 +278,7 @@ impl Agents for Store {
         now_ms: i64,
         hb: cordon_proto::Heartbeat,
     ) -> Result<(), StoreError> {
-        let mut sensor = hb.process_sensor;
-        sensor.truncate(32);
-        let containment = hb.containment.map(|c| c.encode_to_vec());
-        let metrics = hb.metrics.map(|m| m.encode_to_vec());
+        let (sensor, containment, metrics) = heartbeat_columns(hb);
         self.with(move |c| {
             c.execute(
                 "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
@@ -370,4 +384,22 @@ fn get(c: &rusqlite::Connection, id: &str) -> Result<Option<Agent>, StoreError> 
     .optional()?
     .map(finish)
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_sensor_name_is_cut_at_a_character_boundary() {
+        let hb = |name: &str| cordon_proto::Heartbeat {
+            process_sensor: name.into(),
+            ..Default::default()
+        };
+        let (short, containment, metrics) = heartbeat_columns(hb("ebpf"));
+        assert_eq!((short.as_str(), containment, metrics), ("ebpf", None, None));
+        // 31 ASCII bytes, then a 2-byte character across byte 32.
+        let (cut, ..) = heartbeat_columns(hb(&format!("{}é and more", "x".repeat(31))));
+        assert_eq!(cut, "x".repeat(31));
+    }
 }

@@ -239,7 +239,13 @@ pub trait Events: Send + Sync {
         &self,
         agent_id: String,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        self.query_events(EventFilter {
+            agent_id: Some(agent_id),
+            limit,
+            ..Default::default()
+        })
+    }
 
     fn event_count(&self, agent_id: String)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -302,15 +308,6 @@ impl Events for Store {
             ))?;
             let rows = stmt.query_map(params![agent_id, pid, limit], |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn events(&self, agent_id: String, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        self.query_events(EventFilter {
-            agent_id: Some(agent_id),
-            limit,
-            ..Default::default()
         })
         .await
     }

@@ -307,19 +307,12 @@ impl Principals for Store {
     ) -> Result<Result<PrincipalRow, ChangeRefusal>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
-            let Some(before) = get(&tx, &name)? else {
-                return Ok(Err(ChangeRefusal::Unknown(name)));
+            let before = get(&tx, &name)?;
+            let others = other_admins(&tx, &name)?;
+            let after = match change_to(name.clone(), before, &change, now_ms, others) {
+                Ok(after) => after,
+                Err(refusal) => return Ok(Err(refusal)),
             };
-            if before.standing.revoked_at_ms.is_some() {
-                return Ok(Err(ChangeRefusal::Revoked(name)));
-            }
-            let after = changed(&before.standing, &change, now_ms);
-            if is_acting_admin(&before.standing)
-                && !is_acting_admin(&after)
-                && let Err(e) = keeps_an_admin(other_admins(&tx, &name)?)
-            {
-                return Ok(Err(e.into()));
-            }
             write_change(&tx, &name, &change, &after)?;
             let row = get(&tx, &name)?.ok_or(StoreError::Corrupt(format!("principal {name}")))?;
             tx.commit()?;
@@ -356,7 +349,29 @@ impl Principals for Store {
 }
 
 /// The standing after `change`.
-pub(super) fn changed(before: &Standing, change: &PrincipalChange, now_ms: i64) -> Standing {
+/// A principal's standing after `change`, or why it is refused: an unknown or revoked
+/// principal, or the last acting admin demoted (`others`: the other acting admins).
+pub(super) fn change_to(
+    name: String,
+    before: Option<PrincipalRow>,
+    change: &PrincipalChange,
+    now_ms: i64,
+    others: usize,
+) -> Result<Standing, ChangeRefusal> {
+    let Some(before) = before else {
+        return Err(ChangeRefusal::Unknown(name));
+    };
+    if before.standing.revoked_at_ms.is_some() {
+        return Err(ChangeRefusal::Revoked(name));
+    }
+    let after = changed(&before.standing, change, now_ms);
+    if is_acting_admin(&before.standing) && !is_acting_admin(&after) {
+        keeps_an_admin(others)?;
+    }
+    Ok(after)
+}
+
+fn changed(before: &Standing, change: &PrincipalChange, now_ms: i64) -> Standing {
     let mut after = before.clone();
     match change {
         PrincipalChange::Enable => after.enabled = true,

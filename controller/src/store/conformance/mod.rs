@@ -18,7 +18,7 @@ pub use alerts::{
     alert_grouping, alert_queries, incident_listing, incident_notes, incident_status,
 };
 pub use events::{
-    concurrent_batches, event_pages, event_queries, events_stored_once, exec,
+    concurrent_batches, event, event_pages, event_queries, events_stored_once, exec,
     ingest_records_findings_once, process_queries, retention,
 };
 pub use fleet::{

@@ -212,15 +212,6 @@ impl Events for PgStore {
         self.select_events(&sql, &args).await
     }
 
-    async fn events(&self, agent_id: String, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        self.query_events(EventFilter {
-            agent_id: Some(agent_id),
-            limit,
-            ..Default::default()
-        })
-        .await
-    }
-
     async fn event_count(&self, agent_id: String) -> Result<u64, StoreError> {
         let n: i64 = self
             .client()

@@ -2,12 +2,11 @@
 
 use super::{PgStore, big};
 use crate::policy::tokens::{EnrollRefusal, TokenState, enrolled_labels, usable};
-use crate::store::agents::{COLUMNS, finish, from_row};
+use crate::store::agents::{COLUMNS, finish, from_row, heartbeat_columns};
 use crate::store::{
     Agent, Agents, CommandStatus, Enrolment, StoreError, Tokens, labels_from_json, labels_to_json,
 };
 use cordon_proto::HostFacts;
-use prost::Message;
 use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 
@@ -229,10 +228,7 @@ impl Agents for PgStore {
         now_ms: i64,
         hb: cordon_proto::Heartbeat,
     ) -> Result<(), StoreError> {
-        let mut sensor = hb.process_sensor;
-        sensor.truncate(32);
-        let containment = hb.containment.map(|c| c.encode_to_vec());
-        let metrics = hb.metrics.map(|m| m.encode_to_vec());
+        let (sensor, containment, metrics) = heartbeat_columns(hb);
         self.exec(
             "UPDATE agents SET last_seen = $2, process_sensor = $3, online = TRUE,
                  containment = COALESCE($4, containment), metrics = COALESCE($5, metrics)

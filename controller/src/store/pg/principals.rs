@@ -2,11 +2,8 @@
 //! changed how, what an invite allows) are `policy::people`'s, as for SQLite.
 
 use super::PgStore;
-use crate::policy::people::{
-    Inactive, InviteRefusal, InviteState, Standing, active, is_acting_admin, keeps_an_admin,
-    redeemable,
-};
-use crate::store::principals::{COLUMNS, changed, finish, from_row};
+use crate::policy::people::{Inactive, InviteRefusal, InviteState, Standing, active, redeemable};
+use crate::store::principals::{COLUMNS, change_to, finish, from_row};
 use crate::store::{
     ChangeRefusal, Invitation, PrincipalChange, PrincipalRow, Principals, SignInSecrets, StoreError,
 };
@@ -190,19 +187,12 @@ impl Principals for PgStore {
         let tx = c.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PRINCIPALS_LOCK])
             .await?;
-        let Some(before) = get(&*tx, &name).await? else {
-            return Ok(Err(ChangeRefusal::Unknown(name)));
+        let before = get(&*tx, &name).await?;
+        let others = other_admins(&*tx, &name).await?;
+        let after = match change_to(name.clone(), before, &change, now_ms, others) {
+            Ok(after) => after,
+            Err(refusal) => return Ok(Err(refusal)),
         };
-        if before.standing.revoked_at_ms.is_some() {
-            return Ok(Err(ChangeRefusal::Revoked(name)));
-        }
-        let after = changed(&before.standing, &change, now_ms);
-        if is_acting_admin(&before.standing)
-            && !is_acting_admin(&after)
-            && let Err(e) = keeps_an_admin(other_admins(&*tx, &name).await?)
-        {
-            return Ok(Err(e.into()));
-        }
         write_change(&*tx, &name, &change, &after).await?;
         let row = must_get(&*tx, &name).await?;
         tx.commit().await?;

@@ -7,16 +7,9 @@ use super::{PgOptions, PgStore, testing};
 use crate::store::{EventFilter, Events, StoreError, StoredEvent};
 use std::time::{Duration, Instant};
 
+/// An event of `agent` at `time_ms`.
 fn ev(agent: &str, seq: u64, time_ms: i64) -> StoredEvent {
-    StoredEvent {
-        agent_id: agent.into(),
-        seq,
-        time_ms,
-        kind: "notice".into(),
-        summary: format!("event {seq}"),
-        body: vec![1],
-        received_at_ms: time_ms,
-    }
+    crate::store::conformance::event(agent, seq, time_ms, "notice", "tick")
 }
 
 async fn all(s: &PgStore) -> Vec<(u64, i64)> {
