@@ -9,6 +9,7 @@ use crate::store::{
 use cordon_proto::HostFacts;
 use std::collections::HashMap;
 use tokio_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Agent>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = $1");
@@ -94,6 +95,18 @@ impl Tokens for PgStore {
     }
 }
 
+/// A host's facts, in the order the agents table lists them.
+fn host_args(h: &HostFacts) -> [&(dyn ToSql + Sync); 6] {
+    [
+        &h.hostname,
+        &h.os_name,
+        &h.os_version,
+        &h.kernel_version,
+        &h.arch,
+        &h.agent_version,
+    ]
+}
+
 const ENROL: &str = "INSERT INTO agents (id, hostname, os_name, os_version, kernel_version,
          arch, agent_version, labels, enrolled_at, cert_serial, cert_expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -145,23 +158,11 @@ impl Agents for PgStore {
         .await?;
         let labels = labels_to_json(&enrolled_labels(&e.labels, token_labels));
         let h = &e.host;
-        tx.execute(
-            ENROL,
-            &[
-                &e.agent_id,
-                &h.hostname,
-                &h.os_name,
-                &h.os_version,
-                &h.kernel_version,
-                &h.arch,
-                &h.agent_version,
-                &labels,
-                &e.now_ms,
-                &e.cert_serial,
-                &e.cert_expires_at_ms,
-            ],
-        )
-        .await?;
+        let id: [&(dyn ToSql + Sync); 1] = [&e.agent_id];
+        let rest: [&(dyn ToSql + Sync); 4] =
+            [&labels, &e.now_ms, &e.cert_serial, &e.cert_expires_at_ms];
+        tx.execute(ENROL, &[&id[..], &host_args(h), &rest].concat())
+            .await?;
         let agent = get(&*tx, &e.agent_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("agent vanished during enrolment".into()))?;
@@ -208,15 +209,10 @@ impl Agents for PgStore {
                  os_version = $5, kernel_version = $6, arch = $7, agent_version = $8
              WHERE id = $1",
             &[
-                &id,
-                &now_ms,
-                &h.hostname,
-                &h.os_name,
-                &h.os_version,
-                &h.kernel_version,
-                &h.arch,
-                &h.agent_version,
-            ],
+                [&id as &(dyn ToSql + Sync), &now_ms].as_slice(),
+                &host_args(h),
+            ]
+            .concat(),
         )
         .await?;
         Ok(())
