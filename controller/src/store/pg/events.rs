@@ -38,7 +38,8 @@ fn no_partition(e: &StoreError) -> bool {
 }
 
 /// Inserts the keys of `events`; returns the indices of the events that were new (the first
-/// of any repeated within the batch).
+/// of any repeated within the batch). Keys go in sorted, so two batches sharing keys take
+/// their locks in the same order: one waits for the other, never a deadlock.
 async fn new_keys(tx: &Transaction<'_>, events: &[StoredEvent]) -> Result<Vec<usize>, StoreError> {
     let agents: Vec<&str> = events.iter().map(|e| e.agent_id.as_str()).collect();
     let seqs: Vec<i64> = events.iter().map(|e| e.seq as i64).collect();
@@ -46,7 +47,7 @@ async fn new_keys(tx: &Transaction<'_>, events: &[StoredEvent]) -> Result<Vec<us
     let rows = tx
         .query(
             "INSERT INTO event_keys (agent_id, seq, time_ms)
-             SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[])
+             SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) ORDER BY 1, 2
              ON CONFLICT DO NOTHING RETURNING agent_id, seq",
             &[&agents, &seqs, &times],
         )
@@ -95,6 +96,24 @@ async fn insert_rows(
     Ok(())
 }
 
+/// Serialises the grouping of alerts per agent across controllers (as SQLite's single
+/// writer does), so two batches of one host cannot each open an incident for it. Agents are
+/// locked in sorted order, to the end of the transaction.
+async fn lock_agents<'a>(
+    tx: &Transaction<'_>,
+    agents: impl Iterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let agents: std::collections::BTreeSet<&str> = agents.collect();
+    for agent in agents {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&agent],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 impl PgStore {
     /// `Events::ingest`: stores the batch, creating any missing day's partition first (and
     /// once more if one vanished meanwhile).
@@ -132,6 +151,10 @@ impl PgStore {
         insert_rows(&tx, events, &new).await?;
         let mut alerts = Vec::new();
         if let Some(g) = grouping {
+            let judged = new
+                .iter()
+                .filter(|&&i| findings.get(i).is_some_and(|f| !f.is_empty()));
+            lock_agents(&tx, judged.map(|&i| events[i].agent_id.as_str())).await?;
             for &i in &new {
                 for f in findings.get(i).into_iter().flatten() {
                     alerts.push(super::alerts::record(&tx, &events[i], f, g).await?);

@@ -138,3 +138,41 @@ async fn a_day_dropped_by_another_controller_is_made_again() {
     assert_eq!(again.len(), 1);
     assert_eq!(all(&a).await, [(2, 30)]);
 }
+
+/// Batches of one host committed at once by different connections (as by two controllers)
+/// still group their alerts into one incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_alerts_of_a_host_open_one_incident() {
+    let Some(o) = testing::database("pg_one_incident").await else {
+        return;
+    };
+    let s = PgStore::open(&o).await.expect("open");
+    let grouping = crate::policy::grouping::Grouping {
+        alert_window_ms: 600_000,
+        incident_window_ms: 3_600_000,
+    };
+    let batches = (1..=8u64).map(|seq| {
+        let s = s.clone();
+        let finding = crate::store::Finding {
+            rule: cordon_detect::RuleIdentity {
+                rule_id: format!("r{seq}"),
+                title: format!("rule {seq}"),
+                level: "high".into(),
+                tags: Vec::new(),
+                author: String::new(),
+            },
+            source: "sigma".into(),
+            detail: String::new(),
+        };
+        tokio::spawn(async move {
+            let batch = vec![ev("h", seq, 1_000 + seq as i64)];
+            s.ingest(batch, vec![vec![finding]], Some(grouping)).await
+        })
+    });
+    let mut incidents = std::collections::BTreeSet::new();
+    for batch in batches.collect::<Vec<_>>() {
+        let (_, alerts) = batch.await.expect("task").expect("ingest");
+        incidents.extend(alerts.into_iter().map(|a| a.incident_id));
+    }
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+}
