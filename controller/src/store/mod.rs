@@ -96,6 +96,8 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("the database {target} is unreachable: {reason}")]
     Unreachable { target: String, reason: String },
+    #[error("every connection to the database {target} stayed busy for {waited_ms} ms")]
+    PoolBusy { target: String, waited_ms: u128 },
     #[error("the database URL: {0}")]
     PgUrl(String),
     #[error("migration {version}: {source}")]

@@ -25,7 +25,9 @@ pub mod testing;
 mod tests;
 
 use super::StoreError;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use std::time::Duration;
 
 /// How to reach the database and how much of it one controller may use.
@@ -101,9 +103,16 @@ impl PgStore {
 
     /// A connection from the pool.
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| StoreError::Unreachable {
-            target: self.target.clone(),
-            reason: e.to_string(),
+        let target = self.target.clone();
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::PoolBusy {
+                target,
+                waited_ms: self.pool.timeouts().wait.unwrap_or_default().as_millis(),
+            },
+            e => StoreError::Unreachable {
+                target,
+                reason: e.to_string(),
+            },
         })
     }
 }

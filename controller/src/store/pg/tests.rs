@@ -176,3 +176,37 @@ async fn concurrent_alerts_of_a_host_open_one_incident() {
     }
     assert_eq!(incidents.len(), 1, "{incidents:?}");
 }
+
+/// A statement past the timeout is cancelled, and a call finding every pooled connection
+/// busy fails once its wait is over: neither hangs.
+#[tokio::test]
+async fn slow_statements_and_a_full_pool_fail_in_bounded_time() {
+    let Some(mut o) = testing::database("pg_bounded_waits").await else {
+        return;
+    };
+    o.pool_size = 1;
+    o.statement_timeout = Duration::from_millis(300);
+    o.wait = Duration::from_millis(500);
+    let s = PgStore::open(&o).await.expect("open");
+    let started = Instant::now();
+    let held = s.client().await.expect("the one connection");
+    let slow = held.batch_execute("SELECT pg_sleep(10)").await;
+    let cancelled = slow.expect_err("cancelled");
+    assert_eq!(
+        cancelled.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "{cancelled}"
+    );
+    let busy = s
+        .event_count("a".into())
+        .await
+        .expect_err("no free connection");
+    assert!(matches!(busy, StoreError::PoolBusy { .. }), "{busy}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    assert_eq!(s.event_count("a".into()).await.expect("free again"), 0);
+}
