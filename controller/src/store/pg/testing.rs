@@ -116,9 +116,11 @@ fn run(mut c: Command, what: &str) -> Result<(), String> {
 
 impl Cluster {
     fn start(bin: &Path) -> Result<Self, String> {
+        // In /tmp whatever TMPDIR says: the postgres user must reach it, and the socket's path
+        // must stay under the 107 bytes a unix socket address holds.
         let dir = tempfile::Builder::new()
             .prefix("cordon-pg-")
-            .tempdir()
+            .tempdir_in("/tmp")
             .map_err(|e| format!("making a directory: {e}"))?
             .keep();
         let cluster = Self {
