@@ -100,6 +100,8 @@ pub enum StoreError {
     PoolBusy { target: String, waited_ms: u128 },
     #[error("the database URL: {0}")]
     PgUrl(String),
+    #[error("setting up the database's connection pool: {0}")]
+    PgPool(String),
     #[error("migration {version}: {source}")]
     PgMigrate {
         version: usize,

@@ -90,7 +90,7 @@ impl PgStore {
             .recycle_timeout(Some(o.wait))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| StoreError::PgUrl(e.to_string()))?;
+            .map_err(|e| StoreError::PgPool(e.to_string()))?;
         let store = Self {
             pool,
             target,
