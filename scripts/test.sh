@@ -26,6 +26,12 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' 2>/dev/
   need_packages "the benign-workload test (python3 -m venv)" /nonexistent/ensurepip:python3-venv
 fi
 
+# The PostgreSQL store's tests start a private cluster with the server's own binaries
+# (initdb, pg_ctl), which the client package alone does not have.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  need_packages "the PostgreSQL store tests" /nonexistent/initdb:postgresql
+fi
+
 need_packages "the console's browser tests" node:nodejs npm:npm chromium:chromium
 # The browser driver's packages (playwright-core, axe-core), pinned by package-lock.json,
 # from the npm registry; again whenever the lock file changes.

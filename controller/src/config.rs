@@ -51,6 +51,73 @@ pub struct ControllerConfig {
     /// `[console]`: the web console.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[store]`: where state is kept (SQLite in the data directory unless a URL is given).
+    #[serde(default, skip_serializing_if = "StoreConfig::is_default")]
+    pub store: StoreConfig,
+}
+
+/// The store: without `url`, SQLite in the data directory; with a `postgres://` URL, that
+/// PostgreSQL database (for several controllers sharing one), through a pool of at most
+/// `pool_size` connections, each statement cancelled after `statement_timeout_secs`, and a
+/// call failing after `connect_timeout_secs` without a connection. (The controller does not
+/// use a PostgreSQL store yet: see ARCHITECTURE.md.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub pool_size: usize,
+    pub statement_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let d = crate::store::pg::PgOptions::new("");
+        Self {
+            url: None,
+            pool_size: d.pool_size,
+            statement_timeout_secs: d.statement_timeout.as_secs(),
+            connect_timeout_secs: d.wait.as_secs(),
+        }
+    }
+}
+
+impl StoreConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Refuses a URL that is not a PostgreSQL one (never echoing it: it may hold a password)
+    /// and limits out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+            if !postgres || url.parse::<tokio_postgres::Config>().is_err() {
+                return Err("store.url must be a valid postgres:// URL".into());
+            }
+        }
+        if !(1..=256).contains(&self.pool_size) {
+            return Err("store.pool_size must be 1 to 256".into());
+        }
+        if !(1..=3600).contains(&self.statement_timeout_secs)
+            || !(1..=3600).contains(&self.connect_timeout_secs)
+        {
+            return Err(
+                "store.statement_timeout_secs and connect_timeout_secs must be 1 to 3600".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL store's options, when a URL is given.
+    pub fn postgres(&self) -> Option<crate::store::pg::PgOptions> {
+        let mut o = crate::store::pg::PgOptions::new(self.url.clone()?);
+        o.pool_size = self.pool_size;
+        o.statement_timeout = std::time::Duration::from_secs(self.statement_timeout_secs);
+        o.wait = std::time::Duration::from_secs(self.connect_timeout_secs);
+        Some(o)
+    }
 }
 
 /// The web console: where it listens (HTTPS, with the controller's server certificate) and
@@ -381,6 +448,7 @@ impl ControllerConfig {
             notify: NotifyConfig::default(),
             people: PeopleConfig::default(),
             console: ConsoleConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 
@@ -421,6 +489,7 @@ impl ControllerConfig {
         self.playbooks.validate()?;
         self.people.validate()?;
         self.console.validate()?;
+        self.store.validate()?;
         if self.console.listen == Some(self.listen) {
             return Err("console.listen must be another address than listen".into());
         }
@@ -438,6 +507,37 @@ mod tests {
         let cfg: ControllerConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_a_postgres_url_is_given() {
+        let sqlite = parse("").unwrap();
+        assert_eq!(sqlite.store.postgres(), None);
+        assert!(!toml::to_string(&sqlite).unwrap().contains("[store]"));
+        let pg = parse(
+            "[store]\nurl = \"postgres://cordon:secret@db.example:5432/cordon\"\npool_size = 8",
+        )
+        .unwrap();
+        let o = pg.store.postgres().expect("a PostgreSQL store");
+        assert_eq!(o.url, "postgres://cordon:secret@db.example:5432/cordon");
+        assert_eq!(o.pool_size, 8);
+        assert_eq!(o.statement_timeout, std::time::Duration::from_secs(30));
+        for (bad, why) in [
+            ("url = \"mysql://db/cordon\"", "postgres:// URL"),
+            (
+                "url = \"postgres://u:secret@db:notaport/x\"",
+                "postgres:// URL",
+            ),
+            ("url = \"postgres://db/x\"\npool_size = 0", "1 to 256"),
+            ("statement_timeout_secs = 0", "1 to 3600"),
+        ] {
+            let err = parse(&format!("[store]\n{bad}")).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(
+                !err.contains("secret"),
+                "the password stays out of errors: {err}"
+            );
+        }
     }
 
     #[test]

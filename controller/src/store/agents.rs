@@ -1,11 +1,12 @@
 //! Agent records: enrolment, presence (online, last seen), certificates and revocation.
 
+use super::rows::Cols;
 use super::tokens::consume;
 use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
 use crate::policy::tokens::{EnrollRefusal, enrolled_labels};
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,43 +39,60 @@ pub struct Enrolment {
     pub now_ms: i64,
 }
 
-const COLUMNS: &str = "id, hostname, os_name, os_version, kernel_version, arch, agent_version, \
+pub(super) const COLUMNS: &str = "id, hostname, os_name, os_version, kernel_version, arch, agent_version, \
      labels, enrolled_at, last_seen, online, cert_serial, cert_expires_at, revoked_at, process_sensor, \
      isolation_desired, containment, metrics";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(Agent, String)> {
+pub(super) fn from_row<R: Cols>(r: &R) -> Result<(Agent, String), R::Error> {
     Ok((
         Agent {
-            id: r.get(0)?,
+            id: r.col(0)?,
             host: HostFacts {
-                hostname: r.get(1)?,
-                os_name: r.get(2)?,
-                os_version: r.get(3)?,
-                kernel_version: r.get(4)?,
-                arch: r.get(5)?,
-                agent_version: r.get(6)?,
+                hostname: r.col(1)?,
+                os_name: r.col(2)?,
+                os_version: r.col(3)?,
+                kernel_version: r.col(4)?,
+                arch: r.col(5)?,
+                agent_version: r.col(6)?,
             },
             labels: HashMap::new(),
-            enrolled_at_ms: r.get(8)?,
-            last_seen_ms: r.get(9)?,
-            online: r.get(10)?,
-            cert_serial: r.get(11)?,
-            cert_expires_at_ms: r.get(12)?,
-            revoked_at_ms: r.get(13)?,
-            process_sensor: r.get(14)?,
-            isolation_desired: r.get(15)?,
+            enrolled_at_ms: r.col(8)?,
+            last_seen_ms: r.col(9)?,
+            online: r.col(10)?,
+            cert_serial: r.col(11)?,
+            cert_expires_at_ms: r.col(12)?,
+            revoked_at_ms: r.col(13)?,
+            process_sensor: r.col(14)?,
+            isolation_desired: r.col(15)?,
             containment: r
-                .get::<_, Option<Vec<u8>>>(16)?
+                .col::<Option<Vec<u8>>>(16)?
                 .and_then(|b| ContainmentState::decode(b.as_slice()).ok()),
             metrics: r
-                .get::<_, Option<Vec<u8>>>(17)?
+                .col::<Option<Vec<u8>>>(17)?
                 .and_then(|b| AgentMetrics::decode(b.as_slice()).ok()),
         },
-        r.get(7)?,
+        r.col(7)?,
     ))
 }
 
-fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
+/// What a heartbeat stores: the process sensor's name (at most 32 bytes, cut at a character
+/// boundary) and the encoded
+/// containment state and metrics, if it reported them.
+pub(super) type HeartbeatColumns = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub(super) fn heartbeat_columns(hb: cordon_proto::Heartbeat) -> HeartbeatColumns {
+    let mut sensor = hb.process_sensor;
+    let mut end = sensor.len().min(32);
+    while !sensor.is_char_boundary(end) {
+        end -= 1;
+    }
+    sensor.truncate(end);
+    let containment = hb.containment.map(|c| c.encode_to_vec());
+    let metrics = hb.metrics.map(|m| m.encode_to_vec());
+    (sensor, containment, metrics)
+}
+
+pub(super) fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
     agent.labels = labels_from_json(&labels)?;
     Ok(agent)
 }
@@ -201,7 +219,7 @@ impl Agents for Store {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM agents WHERE id LIKE ?1 ORDER BY id LIMIT 2"
             ))?;
-            let rows = stmt.query_map([pattern], from_row)?;
+            let rows = stmt.query_map([pattern], |r| from_row(r))?;
             rows.map(|r| finish(r?)).collect()
         })
         .await
@@ -212,7 +230,7 @@ impl Agents for Store {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM agents ORDER BY enrolled_at, id"
             ))?;
-            let rows = stmt.query_map([], from_row)?;
+            let rows = stmt.query_map([], |r| from_row(r))?;
             rows.map(|r| finish(r?)).collect()
         })
         .await
@@ -260,10 +278,7 @@ impl Agents for Store {
         now_ms: i64,
         hb: cordon_proto::Heartbeat,
     ) -> Result<(), StoreError> {
-        let mut sensor = hb.process_sensor;
-        sensor.truncate(32);
-        let containment = hb.containment.map(|c| c.encode_to_vec());
-        let metrics = hb.metrics.map(|m| m.encode_to_vec());
+        let (sensor, containment, metrics) = heartbeat_columns(hb);
         self.with(move |c| {
             c.execute(
                 "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
@@ -364,9 +379,27 @@ fn get(c: &rusqlite::Connection, id: &str) -> Result<Option<Agent>, StoreError> 
     c.query_row(
         &format!("SELECT {COLUMNS} FROM agents WHERE id = ?1"),
         [id],
-        from_row,
+        |r| from_row(r),
     )
     .optional()?
     .map(finish)
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_sensor_name_is_cut_at_a_character_boundary() {
+        let hb = |name: &str| cordon_proto::Heartbeat {
+            process_sensor: name.into(),
+            ..Default::default()
+        };
+        let (short, containment, metrics) = heartbeat_columns(hb("ebpf"));
+        assert_eq!((short.as_str(), containment, metrics), ("ebpf", None, None));
+        // 31 ASCII bytes, then a 2-byte character across byte 32.
+        let (cut, ..) = heartbeat_columns(hb(&format!("{}é and more", "x".repeat(31))));
+        assert_eq!(cut, "x".repeat(31));
+    }
 }

@@ -4,10 +4,11 @@
 //! host within the incident window join that host's open incident, whose severity is the
 //! highest level among them. Every step is on the incident's timeline.
 
+use super::rows::Cols;
 use super::{IncidentStatus, Store, StoreError};
 use crate::policy::grouping::{Grouping, LEVELS, raised_severity};
 use cordon_detect::RuleIdentity;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 /// What detection found in one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +66,11 @@ pub struct IncidentRow {
     pub alert_count: u32,
 }
 
-fn new_id(prefix: &str) -> String {
+pub(super) fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(rand::random::<[u8; 8]>()))
 }
 
-fn tags_json(tags: &[String]) -> String {
+pub(super) fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
@@ -197,63 +198,73 @@ pub(super) fn record(
     })
 }
 
-const ALERT_COLUMNS: &str =
+pub(super) const ALERT_COLUMNS: &str =
     "a.id, a.agent_id, a.rule_id, a.title, a.level, a.tags, a.author, a.source,
      a.detail, a.event_seq, a.count, a.first_at, a.last_at, a.incident_id,
      e.seq, e.time_ms, e.kind, e.summary, e.body, e.received_at";
-const ALERT_FROM: &str =
+pub(super) const ALERT_FROM: &str =
     "FROM alerts a LEFT JOIN events e ON e.agent_id = a.agent_id AND e.seq = a.event_seq";
 
-fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
-    let tags: String = r.get(5)?;
-    let agent_id: String = r.get(1)?;
-    let event = match r.get::<_, Option<i64>>(14)? {
+pub(super) fn alert_row<R: Cols>(r: &R) -> Result<AlertRow, R::Error> {
+    let tags: String = r.col(5)?;
+    let agent_id: String = r.col(1)?;
+    let event = match r.col::<Option<i64>>(14)? {
         Some(seq) => Some(super::StoredEvent {
             agent_id: agent_id.clone(),
             seq: seq as u64,
-            time_ms: r.get(15)?,
-            kind: r.get(16)?,
-            summary: r.get(17)?,
-            body: r.get(18)?,
-            received_at_ms: r.get(19)?,
+            time_ms: r.col(15)?,
+            kind: r.col(16)?,
+            summary: r.col(17)?,
+            body: r.col(18)?,
+            received_at_ms: r.col(19)?,
         }),
         None => None,
     };
     Ok(AlertRow {
-        id: r.get(0)?,
+        id: r.col(0)?,
         agent_id,
         rule: RuleIdentity {
-            rule_id: r.get(2)?,
-            title: r.get(3)?,
-            level: r.get(4)?,
+            rule_id: r.col(2)?,
+            title: r.col(3)?,
+            level: r.col(4)?,
             tags: serde_json::from_str(&tags).unwrap_or_default(),
-            author: r.get(6)?,
+            author: r.col(6)?,
         },
-        source: r.get(7)?,
-        detail: r.get(8)?,
-        event_seq: r.get::<_, i64>(9)? as u64,
-        count: r.get(10)?,
-        first_at_ms: r.get(11)?,
-        last_at_ms: r.get(12)?,
-        incident_id: r.get(13)?,
+        source: r.col(7)?,
+        detail: r.col(8)?,
+        event_seq: r.col::<i64>(9)? as u64,
+        count: r.col::<i64>(10)? as u32,
+        first_at_ms: r.col(11)?,
+        last_at_ms: r.col(12)?,
+        incident_id: r.col(13)?,
         event,
     })
 }
 
-fn incident_row(r: &Row<'_>) -> rusqlite::Result<IncidentRow> {
-    Ok(IncidentRow {
-        id: r.get(0)?,
-        agent_id: r.get(1)?,
-        status: r.get(2)?,
-        severity: r.get(3)?,
-        title: r.get(4)?,
-        opened_at_ms: r.get(5)?,
-        updated_at_ms: r.get(6)?,
-        alert_count: r.get(7)?,
+pub(super) fn timeline_row<R: Cols>(r: &R) -> Result<TimelineRow, R::Error> {
+    Ok(TimelineRow {
+        at_ms: r.col(0)?,
+        kind: r.col(1)?,
+        actor: r.col(2)?,
+        text: r.col(3)?,
+        reference: r.col(4)?,
     })
 }
 
-const INCIDENT_SELECT: &str =
+pub(super) fn incident_row<R: Cols>(r: &R) -> Result<IncidentRow, R::Error> {
+    Ok(IncidentRow {
+        id: r.col(0)?,
+        agent_id: r.col(1)?,
+        status: r.col(2)?,
+        severity: r.col(3)?,
+        title: r.col(4)?,
+        opened_at_ms: r.col(5)?,
+        updated_at_ms: r.col(6)?,
+        alert_count: r.col::<i64>(7)? as u32,
+    })
+}
+
+pub(super) const INCIDENT_SELECT: &str =
     "SELECT i.id, i.agent_id, i.status, i.severity, i.title, i.opened_at, i.updated_at,
             (SELECT COUNT(*) FROM alerts a WHERE a.incident_id = i.id) FROM incidents i";
 
@@ -383,7 +394,8 @@ impl Alerts for Store {
                      AND (?3 IS NULL OR a.agent_id = ?3)
                    ORDER BY a.first_at DESC LIMIT ?4) ORDER BY 12"
             ))?;
-            let rows = stmt.query_map(params![since_ms, levels, agent_id, limit], alert_row)?;
+            let rows =
+                stmt.query_map(params![since_ms, levels, agent_id, limit], |r| alert_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -397,7 +409,7 @@ impl Alerts for Store {
             Ok(c.query_row(
                 &format!("SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.id = ?1"),
                 [id],
-                alert_row,
+                |r| alert_row(r),
             )
             .optional()?)
         })
@@ -414,7 +426,7 @@ impl Alerts for Store {
                 "SELECT * FROM ({INCIDENT_SELECT} WHERE (?1 IS NULL OR i.status = ?1)
                  ORDER BY i.updated_at DESC LIMIT ?2) ORDER BY 7"
             ))?;
-            let rows = stmt.query_map(params![status, limit], incident_row)?;
+            let rows = stmt.query_map(params![status, limit], |r| incident_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -426,7 +438,7 @@ impl Alerts for Store {
                 return Ok(None);
             };
             let Some(inc) = c
-                .query_row(&format!("{INCIDENT_SELECT} WHERE i.id = ?1"), [&id], incident_row)
+                .query_row(&format!("{INCIDENT_SELECT} WHERE i.id = ?1"), [&id], |r| incident_row(r))
                 .optional()?
             else {
                 return Ok(None);
@@ -435,21 +447,13 @@ impl Alerts for Store {
                 "SELECT at, kind, actor, text, ref FROM timeline WHERE incident_id = ?1 ORDER BY at, rowid",
             )?;
             let timeline = stmt
-                .query_map([&id], |r| {
-                    Ok(TimelineRow {
-                        at_ms: r.get(0)?,
-                        kind: r.get(1)?,
-                        actor: r.get(2)?,
-                        text: r.get(3)?,
-                        reference: r.get(4)?,
-                    })
-                })?
+                .query_map([&id], |r| timeline_row(r))?
                 .collect::<Result<_, _>>()?;
             let mut stmt = c.prepare(&format!(
                 "SELECT {ALERT_COLUMNS} {ALERT_FROM} WHERE a.incident_id = ?1 ORDER BY a.first_at"
             ))?;
             let alerts = stmt
-                .query_map([&id], alert_row)?
+                .query_map([&id], |r| alert_row(r))?
                 .collect::<Result<_, _>>()?;
             Ok(Some((inc, timeline, alerts)))
         })

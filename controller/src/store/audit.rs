@@ -13,9 +13,9 @@ use crate::policy::audit::{AuditEntry, AuditRecord, ChainCheck, GENESIS_HASH, Ve
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 /// Entries read per transaction while verifying, so a long chain never holds the store.
-const VERIFY_CHUNK: usize = 1000;
+pub(super) const VERIFY_CHUNK: usize = 1000;
 
-const COLUMNS: &str = "seq, at, actor, action, target, detail, outcome, prev_hash, hash";
+pub(super) const COLUMNS: &str = "seq, at, actor, action, target, detail, outcome, prev_hash, hash";
 
 fn read(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
     let seq: i64 = r.get(0)?;
@@ -51,7 +51,7 @@ pub struct AuditFilter {
 }
 
 /// A row read while verifying: an entry, or the seq of one that cannot be read and why.
-type Read = Result<AuditRecord, (i64, String)>;
+pub(super) type Read = Result<AuditRecord, (i64, String)>;
 
 /// The audit log aggregate: an append-only hash chain (`policy::audit`). Every backend
 /// passes `conformance::audit_log`.
@@ -90,8 +90,7 @@ impl AuditLog for Store {
         entry: AuditEntry,
         now_ms: i64,
     ) -> Result<AuditRecord, StoreError> {
-        let detail = serde_json::to_string(&entry.detail)
-            .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?;
+        let detail = detail_json(&entry)?;
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let last: Option<(i64, String)> = tx
@@ -101,19 +100,7 @@ impl AuditLog for Store {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            let (last_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.into()));
-            let mut rec = AuditRecord {
-                seq: u64::try_from(last_seq).unwrap_or(0) + 1,
-                time_ms: now_ms,
-                actor: entry.actor,
-                action: entry.action,
-                target: entry.target,
-                detail,
-                outcome: entry.outcome,
-                prev_hash,
-                hash: String::new(),
-            };
-            rec.hash = rec.compute_hash();
+            let rec = next_record(entry, detail, now_ms, last);
             tx.execute(
                 &format!(
                     "INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -175,28 +162,67 @@ impl AuditLog for Store {
 
     /// In seq order, a chunk per transaction, so a long chain never holds the store.
     async fn verify_audit(&self) -> Result<Verification, StoreError> {
-        let mut check = ChainCheck::default();
-        let mut after = i64::MIN;
-        loop {
-            let chunk = self.audit_chunk(after, VERIFY_CHUNK).await?;
-            let Some(last) = chunk.last() else {
-                return Ok(check.into_verification(None));
-            };
-            after = match last {
-                Ok(r) => r.seq as i64,
-                Err((seq, _)) => *seq,
-            };
-            for row in chunk {
-                let bad = match row {
-                    Ok(r) => check.next(&r).err().map(|why| (r.seq, why)),
-                    Err((seq, why)) => {
-                        check.unreadable();
-                        Some((u64::try_from(seq).unwrap_or(0), why))
-                    }
-                };
-                if let Some(bad) = bad {
-                    return Ok(check.into_verification(Some(bad)));
+        verify_chain(|after| self.audit_chunk(after, VERIFY_CHUNK)).await
+    }
+}
+
+/// An entry's detail as the JSON stored.
+pub(super) fn detail_json(entry: &AuditEntry) -> Result<String, StoreError> {
+    serde_json::to_string(&entry.detail)
+        .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))
+}
+
+/// The entry that follows `last` (its seq and hash; none for the first), hashed.
+pub(super) fn next_record(
+    entry: AuditEntry,
+    detail: String,
+    now_ms: i64,
+    last: Option<(i64, String)>,
+) -> AuditRecord {
+    let (last_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.into()));
+    let mut rec = AuditRecord {
+        seq: u64::try_from(last_seq).unwrap_or(0) + 1,
+        time_ms: now_ms,
+        actor: entry.actor,
+        action: entry.action,
+        target: entry.target,
+        detail,
+        outcome: entry.outcome,
+        prev_hash,
+        hash: String::new(),
+    };
+    rec.hash = rec.compute_hash();
+    rec
+}
+
+/// Checks the chain read in chunks by `chunk(after)` (the entries after seq `after`, in
+/// order): the verification any backend's `verify_audit` returns.
+pub(super) async fn verify_chain<F, Fut>(mut chunk: F) -> Result<Verification, StoreError>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = Result<Vec<Read>, StoreError>>,
+{
+    let mut check = ChainCheck::default();
+    let mut after = i64::MIN;
+    loop {
+        let chunk = chunk(after).await?;
+        let Some(last) = chunk.last() else {
+            return Ok(check.into_verification(None));
+        };
+        after = match last {
+            Ok(r) => r.seq as i64,
+            Err((seq, _)) => *seq,
+        };
+        for row in chunk {
+            let bad = match row {
+                Ok(r) => check.next(&r).err().map(|why| (r.seq, why)),
+                Err((seq, why)) => {
+                    check.unreadable();
+                    Some((u64::try_from(seq).unwrap_or(0), why))
                 }
+            };
+            if let Some(bad) = bad {
+                return Ok(check.into_verification(Some(bad)));
             }
         }
     }

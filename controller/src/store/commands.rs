@@ -1,9 +1,10 @@
 //! The persisted command queue. A command is written before it is sent, and every command
 //! ends in a recorded state: succeeded, failed (with the reason) or expired.
 
+use super::rows::Cols;
 use super::{CommandStatus, Store, StoreError};
 use cordon_proto::action::Kind;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 
 /// The short name stored and shown for an action.
 pub fn action_kind(action: &Kind) -> &'static str {
@@ -48,23 +49,23 @@ pub enum Completion {
     AlreadyFinal,
 }
 
-const COLUMNS: &str = "id, agent_id, kind, envelope, created_at, expires_at, status, \
+pub(super) const COLUMNS: &str = "id, agent_id, kind, envelope, created_at, expires_at, status, \
      delivered_at, completed_at, error, result, created_by";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+pub(super) fn from_row<R: Cols>(r: &R) -> Result<CommandRow, R::Error> {
     Ok(CommandRow {
-        id: r.get(0)?,
-        agent_id: r.get(1)?,
-        kind: r.get(2)?,
-        envelope: r.get(3)?,
-        created_at_ms: r.get(4)?,
-        expires_at_ms: r.get(5)?,
-        status: r.get(6)?,
-        delivered_at_ms: r.get(7)?,
-        completed_at_ms: r.get(8)?,
-        error: r.get(9)?,
-        result: r.get(10)?,
-        created_by: r.get(11)?,
+        id: r.col(0)?,
+        agent_id: r.col(1)?,
+        kind: r.col(2)?,
+        envelope: r.col(3)?,
+        created_at_ms: r.col(4)?,
+        expires_at_ms: r.col(5)?,
+        status: r.col(6)?,
+        delivered_at_ms: r.col(7)?,
+        completed_at_ms: r.col(8)?,
+        error: r.col(9)?,
+        result: r.col(10)?,
+        created_by: r.col(11)?,
     })
 }
 
@@ -150,7 +151,8 @@ impl CommandQueue for Store {
                  ORDER BY created_at, id"
             ))?;
             let open = (CommandStatus::Pending, CommandStatus::Delivered);
-            let rows = stmt.query_map(params![agent_id, now_ms, open.0, open.1], from_row)?;
+            let rows =
+                stmt.query_map(params![agent_id, now_ms, open.0, open.1], |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -230,7 +232,7 @@ impl CommandQueue for Store {
             Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM commands WHERE id = ?1"),
                 [id],
-                from_row,
+                |r| from_row(r),
             )
             .optional()?)
         })
@@ -247,7 +249,7 @@ impl CommandQueue for Store {
                 "SELECT {COLUMNS} FROM commands WHERE (?1 IS NULL OR agent_id = ?1)
                  ORDER BY created_at DESC, id DESC LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![agent_id, limit], from_row)?;
+            let rows = stmt.query_map(params![agent_id, limit], |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await

@@ -3,6 +3,7 @@
 
 use super::alerts::Finding;
 use super::retention::PRUNE_CHUNK;
+use super::rows::Cols;
 use super::{Ingested, Pruned, Store, StoreError};
 use crate::policy::grouping::Grouping;
 
@@ -77,15 +78,15 @@ pub(super) fn process_key(e: &StoredEvent) -> Option<(u32, u32, u64)> {
     }
 }
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+pub(super) fn from_row<R: Cols>(r: &R) -> Result<StoredEvent, R::Error> {
     Ok(StoredEvent {
-        agent_id: r.get(0)?,
-        seq: r.get::<_, i64>(1)? as u64,
-        time_ms: r.get(2)?,
-        kind: r.get(3)?,
-        summary: r.get(4)?,
-        body: r.get(5)?,
-        received_at_ms: r.get(6)?,
+        agent_id: r.col(0)?,
+        seq: r.col::<i64>(1)? as u64,
+        time_ms: r.col(2)?,
+        kind: r.col(3)?,
+        summary: r.col(4)?,
+        body: r.col(5)?,
+        received_at_ms: r.col(6)?,
     })
 }
 
@@ -106,26 +107,59 @@ fn search(f: EventFilter) -> (String, Vec<Value>) {
     (sql, args)
 }
 
+/// A value a search condition compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// How a backend's SQL writes the search's parameters and its case-insensitive `LIKE`.
+pub(super) struct Dialect {
+    /// The placeholder of the n-th parameter (from 1).
+    pub placeholder: fn(usize) -> String,
+    /// `LIKE` that ignores ASCII case.
+    pub like: &'static str,
+}
+
+const SQLITE: Dialect = Dialect {
+    placeholder: |_| "?".into(),
+    like: "LIKE",
+};
+
 /// `WHERE` with a condition for each filter given (only those, so the time bounds limit the
 /// index range read) and its arguments, the limit last.
 fn where_clause(f: EventFilter) -> (String, Vec<Value>) {
+    let (filter, args) = conditions(f, &SQLITE);
+    let args = args
+        .into_iter()
+        .map(|a| match a {
+            Arg::Int(i) => Value::Integer(i),
+            Arg::Text(t) => Value::Text(t),
+        })
+        .collect();
+    (filter, args)
+}
+
+/// The search's `WHERE` in a backend's dialect and its arguments, the limit last.
+pub(super) fn conditions(f: EventFilter, d: &Dialect) -> (String, Vec<Arg>) {
     let mut terms = Vec::new();
     let mut args = Vec::new();
-    let mut add = |term: &str, v: Value| {
-        terms.push(term.to_string());
+    let mut add = |term: &str, v: Arg| {
         args.push(v);
+        terms.push(term.replace('?', &(d.placeholder)(args.len())));
     };
     if let Some(a) = f.agent_id {
-        add("agent_id = ?", Value::Text(a));
+        add("agent_id = ?", Arg::Text(a));
     }
     if let Some(k) = f.kind {
-        add("kind = ?", Value::Text(k));
+        add("kind = ?", Arg::Text(k));
     }
     if let Some(t) = f.since_ms {
-        add("time_ms >= ?", Value::Integer(t));
+        add("time_ms >= ?", Arg::Int(t));
     }
     if let Some(t) = f.until_ms {
-        add("time_ms <= ?", Value::Integer(t));
+        add("time_ms <= ?", Arg::Int(t));
     }
     if let Some(t) = f.contains {
         // Literal text: LIKE's wildcards in it are escaped.
@@ -133,22 +167,27 @@ fn where_clause(f: EventFilter) -> (String, Vec<Value>) {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        add(
-            "summary LIKE ? ESCAPE '\\'",
-            Value::Text(format!("%{escaped}%")),
-        );
+        let like = format!("summary {} ? ESCAPE '\\'", d.like);
+        add(&like, Arg::Text(format!("%{escaped}%")));
     }
     for (cursor, op) in [(f.before, "<"), (f.after, ">")] {
         if let Some(k) = cursor {
-            terms.push(format!("(time_ms, agent_id, seq) {op} (?, ?, ?)"));
+            let n = args.len();
+            let p = |i| (d.placeholder)(n + i);
+            terms.push(format!(
+                "(time_ms, agent_id, seq) {op} ({}, {}, {})",
+                p(1),
+                p(2),
+                p(3)
+            ));
             args.extend([
-                Value::Integer(k.time_ms),
-                Value::Text(k.agent_id),
-                Value::Integer(k.seq as i64),
+                Arg::Int(k.time_ms),
+                Arg::Text(k.agent_id),
+                Arg::Int(k.seq as i64),
             ]);
         }
     }
-    args.push(Value::Integer(i64::from(f.limit)));
+    args.push(Arg::Int(i64::from(f.limit)));
     let filter = match terms.is_empty() {
         true => String::new(),
         false => format!("WHERE {}", terms.join(" AND ")),
@@ -200,7 +239,13 @@ pub trait Events: Send + Sync {
         &self,
         agent_id: String,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send {
+        self.query_events(EventFilter {
+            agent_id: Some(agent_id),
+            limit,
+            ..Default::default()
+        })
+    }
 
     fn event_count(&self, agent_id: String)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -238,7 +283,7 @@ impl Events for Store {
         self.with(move |c| {
             let (sql, args) = search(f);
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -261,17 +306,8 @@ impl Events for Store {
                     ORDER BY time_ms DESC, seq DESC LIMIT ?3)
                  ORDER BY time_ms, seq"
             ))?;
-            let rows = stmt.query_map(params![agent_id, pid, limit], from_row)?;
+            let rows = stmt.query_map(params![agent_id, pid, limit], |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn events(&self, agent_id: String, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        self.query_events(EventFilter {
-            agent_id: Some(agent_id),
-            limit,
-            ..Default::default()
         })
         .await
     }

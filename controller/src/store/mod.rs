@@ -9,9 +9,11 @@ mod commands;
 mod events;
 mod files;
 mod ingest;
+pub mod pg;
 mod playbooks;
 mod principals;
 mod retention;
+mod rows;
 mod rules;
 mod status;
 mod tokens;
@@ -90,6 +92,26 @@ pub enum StoreError {
     Task(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the database {target} is unreachable: {reason}")]
+    Unreachable { target: String, reason: String },
+    #[error("every connection to the database {target} stayed busy for {waited_ms} ms")]
+    PoolBusy { target: String, waited_ms: u128 },
+    #[error("the database URL: {0}")]
+    PgUrl(String),
+    #[error("setting up the database's connection pool: {0}")]
+    PgPool(String),
+    #[error("migration {version}: {source}")]
+    PgMigrate {
+        version: usize,
+        source: tokio_postgres::Error,
+    },
+    #[error("event partition {name}: {source}")]
+    Partition {
+        name: String,
+        source: tokio_postgres::Error,
+    },
 }
 
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.

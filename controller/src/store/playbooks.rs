@@ -1,8 +1,9 @@
 //! Playbooks and their durable runs: every run, each step's outcome, and the approvals runs
 //! wait for are on disk, so a controller restart resumes a run where it stood.
 
+use super::rows::Cols;
 use super::{ApprovalStatus, RunStatus, StepStatus, Store, StoreError};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaybookRow {
@@ -92,58 +93,68 @@ impl ApprovalRow {
     }
 }
 
-fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+pub(super) fn playbook_row<R: Cols>(r: &R) -> Result<PlaybookRow, R::Error> {
+    Ok(PlaybookRow {
+        name: r.col(0)?,
+        origin: r.col(1)?,
+        source: r.col(2)?,
+        enabled: r.col(3)?,
+        updated_at_ms: r.col(4)?,
+    })
+}
+
+pub(super) fn run_row<R: Cols>(r: &R) -> Result<RunRow, R::Error> {
     Ok(RunRow {
-        id: r.get(0)?,
-        playbook: r.get(1)?,
-        source: r.get(2)?,
-        alert_id: r.get(3)?,
-        incident_id: r.get(4)?,
-        agent_id: r.get(5)?,
-        dry_run: r.get(6)?,
-        status: r.get(7)?,
-        step: r.get::<_, i64>(8)? as usize,
-        started_at_ms: r.get(9)?,
-        updated_at_ms: r.get(10)?,
+        id: r.col(0)?,
+        playbook: r.col(1)?,
+        source: r.col(2)?,
+        alert_id: r.col(3)?,
+        incident_id: r.col(4)?,
+        agent_id: r.col(5)?,
+        dry_run: r.col(6)?,
+        status: r.col(7)?,
+        step: r.col::<i64>(8)? as usize,
+        started_at_ms: r.col(9)?,
+        updated_at_ms: r.col(10)?,
     })
 }
 
-fn step_row(r: &Row<'_>) -> rusqlite::Result<StepRow> {
+pub(super) fn step_row<R: Cols>(r: &R) -> Result<StepRow, R::Error> {
     Ok(StepRow {
-        idx: r.get::<_, i64>(0)? as usize,
-        name: r.get(1)?,
-        action: r.get(2)?,
-        status: r.get(3)?,
-        detail: r.get(4)?,
-        command_id: r.get(5)?,
-        started_at_ms: r.get(6)?,
-        finished_at_ms: r.get(7)?,
+        idx: r.col::<i64>(0)? as usize,
+        name: r.col(1)?,
+        action: r.col(2)?,
+        status: r.col(3)?,
+        detail: r.col(4)?,
+        command_id: r.col(5)?,
+        started_at_ms: r.col(6)?,
+        finished_at_ms: r.col(7)?,
     })
 }
 
-const RUN_COLUMNS: &str = "id, playbook, source, alert_id, incident_id, agent_id, dry_run, status, step, started_at, updated_at";
+pub(super) const RUN_COLUMNS: &str = "id, playbook, source, alert_id, incident_id, agent_id, dry_run, status, step, started_at, updated_at";
 
-fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
+pub(super) fn approval_row<R: Cols>(r: &R) -> Result<ApprovalRow, R::Error> {
     Ok(ApprovalRow {
-        id: r.get(0)?,
-        run_id: r.get(1)?,
-        idx: r.get::<_, i64>(2)? as usize,
-        incident_id: r.get(3)?,
-        agent_id: r.get(4)?,
-        what: r.get(5)?,
-        reason: r.get(6)?,
-        status: r.get(7)?,
-        requested_at_ms: r.get(8)?,
-        expires_at_ms: r.get(9)?,
-        decided_by: r.get(10)?,
-        decided_at_ms: r.get(11)?,
-        note: r.get(12)?,
-        requested_by: r.get(13)?,
-        action: r.get(14)?,
+        id: r.col(0)?,
+        run_id: r.col(1)?,
+        idx: r.col::<i64>(2)? as usize,
+        incident_id: r.col(3)?,
+        agent_id: r.col(4)?,
+        what: r.col(5)?,
+        reason: r.col(6)?,
+        status: r.col(7)?,
+        requested_at_ms: r.col(8)?,
+        expires_at_ms: r.col(9)?,
+        decided_by: r.col(10)?,
+        decided_at_ms: r.col(11)?,
+        note: r.col(12)?,
+        requested_by: r.col(13)?,
+        action: r.col(14)?,
     })
 }
 
-const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note, requested_by, action";
+pub(super) const APPROVAL_COLUMNS: &str = "id, run_id, idx, incident_id, agent_id, what, reason, status, requested_at, expires_at, decided_by, decided_at, note, requested_by, action";
 
 /// A run with its steps, in order.
 pub type RunDetail = (RunRow, Vec<StepRow>);
@@ -157,7 +168,7 @@ fn with_steps(c: &rusqlite::Connection, runs: Vec<RunRow>) -> Result<Vec<RunDeta
     let mut out = Vec::new();
     for run in runs {
         let steps = stmt
-            .query_map([&run.id], step_row)?
+            .query_map([&run.id], |r| step_row(r))?
             .collect::<Result<_, _>>()?;
         out.push((run, steps));
     }
@@ -292,15 +303,7 @@ impl PlaybookStore for Store {
             let mut stmt = c.prepare(
                 "SELECT name, origin, source, enabled, updated_at FROM playbooks ORDER BY name",
             )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(PlaybookRow {
-                    name: r.get(0)?,
-                    origin: r.get(1)?,
-                    source: r.get(2)?,
-                    enabled: r.get(3)?,
-                    updated_at_ms: r.get(4)?,
-                })
-            })?;
+            let rows = stmt.query_map([], |r| playbook_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -340,7 +343,7 @@ impl PlaybookStore for Store {
             ))?;
             let rows = stmt.query_map(
                 params![RunStatus::Running, RunStatus::WaitingApproval],
-                run_row,
+                |r| run_row(r),
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -353,7 +356,7 @@ impl PlaybookStore for Store {
                 "SELECT {RUN_COLUMNS} FROM runs WHERE incident_id = ?1 ORDER BY started_at"
             ))?;
             let runs: Vec<RunRow> = stmt
-                .query_map([&incident], run_row)?
+                .query_map([&incident], |r| run_row(r))?
                 .collect::<Result<_, _>>()?;
             with_steps(c, runs)
         })
@@ -366,7 +369,7 @@ impl PlaybookStore for Store {
                 "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id LIMIT ?1"
             ))?;
             let runs: Vec<RunRow> = stmt
-                .query_map([limit], run_row)?
+                .query_map([limit], |r| run_row(r))?
                 .collect::<Result<_, _>>()?;
             with_steps(c, runs)
         })
@@ -410,7 +413,7 @@ impl PlaybookStore for Store {
                 "SELECT idx, name, action, status, detail, command_id, started_at, finished_at
                  FROM run_steps WHERE run_id = ?1 AND idx = ?2",
                 params![run_id, idx as i64],
-                step_row,
+                |r| step_row(r),
             )
             .optional()?)
         })
@@ -450,7 +453,7 @@ impl PlaybookStore for Store {
                      WHERE (run_id = ?1 AND idx = ?2 AND run_id <> '') OR (?1 = '' AND id = ?3)"
                 ),
                 params![a.run_id, a.idx as i64, a.id],
-                approval_row,
+                |r| approval_row(r),
             )?)
         })
         .await
@@ -461,7 +464,7 @@ impl PlaybookStore for Store {
             Ok(c.query_row(
                 &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
                 [id],
-                approval_row,
+                |r| approval_row(r),
             )
             .optional()?)
         })
@@ -478,10 +481,9 @@ impl PlaybookStore for Store {
                 "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE (?1 OR status = ?3)
                    AND (?2 IS NULL OR incident_id = ?2) ORDER BY requested_at"
             ))?;
-            let rows = stmt.query_map(
-                params![all, incident, ApprovalStatus::Pending],
-                approval_row,
-            )?;
+            let rows = stmt.query_map(params![all, incident, ApprovalStatus::Pending], |r| {
+                approval_row(r)
+            })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -507,7 +509,7 @@ impl PlaybookStore for Store {
             Ok(c.query_row(
                 &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"),
                 [id],
-                approval_row,
+                |r| approval_row(r),
             )
             .optional()?)
         })

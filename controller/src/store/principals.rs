@@ -2,13 +2,14 @@
 //! principal may act, whether a code may be redeemed and the last-admin guard are the
 //! policy's rules (`policy::people`), applied here inside the transaction that writes.
 
+use super::rows::Cols;
 use super::{Store, StoreError};
 use crate::policy::people::{
     Inactive, InviteRefusal, InviteState, Kind, LastAdmin, Standing, is_acting_admin,
     keeps_an_admin, redeemable,
 };
 use crate::policy::roles::Role;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A principal as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,33 +125,36 @@ pub trait Principals: Send + Sync {
     ) -> impl Future<Output = Result<Result<PrincipalRow, Inactive>, StoreError>> + Send;
 }
 
-const COLUMNS: &str = "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
+pub(super) const COLUMNS: &str =
+    "name, kind, role, enabled, expires_at, revoked_at, created_by, created_at,
     password_hash IS NOT NULL, totp_secret IS NOT NULL, last_login_at, cert_serial";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(PrincipalRow, String, String)> {
+pub(super) fn from_row<R: Cols>(r: &R) -> Result<(PrincipalRow, String, String), R::Error> {
     Ok((
         PrincipalRow {
-            name: r.get(0)?,
+            name: r.col(0)?,
             standing: Standing {
                 kind: Kind::User,
                 role: Role::Viewer,
-                enabled: r.get(3)?,
-                expires_at_ms: r.get(4)?,
-                revoked_at_ms: r.get(5)?,
+                enabled: r.col(3)?,
+                expires_at_ms: r.col(4)?,
+                revoked_at_ms: r.col(5)?,
             },
-            created_by: r.get(6)?,
-            created_at_ms: r.get(7)?,
-            has_password: r.get(8)?,
-            has_totp: r.get(9)?,
-            last_login_ms: r.get(10)?,
-            cert_serial: r.get(11)?,
+            created_by: r.col(6)?,
+            created_at_ms: r.col(7)?,
+            has_password: r.col(8)?,
+            has_totp: r.col(9)?,
+            last_login_ms: r.col(10)?,
+            cert_serial: r.col(11)?,
         },
-        r.get(1)?,
-        r.get(2)?,
+        r.col(1)?,
+        r.col(2)?,
     ))
 }
 
-fn finish((mut p, kind, role): (PrincipalRow, String, String)) -> Result<PrincipalRow, StoreError> {
+pub(super) fn finish(
+    (mut p, kind, role): (PrincipalRow, String, String),
+) -> Result<PrincipalRow, StoreError> {
     p.standing.kind = Kind::from_name(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("principal {}: kind {kind:?}", p.name)))?;
     p.standing.role = role
@@ -163,7 +167,7 @@ fn get(c: &Connection, name: &str) -> Result<Option<PrincipalRow>, StoreError> {
     c.query_row(
         &format!("SELECT {COLUMNS} FROM principals WHERE name = ?1"),
         [name],
-        from_row,
+        |r| from_row(r),
     )
     .optional()?
     .map(finish)
@@ -289,7 +293,7 @@ impl Principals for Store {
     async fn principals(&self) -> Result<Vec<PrincipalRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM principals ORDER BY name"))?;
-            let rows = stmt.query_map([], from_row)?;
+            let rows = stmt.query_map([], |r| from_row(r))?;
             rows.map(|r| finish(r?)).collect()
         })
         .await
@@ -303,19 +307,12 @@ impl Principals for Store {
     ) -> Result<Result<PrincipalRow, ChangeRefusal>, StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
-            let Some(before) = get(&tx, &name)? else {
-                return Ok(Err(ChangeRefusal::Unknown(name)));
+            let before = get(&tx, &name)?;
+            let others = other_admins(&tx, &name)?;
+            let after = match change_to(name.clone(), before, &change, now_ms, others) {
+                Ok(after) => after,
+                Err(refusal) => return Ok(Err(refusal)),
             };
-            if before.standing.revoked_at_ms.is_some() {
-                return Ok(Err(ChangeRefusal::Revoked(name)));
-            }
-            let after = changed(&before.standing, &change, now_ms);
-            if is_acting_admin(&before.standing)
-                && !is_acting_admin(&after)
-                && let Err(e) = keeps_an_admin(other_admins(&tx, &name)?)
-            {
-                return Ok(Err(e.into()));
-            }
             write_change(&tx, &name, &change, &after)?;
             let row = get(&tx, &name)?.ok_or(StoreError::Corrupt(format!("principal {name}")))?;
             tx.commit()?;
@@ -352,6 +349,28 @@ impl Principals for Store {
 }
 
 /// The standing after `change`.
+/// A principal's standing after `change`, or why it is refused: an unknown or revoked
+/// principal, or the last acting admin demoted (`others`: the other acting admins).
+pub(super) fn change_to(
+    name: String,
+    before: Option<PrincipalRow>,
+    change: &PrincipalChange,
+    now_ms: i64,
+    others: usize,
+) -> Result<Standing, ChangeRefusal> {
+    let Some(before) = before else {
+        return Err(ChangeRefusal::Unknown(name));
+    };
+    if before.standing.revoked_at_ms.is_some() {
+        return Err(ChangeRefusal::Revoked(name));
+    }
+    let after = changed(&before.standing, change, now_ms);
+    if is_acting_admin(&before.standing) && !is_acting_admin(&after) {
+        keeps_an_admin(others)?;
+    }
+    Ok(after)
+}
+
 fn changed(before: &Standing, change: &PrincipalChange, now_ms: i64) -> Standing {
     let mut after = before.clone();
     match change {

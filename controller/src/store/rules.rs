@@ -1,8 +1,9 @@
 //! Detection content: Sigma rules (their YAML, reloaded at start, and whether each is
 //! enabled) and indicator lists.
 
+use super::rows::Cols;
 use super::{Store, StoreError};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleRow {
@@ -27,23 +28,23 @@ pub struct IocImport {
     pub list_size: u64,
 }
 
-const RULE_COLUMNS: &str =
+pub(super) const RULE_COLUMNS: &str =
     "id, title, level, status, author, tags, logsource, origin, source, enabled, imported_at";
 
-fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRow> {
-    let tags: String = r.get(5)?;
+pub(super) fn rule_row<R: Cols>(r: &R) -> Result<RuleRow, R::Error> {
+    let tags: String = r.col(5)?;
     Ok(RuleRow {
-        id: r.get(0)?,
-        title: r.get(1)?,
-        level: r.get(2)?,
-        status: r.get(3)?,
-        author: r.get(4)?,
+        id: r.col(0)?,
+        title: r.col(1)?,
+        level: r.col(2)?,
+        status: r.col(3)?,
+        author: r.col(4)?,
         tags: serde_json::from_str(&tags).unwrap_or_default(),
-        logsource: r.get(6)?,
-        origin: r.get(7)?,
-        source: r.get(8)?,
-        enabled: r.get(9)?,
-        imported_at_ms: r.get(10)?,
+        logsource: r.col(6)?,
+        origin: r.col(7)?,
+        source: r.col(8)?,
+        enabled: r.col(9)?,
+        imported_at_ms: r.col(10)?,
     })
 }
 
@@ -118,7 +119,7 @@ impl Rules for Store {
     async fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(&format!("SELECT {RULE_COLUMNS} FROM rules ORDER BY id"))?;
-            let rows = stmt.query_map([], rule_row)?;
+            let rows = stmt.query_map([], |r| rule_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
@@ -137,7 +138,7 @@ impl Rules for Store {
             Ok(c.query_row(
                 &format!("SELECT {RULE_COLUMNS} FROM rules WHERE id = ?1"),
                 [id],
-                rule_row,
+                |r| rule_row(r),
             )
             .optional()?)
         })

@@ -9,7 +9,7 @@ use prost::Message;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-pub(super) fn event(agent: &str, seq: u64, time_ms: i64, kind: &str, summary: &str) -> StoredEvent {
+pub fn event(agent: &str, seq: u64, time_ms: i64, kind: &str, summary: &str) -> StoredEvent {
     StoredEvent {
         agent_id: agent.into(),
         seq,

@@ -18,7 +18,7 @@ pub use alerts::{
     alert_grouping, alert_queries, incident_listing, incident_notes, incident_status,
 };
 pub use events::{
-    concurrent_batches, event_pages, event_queries, events_stored_once, exec,
+    concurrent_batches, event, event_pages, event_queries, events_stored_once, exec,
     ingest_records_findings_once, process_queries, retention,
 };
 pub use fleet::{
@@ -28,81 +28,129 @@ pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, step
 pub use principals::{changes, invites, sign_in_secrets};
 pub use rules::{iocs, rules};
 
+/// Enrols agent `id` (with a token of its own), for the contracts that need one.
+pub async fn enrolled<S: crate::store::Agents + crate::store::Tokens>(s: &S, id: &str) {
+    let token = format!("token-{id}");
+    s.create_token(
+        token.clone(),
+        0,
+        i64::MAX,
+        1,
+        Default::default(),
+        "t".into(),
+    )
+    .await
+    .expect("token");
+    let agent = crate::store::Enrolment {
+        token_hash: token,
+        agent_id: id.into(),
+        host: Default::default(),
+        labels: Default::default(),
+        cert_serial: "01".into(),
+        cert_expires_at_ms: 10,
+        now_ms: 1,
+    };
+    s.enroll(agent).await.expect("store").expect("enrolled");
+}
+
+/// The tests of one backend, in the module that invokes it with `$fresh`: an async fn from
+/// a test's name to a fresh, empty store (None: the test skips). Each test runs its line's
+/// contract functions, each on a store of its own; together they call every one.
+#[cfg(test)]
+macro_rules! contract_tests {
+    ($fresh:path) => {
+        contract_tests! { @each $fresh;
+            keeps_the_agents_contract: agents_enrolment, agents_presence, agents_revocation;
+            keeps_the_token_contract: tokens;
+            keeps_the_event_query_contract: event_queries, event_pages;
+            finds_process_events_by_pid: process_queries;
+            records_findings_once: ingest_records_findings_once;
+            keeps_the_retention_contract: retention;
+            stores_each_event_once: events_stored_once;
+            keeps_the_alerts_contract: alert_grouping, alert_queries;
+            keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
+            keeps_the_rules_contract: rules, iocs;
+            keeps_the_playbooks_contract: playbooks, runs, steps;
+            keeps_the_approvals_contract: approval_requests, approval_decisions;
+            keeps_the_principals_contract: invites, changes, sign_in_secrets;
+        }
+
+        #[tokio::test]
+        async fn keeps_the_audit_log_contract() {
+            if let Some(s) = $fresh("keeps_the_audit_log_contract").await {
+                super::audit_log(std::sync::Arc::new(s)).await;
+            }
+        }
+
+        #[tokio::test]
+        async fn keeps_the_command_queue_contract() {
+            if let Some(s) = $fresh("keeps_the_command_queue_contract").await {
+                super::enrolled(&s, "a1").await;
+                super::command_queue(&s, "a1").await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn stores_concurrent_batches_once() {
+            if let Some(s) = $fresh("stores_concurrent_batches_once").await {
+                super::concurrent_batches(std::sync::Arc::new(s)).await;
+            }
+        }
+    };
+    (@each $fresh:path; $($test:ident: $($contract:ident),+;)+) => {$(
+        #[tokio::test]
+        async fn $test() {
+            $(if let Some(s) = $fresh(stringify!($test)).await {
+                super::$contract(&s).await;
+            })+
+        }
+    )+};
+}
+
+/// The contracts on SQLite, each on a fresh in-memory store.
 #[cfg(test)]
 mod sqlite {
-    use crate::store::{Agents, Enrolment, Store, Tokens};
-    use std::sync::Arc;
+    use crate::store::Store;
 
-    fn memory() -> Store {
-        Store::memory().expect("store")
+    async fn fresh(_test: &str) -> Option<Store> {
+        Some(Store::memory().expect("store"))
     }
 
+    contract_tests!(fresh);
+
+    /// On disk the ingest path also wakes the checkpointer.
     #[tokio::test]
-    async fn sqlite_keeps_the_audit_log_contract() {
-        super::audit_log(Arc::new(memory())).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_keeps_the_command_queue_contract() {
-        let s = memory();
-        s.create_token("h".into(), 0, i64::MAX, 1, Default::default(), "t".into())
-            .await
-            .expect("token");
-        let agent = Enrolment {
-            token_hash: "h".into(),
-            agent_id: "a1".into(),
-            host: Default::default(),
-            labels: Default::default(),
-            cert_serial: "01".into(),
-            cert_expires_at_ms: 10,
-            now_ms: 1,
-        };
-        s.enroll(agent).await.expect("store").expect("enrolled");
-        super::command_queue(&s, "a1").await;
-    }
-
-    /// One test per line: each contract function run on a fresh in-memory store.
-    macro_rules! sqlite_keeps {
-        ($($test:ident: $($contract:ident),+;)+) => {$(
-            #[tokio::test]
-            async fn $test() {
-                $(super::$contract(&memory()).await;)+
-            }
-        )+};
-    }
-
-    sqlite_keeps! {
-        sqlite_keeps_the_agents_contract: agents_enrolment, agents_presence, agents_revocation;
-        sqlite_keeps_the_token_contract: tokens;
-        sqlite_keeps_the_event_query_contract: event_queries, event_pages;
-        sqlite_finds_process_events_by_pid: process_queries;
-        sqlite_records_findings_once: ingest_records_findings_once;
-        sqlite_keeps_the_retention_contract: retention;
-        sqlite_keeps_the_alerts_contract: alert_grouping, alert_queries;
-        sqlite_keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
-        sqlite_keeps_the_rules_contract: rules, iocs;
-        sqlite_keeps_the_playbooks_contract: playbooks, runs, steps;
-        sqlite_keeps_the_approvals_contract: approval_requests, approval_decisions;
-        sqlite_keeps_the_principals_contract: invites, changes, sign_in_secrets;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_stores_concurrent_batches_once() {
-        super::concurrent_batches(Arc::new(memory())).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_stores_each_event_once() {
-        super::events_stored_once(&memory()).await;
-        // On disk the ingest path also wakes the checkpointer.
+    async fn stores_each_event_once_on_disk() {
         let dir = tempfile::tempdir().expect("dir");
         super::events_stored_once(&Store::open(dir.path()).expect("store")).await;
     }
 
     /// `Store` is a whole backend.
     #[test]
-    fn sqlite_is_a_backend() {
+    fn is_a_backend() {
         fn backend<B: crate::store::Backend>() {}
         backend::<Store>();
+    }
+}
+
+/// The same contracts on PostgreSQL: each test on a fresh database of this binary's private
+/// cluster (`store/pg/testing.rs`); skipped visibly without PostgreSQL, except under CI.
+#[cfg(test)]
+mod pg {
+    use crate::store::pg::{PgStore, testing};
+
+    /// A fresh store, or None when the test skips.
+    async fn fresh(test: &str) -> Option<PgStore> {
+        let options = testing::database(&format!("pg::{test}")).await?;
+        Some(PgStore::open(&options).await.expect("opening the store"))
+    }
+
+    contract_tests!(fresh);
+
+    /// `PgStore` is a whole backend.
+    #[test]
+    fn is_a_backend() {
+        fn backend<B: crate::store::Backend>() {}
+        backend::<PgStore>();
     }
 }
