@@ -66,6 +66,16 @@ pub enum ProcessLink {
     Parent(u32),
 }
 
+impl ProcessLink {
+    /// The indexed column this link reads, and the pid it looks for there.
+    pub fn column(self) -> (&'static str, u32) {
+        match self {
+            Self::Pid(p) => ("pid", p),
+            Self::Parent(p) => ("ppid", p),
+        }
+    }
+}
+
 /// A process event's pid, parent pid and start ticks, as the store indexes them; `None` for
 /// any other event (or a body that does not decode).
 pub(super) fn process_key(e: &StoredEvent) -> Option<(u32, u32, u64)> {
@@ -295,10 +305,7 @@ impl Events for Store {
         by: ProcessLink,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let (column, pid) = match by {
-            ProcessLink::Pid(p) => ("pid", p),
-            ProcessLink::Parent(p) => ("ppid", p),
-        };
+        let (column, pid) = by.column();
         self.with(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT agent_id, seq, time_ms, kind, summary, body, received_at FROM

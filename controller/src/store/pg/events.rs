@@ -221,10 +221,7 @@ impl Events for PgStore {
         by: ProcessLink,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let (column, pid) = match by {
-            ProcessLink::Pid(p) => ("pid", p),
-            ProcessLink::Parent(p) => ("ppid", p),
-        };
+        let (column, pid) = by.column();
         let sql = format!(
             "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM events
                  WHERE agent_id = $1 AND {column} = $2
