@@ -15,6 +15,7 @@ pub mod netns;
 pub mod owned;
 pub mod people;
 pub mod rawconn;
+pub mod replicas;
 pub mod repo;
 pub mod webhook;
 

@@ -101,6 +101,7 @@ pub async fn serve(
     ));
     let incoming = tls::incoming(listener, acceptor, gate);
     let sweeper = tokio::spawn(crate::core::expire_loop(ctl.clone()));
+    let replica = crate::core::replicas::start(&ctl);
     // Without a watch the controller still serves what it loaded; changes need a restart.
     let watching = crate::reload::start(ctl.clone()).unwrap_or_else(|e| {
         tracing::error!("hot reload is off: {e}");
@@ -146,6 +147,7 @@ pub async fn serve(
         .await;
     sweeper.abort();
     pruner.abort();
+    replica.iter().for_each(tokio::task::JoinHandle::abort);
     drop(watching);
     reporter.abort();
     Ok(result?)

@@ -2,6 +2,7 @@
 //! and the life of an agent's stream (connect, heartbeat, renewal, offline). The agent's id
 //! always comes from its certificate, which the transport has checked.
 
+use super::replicas::Signal;
 use super::sessions::StreamEnd;
 use super::{Admin, Controller, CoreError};
 use crate::ca::IssuedCert;
@@ -59,8 +60,11 @@ impl Controller {
         Ok(Some(self.resolve(id).await?.id))
     }
 
+    /// Online with a stream here; on a shared store, also with one on another controller
+    /// (as the store records it: see `replicas` for the sweep of those that died).
     fn presence(&self, agent: Agent) -> Presence {
-        let online = self.sessions.is_online(&agent.id);
+        let elsewhere = self.store.shared() && agent.online;
+        let online = elsewhere || self.sessions.is_online(&agent.id);
         Presence { agent, online }
     }
 
@@ -89,6 +93,7 @@ impl Controller {
                 .await?
                 .ok_or_else(|| CoreError::NoAgent(id.clone()))?;
             let was_online = self.sessions.close(&id, StreamEnd::Revoked);
+            self.signal(Signal::Revoked(id.clone())).await;
             tracing::warn!(agent_id = %id, by = %admin.name, was_online, "agent revoked");
             Ok((agent, was_online))
         }

@@ -1,6 +1,7 @@
 //! The command path on the controller: persist, sign, push on the agent's stream at once,
 //! record the agent's result, and expire what never ran.
 
+use super::replicas::Signal;
 use super::{Admin, Controller, CoreError};
 use crate::store::{Agents, CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
@@ -79,14 +80,18 @@ impl Controller {
         };
         self.store.insert_command(row.clone()).await?;
         tracing::info!(command_id = %row.id, agent_id = %row.agent_id, kind = %row.kind, by = %row.created_by, "command queued");
-        self.push(&row).await?;
+        if !self.push(&row).await? {
+            let (agent, id) = (row.agent_id.clone(), row.id.clone());
+            self.signal(Signal::Command { agent, id }).await;
+        }
         Ok(self.store.command(row.id.clone()).await?.unwrap_or(row))
     }
 
-    /// Sends a stored command on the agent's open stream, if there is one.
-    async fn push(&self, row: &CommandRow) -> Result<(), CoreError> {
+    /// Sends a stored command on the agent's open stream, if there is one here; false if
+    /// there is none.
+    pub(super) async fn push(&self, row: &CommandRow) -> Result<bool, CoreError> {
         let Some(tx) = self.sessions.sender(&row.agent_id) else {
-            return Ok(());
+            return Ok(false);
         };
         let signed =
             cordon_proto::SignedCommand::decode(row.envelope.as_slice()).map_err(|source| {
@@ -101,7 +106,7 @@ impl Controller {
         if tx.send(Ok(msg)).await.is_ok() {
             self.store.mark_delivered(row.id.clone(), now_ms()).await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Pushes every open command of a just-connected agent, oldest first.
@@ -146,7 +151,8 @@ impl Controller {
         match completion {
             Completion::Recorded => {
                 tracing::info!(command_id = %id, agent_id, status = status.as_str(), "command finished");
-                let _ = self.finished.send(id);
+                let _ = self.finished.send(id.clone());
+                self.signal(Signal::Finished(id)).await;
             }
             Completion::WrongAgent => {
                 tracing::warn!(command_id = %id, agent_id, "agent sent a result for another agent's command; ignored")
@@ -282,21 +288,36 @@ impl Controller {
     }
 }
 
+/// How long the command-expiry lease holds without renewal (one controller of those
+/// sharing a store expires commands).
+const EXPIRY_LEASE: Duration = Duration::from_secs(5);
+
 /// Once a second, ends open commands whose expiry has passed.
 pub async fn expire_loop(ctl: Arc<Controller>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        match ctl.store.expire_commands(now_ms()).await {
-            Ok(ids) => {
-                for id in ids {
-                    tracing::info!(command_id = %id, "command expired");
-                    let _ = ctl.finished.send(id);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "expiring commands failed"),
+        if let Err(e) = expire_once(&ctl).await {
+            tracing::error!(error = %e, "expiring commands failed");
         }
     }
+}
+
+async fn expire_once(ctl: &Controller) -> Result<(), crate::store::StoreError> {
+    let now = now_ms();
+    if !ctl
+        .store
+        .claim_lease("command-expiry", EXPIRY_LEASE, now)
+        .await?
+    {
+        return Ok(());
+    }
+    for id in ctl.store.expire_commands(now).await? {
+        tracing::info!(command_id = %id, "command expired");
+        let _ = ctl.finished.send(id.clone());
+        ctl.signal(Signal::Finished(id)).await;
+    }
+    Ok(())
 }
 
 fn new_command_id() -> String {

@@ -24,6 +24,7 @@ mod rate;
 pub mod ratelimit;
 pub mod records;
 mod reload;
+pub mod replicas;
 mod report;
 pub mod retention;
 mod ruletest;
@@ -62,7 +63,7 @@ use crate::playbook::engine::{self, Engine};
 use crate::policy::audit::AuditEntry;
 use crate::policy::people::Kind;
 use crate::policy::roles::Role;
-use crate::store::{Agents, Store, StoreError};
+use crate::store::{Agents, AnyStore, StoreError};
 use sessions::Sessions;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -109,7 +110,7 @@ pub struct Controller {
     pub config: ControllerConfig,
     /// Where the controller's files are (the transports read their keys from it).
     pub layout: Layout,
-    pub store: Store,
+    pub store: AnyStore,
     pub ca: Ca,
     pub signer: CommandSigner,
     pub sessions: Sessions,
@@ -165,8 +166,12 @@ impl Controller {
         let config = ControllerConfig::load_from(data_dir, config)?;
         let ca = Ca::load(&layout.ca_cert, &layout.ca_key)?;
         let signer = CommandSigner::load(&layout.signing_key)?;
-        let store = Store::open(data_dir)?;
-        store.all_agents_offline().await?;
+        let store = AnyStore::open(data_dir, config.store.postgres().as_ref()).await?;
+        // One controller per SQLite store: no stream is open yet. A shared store's agents
+        // may be connected to other controllers (see `replicas`: the presence sweep).
+        if !store.shared() {
+            store.all_agents_offline().await?;
+        }
         let revoked: RevokedSet = Arc::new(RwLock::new(
             store.revoked_agent_ids().await?.into_iter().collect(),
         ));

@@ -157,7 +157,7 @@ impl Controller {
             .await?
             .map_err(CoreError::Invite);
         if let Ok(row) = &redeemed {
-            self.roster.put(row);
+            self.standing_changed(row).await;
             tracing::info!(name = %name, kind = %kind, serial = %signed.serial, "credential issued for an invite");
         }
         let entry = AuditEntry::new(&name, "user.login", format!("{kind}:{name}"))
@@ -192,7 +192,7 @@ impl Controller {
             .record_credential(who.name.clone(), signed.serial.clone(), now_ms())
             .await?
             .map_err(|why| CoreError::Inactive(who.name.clone(), why))?;
-        self.roster.put(&row);
+        self.standing_changed(&row).await;
         tracing::info!(name = %who.name, serial = %signed.serial, "credential renewed");
         Ok(Credential {
             name: who.name.clone(),

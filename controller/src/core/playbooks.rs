@@ -1,6 +1,7 @@
 //! Playbooks and incidents as administrators drive them: applying and enabling playbooks,
 //! the dry run, approvals, notes, and an incident with everything attached to it.
 
+use super::replicas::Signal;
 use super::{Admin, Controller, CoreError};
 use crate::playbook::context::RunContext;
 use crate::playbook::{engine, spec};
@@ -300,6 +301,7 @@ impl Controller {
                 .await?;
         }
         let _ = self.playbooks.decided.send(a.id.clone());
+        self.signal(Signal::Decided(a.id.clone())).await;
         if status == ApprovalStatus::Approved {
             self.carry_out(&a, admin).await?;
         }

@@ -4,7 +4,7 @@
 
 use crate::config::EventRetention;
 use crate::store::Events;
-use crate::store::{Pruned, Store, StoreError};
+use crate::store::{AnyStore, Pruned, StoreError};
 use cordon_proto::time::now_ms;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ const EVERY: Duration = Duration::from_secs(60);
 
 /// One prune by `policy` as of `now_ms`.
 pub async fn prune(
-    store: &Store,
+    store: &impl Events,
     policy: &EventRetention,
     now_ms: i64,
 ) -> Result<Pruned, StoreError> {
@@ -22,8 +22,12 @@ pub async fn prune(
         .await
 }
 
+/// How long the retention lease holds without renewal: one controller of those sharing a
+/// store prunes.
+const LEASE: Duration = Duration::from_secs(180);
+
 /// Prunes now and every minute after, for ever (the caller aborts it).
-pub async fn prune_loop(store: Store, policy: EventRetention) {
+pub async fn prune_loop(store: AnyStore, policy: EventRetention) {
     if policy == EventRetention::FOREVER {
         tracing::info!("event retention: keeping events forever");
         return;
@@ -37,6 +41,14 @@ pub async fn prune_loop(store: Store, policy: EventRetention) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        match store.claim_lease("retention", LEASE, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "event retention: taking the lease failed");
+                continue;
+            }
+        }
         let started = std::time::Instant::now();
         match prune(&store, &policy, now_ms()).await {
             Ok(p) if p.total() > 0 => tracing::info!(

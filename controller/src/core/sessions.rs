@@ -107,6 +107,11 @@ impl Sessions {
         self.lock().get(agent_id).map(|e| e.tx.clone())
     }
 
+    /// The agents with a stream open here.
+    pub fn agent_ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     pub fn is_online(&self, agent_id: &str) -> bool {
         self.lock().contains_key(agent_id)
     }

@@ -71,7 +71,7 @@ impl Controller {
             return Err(CoreError::NameTaken(r.name));
         }
         let user = self.user(&r.name).await?;
-        self.roster.put(&user);
+        self.standing_changed(&user).await;
         Ok(Invited {
             code,
             code_expires_at_ms,
@@ -113,7 +113,7 @@ impl Controller {
             .map_err(CoreError::from)
             .and_then(|r| r.map_err(CoreError::UserChange));
         if let Ok(row) = &result {
-            self.roster.put(row);
+            self.standing_changed(row).await;
             tracing::warn!(name, by = %by.name, action, "principal changed");
         }
         self.audited(entry, result, |_, _| {}).await
@@ -161,7 +161,7 @@ impl Controller {
             .redeem_invite(code_hash, String::new(), now_ms())
             .await?
             .map_err(CoreError::Invite)?;
-        self.roster.put(&redeemed);
+        self.standing_changed(&redeemed).await;
         let row = self
             .store
             .change_principal(
@@ -171,7 +171,7 @@ impl Controller {
             )
             .await?
             .map_err(CoreError::UserChange)?;
-        self.roster.put(&row);
+        self.standing_changed(&row).await;
         tracing::info!(name, "invite taken up in the console");
         Ok(row)
     }

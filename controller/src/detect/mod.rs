@@ -7,7 +7,7 @@ pub mod iocs;
 
 use crate::policy::grouping::Grouping;
 use crate::store::Rules;
-use crate::store::{Finding, RuleRow, Store, StoreError};
+use crate::store::{Finding, RuleRow, StoreError};
 use cordon_detect::{Rule, RuleIdentity, RuleSet, parse_rule};
 use cordon_proto::{Event, RuleOutcome};
 use std::path::Path;
@@ -85,7 +85,11 @@ impl Detector {
 
     /// Loads the rules directory (if any) into the store, then every stored rule and
     /// indicator into memory. Rules that do not load are logged with their reason.
-    pub async fn load(&self, store: &Store, rules_dir: Option<&Path>) -> Result<(), StoreError> {
+    pub async fn load(
+        &self,
+        store: &impl Rules,
+        rules_dir: Option<&Path>,
+    ) -> Result<(), StoreError> {
         let now = cordon_proto::time::now_ms();
         if let Some(dir) = rules_dir {
             let report = cordon_detect::load_dir(dir);

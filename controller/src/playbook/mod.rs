@@ -8,6 +8,7 @@ pub mod deps;
 pub mod engine;
 #[cfg(test)]
 mod fakes;
+pub mod running;
 pub mod spec;
 #[cfg(test)]
 mod tests;
@@ -74,6 +75,8 @@ pub struct Playbooks {
     pub decided: broadcast::Sender<String>,
     /// Held while a host-touching step checks its guards and records itself.
     pub budget: tokio::sync::Mutex<()>,
+    /// The runs executing in this process.
+    pub running: running::Running,
 }
 
 impl Playbooks {
@@ -91,6 +94,7 @@ impl Playbooks {
             },
             decided: broadcast::channel(256).0,
             budget: tokio::sync::Mutex::new(()),
+            running: running::Running::default(),
         }
     }
 

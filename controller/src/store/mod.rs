@@ -3,6 +3,7 @@
 
 mod agents;
 mod alerts;
+mod any;
 mod audit;
 mod checkpoint;
 mod commands;
@@ -22,6 +23,7 @@ pub use agents::{Agent, Agents, Enrolment};
 pub use alerts::{
     AlertChange, AlertRow, Alerts, Finding, IncidentDetail, IncidentRow, TimelineRow,
 };
+pub use any::AnyStore;
 pub use audit::{AuditFilter, AuditLog};
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, EventKey, Events, ProcessLink, StoredEvent};

@@ -19,8 +19,8 @@ use super::deps::{Audit, Clock, CommandError, Commands};
 use super::spec::{self, Action, FileTarget, OnFailure, Playbook, Step};
 use crate::notify::{Notification, Notifier};
 use crate::store::{
-    Agents, AlertRow, ApprovalRow, ApprovalStatus, CommandStatus, IncidentStatus, RunRow,
-    RunStatus, StepRow, StepStatus, Store, StoreError, TimelineRow,
+    Agents, AlertRow, AnyStore, ApprovalRow, ApprovalStatus, CommandStatus, IncidentStatus, RunRow,
+    RunStatus, StepRow, StepStatus, StoreError, TimelineRow,
 };
 use crate::store::{Alerts, PlaybookStore};
 use cordon_proto::{
@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 /// Everything the engine works with.
 pub struct Engine {
-    pub store: Store,
+    pub store: AnyStore,
     pub commands: Arc<dyn Commands>,
     pub audit: Arc<dyn Audit>,
     pub notifier: Arc<dyn Notifier>,
@@ -207,9 +207,12 @@ async fn start_matching(
     Ok(started)
 }
 
-/// Resumes every unfinished run (at controller start).
+/// Resumes every unfinished run this controller may execute and is not executing yet: at
+/// start, and periodically on a shared store, where runs of a controller that died are
+/// claimed (see `store::pg::replica`).
 pub async fn resume(eng: &Arc<Engine>) -> Result<usize, EngineError> {
-    let runs = eng.store.unfinished_runs().await?;
+    let mut runs = eng.store.unfinished_runs().await?;
+    runs.retain(|r| !eng.playbooks.running.contains(&r.id));
     let n = runs.len();
     for run in runs {
         match spec::parse(&run.source, &run.playbook) {

@@ -8,6 +8,9 @@ use crate::store::{Alerts, PlaybookStore};
 
 /// Runs the steps from `run.step` to the end.
 pub(super) async fn execute(eng: Arc<Engine>, mut run: RunRow, pb: Playbook) {
+    let Some(_executing) = eng.playbooks.running.start(&run.id) else {
+        return; // already executing here
+    };
     let result = async {
         let Some(alert) = eng.store.alert(run.alert_id.clone()).await? else {
             return Err(EngineError::AlertGone(run.alert_id.clone()));

@@ -53,7 +53,7 @@ impl Harness {
             ..PlaybookConfig::default()
         };
         let engine = Arc::new(Engine {
-            store: store.clone(),
+            store: store.clone().into(),
             commands: agent.clone(),
             audit: Arc::new(StoreAudit {
                 store: store.clone(),

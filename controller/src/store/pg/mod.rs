@@ -16,10 +16,11 @@ mod fleet;
 mod partitions;
 mod playbooks;
 mod principals;
+pub mod replica;
 mod retention;
 mod rules;
 mod schema;
-#[cfg(test)]
+#[cfg(any(test, feature = "pg-testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
@@ -61,6 +62,10 @@ pub struct PgStore {
     /// The database's host and name, for errors (never the password).
     target: String,
     days: partitions::Known,
+    /// How to open a connection of its own (for LISTEN).
+    config: std::sync::Arc<tokio_postgres::Config>,
+    /// This controller's name in leases and run claims: unique per process.
+    replica: std::sync::Arc<str>,
 }
 
 impl PgStore {
@@ -77,7 +82,7 @@ impl PgStore {
             .options(format!("-c statement_timeout={timeout_ms}"));
         let target = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -95,6 +100,8 @@ impl PgStore {
             pool,
             target,
             days: partitions::Known::default(),
+            config: std::sync::Arc::new(config),
+            replica: replica_name().into(),
         };
         schema::migrate(&mut *store.client().await?).await?;
         store.create_coming_partitions().await?;
@@ -115,6 +122,14 @@ impl PgStore {
             },
         })
     }
+}
+
+/// A name for this controller process among its replicas: host, process id and a random
+/// suffix (a restarted controller is a new replica).
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let tag = hex::encode(rand::random::<[u8; 4]>());
+    format!("{}:{}:{tag}", host.trim(), std::process::id())
 }
 
 /// "host/dbname" of a connection config, without credentials.

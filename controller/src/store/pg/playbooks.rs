@@ -1,8 +1,9 @@
 //! Playbooks, their runs and steps, and approvals on PostgreSQL.
 
 use super::{PgStore, all, big};
+pub(super) use crate::store::playbooks::run_row;
 use crate::store::playbooks::{
-    APPROVAL_COLUMNS, RUN_COLUMNS, approval_row, playbook_row, run_row, step_row,
+    APPROVAL_COLUMNS, RUN_COLUMNS, approval_row, playbook_row, step_row,
 };
 use crate::store::{
     ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunDetail, RunRow, RunStatus, StepRow,
@@ -83,12 +84,17 @@ impl PlaybookStore for PgStore {
         Ok(self.exec(sql, &[&name, &enabled, &now]).await? > 0)
     }
 
+    /// The run is this controller's (claimed for `RUN_LEASE`, renewed while it lives).
     async fn create_run(&self, r: RunRow) -> Result<bool, StoreError> {
         let sql = format!(
-            "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            "INSERT INTO runs ({RUN_COLUMNS}, owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT DO NOTHING"
         );
-        let args: [&(dyn ToSql + Sync); 11] = [
+        let lease = r
+            .updated_at_ms
+            .saturating_add(super::replica::RUN_LEASE.as_millis() as i64);
+        let args: [&(dyn ToSql + Sync); 13] = [
             &r.id,
             &r.playbook,
             &r.source,
@@ -100,20 +106,16 @@ impl PlaybookStore for PgStore {
             &(r.step as i64),
             &r.started_at_ms,
             &r.updated_at_ms,
+            &self.replica(),
+            &lease,
         ];
         Ok(self.exec(&sql, &args).await? > 0)
     }
 
+    /// The unfinished runs this controller may execute: its own, and those whose
+    /// controller's claim lapsed, which it claims (see `replica.rs`).
     async fn unfinished_runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        let sql =
-            format!("SELECT {RUN_COLUMNS} FROM runs WHERE status IN ($1, $2) ORDER BY started_at");
-        let open = (RunStatus::Running, RunStatus::WaitingApproval);
-        let rows = self
-            .client()
-            .await?
-            .query(&sql, &[&open.0, &open.1])
-            .await?;
-        all(&rows, run_row)
+        self.claim_runs(cordon_proto::time::now_ms()).await
     }
 
     async fn runs_for_incident(&self, incident: String) -> Result<Vec<RunDetail>, StoreError> {

@@ -9,7 +9,10 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x636f_7264_6f6e;
 
 /// Ordered migrations; `schema_version` holds the numbers of those applied.
-pub(super) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_replicas.sql"),
+];
 
 /// Brings the schema up to date.
 pub(super) async fn migrate(c: &mut Client) -> Result<(), StoreError> {

@@ -188,3 +188,15 @@ impl Cluster {
         )
     }
 }
+
+/// The database of `o` as a `[store] url` takes it: `postgresql://`, with the cluster's
+/// socket directory as the (percent-encoded) host.
+pub fn store_url(o: &PgOptions) -> String {
+    let config: tokio_postgres::Config = o.url.parse().expect("a test database's settings");
+    let Some(tokio_postgres::config::Host::Unix(dir)) = config.get_hosts().first() else {
+        panic!("the test cluster listens on a unix socket");
+    };
+    let host = dir.display().to_string().replace('/', "%2F");
+    let db = config.get_dbname().expect("a database name");
+    format!("postgresql://postgres@{host}/{db}")
+}

@@ -8,8 +8,8 @@ use crate::fleet::{Rng, agent_id, attack, everyday, finding, stored};
 use anyhow::{Context, bail};
 use cordon_controller::policy::grouping::Grouping;
 use cordon_controller::store::{
-    Agents, Alerts, ApprovalRow, ApprovalStatus, Enrolment, Events, IncidentStatus, PlaybookStore,
-    RunRow, RunStatus, StepRow, StepStatus, Store, TimelineRow, Tokens,
+    Agents, Alerts, AnyStore, ApprovalRow, ApprovalStatus, Enrolment, Events, IncidentStatus,
+    PlaybookStore, RunRow, RunStatus, StepRow, StepStatus, TimelineRow, Tokens,
 };
 use cordon_proto::HostFacts;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ const DAY_MS: i64 = 86_400_000;
 const BATCH: usize = 20_000;
 
 /// Seeds `store` with `size`; prints how long it took.
-pub async fn seed(store: &Store, size: Size) -> anyhow::Result<Seeded> {
+pub async fn seed(store: &AnyStore, size: Size) -> anyhow::Result<Seeded> {
     if size.incidents > size.agents || size.alerts > size.events {
         bail!("need incidents <= agents and alerts <= events");
     }
@@ -67,7 +67,7 @@ pub async fn seed(store: &Store, size: Size) -> anyhow::Result<Seeded> {
 }
 
 /// Enrols `n` agents with one token; every 50th is to be isolated.
-async fn agents(store: &Store, n: usize, now: i64) -> anyhow::Result<()> {
+async fn agents(store: &AnyStore, n: usize, now: i64) -> anyhow::Result<()> {
     let token = "bench-token".to_string();
     store
         .create_token(
@@ -130,7 +130,7 @@ fn attack_plan(size: Size, rng: &mut Rng) -> HashMap<usize, usize> {
 /// Ingests the events in time order, in batches, with the alerts of the plan; returns the
 /// alerts raised as (alert id, incident id, agent).
 async fn events(
-    store: &Store,
+    store: &AnyStore,
     size: Size,
     start: i64,
 ) -> anyhow::Result<Vec<(String, String, String)>> {
@@ -172,7 +172,7 @@ async fn events(
 /// Moves incidents on as people would: 40% stay open, the rest contained, resolved or false
 /// positives; every 5th gets a note, every 10th a playbook run, every 50th a pending approval.
 async fn triage(
-    store: &Store,
+    store: &AnyStore,
     raised: &[(String, String, String)],
     now: i64,
 ) -> anyhow::Result<Vec<String>> {
@@ -214,7 +214,7 @@ async fn triage(
 
 /// A playbook run on an incident: notify, then isolate; every 5th run waits for approval.
 async fn run(
-    store: &Store,
+    store: &AnyStore,
     j: usize,
     alert: &str,
     incident: &str,

@@ -1,0 +1,130 @@
+//! Several controllers on one PostgreSQL store (a private cluster the tests start): a
+//! command issued through one replica reaches an agent connected to the other, revocation
+//! through one holds on both, singleton work runs on one replica, and the agents of a
+//! replica that died are marked offline by another.
+
+#![allow(clippy::unwrap_used)]
+
+use cordon_tests::replicas::{Replica, on_postgres};
+use cordon_tests::{poll, within};
+use std::time::Duration;
+
+#[test]
+fn a_command_issued_through_one_replica_reaches_an_agent_on_the_other() {
+    let Some((d, _)) = on_postgres("replicas_command", "") else {
+        return;
+    };
+    let b = Replica::beside(&d);
+    let mut agent = d.enroll_agent("a1", &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    assert_eq!(b.ctl_json(&["agents", "show", &agent.id])["online"], true);
+
+    // Through B, to the agent whose stream is open on A; the result is on both.
+    let pong = b.ctl_json(&["ping", &agent.id]);
+    assert_eq!(pong["agent_id"], agent.id.as_str());
+    let id = pong["command_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        d.ctl_json(&["commands", "show", &id])["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        b.ctl_json(&["commands", "show", &id])["status"],
+        "succeeded"
+    );
+
+    // Revoked through B: A closes the stream and refuses the agent's reconnection.
+    b.ctl(&["agents", "revoke", &agent.id]);
+    let refused = within(Duration::from_secs(15), || {
+        std::fs::read_to_string(d.controller_log())
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("refused handshake from a revoked agent") && l.contains(&agent.id))
+    });
+    assert!(
+        refused,
+        "A never refused the revoked agent:\n{}",
+        agent.log_text()
+    );
+    assert_eq!(d.agent_record(&agent.id)["online"], false);
+}
+
+#[test]
+fn command_expiry_runs_on_one_replica_at_a_time() {
+    let Some((d, _)) = on_postgres("replicas_expiry", "command_ttl_secs = 1") else {
+        return;
+    };
+    let b = Replica::beside(&d);
+    let agent = d.enroll_agent("offline", &[]);
+    // Queued through either replica for an agent that never connects: each expires.
+    let mut ids = Vec::new();
+    for (i, replica_b) in [false, true, false, true].into_iter().enumerate() {
+        let args = ["ping", agent.id.as_str(), "--wait", "1"];
+        let out = if replica_b {
+            b.try_ctl(&args)
+        } else {
+            d.try_ctl(&args)
+        };
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let id = err
+            .split_whitespace()
+            .find(|w| w.starts_with("cmd-"))
+            .unwrap_or_else(|| panic!("command {i}: {err}"))
+            .trim_end_matches([',', '.', ':'])
+            .to_string();
+        ids.push(id);
+    }
+    for id in &ids {
+        let expired = poll(Duration::from_secs(15), || {
+            let c = b.ctl_json(&["commands", "show", id]);
+            (c["status"] == "expired").then_some(())
+        });
+        assert!(expired.is_some(), "{id} never expired");
+    }
+    // One replica held the expiry lease throughout: every expiry is logged there, once.
+    let logs = [
+        std::fs::read_to_string(d.controller_log()).unwrap(),
+        b.log_text(),
+    ];
+    let counts: Vec<Vec<usize>> = logs
+        .iter()
+        .map(|log| {
+            ids.iter()
+                .map(|id| {
+                    log.lines()
+                        .filter(|l| l.contains("command expired") && l.contains(id.as_str()))
+                        .count()
+                })
+                .collect()
+        })
+        .collect();
+    let once = vec![1; ids.len()];
+    let none = vec![0; ids.len()];
+    assert!(
+        (counts[0] == once && counts[1] == none) || (counts[0] == none && counts[1] == once),
+        "expiries logged per replica: {counts:?}"
+    );
+}
+
+#[test]
+fn the_agents_of_a_replica_that_died_are_marked_offline_by_another() {
+    let Some((mut d, _)) = on_postgres("replicas_presence", "agent_idle_timeout_secs = 5") else {
+        return;
+    };
+    let b = Replica::beside(&d);
+    let mut agent = d.enroll_agent("a1", &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(15));
+    d.kill9_controller();
+    // A never said goodbye; B sees the agent silent past the idle timeout.
+    let offline = poll(Duration::from_secs(30), || {
+        let rec = b.ctl_json(&["agents", "show", &agent.id]);
+        (rec["online"] == false).then_some(())
+    });
+    assert!(
+        offline.is_some(),
+        "B still shows the agent online:\n{}",
+        b.log_text()
+    );
+    assert!(b.log_text().contains("silent past the idle timeout"));
+}
