@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 pub mod core;
 pub mod detect;
+pub mod healthz;
 pub mod init;
 pub mod notify;
 pub mod playbook;

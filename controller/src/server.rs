@@ -48,6 +48,20 @@ pub async fn run(data_dir: &Path, config: Option<&Path>) -> Result<(), RunError>
         }
         None => None,
     };
+    let health = match ctl.config.health_listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            tracing::info!(listen = %addr, "health endpoint serving (GET /healthz)");
+            let stopped = stop.clone().cancelled_owned();
+            Some(tokio::spawn(crate::healthz::serve(
+                listener,
+                ctl.health.clone(),
+                stopped,
+            )))
+        }
+        None => None,
+    };
+    let probe = tokio::spawn(crate::core::health::watch(ctl.clone()));
     tracing::info!(listen = %ctl.config.listen, url = %ctl.config.url, ca = %ctl.ca.fingerprint(), "controller serving");
     let signal = stop.clone();
     let served = api::serve(ctl, listener, async move {
@@ -58,8 +72,9 @@ pub async fn run(data_dir: &Path, config: Option<&Path>) -> Result<(), RunError>
     })
     .await;
     stop.cancel();
-    if let Some(console) = console {
-        let _ = console.await;
+    probe.abort();
+    for task in [console, health].into_iter().flatten() {
+        let _ = task.await;
     }
     Ok(served?)
 }

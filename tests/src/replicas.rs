@@ -141,7 +141,8 @@ fn ctl_at(data_dir: &Path, args: &[&str]) -> Output {
     run(cmd, Duration::from_secs(60))
 }
 
-fn free_port() -> u16 {
+/// A free loopback port.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -30,6 +30,7 @@ fn code(e: &CoreError) -> Code {
         Enrol(crate::policy::tokens::EnrollRefusal::AgentRevoked(_)) => Code::PermissionDenied,
         Enrol(_) | TokenMissing => Code::Unauthenticated,
         Ca(ca) if ca.is_csr_problem() => Code::InvalidArgument,
+        Store(e) if e.is_unavailable() => Code::Unavailable,
         Store(_) | Ca(_) | CorruptCommand { .. } | Plan(_) | Hashing(_) | CorruptApproval(_) => {
             Code::Internal
         }

@@ -60,6 +60,10 @@ pub struct ControllerConfig {
     /// `[store]`: where state is kept (SQLite in the data directory unless a URL is given).
     #[serde(default, skip_serializing_if = "StoreConfig::is_default")]
     pub store: StoreConfig,
+    /// Address of the plain-HTTP health endpoint (`GET /healthz`: 200 while the store
+    /// answers, 503 when it does not), for load balancers; off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 fn default_agent_cert_ttl() -> u64 {
@@ -92,6 +96,7 @@ impl ControllerConfig {
             people: PeopleConfig::default(),
             console: ConsoleConfig::default(),
             store: StoreConfig::default(),
+            health_listen: None,
         }
     }
 

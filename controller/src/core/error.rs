@@ -24,6 +24,9 @@ const MAX_OUTCOME: usize = 1024;
 
 /// What the caller is told about a failure inside the controller; the detail is logged.
 pub const INTERNAL: &str = "internal error (see the controller log)";
+/// What a caller is told while the controller cannot reach its store.
+pub const STORE_UNAVAILABLE: &str =
+    "the controller's store is unavailable (database down or overloaded); retry shortly";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -184,6 +187,7 @@ impl CoreError {
     /// detail stays in the controller's log.
     pub fn public_message(&self) -> String {
         match self {
+            Self::Store(e) if e.is_unavailable() => STORE_UNAVAILABLE.into(),
             Self::Store(_) | Self::Hashing(_) => INTERNAL.into(),
             Self::Ca(e) if !e.is_csr_problem() => INTERNAL.into(),
             other => other.to_string(),

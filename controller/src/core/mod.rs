@@ -15,6 +15,7 @@ mod enrol;
 mod error;
 mod fleet;
 mod foureyes;
+pub mod health;
 mod ingest;
 mod link;
 mod people;
@@ -135,6 +136,8 @@ pub struct Controller {
     sign_ins: SignInGuard,
     /// Events stored per second, for the overview.
     ingest_rate: rate::IngestRate,
+    /// Whether the store answers (`health`).
+    pub health: health::Health,
 }
 
 /// Why the controller could not be opened.
@@ -209,6 +212,7 @@ impl Controller {
                 roster,
                 sign_ins: SignInGuard::default(),
                 ingest_rate: rate::IngestRate::default(),
+                health: health::Health::default(),
                 alerts,
                 notifier,
                 detector,

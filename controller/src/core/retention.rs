@@ -66,7 +66,7 @@ pub async fn prune_loop(store: AnyStore, policy: EventRetention) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoredEvent;
+    use crate::store::{Store, StoredEvent};
 
     #[tokio::test]
     async fn the_default_policy_prunes_what_is_older_than_thirty_days() {

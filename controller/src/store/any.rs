@@ -78,6 +78,15 @@ impl AnyStore {
         }
     }
 
+    /// Whether the store answers: a trivial query on a pooled connection (a SQLite file in
+    /// the data directory always does; its failures show in the calls that fail).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Pg(s) => s.ping().await,
+        }
+    }
+
     /// Tells the other controllers on the store; nothing to do with one controller.
     pub async fn publish(&self, payload: &str) -> Result<(), StoreError> {
         match self {

@@ -116,6 +116,35 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The database could not be reached or answered too late (down, restarting, pool
+    /// exhausted, statement timed out): the caller may retry, nothing is wrong with the data.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::PoolBusy { .. } => true,
+            Self::Postgres(e) => pg_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// A PostgreSQL error from the connection or the server's state rather than the statement:
+/// closed or broken connection, server shutting down or starting, statement cancelled by
+/// its timeout.
+fn pg_unavailable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::QUERY_CANCELED,
+        ]
+        .contains(c),
+        None => e.is_closed() || e.as_db_error().is_none(),
+    }
+}
+
 /// Ordered schema migrations; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),

@@ -93,6 +93,12 @@ impl PgStore {
             .collect::<Result<_, _>>()?)
     }
 
+    /// A trivial query, to tell whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
     /// Sends `payload` to every controller listening (this one included).
     pub async fn publish(&self, payload: &str) -> Result<(), StoreError> {
         let sql = "SELECT pg_notify($1, $2)";

@@ -24,6 +24,8 @@ const INSTALL_ROOT: &str = "/usr/lib/postgresql";
 struct Cluster {
     /// The cluster's directory: `data/`, the server's log and its socket.
     dir: PathBuf,
+    /// PostgreSQL's binaries.
+    bin: PathBuf,
     /// Databases made so far.
     made: AtomicUsize,
 }
@@ -63,6 +65,24 @@ pub async fn database(test: &str) -> Option<PgOptions> {
     let mut options = PgOptions::new(cluster.url(&name));
     options.pool_size = 4;
     Some(options)
+}
+
+/// Stops this binary's cluster (every test database goes away with it until
+/// [`start_cluster`]): for tests of a database outage, alone in their test binary.
+pub fn stop_cluster() {
+    cluster().pg_ctl("stop").expect("stopping the test cluster");
+}
+
+/// Starts this binary's cluster again after [`stop_cluster`].
+pub fn start_cluster() {
+    cluster()
+        .pg_ctl("start")
+        .expect("starting the test cluster");
+}
+
+fn cluster() -> &'static Cluster {
+    let started = CLUSTER.get().expect("the test cluster was never started");
+    started.as_ref().expect("the test cluster")
 }
 
 /// The newest installed version's `bin/`, if any.
@@ -125,6 +145,7 @@ impl Cluster {
             .keep();
         let cluster = Self {
             dir,
+            bin: bin.to_path_buf(),
             made: AtomicUsize::new(0),
         };
         let data = cluster.dir.join("data");
@@ -143,16 +164,27 @@ impl Cluster {
             "--no-sync",
         ]);
         run(initdb, "initdb")?;
-        let mut server = as_server_user(&bin.join("pg_ctl"));
-        let options = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c max_connections=200",
-            cluster.dir.display()
-        );
-        server.arg("start").arg("-w").arg("-D").arg(&data);
-        server.arg("-l").arg(cluster.dir.join("server.log"));
-        server.args(["-o", &options]).stdin(Stdio::null());
-        run(server, "starting the server")?;
+        cluster.pg_ctl("start")?;
         Ok(cluster)
+    }
+
+    /// Starts (`start`) or stops (`stop`, fast) the server.
+    fn pg_ctl(&self, action: &str) -> Result<(), String> {
+        let data = self.dir.join("data");
+        let mut server = as_server_user(&self.bin.join("pg_ctl"));
+        server.arg(action).arg("-w").arg("-D").arg(&data);
+        if action == "start" {
+            let options = format!(
+                "-k {} -c listen_addresses='' -c fsync=off -c max_connections=200",
+                self.dir.display()
+            );
+            server.arg("-l").arg(self.dir.join("server.log"));
+            server.args(["-o", &options]);
+        } else {
+            server.args(["-m", "fast"]);
+        }
+        server.stdin(Stdio::null());
+        run(server, &format!("pg_ctl {action}"))
     }
 
     /// Starts the process that stops the server and removes the directory once this test
