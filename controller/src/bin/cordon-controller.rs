@@ -57,6 +57,15 @@ fn main() -> anyhow::Result<()> {
             println!("credential for {name} written: {}", made.display());
             Ok(())
         }
+        Cmd::MigrateStore { from, to } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            let to = cordon_controller::store::pg::PgOptions::new(to);
+            let summary = rt
+                .block_on(cordon_controller::store::migrate::migrate_store(&from, &to))
+                .with_context(|| format!("migrating the store in {}", from.display()))?;
+            println!("{summary}");
+            Ok(())
+        }
         Cmd::ValidateConfig { data_dir, config } => {
             let path = config.unwrap_or_else(|| data_dir.unwrap_or_default().join(CONFIG_FILE));
             ControllerConfig::load_file(&path)?;
