@@ -47,7 +47,7 @@ impl Kind {
     pub(super) fn of(data_type: &str) -> Option<Self> {
         match data_type {
             "text" => Some(Self::Text),
-            "bigint" | "integer" => Some(Self::Int),
+            "bigint" => Some(Self::Int),
             "boolean" => Some(Self::Bool),
             "bytea" => Some(Self::Bytes),
             _ => None,

@@ -20,6 +20,9 @@ const SEEDED_ADMIN: &str = "name = 'admin' AND created_by = 'init' AND last_logi
     AND cert_serial = '' AND password_hash IS NULL AND totp_secret IS NULL
     AND revoked_at IS NULL AND expires_at IS NULL";
 
+/// The longest the copy waits to lock the tables from someone using them.
+const LOCK_WAIT: &str = "10s";
+
 /// Every table's columns in the current schema, in order.
 pub(super) async fn schema(s: &PgStore) -> Result<HashMap<String, Vec<PgColumn>>, MigrateError> {
     let client = s.client().await.map_err(MigrateError::Connect)?;
@@ -105,13 +108,15 @@ pub(super) async fn copy(
 }
 
 /// Lifts the statement timeout for this transaction (one COPY may take long), locks every
-/// table against writers, checks that none holds a row, and removes the schema's own first
-/// admin so that the store's comes over as it is.
+/// table against writers (waiting at most `LOCK_WAIT` for one that uses them), checks that
+/// none holds a row, and removes the schema's own first admin so that the store's comes over
+/// as it is.
 async fn prepare(tx: &Transaction<'_>, tables: &[Table]) -> Result<(), MigrateError> {
     let mut names: Vec<&str> = tables.iter().map(|t| t.name).collect();
     names.push("event_keys");
     tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = 0; LOCK TABLE {} IN EXCLUSIVE MODE",
+        "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_WAIT}';
+         LOCK TABLE {} IN EXCLUSIVE MODE",
         names.join(", ")
     ))
     .await
