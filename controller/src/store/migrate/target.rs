@@ -78,32 +78,41 @@ pub(super) async fn copy(
     )
     .await
     .map_err(MigrateError::EventKeys)?;
-    let mut copied = Vec::with_capacity(tables.len() + 1);
-    for (t, &expected) in tables.iter().zip(&counts) {
-        let found = count(&tx, t.name).await?;
+    let copied = counted(&tx, tables, &counts).await?;
+    tx.commit().await.map_err(MigrateError::Commit)?;
+    Ok(copied)
+}
+
+/// Each table's count (`event_keys` last), which must be the snapshot's (the events' for
+/// `event_keys`).
+async fn counted(
+    tx: &Transaction<'_>,
+    tables: &[Table],
+    snapshot: &[u64],
+) -> Result<Vec<(String, u64)>, MigrateError> {
+    let mut expected: Vec<(&str, u64)> = tables
+        .iter()
+        .map(|t| t.name)
+        .zip(snapshot.iter().copied())
+        .collect();
+    let events = expected
+        .iter()
+        .find(|(t, _)| *t == "events")
+        .map_or(0, |e| e.1);
+    expected.push(("event_keys", events));
+    let mut copied = Vec::with_capacity(expected.len());
+    for (table, expected) in expected {
+        let found = count(tx, table).await?;
         if found != expected {
+            let table = table.to_string();
             return Err(MigrateError::CountMismatch {
-                table: t.name.to_string(),
+                table,
                 expected,
                 found,
             });
         }
-        copied.push((t.name.to_string(), found));
+        copied.push((table.to_string(), found));
     }
-    let keys = count(&tx, "event_keys").await?;
-    let events = copied
-        .iter()
-        .find(|(t, _)| t == "events")
-        .map_or(0, |e| e.1);
-    if keys != events {
-        return Err(MigrateError::CountMismatch {
-            table: "event_keys".into(),
-            expected: events,
-            found: keys,
-        });
-    }
-    copied.push(("event_keys".into(), keys));
-    tx.commit().await.map_err(MigrateError::Commit)?;
     Ok(copied)
 }
 
