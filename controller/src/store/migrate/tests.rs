@@ -118,6 +118,35 @@ async fn a_failed_migration_leaves_nothing_and_runs_again() {
     assert_eq!(contents(&pg).await, contents(&s).await);
 }
 
+/// A row PostgreSQL refuses (here a command for an agent that does not exist, which SQLite
+/// let in with its foreign keys off) stops the copy of its table: nothing is written.
+#[tokio::test]
+async fn a_row_postgresql_refuses_stops_the_copy_and_leaves_nothing() {
+    let Some(o) = testing::database("migrate_refused_row").await else {
+        return;
+    };
+    let (dir, s) = sqlite();
+    fill(&s).await;
+    sql(
+        &s,
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO commands (id, agent_id, kind, envelope, created_at, expires_at, status,
+                               created_by)
+         VALUES ('cmd-ghost', 'ghost', 'kill', x'00', 1, 2, 'pending', 'admin');
+         PRAGMA foreign_keys = ON;",
+    )
+    .await;
+    let failed = migrate_store(dir.path(), &o)
+        .await
+        .expect_err("refused row");
+    assert!(
+        matches!(&failed, MigrateError::Copy { table, .. } if table == "commands"),
+        "{failed}"
+    );
+    let pg = PgStore::open(&o).await.expect("open");
+    assert!(pg.agents().await.expect("agents").is_empty(), "rolled back");
+}
+
 #[tokio::test]
 async fn a_broken_audit_chain_is_copied_as_it_was_and_reported() {
     let Some(o) = testing::database("migrate_broken_chain").await else {
