@@ -63,9 +63,14 @@ pub enum Cmd {
         #[arg(long)]
         from: PathBuf,
         /// The PostgreSQL database: a postgres:// URL or a key=value connection string (from
-        /// the environment, a password stays out of process listings).
+        /// the environment, a password stays out of process listings). Default: the settings'
+        /// `[store] url`, with its pool and timeouts.
         #[arg(long, env = "CORDON_STORE_URL", hide_env_values = true)]
-        to: String,
+        to: Option<String>,
+        /// Settings file whose `[store]` is used without --to (default:
+        /// DATA_DIR/controller.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Checks the settings (--config FILE, or DATA_DIR/controller.toml) and exits.
     ValidateConfig {

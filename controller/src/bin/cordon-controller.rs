@@ -57,9 +57,17 @@ fn main() -> anyhow::Result<()> {
             println!("credential for {name} written: {}", made.display());
             Ok(())
         }
-        Cmd::MigrateStore { from, to } => {
+        Cmd::MigrateStore { from, to, config } => {
+            let to = match to {
+                Some(url) => cordon_controller::store::pg::PgOptions::new(url),
+                None => ControllerConfig::load_from(&from, config.as_deref())?
+                    .store
+                    .postgres()
+                    .context(
+                        "no database to migrate to: give --to, or [store] url in the settings",
+                    )?,
+            };
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            let to = cordon_controller::store::pg::PgOptions::new(to);
             let summary = rt
                 .block_on(cordon_controller::store::migrate::migrate_store(&from, &to))
                 .with_context(|| format!("migrating the store in {}", from.display()))?;
