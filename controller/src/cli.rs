@@ -1,4 +1,4 @@
-//! The controller's command line (`cordon-controller init|serve|validate-config`), declared
+//! The controller's command line (`cordon-controller init|serve|validate-config|...`), declared
 //! here so the manual page and shell completions are generated from the same definition.
 
 use clap::{Parser, Subcommand};
@@ -55,6 +55,22 @@ pub enum Cmd {
         /// The admin's name.
         #[arg(long, default_value = "admin")]
         name: String,
+    },
+    /// Copies the SQLite store in DATA_DIR into a new, empty PostgreSQL database, then checks
+    /// the copy (each table's row count, the audit chain). Stop the controller first.
+    MigrateStore {
+        /// The controller's data directory, which holds cordon.db.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database: a postgres:// URL or a key=value connection string (from
+        /// the environment, a password stays out of process listings). Default: the settings'
+        /// `[store] url`, with its pool and timeouts.
+        #[arg(long, env = "CORDON_STORE_URL", hide_env_values = true)]
+        to: Option<String>,
+        /// Settings file whose `[store]` is used without --to (default:
+        /// DATA_DIR/controller.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Checks the settings (--config FILE, or DATA_DIR/controller.toml) and exits.
     ValidateConfig {

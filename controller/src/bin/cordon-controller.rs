@@ -57,6 +57,23 @@ fn main() -> anyhow::Result<()> {
             println!("credential for {name} written: {}", made.display());
             Ok(())
         }
+        Cmd::MigrateStore { from, to, config } => {
+            let to = match to {
+                Some(url) => cordon_controller::store::pg::PgOptions::new(url),
+                None => ControllerConfig::load_from(&from, config.as_deref())?
+                    .store
+                    .postgres()
+                    .context(
+                        "no database to migrate to: give --to, or [store] url in the settings",
+                    )?,
+            };
+            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            let summary = rt
+                .block_on(cordon_controller::store::migrate::migrate_store(&from, &to))
+                .with_context(|| format!("migrating the store in {}", from.display()))?;
+            println!("{summary}");
+            Ok(())
+        }
         Cmd::ValidateConfig { data_dir, config } => {
             let path = config.unwrap_or_else(|| data_dir.unwrap_or_default().join(CONFIG_FILE));
             ControllerConfig::load_file(&path)?;

@@ -10,6 +10,7 @@ mod commands;
 mod events;
 mod files;
 mod ingest;
+pub mod migrate;
 pub mod pg;
 mod playbooks;
 mod principals;

@@ -13,7 +13,7 @@ mod audit;
 mod commands;
 mod events;
 mod fleet;
-mod partitions;
+pub(in crate::store) mod partitions;
 mod playbooks;
 mod principals;
 pub mod replica;
@@ -109,7 +109,7 @@ impl PgStore {
     }
 
     /// A connection from the pool.
-    async fn client(&self) -> Result<Object, StoreError> {
+    pub(in crate::store) async fn client(&self) -> Result<Object, StoreError> {
         let target = self.target.clone();
         self.pool.get().await.map_err(|e| match e {
             PoolError::Timeout(TimeoutType::Wait) => StoreError::PoolBusy {

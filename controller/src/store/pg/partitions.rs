@@ -41,7 +41,7 @@ impl Known {
 }
 
 /// The day (since the epoch) of a time.
-pub(super) fn day_of(time_ms: i64) -> i64 {
+pub(in crate::store) fn day_of(time_ms: i64) -> i64 {
     time_ms.div_euclid(DAY_MS)
 }
 
@@ -89,7 +89,10 @@ impl PgStore {
     }
 
     /// Creates the partitions of `days` that this controller has not seen exist.
-    pub(super) async fn ensure_partitions(&self, days: HashSet<i64>) -> Result<(), StoreError> {
+    pub(in crate::store) async fn ensure_partitions(
+        &self,
+        days: HashSet<i64>,
+    ) -> Result<(), StoreError> {
         let missing: Vec<i64> = {
             let known = self.days.lock();
             days.into_iter().filter(|d| !known.contains(d)).collect()
