@@ -79,7 +79,7 @@ impl PgStore {
         let timeout_ms = o.statement_timeout.as_millis();
         config
             .connect_timeout(o.wait)
-            .options(format!("-c statement_timeout={timeout_ms}"));
+            .options(format!("-c statement_timeout={timeout_ms} -c client_min_messages=warning"));
         let target = describe(&config);
         let manager = Manager::from_config(
             config.clone(),
