@@ -113,6 +113,22 @@ pub struct SpoolSnapshot {
     pub report: OpenReport,
 }
 
+/// Runs `ctl` with `args` and `--json`, and parses every line of its output as one JSON
+/// object.
+pub fn json_lines(args: &[&str], ctl: impl FnOnce(&[&str]) -> String) -> Vec<Value> {
+    let mut all = args.to_vec();
+    all.push("--json");
+    ctl(&all)
+        .lines()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("cordonctl {all:?}: {e}: {l}"));
+            assert!(v.is_object(), "cordonctl {all:?}: not an object: {l}");
+            v
+        })
+        .collect()
+}
+
 /// Merges the top-level keys of the TOML `extra` into the TOML file at `path`.
 fn merge_toml(path: &Path, extra: &str) {
     if extra.is_empty() {
@@ -340,17 +356,7 @@ impl Deployment {
 
     /// Runs cordonctl with `--json` and parses every line of its output as one JSON object.
     fn ctl_lines(&self, args: &[&str]) -> Vec<Value> {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let out = self.ctl(&all);
-        out.lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("cordonctl {all:?}: {e}: {l}"));
-                assert!(v.is_object(), "cordonctl {all:?}: not an object: {l}");
-                v
-            })
-            .collect()
+        json_lines(args, |all| self.ctl(all))
     }
 
     /// Creates a token and enrols a new agent with it (in the agent namespace, if any).

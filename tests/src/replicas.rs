@@ -4,7 +4,7 @@
 //! command-signing key), listening on a port of its own, with its own log.
 
 use crate::binaries::{Proc, bin, run};
-use crate::deploy::{Deployment, merged_toml};
+use crate::deploy::{Deployment, json_lines, merged_toml};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -125,6 +125,11 @@ impl Replica {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A `--json` list (one object per line).
+    pub fn ctl_list(&self, args: &[&str]) -> Value {
+        Value::Array(json_lines(args, |all| self.ctl(all)))
     }
 
     pub fn ctl_json(&self, args: &[&str]) -> Value {

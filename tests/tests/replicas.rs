@@ -1,12 +1,15 @@
 //! Several controllers on one PostgreSQL store (a private cluster the tests start): a
 //! command issued through one replica reaches an agent connected to the other, revocation
 //! through one holds on both, singleton work runs on one replica, and the agents of a
-//! replica that died are marked offline by another.
+//! replica that died are marked offline by another, and a playbook run a replica that died
+//! was waiting on is finished by another, once.
 
 #![allow(clippy::unwrap_used)]
 
 use cordon_tests::replicas::{Replica, on_postgres};
-use cordon_tests::{poll, within};
+use cordon_tests::repo::{apply, detection_config as detection, marker, own_rule};
+use cordon_tests::{poll, require_root, within};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -127,4 +130,81 @@ fn the_agents_of_a_replica_that_died_are_marked_offline_by_another() {
         b.log_text()
     );
     assert!(b.log_text().contains("silent past the idle timeout"));
+}
+
+#[test]
+fn a_run_waiting_on_a_replica_that_died_is_taken_over_and_completes_once() {
+    if !require_root("a_run_waiting_on_a_replica_that_died_is_taken_over_and_completes_once") {
+        return;
+    }
+    let Some((mut d, _)) = on_postgres("replicas_run", &detection("")) else {
+        return;
+    };
+    let b = Replica::beside(&d);
+    let mut agent = d.enroll_agent("a1", &[]);
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    // Rule and playbook go in through A; B learns of both through the store.
+    let m = marker("takeover");
+    let rule = own_rule(&d, &m);
+    apply(
+        &d,
+        "patient",
+        &format!(
+            "name: patient\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 300\n  - action: set_incident\n    severity: critical\n"
+        ),
+    );
+    let listed = b.ctl_list(&["playbooks", "list"]);
+    assert!(listed.to_string().contains("\"patient\""), "{listed}");
+    let _ = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("echo aWQK | base64 -d | sh >/dev/null # {m}"),
+        ])
+        .status();
+    let pending = poll(Duration::from_secs(30), || {
+        b.ctl_list(&["approvals", "list"])
+            .as_array()?
+            .first()
+            .cloned()
+    })
+    .expect("an approval pending");
+    let (id, incident) = (
+        pending["id"].as_str().unwrap(),
+        pending["incident_id"].as_str().unwrap(),
+    );
+
+    // A dies with the run waiting; B takes it over once its claim lapses.
+    d.kill9_controller();
+    b.ctl(&["approvals", "approve", id]);
+    let text = poll(Duration::from_secs(60), || {
+        let t = timeline(&b.ctl_json(&["incidents", "show", incident]));
+        t.contains("playbook patient finished").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("the run was never finished by B:\n{}", b.log_text()));
+    assert_eq!(
+        b.ctl_json(&["incidents", "show", incident])["severity"],
+        "critical"
+    );
+    for once in [
+        "playbook patient started",
+        "playbook patient finished",
+        "step 2 set_incident",
+    ] {
+        assert_eq!(text.matches(once).count(), 1, "{once}:\n{text}");
+    }
+    assert!(
+        b.log_text().contains("took over playbook runs"),
+        "{}",
+        b.log_text()
+    );
+}
+
+fn timeline(inc: &serde_json::Value) -> String {
+    inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{} {} {}\n", t["kind"], t["actor"], t["text"]))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Detection as administrators drive it: importing and enabling rules and indicators, and
 //! the alerts and incidents detection raised.
 
+use super::replicas::Signal;
 use super::{Admin, Controller, CoreError};
 use crate::detect::{iocs, outcome, row};
 use crate::policy::grouping::LEVELS;
@@ -105,6 +106,7 @@ impl Controller {
             }
         }
         self.store.upsert_rules(rows).await?;
+        self.signal(Signal::Detection).await;
         Ok(outcomes)
     }
 
@@ -131,6 +133,7 @@ impl Controller {
                 .await?
                 .ok_or_else(|| CoreError::NoRule(rule_id.into()))?;
             self.detector.set_enabled(&row.id, row.enabled);
+            self.signal(Signal::Detection).await;
             Ok(row)
         }
         .await;
@@ -174,6 +177,7 @@ impl Controller {
             .add_iocs(r.kind.clone(), r.list.clone(), values.clone(), now_ms())
             .await?;
         self.detector.add_iocs(&r.kind, &r.list, &values);
+        self.signal(Signal::Detection).await;
         let own = self.own_addresses();
         let warnings = values
             .iter()

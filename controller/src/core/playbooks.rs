@@ -122,6 +122,7 @@ impl Controller {
         self.store.upsert_playbook(row.clone()).await?;
         let info = PlaybookInfo::new(&pb, &row);
         self.playbooks.install(pb, row.source, row.enabled);
+        self.signal(Signal::Playbooks).await;
         Ok(info)
     }
 
@@ -145,12 +146,7 @@ impl Controller {
                 }
             }
         }
-        for row in self.store.playbooks().await? {
-            match spec::parse(&row.source, &row.origin) {
-                Ok(pb) => self.playbooks.install(pb, row.source, row.enabled),
-                Err(e) => tracing::error!("stored playbook no longer parses: {e}"),
-            }
-        }
+        self.install_stored_playbooks().await?;
         let resumed = engine::resume(&self.engine).await?;
         if resumed > 0 {
             tracing::info!(runs = resumed, "playbook runs resumed");
@@ -161,6 +157,18 @@ impl Controller {
                 runs = started,
                 "playbook runs started for alerts raised just before the controller stopped"
             );
+        }
+        Ok(())
+    }
+
+    /// Installs every stored playbook as stored (at start, and when another controller on
+    /// a shared store changed one).
+    pub(super) async fn install_stored_playbooks(&self) -> Result<(), crate::store::StoreError> {
+        for row in self.store.playbooks().await? {
+            match spec::parse(&row.source, &row.origin) {
+                Ok(pb) => self.playbooks.install(pb, row.source, row.enabled),
+                Err(e) => tracing::error!("stored playbook no longer parses: {e}"),
+            }
         }
         Ok(())
     }
@@ -200,6 +208,7 @@ impl Controller {
                 return Err(CoreError::NoPlaybook(name.into()));
             }
             self.playbooks.set_enabled(name, enabled);
+            self.signal(Signal::Playbooks).await;
             self.list_playbooks()
                 .await?
                 .into_iter()

@@ -1,7 +1,7 @@
 //! Several controllers on one shared store. Each tells the others, through the store's
 //! channel, what they must act on at once: a command queued for an agent whose stream is
 //! open elsewhere, a command finished, an approval decided, an agent revoked, a person's
-//! standing changed. And each runs the background work of a replica: listening, sweeping
+//! standing changed, rules, indicators or playbooks changed. And each runs the background work of a replica: listening, sweeping
 //! the presence of agents whose controller died, and claiming the runs it left.
 
 use super::Controller;
@@ -25,6 +25,10 @@ pub enum Signal {
     Revoked(String),
     /// A person's or service account's standing changed.
     Principal(String),
+    /// Rules or indicators changed: detection reloads them from the store.
+    Detection,
+    /// Playbooks changed: they are installed again from the store.
+    Playbooks,
 }
 
 impl Signal {
@@ -35,10 +39,17 @@ impl Signal {
             Self::Decided(id) => format!("decided {id}"),
             Self::Revoked(id) => format!("revoked {id}"),
             Self::Principal(name) => format!("principal {name}"),
+            Self::Detection => "detection".into(),
+            Self::Playbooks => "playbooks".into(),
         }
     }
 
     pub fn decode(payload: &str) -> Option<Self> {
+        match payload {
+            "detection" => return Some(Self::Detection),
+            "playbooks" => return Some(Self::Playbooks),
+            _ => {}
+        }
         let (kind, rest) = payload.split_once(' ')?;
         let one = || (!rest.is_empty() && !rest.contains(' ')).then(|| rest.to_string());
         match kind {
@@ -101,6 +112,8 @@ impl Controller {
                     self.roster.put(&p);
                 }
             }
+            Signal::Detection => self.detector.load(&self.store, None).await?,
+            Signal::Playbooks => self.install_stored_playbooks().await?,
         }
         Ok(())
     }
@@ -116,6 +129,8 @@ impl Controller {
             set.extend(revoked);
         }
         self.roster.load(&self.store).await?;
+        self.detector.load(&self.store, None).await?;
+        self.install_stored_playbooks().await?;
         for agent in self.sessions.agent_ids() {
             if let Err(e) = self.deliver_open(&agent).await {
                 tracing::error!(agent_id = %agent, error = %e, "sending queued commands failed");
@@ -143,7 +158,8 @@ pub fn start(ctl: &Arc<Controller>) -> Vec<tokio::task::JoinHandle<()>> {
                 Heard::Signal(p) => match Signal::decode(&p) {
                     Some(s) => listener.heard(s).await,
                     None => {
-                        Ok(tracing::warn!(payload = %p, "unknown signal from another controller"))
+                        tracing::warn!(payload = %p, "unknown signal from another controller");
+                        Ok(())
                     }
                 },
                 Heard::Reconnected => listener.resync().await,
@@ -214,6 +230,8 @@ mod tests {
             Signal::Decided("ap1".into()),
             Signal::Revoked("a2".into()),
             Signal::Principal("alice".into()),
+            Signal::Detection,
+            Signal::Playbooks,
         ];
         for s in all {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
