@@ -133,11 +133,7 @@ pub fn merged_toml(text: &str, extra: &str) -> String {
 impl Deployment {
     /// Controller and agent on this machine's loopback.
     pub fn loopback(controller_toml_extra: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_loopback_port();
         Self::new(
             None,
             None,
@@ -287,6 +283,25 @@ impl Deployment {
         }
     }
 
+    /// Starts the (stopped) controller again on `listen`, with the same data directory, as
+    /// a replica on another address would serve: its `url` and the administrator's
+    /// credential follow it there.
+    pub fn move_controller(&mut self, listen: &str) {
+        assert!(self.controller.is_none(), "stop the controller first");
+        self.url = format!("https://{listen}");
+        let url = toml::Value::from(self.url.clone());
+        let listen = toml::Value::from(listen);
+        merge_toml(
+            &self.data_dir.join("controller.toml"),
+            &format!("listen = {listen}\nurl = {url}\n"),
+        );
+        merge_toml(
+            &self.data_dir.join("admin.toml"),
+            &format!("controller = {url}\n"),
+        );
+        self.start_controller();
+    }
+
     /// Runs cordonctl (from the controller's namespace) and returns the raw output.
     pub fn try_ctl(&self, args: &[&str]) -> Output {
         let mut cmd = self.in_ctl_ns(bin("cordonctl"));
@@ -369,20 +384,31 @@ impl Deployment {
     }
 
     pub fn enroll_agent_with(&self, token: &Value, name: &str, labels: &[&str]) -> AgentHandle {
+        let url = token["controller_url"].as_str().unwrap();
+        self.enroll_agent_through(token, name, labels, &[url])
+    }
+
+    /// As [`Self::enroll_agent_with`], through the first of `controllers` that answers.
+    pub fn enroll_agent_through(
+        &self,
+        token: &Value,
+        name: &str,
+        labels: &[&str],
+        controllers: &[&str],
+    ) -> AgentHandle {
         let state_dir = self.dir.path().join(name);
         let mut cmd = Command::new(bin("cordon-agent"));
-        cmd.args([
-            "enroll",
-            "--controller",
-            token["controller_url"].as_str().unwrap(),
-        ])
-        .args(["--token", token["token"].as_str().unwrap()])
-        .args([
-            "--ca-fingerprint",
-            token["ca_fingerprint"].as_str().unwrap(),
-        ])
-        .arg("--state-dir")
-        .arg(&state_dir);
+        cmd.arg("enroll");
+        for url in controllers {
+            cmd.args(["--controller", url]);
+        }
+        cmd.args(["--token", token["token"].as_str().unwrap()])
+            .args([
+                "--ca-fingerprint",
+                token["ca_fingerprint"].as_str().unwrap(),
+            ])
+            .arg("--state-dir")
+            .arg(&state_dir);
         for l in labels {
             cmd.args(["--label", l]);
         }
@@ -495,6 +521,15 @@ impl Deployment {
             std::fs::read_to_string(self.controller_log()).unwrap_or_default()
         );
     }
+}
+
+/// A loopback port free now (nothing listens on it, so a connection to it is refused).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One line of `cordonctl events query --json` as the event record it shows.

@@ -21,6 +21,10 @@ pub struct ControllerConfig {
     pub listen: SocketAddr,
     /// URL agents and admins use to reach this controller.
     pub url: String,
+    /// The URLs of the other replicas on the same store, which agents fail over to: sent to
+    /// every agent at enrolment with `url`, and shown in the enrolment command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_urls: Vec<String>,
     /// DNS names and IP addresses for the server certificate, used when the PKI is created.
     #[serde(default)]
     pub names: Vec<String>,
@@ -79,6 +83,7 @@ impl ControllerConfig {
         Self {
             listen,
             url,
+            replica_urls: Vec::new(),
             names: Vec::new(),
             agent_cert_ttl_secs: default_agent_cert_ttl(),
             command_ttl_secs: default_command_ttl(),
@@ -93,6 +98,15 @@ impl ControllerConfig {
             console: ConsoleConfig::default(),
             store: StoreConfig::default(),
         }
+    }
+
+    /// Every URL of this controller and its replicas, its own first: what agents fail over
+    /// between.
+    pub fn controller_urls(&self) -> Vec<String> {
+        std::iter::once(&self.url)
+            .chain(&self.replica_urls)
+            .cloned()
+            .collect()
     }
 
     /// Loads `DATA_DIR/controller.toml`.
@@ -115,6 +129,11 @@ impl ControllerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !self.url.starts_with("https://") {
             return Err(format!("url {:?} must start with https://", self.url));
+        }
+        let urls = cordon_proto::channel::controller_urls(self.controller_urls())
+            .map_err(|e| format!("replica_urls: {e}"))?;
+        if urls.len() != 1 + self.replica_urls.len() {
+            return Err("replica_urls: a URL is listed twice (or is url itself)".into());
         }
         if self.agent_cert_ttl_secs < 10 {
             return Err("agent_cert_ttl_secs must be at least 10".into());

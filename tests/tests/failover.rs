@@ -1,0 +1,182 @@
+//! Agents with several controller URLs, with the real binaries: a dead controller listed
+//! first is passed over at enrolment and at connection; a controller killed (SIGKILL) during a
+//! telemetry burst is followed to its other address with nothing lost or stored twice; an
+//! isolated host keeps every replica reachable. (Two replicas on one PostgreSQL store come
+//! with the PostgreSQL wiring; here the "replica" is the same controller started again on
+//! another address with the same data directory.)
+
+#![allow(clippy::unwrap_used)]
+
+use cordon_tests::burst::{Files, logs, missing_seqs, stored_files, wait_stored};
+use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4, PEER_V6, free_loopback_port};
+use cordon_tests::netns::{EchoServer, reachable};
+use cordon_tests::{poll, require_root};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// `controllers = [...]` for an agent's config file.
+fn controllers(urls: &[&str]) -> String {
+    let list: Vec<String> = urls
+        .iter()
+        .map(|u| toml::Value::from(*u).to_string())
+        .collect();
+    format!("controllers = [{}]\n", list.join(", "))
+}
+
+/// A directory for the agent's file sensor to watch alone.
+fn watched(d: &Deployment, agent: &AgentHandle) -> PathBuf {
+    let watch = d.dir.path().join("watch");
+    std::fs::create_dir(&watch).unwrap();
+    agent.watch_only(&watch);
+    watch
+}
+
+/// Checks that every event of files `0..n` is stored once and no sequence number is missing.
+fn assert_all_stored_once(d: &Deployment, agent: &AgentHandle, files: &Files, n: usize) {
+    let stored = wait_stored(d, agent, &files.keys(n - 1)[1], Duration::from_secs(60));
+    // Panics on an event stored twice.
+    let by_key = stored_files(&stored);
+    let missing: Vec<usize> = (0..n)
+        .filter(|i| files.keys(*i).iter().any(|k| !by_key.contains_key(k)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files not stored: {missing:?}\n{}",
+        logs(d, agent)
+    );
+    assert_eq!(missing_seqs(&stored), BTreeSet::new(), "gaps in the store");
+}
+
+#[test]
+fn a_dead_controller_listed_first_is_passed_over_at_enrolment_and_at_connection() {
+    let d = Deployment::loopback("");
+    let dead = format!("https://127.0.0.1:{}", free_loopback_port());
+    let token = d.ctl_json(&["token", "create", "--ttl", "10m"]);
+    let mut agent = d.enroll_agent_through(&token, "a1", &[], &[&dead, &d.url]);
+    // Enrolled through the live controller; the dead one is kept to fail over to.
+    let identity: toml::Table = std::fs::read_to_string(agent.state_dir.join("agent.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(identity["controller"].as_str(), Some(d.url.as_str()));
+    assert_eq!(
+        identity["replica_urls"],
+        toml::Value::Array(vec![dead.clone().into()])
+    );
+
+    let watch = watched(&d, &agent);
+    agent.configure(&controllers(&[&dead, &d.url]));
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    let files = Files::new(&watch, "f", 0);
+    files.make_all(0..50);
+    assert_all_stored_once(&d, &agent, &files, 50);
+    let log = agent.log_text();
+    let tried_dead = log
+        .lines()
+        .any(|l| l.contains("no connection to the controller") && l.contains(&dead));
+    assert!(
+        tried_dead,
+        "the dead controller was not tried first:\n{log}"
+    );
+}
+
+#[test]
+fn a_controller_killed_mid_burst_is_followed_to_its_other_address_losing_and_doubling_nothing() {
+    let mut d = Deployment::loopback("");
+    let second = format!("127.0.0.1:{}", free_loopback_port());
+    let second_url = format!("https://{second}");
+    let mut agent = d.enroll_agent("a1", &[]);
+    let watch = watched(&d, &agent);
+    agent.configure(&controllers(&[&d.url, &second_url]));
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+
+    const N: usize = 4000;
+    let files = Arc::new(Files::new(&watch, "burst", 0));
+    let maker = std::thread::spawn({
+        let files = files.clone();
+        move || files.make(0..N, &AtomicBool::new(false))
+    });
+    let flowing = poll(Duration::from_secs(30), || {
+        let stored = stored_files(&d.stored_events(&agent.id));
+        stored.contains_key(&files.keys(150)[0]).then_some(())
+    });
+    d.kill9_controller();
+    assert!(
+        flowing.is_some(),
+        "events never flowed\n{}",
+        logs(&d, &agent)
+    );
+    // The burst goes on into the spool while no controller answers.
+    let held = poll(Duration::from_secs(10), || {
+        let snap = agent.spool_snapshot();
+        (!snap.unacked.is_empty()).then_some(snap)
+    })
+    .expect("nothing was left unacknowledged at the kill");
+    d.move_controller(&second);
+    assert_eq!(maker.join().unwrap(), N);
+
+    assert_all_stored_once(&d, &agent, &files, N);
+    d.wait_online(&agent, true, Duration::from_secs(30));
+    let log = agent.log_text();
+    let moved = log
+        .lines()
+        .any(|l| l.contains("connected to the controller") && l.contains(&second_url));
+    assert!(moved, "the agent did not connect to {second_url}:\n{log}");
+    eprintln!(
+        "{} events were unacknowledged at the kill (after seq {})",
+        held.unacked.len(),
+        held.acked
+    );
+}
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+#[test]
+fn netns_isolation_keeps_every_controller_replica_reachable() {
+    if !require_root("netns_isolation_keeps_every_controller_replica_reachable") {
+        return;
+    }
+    let d = Deployment::namespaces_with_peer("");
+    // A replica's address on the peer's side (a stand-in service: isolation allows the
+    // controllers' addresses, whatever answers there).
+    let replica = format!("https://[{PEER_V6}]:7443");
+    let mut agent = d.enroll_agent("host", &[]);
+    agent.configure(&controllers(&[&d.url, &replica]));
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    let host = d.agent_ns.as_ref().unwrap().name.clone();
+    let peer = d.peer_ns.as_ref().unwrap().name.clone();
+    let _replica = EchoServer::start(&peer, &format!("[{PEER_V6}]:7443"));
+    let _other = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
+    assert!(reachable(&host, sa(PEER_V6, 7443)));
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+
+    let res = d.ctl_json(&["isolate", &agent.id, "--reason", "test"]);
+    assert_eq!(res["status"], "succeeded", "{res}");
+    let addrs = &res["result"]["isolation"]["controller_addresses"];
+    let addrs: Vec<&str> = addrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(addrs, [cordon_tests::deploy::CTL_ADDR, PEER_V6], "{res}");
+    assert!(
+        reachable(&host, sa(PEER_V6, 7443)),
+        "the replica was cut off"
+    );
+    assert!(!reachable(&host, sa(PEER_V4, 8080)), "not isolated");
+    d.wait_online(&agent, true, Duration::from_secs(10));
+
+    let rel = d.ctl_json(&["release", &agent.id]);
+    assert_eq!(rel["status"], "succeeded", "{rel}");
+    assert!(reachable(&host, sa(PEER_V4, 8080)));
+}
