@@ -138,12 +138,14 @@ impl Deployment {
             None,
             None,
             &format!("127.0.0.1:{port}"),
-            "127.0.0.1",
+            &["127.0.0.1"],
             controller_toml_extra,
         )
     }
 
-    /// Controller in one namespace, agents in another, joined by a veth pair.
+    /// Controller in one namespace, agents in another, joined by a veth pair. The server
+    /// certificate also names PEER_V6, where a test may start the controller again (a replica
+    /// on the far side of the agent).
     pub fn namespaces(controller_toml_extra: &str) -> Self {
         let ctl_ns = Netns::new("ctl");
         let agent_ns = Netns::new("agt");
@@ -157,7 +159,7 @@ impl Deployment {
             Some(ctl_ns),
             Some(agent_ns),
             &format!("{CTL_ADDR}:7443"),
-            CTL_ADDR,
+            &[CTL_ADDR, PEER_V6],
             controller_toml_extra,
         );
         d.agent_link = Some(agent_dev);
@@ -194,7 +196,7 @@ impl Deployment {
         ctl_ns: Option<Netns>,
         agent_ns: Option<Netns>,
         listen: &str,
-        name: &str,
+        names: &[&str],
         extra: &str,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -202,7 +204,10 @@ impl Deployment {
         let mut init = Command::new(bin("cordon-controller"));
         init.args(["init", "--data-dir"])
             .arg(&data_dir)
-            .args(["--listen", listen, "--name", name]);
+            .args(["--listen", listen]);
+        for name in names {
+            init.args(["--name", name]);
+        }
         run_ok(init);
         // No web console unless `extra` asks for one (`init` puts it on the next port, which
         // another test's listener may hold).

@@ -1,14 +1,16 @@
 //! Agents with several controller URLs, with the real binaries: a dead controller listed
 //! first is passed over at enrolment and at connection; a controller killed (SIGKILL) during a
 //! telemetry burst is followed to its other address with nothing lost or stored twice; an
-//! isolated host keeps every replica reachable. (Two replicas on one PostgreSQL store come
+//! isolated host keeps every replica reachable and fails over to one. (Two replicas on one PostgreSQL store come
 //! with the PostgreSQL wiring; here the "replica" is the same controller started again on
 //! another address with the same data directory.)
 
 #![allow(clippy::unwrap_used)]
 
 use cordon_tests::burst::{Files, logs, missing_seqs, stored_files, wait_stored};
-use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4, PEER_V6, free_loopback_port};
+use cordon_tests::deploy::{
+    AgentHandle, CTL_ADDR, Deployment, PEER_V4, PEER_V6, free_loopback_port,
+};
 use cordon_tests::netns::{EchoServer, reachable};
 use cordon_tests::{poll, require_root};
 use std::collections::BTreeSet;
@@ -140,41 +142,49 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
 }
 
 #[test]
-fn netns_isolation_keeps_every_controller_replica_reachable() {
-    if !require_root("netns_isolation_keeps_every_controller_replica_reachable") {
+fn netns_an_isolated_host_keeps_every_replica_reachable_and_fails_over_to_one() {
+    if !require_root("netns_an_isolated_host_keeps_every_replica_reachable_and_fails_over_to_one") {
         return;
     }
-    let d = Deployment::namespaces_with_peer("");
-    // A replica's address on the peer's side (a stand-in service: isolation allows the
-    // controllers' addresses, whatever answers there).
-    let replica = format!("https://[{PEER_V6}]:7443");
+    let mut d = Deployment::namespaces_with_peer("");
+    // The replica's address is on the peer's side of the agent (the controller's certificate
+    // names it too).
+    let replica_listen = format!("[{PEER_V6}]:7443");
+    let replica = format!("https://{replica_listen}");
     let mut agent = d.enroll_agent("host", &[]);
     agent.configure(&controllers(&[&d.url, &replica]));
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     let host = d.agent_ns.as_ref().unwrap().name.clone();
     let peer = d.peer_ns.as_ref().unwrap().name.clone();
-    let _replica = EchoServer::start(&peer, &format!("[{PEER_V6}]:7443"));
     let _other = EchoServer::start(&peer, &format!("{PEER_V4}:8080"));
-    assert!(reachable(&host, sa(PEER_V6, 7443)));
     assert!(reachable(&host, sa(PEER_V4, 8080)));
 
     let res = d.ctl_json(&["isolate", &agent.id, "--reason", "test"]);
     assert_eq!(res["status"], "succeeded", "{res}");
-    let addrs = &res["result"]["isolation"]["controller_addresses"];
-    let addrs: Vec<&str> = addrs
+    let addrs: Vec<&str> = res["result"]["isolation"]["controller_addresses"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|a| a.as_str())
         .collect();
-    assert_eq!(addrs, [cordon_tests::deploy::CTL_ADDR, PEER_V6], "{res}");
-    assert!(
-        reachable(&host, sa(PEER_V6, 7443)),
-        "the replica was cut off"
-    );
+    assert_eq!(addrs, [CTL_ADDR, PEER_V6], "{res}");
     assert!(!reachable(&host, sa(PEER_V4, 8080)), "not isolated");
-    d.wait_online(&agent, true, Duration::from_secs(10));
+
+    // The controller is lost; the same one (same data directory) comes back as the replica
+    // on the peer's side, which only the isolation's replica entry lets the agent reach.
+    d.kill9_controller();
+    std::mem::swap(&mut d.ctl_ns, &mut d.peer_ns);
+    d.move_controller(&replica_listen);
+    d.wait_online(&agent, true, Duration::from_secs(30));
+    let log = agent.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("connected to the controller") && l.contains(&replica)),
+        "the agent did not connect to {replica}:\n{log}"
+    );
+    d.ctl_json(&["ping", &agent.id]);
+    assert!(!reachable(&host, sa(PEER_V4, 8080)), "no longer isolated");
 
     let rel = d.ctl_json(&["release", &agent.id]);
     assert_eq!(rel["status"], "succeeded", "{rel}");
