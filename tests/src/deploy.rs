@@ -15,6 +15,9 @@ use tempfile::TempDir;
 
 /// Controller address inside its namespace, agent address inside its namespace.
 pub const CTL_ADDR: &str = "10.231.0.1";
+/// A DNS name the server certificate of namespace deployments holds too, for a test to
+/// resolve as it likes (see [`crate::netns::NsHosts`]).
+pub const CTL_NAME: &str = "ctl.cordon.test";
 pub const AGENT_ADDR: &str = "10.231.0.2";
 /// The agent's and the peer's addresses on their own link.
 pub const HOST_V4: &str = "10.232.0.1";
@@ -145,7 +148,7 @@ impl Deployment {
 
     /// Controller in one namespace, agents in another, joined by a veth pair. The server
     /// certificate also names PEER_V6, where a test may start the controller again (a replica
-    /// on the far side of the agent).
+    /// on the far side of the agent), and CTL_NAME.
     pub fn namespaces(controller_toml_extra: &str) -> Self {
         let ctl_ns = Netns::new("ctl");
         let agent_ns = Netns::new("agt");
@@ -159,7 +162,7 @@ impl Deployment {
             Some(ctl_ns),
             Some(agent_ns),
             &format!("{CTL_ADDR}:7443"),
-            &[CTL_ADDR, PEER_V6],
+            &[CTL_ADDR, PEER_V6, CTL_NAME],
             controller_toml_extra,
         );
         d.agent_link = Some(agent_dev);

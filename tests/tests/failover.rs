@@ -1,17 +1,19 @@
 //! Agents with several controller URLs, with the real binaries: a dead controller listed
 //! first is passed over at enrolment and at connection; a controller killed (SIGKILL) during a
 //! telemetry burst is followed to its other address with nothing lost or stored twice; an
-//! isolated host keeps every replica reachable and fails over to one. (Two replicas on one PostgreSQL store come
+//! isolated host keeps every replica reachable and fails over to one; a name with several
+//! addresses is tried address by address. (Two replicas on one PostgreSQL store come
 //! with the PostgreSQL wiring; here the "replica" is the same controller started again on
 //! another address with the same data directory.)
 
 #![allow(clippy::unwrap_used)]
 
+use cordon_tests::binaries::{Proc, bin};
 use cordon_tests::burst::{Files, logs, missing_seqs, stored_files, wait_stored};
 use cordon_tests::deploy::{
-    AgentHandle, CTL_ADDR, Deployment, PEER_V4, PEER_V6, free_loopback_port,
+    AgentHandle, CTL_ADDR, CTL_NAME, Deployment, PEER_V4, PEER_V6, free_loopback_port,
 };
-use cordon_tests::netns::{EchoServer, reachable};
+use cordon_tests::netns::{EchoServer, NsHosts, reachable};
 use cordon_tests::{poll, require_root};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -189,4 +191,89 @@ fn netns_an_isolated_host_keeps_every_replica_reachable_and_fails_over_to_one() 
     let rel = d.ctl_json(&["release", &agent.id]);
     assert_eq!(rel["status"], "succeeded", "{rel}");
     assert!(reachable(&host, sa(PEER_V4, 8080)));
+}
+
+/// The addresses `name` resolves to in namespace `ns` (as `getent ahostsv4` there gives them:
+/// the resolver's order, which the agent follows).
+fn resolved_in(ns: &cordon_tests::netns::Netns, name: &str) -> Vec<String> {
+    let out = ns
+        .command("getent")
+        .args(["ahostsv4", name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut addrs: Vec<String> = Vec::new();
+    for addr in text.split_whitespace() {
+        if addr.parse::<std::net::Ipv4Addr>().is_ok() && !addrs.iter().any(|a| a == addr) {
+            addrs.push(addr.to_string());
+        }
+    }
+    addrs
+}
+
+#[test]
+fn netns_a_name_with_several_addresses_is_tried_address_by_address() {
+    if !require_root("netns_a_name_with_several_addresses_is_tried_address_by_address") {
+        return;
+    }
+    let d = Deployment::namespaces("");
+    let ctl_ns = d.ctl_ns.as_ref().unwrap();
+    let agent_ns = d.agent_ns.as_ref().unwrap();
+    // A second address of the controller's namespace where nothing listens: refused.
+    const DEAD: &str = "10.231.0.3";
+    let added = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &ctl_ns.name,
+            "addr",
+            "add",
+            &format!("{DEAD}/32"),
+            "dev",
+            "lo",
+        ])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    // The name has both addresses, the dead one listed first.
+    let _hosts = NsHosts::write(
+        agent_ns,
+        &format!("{DEAD} {CTL_NAME}\n{CTL_ADDR} {CTL_NAME}\n"),
+    );
+    let order = resolved_in(agent_ns, CTL_NAME);
+    assert_eq!(order.len(), 2, "{CTL_NAME} resolves to {order:?}");
+
+    let mut agent = d.enroll_agent("a1", &[]);
+    let watch = watched(&d, &agent);
+    let url = format!("https://{CTL_NAME}:7443");
+    agent.configure(&controllers(&[&url]));
+    // Started by `ip netns exec`, which puts the namespace's hosts file in place.
+    let mut cmd = agent_ns.command(bin("cordon-agent"));
+    cmd.arg("run")
+        .arg("--state-dir")
+        .arg(&agent.state_dir)
+        .arg("--config")
+        .arg(&agent.config);
+    agent.proc = Some(Proc::spawn("cordon-agent", cmd, agent.log.clone()));
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    let files = Files::new(&watch, "f", 0);
+    files.make_all(0..20);
+    assert_all_stored_once(&d, &agent, &files, 20);
+
+    let log = agent.log_text();
+    let connected = format!("({CTL_ADDR}:7443)");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("connected to the controller") && l.contains(&connected)),
+        "not connected through {CTL_NAME} at {CTL_ADDR}:\n{log}"
+    );
+    let refused = format!("({DEAD}:7443)");
+    let tried_dead = log
+        .lines()
+        .any(|l| l.contains("no connection to the controller") && l.contains(&refused));
+    // The agent follows the resolver's order: the dead address first if it comes first.
+    assert_eq!(
+        tried_dead,
+        order[0] == DEAD,
+        "resolver order {order:?}; agent log:\n{log}"
+    );
 }
