@@ -207,6 +207,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_controller_out_of_reach_sends_enrolment_to_the_next() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let out_of_reach = EnrollError::Pin(PinError::Connect {
+            addr: "10.0.0.1:7443".into(),
+            source: refused,
+        });
+        assert!(unreachable(&out_of_reach));
+        assert!(unreachable(&EnrollError::Pin(PinError::Timeout(
+            "x".into()
+        ))));
+        // A controller that answered: the token, the pin or the answer is wrong everywhere.
+        for answered in [
+            EnrollError::Refused("the token has expired".into()),
+            EnrollError::BadAnswer("the CA it sent does not match".into()),
+            EnrollError::Pin(PinError::BadUrl("x".into())),
+        ] {
+            assert!(!unreachable(&answered), "{answered}");
+        }
+    }
+
+    #[test]
     fn replicas_are_the_other_given_urls_then_those_the_controller_names() {
         let given = list(&["https://dead:1", "https://a:1", "https://b:1"]);
         let named = list(&["https://a:1/", "https://c:1", "https://b:1"]);
