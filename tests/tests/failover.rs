@@ -122,11 +122,16 @@ fn a_controller_killed_mid_burst_is_followed_to_its_other_address_losing_and_dou
         (!snap.unacked.is_empty()).then_some(snap)
     })
     .expect("nothing was left unacknowledged at the kill");
+    let killed = std::time::Instant::now();
     d.move_controller(&second);
+    let serving = killed.elapsed();
+    let online = d.wait_online(&agent, true, Duration::from_secs(30));
+    eprintln!(
+        "controller killed and serving again after {serving:?}; agent online there {online:?} later"
+    );
     assert_eq!(maker.join().unwrap(), N);
 
     assert_all_stored_once(&d, &agent, &files, N);
-    d.wait_online(&agent, true, Duration::from_secs(30));
     let log = agent.log_text();
     let moved = log
         .lines()
