@@ -130,10 +130,13 @@ impl ControllerConfig {
         if !self.url.starts_with("https://") {
             return Err(format!("url {:?} must start with https://", self.url));
         }
-        let urls = cordon_proto::channel::controller_urls(self.controller_urls())
-            .map_err(|e| format!("replica_urls: {e}"))?;
-        if urls.len() != 1 + self.replica_urls.len() {
-            return Err("replica_urls: a URL is listed twice (or is url itself)".into());
+        if !self.replica_urls.is_empty() {
+            let urls = cordon_proto::channel::controller_urls(&self.replica_urls)
+                .map_err(|e| format!("replica_urls: {e}"))?;
+            let own = self.url.trim_end_matches('/');
+            if urls.len() != self.replica_urls.len() || urls.iter().any(|u| u == own) {
+                return Err("replica_urls: a URL is listed twice (or is url itself)".into());
+            }
         }
         if self.agent_cert_ttl_secs < 10 {
             return Err("agent_cert_ttl_secs must be at least 10".into());
