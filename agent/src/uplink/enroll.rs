@@ -6,7 +6,9 @@
 
 use crate::sensors::inventory::host_facts;
 use crate::state::{Identity, StateDir, StateError};
-use cordon_proto::channel::{ChannelError, MAX_CONTROLLER_URLS, controller_urls, tls_channel};
+use cordon_proto::channel::{
+    ChannelError, MAX_CONTROLLER_URLS, check_url, controller_urls, tls_channel,
+};
 use cordon_proto::enrollment_client::EnrollmentClient;
 use cordon_proto::identity::{agent_id_from_spki, fingerprint, parse_fingerprint};
 use cordon_proto::limits::{ENROLL_MAX_MESSAGE, MAX_TOKEN};
@@ -104,7 +106,7 @@ pub async fn enroll(state: &StateDir, opts: EnrollOptions) -> Result<Identity, E
             "the command-signing key is not an Ed25519 key".into(),
         ));
     }
-    let replica_urls = replicas(&url, &urls, &resp.controller_urls)?;
+    let replica_urls = replicas(&url, &urls, &resp.controller_urls);
     let now = now_ms();
     state.save_key(&key.serialize_pem())?;
     state.save_cert(&resp.certificate_pem)?;
@@ -172,12 +174,16 @@ fn unreachable(e: &EnrollError) -> bool {
 }
 
 /// The controllers to fail over to besides `used`: the others given, then those the
-/// controller named, without repeats, at most [`MAX_CONTROLLER_URLS`] in all.
-fn replicas(used: &str, given: &[String], named: &[String]) -> Result<Vec<String>, EnrollError> {
-    if !named.is_empty() {
-        controller_urls(named)
-            .map_err(|e| EnrollError::BadAnswer(format!("the controller URLs it named: {e}")))?;
-    }
+/// controller named (one that is not a plain https://HOST:PORT is left out, with a warning),
+/// without repeats, at most [`MAX_CONTROLLER_URLS`] in all.
+fn replicas(used: &str, given: &[String], named: &[String]) -> Vec<String> {
+    let named = named.iter().filter(|u| match check_url(u.trim()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "leaving out a controller URL the controller named");
+            false
+        }
+    });
     let mut out: Vec<String> = Vec::new();
     for url in given.iter().chain(named) {
         let url = url.trim().trim_end_matches('/');
@@ -186,7 +192,7 @@ fn replicas(used: &str, given: &[String], named: &[String]) -> Result<Vec<String
         }
     }
     out.truncate(MAX_CONTROLLER_URLS - 1);
-    Ok(out)
+    out
 }
 
 fn pem_of(der: &[u8]) -> String {
@@ -232,21 +238,28 @@ mod tests {
         let given = list(&["https://dead:1", "https://a:1", "https://b:1"]);
         let named = list(&["https://a:1/", "https://c:1", "https://b:1"]);
         assert_eq!(
-            replicas("https://a:1", &given, &named).unwrap(),
+            replicas("https://a:1", &given, &named),
             ["https://dead:1", "https://b:1", "https://c:1"]
         );
         // A controller from before replicas names none.
         assert_eq!(
-            replicas("https://a:1", &list(&["https://a:1"]), &[]).unwrap(),
+            replicas("https://a:1", &list(&["https://a:1"]), &[]),
             Vec::<String>::new()
         );
-        let err = replicas("https://a:1", &given, &list(&["ftp://x"])).unwrap_err();
-        assert!(err.to_string().contains("named"), "{err}");
+        // One it names that the agent could not use is left out.
+        assert_eq!(
+            replicas(
+                "https://a:1",
+                &given,
+                &list(&["ftp://x", "https://d:1/path"])
+            ),
+            ["https://dead:1", "https://b:1"]
+        );
         let many: Vec<String> = (0..MAX_CONTROLLER_URLS)
             .map(|i| format!("https://h{i}:1"))
             .collect();
         assert_eq!(
-            replicas("https://a:1", &many, &[]).unwrap().len(),
+            replicas("https://a:1", &many, &[]).len(),
             MAX_CONTROLLER_URLS - 1
         );
     }
