@@ -76,6 +76,7 @@ fn state(out: &Path) -> Result<()> {
     sd.save_identity(&Identity {
         agent_id: "0f6c1a52-8d1e-4b7a-9c1e-2a7d5b9e0c11".into(),
         controller: "https://10.0.0.1:7443".into(),
+        replica_urls: vec!["https://10.0.0.2:7443".into()],
         ca_fingerprint: "ab".repeat(32),
         command_signing_key: "cd".repeat(32),
         enrolled_at_ms: 1_700_000_000_000,

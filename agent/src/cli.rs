@@ -17,9 +17,11 @@ pub struct Cli {
 pub enum Cmd {
     /// Enrols this host: makes a key pair here and trades a token for a client certificate.
     Enroll {
-        /// Controller URL, https://HOST:PORT.
-        #[arg(long)]
-        controller: String,
+        /// Controller URL, https://HOST:PORT; repeat it (or separate with commas) for the
+        /// controller's replicas: enrolment goes through the first that answers, and the agent
+        /// fails over between them all.
+        #[arg(long = "controller", required = true, value_delimiter = ',')]
+        controllers: Vec<String>,
         /// Enrolment token (or --token-file, or the CORDON_TOKEN environment variable).
         #[arg(long, env = "CORDON_TOKEN", hide_env_values = true)]
         token: Option<String>,

@@ -8,6 +8,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
+    /// Controller URLs (a controller and its replicas) to use instead of those recorded at
+    /// enrolment, tried in this order; the agent fails over between them.
+    pub controllers: Vec<String>,
     /// Seconds between heartbeats on the stream.
     pub heartbeat_interval_secs: u64,
     /// First reconnect delay after a failure, in milliseconds.
@@ -114,6 +117,7 @@ impl Default for ContainmentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
+            controllers: Vec::new(),
             heartbeat_interval_secs: 10,
             reconnect_min_ms: 500,
             reconnect_max_secs: 30,
@@ -153,6 +157,13 @@ impl AgentConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if !self.controllers.is_empty() {
+            let urls = cordon_proto::channel::controller_urls(&self.controllers)
+                .map_err(|e| format!("controllers: {e}"))?;
+            if urls.len() != self.controllers.len() {
+                return Err("controllers: a URL is listed twice".into());
+            }
+        }
         if !(1..=3600).contains(&self.heartbeat_interval_secs) {
             return Err("heartbeat_interval_secs must be between 1 and 3600".into());
         }
@@ -224,5 +235,32 @@ mod tests {
         let cfg = AgentConfig::load(Some(&p)).unwrap();
         assert_eq!(cfg.source.as_deref(), Some(p.as_path()));
         AgentConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn controller_lists_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(
+            &p,
+            "controllers = [\"https://a:7443\", \"https://[fd00::2]:7443\"]\n",
+        )
+        .unwrap();
+        let cfg = AgentConfig::load(Some(&p)).unwrap();
+        assert_eq!(
+            cfg.controllers,
+            ["https://a:7443", "https://[fd00::2]:7443"]
+        );
+        for (bad, why) in [
+            ("[\"http://a:1\"]", "https://HOST:PORT"),
+            ("[\"https://a:1\", \"https://a:1\"]", "listed twice"),
+        ] {
+            std::fs::write(&p, format!("controllers = {bad}\n")).unwrap();
+            let err = AgentConfig::load(Some(&p)).unwrap_err().to_string();
+            assert!(
+                err.contains("controllers") && err.contains(why),
+                "{bad}: {err}"
+            );
+        }
     }
 }

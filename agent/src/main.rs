@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     cordon_proto::process::init_tracing("info");
     match cli.command {
         Cmd::Enroll {
-            controller,
+            controllers,
             token,
             token_file,
             ca_fingerprint,
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
                 netns::enter(ns)?;
             }
             let opts = EnrollOptions {
-                controller,
+                controllers,
                 token,
                 ca_fingerprint,
                 labels: labels.into_iter().collect(),

@@ -5,9 +5,9 @@
 //! protected processes and files (resolved again to device and inode), the isolation settings
 //! (from the next isolation), the command timeout, the controller refresh period, and the
 //! heartbeat interval (from the next connection, whose hello tells the controller). The
-//! others (sensors, spool, reconnect and renewal timing) are logged as needing a restart and
-//! stay as they are. Every reload, applied or refused, is also reported to the controller as
-//! an agent notice.
+//! others (the controller list, sensors, spool, reconnect and renewal timing) are logged as
+//! needing a restart and stay as they are. Every reload, applied or refused, is also reported
+//! to the controller as an agent notice.
 
 use crate::config::{AgentConfig, ConfigError};
 use crate::uplink::Uplink;
@@ -59,7 +59,7 @@ const KEYS: &[Key] = keys!(
         containment.protected_processes, containment.protected_files,
         containment.controller_refresh_secs, containment.verify_timeout_ms;
     restart:
-        reconnect_min_ms, reconnect_max_secs, renew_at_fraction, spool_max_bytes,
+        controllers, reconnect_min_ms, reconnect_max_secs, renew_at_fraction, spool_max_bytes,
         files.watch, files.recursive, files.exclude, files.hash_max_bytes,
         process.mode, process.argv_max_bytes, process.hash_max_bytes, process.poll_interval_ms;
 );

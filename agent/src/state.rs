@@ -32,13 +32,31 @@ pub enum StateError {
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     pub agent_id: String,
+    /// The controller URL the agent tries first (the one it enrolled through).
     pub controller: String,
+    /// The other controllers (replicas) it fails over to, in order: those given at
+    /// enrolment and those the controller named. Absent from state files of older agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_urls: Vec<String>,
     pub ca_fingerprint: String,
     /// Hex of the raw Ed25519 public key that signs commands.
     pub command_signing_key: String,
     pub enrolled_at_ms: i64,
     pub cert_issued_at_ms: i64,
     pub cert_expires_at_ms: i64,
+}
+
+impl Identity {
+    /// Every controller URL, the enrolled one first, without repeats.
+    pub fn controller_urls(&self) -> Vec<String> {
+        let mut urls = vec![self.controller.clone()];
+        for u in &self.replica_urls {
+            if !urls.contains(u) {
+                urls.push(u.clone());
+            }
+        }
+        urls
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -122,5 +140,34 @@ impl StateDir {
             path: path.into(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = "agent_id = \"a1\"\ncontroller = \"https://ctl:7443\"\n\
+        ca_fingerprint = \"sha256:00\"\ncommand_signing_key = \"00\"\n\
+        enrolled_at_ms = 1\ncert_issued_at_ms = 1\ncert_expires_at_ms = 2\n";
+
+    #[test]
+    fn state_files_without_replicas_still_load_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        std::fs::write(state.identity_file(), OLD).unwrap();
+        let mut id = state.identity().unwrap();
+        assert_eq!(id.controller_urls(), ["https://ctl:7443"]);
+        state.save_identity(&id).unwrap();
+        let text = std::fs::read_to_string(state.identity_file()).unwrap();
+        assert!(!text.contains("replica_urls"), "{text}");
+        id.replica_urls = vec!["https://b:7443".into(), "https://ctl:7443".into()];
+        state.save_identity(&id).unwrap();
+        assert_eq!(
+            state.identity().unwrap().controller_urls(),
+            ["https://ctl:7443", "https://b:7443"]
+        );
+        std::fs::write(state.identity_file(), format!("{OLD}bogus = 1\n")).unwrap();
+        assert!(state.identity().unwrap_err().to_string().contains("bogus"));
     }
 }

@@ -15,6 +15,9 @@ use tempfile::TempDir;
 
 /// Controller address inside its namespace, agent address inside its namespace.
 pub const CTL_ADDR: &str = "10.231.0.1";
+/// A DNS name the server certificate of namespace deployments holds too, for a test to
+/// resolve as it likes (see [`crate::netns::NsHosts`]).
+pub const CTL_NAME: &str = "ctl.cordon.test";
 pub const AGENT_ADDR: &str = "10.231.0.2";
 /// The agent's and the peer's addresses on their own link.
 pub const HOST_V4: &str = "10.232.0.1";
@@ -149,21 +152,19 @@ pub fn merged_toml(text: &str, extra: &str) -> String {
 impl Deployment {
     /// Controller and agent on this machine's loopback.
     pub fn loopback(controller_toml_extra: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_loopback_port();
         Self::new(
             None,
             None,
             &format!("127.0.0.1:{port}"),
-            "127.0.0.1",
+            &["127.0.0.1"],
             controller_toml_extra,
         )
     }
 
-    /// Controller in one namespace, agents in another, joined by a veth pair.
+    /// Controller in one namespace, agents in another, joined by a veth pair. The server
+    /// certificate also names PEER_V6, where a test may start the controller again (a replica
+    /// on the far side of the agent), and CTL_NAME.
     pub fn namespaces(controller_toml_extra: &str) -> Self {
         let ctl_ns = Netns::new("ctl");
         let agent_ns = Netns::new("agt");
@@ -177,7 +178,7 @@ impl Deployment {
             Some(ctl_ns),
             Some(agent_ns),
             &format!("{CTL_ADDR}:7443"),
-            CTL_ADDR,
+            &[CTL_ADDR, PEER_V6, CTL_NAME],
             controller_toml_extra,
         );
         d.agent_link = Some(agent_dev);
@@ -214,7 +215,7 @@ impl Deployment {
         ctl_ns: Option<Netns>,
         agent_ns: Option<Netns>,
         listen: &str,
-        name: &str,
+        names: &[&str],
         extra: &str,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -222,7 +223,10 @@ impl Deployment {
         let mut init = Command::new(bin("cordon-controller"));
         init.args(["init", "--data-dir"])
             .arg(&data_dir)
-            .args(["--listen", listen, "--name", name]);
+            .args(["--listen", listen]);
+        for name in names {
+            init.args(["--name", name]);
+        }
         run_ok(init);
         // No web console unless `extra` asks for one (`init` puts it on the next port, which
         // another test's listener may hold).
@@ -303,6 +307,25 @@ impl Deployment {
         }
     }
 
+    /// Starts the (stopped) controller again on `listen`, with the same data directory, as
+    /// a replica on another address would serve: its `url` and the administrator's
+    /// credential follow it there.
+    pub fn move_controller(&mut self, listen: &str) {
+        assert!(self.controller.is_none(), "stop the controller first");
+        self.url = format!("https://{listen}");
+        let url = toml::Value::from(self.url.clone());
+        let listen = toml::Value::from(listen);
+        merge_toml(
+            &self.data_dir.join("controller.toml"),
+            &format!("listen = {listen}\nurl = {url}\n"),
+        );
+        merge_toml(
+            &self.data_dir.join("admin.toml"),
+            &format!("controller = {url}\n"),
+        );
+        self.start_controller();
+    }
+
     /// Runs cordonctl (from the controller's namespace) and returns the raw output.
     pub fn try_ctl(&self, args: &[&str]) -> Output {
         let mut cmd = self.in_ctl_ns(bin("cordonctl"));
@@ -375,20 +398,31 @@ impl Deployment {
     }
 
     pub fn enroll_agent_with(&self, token: &Value, name: &str, labels: &[&str]) -> AgentHandle {
+        let url = token["controller_url"].as_str().unwrap();
+        self.enroll_agent_through(token, name, labels, &[url])
+    }
+
+    /// As [`Self::enroll_agent_with`], through the first of `controllers` that answers.
+    pub fn enroll_agent_through(
+        &self,
+        token: &Value,
+        name: &str,
+        labels: &[&str],
+        controllers: &[&str],
+    ) -> AgentHandle {
         let state_dir = self.dir.path().join(name);
         let mut cmd = Command::new(bin("cordon-agent"));
-        cmd.args([
-            "enroll",
-            "--controller",
-            token["controller_url"].as_str().unwrap(),
-        ])
-        .args(["--token", token["token"].as_str().unwrap()])
-        .args([
-            "--ca-fingerprint",
-            token["ca_fingerprint"].as_str().unwrap(),
-        ])
-        .arg("--state-dir")
-        .arg(&state_dir);
+        cmd.arg("enroll");
+        for url in controllers {
+            cmd.args(["--controller", url]);
+        }
+        cmd.args(["--token", token["token"].as_str().unwrap()])
+            .args([
+                "--ca-fingerprint",
+                token["ca_fingerprint"].as_str().unwrap(),
+            ])
+            .arg("--state-dir")
+            .arg(&state_dir);
         for l in labels {
             cmd.args(["--label", l]);
         }
@@ -501,6 +535,15 @@ impl Deployment {
             std::fs::read_to_string(self.controller_log()).unwrap_or_default()
         );
     }
+}
+
+/// A loopback port free now (nothing listens on it, so a connection to it is refused).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One line of `cordonctl events query --json` as the event record it shows.

@@ -125,7 +125,7 @@ impl TestController {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = StateDir::new(dir.path().join("state"));
         let opts = EnrollOptions {
-            controller: t.controller_url,
+            controllers: vec![t.controller_url],
             token: t.token,
             ca_fingerprint: t.ca_fingerprint,
             labels: HashMap::new(),
@@ -272,7 +272,7 @@ pub async fn enrol_with(
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(dir.path().join("s"));
     let opts = EnrollOptions {
-        controller: url,
+        controllers: vec![url],
         token,
         ca_fingerprint,
         labels: HashMap::new(),

@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod browser;
+pub mod burst;
 pub mod console;
 pub mod deploy;
 pub mod execload;

@@ -52,6 +52,37 @@ impl Drop for Netns {
     }
 }
 
+/// An `/etc/hosts` for one namespace: `ip netns exec` (so [`Netns::command`]) mounts
+/// `/etc/netns/NAME/hosts` over `/etc/hosts` for what it runs. Removed on drop, with
+/// `/etc/netns` if this made it.
+pub struct NsHosts {
+    dir: std::path::PathBuf,
+    made_parent: bool,
+}
+
+const NETNS_ETC: &str = "/etc/netns";
+
+impl NsHosts {
+    pub fn write(ns: &Netns, hosts: &str) -> Self {
+        let made_parent = !std::path::Path::new(NETNS_ETC).exists();
+        let dir = std::path::Path::new(NETNS_ETC).join(&ns.name);
+        std::fs::create_dir_all(&dir).expect("making /etc/netns/NAME");
+        let made = Self { dir, made_parent };
+        std::fs::write(made.dir.join("hosts"), hosts).expect("writing the namespace's hosts");
+        made
+    }
+}
+
+impl Drop for NsHosts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.made_parent {
+            // Only if empty: another test's namespace may have put its own there since.
+            let _ = std::fs::remove_dir(NETNS_ETC);
+        }
+    }
+}
+
 /// Joins two namespaces with a veth pair: `a_cidr` on a's end, `b_cidr` on b's end.
 /// Returns the two interface names.
 pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) -> (String, String) {

@@ -6,88 +6,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_proto::file_event::Kind;
 use cordon_proto::{AgentNotice, Event, EventRecord, event};
+use cordon_tests::burst::{
+    Files, file_key, logs, missing_seqs, stored_files, wait_spooled, wait_stored,
+};
 use cordon_tests::deploy::{AgentHandle, Deployment, SpoolSnapshot};
 use cordon_tests::{poll, require_root};
 use std::collections::{BTreeSet, HashMap};
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Smallest spool bound the agent accepts (`spool_max_bytes`): 1 MiB, in 64 KiB segments.
 const SMALL_SPOOL: &str = "spool_max_bytes = 1048576\n";
-
-/// Files named `{prefix}-{i:05}-` padded with `x` to `len` characters, in one directory.
-/// Each file made is one create and one modify (close-write) event.
-struct Files {
-    dir: PathBuf,
-    prefix: String,
-    len: usize,
-}
-
-impl Files {
-    fn new(dir: &Path, prefix: &str, len: usize) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-            prefix: prefix.into(),
-            len,
-        }
-    }
-
-    fn path(&self, i: usize) -> String {
-        let name = format!("{}-{i:05}-", self.prefix);
-        let pad = "x".repeat(self.len.saturating_sub(name.len()));
-        self.dir.join(name + &pad).display().to_string()
-    }
-
-    /// Makes files `range`, stopping early once `stop` is set; returns how many it made.
-    /// Paced in bursts, to let the file sensor keep up with the kernel's inotify queue.
-    fn make(&self, range: Range<usize>, stop: &AtomicBool) -> usize {
-        let mut made = 0;
-        for i in range {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            std::fs::write(self.path(i), i.to_string()).unwrap();
-            made += 1;
-            if made % 50 == 0 {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        made
-    }
-
-    fn make_all(&self, range: Range<usize>) {
-        self.make(range, &AtomicBool::new(false));
-    }
-
-    /// Makes files `0..n` while the controller is away, in chunks, each taken into the
-    /// agent's spool before the next: the kernel's inotify queue (16384 events) never
-    /// overflows however slow the machine, so every event made reaches the agent.
-    fn make_spooled(&self, n: usize, agent: &AgentHandle) {
-        for first in (0..n).step_by(250) {
-            let last = (first + 250).min(n) - 1;
-            self.make_all(first..last + 1);
-            wait_spooled(agent, &self.keys(last)[1]);
-        }
-    }
-
-    /// The events file `i` gives: its create and its modify.
-    fn keys(&self, i: usize) -> [(Kind, String); 2] {
-        [(Kind::Create, self.path(i)), (Kind::Modify, self.path(i))]
-    }
-}
-
-/// The kind and path of a file event.
-fn file_key(ev: &Event) -> Option<(Kind, String)> {
-    match &ev.body {
-        Some(event::Body::File(f)) => Some((f.kind(), f.path.clone())),
-        _ => None,
-    }
-}
 
 fn notices<'a>(stored: &'a [EventRecord], kind: &str) -> Vec<(u64, &'a AgentNotice)> {
     stored
@@ -97,30 +29,6 @@ fn notices<'a>(stored: &'a [EventRecord], kind: &str) -> Vec<(u64, &'a AgentNoti
             _ => None,
         })
         .collect()
-}
-
-/// The stored file events by kind and path, each with its sequence number; fails if any
-/// file event was stored twice (under two sequence numbers).
-fn stored_files(stored: &[EventRecord]) -> HashMap<(Kind, String), u64> {
-    let mut by_key = HashMap::new();
-    for r in stored {
-        if let Some(key) = r.event.as_ref().and_then(file_key)
-            && let Some(earlier) = by_key.insert(key.clone(), r.seq)
-        {
-            panic!(
-                "{key:?} stored twice: sequence numbers {earlier} and {}",
-                r.seq
-            );
-        }
-    }
-    by_key
-}
-
-/// Sequence numbers up to the highest stored one that are not stored.
-fn missing_seqs(stored: &[EventRecord]) -> BTreeSet<u64> {
-    let have: BTreeSet<u64> = stored.iter().map(|r| r.seq).collect();
-    let last = have.last().copied().unwrap_or(0);
-    (1..=last).filter(|s| !have.contains(s)).collect()
 }
 
 /// Checks that every event in `spooled` is stored, exactly as it was spooled.
@@ -135,45 +43,6 @@ fn assert_stored_as_spooled(stored: &[EventRecord], spooled: &[Event]) {
             ev.seq
         );
     }
-}
-
-fn logs(d: &Deployment, agent: &AgentHandle) -> String {
-    format!(
-        "agent log:\n{}\ncontroller log:\n{}",
-        agent.log_text(),
-        std::fs::read_to_string(d.controller_log()).unwrap_or_default()
-    )
-}
-
-/// Waits until the store holds `key` (then, the stream being in order, everything spooled
-/// before it has been sent too); returns all the agent's stored events.
-fn wait_stored(
-    d: &Deployment,
-    agent: &AgentHandle,
-    key: &(Kind, String),
-    timeout: Duration,
-) -> Vec<EventRecord> {
-    poll(timeout, || {
-        let stored = d.stored_events(&agent.id);
-        let found = stored
-            .iter()
-            .any(|r| r.event.as_ref().and_then(file_key).as_ref() == Some(key));
-        found.then_some(stored)
-    })
-    .unwrap_or_else(|| panic!("{key:?} was never stored\n{}", logs(d, agent)))
-}
-
-/// Waits until the agent's spool holds `key`, unacknowledged.
-fn wait_spooled(agent: &AgentHandle, key: &(Kind, String)) -> SpoolSnapshot {
-    poll(Duration::from_secs(30), || {
-        let snap = agent.spool_snapshot();
-        let found = snap
-            .unacked
-            .iter()
-            .any(|e| file_key(e).as_ref() == Some(key));
-        found.then_some(snap)
-    })
-    .unwrap_or_else(|| panic!("{key:?} never reached the spool\n{}", agent.log_text()))
 }
 
 /// Waits until the agent's heartbeat says it has nothing left to send (so a fault from here

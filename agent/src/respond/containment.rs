@@ -1,7 +1,8 @@
 //! The containment manager: carries out isolate, release and IP-block commands through the
 //! Isolator and Blocker seams, keeps the desired state in the agent's state file so it holds
 //! across restarts and reboots, checks that the controller stays reachable (rolling back if
-//! not), re-resolves the controller while isolated, and reports what the kernel holds.
+//! not), re-resolves the controller while isolated, and reports what the kernel holds. With
+//! several controller URLs (replicas), every address of each stays reachable.
 
 use super::block::Blocker;
 use super::isolate::{Isolator, Plan};
@@ -62,8 +63,9 @@ pub struct Containment {
     pub reach: Box<dyn Reachability>,
     /// Read at each use: a reloaded configuration replaces it.
     config: Swap<crate::config::ContainmentConfig>,
-    /// The controller URL the agent talks to.
-    pub controller_url: String,
+    /// The controller URLs the agent talks to (a controller and its replicas): the
+    /// isolation lets every address of each through.
+    pub controller_urls: Vec<String>,
     pub state_file: PathBuf,
     desired: Mutex<Desired>,
 }
@@ -74,7 +76,7 @@ impl Containment {
         blocker: Box<dyn Blocker>,
         reach: Box<dyn Reachability>,
         config: crate::config::ContainmentConfig,
-        controller_url: String,
+        controller_urls: Vec<String>,
         state_file: PathBuf,
     ) -> Self {
         let desired = std::fs::read(&state_file)
@@ -92,7 +94,7 @@ impl Containment {
             blocker,
             reach,
             config: Swap::new(config),
-            controller_url,
+            controller_urls,
             state_file,
             desired: Mutex::new(desired),
         }
@@ -108,61 +110,54 @@ impl Containment {
             .map_err(|e| format!("writing {}: {e}", self.state_file.display()))
     }
 
-    /// The port of the controller URL (443 when it names none).
-    fn controller_port(&self) -> Result<u16, String> {
-        let uri: tonic::transport::Uri = self
-            .controller_url
-            .parse()
-            .map_err(|e| format!("bad controller URL {}: {e}", self.controller_url))?;
-        Ok(uri.port_u16().unwrap_or(443))
-    }
-
-    /// The controller's addresses and port, resolved now.
-    fn resolve_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
-        let host = cordon_proto::channel::url_host(&self.controller_url)
-            .ok_or_else(|| format!("bad controller URL {}", self.controller_url))?;
-        let port = self.controller_port()?;
-        let mut addrs: Vec<IpAddr> = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| format!("resolving the controller {host}: {e}"))?
-            .map(|a| a.ip())
-            .collect();
-        addrs.sort();
-        addrs.dedup();
-        if addrs.is_empty() {
-            return Err(format!("the controller {host} resolved to no address"));
-        }
-        Ok((addrs, port))
-    }
-
-    /// The controller's addresses: resolved now, or else those the isolation last resolved
-    /// (an isolated host may have no DNS).
-    fn known_controller(&self) -> Result<(Vec<IpAddr>, u16), String> {
-        let resolved = self.resolve_controller();
-        let stored = self
-            .lock()
-            .isolation
-            .as_ref()
-            .map(|r| r.controller.clone())
-            .unwrap_or_default();
-        match resolved {
-            Ok(found) => Ok(found),
-            Err(e) if !stored.is_empty() => {
-                tracing::warn!(error = %e, "using the controller addresses resolved at isolation");
-                Ok((stored, self.controller_port()?))
+    /// The addresses of every controller URL (a controller and its replicas), each with its
+    /// URL's port, resolved now. Where a URL cannot be resolved (an isolated host may have no
+    /// DNS), the addresses the isolation last recorded stand in, with every URL's port; an
+    /// error only if nothing is known at all.
+    fn known_controller(&self) -> Result<Vec<SocketAddr>, String> {
+        let mut found = Vec::new();
+        let mut failed = None;
+        for url in &self.controller_urls {
+            match resolve_url(url) {
+                Ok(addrs) => found.extend(addrs),
+                Err(e) => failed = Some(e),
             }
-            Err(e) => Err(e),
         }
+        if let Some(e) = failed {
+            let stored = self
+                .lock()
+                .isolation
+                .as_ref()
+                .map(|r| r.controller.clone())
+                .unwrap_or_default();
+            if !stored.is_empty() {
+                tracing::warn!(error = %e, "adding the controller addresses resolved at isolation");
+                let ports: Vec<u16> = self
+                    .controller_urls
+                    .iter()
+                    .filter_map(|u| cordon_proto::channel::url_port(u))
+                    .collect();
+                for ip in stored {
+                    found.extend(ports.iter().map(|p| SocketAddr::new(ip, *p)));
+                }
+            } else if found.is_empty() {
+                return Err(e);
+            } else {
+                tracing::warn!(error = %e, "a controller URL does not resolve; isolating with the others");
+            }
+        }
+        found.sort();
+        found.dedup();
+        if found.is_empty() {
+            return Err("the controller URLs resolved to no address".into());
+        }
+        Ok(found)
     }
 
-    /// Whether a fresh TCP connection reaches the controller at one of its addresses.
-    fn controller_reachable(&self, controller: &[IpAddr], port: u16) -> bool {
-        let targets: Vec<SocketAddr> = controller
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect();
+    /// Whether a fresh TCP connection reaches one of the controller addresses.
+    fn controller_reachable(&self, controller: &[SocketAddr]) -> bool {
         let timeout = Duration::from_millis(self.config.load().verify_timeout_ms);
-        self.reach.reachable(&targets, timeout)
+        self.reach.reachable(controller, timeout)
     }
 
     fn plan(&self, controller: Vec<IpAddr>, allow: Vec<Allow>) -> Plan {
@@ -188,14 +183,15 @@ impl Containment {
             .map(|a| Allow::parse(a))
             .collect::<Result<_, _>>()?;
         refuse_open_allowlist(&allow)?;
-        let (controller, port) = self.resolve_controller()?;
+        let targets = self.known_controller()?;
+        let controller = ips(&targets);
         let plan = self.plan(controller.clone(), allow.clone());
         let started = Instant::now();
         self.isolator
             .apply(&plan)
             .map_err(|e| format!("applying the isolation ruleset: {e}"))?;
         let apply_micros = started.elapsed().as_micros() as u64;
-        if !self.controller_reachable(&controller, port) {
+        if !self.controller_reachable(&targets) {
             let previous = self.lock().isolation.clone();
             let rollback = match previous {
                 Some(prev) => self
@@ -249,8 +245,8 @@ impl Containment {
             .filter_map(|a| Allow::parse(a).ok())
             .collect();
         let controller = self
-            .resolve_controller()
-            .map(|(a, _)| a)
+            .known_controller()
+            .map(|a| ips(&a))
             .unwrap_or_else(|_| rec.controller.clone());
         self.isolator
             .apply(&self.plan(controller, allow))
@@ -281,22 +277,22 @@ impl Containment {
     /// rolled back.
     pub fn block(&self, cidr: &str, ttl_secs: u64) -> Result<BlockResult, String> {
         let net = Net::parse(cidr)?;
-        let (controller, port) = self.known_controller().map_err(|e| {
+        let targets = self.known_controller().map_err(|e| {
             format!("not blocking {net}: the controller's addresses are unknown ({e}), so the block could cut it off")
         })?;
-        refuse_controller_block(&net, &controller)?;
+        refuse_controller_block(&net, &ips(&targets))?;
         let ttl = (ttl_secs > 0).then(|| Duration::from_secs(ttl_secs));
         let key = net.to_string();
         let previous = self.lock().blocks.iter().find(|(c, _)| *c == key).cloned();
         self.blocker
             .block(&net, ttl)
             .map_err(|e| format!("blocking {net}: {e}"))?;
-        if !self.controller_reachable(&controller, port) {
+        if !self.controller_reachable(&targets) {
             let outcome = match self.restore_block(&net, previous.map(|(_, exp)| exp)) {
                 Ok(()) => "rolled back: the block is as it was before".to_string(),
                 Err(e) => format!("rollback failed too: {e}"),
             };
-            tracing::error!(%net, controller = ?controller, %outcome, "a block would cut off the controller");
+            tracing::error!(%net, controller = ?targets, %outcome, "a block would cut off the controller");
             return Err(format!(
                 "the controller was not reachable with {net} blocked; {outcome}"
             ));
@@ -353,7 +349,7 @@ impl Containment {
                 Err(e) => tracing::error!(error = %e, "re-applying isolation at start failed"),
             }
         }
-        let controller = self.known_controller().map(|(a, _)| a).unwrap_or_default();
+        let controller = self.known_controller().map(|a| ips(&a)).unwrap_or_default();
         let now = now_ms();
         for (cidr, expires) in &d.blocks {
             let Some(ttl) = remaining(*expires, now) else {
@@ -377,9 +373,10 @@ impl Containment {
         let Some(rec) = self.lock().isolation.clone() else {
             return;
         };
-        let Ok((addrs, _)) = self.resolve_controller() else {
+        let Ok(targets) = self.known_controller() else {
             return;
         };
+        let addrs = ips(&targets);
         if addrs == rec.controller {
             return;
         }
@@ -420,6 +417,30 @@ impl Containment {
         }
         s
     }
+}
+
+/// Every address a controller URL's host resolves to, with the URL's port.
+fn resolve_url(url: &str) -> Result<Vec<SocketAddr>, String> {
+    let host =
+        cordon_proto::channel::url_host(url).ok_or_else(|| format!("bad controller URL {url}"))?;
+    let port =
+        cordon_proto::channel::url_port(url).ok_or_else(|| format!("bad controller URL {url}"))?;
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving the controller {host}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("the controller {host} resolved to no address"));
+    }
+    Ok(addrs)
+}
+
+/// The distinct IP addresses of `targets`, sorted.
+fn ips(targets: &[SocketAddr]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = targets.iter().map(SocketAddr::ip).collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What is left of a block expiring at `expires` (ms): Some(None) for "until unblocked",

@@ -90,16 +90,18 @@ impl Blocker for RecordingBlocker {
 }
 
 /// Answers reachability checks as told.
-pub struct FixedReachability(pub AtomicBool);
+/// Answers as set, and records the addresses of the last check.
+pub struct FixedReachability(pub AtomicBool, pub Mutex<Vec<SocketAddr>>);
 
 impl FixedReachability {
     pub fn new(reachable: bool) -> Self {
-        Self(AtomicBool::new(reachable))
+        Self(AtomicBool::new(reachable), Mutex::default())
     }
 }
 
 impl Reachability for FixedReachability {
-    fn reachable(&self, _: &[SocketAddr], _: Duration) -> bool {
+    fn reachable(&self, addrs: &[SocketAddr], _: Duration) -> bool {
+        *self.1.lock().unwrap_or_else(|p| p.into_inner()) = addrs.to_vec();
         self.0.load(Ordering::SeqCst)
     }
 }

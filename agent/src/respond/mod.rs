@@ -33,18 +33,19 @@ pub struct HostResponder {
 }
 
 impl HostResponder {
-    /// The real responders for an agent with state in `state` talking to `controller_url`.
+    /// The real responders for an agent with state in `state` talking to the controllers at
+    /// `controller_urls`.
     pub fn new(
         state: &crate::state::StateDir,
         config: &crate::config::AgentConfig,
-        controller_url: String,
+        controller_urls: Vec<String>,
     ) -> Self {
         let containment = Containment::new(
             Box::new(isolate::NftIsolator),
             Box::new(block::NftBlocker),
             Box::new(containment::TcpReachability),
             config.containment.clone(),
-            controller_url,
+            controller_urls,
             state.dir.join("containment.json"),
         );
         Self {

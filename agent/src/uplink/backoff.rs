@@ -21,9 +21,15 @@ impl Backoff {
 
     /// The delay before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.ceiling;
+        let delay = self.same_delay();
         self.ceiling = (self.ceiling * 2).min(self.max);
-        let half = ceiling / 2;
+        delay
+    }
+
+    /// A delay drawn as the next one would be, without raising the ceiling: for moving on
+    /// to another controller within one round of attempts.
+    pub fn same_delay(&self) -> Duration {
+        let half = self.ceiling / 2;
         half + half.mul_f64(rand::random::<f64>())
     }
 
@@ -52,5 +58,12 @@ mod tests {
         assert!(delays[5..].windows(2).any(|w| w[0] != w[1]), "{delays:?}");
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
+        // The same ceiling again, however often asked.
+        let same: Vec<_> = (0..10).map(|_| b.same_delay()).collect();
+        assert!(
+            same.iter()
+                .all(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_millis(200)),
+            "{same:?}"
+        );
     }
 }

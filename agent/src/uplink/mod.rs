@@ -1,8 +1,9 @@
 //! The agent's link to the controller: enrolment, the one long-lived mTLS stream with its
-//! reconnect loop, and certificate renewal.
+//! reconnect loop (failing over between the controller's replicas), and certificate renewal.
 
 mod backoff;
 pub mod enroll;
+pub mod failover;
 mod renew;
 mod session;
 
@@ -19,8 +20,9 @@ use crate::swap::Swap;
 use crate::telemetry::Telemetry;
 use backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
-use cordon_proto::channel::{ChannelError, tls_channel};
+use cordon_proto::channel::{ChannelError, tls_channel_at};
 use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
+use failover::{Failover, Target};
 pub use session::BATCH_EVENTS;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,10 @@ pub struct Uplink {
     /// The settings in force: those read at start, with the live ones of any reload since.
     pub config: Swap<AgentConfig>,
     pub agent_id: String,
+    /// The controller URLs, in the order they are tried.
+    pub controllers: Vec<String>,
+    /// Where the stream is (or was last) connected; renewal goes there.
+    connected_to: std::sync::Mutex<Option<Target>>,
     /// Which process sensor runs, reported in heartbeats.
     pub process_sensor: String,
     dispatcher: Dispatcher<HostResponder>,
@@ -75,7 +81,8 @@ impl Uplink {
         process_sensor: Option<ProcessSensor>,
     ) -> Result<Arc<Self>, UplinkError> {
         let identity = state.identity()?;
-        let responder = HostResponder::new(&state, &config, identity.controller.clone());
+        let controllers = failover::configured(&identity, &config);
+        let responder = HostResponder::new(&state, &config, controllers);
         responder.containment.reapply();
         Self::with_responder(state, config, process_sensor, responder)
     }
@@ -132,6 +139,8 @@ impl Uplink {
         .with_timeout(config.command_timeout());
         Ok(Arc::new(Self {
             state,
+            controllers: failover::configured(&identity, &config),
+            connected_to: std::sync::Mutex::new(None),
             config: Swap::new(config),
             agent_id: identity.agent_id,
             process_sensor: process_mode,
@@ -146,14 +155,29 @@ impl Uplink {
         }))
     }
 
-    /// An agent-service client over mTLS with the current certificate from the state dir.
-    async fn client(&self) -> Result<AgentServiceClient<Channel>, UplinkError> {
-        let identity = self.state.identity()?;
+    /// Where to reach the controller now: where the stream is connected, or else the first
+    /// controller URL.
+    fn current_target(&self) -> Target {
+        let connected = self
+            .connected_to
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        connected.unwrap_or_else(|| Target {
+            url: self.controllers.first().cloned().unwrap_or_default(),
+            addr: None,
+        })
+    }
+
+    /// An agent-service client over mTLS to `target`, with the current certificate from the
+    /// state dir.
+    async fn client(&self, target: &Target) -> Result<AgentServiceClient<Channel>, UplinkError> {
         let ca = self.state.read(&self.state.ca())?;
         let cert = self.state.read(&self.state.cert())?;
         let key = self.state.read(&self.state.key())?;
-        let channel = tls_channel(
-            &identity.controller,
+        let channel = tls_channel_at(
+            &target.url,
+            target.addr,
             Certificate::from_pem(ca),
             Some(Identity::from_pem(cert, key)),
         )
@@ -168,27 +192,32 @@ impl Uplink {
 }
 
 /// Keeps the stream to the controller up for as long as the agent runs: reconnects after any
-/// failure with jittered exponential backoff, and renews the certificate in the background.
+/// failure with jittered exponential backoff, moving on to the next controller address (see
+/// [`failover`]), and renews the certificate in the background.
 pub async fn run(uplink: Arc<Uplink>) {
     tokio::spawn(renew::renew_loop(uplink.clone()));
     tokio::spawn(refresh_loop(uplink.clone()));
     let cfg = uplink.config.load();
-    let mut backoff = Backoff::new(
+    let backoff = Backoff::new(
         Duration::from_millis(cfg.reconnect_min_ms),
         Duration::from_secs(cfg.reconnect_max_secs),
     );
+    let mut failover = Failover::new(uplink.controllers.clone(), backoff);
     loop {
-        match session::run(&uplink).await {
+        let target = failover.next_target().await;
+        match session::run(&uplink, &target).await {
             Ok(end) => {
-                backoff.reset();
+                failover.worked(&target);
                 if end == session::End::Renewed {
                     tracing::info!("reconnecting with the renewed certificate");
                     continue;
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "no connection to the controller"),
+            Err(e) => {
+                tracing::warn!(controller = %target, error = %e, "no connection to the controller")
+            }
         }
-        let delay = backoff.next_delay();
+        let delay = failover.delay();
         tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::time::sleep(delay).await;
     }

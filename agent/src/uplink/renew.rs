@@ -49,7 +49,7 @@ async fn renew_once(up: &Uplink) -> Result<i64, UplinkError> {
     let key = rcgen::KeyPair::from_pem(&key_pem)
         .map_err(|e| UplinkError::Refused(format!("the private key is unreadable: {e}")))?;
     let csr_der = super::enroll::csr_for(&key).map_err(|e| UplinkError::Refused(e.to_string()))?;
-    let mut client = up.client().await?;
+    let mut client = up.client(&up.current_target()).await?;
     let resp = client
         .renew(RenewRequest { csr_der })
         .await

@@ -1,6 +1,7 @@
 //! One connection's life: open the stream, say hello, wait for welcome, then heartbeats out
 //! and commands in until the stream ends or a renewed certificate asks for a reconnect.
 
+use super::failover::Target;
 use super::{Uplink, UplinkError};
 use crate::sensors::inventory::host_facts;
 use cordon_proto::time::now_ms;
@@ -22,10 +23,10 @@ pub enum End {
 
 const OUTBOUND_QUEUE: usize = 256;
 
-/// Runs one stream. Errors before the welcome are connection failures; once welcomed, the end
-/// of the stream is an `End`.
-pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
-    let mut client = up.client().await?;
+/// Runs one stream to `target`. Errors before the welcome are connection failures; once
+/// welcomed, the end of the stream is an `End`.
+pub async fn run(up: &Arc<Uplink>, target: &Target) -> Result<End, UplinkError> {
+    let mut client = up.client(target).await?;
     let (tx, rx) = mpsc::channel::<AgentMessage>(OUTBOUND_QUEUE);
     // The heartbeat interval of a reloaded configuration applies from the next connection,
     // whose hello tells the controller.
@@ -54,7 +55,8 @@ pub async fn run(up: &Arc<Uplink>) -> Result<End, UplinkError> {
         }
         Err(s) => return Err(UplinkError::Refused(cordon_proto::status::describe(&s))),
     }
-    tracing::info!(agent_id = %up.agent_id, "connected to the controller");
+    tracing::info!(agent_id = %up.agent_id, controller = %target, "connected to the controller");
+    *up.connected_to.lock().unwrap_or_else(|p| p.into_inner()) = Some(target.clone());
     let _shipper = AbortOnDrop(tokio::spawn(ship(up.clone(), tx.clone())));
 
     let mut heartbeat = tokio::time::interval(config.heartbeat());

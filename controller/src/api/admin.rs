@@ -69,6 +69,7 @@ impl AdminService for AdminApi {
             controller_url: self.0.config.url.clone(),
             ca_fingerprint: self.0.ca.fingerprint(),
             labels: t.labels,
+            replica_urls: self.0.config.replica_urls.clone(),
         })
     }
 

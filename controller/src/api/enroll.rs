@@ -82,6 +82,7 @@ impl Enrollment for EnrollApi {
                     ca_certificate_pem: self.ctl.ca.cert_pem().to_string(),
                     command_signing_key: self.ctl.signer.public_key(),
                     certificate_expires_at_ms: done.certificate_expires_at_ms,
+                    controller_urls: self.ctl.config.controller_urls(),
                 }))
             }
             Err(e) => {

@@ -21,6 +21,10 @@ pub struct ControllerConfig {
     pub listen: SocketAddr,
     /// URL agents and admins use to reach this controller.
     pub url: String,
+    /// The URLs of the other replicas on the same store, which agents fail over to: sent to
+    /// every agent at enrolment with `url`, and shown in the enrolment command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_urls: Vec<String>,
     /// DNS names and IP addresses for the server certificate, used when the PKI is created.
     #[serde(default)]
     pub names: Vec<String>,
@@ -83,6 +87,7 @@ impl ControllerConfig {
         Self {
             listen,
             url,
+            replica_urls: Vec::new(),
             names: Vec::new(),
             agent_cert_ttl_secs: default_agent_cert_ttl(),
             command_ttl_secs: default_command_ttl(),
@@ -98,6 +103,15 @@ impl ControllerConfig {
             store: StoreConfig::default(),
             health_listen: None,
         }
+    }
+
+    /// Every URL of this controller and its replicas, its own first: what agents fail over
+    /// between.
+    pub fn controller_urls(&self) -> Vec<String> {
+        std::iter::once(&self.url)
+            .chain(&self.replica_urls)
+            .cloned()
+            .collect()
     }
 
     /// Loads `DATA_DIR/controller.toml`.
@@ -120,6 +134,14 @@ impl ControllerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !self.url.starts_with("https://") {
             return Err(format!("url {:?} must start with https://", self.url));
+        }
+        if !self.replica_urls.is_empty() {
+            let urls = cordon_proto::channel::controller_urls(&self.replica_urls)
+                .map_err(|e| format!("replica_urls: {e}"))?;
+            let own = self.url.trim_end_matches('/');
+            if urls.len() != self.replica_urls.len() || urls.iter().any(|u| u == own) {
+                return Err("replica_urls: a URL is listed twice (or is url itself)".into());
+            }
         }
         if self.agent_cert_ttl_secs < 10 {
             return Err("agent_cert_ttl_secs must be at least 10".into());

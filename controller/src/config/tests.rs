@@ -165,3 +165,26 @@ fn a_written_config_reads_back_the_same() {
     assert_eq!(back.events, cfg.events);
     assert_eq!(back.console, cfg.console);
 }
+
+#[test]
+fn replica_urls_are_checked_and_go_after_the_controllers_own() {
+    let plain = parse("").unwrap();
+    assert_eq!(plain.controller_urls(), ["https://localhost:7443"]);
+    assert!(!toml::to_string(&plain).unwrap().contains("replica_urls"));
+    let two = parse("replica_urls = [\"https://ctl-b.example:7443\"]").unwrap();
+    assert_eq!(
+        two.controller_urls(),
+        ["https://localhost:7443", "https://ctl-b.example:7443"]
+    );
+    for (bad, why) in [
+        ("[\"http://ctl-b:7443\"]", "https://HOST:PORT"),
+        ("[\"https://localhost:7443\"]", "listed twice"),
+        ("[\"https://b:1\", \"https://b:1/\"]", "listed twice"),
+    ] {
+        let err = parse(&format!("replica_urls = {bad}")).unwrap_err();
+        assert!(
+            err.contains("replica_urls") && err.contains(why),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -51,7 +51,11 @@ pub async fn create(
         .await
     {
         Ok(t) => {
-            let command = command(&ctl.config.url, &ctl.ca.fingerprint(), &t.token);
+            let command = command(
+                &ctl.config.controller_urls(),
+                &ctl.ca.fingerprint(),
+                &t.token,
+            );
             html(created_page(&caller, &t, &command))
         }
         Err(e) => failed(&e),
@@ -73,10 +77,11 @@ fn parse(f: &EnrolForm) -> Result<(HashMap<String, String>, u32, u64), String> {
 }
 
 /// The command that enrols a host with `token` (the token in the environment, so the
-/// host's process listing does not show it).
-fn command(url: &str, fingerprint: &str, token: &str) -> String {
+/// host's process listing does not show it), with one `--controller` for each replica.
+fn command(urls: &[String], fingerprint: &str, token: &str) -> String {
+    let controllers: String = urls.iter().map(|u| format!("--controller {u} ")).collect();
     format!(
-        "CORDON_TOKEN={token} cordon-agent enroll --controller {url} \
+        "CORDON_TOKEN={token} cordon-agent enroll {controllers}\
          --ca-fingerprint {fingerprint} --state-dir {STATE_DIR}\n\
          systemctl enable --now cordon-agent"
     )
@@ -135,10 +140,18 @@ mod tests {
 
     #[test]
     fn the_command_enrols_with_the_token_in_the_environment() {
-        let cmd = command("https://ctl:7443", "sha256:ab", "cdt_x");
+        let cmd = command(&["https://ctl:7443".into()], "sha256:ab", "cdt_x");
         assert!(
             cmd.starts_with("CORDON_TOKEN=cdt_x cordon-agent enroll --controller https://ctl:7443")
         );
         assert!(cmd.contains("--ca-fingerprint sha256:ab --state-dir /var/lib/cordon-agent"));
+        let urls = ["https://a:7443".to_string(), "https://b:7443".to_string()];
+        let cmd = command(&urls, "sha256:ab", "cdt_x");
+        assert!(
+            cmd.contains(
+                "--controller https://a:7443 --controller https://b:7443 --ca-fingerprint"
+            ),
+            "{cmd}"
+        );
     }
 }

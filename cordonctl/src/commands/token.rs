@@ -54,6 +54,9 @@ pub async fn run(admin: &mut AdminClient, cmd: TokenCmd) -> Result<(), CtlError>
 fn show(t: &CreateTokenResponse) {
     outln!("token:          {}", t.token);
     outln!("controller:     {}", t.controller_url);
+    for replica in &t.replica_urls {
+        outln!("replica:        {replica}");
+    }
     outln!("ca fingerprint: {}", t.ca_fingerprint);
     outln!(
         "expires:        {}   uses: {}",
@@ -64,10 +67,13 @@ fn show(t: &CreateTokenResponse) {
     outln!(
         "enrol a host with (the token in the environment or a file, not on the command line,\n\
          where every process listing shows it):\n  \
-         CORDON_TOKEN={} cordon-agent enroll --controller {} --ca-fingerprint {}\n\
+         CORDON_TOKEN={} cordon-agent enroll {}--ca-fingerprint {}\n\
          or put the token in a file readable only by root and pass --token-file FILE",
         t.token,
-        t.controller_url,
+        std::iter::once(&t.controller_url)
+            .chain(&t.replica_urls)
+            .map(|u| format!("--controller {u} "))
+            .collect::<String>(),
         t.ca_fingerprint
     );
 }

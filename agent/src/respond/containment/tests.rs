@@ -12,6 +12,7 @@ struct Rig {
     blocker: Arc<RecordingBlocker>,
     reach: Arc<FixedReachability>,
     file: PathBuf,
+    controllers: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -23,6 +24,7 @@ impl Rig {
             blocker: Arc::default(),
             reach: Arc::new(FixedReachability::new(true)),
             file: dir.path().join("containment.json"),
+            controllers: vec!["https://127.0.0.1:7443".into()],
             _dir: dir,
         }
     }
@@ -32,7 +34,7 @@ impl Rig {
             Box::new(self.blocker.clone()),
             Box::new(self.reach.clone()),
             crate::config::ContainmentConfig::default(),
-            "https://127.0.0.1:7443".into(),
+            self.controllers.clone(),
             self.file.clone(),
         )
     }
@@ -170,4 +172,37 @@ fn an_allowlist_letting_a_whole_family_through_is_refused() {
     // One port everywhere still isolates everything else.
     m.isolate(&["0.0.0.0/0:443".into(), "10.0.0.0/8".into()], "x")
         .unwrap();
+}
+
+#[test]
+fn every_controller_replica_stays_reachable_through_isolation_and_blocks() {
+    let mut rig = Rig::new();
+    rig.controllers = vec![
+        "https://127.0.0.1:7443".into(),
+        "https://127.0.0.2:7444".into(),
+        "https://[::1]".into(),
+    ];
+    let m = rig.manager();
+    let res = m.isolate(&[], "incident").unwrap();
+    assert_eq!(res.controller_addresses, ["127.0.0.1", "127.0.0.2", "::1"]);
+    let plan = rig.isolator.applied.lock().unwrap().clone().unwrap();
+    assert_eq!(plan.controller.len(), 3, "{plan:?}");
+    // The reachability check asks for every replica, each at its own port.
+    let asked: Vec<String> = rig
+        .reach
+        .1
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(
+        asked,
+        ["127.0.0.1:7443", "127.0.0.2:7444", "[::1]:443"],
+        "{asked:?}"
+    );
+    for cidr in ["127.0.0.2", "::1/128"] {
+        let err = m.block(cidr, 0).unwrap_err();
+        assert!(err.contains("refusing"), "{cidr}: {err}");
+    }
 }

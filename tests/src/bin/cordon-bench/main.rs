@@ -362,7 +362,7 @@ fn enrol_rate(admin: &AdminConfig, n: usize, parallel: usize) -> anyhow::Result<
                 for i in 0..count {
                     let state = StateDir::new(base.join(format!("{worker}-{i}")));
                     let opts = EnrollOptions {
-                        controller: token.controller_url.clone(),
+                        controllers: vec![token.controller_url.clone()],
                         token: token.token.clone(),
                         ca_fingerprint: token.ca_fingerprint.clone(),
                         labels: HashMap::new(),
