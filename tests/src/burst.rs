@@ -144,3 +144,36 @@ pub fn wait_spooled(agent: &AgentHandle, key: &(Kind, String)) -> SpoolSnapshot 
     })
     .unwrap_or_else(|| panic!("{key:?} never reached the spool\n{}", agent.log_text()))
 }
+
+/// `controllers = [...]` for an agent's config file.
+pub fn controllers(urls: &[&str]) -> String {
+    let list: Vec<String> = urls
+        .iter()
+        .map(|u| toml::Value::from(*u).to_string())
+        .collect();
+    format!("controllers = [{}]\n", list.join(", "))
+}
+
+/// A directory for the agent's file sensor to watch alone.
+pub fn watched(d: &Deployment, agent: &AgentHandle) -> PathBuf {
+    let watch = d.dir.path().join("watch");
+    std::fs::create_dir(&watch).unwrap();
+    agent.watch_only(&watch);
+    watch
+}
+
+/// Checks that every event of files `0..n` is stored once and no sequence number is missing.
+pub fn assert_all_stored_once(d: &Deployment, agent: &AgentHandle, files: &Files, n: usize) {
+    let stored = wait_stored(d, agent, &files.keys(n - 1)[1], Duration::from_secs(60));
+    // Panics on an event stored twice.
+    let by_key = stored_files(&stored);
+    let missing: Vec<usize> = (0..n)
+        .filter(|i| files.keys(*i).iter().any(|k| !by_key.contains_key(k)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files not stored: {missing:?}\n{}",
+        logs(d, agent)
+    );
+    assert_eq!(missing_seqs(&stored), BTreeSet::new(), "gaps in the store");
+}

@@ -64,7 +64,7 @@ impl Replica {
                 std::fs::write(&to, text.replace(&old, &data_dir.display().to_string())).unwrap();
             }
         }
-        let port = free_port();
+        let port = crate::deploy::free_loopback_port();
         let url = format!("https://127.0.0.1:{port}");
         let config = data_dir.join("controller.toml");
         let text = std::fs::read_to_string(&config).unwrap();
@@ -144,13 +144,4 @@ fn ctl_at(data_dir: &Path, args: &[&str]) -> Output {
     cmd.env("CORDON_ADMIN", data_dir.join("admin.toml"))
         .args(args);
     run(cmd, Duration::from_secs(60))
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

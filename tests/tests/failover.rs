@@ -9,51 +9,16 @@
 #![allow(clippy::unwrap_used)]
 
 use cordon_tests::binaries::{Proc, bin};
-use cordon_tests::burst::{Files, logs, missing_seqs, stored_files, wait_stored};
-use cordon_tests::deploy::{
-    AgentHandle, CTL_ADDR, CTL_NAME, Deployment, PEER_V4, PEER_V6, free_loopback_port,
+use cordon_tests::burst::{
+    Files, assert_all_stored_once, controllers, logs, stored_files, watched,
 };
+use cordon_tests::deploy::{CTL_ADDR, CTL_NAME, Deployment, PEER_V4, PEER_V6, free_loopback_port};
 use cordon_tests::netns::{EchoServer, NsHosts, reachable};
 use cordon_tests::{poll, require_root};
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-
-/// `controllers = [...]` for an agent's config file.
-fn controllers(urls: &[&str]) -> String {
-    let list: Vec<String> = urls
-        .iter()
-        .map(|u| toml::Value::from(*u).to_string())
-        .collect();
-    format!("controllers = [{}]\n", list.join(", "))
-}
-
-/// A directory for the agent's file sensor to watch alone.
-fn watched(d: &Deployment, agent: &AgentHandle) -> PathBuf {
-    let watch = d.dir.path().join("watch");
-    std::fs::create_dir(&watch).unwrap();
-    agent.watch_only(&watch);
-    watch
-}
-
-/// Checks that every event of files `0..n` is stored once and no sequence number is missing.
-fn assert_all_stored_once(d: &Deployment, agent: &AgentHandle, files: &Files, n: usize) {
-    let stored = wait_stored(d, agent, &files.keys(n - 1)[1], Duration::from_secs(60));
-    // Panics on an event stored twice.
-    let by_key = stored_files(&stored);
-    let missing: Vec<usize> = (0..n)
-        .filter(|i| files.keys(*i).iter().any(|k| !by_key.contains_key(k)))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "files not stored: {missing:?}\n{}",
-        logs(d, agent)
-    );
-    assert_eq!(missing_seqs(&stored), BTreeSet::new(), "gaps in the store");
-}
 
 #[test]
 fn a_dead_controller_listed_first_is_passed_over_at_enrolment_and_at_connection() {

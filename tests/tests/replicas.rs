@@ -6,11 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+use cordon_tests::burst::{
+    Files, assert_all_stored_once, controllers, logs, stored_files, watched,
+};
 use cordon_tests::replicas::{Replica, on_postgres};
 use cordon_tests::repo::{apply, detection_config as detection, marker, own_rule};
 use cordon_tests::{poll, require_root, within};
 use std::process::Command;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_command_issued_through_one_replica_reaches_an_agent_on_the_other() {
@@ -50,6 +55,56 @@ fn a_command_issued_through_one_replica_reaches_an_agent_on_the_other() {
         agent.log_text()
     );
     assert_eq!(d.agent_record(&agent.id)["online"], false);
+}
+
+#[test]
+fn an_agent_fails_over_to_the_other_replica_when_its_dies_mid_burst_losing_nothing() {
+    let Some((mut d, _)) = on_postgres("replicas_failover", "") else {
+        return;
+    };
+    let b = Replica::beside(&d);
+    let mut agent = d.enroll_agent("a1", &[]);
+    let watch = watched(&d, &agent);
+    agent.configure(&controllers(&[&d.url, &b.url]));
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+
+    const N: usize = 3000;
+    let files = Arc::new(Files::new(&watch, "burst", 0));
+    let maker = std::thread::spawn({
+        let files = files.clone();
+        move || files.make(0..N, &AtomicBool::new(false))
+    });
+    let flowing = poll(Duration::from_secs(30), || {
+        let stored = stored_files(&d.stored_events(&agent.id));
+        stored.contains_key(&files.keys(150)[0]).then_some(())
+    });
+    d.kill9_controller();
+    let killed = Instant::now();
+    assert!(
+        flowing.is_some(),
+        "events never flowed\n{}",
+        logs(&d, &agent)
+    );
+    // Connected to B: a ping through B is answered (B holds the stream; A is gone).
+    let answered = within(Duration::from_secs(30), || {
+        b.try_ctl(&["ping", &agent.id, "--wait", "3"])
+            .status
+            .success()
+    });
+    assert!(
+        answered,
+        "the agent never came online through B:\n{}",
+        agent.log_text()
+    );
+    eprintln!(
+        "agent online through B {:?} after A was killed",
+        killed.elapsed()
+    );
+    assert_eq!(maker.join().unwrap(), N);
+    // A comes back as a replica too; every event is in the shared store once.
+    d.start_controller();
+    assert_all_stored_once(&d, &agent, &files, N);
 }
 
 #[test]

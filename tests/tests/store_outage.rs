@@ -9,7 +9,8 @@
 use cordon_controller::store::pg::testing::{start_cluster, stop_cluster};
 use cordon_proto::event;
 use cordon_proto::file_event::Kind;
-use cordon_tests::replicas::{free_port, on_postgres};
+use cordon_tests::deploy::free_loopback_port as free_port;
+use cordon_tests::replicas::on_postgres;
 use cordon_tests::{poll, within};
 use std::collections::HashMap;
 use std::io::{Read, Write};
