@@ -55,6 +55,21 @@ fn a_command_issued_through_one_replica_reaches_an_agent_on_the_other() {
         agent.log_text()
     );
     assert_eq!(d.agent_record(&agent.id)["online"], false);
+
+    // A person revoked through B is refused by A at once.
+    let bob = d.member("bob", "analyst", &[]);
+    assert!(
+        d.try_ctl_as(&bob.credential(), &["agents", "list"])
+            .status
+            .success()
+    );
+    b.ctl(&["users", "revoke", "bob"]);
+    let shut_out = within(Duration::from_secs(5), || {
+        !d.try_ctl_as(&bob.credential(), &["agents", "list"])
+            .status
+            .success()
+    });
+    assert!(shut_out, "A still serves a person revoked through B");
 }
 
 #[test]
