@@ -109,6 +109,30 @@ impl AdminService for AdminApi {
         answer(done, command_record)
     }
 
+    async fn isolate_by_labels(
+        &self,
+        req: Request<IsolateByLabelsRequest>,
+    ) -> Answer<IsolateByLabelsResponse> {
+        let admin = super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let asked = core::FanOutRequest {
+            labels: r.labels,
+            max_hosts: r.max_hosts,
+            dry_run: r.dry_run,
+            skip_protected: r.skip_protected,
+            isolate: r.isolate.unwrap_or_default(),
+            ttl_secs: r.ttl_secs,
+            wait_secs: r.wait_secs,
+        };
+        // In a task of its own, as a single command: a caller that hangs up must not cancel
+        // the fan-out half way, nor its audit entry.
+        let ctl = self.0.clone();
+        let done = tokio::spawn(async move { ctl.isolate_by_labels(&admin, asked).await })
+            .await
+            .map_err(|e| Status::internal(format!("the fan-out task failed: {e}")))?;
+        answer(done, fanout_response)
+    }
+
     async fn list_commands(
         &self,
         req: Request<ListCommandsRequest>,

@@ -17,13 +17,15 @@ fn code(e: &CoreError) -> Code {
         | NoPlaybook(_)
         | NoApproval(_)
         | NoUser(_)
-        | NoProcess { .. } => Code::NotFound,
+        | NoProcess { .. }
+        | NoHostMatches(_) => Code::NotFound,
         CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
         NameTaken(_) => Code::AlreadyExists,
         Inactive(..) | Invite(_) | SignInRefused(_) => Code::Unauthenticated,
         SignInThrottled => Code::ResourceExhausted,
         PermissionDenied { .. } | ServiceCannotApprove(_) | OwnRequest(_) => Code::PermissionDenied,
         AwaitsSecondPerson(_) | DryRunNotSet(_) | ServiceInvite(_) => Code::FailedPrecondition,
+        FanOutTooLarge { .. } | FanOutProtected { .. } => Code::FailedPrecondition,
         NotEnrolled(_) | Revoked(_) | RenewalRefused(_) | RenewalKeyMismatch => {
             Code::PermissionDenied
         }
@@ -37,6 +39,7 @@ fn code(e: &CoreError) -> Code {
         AgentIdRequired
         | AmbiguousAgent(_)
         | ActionRequired
+        | EmptySelector
         | LimitTooHigh(_)
         | QueryTooLong(_)
         | BadLabels(_)

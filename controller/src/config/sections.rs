@@ -143,6 +143,9 @@ pub struct PeopleConfig {
     pub four_eyes: bool,
     /// How long such a request waits for its second person, in seconds.
     pub approval_timeout_secs: u64,
+    /// A fan-out (`cordonctl isolate --labels`) that would isolate more hosts than this is
+    /// refused unless the person states a maximum at least as large (`--max N`).
+    pub fanout_cap: u32,
 }
 
 /// The longest credential or invite: 90 days.
@@ -155,6 +158,7 @@ impl Default for PeopleConfig {
             invite_ttl_secs: 24 * 3600,
             four_eyes: false,
             approval_timeout_secs: 3600,
+            fanout_cap: 10,
         }
     }
 }
@@ -168,6 +172,9 @@ impl PeopleConfig {
             return Err(format!(
                 "people.credential_ttl_secs, invite_ttl_secs and approval_timeout_secs must be 1 to {MAX_PEOPLE_TTL}"
             ));
+        }
+        if self.fanout_cap == 0 {
+            return Err("people.fanout_cap must be at least 1".into());
         }
         Ok(())
     }

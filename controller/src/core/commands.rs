@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 /// Longest a command may live.
 pub const MAX_COMMAND_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest an administrator may wait for a command's result in one call.
-const MAX_WAIT_SECS: u64 = 300;
+pub(super) const MAX_WAIT_SECS: u64 = 300;
 
 /// A command an administrator asks for.
 #[derive(Debug, Clone)]

@@ -51,6 +51,21 @@ pub enum CoreError {
     RenewalKeyMismatch,
     #[error("a command action is required")]
     ActionRequired,
+    /// A fan-out without a label to select hosts by.
+    #[error("a fan-out needs at least one label key=value to select hosts")]
+    EmptySelector,
+    #[error("no enrolled, unrevoked agent carries the labels {0}")]
+    NoHostMatches(String),
+    /// More hosts would be isolated than the person said (or than the configured cap).
+    #[error(
+        "{count} hosts match, more than the maximum of {max}: check the labels, and state the count with --max {count} to go ahead"
+    )]
+    FanOutTooLarge { count: usize, max: u32 },
+    /// A fan-out never isolates a host that carries a protected label.
+    #[error(
+        "{count} matching hosts carry a protected label (such as {example}): a fan-out never isolates them; isolate those one by one, or leave them out with --skip-protected"
+    )]
+    FanOutProtected { count: usize, example: String },
     #[error("no command {0:?}")]
     NoCommand(String),
     #[error("stored command {id} is corrupt: {source}")]

@@ -181,6 +181,22 @@ pub fn command_record(row: CommandRow) -> CommandRecord {
     }
 }
 
+/// The answer to a fan-out: every host with its command, if one went out.
+pub fn fanout_response(f: super::FanOut) -> cordon_proto::IsolateByLabelsResponse {
+    let hosts = f.hosts.into_iter().map(|h| cordon_proto::FanOutHost {
+        agent_id: h.agent_id,
+        hostname: h.hostname,
+        command: h.command.map(command_record),
+        error: h.error,
+        skipped: h.skipped,
+    });
+    cordon_proto::IsolateByLabelsResponse {
+        matched: f.matched as u32,
+        hosts: hosts.collect(),
+        dry_run: f.dry_run,
+    }
+}
+
 pub fn audit_record(r: AuditRecord) -> cordon_proto::AuditRecord {
     cordon_proto::AuditRecord {
         seq: r.seq,

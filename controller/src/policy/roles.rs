@@ -139,6 +139,7 @@ pub const ADMIN_RPCS: &[(&str, Permission)] = &[
     ("GetAgent", Permission::Read),
     ("RevokeAgent", Permission::ManageAgents),
     ("SubmitCommand", Permission::Respond),
+    ("IsolateByLabels", Permission::Respond),
     ("ListCommands", Permission::Read),
     ("GetCommand", Permission::Read),
     ("QueryEvents", Permission::Read),

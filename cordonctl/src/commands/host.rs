@@ -2,6 +2,7 @@
 //! `restore`, `block-ip`, `unblock-ip`. Each is a signed command that cordonctl waits for
 //! until the agent confirms its result; a refusal or failure is an error with the reason.
 
+use super::fanout::FanOutArgs;
 use crate::cli::{JSON_LINES, JSON_ONE};
 use crate::client::AdminClient;
 use crate::error::CtlError;
@@ -10,6 +11,7 @@ use crate::term::{clean, outln};
 use crate::text::{short, status_name, time};
 use crate::{json, parse};
 use clap::{Args, Subcommand};
+use cordon_proto::limits::parse_label;
 use cordon_proto::*;
 use serde_json::json;
 use std::time::Duration;
@@ -26,10 +28,26 @@ pub enum HostCmd {
         #[arg(long, help = JSON_ONE)]
         json: bool,
     },
-    /// Cuts the host off the network but for loopback, the controller and the allowlist.
+    /// Cuts the host off the network but for loopback, the controller and the allowlist; with
+    /// --labels, every host carrying all the labels (a fan-out, printed one host a line).
     Isolate {
         /// Agent id (or an unambiguous prefix).
-        id: String,
+        #[arg(required_unless_present = "labels", conflicts_with = "labels")]
+        id: Option<String>,
+        /// Isolate every unrevoked host carrying this label, KEY=VALUE (repeatable: all must
+        /// match).
+        #[arg(long = "labels", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// With --labels: the most hosts to isolate; more matching refuses the whole request
+        /// (without it, the controller's [people] fanout_cap).
+        #[arg(long, default_value_t = 0, requires = "labels")]
+        max: u32,
+        /// With --labels: list the hosts that would be isolated, and isolate none.
+        #[arg(long, requires = "labels")]
+        dry_run: bool,
+        /// With --labels: leave out hosts carrying a protected label instead of refusing.
+        #[arg(long, requires = "labels")]
+        skip_protected: bool,
         /// CIDR or CIDR:PORT ([IPv6-CIDR]:PORT) that stays reachable (repeatable).
         #[arg(long = "allow")]
         allow: Vec<String>,
@@ -157,10 +175,29 @@ pub async fn run(admin: &mut AdminClient, cmd: HostCmd) -> Result<(), CtlError> 
         }
         HostCmd::Isolate {
             id,
+            labels,
+            max,
+            dry_run,
+            skip_protected,
             allow,
             reason,
             opts,
-        } => (id, Kind::Isolate(Isolate { allow, reason }), opts),
+        } => {
+            let isolate = Isolate { allow, reason };
+            let Some(id) = id else {
+                let args = FanOutArgs {
+                    labels,
+                    max,
+                    dry_run,
+                    skip_protected,
+                    isolate,
+                    wait: opts.wait,
+                    json: opts.json,
+                };
+                return super::fanout::run(admin, args).await;
+            };
+            (id, Kind::Isolate(isolate), opts)
+        }
         HostCmd::Release { id, opts } => (id, Kind::Release(Release {}), opts),
         HostCmd::Kill {
             id,

@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod audit;
 pub mod command;
 pub mod events;
+pub mod fanout;
 pub mod host;
 pub mod incidents;
 pub mod iocs;
