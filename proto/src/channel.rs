@@ -2,7 +2,7 @@
 //! server against the Cordon CA and presents a client certificate.
 
 use std::time::Duration;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -21,26 +21,38 @@ pub async fn tls_channel(
     ca: Certificate,
     identity: Option<Identity>,
 ) -> Result<Channel, ChannelError> {
+    tls_endpoint(url, ca, identity)?
+        .connect()
+        .await
+        .map_err(|source| ChannelError::Connect {
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// The endpoint [`tls_channel`] connects to, for a caller that sets more on it (such as the
+/// local address) before connecting.
+pub fn tls_endpoint(
+    url: &str,
+    ca: Certificate,
+    identity: Option<Identity>,
+) -> Result<Endpoint, ChannelError> {
     let host = url_host(url).ok_or_else(|| ChannelError::BadUrl(url.to_string()))?;
     let mut tls = ClientTlsConfig::new().ca_certificate(ca).domain_name(host);
     if let Some(identity) = identity {
         tls = tls.identity(identity);
     }
-    let connect_err = |source| ChannelError::Connect {
-        url: url.to_string(),
-        source,
-    };
-    Channel::from_shared(url.to_string())
+    Ok(Endpoint::from_shared(url.to_string())
         .map_err(|_| ChannelError::BadUrl(url.to_string()))?
         .tls_config(tls)
-        .map_err(connect_err)?
+        .map_err(|source| ChannelError::Connect {
+            url: url.to_string(),
+            source,
+        })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(connect_err)
+        .keep_alive_timeout(Duration::from_secs(10)))
 }
 
 /// The host part of an https URL, without IPv6 brackets.

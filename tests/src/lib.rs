@@ -16,6 +16,7 @@ pub mod owned;
 pub mod people;
 pub mod rawconn;
 pub mod repo;
+pub mod sim;
 pub mod webhook;
 
 /// True when the test may use root-only facilities (network namespaces). Outside CI a test

@@ -1,7 +1,7 @@
 //! The agent's link to the controller: enrolment, the one long-lived mTLS stream with its
 //! reconnect loop, and certificate renewal.
 
-mod backoff;
+pub mod backoff;
 pub mod enroll;
 mod renew;
 mod session;
