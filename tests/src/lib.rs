@@ -14,6 +14,7 @@ pub mod logs;
 pub mod netns;
 pub mod owned;
 pub mod people;
+pub mod procstat;
 pub mod rawconn;
 pub mod repo;
 pub mod sim;

@@ -5,7 +5,7 @@
 //! backoff until the deadline.
 
 use super::exec::{SIM_RULESET_HASH, SimExecutor};
-use super::{Counters, SimIdentity, SimOptions};
+use super::{Counters, SimIdentity, SimOptions, WelcomeLog};
 use cordon_agent::commands::{Dispatcher, Ledger, Verifier};
 use cordon_agent::uplink::backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
@@ -34,6 +34,7 @@ pub struct SimAgent {
     pub id: Arc<SimIdentity>,
     pub source: IpAddr,
     pub counters: Arc<Counters>,
+    welcomes: Option<Arc<WelcomeLog>>,
     opts: Arc<SimOptions>,
     dispatcher: Arc<Dispatcher<SimExecutor>>,
     /// Events generated and not yet acknowledged, in sequence order.
@@ -62,11 +63,18 @@ impl SimAgent {
             id,
             source,
             counters: Arc::new(Counters::default()),
+            welcomes: None,
             opts,
             dispatcher: Arc::new(dispatcher),
             unacked: VecDeque::new(),
             next_seq: first_seq,
         })
+    }
+
+    /// Records each welcome in `log` too.
+    pub fn logging_welcomes(mut self, log: Arc<WelcomeLog>) -> Self {
+        self.welcomes = Some(log);
+        self
     }
 
     /// Connects and reconnects until `deadline`.
@@ -126,6 +134,9 @@ impl SimAgent {
     async fn session(&mut self, deadline: Instant) -> anyhow::Result<End> {
         let (tx, mut inbound) = self.open().await?;
         self.counters.welcomed();
+        if let Some(log) = &self.welcomes {
+            log.record();
+        }
         let _online = Online(self.counters.clone());
         // What was in flight when the last stream broke goes again (stored once).
         self.resend(&tx).await;
@@ -140,10 +151,10 @@ impl SimAgent {
                     }
                 }
                 _ = tick(&mut telemetry) => {
-                    if let Some(batch) = self.generate() {
-                        if tx.send(batch).await.is_err() {
-                            return Ok(End::Closed);
-                        }
+                    if let Some(batch) = self.generate()
+                        && tx.send(batch).await.is_err()
+                    {
+                        return Ok(End::Closed);
                     }
                 }
                 m = inbound.message() => match m {

@@ -10,8 +10,8 @@ pub mod exec;
 pub use enrol::{Enrolled, SimIdentity, fleet_identities};
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -99,9 +99,35 @@ impl Counters {
     }
 }
 
+/// When the controller welcomed a stream, every time it did (for connection-rate curves).
+#[derive(Debug, Default)]
+pub struct WelcomeLog(Mutex<Vec<std::time::Instant>>);
+
+impl WelcomeLog {
+    fn record(&self) {
+        self.lock().push(std::time::Instant::now());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<std::time::Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Welcomes per second from `from` for `secs` seconds.
+    pub fn per_second(&self, from: std::time::Instant, secs: usize) -> Vec<u64> {
+        let mut buckets = vec![0; secs];
+        for t in self.lock().iter().filter(|t| **t >= from) {
+            if let Some(b) = buckets.get_mut((*t - from).as_secs() as usize) {
+                *b += 1;
+            }
+        }
+        buckets
+    }
+}
+
 /// A running fleet of simulated agents; its tasks stop at the deadline, or on drop.
 pub struct Fleet {
     pub agents: Vec<(String, Arc<Counters>)>,
+    pub welcomes: Arc<WelcomeLog>,
     tasks: Vec<JoinHandle<()>>,
     pub started: Instant,
 }
@@ -128,14 +154,17 @@ impl Fleet {
         let first_seq = cordon_proto::time::now_ms().max(1) as u64 * 1000;
         let mut agents = Vec::with_capacity(ids.len());
         let mut tasks = Vec::with_capacity(ids.len());
+        let welcomes = Arc::new(WelcomeLog::default());
         for id in ids {
             let source = source_address(id.index, opts.per_source);
-            let a = agent::SimAgent::new(id.clone(), source, opts.clone(), first_seq)?;
+            let a = agent::SimAgent::new(id.clone(), source, opts.clone(), first_seq)?
+                .logging_welcomes(welcomes.clone());
             agents.push((id.agent_id.clone(), a.counters.clone()));
             tasks.push(tokio::spawn(a.run(deadline)));
         }
         Ok(Self {
             agents,
+            welcomes,
             tasks,
             started,
         })
