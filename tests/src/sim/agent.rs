@@ -13,8 +13,8 @@ use cordon_proto::channel::tls_endpoint;
 use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    AgentMessage, AgentNotice, ContainmentState, ControllerMessage, Event, Heartbeat, Hello,
-    TelemetryBatch, agent_message, controller_message, event,
+    AgentMessage, AgentMetrics, AgentNotice, ContainmentState, ControllerMessage, Event, Heartbeat,
+    Hello, TelemetryBatch, agent_message, controller_message, event,
 };
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -179,7 +179,16 @@ impl SimAgent {
                 isolation_applied_hash: hash.into(),
                 ..Default::default()
             }),
-            metrics: None,
+            // As much as a real agent reports, so the controller stores as much.
+            metrics: Some(AgentMetrics {
+                cpu_percent: 0.5,
+                rss_bytes: 30 << 20,
+                spool_events: self.unacked.len() as u64,
+                spool_bytes: 0,
+                events_per_sec: self.opts.events_per_sec,
+                events_lost: 0,
+                sensors: vec!["process: simulated".into(), "file: simulated".into()],
+            }),
         }))
     }
 

@@ -21,11 +21,14 @@ use tokio::runtime::Runtime;
 /// How long an agent count may take to come online before the benchmark gives up.
 const ONLINE_LIMIT: Duration = Duration::from_secs(180);
 
-/// Agents the controller lists as online now (None while it does not answer).
-async fn controller_online(admin: &AdminConfig) -> Option<usize> {
-    let mut client = connect(admin).await.ok()?;
-    let list = client.list_agents(ListAgentsRequest {}).await.ok()?;
-    Some(list.into_inner().agents.iter().filter(|a| a.online).count())
+/// Agents the controller lists as online now, or why it did not answer.
+async fn controller_online(admin: &AdminConfig) -> Result<usize, String> {
+    let mut client = connect(admin).await.map_err(|e| e.to_string())?;
+    let list = client
+        .list_agents(ListAgentsRequest {})
+        .await
+        .map_err(|s| cordon_proto::status::describe(&s))?;
+    Ok(list.into_inner().agents.iter().filter(|a| a.online).count())
 }
 
 /// Agents online as the controller listed them, seconds after the start.
@@ -48,6 +51,13 @@ fn until_all_online(
         next += Duration::from_secs(1);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         let online = rt.block_on(controller_online(admin));
+        if let Err(e) = &online {
+            println!(
+                "  (at {:.1} s the controller did not list: {e})",
+                since.elapsed().as_secs_f64()
+            );
+        }
+        let online = online.ok();
         listed.push(Listed {
             at: since.elapsed().as_secs_f64(),
             online,
