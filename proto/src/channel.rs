@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
@@ -40,30 +40,50 @@ pub async fn tls_channel_at(
     ca: Certificate,
     identity: Option<Identity>,
 ) -> Result<Channel, ChannelError> {
-    let host = url_host(url).ok_or_else(|| ChannelError::BadUrl(url.to_string()))?;
-    let (target, shown) = match addr {
-        Some(a) => (format!("https://{a}"), format!("{url} ({a})")),
-        None => (url.to_string(), url.to_string()),
+    let shown = match addr {
+        Some(a) => format!("{url} ({a})"),
+        None => url.to_string(),
     };
+    tls_endpoint_at(url, addr, ca, identity)?
+        .connect()
+        .await
+        .map_err(|source| ChannelError::Connect { url: shown, source })
+}
+
+/// The endpoint [`tls_channel`] connects to, for a caller that sets more on it (such as the
+/// local address) before connecting.
+pub fn tls_endpoint(
+    url: &str,
+    ca: Certificate,
+    identity: Option<Identity>,
+) -> Result<Endpoint, ChannelError> {
+    tls_endpoint_at(url, None, ca, identity)
+}
+
+/// As [`tls_endpoint`], to `addr` when given (see [`tls_channel_at`]).
+pub fn tls_endpoint_at(
+    url: &str,
+    addr: Option<SocketAddr>,
+    ca: Certificate,
+    identity: Option<Identity>,
+) -> Result<Endpoint, ChannelError> {
+    let host = url_host(url).ok_or_else(|| ChannelError::BadUrl(url.to_string()))?;
+    let target = addr.map_or_else(|| url.to_string(), |a| format!("https://{a}"));
     let mut tls = ClientTlsConfig::new().ca_certificate(ca).domain_name(host);
     if let Some(identity) = identity {
         tls = tls.identity(identity);
     }
-    let connect_err = |source| ChannelError::Connect {
-        url: shown.clone(),
-        source,
-    };
-    Channel::from_shared(target)
+    Ok(Endpoint::from_shared(target)
         .map_err(|_| ChannelError::BadUrl(url.to_string()))?
         .tls_config(tls)
-        .map_err(connect_err)?
+        .map_err(|source| ChannelError::Connect {
+            url: url.to_string(),
+            source,
+        })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(connect_err)
+        .keep_alive_timeout(Duration::from_secs(10)))
 }
 
 /// Checks a controller URL: `https://HOST[:PORT]`.

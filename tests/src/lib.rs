@@ -15,9 +15,11 @@ pub mod logs;
 pub mod netns;
 pub mod owned;
 pub mod people;
+pub mod procstat;
 pub mod rawconn;
 pub mod replicas;
 pub mod repo;
+pub mod sim;
 pub mod webhook;
 
 /// True when the test may use root-only facilities (network namespaces). Outside CI a test

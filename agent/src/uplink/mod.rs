@@ -1,7 +1,7 @@
 //! The agent's link to the controller: enrolment, the one long-lived mTLS stream with its
 //! reconnect loop (failing over between the controller's replicas), and certificate renewal.
 
-mod backoff;
+pub mod backoff;
 pub mod enroll;
 pub mod failover;
 mod renew;

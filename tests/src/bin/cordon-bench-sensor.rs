@@ -18,6 +18,7 @@ use cordon_agent::sensors::process::{self, Mode, ProcessSensorConfig, Raw};
 use cordon_proto::{QueryEventsRequest, event, process_event};
 use cordon_tests::deploy::Deployment;
 use cordon_tests::execload::{self, LoopOpts, Via, Workload};
+use cordon_tests::procstat::{cost, tick_secs};
 use cordonctl::client::{AdminConfig, connect};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,26 +256,6 @@ fn measure(w: &Workload, modes: &[Mode3]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU ticks (utime + stime) and VmRSS (KiB) of a process.
-fn cost(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest: Vec<&str> = stat
-        .get(stat.rfind(')').context("stat")? + 1..)
-        .context("stat")?
-        .split_whitespace()
-        .collect();
-    // Fields 14 and 15; rest[0] is field 3.
-    let ticks = rest[11].parse::<u64>()? + rest[12].parse::<u64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .context("VmRSS")?
-        .parse()?;
-    Ok((ticks, rss))
-}
-
 /// Processes created on the whole host since boot (/proc/stat), which the agent sees too.
 fn host_forks() -> u64 {
     std::fs::read_to_string("/proc/stat")
@@ -291,9 +272,7 @@ fn host_forks() -> u64 {
 /// last RSS in MB. Also prints how busy the host was meanwhile.
 fn watch(pid: u32, mut done: impl FnMut() -> bool) -> anyhow::Result<(f64, f64, f64)> {
     let forks0 = host_forks();
-    use nix::unistd::{SysconfVar, sysconf};
-    let hz = sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100);
-    let tick = 1.0 / hz as f64;
+    let tick = tick_secs();
     let started = Instant::now();
     let (t0, mut rss) = cost(pid)?;
     let mut peak = rss;

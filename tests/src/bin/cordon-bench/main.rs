@@ -21,15 +21,20 @@
 //! and the client's). Scaled down with `--console-agents N`, `--console-events N`,
 //! `--console-alerts N`, `--console-incidents N`; `--console-requests N` measurements each.
 //!
+//! Scale (`scale.rs`, with the simulator of `cordon_tests::sim`): 10,000 simulated agents
+//! (`--scale-agents N`) on one controller: the cold-start handshake storm, the idle cost
+//! (`--scale-idle-secs S` window) and reconnection after a kill -9 with its rate curve.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
-//! `containment`, `shipping`, `ingest`, `detection`, `playbook` and `console` (default: all).
+//! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console` and `scale` (default: all).
 
 mod console;
 mod detection;
 mod fleet;
 mod playbook;
+mod scale;
 mod seed;
 mod telemetry;
 
@@ -66,6 +71,7 @@ const SECTIONS: &[&str] = &[
     "detection",
     "playbook",
     "console",
+    "scale",
 ];
 
 /// The sections `--only` names (all without it).
@@ -100,6 +106,8 @@ fn main() -> anyhow::Result<()> {
         incidents: arg("--console-incidents", 1000)?.clamp(1, 100_000),
     };
     let console_requests = arg("--console-requests", 200)?.clamp(1, 10_000);
+    let scale_agents = arg("--scale-agents", 10_000)?.clamp(1, 50_000);
+    let scale_idle_secs = arg("--scale-idle-secs", 60)?.clamp(5, 3600) as u64;
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -121,6 +129,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("console") {
         console::run(console_size, console_requests)?;
+    }
+    if run("scale") {
+        scale::run(scale_agents, scale_idle_secs)?;
     }
     if run("ping") || run("enrolments") {
         loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;
