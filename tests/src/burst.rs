@@ -177,3 +177,33 @@ pub fn assert_all_stored_once(d: &Deployment, agent: &AgentHandle, files: &Files
     );
     assert_eq!(missing_seqs(&stored), BTreeSet::new(), "gaps in the store");
 }
+
+/// A burst of files `0..n` being made in `watch` in the background.
+pub struct Burst {
+    pub files: std::sync::Arc<Files>,
+    pub maker: std::thread::JoinHandle<usize>,
+    /// Whether the first events were stored before [`Burst::start`] returned.
+    pub flowing: bool,
+}
+
+impl Burst {
+    /// Starts the burst and returns once the controller has stored file 150's creation (or
+    /// 30 s passed: see `flowing`), so a fault injected next hits events in flight.
+    pub fn start(d: &Deployment, agent: &AgentHandle, watch: &Path, n: usize) -> Self {
+        let files = std::sync::Arc::new(Files::new(watch, "burst", 0));
+        let maker = std::thread::spawn({
+            let files = files.clone();
+            move || files.make(0..n, &AtomicBool::new(false))
+        });
+        let flowing = poll(Duration::from_secs(30), || {
+            let stored = stored_files(&d.stored_events(&agent.id));
+            stored.contains_key(&files.keys(150)[0]).then_some(())
+        })
+        .is_some();
+        Self {
+            files,
+            maker,
+            flowing,
+        }
+    }
+}

@@ -76,3 +76,11 @@ pub fn own_rule(d: &Deployment, marker: &str) -> String {
 pub fn marker(what: &str) -> String {
     format!("cordon-pbt-{what}-{}", std::process::id())
 }
+
+/// A playbook `name` that, on an alert of `rule`, waits up to `timeout_secs` for a person's
+/// approval and then raises the incident's severity to critical (the step a test checks).
+pub fn approval_playbook(name: &str, rule: &str, timeout_secs: u32) -> String {
+    format!(
+        "name: {name}\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: {timeout_secs}\n  - action: set_incident\n    severity: critical\n"
+    )
+}

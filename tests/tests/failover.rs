@@ -9,15 +9,11 @@
 #![allow(clippy::unwrap_used)]
 
 use cordon_tests::binaries::{Proc, bin};
-use cordon_tests::burst::{
-    Files, assert_all_stored_once, controllers, logs, stored_files, watched,
-};
+use cordon_tests::burst::{Burst, Files, assert_all_stored_once, controllers, logs, watched};
 use cordon_tests::deploy::{CTL_ADDR, CTL_NAME, Deployment, PEER_V4, PEER_V6, free_loopback_port};
 use cordon_tests::netns::{EchoServer, NsHosts, reachable};
 use cordon_tests::{poll, require_root};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 #[test]
@@ -66,21 +62,13 @@ fn a_controller_killed_mid_burst_is_followed_to_its_other_address_losing_and_dou
     d.wait_online(&agent, true, Duration::from_secs(20));
 
     const N: usize = 4000;
-    let files = Arc::new(Files::new(&watch, "burst", 0));
-    let maker = std::thread::spawn({
-        let files = files.clone();
-        move || files.make(0..N, &AtomicBool::new(false))
-    });
-    let flowing = poll(Duration::from_secs(30), || {
-        let stored = stored_files(&d.stored_events(&agent.id));
-        stored.contains_key(&files.keys(150)[0]).then_some(())
-    });
+    let Burst {
+        files,
+        maker,
+        flowing,
+    } = Burst::start(&d, &agent, &watch, N);
     d.kill9_controller();
-    assert!(
-        flowing.is_some(),
-        "events never flowed\n{}",
-        logs(&d, &agent)
-    );
+    assert!(flowing, "events never flowed\n{}", logs(&d, &agent));
     // The burst goes on into the spool while no controller answers.
     let held = poll(Duration::from_secs(10), || {
         let snap = agent.spool_snapshot();

@@ -7,7 +7,8 @@
 use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4};
 use cordon_tests::netns::{EchoServer, reachable};
 use cordon_tests::repo::{
-    apply, detection_config as detection, marker, own_rule, path as repo, rule_id,
+    apply, approval_playbook, detection_config as detection, marker, own_rule, path as repo,
+    rule_id,
 };
 use cordon_tests::webhook::WebhookReceiver;
 use cordon_tests::{poll, require_root};
@@ -231,13 +232,7 @@ fn approvals_let_a_person_decide_and_are_recorded() {
     let (b64, suid) = (marker("approve-b64"), marker("approve-suid"));
     for (name, m) in [("ask-b64", &b64), ("ask-suid", &suid)] {
         let rule = own_rule(&d, m);
-        apply(
-            &d,
-            name,
-            &format!(
-                "name: {name}\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 120\n  - action: set_incident\n    severity: critical\n"
-            ),
-        );
+        apply(&d, name, &approval_playbook(name, &rule, 120));
     }
     // A refused file names its line and field.
     let bad = d.dir.path().join("bad.yml");
@@ -448,13 +443,7 @@ fn a_run_waiting_for_approval_survives_a_controller_restart() {
     let agent = online(&d, "a1", &[]);
     let m = marker("restart");
     let rule = own_rule(&d, &m);
-    apply(
-        &d,
-        "patient",
-        &format!(
-            "name: patient\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 300\n  - action: set_incident\n    severity: critical\n"
-        ),
-    );
+    apply(&d, "patient", &approval_playbook("patient", &rule, 300));
     sh(&format!("echo aWQK | base64 -d | sh >/dev/null # {m}"));
     let pending = poll(Duration::from_secs(30), || {
         d.ctl_list(&["approvals", "list"])

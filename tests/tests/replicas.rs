@@ -6,15 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_tests::burst::{
-    Files, assert_all_stored_once, controllers, logs, stored_files, watched,
-};
+use cordon_tests::burst::{Burst, assert_all_stored_once, controllers, logs, watched};
 use cordon_tests::replicas::{Replica, on_postgres};
-use cordon_tests::repo::{apply, detection_config as detection, marker, own_rule};
+use cordon_tests::repo::{
+    apply, approval_playbook, detection_config as detection, marker, own_rule,
+};
 use cordon_tests::{poll, require_root, within};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -85,22 +83,14 @@ fn an_agent_fails_over_to_the_other_replica_when_its_dies_mid_burst_losing_nothi
     d.wait_online(&agent, true, Duration::from_secs(20));
 
     const N: usize = 3000;
-    let files = Arc::new(Files::new(&watch, "burst", 0));
-    let maker = std::thread::spawn({
-        let files = files.clone();
-        move || files.make(0..N, &AtomicBool::new(false))
-    });
-    let flowing = poll(Duration::from_secs(30), || {
-        let stored = stored_files(&d.stored_events(&agent.id));
-        stored.contains_key(&files.keys(150)[0]).then_some(())
-    });
+    let Burst {
+        files,
+        maker,
+        flowing,
+    } = Burst::start(&d, &agent, &watch, N);
     d.kill9_controller();
     let killed = Instant::now();
-    assert!(
-        flowing.is_some(),
-        "events never flowed\n{}",
-        logs(&d, &agent)
-    );
+    assert!(flowing, "events never flowed\n{}", logs(&d, &agent));
     // Connected to B: a ping through B is answered (B holds the stream; A is gone).
     let answered = within(Duration::from_secs(30), || {
         b.try_ctl(&["ping", &agent.id, "--wait", "3"])
@@ -217,13 +207,7 @@ fn a_run_waiting_on_a_replica_that_died_is_taken_over_and_completes_once() {
     // Rule and playbook go in through A; B learns of both through the store.
     let m = marker("takeover");
     let rule = own_rule(&d, &m);
-    apply(
-        &d,
-        "patient",
-        &format!(
-            "name: patient\ntrigger:\n  rules: [{rule}]\nsteps:\n  - action: wait_for_approval\n    timeout_secs: 300\n  - action: set_incident\n    severity: critical\n"
-        ),
-    );
+    apply(&d, "patient", &approval_playbook("patient", &rule, 300));
     let listed = b.ctl_list(&["playbooks", "list"]);
     assert!(listed.to_string().contains("\"patient\""), "{listed}");
     let _ = Command::new("/bin/sh")
