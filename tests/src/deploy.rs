@@ -116,6 +116,18 @@ pub struct SpoolSnapshot {
     pub report: OpenReport,
 }
 
+/// Whether a freshly started controller answers `ctl` within `timeout` (tried every 50 ms).
+pub fn answers_within(timeout: Duration, ctl: impl Fn() -> Output) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ctl().status.success() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 /// Runs `ctl` with `args` and `--json`, and parses every line of its output as one JSON
 /// object.
 pub fn json_lines(args: &[&str], ctl: impl FnOnce(&[&str]) -> String) -> Vec<Value> {
@@ -275,12 +287,10 @@ impl Deployment {
         let log = self.controller_log();
         let earlier = std::fs::read_to_string(&log).unwrap_or_default();
         self.controller = Some(Proc::spawn("cordon-controller", cmd, log.clone()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.try_ctl(&["agents", "list"]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if answers_within(Duration::from_secs(20), || {
+            self.try_ctl(&["agents", "list"])
+        }) {
+            return;
         }
         panic!(
             "controller did not come up:\n{earlier}{}",

@@ -4,11 +4,11 @@
 //! command-signing key), listening on a port of its own, with its own log.
 
 use crate::binaries::{Proc, bin, run};
-use crate::deploy::{Deployment, json_lines, merged_toml};
+use crate::deploy::{Deployment, answers_within, json_lines, merged_toml};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// A controller deployment on a fresh database of the test cluster, or None when
@@ -96,14 +96,11 @@ impl Replica {
         let mut cmd = Command::new(bin("cordon-controller"));
         cmd.args(["serve", "--data-dir"]).arg(&self.data_dir);
         self.proc = Some(Proc::spawn("cordon-controller", cmd, self.log()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.try_ctl(&["agents", "list"]).status.success() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !answers_within(Duration::from_secs(20), || {
+            self.try_ctl(&["agents", "list"])
+        }) {
+            panic!("replica did not come up:\n{}", self.log_text());
         }
-        panic!("replica did not come up:\n{}", self.log_text());
     }
 
     pub fn kill9(&mut self) {
