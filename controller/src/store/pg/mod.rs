@@ -77,9 +77,9 @@ impl PgStore {
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::PgUrl(e.to_string()))?;
         let timeout_ms = o.statement_timeout.as_millis();
-        config
-            .connect_timeout(o.wait)
-            .options(format!("-c statement_timeout={timeout_ms} -c client_min_messages=warning"));
+        config.connect_timeout(o.wait).options(format!(
+            "-c statement_timeout={timeout_ms} -c client_min_messages=warning"
+        ));
         let target = describe(&config);
         let manager = Manager::from_config(
             config.clone(),

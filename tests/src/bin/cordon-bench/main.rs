@@ -9,6 +9,11 @@
 //! Telemetry (`telemetry.rs`): events per second one agent ships to the controller, and the
 //! controller's ingest into SQLite beside a plain batched insert.
 //!
+//! PostgreSQL ingest (`pg_ingest.rs`; skipped visibly without PostgreSQL installed): two
+//! replicas' stores on one database of a private cluster, `--pg-agents N` simulated agents
+//! per replica each sending `--pg-batches N` batches of `--pg-batch N` events through
+//! `Events::ingest`, beside a plain binary COPY of the same rows.
+//!
 //! Detection (`detection.rs`): from a command on the agent's host to its alert stored.
 //!
 //! Playbook (`playbook.rs`): from a malicious command on the agent's host to the host's
@@ -24,11 +29,13 @@
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
-//! `containment`, `shipping`, `ingest`, `detection`, `playbook` and `console` (default: all).
+//! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console` and `pg-ingest`
+//! (default: all).
 
 mod console;
 mod detection;
 mod fleet;
+mod pg_ingest;
 mod playbook;
 mod seed;
 mod telemetry;
@@ -66,6 +73,7 @@ const SECTIONS: &[&str] = &[
     "detection",
     "playbook",
     "console",
+    "pg-ingest",
 ];
 
 /// The sections `--only` names (all without it).
@@ -100,6 +108,11 @@ fn main() -> anyhow::Result<()> {
         incidents: arg("--console-incidents", 1000)?.clamp(1, 100_000),
     };
     let console_requests = arg("--console-requests", 200)?.clamp(1, 10_000);
+    let pg_load = pg_ingest::Load {
+        agents_per_replica: arg("--pg-agents", 50)?.clamp(1, 1000),
+        batches_per_agent: arg("--pg-batches", 20)?.clamp(1, 10_000),
+        batch_events: arg("--pg-batch", 200)?.clamp(1, 1000),
+    };
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -121,6 +134,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("console") {
         console::run(console_size, console_requests)?;
+    }
+    if run("pg-ingest") {
+        pg_ingest::run(pg_load)?;
     }
     if run("ping") || run("enrolments") {
         loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;
