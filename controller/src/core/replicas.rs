@@ -143,7 +143,8 @@ pub fn start(ctl: &Arc<Controller>) -> Vec<tokio::task::JoinHandle<()>> {
                 Heard::Signal(p) => match Signal::decode(&p) {
                     Some(s) => listener.heard(s).await,
                     None => {
-                        Ok(tracing::warn!(payload = %p, "unknown signal from another controller"))
+                        tracing::warn!(payload = %p, "unknown signal from another controller");
+                        Ok(())
                     }
                 },
                 Heard::Reconnected => listener.resync().await,
