@@ -1,9 +1,10 @@
 //! Events on PostgreSQL: the write path and the queries. A batch goes in with one
-//! transaction: its keys into `event_keys` with `ON CONFLICT DO NOTHING RETURNING` (the
-//! unique (agent, seq) that the partitioned `events` cannot hold itself), then only the
-//! events whose keys were new, in one multi-row insert, then their findings. A concurrent
-//! batch with the same keys waits on the key index until this one commits, then skips them:
-//! each event is stored, and judged, exactly once.
+//! statement: its keys into `event_keys` with `ON CONFLICT DO NOTHING RETURNING` (the
+//! unique (agent, seq) that the partitioned `events` cannot hold itself), and only the
+//! events whose keys were new into `events`; with findings, in one transaction with their
+//! alerts. A concurrent batch with the same keys waits on the key index until this one
+//! commits, then skips them: each event is stored, and judged, exactly once. The statement is
+//! prepared once per pooled connection, so a batch without findings is one round trip.
 //!
 //! Group commit: each batch has its own transaction on its own pooled connection, and the
 //! server itself makes concurrent commits share one WAL flush (PostgreSQL's group commit),
@@ -15,9 +16,8 @@ use crate::store::events::{Arg, Dialect, conditions, from_row, process_key};
 use crate::store::{
     EventFilter, Events, Finding, Ingested, ProcessLink, Pruned, StoreError, StoredEvent,
 };
-use std::collections::HashSet;
-use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Statement, Transaction};
 
 const POSTGRES: Dialect = Dialect {
     placeholder: |n| format!("${n}"),
@@ -37,63 +37,66 @@ fn no_partition(e: &StoreError) -> bool {
             .is_some_and(|d| d.message().contains("no partition"))
 }
 
-/// Inserts the keys of `events`; returns the indices of the events that were new (the first
-/// of any repeated within the batch). Keys go in sorted, so two batches sharing keys take
-/// their locks in the same order: one waits for the other, never a deadlock.
-async fn new_keys(tx: &Transaction<'_>, events: &[StoredEvent]) -> Result<Vec<usize>, StoreError> {
-    let agents: Vec<&str> = events.iter().map(|e| e.agent_id.as_str()).collect();
-    let seqs: Vec<i64> = events.iter().map(|e| e.seq as i64).collect();
-    let times: Vec<i64> = events.iter().map(|e| e.time_ms).collect();
-    let rows = tx
-        .query(
-            "INSERT INTO event_keys (agent_id, seq, time_ms)
-             SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) ORDER BY 1, 2
-             ON CONFLICT DO NOTHING RETURNING agent_id, seq",
-            &[&agents, &seqs, &times],
-        )
-        .await?;
-    let mut new = rows
-        .iter()
-        .map(|r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)))
-        .collect::<Result<HashSet<_>, StoreError>>()?;
-    Ok((0..events.len())
-        .filter(|&i| new.remove(&(events[i].agent_id.clone(), seqs[i])))
-        .collect())
-}
+/// A batch in one statement (one round trip, prepared once per connection): the keys into
+/// `event_keys` sorted, so two batches sharing keys take their locks in the same order (one
+/// waits for the other, never a deadlock); then the events whose keys were new (the first of
+/// any repeated within the batch) into `events`. Returns their 1-based places in the batch.
+const STORE_NEW: &str = "
+WITH batch AS (
+    SELECT b.agent_id COLLATE \"C\" AS agent_id, b.seq, b.time_ms, b.kind, b.body,
+           b.received_at, b.summary, b.pid, b.ppid, b.start_ticks, b.place
+    FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BYTEA[],
+                $6::BIGINT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])
+        WITH ORDINALITY AS b(agent_id, seq, time_ms, kind, body, received_at, summary,
+                             pid, ppid, start_ticks, place)
+), new_keys AS (
+    INSERT INTO event_keys (agent_id, seq, time_ms)
+    SELECT agent_id, seq, time_ms FROM batch ORDER BY agent_id, seq
+    ON CONFLICT DO NOTHING RETURNING agent_id, seq
+), first AS (
+    SELECT DISTINCT ON (b.agent_id, b.seq) b.*
+    FROM batch b JOIN new_keys k ON k.agent_id = b.agent_id AND k.seq = b.seq
+    ORDER BY b.agent_id, b.seq, b.place
+), stored AS (
+    INSERT INTO events (agent_id, seq, time_ms, kind, body, received_at, summary,
+                        pid, ppid, start_ticks)
+    SELECT agent_id, seq, time_ms, kind, body, received_at, summary, pid, ppid, start_ticks
+    FROM first
+)
+SELECT place FROM first ORDER BY place";
 
-/// Inserts the events at `new` in one statement.
-async fn insert_rows(
-    tx: &Transaction<'_>,
+/// Stores the new events of `events` (see [`STORE_NEW`]); returns their indices, in order.
+async fn store_new(
+    c: &impl GenericClient,
+    statement: &Statement,
     events: &[StoredEvent],
-    new: &[usize],
-) -> Result<(), StoreError> {
-    let rows: Vec<&StoredEvent> = new.iter().map(|&i| &events[i]).collect();
-    let keys: Vec<_> = rows.iter().map(|e| process_key(e)).collect();
-    let col = |f: fn(&StoredEvent) -> i64| rows.iter().map(|e| f(e)).collect::<Vec<i64>>();
-    let text = |f: fn(&StoredEvent) -> &str| rows.iter().map(|e| f(e)).collect::<Vec<&str>>();
+) -> Result<Vec<usize>, StoreError> {
+    let keys: Vec<_> = events.iter().map(process_key).collect();
+    let col = |f: fn(&StoredEvent) -> i64| events.iter().map(f).collect::<Vec<i64>>();
+    let text = |f: fn(&StoredEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
     let process =
         |f: fn((u32, u32, u64)) -> i64| keys.iter().map(|k| k.map(f)).collect::<Vec<Option<i64>>>();
-    let bodies: Vec<&[u8]> = rows.iter().map(|e| e.body.as_slice()).collect();
-    tx.execute(
-        "INSERT INTO events (agent_id, seq, time_ms, kind, body, received_at, summary,
-                             pid, ppid, start_ticks)
-         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BYTEA[],
-                              $6::BIGINT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])",
-        &[
-            &text(|e| &e.agent_id),
-            &col(|e| e.seq as i64),
-            &col(|e| e.time_ms),
-            &text(|e| &e.kind),
-            &bodies,
-            &col(|e| e.received_at_ms),
-            &text(|e| &e.summary),
-            &process(|k| i64::from(k.0)),
-            &process(|k| i64::from(k.1)),
-            &process(|k| k.2 as i64),
-        ],
-    )
-    .await?;
-    Ok(())
+    let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
+    let rows = c
+        .query(
+            statement,
+            &[
+                &text(|e| &e.agent_id),
+                &col(|e| e.seq as i64),
+                &col(|e| e.time_ms),
+                &text(|e| &e.kind),
+                &bodies,
+                &col(|e| e.received_at_ms),
+                &text(|e| &e.summary),
+                &process(|k| i64::from(k.0)),
+                &process(|k| i64::from(k.1)),
+                &process(|k| k.2 as i64),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<_, i64>(0)? as usize - 1))
+        .collect()
 }
 
 /// Serialises the grouping of alerts per agent across controllers (as SQLite's single
@@ -146,19 +149,23 @@ impl PgStore {
         grouping: Option<Grouping>,
     ) -> Result<Ingested, StoreError> {
         let mut c = self.client().await?;
+        let statement = c.prepare_cached(STORE_NEW).await?;
+        let judged = grouping.filter(|_| findings.iter().any(|f| !f.is_empty()));
+        let Some(g) = judged else {
+            // Nothing to record beside the events: the one statement is the transaction.
+            let new = store_new(&**c, &statement, events).await?;
+            return Ok((new.iter().map(|&i| events[i].clone()).collect(), Vec::new()));
+        };
         let tx = c.transaction().await?;
-        let new = new_keys(&tx, events).await?;
-        insert_rows(&tx, events, &new).await?;
+        let new = store_new(&*tx, &statement, events).await?;
+        let judged = new
+            .iter()
+            .filter(|&&i| findings.get(i).is_some_and(|f| !f.is_empty()));
+        lock_agents(&tx, judged.map(|&i| events[i].agent_id.as_str())).await?;
         let mut alerts = Vec::new();
-        if let Some(g) = grouping {
-            let judged = new
-                .iter()
-                .filter(|&&i| findings.get(i).is_some_and(|f| !f.is_empty()));
-            lock_agents(&tx, judged.map(|&i| events[i].agent_id.as_str())).await?;
-            for &i in &new {
-                for f in findings.get(i).into_iter().flatten() {
-                    alerts.push(super::alerts::record(&tx, &events[i], f, g).await?);
-                }
+        for &i in &new {
+            for f in findings.get(i).into_iter().flatten() {
+                alerts.push(super::alerts::record(&tx, &events[i], f, g).await?);
             }
         }
         tx.commit().await?;

@@ -9,6 +9,11 @@
 //! Telemetry (`telemetry.rs`): events per second one agent ships to the controller, and the
 //! controller's ingest into SQLite beside a plain batched insert.
 //!
+//! PostgreSQL ingest (`pg_ingest.rs`; skipped visibly without PostgreSQL installed): two
+//! replicas' stores on one database of a private cluster, `--pg-agents N` simulated agents
+//! per replica each sending `--pg-batches N` batches of `--pg-batch N` events through
+//! `Events::ingest`, beside a plain binary COPY of the same rows.
+//!
 //! Detection (`detection.rs`): from a command on the agent's host to its alert stored.
 //!
 //! Playbook (`playbook.rs`): from a malicious command on the agent's host to the host's
@@ -28,11 +33,13 @@
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
-//! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console` and `scale` (default: all).
+//! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale` and
+//! `pg-ingest` (default: all).
 
 mod console;
 mod detection;
 mod fleet;
+mod pg_ingest;
 mod playbook;
 mod scale;
 mod seed;
@@ -72,6 +79,7 @@ const SECTIONS: &[&str] = &[
     "playbook",
     "console",
     "scale",
+    "pg-ingest",
 ];
 
 /// The sections `--only` names (all without it).
@@ -108,6 +116,11 @@ fn main() -> anyhow::Result<()> {
     let console_requests = arg("--console-requests", 200)?.clamp(1, 10_000);
     let scale_agents = arg("--scale-agents", 10_000)?.clamp(1, 50_000);
     let scale_idle_secs = arg("--scale-idle-secs", 60)?.clamp(5, 3600) as u64;
+    let pg_load = pg_ingest::Load {
+        agents_per_replica: arg("--pg-agents", 50)?.clamp(1, 1000),
+        batches_per_agent: arg("--pg-batches", 20)?.clamp(1, 10_000),
+        batch_events: arg("--pg-batch", 200)?.clamp(1, 1000),
+    };
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -132,6 +145,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("scale") {
         scale::run(scale_agents, scale_idle_secs)?;
+    }
+    if run("pg-ingest") {
+        pg_ingest::run(pg_load)?;
     }
     if run("ping") || run("enrolments") {
         loopback_figures(pings, enrolments, run("ping"), run("enrolments"))?;

@@ -12,7 +12,7 @@ use cordon_tests::inproc::TestController;
 use std::time::{Duration, Instant};
 
 /// A file event like the file sensor's: a path, a size and a SHA-256.
-fn sample(i: u64) -> event::Body {
+pub(crate) fn sample(i: u64) -> event::Body {
     event::Body::File(FileEvent {
         kind: file_event::Kind::Modify.into(),
         path: format!("/var/lib/app/data/{:04}/file-{i}.log", i % 1000),
@@ -62,7 +62,7 @@ impl Rate {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
