@@ -154,6 +154,17 @@ pub fn controllers(urls: &[&str]) -> String {
     format!("controllers = [{}]\n", list.join(", "))
 }
 
+/// Enrols agent `a1` watching a directory of its own alone, with `urls` as its controllers,
+/// starts it and waits until it is online; returns it and the directory.
+pub fn online_watching(d: &Deployment, urls: &[&str]) -> (AgentHandle, PathBuf) {
+    let mut agent = d.enroll_agent("a1", &[]);
+    let watch = watched(d, &agent);
+    agent.configure(&controllers(urls));
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    (agent, watch)
+}
+
 /// A directory for the agent's file sensor to watch alone.
 pub fn watched(d: &Deployment, agent: &AgentHandle) -> PathBuf {
     let watch = d.dir.path().join("watch");

@@ -387,6 +387,12 @@ impl Deployment {
         Value::Array(self.ctl_lines(args))
     }
 
+    /// The isolate commands issued for `agent`, newest first.
+    pub fn isolations(&self, agent: &str) -> Vec<Value> {
+        let all = self.ctl_lines(&["commands", "list", "--agent", agent]);
+        all.into_iter().filter(|c| c["kind"] == "isolate").collect()
+    }
+
     /// Runs cordonctl with `--json` and parses every line of its output as one JSON object.
     fn ctl_lines(&self, args: &[&str]) -> Vec<Value> {
         json_lines(args, |all| self.ctl(all))

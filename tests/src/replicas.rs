@@ -15,14 +15,14 @@ use tempfile::TempDir;
 /// PostgreSQL is missing and the test may skip (it says so).
 pub fn on_postgres(test: &str, extra: &str) -> Option<(Deployment, String)> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // The cluster outlives the runtime: it lives as long as this test binary (its watchdog
+    // waits for it).
     let options = rt.block_on(cordon_controller::store::pg::testing::database(test))?;
     let url = cordon_controller::store::pg::testing::store_url(&options);
     let toml = format!(
         "{extra}\n[store]\nurl = {}\n",
         toml::Value::from(url.clone())
     );
-    // The cluster lives as long as this test binary (its watchdog waits for it).
-    std::mem::forget(rt);
     Some((Deployment::loopback(&toml), url))
 }
 

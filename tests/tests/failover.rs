@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used)]
 
 use cordon_tests::binaries::{Proc, bin};
-use cordon_tests::burst::{Burst, Files, assert_all_stored_once, controllers, logs, watched};
+use cordon_tests::burst::{
+    Burst, Files, assert_all_stored_once, controllers, logs, online_watching, watched,
+};
 use cordon_tests::deploy::{CTL_ADDR, CTL_NAME, Deployment, PEER_V4, PEER_V6, free_loopback_port};
 use cordon_tests::netns::{EchoServer, NsHosts, reachable};
 use cordon_tests::{poll, require_root};
@@ -55,11 +57,7 @@ fn a_controller_killed_mid_burst_is_followed_to_its_other_address_losing_and_dou
     let mut d = Deployment::loopback("");
     let second = format!("127.0.0.1:{}", free_loopback_port());
     let second_url = format!("https://{second}");
-    let mut agent = d.enroll_agent("a1", &[]);
-    let watch = watched(&d, &agent);
-    agent.configure(&controllers(&[&d.url, &second_url]));
-    d.start_agent(&mut agent);
-    d.wait_online(&agent, true, Duration::from_secs(20));
+    let (agent, watch) = online_watching(&d, &[&d.url, &second_url]);
 
     const N: usize = 4000;
     let Burst {

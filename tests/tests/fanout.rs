@@ -14,15 +14,6 @@ use cordon_tests::require_root;
 use serde_json::Value;
 use std::time::Duration;
 
-fn isolations(d: &Deployment, agent: &str) -> Vec<Value> {
-    let all = d.ctl_list(&["commands", "list", "--agent", agent]);
-    let all = all.as_array().unwrap();
-    all.iter()
-        .filter(|c| c["kind"] == "isolate")
-        .cloned()
-        .collect()
-}
-
 /// Each host of a fan-out's `--json` lines: (agent id, outcome).
 fn outcomes(lines: &Value) -> Vec<(String, String)> {
     let mut all: Vec<(String, String)> = lines
@@ -62,7 +53,7 @@ fn a_label_fan_out_isolates_exactly_the_matching_hosts_within_its_guards() {
     let everyone = [&web1, &web2, &db, &dev, &vault, &gone];
     let nothing_sent = |when: &str| {
         for a in everyone {
-            assert!(isolations(&d, &a.id).is_empty(), "{when}: sent to {}", a.id);
+            assert!(d.isolations(&a.id).is_empty(), "{when}: sent to {}", a.id);
         }
     };
     let prod_web = ["isolate", "--labels", "env=prod", "--labels", "role=web"];
@@ -129,14 +120,14 @@ fn a_label_fan_out_isolates_exactly_the_matching_hosts_within_its_guards() {
     );
     let mut ids = Vec::new();
     for a in [&web1, &web2] {
-        let sent = isolations(&d, &a.id);
+        let sent = d.isolations(&a.id);
         assert_eq!(sent.len(), 1, "one isolation for {}", a.id);
         assert_eq!(sent[0]["created_by"], "admin");
         assert_eq!(d.agent_record(&a.id)["isolation_desired"], true);
         ids.push(sent[0]["command_id"].as_str().unwrap().to_string());
     }
     for a in [&db, &dev, &vault, &gone] {
-        assert!(isolations(&d, &a.id).is_empty(), "nothing for {}", a.id);
+        assert!(d.isolations(&a.id).is_empty(), "nothing for {}", a.id);
     }
 
     let entries = d.audited("command.isolate_fanout");

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use cordon_tests::deploy::Deployment;
-use serde_json::Value;
 use std::process::Output;
 
 fn stderr(o: &Output) -> String {
@@ -18,15 +17,6 @@ fn approval_id(o: &Output) -> String {
     let text = stderr(o);
     let at = text.find("approval apr-").expect("an approval id") + "approval ".len();
     text[at..].split([',', ' ']).next().unwrap().to_string()
-}
-
-fn isolations(d: &Deployment, agent: &str) -> Vec<Value> {
-    let all = d.ctl_list(&["commands", "list", "--agent", agent]);
-    let all = all.as_array().unwrap();
-    all.iter()
-        .filter(|c| c["kind"] == "isolate")
-        .cloned()
-        .collect()
 }
 
 #[test]
@@ -47,7 +37,7 @@ fn a_protected_host_is_contained_only_after_a_second_person_approves() {
     );
     let id = approval_id(&asked);
     assert!(
-        isolations(&d, &db.id).is_empty(),
+        d.isolations(&db.id).is_empty(),
         "nothing is sent before the approval"
     );
 
@@ -87,13 +77,13 @@ fn a_protected_host_is_contained_only_after_a_second_person_approves() {
         stderr(&machine)
     );
     assert!(
-        isolations(&d, &db.id).is_empty(),
+        d.isolations(&db.id).is_empty(),
         "refused decisions send nothing"
     );
 
     let yes = d.try_ctl_as(&bob.credential(), &["approvals", "approve", &id]);
     assert!(yes.status.success(), "{}", stderr(&yes));
-    let sent = isolations(&d, &db.id);
+    let sent = d.isolations(&db.id);
     assert_eq!(sent.len(), 1, "the approved isolation is sent once");
     assert_eq!(sent[0]["created_by"], "alice");
 
@@ -130,7 +120,7 @@ fn an_unprotected_host_is_contained_without_waiting() {
     let alice = d.member("alice", "responder", &[]);
     let out = d.try_ctl_as(&alice.credential(), &["isolate", &web.id, "--wait", "1"]);
     assert!(!stderr(&out).contains("second person"), "{}", stderr(&out));
-    let sent = isolations(&d, &web.id);
+    let sent = d.isolations(&web.id);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["created_by"], "alice");
 }

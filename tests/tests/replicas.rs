@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cordon_tests::burst::{Burst, assert_all_stored_once, controllers, logs, watched};
+use cordon_tests::burst::{Burst, assert_all_stored_once, logs, online_watching};
 use cordon_tests::replicas::{Replica, on_postgres};
 use cordon_tests::repo::{
     apply, approval_playbook, detection_config as detection, marker, own_rule,
@@ -76,11 +76,7 @@ fn an_agent_fails_over_to_the_other_replica_when_its_dies_mid_burst_losing_nothi
         return;
     };
     let b = Replica::beside(&d);
-    let mut agent = d.enroll_agent("a1", &[]);
-    let watch = watched(&d, &agent);
-    agent.configure(&controllers(&[&d.url, &b.url]));
-    d.start_agent(&mut agent);
-    d.wait_online(&agent, true, Duration::from_secs(20));
+    let (agent, watch) = online_watching(&d, &[&d.url, &b.url]);
 
     const N: usize = 3000;
     let Burst {

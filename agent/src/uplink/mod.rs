@@ -182,13 +182,18 @@ impl Uplink {
             Some(Identity::from_pem(cert, key)),
         )
         .await?;
-        // Telemetry batches travel gzip-compressed.
-        Ok(AgentServiceClient::new(channel)
-            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
-            .max_encoding_message_size(AGENT_MAX_MESSAGE))
+        Ok(agent_client(channel))
     }
+}
+
+/// The agent service's client on `channel`, as agents use it: telemetry batches travel
+/// gzip-compressed, and messages are bounded by the protocol's limits.
+pub fn agent_client(channel: Channel) -> AgentServiceClient<Channel> {
+    AgentServiceClient::new(channel)
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
+        .max_encoding_message_size(AGENT_MAX_MESSAGE)
 }
 
 /// Keeps the stream to the controller up for as long as the agent runs: reconnects after any

@@ -87,7 +87,7 @@ impl Controller {
         self.signal(Signal::Principal(p.name.clone())).await;
     }
 
-    /// Acts on a signal heard on the channel (this controller's own included).
+    /// Acts on a signal another controller sent.
     async fn heard(&self, s: Signal) -> Result<(), crate::store::StoreError> {
         match s {
             Signal::Command { agent, id } if self.sessions.is_online(&agent) => {

@@ -10,7 +10,6 @@ use cordon_agent::commands::{Dispatcher, Ledger, Verifier};
 use cordon_agent::uplink::backoff::Backoff;
 use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_endpoint;
-use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     AgentMessage, AgentMetrics, AgentNotice, ContainmentState, ControllerMessage, Event, Heartbeat,
@@ -103,11 +102,7 @@ impl SimAgent {
         .local_address(Some(self.source))
         .connect()
         .await?;
-        Ok(AgentServiceClient::new(channel)
-            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .max_decoding_message_size(CONTROLLER_MAX_MESSAGE)
-            .max_encoding_message_size(AGENT_MAX_MESSAGE))
+        Ok(cordon_agent::uplink::agent_client(channel))
     }
 
     /// Opens a stream and says hello; the outbox and the inbound stream once welcomed.

@@ -17,7 +17,7 @@ pub const RUN_LEASE: Duration = Duration::from_secs(15);
 /// What a controller hears on the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard {
-    /// A payload another controller (or this one) sent.
+    /// A payload another controller sent.
     Signal(String),
     /// The listening connection was re-established: signals sent meanwhile are lost, so the
     /// listener should resynchronise from the store.
@@ -99,30 +99,39 @@ impl PgStore {
         Ok(())
     }
 
-    /// Sends `payload` to every controller listening (this one included).
+    /// Sends `payload` to every other controller listening; it goes out tagged with this
+    /// controller's name, so its own listener drops it (the sender has already acted).
     pub async fn publish(&self, payload: &str) -> Result<(), StoreError> {
         let sql = "SELECT pg_notify($1, $2)";
+        let tagged = format!("{} {payload}", self.replica());
         self.client()
             .await?
-            .execute(sql, &[&CHANNEL, &payload])
+            .execute(sql, &[&CHANNEL, &tagged])
             .await?;
         Ok(())
     }
 
-    /// Listens on the channel on a connection of its own, outside the pool, and reconnects
-    /// (saying so) whenever it is lost, until the receiver is dropped.
+    /// Listens on the channel on a connection of its own, outside the pool, for what other
+    /// controllers publish; whenever the connection is lost it connects again and, once it
+    /// listens again, says so (`Heard::Reconnected`), until the receiver is dropped.
     pub fn listen(&self) -> mpsc::Receiver<Heard> {
         let (tx, rx) = mpsc::channel(1024);
-        let config = self.config.clone();
-        let target = self.target.clone();
+        let (config, target) = (self.config.clone(), self.target.clone());
+        let own = format!("{} ", self.replica());
         tokio::spawn(async move {
-            let mut first = true;
+            let mut listened_before = false;
             while !tx.is_closed() {
-                if !first && tx.send(Heard::Reconnected).await.is_err() {
-                    return;
-                }
-                if let Err(e) = listen_once(&config, &tx, &mut first).await {
-                    tracing::warn!(target = %target, error = %e, "listening for other controllers failed; retrying");
+                let heard = Listening {
+                    tx: &tx,
+                    own: &own,
+                    announce: listened_before,
+                };
+                match heard.run(&config).await {
+                    Ok(()) => listened_before = true,
+                    Err((listened, e)) => {
+                        listened_before |= listened;
+                        tracing::warn!(target = %target, error = %e, "listening for other controllers failed; retrying");
+                    }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -131,44 +140,75 @@ impl PgStore {
     }
 }
 
-/// One listening connection: LISTEN, then forward notifications until it fails or closes.
-async fn listen_once(
-    config: &tokio_postgres::Config,
-    tx: &mpsc::Sender<Heard>,
-    first: &mut bool,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut conn) = config.connect(tokio_postgres::NoTls).await?;
-    let (heard_tx, mut heard_rx) = mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-            match m {
-                Ok(AsyncMessage::Notification(n)) => {
-                    let _ = heard_tx.send(Ok(n.payload().to_string()));
+/// One listening connection's forwarding.
+struct Listening<'a> {
+    tx: &'a mpsc::Sender<Heard>,
+    /// This controller's tag (name and a space): its own signals are dropped.
+    own: &'a str,
+    /// Send `Heard::Reconnected` once listening (an earlier connection was lost).
+    announce: bool,
+}
+
+impl Listening<'_> {
+    /// LISTEN, then forward other controllers' notifications until the connection fails
+    /// or closes; a failure says whether LISTEN had succeeded first.
+    async fn run(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> Result<(), (bool, tokio_postgres::Error)> {
+        let (client, mut conn) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| (false, e))?;
+        let (heard_tx, mut heard_rx) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                let done = m.is_err();
+                match m {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        drop(heard_tx.send(Ok(n.payload().to_string())))
+                    }
+                    Ok(_) => {}
+                    Err(e) => drop(heard_tx.send(Err(e))),
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = heard_tx.send(Err(e));
+                if done {
                     return;
                 }
             }
-        }
-    });
-    let listened = client.batch_execute(&format!("LISTEN {CHANNEL}")).await;
-    if let Err(e) = listened {
+        });
+        let result = self.forward(&client, &mut heard_rx).await;
         driver.abort();
-        return Err(e);
+        result
     }
-    *first = false;
-    while let Some(m) = heard_rx.recv().await {
-        match m {
-            Ok(payload) => {
-                if tx.send(Heard::Signal(payload)).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => return Err(e),
+
+    async fn forward(
+        &self,
+        client: &tokio_postgres::Client,
+        heard: &mut mpsc::UnboundedReceiver<Result<String, tokio_postgres::Error>>,
+    ) -> Result<(), (bool, tokio_postgres::Error)> {
+        let listen = format!("LISTEN {CHANNEL}");
+        client
+            .batch_execute(&listen)
+            .await
+            .map_err(|e| (false, e))?;
+        if self.announce && self.tx.send(Heard::Reconnected).await.is_err() {
+            return Ok(());
         }
+        while let Some(m) = heard.recv().await {
+            let payload = m.map_err(|e| (true, e))?;
+            if payload.starts_with(self.own) {
+                continue;
+            }
+            let signal = payload.split_once(' ').map_or(payload.as_str(), |(_, s)| s);
+            if self
+                .tx
+                .send(Heard::Signal(signal.to_string()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(())
     }
-    driver.abort();
-    Ok(())
 }
