@@ -4,7 +4,7 @@
 
 use super::deps::{Audit, BoxFuture, Clock, CommandError, CommandState, Commands};
 use crate::policy::audit::AuditEntry;
-use crate::store::{AuditLog, CommandStatus, Store, action_kind};
+use crate::store::{AnyStore, AuditLog, CommandStatus, action_kind};
 use cordon_proto::action;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -147,7 +147,7 @@ impl Commands for FakeAgent {
 
 /// The audit log in the store, as the controller keeps it.
 pub struct StoreAudit {
-    pub store: Store,
+    pub store: AnyStore,
     pub clock: std::sync::Arc<ManualClock>,
 }
 

@@ -14,7 +14,7 @@ pub mod spec;
 mod tests;
 
 use serde::{Deserialize, Serialize};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
 /// `[playbooks]` in controller.toml.
@@ -74,7 +74,7 @@ pub struct Playbooks {
     /// Ids of approvals just decided.
     pub decided: broadcast::Sender<String>,
     /// Held while a host-touching step checks its guards and records itself.
-    pub budget: tokio::sync::Mutex<()>,
+    pub budget: Arc<tokio::sync::Mutex<()>>,
     /// The runs executing in this process.
     pub running: running::Running,
 }
@@ -93,7 +93,7 @@ impl Playbooks {
                 isolation_budget_per_hour: cfg.isolation_budget_per_hour,
             },
             decided: broadcast::channel(256).0,
-            budget: tokio::sync::Mutex::new(()),
+            budget: Arc::default(),
             running: running::Running::default(),
         }
     }

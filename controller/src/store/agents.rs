@@ -1,9 +1,11 @@
 //! Agent records: enrolment, presence (online, last seen), certificates and revocation.
 
+use super::presence::{self, Change};
 use super::rows::Cols;
 use super::tokens::consume;
 use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
 use crate::policy::tokens::{EnrollRefusal, enrolled_labels};
+use cordon_proto::time::now_ms;
 use cordon_proto::{AgentMetrics, ContainmentState, HostFacts};
 use prost::Message;
 use rusqlite::{OptionalExtension, params};
@@ -251,25 +253,7 @@ impl Agents for Store {
         host: HostFacts,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.with(move |c| {
-            c.execute(
-                "UPDATE agents SET online = 1, last_seen = ?2, hostname = ?3, os_name = ?4,
-                     os_version = ?5, kernel_version = ?6, arch = ?7, agent_version = ?8
-                 WHERE id = ?1",
-                params![
-                    id,
-                    now_ms,
-                    host.hostname,
-                    host.os_name,
-                    host.os_version,
-                    host.kernel_version,
-                    host.arch,
-                    host.agent_version
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.presence(id, now_ms, Change::Connected(host)).await
     }
 
     async fn agent_heartbeat(
@@ -278,17 +262,7 @@ impl Agents for Store {
         now_ms: i64,
         hb: cordon_proto::Heartbeat,
     ) -> Result<(), StoreError> {
-        let (sensor, containment, metrics) = heartbeat_columns(hb);
-        self.with(move |c| {
-            c.execute(
-                "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
-                     containment = COALESCE(?4, containment), metrics = COALESCE(?5, metrics)
-                 WHERE id = ?1",
-                params![id, now_ms, sensor, containment, metrics],
-            )?;
-            Ok(())
-        })
-        .await
+        self.presence(id, now_ms, presence::heartbeat(hb)).await
     }
 
     async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {
@@ -318,11 +292,7 @@ impl Agents for Store {
     }
 
     async fn agent_offline(&self, id: String) -> Result<(), StoreError> {
-        self.with(move |c| {
-            c.execute("UPDATE agents SET online = 0 WHERE id = ?1", [id])?;
-            Ok(())
-        })
-        .await
+        self.presence(id, now_ms(), Change::Offline).await
     }
 
     async fn all_agents_offline(&self) -> Result<(), StoreError> {

@@ -61,6 +61,14 @@ impl AnyStore {
         }
     }
 
+    /// Gives up a lease taken with [`Self::claim_lease`].
+    pub async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Pg(s) => s.release_lease(name).await,
+        }
+    }
+
     /// Extends this controller's claims on the playbook runs it executes.
     pub async fn renew_runs(&self, now_ms: i64) -> Result<(), StoreError> {
         match self {

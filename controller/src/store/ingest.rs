@@ -1,19 +1,15 @@
-//! The telemetry write path, with group commit. Each batch (from any agent's stream) joins a
-//! queue; whichever blocking task holds the connection next stores everything queued, up to
-//! a bound, in one transaction, and answers each batch's caller only after that commit. With
-//! `synchronous = FULL` a commit costs a sync of the log, so batches that arrive while one is
-//! being committed share the next sync instead of each waiting for its own.
+//! The telemetry write path, with group commit (`group.rs`): each batch, from any agent's
+//! stream, joins the queue and is stored in one transaction with whatever else is queued.
 //!
 //! Within a transaction each event is inserted once per (agent, seq), so a batch sees the
 //! events of batches before it in the same group: dedup and the list of new events are
 //! exactly as if each batch had its own transaction.
 
 use super::alerts::{AlertChange, Finding};
+use super::group;
 use super::{Store, StoreError, StoredEvent};
 use crate::policy::grouping::Grouping;
-use rusqlite::{Connection, Transaction, params};
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use rusqlite::{Transaction, params};
 use tokio::sync::oneshot;
 
 /// Most events one group transaction stores (whole batches; a larger batch goes alone).
@@ -23,39 +19,11 @@ const GROUP_EVENTS: usize = 20_000;
 pub type Ingested = (Vec<StoredEvent>, Vec<AlertChange>);
 
 /// One batch waiting to be stored.
-struct Job {
+pub(super) struct Job {
     events: Vec<StoredEvent>,
     findings: Vec<Vec<Finding>>,
     grouping: Option<Grouping>,
     done: oneshot::Sender<Result<Ingested, StoreError>>,
-}
-
-/// Batches waiting for the connection.
-#[derive(Default)]
-pub(super) struct Queue(Mutex<VecDeque<Job>>);
-
-impl Queue {
-    fn push(&self, job: Job) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(job);
-    }
-
-    /// The oldest jobs, up to `GROUP_EVENTS` events (at least one job if any are queued).
-    fn take_group(&self) -> Vec<Job> {
-        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut group = Vec::new();
-        let mut events = 0;
-        while let Some(next) = q.front() {
-            if !group.is_empty() && events + next.events.len() > GROUP_EVENTS {
-                break;
-            }
-            events += next.events.len();
-            group.extend(q.pop_front());
-        }
-        group
-    }
 }
 
 impl Store {
@@ -69,81 +37,34 @@ impl Store {
         grouping: Option<Grouping>,
     ) -> Result<Ingested, StoreError> {
         let (done, result) = oneshot::channel();
-        self.queue.push(Job {
+        let job = Job {
             events,
             findings,
             grouping,
             done,
-        });
-        // This task stores whatever is queued when it gets the connection: this batch, unless
-        // an earlier task's group took it already (then that task answers).
-        let queue = self.queue.clone();
-        let stored = self
-            .with(move |c| {
-                let group = queue.take_group();
-                let any = !group.is_empty();
-                if any {
-                    store_group(c, group);
-                }
-                Ok(any)
-            })
-            .await?;
-        if let Some(checkpointer) = self.checkpointer.as_ref().filter(|_| stored) {
-            checkpointer.poke();
-        }
+        };
+        self.join_group(&self.queue, job);
         result
             .await
             .map_err(|_| StoreError::Task("the ingest was dropped".into()))?
     }
 }
 
-/// Stores `group` in one transaction and answers each job. If that fails, each job is tried
-/// in a transaction of its own, so one bad batch fails only itself.
-fn store_group(c: &mut Connection, group: Vec<Job>) {
-    if group.len() > 1 {
-        let stored = (|| {
-            let tx = c.transaction()?;
-            let results = group
-                .iter()
-                .map(|job| store_batch(&tx, job))
-                .collect::<Result<Vec<_>, _>>()?;
-            tx.commit()?;
-            Ok::<_, StoreError>(results)
-        })();
-        match stored {
-            Ok(results) => {
-                for (job, result) in group.into_iter().zip(results) {
-                    job.answer(Ok(result));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, batches = group.len(), "group commit failed; storing its batches one by one");
-                for job in group {
-                    store_alone(c, job);
-                }
-            }
-        }
-    } else {
-        for job in group {
-            store_alone(c, job);
-        }
-    }
-}
-
-fn store_alone(c: &mut Connection, job: Job) {
-    let result = (|| {
-        let tx = c.transaction()?;
-        let result = store_batch(&tx, &job)?;
-        tx.commit()?;
-        Ok(result)
-    })();
-    job.answer(result);
-}
-
 /// Which of a batch's events were new (by index), and the alerts they raised.
 type Stored = (Vec<usize>, Vec<AlertChange>);
 
-impl Job {
+impl group::Job for Job {
+    type Stored = Stored;
+    const GROUP_WEIGHT: usize = GROUP_EVENTS;
+
+    fn weight(&self) -> usize {
+        self.events.len()
+    }
+
+    fn store(&self, tx: &Transaction<'_>) -> Result<Stored, StoreError> {
+        store_batch(tx, self)
+    }
+
     /// Answers the caller, handing over the new events themselves.
     fn answer(self, result: Result<Stored, StoreError>) {
         let result = result.map(|(new, alerts)| {
@@ -242,7 +163,7 @@ mod tests {
                 "CREATE TRIGGER refuse_empty_kind BEFORE INSERT ON events WHEN NEW.kind = ''
                  BEGIN SELECT RAISE(ABORT, 'empty kind'); END;",
             )?;
-            store_group(c, queue.take_group());
+            group::store_group(c, queue.take_group());
             Ok(())
         })
         .await

@@ -9,10 +9,12 @@ mod checkpoint;
 mod commands;
 mod events;
 mod files;
+mod group;
 mod ingest;
 pub mod migrate;
 pub mod pg;
 mod playbooks;
+mod presence;
 mod principals;
 mod retention;
 mod rows;
@@ -165,7 +167,9 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Telemetry batches waiting to be stored together (see `ingest`).
-    queue: Arc<ingest::Queue>,
+    queue: Arc<group::Queue<ingest::Job>>,
+    /// Hellos, heartbeats and streams ended, waiting to be stored together (see `presence`).
+    presence: Arc<group::Queue<presence::Job>>,
     /// The WAL checkpoint thread of a store on disk.
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
@@ -202,6 +206,7 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             queue: Arc::default(),
+            presence: Arc::default(),
             checkpointer: None,
         })
     }

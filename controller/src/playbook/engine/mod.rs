@@ -8,6 +8,7 @@
 
 mod actions;
 mod approval;
+mod budget;
 mod run;
 
 pub use actions::plan;
@@ -53,6 +54,8 @@ pub enum EngineError {
     AlertGone(String),
     #[error("approval {0} vanished")]
     ApprovalVanished(String),
+    #[error("another controller held the isolation budget's lock for over {0} s")]
+    BudgetBusy(u64),
 }
 
 /// How a step ended.

@@ -3,6 +3,7 @@
 
 use super::actions::{command, describe, guard, notify};
 use super::approval::approval;
+use super::budget;
 use super::*;
 use crate::store::{Alerts, PlaybookStore};
 
@@ -208,7 +209,7 @@ async fn run_step(
     if command_id.is_empty() {
         // Checking the budget and recording an isolation happen under one lock, so runs
         // started together cannot all slip under it.
-        let mut budget = Some(eng.playbooks.budget.lock().await);
+        let mut budget = Some(budget::lock(eng).await?);
         if let Some(reason) = guard(eng, step, cx).await? {
             budget = None;
             let decided = approval(

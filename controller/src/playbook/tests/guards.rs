@@ -2,6 +2,7 @@
 //! hosts; a dry run; and a run resumed after a restart.
 
 use super::*;
+use crate::store::pg::PgStore;
 use crate::store::{Alerts, PlaybookStore};
 
 const ASK_FIRST: &str = "
@@ -129,6 +130,49 @@ async fn past_the_isolation_budget_an_isolation_waits_for_a_person() {
     assert_eq!(run.status, RunStatus::Aborted);
     assert_eq!(steps[0].status, StepStatus::Expired);
     assert_eq!(h.agent.kinds(), ["isolate"]);
+}
+
+#[tokio::test]
+async fn two_controllers_on_one_store_share_the_isolation_budget() {
+    let test = "two_controllers_on_one_store_share_the_isolation_budget";
+    let Some(options) = crate::store::pg::testing::database(test).await else {
+        return;
+    };
+    let open = async || AnyStore::Pg(PgStore::open(&options).await.expect("store"));
+    let (a, b) = (Harness::on(open().await, 1), Harness::on(open().await, 1));
+    // Three hosts for each controller, their alerts raised all at once: only one isolation
+    // fits in the budget, whichever controller gets there first.
+    let hosts: Vec<String> = (0..6).map(|i| i.to_string().repeat(32)).collect();
+    for host in &hosts {
+        a.enrol(host, &[]).await;
+    }
+    a.install(ISOLATE);
+    b.install(ISOLATE);
+    let h = &hosts;
+    let raised = tokio::join!(
+        a.raise(&h[0]),
+        b.raise(&h[1]),
+        a.raise(&h[2]),
+        b.raise(&h[3]),
+        a.raise(&h[4]),
+        b.raise(&h[5])
+    );
+    let (i0, i1, i2, i3, i4, i5) = raised;
+    let mut outcomes = Vec::new();
+    for (h, incident) in [(&a, i0), (&b, i1), (&a, i2), (&b, i3), (&a, i4), (&b, i5)] {
+        outcomes.push(h.isolated_or_asked(&incident).await);
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        ["asked", "asked", "asked", "asked", "asked", "isolated"]
+    );
+    let sent = [a.agent.kinds(), b.agent.kinds()].concat();
+    assert_eq!(
+        sent,
+        ["isolate"],
+        "one host isolated across both controllers"
+    );
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use super::{PlaybookConfig, Playbooks, spec};
 use crate::notify::RecordingNotifier;
 use crate::policy::grouping::Grouping;
 use crate::store::{
-    Agents, ApprovalRow, ApprovalStatus, AuditLog, Enrolment, Finding, RunRow, RunStatus, StepRow,
-    StepStatus, Store, StoredEvent, Tokens,
+    Agents, AnyStore, ApprovalRow, ApprovalStatus, AuditLog, Enrolment, Finding, RunRow, RunStatus,
+    StepRow, StepStatus, Store, StoredEvent, Tokens,
 };
 use crate::store::{Alerts, Events, PlaybookStore};
 use cordon_detect::RuleIdentity;
@@ -33,7 +33,7 @@ const GROUPING: Grouping = Grouping {
 };
 
 struct Harness {
-    store: Store,
+    store: AnyStore,
     clock: Arc<ManualClock>,
     agent: Arc<FakeAgent>,
     notifier: Arc<RecordingNotifier>,
@@ -44,7 +44,11 @@ struct Harness {
 
 impl Harness {
     fn new(budget: u32) -> Self {
-        let store = Store::memory().expect("store");
+        Self::on(Store::memory().expect("store").into(), budget)
+    }
+
+    /// The engine on `store`, which may be shared with other harnesses' engines.
+    fn on(store: AnyStore, budget: u32) -> Self {
         let clock = Arc::new(ManualClock::new(cordon_proto::time::now_ms()));
         let agent = Arc::new(FakeAgent::default());
         let notifier = Arc::new(RecordingNotifier::new(&["soc"]));
@@ -53,7 +57,7 @@ impl Harness {
             ..PlaybookConfig::default()
         };
         let engine = Arc::new(Engine {
-            store: store.clone().into(),
+            store: store.clone(),
             commands: agent.clone(),
             audit: Arc::new(StoreAudit {
                 store: store.clone(),
@@ -193,6 +197,27 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("no approval was asked for on incident {incident}");
+    }
+
+    /// How the incident's run got past its isolation: "isolated" (ended) or "asked" (waits
+    /// for a person).
+    async fn isolated_or_asked(&self, incident: &str) -> &'static str {
+        for _ in 0..500 {
+            let runs = self.store.runs_for_incident(incident.into()).await;
+            if runs
+                .expect("runs")
+                .iter()
+                .any(|(run, _)| run.status.is_final())
+            {
+                return "isolated";
+            }
+            let pending = self.store.approvals(false, Some(incident.into())).await;
+            if !pending.expect("approvals").is_empty() {
+                return "asked";
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the run on incident {incident} neither ended nor asked");
     }
 
     /// What an administrator's decision does: record it, then wake the waiting run.

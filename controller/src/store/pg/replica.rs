@@ -51,6 +51,12 @@ impl PgStore {
             == 1)
     }
 
+    /// Gives up the lease on `name` if this controller holds it.
+    pub async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
+        let sql = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+        self.exec(sql, &[&name, &self.replica()]).await.map(drop)
+    }
+
     /// Claims the unfinished runs that are this controller's or whose claim lapsed, oldest
     /// first; a run is claimed by one controller only (`FOR UPDATE SKIP LOCKED`).
     pub(super) async fn claim_runs(&self, now_ms: i64) -> Result<Vec<RunRow>, StoreError> {
