@@ -298,7 +298,17 @@ impl Events for PgStore {
     async fn query_events(&self, f: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         // The page nearest the `after` cursor is the oldest after it; any other, the newest.
         let order = if f.after.is_some() { "ASC" } else { "DESC" };
-        let (filter, args) = conditions(f, &POSTGRES);
+        let by_agent = f.agent_id.is_some();
+        let (mut filter, args) = conditions(f, &POSTGRES);
+        if by_agent {
+            debug_assert!(filter.starts_with("WHERE agent_id = $1"), "{filter}");
+            // The agent's keys (`conditions` puts the agent first) lead the planner to its
+            // events when they are few among many; no index on `events` leads with the agent.
+            filter.push_str(
+                " AND (time_ms, agent_id, seq) IN
+                     (SELECT time_ms, agent_id, seq FROM event_keys WHERE agent_id = $1)",
+            );
+        }
         let limit = format!("${}", args.len());
         let sql = format!(
             "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM events {filter}
