@@ -12,7 +12,7 @@ pub(super) const G: Grouping = Grouping {
     incident_window_ms: 3_600_000,
 };
 
-pub(super) fn finding(rule: &str, level: &str) -> Finding {
+pub fn finding(rule: &str, level: &str) -> Finding {
     Finding {
         rule: RuleIdentity {
             rule_id: rule.into(),

@@ -15,7 +15,7 @@ mod principals;
 mod rules;
 
 pub use alerts::{
-    alert_grouping, alert_queries, incident_listing, incident_notes, incident_status,
+    alert_grouping, alert_queries, finding, incident_listing, incident_notes, incident_status,
 };
 pub use events::{
     concurrent_batches, event, event_pages, event_queries, events_stored_once, exec,

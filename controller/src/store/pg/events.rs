@@ -1,21 +1,33 @@
-//! Events on PostgreSQL: the write path and the queries. A batch goes in with one
-//! statement: its keys into `event_keys` with `ON CONFLICT DO NOTHING RETURNING` (the
-//! unique (agent, seq) that the partitioned `events` cannot hold itself), and only the
-//! events whose keys were new into `events`; with findings, in one transaction with their
-//! alerts. A concurrent batch with the same keys waits on the key index until this one
-//! commits, then skips them: each event is stored, and judged, exactly once. The statement is
-//! prepared once per pooled connection, so a batch without findings is one round trip.
+//! Events on PostgreSQL: the write path and the queries. The unique (agent, seq) that the
+//! partitioned `events` cannot hold itself is `event_keys`' primary key. A batch (or a group
+//! of queued batches, `ingest.rs`) goes in with one prepared statement, one round trip:
 //!
-//! Group commit: each batch has its own transaction on its own pooled connection, and the
-//! server itself makes concurrent commits share one WAL flush (PostgreSQL's group commit),
-//! which is what the SQLite backend's queue (`store/ingest.rs`) does by hand.
+//! - first the fast path, [`STORE_ALL`]: plain inserts of the keys and the events. A key that
+//!   is not new (stored already, repeated in the batch, or inserted by a concurrent batch
+//!   that then commits) fails it with a unique violation and nothing of it is stored;
+//! - then, only after such a failure, [`STORE_NEW`]: the keys with `ON CONFLICT DO NOTHING
+//!   RETURNING`, and only the events whose keys were new. A concurrent batch with the same
+//!   keys waits on the key index until this one commits, then skips them.
+//!
+//! Either way each event is stored, and judged, exactly once: with findings, the statement
+//! runs in one transaction with their alerts. `ON CONFLICT`'s speculative insertion costs
+//! the server 1.6 times a plain insert, and an agent resends an event only when a reply was
+//! lost, so the careful path is the exception. `synchronous_commit` stays
+//! on: a batch is answered once its commit is durable.
+//!
+//! Queries: the search reads `events_by_time`; one agent's events are found through its keys
+//! (no index on `events` leads with the agent), a process tree through the partial pid and
+//! parent pid indexes.
 
 use super::{PgStore, all, big, partitions};
 use crate::policy::grouping::Grouping;
 use crate::store::events::{Arg, Dialect, conditions, from_row, process_key};
 use crate::store::{
-    EventFilter, Events, Finding, Ingested, ProcessLink, Pruned, StoreError, StoredEvent,
+    AlertChange, EventFilter, Events, Finding, Ingested, ProcessLink, Pruned, StoreError,
+    StoredEvent,
 };
+use deadpool_postgres::Object;
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Statement, Transaction};
 
@@ -28,7 +40,7 @@ const COLUMNS: &str = "agent_id, seq, time_ms, kind, summary, body, received_at"
 
 /// Whether an insert failed because no partition holds a row's day (one dropped by another
 /// controller after this one saw it).
-fn no_partition(e: &StoreError) -> bool {
+pub(super) fn no_partition(e: &StoreError) -> bool {
     let StoreError::Postgres(e) = e else {
         return false;
     };
@@ -37,63 +49,112 @@ fn no_partition(e: &StoreError) -> bool {
             .is_some_and(|d| d.message().contains("no partition"))
 }
 
-/// A batch in one statement (one round trip, prepared once per connection): the keys into
-/// `event_keys` sorted, so two batches sharing keys take their locks in the same order (one
-/// waits for the other, never a deadlock); then the events whose keys were new (the first of
-/// any repeated within the batch) into `events`. Returns their 1-based places in the batch.
-const STORE_NEW: &str = "
-WITH batch AS (
+/// The rows of a batch, as the parameters of [`STORE_ALL`] and [`STORE_NEW`] unnest them.
+const BATCH: &str = "
     SELECT b.agent_id COLLATE \"C\" AS agent_id, b.seq, b.time_ms, b.kind, b.body,
            b.received_at, b.summary, b.pid, b.ppid, b.start_ticks, b.place
     FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::BYTEA[],
                 $6::BIGINT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])
         WITH ORDINALITY AS b(agent_id, seq, time_ms, kind, body, received_at, summary,
-                             pid, ppid, start_ticks, place)
-), new_keys AS (
-    INSERT INTO event_keys (agent_id, seq, time_ms)
-    SELECT agent_id, seq, time_ms FROM batch ORDER BY agent_id, seq
-    ON CONFLICT DO NOTHING RETURNING agent_id, seq
-), first AS (
-    SELECT DISTINCT ON (b.agent_id, b.seq) b.*
-    FROM batch b JOIN new_keys k ON k.agent_id = b.agent_id AND k.seq = b.seq
-    ORDER BY b.agent_id, b.seq, b.place
-), stored AS (
-    INSERT INTO events (agent_id, seq, time_ms, kind, body, received_at, summary,
-                        pid, ppid, start_ticks)
-    SELECT agent_id, seq, time_ms, kind, body, received_at, summary, pid, ppid, start_ticks
-    FROM first
-)
-SELECT place FROM first ORDER BY place";
+                             pid, ppid, start_ticks, place)";
 
-/// Stores the new events of `events` (see [`STORE_NEW`]); returns their indices, in order.
-async fn store_new(
+/// The columns of `events` a batch fills.
+const INSERTED: &str =
+    "agent_id, seq, time_ms, kind, body, received_at, summary, pid, ppid, start_ticks";
+
+/// The fast path, for a batch whose keys are all new (the usual case: an agent sends each
+/// event once unless a reply was lost): plain inserts into `event_keys` and `events`, without
+/// `ON CONFLICT`'s speculative insertion (1.6 times a plain insert's server CPU). A key
+/// already stored, being stored by a concurrent batch that then commits, or repeated in the
+/// batch fails the whole statement with a unique violation, and nothing of it is stored; the
+/// batch then goes again through [`STORE_NEW`]. The keys go in sorted, as there.
+static STORE_ALL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH batch AS ({BATCH}),
+         keys AS (INSERT INTO event_keys (agent_id, seq, time_ms)
+                  SELECT agent_id, seq, time_ms FROM batch ORDER BY agent_id, seq)
+         INSERT INTO events ({INSERTED}) SELECT {INSERTED} FROM batch"
+    )
+});
+
+/// A batch whose keys may be stored already: the keys into `event_keys` sorted, so two
+/// batches sharing keys take their locks in the same order (one waits for the other, never a
+/// deadlock), with `ON CONFLICT DO NOTHING RETURNING`; then the events whose keys were new
+/// (the first of any repeated within the batch) into `events`. Returns their 1-based places
+/// in the batch.
+static STORE_NEW: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH batch AS ({BATCH}),
+         new_keys AS (
+             INSERT INTO event_keys (agent_id, seq, time_ms)
+             SELECT agent_id, seq, time_ms FROM batch ORDER BY agent_id, seq
+             ON CONFLICT DO NOTHING RETURNING agent_id, seq),
+         first AS (
+             SELECT DISTINCT ON (b.agent_id, b.seq) b.*
+             FROM batch b JOIN new_keys k ON k.agent_id = b.agent_id AND k.seq = b.seq
+             ORDER BY b.agent_id, b.seq, b.place),
+         stored AS (INSERT INTO events ({INSERTED}) SELECT {INSERTED} FROM first)
+         SELECT place FROM first ORDER BY place"
+    )
+});
+
+/// How a batch goes in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Insert {
+    /// [`STORE_ALL`]: every key new, or a unique violation.
+    All,
+    /// [`STORE_NEW`]: only the new keys' events.
+    New,
+}
+
+/// Whether the fast path failed because a key was not new (or, defensively, on a deadlock),
+/// so the batch must go through [`STORE_NEW`].
+fn collided(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    let StoreError::Postgres(e) = e else {
+        return false;
+    };
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// Stores the new events of `events` as `how` says (see [`STORE_ALL`], [`STORE_NEW`]);
+/// returns their indices, in order.
+async fn store_rows(
     c: &impl GenericClient,
+    how: Insert,
     statement: &Statement,
-    events: &[StoredEvent],
+    events: &[&StoredEvent],
 ) -> Result<Vec<usize>, StoreError> {
-    let keys: Vec<_> = events.iter().map(process_key).collect();
-    let col = |f: fn(&StoredEvent) -> i64| events.iter().map(f).collect::<Vec<i64>>();
-    let text = |f: fn(&StoredEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+    let keys: Vec<_> = events.iter().map(|e| process_key(e)).collect();
+    let col = |f: fn(&StoredEvent) -> i64| events.iter().map(|e| f(e)).collect::<Vec<i64>>();
+    let text = |f: fn(&StoredEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<&str>>();
     let process =
         |f: fn((u32, u32, u64)) -> i64| keys.iter().map(|k| k.map(f)).collect::<Vec<Option<i64>>>();
     let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
-    let rows = c
-        .query(
-            statement,
-            &[
-                &text(|e| &e.agent_id),
-                &col(|e| e.seq as i64),
-                &col(|e| e.time_ms),
-                &text(|e| &e.kind),
-                &bodies,
-                &col(|e| e.received_at_ms),
-                &text(|e| &e.summary),
-                &process(|k| i64::from(k.0)),
-                &process(|k| i64::from(k.1)),
-                &process(|k| k.2 as i64),
-            ],
-        )
-        .await?;
+    let (agents, seqs, times) = (
+        text(|e| &e.agent_id),
+        col(|e| e.seq as i64),
+        col(|e| e.time_ms),
+    );
+    let (kinds, received, summaries) = (
+        text(|e| &e.kind),
+        col(|e| e.received_at_ms),
+        text(|e| &e.summary),
+    );
+    let (pids, ppids, ticks) = (
+        process(|k| i64::from(k.0)),
+        process(|k| i64::from(k.1)),
+        process(|k| k.2 as i64),
+    );
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &agents, &seqs, &times, &kinds, &bodies, &received, &summaries, &pids, &ppids, &ticks,
+    ];
+    if how == Insert::All {
+        c.execute(statement, &params).await?;
+        return Ok((0..events.len()).collect());
+    }
+    let rows = c.query(statement, &params).await?;
     rows.iter()
         .map(|r| Ok(r.try_get::<_, i64>(0)? as usize - 1))
         .collect()
@@ -117,60 +178,104 @@ async fn lock_agents<'a>(
     Ok(())
 }
 
+/// Events to store, with what detection found in each (`findings[i]` for `events[i]`): one
+/// batch, or a group's batches one after another (`ingest.rs`).
+pub(super) struct Rows<'a> {
+    pub events: Vec<&'a StoredEvent>,
+    pub findings: Vec<&'a [Finding]>,
+}
+
+impl<'a> Rows<'a> {
+    pub(super) fn of(events: &'a [StoredEvent], findings: &'a [Vec<Finding>]) -> Self {
+        let mut rows = Self {
+            events: Vec::new(),
+            findings: Vec::new(),
+        };
+        rows.push(events, findings);
+        rows
+    }
+
+    /// Adds a batch (an event without an entry in `findings` has none).
+    pub(super) fn push(&mut self, events: &'a [StoredEvent], findings: &'a [Vec<Finding>]) {
+        self.events.extend(events);
+        let found = |i| findings.get(i).map_or(&[][..], Vec::as_slice);
+        self.findings.extend((0..events.len()).map(found));
+    }
+
+    pub(super) fn days(&self) -> std::collections::HashSet<i64> {
+        let day = |e: &&StoredEvent| partitions::day_of(e.time_ms);
+        self.events.iter().map(day).collect()
+    }
+}
+
+/// Which of the rows were new (by index), and the alerts they raised, each with its event's
+/// index.
+pub(super) type Stored = (Vec<usize>, Vec<(usize, AlertChange)>);
+
+/// Stores `rows` on `c` (their partitions exist): the fast path, then, if a key was not new,
+/// the careful one (see [`STORE_ALL`]).
+pub(super) async fn store(
+    c: &mut Object,
+    rows: &Rows<'_>,
+    grouping: Option<Grouping>,
+) -> Result<Stored, StoreError> {
+    match store_once(c, Insert::All, rows, grouping).await {
+        Err(e) if collided(&e) => store_once(c, Insert::New, rows, grouping).await,
+        stored => stored,
+    }
+}
+
+/// Stores `rows` as `how` says; with findings (and a grouping), in one transaction with the
+/// alerts of the events that were new.
+async fn store_once(
+    c: &mut Object,
+    how: Insert,
+    rows: &Rows<'_>,
+    grouping: Option<Grouping>,
+) -> Result<Stored, StoreError> {
+    let sql = match how {
+        Insert::All => STORE_ALL.as_str(),
+        Insert::New => STORE_NEW.as_str(),
+    };
+    let statement = c.prepare_cached(sql).await?;
+    let judged = grouping.filter(|_| rows.findings.iter().any(|f| !f.is_empty()));
+    let Some(g) = judged else {
+        // Nothing to record beside the events: the one statement is the transaction.
+        let new = store_rows(&***c, how, &statement, &rows.events).await?;
+        return Ok((new, Vec::new()));
+    };
+    let tx = c.transaction().await?;
+    let new = store_rows(&*tx, how, &statement, &rows.events).await?;
+    let judged = new.iter().filter(|&&i| !rows.findings[i].is_empty());
+    lock_agents(&tx, judged.map(|&i| rows.events[i].agent_id.as_str())).await?;
+    let mut alerts = Vec::new();
+    for &i in &new {
+        for f in rows.findings[i] {
+            alerts.push((i, super::alerts::record(&tx, rows.events[i], f, g).await?));
+        }
+    }
+    tx.commit().await?;
+    Ok((new, alerts))
+}
+
 impl PgStore {
-    /// `Events::ingest`: stores the batch, creating any missing day's partition first (and
-    /// once more if one vanished meanwhile).
-    async fn store_batch(
+    /// Stores `rows` on their own (from a connection of their own), creating any missing
+    /// day's partition first, and once more if one vanished meanwhile.
+    pub(super) async fn store_alone(
         &self,
-        events: &[StoredEvent],
-        findings: &[Vec<Finding>],
+        rows: &Rows<'_>,
         grouping: Option<Grouping>,
-    ) -> Result<Ingested, StoreError> {
-        let days = events
-            .iter()
-            .map(|e| partitions::day_of(e.time_ms))
-            .collect();
-        self.ensure_partitions(days).await?;
-        match self.store_once(events, findings, grouping).await {
+    ) -> Result<Stored, StoreError> {
+        self.ensure_partitions(rows.days()).await?;
+        let first = store(&mut self.client().await?, rows, grouping).await;
+        match first {
             Err(e) if no_partition(&e) => {
                 self.days.forget_all();
-                let days = events.iter().map(|e| partitions::day_of(e.time_ms));
-                self.ensure_partitions(days.collect()).await?;
-                self.store_once(events, findings, grouping).await
+                self.ensure_partitions(rows.days()).await?;
+                store(&mut self.client().await?, rows, grouping).await
             }
             stored => stored,
         }
-    }
-
-    async fn store_once(
-        &self,
-        events: &[StoredEvent],
-        findings: &[Vec<Finding>],
-        grouping: Option<Grouping>,
-    ) -> Result<Ingested, StoreError> {
-        let mut c = self.client().await?;
-        let statement = c.prepare_cached(STORE_NEW).await?;
-        let judged = grouping.filter(|_| findings.iter().any(|f| !f.is_empty()));
-        let Some(g) = judged else {
-            // Nothing to record beside the events: the one statement is the transaction.
-            let new = store_new(&**c, &statement, events).await?;
-            return Ok((new.iter().map(|&i| events[i].clone()).collect(), Vec::new()));
-        };
-        let tx = c.transaction().await?;
-        let new = store_new(&*tx, &statement, events).await?;
-        let judged = new
-            .iter()
-            .filter(|&&i| findings.get(i).is_some_and(|f| !f.is_empty()));
-        lock_agents(&tx, judged.map(|&i| events[i].agent_id.as_str())).await?;
-        let mut alerts = Vec::new();
-        for &i in &new {
-            for f in findings.get(i).into_iter().flatten() {
-                alerts.push(super::alerts::record(&tx, &events[i], f, g).await?);
-            }
-        }
-        tx.commit().await?;
-        let added = new.iter().map(|&i| events[i].clone()).collect();
-        Ok((added, alerts))
     }
 
     async fn select_events(
@@ -189,20 +294,30 @@ impl Events for PgStore {
         findings: Vec<Vec<Finding>>,
         grouping: Option<Grouping>,
     ) -> Result<Ingested, StoreError> {
-        self.store_batch(&events, &findings, grouping).await
+        self.group_commit(events, findings, grouping).await
     }
 
     async fn insert_events(
         &self,
         events: Vec<StoredEvent>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self.store_batch(&events, &[], None).await?.0)
+        Ok(self.group_commit(events, Vec::new(), None).await?.0)
     }
 
     async fn query_events(&self, f: EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
         // The page nearest the `after` cursor is the oldest after it; any other, the newest.
         let order = if f.after.is_some() { "ASC" } else { "DESC" };
-        let (filter, args) = conditions(f, &POSTGRES);
+        let by_agent = f.agent_id.is_some();
+        let (mut filter, args) = conditions(f, &POSTGRES);
+        if by_agent {
+            debug_assert!(filter.starts_with("WHERE agent_id = $1"), "{filter}");
+            // The agent's keys (`conditions` puts the agent first) lead the planner to its
+            // events when they are few among many; no index on `events` leads with the agent.
+            filter.push_str(
+                " AND (time_ms, agent_id, seq) IN
+                     (SELECT time_ms, agent_id, seq FROM event_keys WHERE agent_id = $1)",
+            );
+        }
         let limit = format!("${}", args.len());
         let sql = format!(
             "SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM events {filter}

@@ -13,6 +13,7 @@ mod audit;
 mod commands;
 mod events;
 mod fleet;
+mod ingest;
 pub(in crate::store) mod partitions;
 mod playbooks;
 mod principals;
@@ -62,6 +63,8 @@ pub struct PgStore {
     /// The database's host and name, for errors (never the password).
     target: String,
     days: partitions::Known,
+    /// Batches waiting to be stored (`ingest.rs`).
+    queue: std::sync::Arc<ingest::Queue>,
     /// How to open a connection of its own (for LISTEN).
     config: std::sync::Arc<tokio_postgres::Config>,
     /// This controller's name in leases and run claims: unique per process.
@@ -100,6 +103,7 @@ impl PgStore {
             pool,
             target,
             days: partitions::Known::default(),
+            queue: std::sync::Arc::default(),
             config: std::sync::Arc::new(config),
             replica: replica_name().into(),
         };

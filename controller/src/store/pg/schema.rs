@@ -12,6 +12,7 @@ const MIGRATION_LOCK: i64 = 0x636f_7264_6f6e;
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_replicas.sql"),
+    include_str!("migrations/0003_lighter_event_indexes.sql"),
 ];
 
 /// Brings the schema up to date.

@@ -153,17 +153,7 @@ async fn concurrent_alerts_of_a_host_open_one_incident() {
     };
     let batches = (1..=8u64).map(|seq| {
         let s = s.clone();
-        let finding = crate::store::Finding {
-            rule: cordon_detect::RuleIdentity {
-                rule_id: format!("r{seq}"),
-                title: format!("rule {seq}"),
-                level: "high".into(),
-                tags: Vec::new(),
-                author: String::new(),
-            },
-            source: "sigma".into(),
-            detail: String::new(),
-        };
+        let finding = crate::store::conformance::finding(&format!("r{seq}"), "high");
         tokio::spawn(async move {
             let batch = vec![ev("h", seq, 1_000 + seq as i64)];
             s.ingest(batch, vec![vec![finding]], Some(grouping)).await
@@ -209,4 +199,56 @@ async fn slow_statements_and_a_full_pool_fail_in_bounded_time() {
     );
     drop(held);
     assert_eq!(s.event_count("a".into()).await.expect("free again"), 0);
+}
+
+/// Overlapping batches of several hosts, each sent at once through two controllers' stores
+/// (whose small pools make them queue and go in groups): every (agent, seq) is stored once,
+/// handed back as new to exactly one caller, and judged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_batches_from_two_stores_sharing_keys_store_each_event_once() {
+    let Some(o) = testing::database("pg_grouped_batches").await else {
+        return;
+    };
+    let stores = [
+        PgStore::open(&o).await.expect("a"),
+        PgStore::open(&o).await.expect("b"),
+    ];
+    let grouping = crate::policy::grouping::Grouping {
+        alert_window_ms: 600_000,
+        incident_window_ms: 3_600_000,
+    };
+    let finding = crate::store::conformance::finding("r", "high");
+    // Batch k of a host holds seqs 20k+1..=20k+25: its last five are the next one's first.
+    let batch = |agent: &str, k: u64| -> Vec<StoredEvent> {
+        (20 * k + 1..=20 * k + 25)
+            .map(|seq| ev(agent, seq, 1_000 + seq as i64))
+            .collect()
+    };
+    let mut tasks = Vec::new();
+    for agent in ["h1", "h2", "h3", "h4"] {
+        for k in 0..6 {
+            for s in &stores {
+                let (s, events) = (s.clone(), batch(agent, k));
+                let findings = vec![vec![finding.clone()]; events.len()];
+                tasks.push(tokio::spawn(async move {
+                    s.ingest(events, findings, Some(grouping)).await
+                }));
+            }
+        }
+    }
+    let mut new = Vec::new();
+    let mut judged = 0;
+    for t in tasks {
+        let (added, alerts) = t.await.expect("task").expect("ingest");
+        judged += alerts.len();
+        new.extend(added.into_iter().map(|e| (e.agent_id, e.seq)));
+    }
+    let distinct: std::collections::BTreeSet<_> = new.iter().cloned().collect();
+    assert_eq!(new.len(), distinct.len(), "an event handed back twice");
+    assert_eq!(distinct.len(), 4 * 125, "seqs 1..=125 of each host");
+    assert_eq!(judged, 4 * 125, "each event judged once");
+    for agent in ["h1", "h2", "h3", "h4"] {
+        let n = stores[1].event_count(agent.into()).await.expect("count");
+        assert_eq!(n, 125, "{agent}");
+    }
 }

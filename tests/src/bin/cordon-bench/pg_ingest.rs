@@ -60,7 +60,7 @@ pub fn run(load: Load) -> anyhow::Result<()> {
         let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
         let (store, copy) = (best(&store_rates), best(&copy_rates));
         println!(
-            "pg-ingest, two replicas' stores on one PostgreSQL database (private cluster, fsync off): {} agents per replica, {} batches of {} events each, n={} per round, best of {ROUNDS}: store path {store:.0} events/s (rounds: {}); plain binary COPY of the same rows into an unindexed table: {copy:.0} rows/s (rounds: {}); store/COPY = {:.2}",
+            "pg-ingest, two replicas' stores on one PostgreSQL database (private cluster, fsync off, synchronous_commit on): {} agents per replica, {} batches of {} events each, n={} per round, best of {ROUNDS}: store path {store:.0} events/s (rounds: {}); plain binary COPY of the same rows into an unindexed table: {copy:.0} rows/s (rounds: {}); store/COPY = {:.2}",
             load.agents_per_replica,
             load.batches_per_agent,
             load.batch_events,
