@@ -26,6 +26,19 @@ pub async fn prune(
 /// store prunes.
 const LEASE: Duration = Duration::from_secs(180);
 
+/// One prune, if this controller holds the retention lease (a store of its own always
+/// does); None while another controller sharing the store holds it.
+pub async fn prune_if_held(
+    store: &AnyStore,
+    policy: &EventRetention,
+    now_ms: i64,
+) -> Result<Option<Pruned>, StoreError> {
+    if !store.claim_lease("retention", LEASE, now_ms).await? {
+        return Ok(None);
+    }
+    prune(store, policy, now_ms).await.map(Some)
+}
+
 /// Prunes now and every minute after, for ever (the caller aborts it).
 pub async fn prune_loop(store: AnyStore, policy: EventRetention) {
     if policy == EventRetention::FOREVER {
@@ -41,23 +54,16 @@ pub async fn prune_loop(store: AnyStore, policy: EventRetention) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match store.claim_lease("retention", LEASE, now_ms()).await {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "event retention: taking the lease failed");
-                continue;
-            }
-        }
         let started = std::time::Instant::now();
-        match prune(&store, &policy, now_ms()).await {
-            Ok(p) if p.total() > 0 => tracing::info!(
+        match prune_if_held(&store, &policy, now_ms()).await {
+            Ok(None) => tracing::debug!("event retention: another controller holds the lease"),
+            Ok(Some(p)) if p.total() > 0 => tracing::info!(
                 by_age = p.by_age,
                 by_cap = p.by_cap,
                 ms = started.elapsed().as_millis() as u64,
                 "pruned events"
             ),
-            Ok(_) => tracing::debug!("no events to prune"),
+            Ok(Some(_)) => tracing::debug!("no events to prune"),
             Err(e) => tracing::error!(error = %e, "pruning events failed"),
         }
     }
@@ -99,5 +105,54 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(left, vec![2, 3]);
+    }
+
+    #[tokio::test]
+    async fn two_controllers_on_one_store_prune_once() {
+        let test = "two_controllers_on_one_store_prune_once";
+        let Some(options) = crate::store::pg::testing::database(test).await else {
+            return;
+        };
+        let open = async || {
+            let store = crate::store::pg::PgStore::open(&options).await.unwrap();
+            AnyStore::Pg(store)
+        };
+        let (a, b) = (open().await, open().await);
+        let now = now_ms();
+        let events = (1..=10)
+            .map(|seq| StoredEvent {
+                agent_id: "a".into(),
+                seq,
+                time_ms: now - 1000 + seq as i64,
+                kind: "notice".into(),
+                summary: String::new(),
+                body: vec![],
+                received_at_ms: now,
+            })
+            .collect();
+        a.insert_events(events).await.unwrap();
+        // The newest 4 kept: 6 to go, once, by whichever controller holds the lease.
+        let policy = EventRetention {
+            max_rows: 4,
+            ..EventRetention::FOREVER
+        };
+        let (on_a, on_b) = tokio::join!(
+            prune_if_held(&a, &policy, now),
+            prune_if_held(&b, &policy, now)
+        );
+        let pruned: Vec<u64> = [on_a.unwrap(), on_b.unwrap()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.by_cap)
+            .collect();
+        assert_eq!(pruned, [6], "one controller pruned, the other held off");
+        let left: Vec<u64> = b
+            .events("a".into(), 20)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, [7, 8, 9, 10]);
     }
 }
