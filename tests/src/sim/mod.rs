@@ -7,7 +7,7 @@ pub mod agent;
 pub mod enrol;
 pub mod exec;
 
-pub use enrol::{Enrolled, SimIdentity, fleet_identities};
+pub use enrol::{Batch, Enrolled, SimIdentity, batch_identities, fleet_identities};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
