@@ -9,6 +9,7 @@ mod checkpoint;
 mod commands;
 mod events;
 mod files;
+mod grouped;
 mod ingest;
 pub mod migrate;
 pub mod pg;
@@ -93,6 +94,8 @@ pub enum StoreError {
     },
     #[error("the database task failed: {0}")]
     Task(String),
+    #[error("committing a group of command-queue writes: {0}")]
+    GroupCommit(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -166,6 +169,8 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Telemetry batches waiting to be stored together (see `ingest`).
     queue: Arc<ingest::Queue>,
+    /// Small writes waiting to be committed together (see `grouped`).
+    writes: Arc<grouped::Writes>,
     /// The WAL checkpoint thread of a store on disk.
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
@@ -202,6 +207,7 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             queue: Arc::default(),
+            writes: Arc::default(),
             checkpointer: None,
         })
     }

@@ -15,6 +15,10 @@
 //! Confirmed means the command's result stored as succeeded, read back per command through
 //! the admin API (`GetCommand`): its `completed_at_ms`, the controller's clock on this machine.
 //! Afterwards every unlabelled and every protected agent must have no command at all.
+//!
+//! The simulated agents keep their command ledgers in memory (`SimOptions::ledger_in_memory`):
+//! a real agent syncs its ledger to its own disk, in parallel with every other host, and a
+//! thousand of those syncs queued on this one disk would measure the simulator.
 
 use crate::scale::{print_outcome, until_all_online};
 use anyhow::{Context, bail};
@@ -254,6 +258,7 @@ pub fn run(n: usize) -> anyhow::Result<()> {
     let everyone = groups.all();
     let opts = SimOptions {
         duration: Duration::from_secs(600),
+        ledger_in_memory: true,
         ..SimOptions::default()
     };
     let started = Instant::now();
