@@ -69,7 +69,7 @@ pub fn until_all_online(
     (None, listed)
 }
 
-pub fn print_outcome(what: &str, n: usize, took: Option<Duration>, target: Duration) {
+fn print_outcome(what: &str, n: usize, took: Option<Duration>, target: Duration) {
     match took {
         Some(t) => println!(
             "{what}: all {n} agents online in {:.1} s (target under {} s: {})",
