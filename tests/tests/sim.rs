@@ -63,6 +63,7 @@ fn simulated_fleet_comes_online_answers_commands_and_ships_exactly_once() {
         reconnect_min: Duration::from_millis(200),
         reconnect_max: Duration::from_secs(2),
         per_source: 100,
+        ledger_in_memory: false,
     };
     let fleet = {
         let _in_runtime = rt.enter();

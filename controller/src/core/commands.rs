@@ -3,7 +3,7 @@
 
 use super::replicas::Signal;
 use super::{Admin, Controller, CoreError};
-use crate::store::{Agents, CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
+use crate::store::{CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     Command, CommandOutcome, CommandResult, ControllerMessage, action, controller_message,
@@ -40,20 +40,25 @@ impl Controller {
         ttl: Duration,
         created_by: String,
     ) -> Result<CommandRow, CoreError> {
-        // The desired containment state is the controller's record, whoever asks.
-        match &action {
-            action::Kind::Isolate(_) => {
-                self.store
-                    .set_isolation_desired(agent_id.clone(), true)
-                    .await?
-            }
-            action::Kind::Release(_) => {
-                self.store
-                    .set_isolation_desired(agent_id.clone(), false)
-                    .await?
-            }
-            _ => {}
-        }
+        let row = self.signed_row(agent_id, &action, ttl, created_by);
+        // The desired containment state is the controller's record, whoever asks; it is
+        // stored with the command.
+        self.store
+            .insert_commands(vec![row.clone()], desired_isolation(&action))
+            .await?;
+        tracing::info!(command_id = %row.id, agent_id = %row.agent_id, kind = %row.kind, by = %row.created_by, "command queued");
+        self.deliver(&row).await?;
+        Ok(self.store.command(row.id.clone()).await?.unwrap_or(row))
+    }
+
+    /// A new command for `agent_id`, signed, as it is stored before it is sent.
+    pub(super) fn signed_row(
+        &self,
+        agent_id: String,
+        action: &action::Kind,
+        ttl: Duration,
+        created_by: String,
+    ) -> CommandRow {
         let now = now_ms();
         let ttl = ttl.min(MAX_COMMAND_TTL);
         let command = Command {
@@ -64,10 +69,10 @@ impl Controller {
             action: Some(action.clone().into()),
         };
         let signed = self.signer.sign(&command);
-        let row = CommandRow {
+        CommandRow {
             id: command.id.clone(),
             agent_id,
-            kind: action_kind(&action).to_string(),
+            kind: action_kind(action).to_string(),
             envelope: signed.encode_to_vec(),
             created_at_ms: now,
             expires_at_ms: command.expires_at_ms,
@@ -77,14 +82,17 @@ impl Controller {
             error: String::new(),
             result: None,
             created_by,
-        };
-        self.store.insert_command(row.clone()).await?;
-        tracing::info!(command_id = %row.id, agent_id = %row.agent_id, kind = %row.kind, by = %row.created_by, "command queued");
-        if !self.push(&row).await? {
+        }
+    }
+
+    /// Sends a stored command on the agent's stream if it is here, or tells the replica that
+    /// holds it.
+    pub(super) async fn deliver(&self, row: &CommandRow) -> Result<(), CoreError> {
+        if !self.push(row).await? {
             let (agent, id) = (row.agent_id.clone(), row.id.clone());
             self.signal(Signal::Command { agent, id }).await;
         }
-        Ok(self.store.command(row.id.clone()).await?.unwrap_or(row))
+        Ok(())
     }
 
     /// Sends a stored command on the agent's open stream, if there is one here; false if
@@ -318,6 +326,15 @@ async fn expire_once(ctl: &Controller) -> Result<(), crate::store::StoreError> {
         ctl.signal(Signal::Finished(id)).await;
     }
     Ok(())
+}
+
+/// The desired isolation an action records: isolate sets it, release clears it.
+fn desired_isolation(action: &action::Kind) -> Option<bool> {
+    match action {
+        action::Kind::Isolate(_) => Some(true),
+        action::Kind::Release(_) => Some(false),
+        _ => None,
+    }
 }
 
 fn new_command_id() -> String {

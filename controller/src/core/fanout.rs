@@ -12,9 +12,9 @@
 //! - one audit entry records the selector, the counts and every command id (each command's
 //!   row names who asked for it).
 //!
-//! The agents are read once; the commands are issued concurrently, at most
-//! [`CONCURRENCY`] at a time, each signed and pushed as a single one is; one subscription to
-//! finished commands waits for them all.
+//! The agents are read once; the commands are signed as a single one is, stored together with
+//! the hosts' desired isolation in one transaction, then pushed concurrently, at most
+//! [`CONCURRENCY`] at a time; one subscription to finished commands waits for them all.
 
 use super::{Admin, Controller, CoreError};
 use crate::store::{Agent, Agents, CommandQueue, CommandRow, CommandStatus};
@@ -25,8 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
-/// Commands of one fan-out being issued at once.
-pub const CONCURRENCY: usize = 32;
+/// Commands of one fan-out being sent at once. Each send waits for its `delivered` mark's
+/// commit, which the store shares among the writes queued meanwhile, so this many in flight
+/// make about one commit per this many hosts.
+pub const CONCURRENCY: usize = 128;
 
 /// A fan-out an administrator asks for.
 #[derive(Debug, Clone, Default)]
@@ -193,7 +195,8 @@ impl Controller {
         Ok((sel, matched))
     }
 
-    /// Issues the commands, at most [`CONCURRENCY`] at once, and waits if asked.
+    /// Stores every command (with the hosts' desired isolation) in one transaction, then
+    /// sends them, at most [`CONCURRENCY`] at once, and waits if asked.
     async fn fan_out(
         self: &Arc<Self>,
         admin: &Admin,
@@ -201,36 +204,31 @@ impl Controller {
         sel: Selection,
         matched: usize,
     ) -> FanOut {
-        let ttl = match req.ttl_secs {
+        let ttl = Duration::from_secs(match req.ttl_secs {
             0 => self.config.command_ttl_secs,
             n => n,
-        };
+        });
         // Subscribed before the first command goes out, so no result is missed.
         let finished = self.finished.subscribe();
-        let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, a) in sel.targets.iter().enumerate() {
-            let (ctl, gate, by) = (self.clone(), gate.clone(), admin.name.clone());
-            let (id, kind) = (a.id.clone(), action::Kind::Isolate(req.isolate.clone()));
-            tasks.spawn(async move {
-                let _permit = gate.acquire_owned().await;
-                let ttl = Duration::from_secs(ttl);
-                (i, ctl.submit_command(id, kind, ttl, by).await)
-            });
-        }
+        let kind = action::Kind::Isolate(req.isolate.clone());
+        let rows: Vec<CommandRow> = sel
+            .targets
+            .iter()
+            .map(|a| self.signed_row(a.id.clone(), &kind, ttl, admin.name.clone()))
+            .collect();
         let mut hosts: Vec<FanOutHost> = sel.targets.iter().map(host).collect();
-        while let Some(done) = tasks.join_next().await {
-            let Ok((i, sent)) = done else { continue };
-            match sent {
-                Ok(row) => hosts[i].command = Some(row),
-                Err(e) => hosts[i].error = e.public_message(),
+        match self.store.insert_commands(rows.clone(), Some(true)).await {
+            Ok(()) => {
+                tracing::info!(commands = rows.len(), by = %admin.name, "fan-out commands queued");
+                for (h, row) in hosts.iter_mut().zip(&rows) {
+                    h.command = Some(row.clone());
+                }
+                self.deliver_all(rows).await;
             }
-        }
-        for h in hosts
-            .iter_mut()
-            .filter(|h| h.command.is_none() && h.error.is_empty())
-        {
-            h.error = "issuing the command failed".into();
+            Err(e) => {
+                let why = CoreError::from(e).public_message();
+                hosts.iter_mut().for_each(|h| h.error = why.clone());
+            }
         }
         if req.wait_secs > 0 {
             let wait = Duration::from_secs(req.wait_secs.min(super::commands::MAX_WAIT_SECS));
@@ -246,6 +244,23 @@ impl Controller {
             hosts,
             dry_run: false,
         }
+    }
+
+    /// Sends each stored command, at most [`CONCURRENCY`] at once.
+    async fn deliver_all(self: &Arc<Self>, rows: Vec<CommandRow>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        for row in rows {
+            let (ctl, gate) = (self.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                if let Err(e) = ctl.deliver(&row).await {
+                    // Stored, so it goes out when the agent says hello again.
+                    tracing::warn!(command_id = %row.id, error = %e, "sending a fan-out's command failed");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Waits up to `wait` until every command of `hosts` is final, re-reading a command when

@@ -8,7 +8,7 @@ use super::rows::Cols;
 use super::{IncidentStatus, Store, StoreError};
 use crate::policy::grouping::{Grouping, LEVELS, raised_severity};
 use cordon_detect::RuleIdentity;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// What detection found in one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub(super) fn tags_json(tags: &[String]) -> String {
 }
 
 fn timeline(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     incident: &str,
     at: i64,
     kind: &str,
@@ -92,7 +92,7 @@ fn timeline(
 
 /// Records one finding on (agent, seq) inside the ingest transaction.
 pub(super) fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     agent_id: &str,
     seq: u64,
     summary: &str,

@@ -167,6 +167,7 @@ delegate! {
     }
     CommandQueue {
         fn insert_command(row: CommandRow) -> ();
+        fn insert_commands(rows: Vec<CommandRow>, isolation: Option<bool>) -> ();
         fn open_commands(agent_id: String, now_ms: i64) -> Vec<CommandRow>;
         fn mark_delivered(id: String, now_ms: i64) -> ();
         fn complete_command(

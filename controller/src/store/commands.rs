@@ -79,6 +79,15 @@ pub trait CommandQueue: Send + Sync {
         row: CommandRow,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stores new commands together; with `isolation`, records with them that each one's
+    /// agent is to be isolated (true) or released (false), as the controller's desired state.
+    /// All or nothing.
+    fn insert_commands(
+        &self,
+        rows: Vec<CommandRow>,
+        isolation: Option<bool>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// An agent's commands not yet final nor expired at `now_ms`, oldest first.
     fn open_commands(
         &self,
@@ -125,15 +134,24 @@ pub trait CommandQueue: Send + Sync {
 
 impl CommandQueue for Store {
     async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
-        self.with(move |c| {
-            c.execute(
-                &format!("INSERT INTO commands ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-                params![
-                    row.id, row.agent_id, row.kind, row.envelope, row.created_at_ms,
-                    row.expires_at_ms, row.status, row.delivered_at_ms,
-                    row.completed_at_ms, row.error, row.result, row.created_by
-                ],
-            )?;
+        self.grouped(move |c| insert_row(c, &row)).await
+    }
+
+    async fn insert_commands(
+        &self,
+        rows: Vec<CommandRow>,
+        isolation: Option<bool>,
+    ) -> Result<(), StoreError> {
+        self.grouped(move |c| {
+            for row in &rows {
+                if let Some(desired) = isolation {
+                    c.execute(
+                        "UPDATE agents SET isolation_desired = ?2 WHERE id = ?1",
+                        params![row.agent_id, desired],
+                    )?;
+                }
+                insert_row(c, row)?;
+            }
             Ok(())
         })
         .await
@@ -159,7 +177,7 @@ impl CommandQueue for Store {
     }
 
     async fn mark_delivered(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
-        self.with(move |c| {
+        self.grouped(move |c| {
             c.execute(
                 "UPDATE commands SET status = ?3, delivered_at = ?2
                  WHERE id = ?1 AND status = ?4",
@@ -179,19 +197,18 @@ impl CommandQueue for Store {
         result: Vec<u8>,
         now_ms: i64,
     ) -> Result<Completion, StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let found: Option<(String, CommandStatus)> = tx
+        self.grouped(move |c| {
+            let found: Option<(String, CommandStatus)> = c
                 .query_row("SELECT agent_id, status FROM commands WHERE id = ?1", [&id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
-            let outcome = match found {
+            Ok(match found {
                 None => Completion::UnknownCommand,
                 Some((owner, _)) if owner != agent_id => Completion::WrongAgent,
                 Some((_, s)) if s.is_final() => Completion::AlreadyFinal,
                 Some(_) => {
-                    tx.execute(
+                    c.execute(
                         "UPDATE commands SET status = ?2, error = ?3, result = ?4, completed_at = ?5,
                              delivered_at = COALESCE(delivered_at, ?5)
                          WHERE id = ?1",
@@ -199,9 +216,7 @@ impl CommandQueue for Store {
                     )?;
                     Completion::Recorded
                 }
-            };
-            tx.commit()?;
-            Ok(outcome)
+            })
         })
         .await
     }
@@ -254,4 +269,19 @@ impl CommandQueue for Store {
         })
         .await
     }
+}
+
+/// Inserts one new command.
+fn insert_row(c: &rusqlite::Connection, row: &CommandRow) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT INTO commands ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ),
+        params![
+            row.id, row.agent_id, row.kind, row.envelope, row.created_at_ms,
+            row.expires_at_ms, row.status, row.delivered_at_ms,
+            row.completed_at_ms, row.error, row.result, row.created_by
+        ],
+    )?;
+    Ok(())
 }

@@ -1,77 +1,62 @@
-//! Group commit on the SQLite connection. A write joins a queue; a drainer on the blocking
-//! pool takes the connection, then everything queued, up to a bound, stores it in one
-//! transaction, and answers each writer only after that commit. With `synchronous = FULL` a
-//! commit costs a sync of the log, so writes that arrive while one is being committed share
-//! the next sync instead of each waiting for its own. At most one drainer waits for the
-//! connection at a time, so ten thousand writers cost two blocking threads, not ten thousand.
-//! Writes keep their order: the queue is first in, first out, and a group is stored in that
-//! order.
+//! Group commit on the SQLite connection, for every write on a hot path: telemetry batches
+//! (`ingest.rs`), presence (`presence.rs`: hellos, heartbeats, streams ended) and the command
+//! queue (`commands.rs`). A write joins one queue; a drainer on the blocking pool takes the
+//! connection, then the queued writes up to a bound, runs each in a savepoint of its own
+//! inside one transaction, commits, and only then answers each writer.
 //!
-//! Telemetry batches (`ingest.rs`) and presence (`presence.rs`: hellos, heartbeats, going
-//! offline) each have a queue of their own.
+//! With `synchronous = FULL` a commit costs a sync of the log, so writes that arrive while one
+//! group is being committed share the next sync instead of each waiting for its own; a write
+//! alone costs what it did. At most one drainer waits for the connection at a time, so ten
+//! thousand writers cost two blocking threads, not ten thousand. Writes keep their order: the
+//! queue is first in, first out, and a group runs in that order (an agent's heartbeat is never
+//! stored after its stream's "offline").
+//!
+//! A write that fails rolls back to its savepoint and fails alone; if the commit itself fails,
+//! every write of the group gets that error, and nothing of the group is stored.
 
 use super::{Store, StoreError};
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
-/// One write waiting for the connection.
-pub(super) trait Job: Send + 'static {
-    /// What storing it returns to its writer.
-    type Stored;
-    /// Most weight (see [`Job::weight`]) one group holds; a heavier job goes alone.
-    const GROUP_WEIGHT: usize;
+/// Most weight one group holds (a telemetry batch weighs its events, other writes 1); a
+/// heavier write goes alone.
+const GROUP_WEIGHT: usize = 20_000;
 
-    fn weight(&self) -> usize;
-    /// Stores this job in `tx`, which holds the jobs before it in the same group.
-    fn store(&self, tx: &Transaction<'_>) -> Result<Self::Stored, StoreError>;
-    /// Hands the outcome to the writer.
-    fn answer(self, result: Result<Self::Stored, StoreError>);
+/// Answers a write's caller once the group's commit is known (its error text, if it failed).
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// A queued write: runs in the group's transaction and says how to answer its caller.
+struct Write {
+    weight: usize,
+    run: Box<dyn FnOnce(&Connection) -> Answer + Send>,
 }
 
-/// Jobs waiting for the connection, oldest first.
-pub(super) struct Queue<J> {
-    jobs: Mutex<VecDeque<J>>,
+/// Writes waiting for the connection, oldest first.
+#[derive(Default)]
+pub(super) struct Queue {
+    writes: Mutex<VecDeque<Write>>,
     /// A drainer is waiting for the connection and will take what is queued now.
     drainer_waiting: AtomicBool,
 }
 
-impl<J> Default for Queue<J> {
-    fn default() -> Self {
-        Self {
-            jobs: Mutex::new(VecDeque::new()),
-            drainer_waiting: AtomicBool::new(false),
-        }
-    }
-}
-
-impl<J: Job> Queue<J> {
-    pub(super) fn push(&self, job: J) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(job);
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Write>> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn has_jobs(&self) -> bool {
-        !self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-    }
-
-    /// The oldest jobs, up to `GROUP_WEIGHT` (at least one job if any are queued).
-    pub(super) fn take_group(&self) -> Vec<J> {
-        let mut q = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+    /// The oldest writes, up to `GROUP_WEIGHT` (at least one if any are queued).
+    fn take_group(&self) -> Vec<Write> {
+        let mut q = self.lock();
         let mut group = Vec::new();
         let mut weight = 0;
         while let Some(next) = q.front() {
-            if !group.is_empty() && weight + next.weight() > J::GROUP_WEIGHT {
+            if !group.is_empty() && weight + next.weight > GROUP_WEIGHT {
                 break;
             }
-            weight += next.weight();
+            weight += next.weight;
             group.extend(q.pop_front());
         }
         group
@@ -79,77 +64,189 @@ impl<J: Job> Queue<J> {
 }
 
 impl Store {
-    /// Queues `job` for the next group, starting a drainer unless one is already waiting for
-    /// the connection (it will take this job too). The job's writer waits for its answer.
-    pub(super) fn join_group<J: Job>(&self, queue: &Arc<Queue<J>>, job: J) {
-        queue.push(job);
-        self.start_drainer(queue);
+    /// Runs `f` in a transaction shared with whatever other writes are queued; returns its
+    /// result once that transaction is committed.
+    pub(super) async fn grouped<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.grouped_by(1, f).await
     }
 
-    fn start_drainer<J: Job>(&self, queue: &Arc<Queue<J>>) {
-        if queue.drainer_waiting.swap(true, Ordering::AcqRel) {
+    /// [`Self::grouped`] for a write that weighs `weight` (its rows) in a group's bound.
+    pub(super) async fn grouped_by<T, F>(&self, weight: usize, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let run = Box::new(move |c: &Connection| {
+            let out = in_savepoint(c, f);
+            Box::new(move |failed: Option<&str>| {
+                let out = match failed {
+                    None => out,
+                    Some(why) => Err(StoreError::GroupCommit(why.to_string())),
+                };
+                let _ = done.send(out);
+            }) as Answer
+        });
+        self.writes.lock().push_back(Write { weight, run });
+        self.start_drainer();
+        result
+            .await
+            .map_err(|_| StoreError::GroupCommit("the transaction could not start".into()))?
+    }
+
+    /// Starts a drainer unless one is already waiting for the connection (it will take
+    /// what was just queued too).
+    fn start_drainer(&self) {
+        if self.writes.drainer_waiting.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (store, queue) = (self.clone(), queue.clone());
-        tokio::task::spawn_blocking(move || store.drain(&queue));
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.drain());
     }
 
     /// Takes the connection, then one group of what is queued (writes queued from now on
-    /// start the next drainer), and stores it. Whatever did not fit goes to the next drainer,
+    /// start the next drainer), and runs it. Whatever did not fit goes to the next drainer,
     /// so other users of the connection get their turn between groups.
-    fn drain<J: Job>(&self, queue: &Arc<Queue<J>>) {
+    fn drain(&self) {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        queue.drainer_waiting.store(false, Ordering::Release);
-        let group = queue.take_group();
+        self.writes.drainer_waiting.store(false, Ordering::Release);
+        let group = self.writes.take_group();
         if group.is_empty() {
             return;
         }
-        store_group(&mut conn, group);
+        run_group(&mut conn, group);
         drop(conn);
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.poke();
         }
-        if queue.has_jobs() {
-            self.start_drainer(queue);
+        if !self.writes.lock().is_empty() {
+            self.start_drainer();
         }
     }
 }
 
-/// Stores `group` in one transaction and answers each job. If that fails, each job is tried
-/// in a transaction of its own, so one bad job fails only itself.
-pub(super) fn store_group<J: Job>(c: &mut Connection, group: Vec<J>) {
-    if group.len() < 2 {
-        group.into_iter().for_each(|job| store_alone(c, job));
-        return;
+/// The connection held by another thread until dropped, so that writes queue (tests).
+#[cfg(test)]
+pub(super) struct Held(
+    Option<std::sync::mpsc::Sender<()>>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+#[cfg(test)]
+impl Store {
+    /// Holds the connection (returns once it is held) until the result is dropped.
+    pub(super) fn hold_connection(&self) -> Held {
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let conn = self.conn.clone();
+        let thread = std::thread::spawn(move || {
+            let _guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = held_tx.send(());
+            let _ = released.recv();
+        });
+        held.recv().expect("the connection is held");
+        Held(Some(release), Some(thread))
     }
-    let stored = (|| {
-        let tx = c.transaction()?;
-        let results = group
-            .iter()
-            .map(|job| job.store(&tx))
-            .collect::<Result<Vec<_>, _>>()?;
-        tx.commit()?;
-        Ok::<_, StoreError>(results)
-    })();
-    match stored {
-        Ok(results) => {
-            for (job, result) in group.into_iter().zip(results) {
-                job.answer(Ok(result));
+
+    /// Waits (boundedly) until `n` writes are queued; how many are.
+    pub(super) async fn until_queued(&self, n: usize) -> usize {
+        for _ in 0..10_000 {
+            if self.writes.lock().len() >= n {
+                break;
             }
+            tokio::task::yield_now().await;
         }
-        Err(e) => {
-            tracing::warn!(error = %e, jobs = group.len(), "group commit failed; storing its writes one by one");
-            group.into_iter().for_each(|job| store_alone(c, job));
+        self.writes.lock().len()
+    }
+}
+
+#[cfg(test)]
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        if let Some(thread) = self.1.take() {
+            let _ = thread.join();
         }
     }
 }
 
-fn store_alone<J: Job>(c: &mut Connection, job: J) {
-    let result = (|| {
-        let tx = c.transaction()?;
-        let result = job.store(&tx)?;
-        tx.commit()?;
-        Ok(result)
-    })();
-    job.answer(result);
+/// Runs `f` inside a savepoint: kept if it succeeds, rolled back if it fails.
+fn in_savepoint<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    c.execute_batch("SAVEPOINT grouped_write")?;
+    let out = f(c);
+    let end = match out {
+        Ok(_) => "RELEASE grouped_write",
+        Err(_) => "ROLLBACK TO grouped_write; RELEASE grouped_write",
+    };
+    c.execute_batch(end)?;
+    out
+}
+
+/// Runs `group` in one transaction, then answers each write with the commit's outcome.
+fn run_group(c: &mut Connection, group: Vec<Write>) {
+    let mut answers = Vec::with_capacity(group.len());
+    let failed = run_all(c, group, &mut answers).err().map(|e| e.to_string());
+    if let Some(e) = &failed {
+        tracing::error!(error = %e, writes = answers.len(), "a group of writes failed to commit");
+    }
+    for answer in answers {
+        answer(failed.as_deref());
+    }
+}
+
+/// Runs every write in one transaction, collecting their answers; the commit's outcome. (If
+/// the transaction cannot start, the writes are dropped unrun and their callers told so.)
+fn run_all(
+    c: &mut Connection,
+    group: Vec<Write>,
+    answers: &mut Vec<Answer>,
+) -> Result<(), rusqlite::Error> {
+    let tx = c.transaction()?;
+    answers.extend(group.into_iter().map(|w| (w.run)(&tx)));
+    tx.commit()
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_each_get_their_own_outcome_and_a_failure_stays_alone() {
+        let s = Store::memory().unwrap();
+        let setup = "CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t (k) VALUES ('taken')";
+        s.with(move |c| Ok(c.execute_batch(setup)?)).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                // Every tenth write repeats a stored key and must fail, alone.
+                let key = if i % 10 == 9 {
+                    "taken".to_string()
+                } else {
+                    i.to_string()
+                };
+                let out = s
+                    .grouped(move |c| Ok(c.execute("INSERT INTO t (k) VALUES (?1)", [key])?))
+                    .await;
+                (i, out.is_ok())
+            });
+        }
+        let mut ok = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (i, stored) = done.unwrap();
+            assert_eq!(stored, i % 10 != 9, "write {i}");
+            ok += usize::from(stored);
+        }
+        let rows: usize = s
+            .with(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!((ok, rows), (180, 181));
+    }
 }

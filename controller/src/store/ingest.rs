@@ -1,83 +1,52 @@
 //! The telemetry write path, with group commit (`group.rs`): each batch, from any agent's
-//! stream, joins the queue and is stored in one transaction with whatever else is queued.
+//! stream, joins the queue and is stored in one transaction with whatever else is queued,
+//! in a savepoint of its own (a batch that fails fails alone).
 //!
 //! Within a transaction each event is inserted once per (agent, seq), so a batch sees the
 //! events of batches before it in the same group: dedup and the list of new events are
 //! exactly as if each batch had its own transaction.
 
 use super::alerts::{AlertChange, Finding};
-use super::group;
 use super::{Store, StoreError, StoredEvent};
 use crate::policy::grouping::Grouping;
-use rusqlite::{Transaction, params};
-use tokio::sync::oneshot;
-
-/// Most events one group transaction stores (whole batches; a larger batch goes alone).
-const GROUP_EVENTS: usize = 20_000;
+use rusqlite::{Connection, params};
 
 /// The events of a batch that were new, and the alerts they raised or counted again.
 pub type Ingested = (Vec<StoredEvent>, Vec<AlertChange>);
 
-/// One batch waiting to be stored.
-pub(super) struct Job {
-    events: Vec<StoredEvent>,
-    findings: Vec<Vec<Finding>>,
-    grouping: Option<Grouping>,
-    done: oneshot::Sender<Result<Ingested, StoreError>>,
-}
+/// Which of a batch's events were new (by index), and the alerts they raised.
+type Stored = (Vec<usize>, Vec<AlertChange>);
 
 impl Store {
-    /// `Events::ingest`: the batch joins the queue, and its events and findings are stored
-    /// in one transaction with whatever else is queued. Returns once that transaction is
-    /// committed.
+    /// `Events::ingest`: the batch's events and findings are stored in one transaction with
+    /// whatever else is queued (`group.rs`). Returns once that transaction is committed.
     pub(super) async fn group_commit(
         &self,
         events: Vec<StoredEvent>,
         findings: Vec<Vec<Finding>>,
         grouping: Option<Grouping>,
     ) -> Result<Ingested, StoreError> {
-        let (done, result) = oneshot::channel();
-        let job = Job {
-            events,
-            findings,
-            grouping,
-            done,
-        };
-        self.join_group(&self.queue, job);
-        result
-            .await
-            .map_err(|_| StoreError::Task("the ingest was dropped".into()))?
-    }
-}
-
-/// Which of a batch's events were new (by index), and the alerts they raised.
-type Stored = (Vec<usize>, Vec<AlertChange>);
-
-impl group::Job for Job {
-    type Stored = Stored;
-    const GROUP_WEIGHT: usize = GROUP_EVENTS;
-
-    fn weight(&self) -> usize {
-        self.events.len()
-    }
-
-    fn store(&self, tx: &Transaction<'_>) -> Result<Stored, StoreError> {
-        store_batch(tx, self)
-    }
-
-    /// Answers the caller, handing over the new events themselves.
-    fn answer(self, result: Result<Stored, StoreError>) {
-        let result = result.map(|(new, alerts)| {
-            let mut events: Vec<Option<StoredEvent>> = self.events.into_iter().map(Some).collect();
-            let added = new.into_iter().filter_map(|i| events[i].take()).collect();
-            (added, alerts)
-        });
-        let _ = self.done.send(result);
+        let weight = events.len();
+        let (new, alerts, events) = self
+            .grouped_by(weight, move |c| {
+                let (new, alerts) = store_batch(c, &events, &findings, grouping)?;
+                Ok((new, alerts, events))
+            })
+            .await?;
+        // Hand over the new events themselves.
+        let mut events: Vec<Option<StoredEvent>> = events.into_iter().map(Some).collect();
+        let added = new.into_iter().filter_map(|i| events[i].take()).collect();
+        Ok((added, alerts))
     }
 }
 
 /// Inserts one batch's new events and records their findings, in `tx`.
-fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
+fn store_batch(
+    tx: &Connection,
+    events: &[StoredEvent],
+    findings: &[Vec<Finding>],
+    grouping: Option<Grouping>,
+) -> Result<Stored, StoreError> {
     let mut added = Vec::new();
     let mut alerts = Vec::new();
     let mut stmt = tx.prepare_cached(
@@ -85,7 +54,7 @@ fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
                                        pid, ppid, start_ticks)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
-    for (i, (e, found)) in job.events.iter().zip(&job.findings).enumerate() {
+    for (i, (e, found)) in events.iter().zip(findings).enumerate() {
         let p = super::events::process_key(e);
         let n = stmt.execute(params![
             e.agent_id,
@@ -102,7 +71,7 @@ fn store_batch(tx: &Transaction<'_>, job: &Job) -> Result<Stored, StoreError> {
         if n == 0 {
             continue;
         }
-        if let Some(grouping) = job.grouping {
+        if let Some(grouping) = grouping {
             for f in found {
                 alerts.push(super::alerts::record(
                     tx,
@@ -144,30 +113,28 @@ mod tests {
     #[tokio::test]
     async fn a_failing_batch_in_a_group_fails_alone() {
         let s = Store::memory().unwrap();
-        let (ok_tx, ok) = oneshot::channel();
-        let (bad_tx, bad) = oneshot::channel();
-        let job = |events, done| Job {
-            events,
-            findings: vec![Vec::new(); 2],
-            grouping: None,
-            done,
-        };
-        s.queue.push(job(vec![ev("a", 1), ev("a", 2)], ok_tx));
-        // This batch fails: a trigger refuses its empty kind.
-        let mut broken = ev("a", 3);
-        broken.kind = String::new();
-        s.queue.push(job(vec![broken, ev("a", 4)], bad_tx));
-        let queue = s.queue.clone();
-        s.with(move |c| {
-            c.execute_batch(
+        s.with(|c| {
+            // A batch with an empty kind fails: a trigger refuses it.
+            Ok(c.execute_batch(
                 "CREATE TRIGGER refuse_empty_kind BEFORE INSERT ON events WHEN NEW.kind = ''
                  BEGIN SELECT RAISE(ABORT, 'empty kind'); END;",
-            )?;
-            group::store_group(c, queue.take_group());
-            Ok(())
+            )?)
         })
         .await
         .unwrap();
+        let mut broken = ev("a", 3);
+        broken.kind = String::new();
+        // Both batches queue while the connection is busy, so they go in one group.
+        let busy = s.hold_connection();
+        let ingest = |events: Vec<StoredEvent>| {
+            let s = s.clone();
+            let none = vec![Vec::new(); events.len()];
+            tokio::spawn(async move { s.group_commit(events, none, None).await })
+        };
+        let ok = ingest(vec![ev("a", 1), ev("a", 2)]);
+        let bad = ingest(vec![broken, ev("a", 4)]);
+        assert_eq!(s.until_queued(2).await, 2, "both batches queued");
+        drop(busy);
         assert_eq!(seqs(&ok.await.unwrap().unwrap().0), vec![1, 2]);
         assert!(bad.await.unwrap().is_err());
         assert_eq!(

@@ -95,6 +95,8 @@ pub enum StoreError {
     },
     #[error("the database task failed: {0}")]
     Task(String),
+    #[error("committing a group of writes: {0}")]
+    GroupCommit(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -166,10 +168,8 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
-    /// Telemetry batches waiting to be stored together (see `ingest`).
-    queue: Arc<group::Queue<ingest::Job>>,
-    /// Hellos, heartbeats and streams ended, waiting to be stored together (see `presence`).
-    presence: Arc<group::Queue<presence::Job>>,
+    /// Writes waiting to be committed together (see `group`).
+    writes: Arc<group::Queue>,
     /// The WAL checkpoint thread of a store on disk.
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
@@ -205,8 +205,7 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            queue: Arc::default(),
-            presence: Arc::default(),
+            writes: Arc::default(),
             checkpointer: None,
         })
     }

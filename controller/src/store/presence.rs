@@ -7,13 +7,9 @@
 //! queued, so an agent's heartbeat can never be stored after its stream's "offline".
 
 use super::agents::{HeartbeatColumns, heartbeat_columns};
-use super::{Store, StoreError, group};
+use super::{Store, StoreError};
 use cordon_proto::HostFacts;
-use rusqlite::{Transaction, params};
-use tokio::sync::oneshot;
-
-/// Most presence writes one transaction holds.
-const GROUP_WRITES: usize = 5_000;
+use rusqlite::{Connection, params};
 
 /// What happened to an agent's stream.
 pub(super) enum Change {
@@ -23,34 +19,17 @@ pub(super) enum Change {
     Offline,
 }
 
-/// One presence write waiting to be stored.
-pub(super) struct Job {
-    agent_id: String,
-    now_ms: i64,
-    change: Change,
-    done: oneshot::Sender<Result<(), StoreError>>,
-}
-
 impl Store {
-    /// Stores `change` for `agent_id` with whatever presence writes are queued; returns once
-    /// it is committed.
+    /// Stores `change` for `agent_id` with whatever writes are queued; returns once it is
+    /// committed.
     pub(super) async fn presence(
         &self,
         agent_id: String,
         now_ms: i64,
         change: Change,
     ) -> Result<(), StoreError> {
-        let (done, result) = oneshot::channel();
-        let job = Job {
-            agent_id,
-            now_ms,
-            change,
-            done,
-        };
-        self.join_group(&self.presence, job);
-        result
+        self.grouped(move |c| store(c, &agent_id, now_ms, &change))
             .await
-            .map_err(|_| StoreError::Task("the presence write was dropped".into()))?
     }
 }
 
@@ -59,51 +38,36 @@ pub(super) fn heartbeat(hb: cordon_proto::Heartbeat) -> Change {
     Change::Heartbeat(heartbeat_columns(hb))
 }
 
-impl group::Job for Job {
-    type Stored = ();
-    const GROUP_WEIGHT: usize = GROUP_WRITES;
-
-    fn weight(&self) -> usize {
-        1
-    }
-
-    fn store(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let id = &self.agent_id;
-        match &self.change {
-            Change::Connected(host) => tx
-                .prepare_cached(
-                    "UPDATE agents SET online = 1, last_seen = ?2, hostname = ?3, os_name = ?4,
-                         os_version = ?5, kernel_version = ?6, arch = ?7, agent_version = ?8
-                     WHERE id = ?1",
-                )?
-                .execute(params![
-                    id,
-                    self.now_ms,
-                    host.hostname,
-                    host.os_name,
-                    host.os_version,
-                    host.kernel_version,
-                    host.arch,
-                    host.agent_version
-                ])?,
-            Change::Heartbeat((sensor, containment, metrics)) => tx
-                .prepare_cached(
-                    "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
-                         containment = COALESCE(?4, containment),
-                         metrics = COALESCE(?5, metrics)
-                     WHERE id = ?1",
-                )?
-                .execute(params![id, self.now_ms, sensor, containment, metrics])?,
-            Change::Offline => tx
-                .prepare_cached("UPDATE agents SET online = 0 WHERE id = ?1")?
-                .execute([id])?,
-        };
-        Ok(())
-    }
-
-    fn answer(self, result: Result<(), StoreError>) {
-        let _ = self.done.send(result);
-    }
+fn store(c: &Connection, id: &str, now_ms: i64, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::Connected(host) => c
+            .prepare_cached(
+                "UPDATE agents SET online = 1, last_seen = ?2, hostname = ?3, os_name = ?4,
+                     os_version = ?5, kernel_version = ?6, arch = ?7, agent_version = ?8
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                now_ms,
+                host.hostname,
+                host.os_name,
+                host.os_version,
+                host.kernel_version,
+                host.arch,
+                host.agent_version
+            ])?,
+        Change::Heartbeat((sensor, containment, metrics)) => c
+            .prepare_cached(
+                "UPDATE agents SET last_seen = ?2, process_sensor = ?3, online = 1,
+                     containment = COALESCE(?4, containment), metrics = COALESCE(?5, metrics)
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, now_ms, sensor, containment, metrics])?,
+        Change::Offline => c
+            .prepare_cached("UPDATE agents SET online = 0 WHERE id = ?1")?
+            .execute([id])?,
+    };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,21 +75,6 @@ mod tests {
     use super::*;
     use crate::store::Agents;
     use crate::store::conformance::enrolled;
-
-    fn job(
-        agent: &str,
-        now_ms: i64,
-        change: Change,
-    ) -> (Job, oneshot::Receiver<Result<(), StoreError>>) {
-        let (done, answer) = oneshot::channel();
-        let job = Job {
-            agent_id: agent.into(),
-            now_ms,
-            change,
-            done,
-        };
-        (job, answer)
-    }
 
     #[tokio::test]
     async fn writes_in_one_group_are_stored_in_their_order() {
@@ -138,24 +87,25 @@ mod tests {
                 ..Default::default()
             })
         };
-        let (hello, hello_done) = job("a", 10, Change::Connected(HostFacts::default()));
-        let (beat_a, beat_a_done) = job("a", 20, beat("ebpf"));
-        let (gone, gone_done) = job("a", 30, Change::Offline);
-        let (beat_b, beat_b_done) = job("b", 40, beat("proc"));
-        for j in [hello, beat_a, gone, beat_b] {
-            s.presence.push(j);
+        // Every write queues while the connection is busy, so they go in one group.
+        let busy = s.hold_connection();
+        let mut writes = Vec::new();
+        for (id, now, change) in [
+            ("a", 10, Change::Connected(HostFacts::default())),
+            ("a", 20, beat("ebpf")),
+            ("a", 30, Change::Offline),
+            ("b", 40, beat("proc")),
+        ] {
+            let s2 = s.clone();
+            writes.push(tokio::spawn(async move {
+                s2.presence(id.into(), now, change).await
+            }));
+            // Queued before the next one starts.
+            assert_eq!(s.until_queued(writes.len()).await, writes.len());
         }
-        let queue = s.presence.clone();
-        s.with(move |c| {
-            let group = queue.take_group();
-            assert_eq!(group.len(), 4, "one group holds every queued write");
-            group::store_group(c, group);
-            Ok(())
-        })
-        .await
-        .unwrap();
-        for answer in [hello_done, beat_a_done, gone_done, beat_b_done] {
-            answer.await.unwrap().unwrap();
+        drop(busy);
+        for w in writes {
+            w.await.unwrap().unwrap();
         }
         let a = s.agent("a".into()).await.unwrap().unwrap();
         assert!(!a.online, "the heartbeat before 'offline' did not win");

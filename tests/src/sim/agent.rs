@@ -57,7 +57,11 @@ impl SimAgent {
     ) -> anyhow::Result<Self> {
         let exec = SimExecutor::new(format!("sim-{:05}", id.index));
         let verifier = Verifier::new(id.agent_id.clone(), id.signing_key.clone());
-        let dispatcher = Dispatcher::new(verifier, Ledger::open(id.ledger.clone())?, exec);
+        let ledger = match opts.ledger_in_memory {
+            true => Ledger::memory(),
+            false => Ledger::open(id.ledger.clone())?,
+        };
+        let dispatcher = Dispatcher::new(verifier, ledger, exec);
         Ok(Self {
             id,
             source,

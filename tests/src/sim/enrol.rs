@@ -61,18 +61,85 @@ pub async fn fleet_identities(
     n: usize,
     parallel: usize,
 ) -> anyhow::Result<(Vec<Arc<SimIdentity>>, Enrolled)> {
+    let batch = Batch {
+        first: 0,
+        n,
+        labels: HashMap::new(),
+    };
+    batch_identities(admin, cache, &batch, parallel).await
+}
+
+/// Simulated agents `first..first + n`, enrolled with a token carrying `labels` (besides
+/// `sim=true`). Batches with other labels keep their identities apart in the cache; give
+/// batches of one fleet disjoint ranges, so that their source addresses spread as one.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub first: usize,
+    pub n: usize,
+    pub labels: HashMap<String, String>,
+}
+
+impl Batch {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.n
+    }
+
+    /// The token's labels.
+    fn token_labels(&self) -> HashMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert("sim".into(), "true".into());
+        labels
+    }
+
+    /// The cache subdirectory of this batch's labels (none for the plain fleet).
+    fn subdir(&self, dir: PathBuf) -> PathBuf {
+        if self.labels.is_empty() {
+            return dir;
+        }
+        let mut pairs: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        pairs.sort();
+        let name: String = pairs
+            .join(",")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "=,.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        dir.join(format!("labels-{name}"))
+    }
+}
+
+/// Loads the identities of `batch` for the controller `admin` talks to from `cache`,
+/// enrolling the missing ones with one token of that many uses, `parallel` in flight.
+pub async fn batch_identities(
+    admin: &AdminConfig,
+    cache: &Path,
+    batch: &Batch,
+    parallel: usize,
+) -> anyhow::Result<(Vec<Arc<SimIdentity>>, Enrolled)> {
     let mut client = connect(admin).await?;
     let probe = client
         .create_token(CreateTokenRequest {
             ttl_secs: 3600,
-            uses: n.max(1) as u32,
-            labels: HashMap::from([("sim".to_string(), "true".to_string())]),
+            uses: batch.n.max(1) as u32,
+            labels: batch.token_labels(),
         })
         .await?
         .into_inner();
-    let dir = cache_for(cache, &probe.ca_fingerprint);
+    let dir = batch.subdir(cache_for(cache, &probe.ca_fingerprint));
     std::fs::create_dir_all(&dir)?;
-    let missing: Vec<usize> = (0..n).filter(|&i| !state(&dir, i).is_enrolled()).collect();
+    let missing: Vec<usize> = batch
+        .range()
+        .filter(|&i| !state(&dir, i).is_enrolled())
+        .collect();
     let started = Instant::now();
     let next = Arc::new(std::sync::Mutex::new(missing.clone()));
     let mut workers = Vec::new();
@@ -100,11 +167,12 @@ pub async fn fleet_identities(
         w.await??;
     }
     let enrolled = Enrolled {
-        cached: n - missing.len(),
+        cached: batch.n - missing.len(),
         fresh: missing.len(),
         took: started.elapsed(),
     };
-    let ids = (0..n)
+    let ids = batch
+        .range()
         .map(|i| load(i, &state(&dir, i)).map(Arc::new))
         .collect::<anyhow::Result<_>>()?;
     Ok((ids, enrolled))

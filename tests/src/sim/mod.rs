@@ -7,7 +7,7 @@ pub mod agent;
 pub mod enrol;
 pub mod exec;
 
-pub use enrol::{Enrolled, SimIdentity, fleet_identities};
+pub use enrol::{Batch, Enrolled, SimIdentity, batch_identities, fleet_identities};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,11 @@ pub struct SimOptions {
     pub reconnect_max: Duration,
     /// Agents that share one loopback source address.
     pub per_source: usize,
+    /// Keep each agent's command ledger in memory instead of its state directory. A real
+    /// agent syncs its ledger to its own disk twice per command; a thousand simulated agents
+    /// doing so on this one disk, from this one process, measure the simulator's disk rather
+    /// than the controller. Replays are still refused within the run.
+    pub ledger_in_memory: bool,
 }
 
 impl Default for SimOptions {
@@ -44,6 +49,7 @@ impl Default for SimOptions {
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
             per_source: 200,
+            ledger_in_memory: false,
         }
     }
 }

@@ -185,6 +185,43 @@ pub async fn command_queue<S: CommandQueue>(s: &S, agent: &str) {
     );
 }
 
+/// `s` holds enrolled agents `agents`. Commands stored together carry their agents' desired
+/// isolation with them, all or nothing.
+pub async fn commands_with_isolation<S: CommandQueue + Agents>(s: &S, agents: [&str; 2]) {
+    let desired = |id: &'static str| async move {
+        s.agent(id.into())
+            .await
+            .expect("get")
+            .expect("enrolled")
+            .isolation_desired
+    };
+    let rows = |ids: [&str; 2]| {
+        let pairs = ids.into_iter().zip(agents);
+        pairs.map(|(id, a)| command(id, a, 1, 100)).collect()
+    };
+    s.insert_commands(rows(["i1", "i2"]), Some(true))
+        .await
+        .expect("insert");
+    assert_eq!((desired("a1").await, desired("a2").await), (true, true));
+    for id in ["i1", "i2"] {
+        let row = s.command(id.into()).await.expect("get").expect("stored");
+        assert_eq!(row.status, CommandStatus::Pending);
+    }
+    // The second row repeats an id: nothing of the call is stored.
+    let refused = s.insert_commands(rows(["r1", "i2"]), Some(false)).await;
+    assert!(refused.is_err(), "a repeated id is refused");
+    assert!(s.command("r1".into()).await.expect("get").is_none());
+    assert_eq!((desired("a1").await, desired("a2").await), (true, true));
+    s.insert_commands(rows(["r1", "r2"]), Some(false))
+        .await
+        .expect("insert");
+    assert_eq!((desired("a1").await, desired("a2").await), (false, false));
+    s.insert_commands(rows(["p1", "p2"]), None)
+        .await
+        .expect("insert");
+    assert_eq!((desired("a1").await, desired("a2").await), (false, false));
+}
+
 fn enrolment(token: &str, agent: &str, labels: &[(&str, &str)]) -> Enrolment {
     Enrolment {
         token_hash: token.into(),

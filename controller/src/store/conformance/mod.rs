@@ -22,7 +22,8 @@ pub use events::{
     ingest_records_findings_once, process_queries, retention,
 };
 pub use fleet::{
-    agents_enrolment, agents_presence, agents_revocation, audit_log, command_queue, tokens,
+    agents_enrolment, agents_presence, agents_revocation, audit_log, command_queue,
+    commands_with_isolation, tokens,
 };
 pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
 pub use principals::{changes, invites, sign_in_secrets};
@@ -87,6 +88,15 @@ macro_rules! contract_tests {
             if let Some(s) = $fresh("keeps_the_command_queue_contract").await {
                 super::enrolled(&s, "a1").await;
                 super::command_queue(&s, "a1").await;
+            }
+        }
+
+        #[tokio::test]
+        async fn stores_commands_with_the_desired_isolation() {
+            if let Some(s) = $fresh("stores_commands_with_the_desired_isolation").await {
+                super::enrolled(&s, "a1").await;
+                super::enrolled(&s, "a2").await;
+                super::commands_with_isolation(&s, ["a1", "a2"]).await;
             }
         }
 

@@ -6,14 +6,29 @@ use crate::store::{CommandQueue, CommandRow, CommandStatus, Completion, StoreErr
 
 impl CommandQueue for PgStore {
     async fn insert_command(&self, row: CommandRow) -> Result<(), StoreError> {
-        let sql = format!(
+        self.insert_commands(vec![row], None).await
+    }
+
+    async fn insert_commands(
+        &self,
+        rows: Vec<CommandRow>,
+        isolation: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let insert = format!(
             "INSERT INTO commands ({COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
-        let r = &row;
-        self.exec(
-            &sql,
-            &[
+        for r in &rows {
+            if let Some(desired) = isolation {
+                tx.execute(
+                    "UPDATE agents SET isolation_desired = $2 WHERE id = $1",
+                    &[&r.agent_id, &desired],
+                )
+                .await?;
+            }
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
                 &r.id,
                 &r.agent_id,
                 &r.kind,
@@ -26,9 +41,10 @@ impl CommandQueue for PgStore {
                 &r.error,
                 &r.result,
                 &r.created_by,
-            ],
-        )
-        .await?;
+            ];
+            tx.execute(&insert, &args).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -30,14 +30,19 @@
 //! (`--scale-agents N`) on one controller: the cold-start handshake storm, the idle cost
 //! (`--scale-idle-secs S` window) and reconnection after a kill -9 with its rate curve.
 //!
+//! Fan-out (`fanout.rs`, with the same simulator): one request isolating `--fanout-agents N`
+//! (default 1,000) labelled agents under four eyes and the fan-out's limits, from the request
+//! to each result stored; agents without the label, and protected ones, get nothing.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
-//! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale` and
-//! `pg-ingest` (default: all).
+//! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
+//! `fanout` and `pg-ingest` (default: all).
 
 mod console;
 mod detection;
+mod fanout;
 mod fleet;
 mod pg_ingest;
 mod playbook;
@@ -79,6 +84,7 @@ const SECTIONS: &[&str] = &[
     "playbook",
     "console",
     "scale",
+    "fanout",
     "pg-ingest",
 ];
 
@@ -116,6 +122,7 @@ fn main() -> anyhow::Result<()> {
     let console_requests = arg("--console-requests", 200)?.clamp(1, 10_000);
     let scale_agents = arg("--scale-agents", 10_000)?.clamp(1, 50_000);
     let scale_idle_secs = arg("--scale-idle-secs", 60)?.clamp(5, 3600) as u64;
+    let fanout_agents = arg("--fanout-agents", 1000)?.clamp(1, 10_000);
     let pg_load = pg_ingest::Load {
         agents_per_replica: arg("--pg-agents", 50)?.clamp(1, 1000),
         batches_per_agent: arg("--pg-batches", 20)?.clamp(1, 10_000),
@@ -145,6 +152,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("scale") {
         scale::run(scale_agents, scale_idle_secs)?;
+    }
+    if run("fanout") {
+        fanout::run(fanout_agents)?;
     }
     if run("pg-ingest") {
         pg_ingest::run(pg_load)?;

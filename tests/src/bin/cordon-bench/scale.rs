@@ -32,14 +32,14 @@ async fn controller_online(admin: &AdminConfig) -> Result<usize, String> {
 }
 
 /// Agents online as the controller listed them, seconds after the start.
-struct Listed {
+pub struct Listed {
     at: f64,
     online: Option<usize>,
 }
 
 /// Asks the controller every second until it lists `n` agents online or the limit passes;
 /// returns when that was (from `since`) and what each answer said.
-fn until_all_online(
+pub fn until_all_online(
     rt: &Runtime,
     admin: &AdminConfig,
     n: usize,
