@@ -180,7 +180,7 @@ impl Session {
     async fn handle(&self, msg: AgentMessage, telemetry: &mut Pipeline) -> Result<(), Status> {
         match msg.msg {
             Some(agent_message::Msg::Heartbeat(hb)) => {
-                self.ctl.heartbeat(&self.agent_id, hb).await?;
+                self.ctl.heartbeat(&self.agent_id, hb)?;
             }
             Some(agent_message::Msg::Telemetry(batch)) => telemetry.start(batch),
             Some(agent_message::Msg::Result(result)) => {

@@ -125,7 +125,7 @@ impl Controller {
         Ok(())
     }
 
-    pub async fn heartbeat(&self, agent_id: &str, hb: Heartbeat) -> Result<(), CoreError> {
+    pub fn heartbeat(&self, agent_id: &str, hb: Heartbeat) -> Result<(), CoreError> {
         if hb
             .metrics
             .as_ref()
@@ -133,14 +133,12 @@ impl Controller {
         {
             return Err(CoreError::TooManySensors);
         }
-        self.store
-            .agent_heartbeat(agent_id.to_string(), now_ms(), hb)
-            .await?;
+        self.heartbeats.note(agent_id, now_ms(), hb);
         Ok(())
     }
 
     pub async fn agent_offline(&self, agent_id: &str) -> Result<(), CoreError> {
-        Ok(self.store.agent_offline(agent_id.to_string()).await?)
+        Ok(self.heartbeats.offline(&self.store, agent_id).await?)
     }
 
     /// A fresh certificate for the same key, for an agent that is enrolled and not revoked.

@@ -17,6 +17,7 @@ pub mod fanout;
 mod fleet;
 mod foureyes;
 pub mod health;
+pub mod heartbeats;
 mod ingest;
 mod link;
 mod people;
@@ -140,6 +141,8 @@ pub struct Controller {
     ingest_rate: rate::IngestRate,
     /// Whether the store answers (`health`).
     pub health: health::Health,
+    /// Agents' newest heartbeats, stored together every second (`heartbeats`).
+    pub heartbeats: Arc<heartbeats::Heartbeats>,
 }
 
 /// Why the controller could not be opened.
@@ -215,6 +218,7 @@ impl Controller {
                 sign_ins: SignInGuard::default(),
                 ingest_rate: rate::IngestRate::default(),
                 health: health::Health::default(),
+                heartbeats: Arc::default(),
                 alerts,
                 notifier,
                 detector,

@@ -1,6 +1,6 @@
 //! Agent records: enrolment, presence (online, last seen), certificates and revocation.
 
-use super::presence::{self, Change};
+use super::presence::Change;
 use super::rows::Cols;
 use super::tokens::consume;
 use super::{CommandStatus, Store, StoreError, labels_from_json, labels_to_json};
@@ -77,6 +77,14 @@ pub(super) fn from_row<R: Cols>(r: &R) -> Result<(Agent, String), R::Error> {
     ))
 }
 
+/// A heartbeat to store: whose, when it came and what it said.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub agent_id: String,
+    pub now_ms: i64,
+    pub heartbeat: cordon_proto::Heartbeat,
+}
+
 /// What a heartbeat stores: the process sensor's name (at most 32 bytes, cut at a character
 /// boundary) and the encoded
 /// containment state and metrics, if it reported them.
@@ -130,11 +138,10 @@ pub trait Agents: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn agent_heartbeat(
+    /// Records heartbeats, several agents' at once (at most one per agent).
+    fn agent_heartbeats(
         &self,
-        id: String,
-        now_ms: i64,
-        hb: cordon_proto::Heartbeat,
+        beats: Vec<Beat>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records whether the controller wants the agent isolated.
@@ -256,13 +263,8 @@ impl Agents for Store {
         self.presence(id, now_ms, Change::Connected(host)).await
     }
 
-    async fn agent_heartbeat(
-        &self,
-        id: String,
-        now_ms: i64,
-        hb: cordon_proto::Heartbeat,
-    ) -> Result<(), StoreError> {
-        self.presence(id, now_ms, presence::heartbeat(hb)).await
+    async fn agent_heartbeats(&self, beats: Vec<Beat>) -> Result<(), StoreError> {
+        self.heartbeats(beats).await
     }
 
     async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {

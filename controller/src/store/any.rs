@@ -5,7 +5,7 @@
 use super::pg::replica::Heard;
 use super::pg::{PgOptions, PgStore};
 use super::{
-    Agent, AlertRow, ApprovalRow, ApprovalStatus, AuditFilter, ChangeRefusal, CommandRow,
+    Agent, AlertRow, ApprovalRow, ApprovalStatus, AuditFilter, Beat, ChangeRefusal, CommandRow,
     CommandStatus, Completion, Enrolment, EventFilter, Finding, IncidentDetail, IncidentRow,
     IncidentStatus, Ingested, Invitation, IocImport, PlaybookRow, PrincipalChange, PrincipalRow,
     ProcessLink, Pruned, RuleRow, RunDetail, RunRow, RunStatus, SignInSecrets, StepRow, StepStatus,
@@ -146,7 +146,7 @@ delegate! {
         fn agents() -> Vec<Agent>;
         fn revoked_agent_ids() -> Vec<String>;
         fn agent_connected(id: String, host: HostFacts, now_ms: i64) -> ();
-        fn agent_heartbeat(id: String, now_ms: i64, hb: cordon_proto::Heartbeat) -> ();
+        fn agent_heartbeats(beats: Vec<Beat>) -> ();
         fn set_isolation_desired(id: String, desired: bool) -> ();
         fn set_agent_labels(id: String, labels: HashMap<String, String>) -> bool;
         fn agent_offline(id: String) -> ();

@@ -22,7 +22,7 @@ mod rules;
 mod status;
 mod tokens;
 
-pub use agents::{Agent, Agents, Enrolment};
+pub use agents::{Agent, Agents, Beat, Enrolment};
 pub use alerts::{
     AlertChange, AlertRow, Alerts, Finding, IncidentDetail, IncidentRow, TimelineRow,
 };

@@ -7,7 +7,7 @@
 //! queued, so an agent's heartbeat can never be stored after its stream's "offline".
 
 use super::agents::{HeartbeatColumns, heartbeat_columns};
-use super::{Store, StoreError};
+use super::{Beat, Store, StoreError};
 use cordon_proto::HostFacts;
 use rusqlite::{Connection, params};
 
@@ -31,11 +31,18 @@ impl Store {
         self.grouped(move |c| store(c, &agent_id, now_ms, &change))
             .await
     }
-}
 
-/// The change a heartbeat makes.
-pub(super) fn heartbeat(hb: cordon_proto::Heartbeat) -> Change {
-    Change::Heartbeat(heartbeat_columns(hb))
+    /// Stores several agents' heartbeats in one write.
+    pub(super) async fn heartbeats(&self, beats: Vec<Beat>) -> Result<(), StoreError> {
+        self.grouped_by(beats.len(), move |c| {
+            for b in beats {
+                let change = Change::Heartbeat(heartbeat_columns(b.heartbeat));
+                store(c, &b.agent_id, b.now_ms, &change)?;
+            }
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn store(c: &Connection, id: &str, now_ms: i64, change: &Change) -> Result<(), StoreError> {
@@ -82,10 +89,10 @@ mod tests {
         enrolled(&s, "a").await;
         enrolled(&s, "b").await;
         let beat = |sensor: &str| {
-            heartbeat(cordon_proto::Heartbeat {
+            Change::Heartbeat(heartbeat_columns(cordon_proto::Heartbeat {
                 process_sensor: sensor.into(),
                 ..Default::default()
-            })
+            }))
         };
         // Every write queues while the connection is busy, so they go in one group.
         let busy = s.hold_connection();
@@ -116,23 +123,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn concurrent_heartbeats_are_each_stored() {
+    async fn heartbeats_stored_together_are_each_stored() {
         let s = Store::memory().unwrap();
         let ids: Vec<String> = (0..50).map(|i| format!("agent-{i}")).collect();
         for id in &ids {
             enrolled(&s, id).await;
         }
-        let mut beats = tokio::task::JoinSet::new();
-        for (i, id) in ids.iter().enumerate() {
-            let (s, id) = (s.clone(), id.clone());
-            beats.spawn(async move {
-                s.agent_heartbeat(id, 100 + i as i64, Default::default())
-                    .await
-            });
-        }
-        for stored in beats.join_all().await {
-            stored.unwrap();
-        }
+        let beats = ids.iter().enumerate().map(|(i, id)| Beat {
+            agent_id: id.clone(),
+            now_ms: 100 + i as i64,
+            heartbeat: Default::default(),
+        });
+        s.agent_heartbeats(beats.collect()).await.unwrap();
         for (i, id) in ids.iter().enumerate() {
             let a = s.agent(id.clone()).await.unwrap().unwrap();
             assert!(a.online);

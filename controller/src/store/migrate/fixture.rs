@@ -6,9 +6,9 @@ use crate::policy::people::Kind as PrincipalKind;
 use crate::policy::roles::Role;
 use crate::store::conformance::{enrolled, event, exec};
 use crate::store::{
-    Agent, ApprovalRow, ApprovalStatus, Backend, CommandRow, CommandStatus, EventFilter, Finding,
-    IncidentStatus, Invitation, PlaybookRow, PrincipalChange, RuleRow, RunRow, RunStatus, StepRow,
-    StepStatus, TimelineRow,
+    Agent, ApprovalRow, ApprovalStatus, Backend, Beat, CommandRow, CommandStatus, EventFilter,
+    Finding, IncidentStatus, Invitation, PlaybookRow, PrincipalChange, RuleRow, RunRow, RunStatus,
+    StepRow, StepStatus, TimelineRow,
 };
 use std::time::Duration;
 
@@ -76,9 +76,12 @@ async fn fleet<S: Backend>(s: &S) {
         }),
         ..Default::default()
     };
-    s.agent_heartbeat("h1".into(), 50, hb)
-        .await
-        .expect("heartbeat");
+    let beat = Beat {
+        agent_id: "h1".into(),
+        now_ms: 50,
+        heartbeat: hb,
+    };
+    s.agent_heartbeats(vec![beat]).await.expect("heartbeat");
     s.set_isolation_desired("h1".into(), true)
         .await
         .expect("isolate");

@@ -4,7 +4,8 @@ use super::{PgStore, big};
 use crate::policy::tokens::{EnrollRefusal, TokenState, enrolled_labels, usable};
 use crate::store::agents::{COLUMNS, finish, from_row, heartbeat_columns};
 use crate::store::{
-    Agent, Agents, CommandStatus, Enrolment, StoreError, Tokens, labels_from_json, labels_to_json,
+    Agent, Agents, Beat, CommandStatus, Enrolment, StoreError, Tokens, labels_from_json,
+    labels_to_json,
 };
 use cordon_proto::HostFacts;
 use std::collections::HashMap;
@@ -218,18 +219,26 @@ impl Agents for PgStore {
         Ok(())
     }
 
-    async fn agent_heartbeat(
-        &self,
-        id: String,
-        now_ms: i64,
-        hb: cordon_proto::Heartbeat,
-    ) -> Result<(), StoreError> {
-        let (sensor, containment, metrics) = heartbeat_columns(hb);
+    async fn agent_heartbeats(&self, beats: Vec<Beat>) -> Result<(), StoreError> {
+        let mut ids = Vec::with_capacity(beats.len());
+        let mut seen = Vec::with_capacity(beats.len());
+        let (mut sensors, mut containment, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
+        for b in beats {
+            let (sensor, c, m) = heartbeat_columns(b.heartbeat);
+            ids.push(b.agent_id);
+            seen.push(b.now_ms);
+            sensors.push(sensor);
+            containment.push(c);
+            metrics.push(m);
+        }
         self.exec(
-            "UPDATE agents SET last_seen = $2, process_sensor = $3, online = TRUE,
-                 containment = COALESCE($4, containment), metrics = COALESCE($5, metrics)
-             WHERE id = $1",
-            &[&id, &now_ms, &sensor, &containment, &metrics],
+            "UPDATE agents a SET last_seen = b.seen, process_sensor = b.sensor, online = TRUE,
+                 containment = COALESCE(b.containment, a.containment),
+                 metrics = COALESCE(b.metrics, a.metrics)
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[])
+                 AS b(id, seen, sensor, containment, metrics)
+             WHERE a.id = b.id",
+            &[&ids, &seen, &sensors, &containment, &metrics],
         )
         .await?;
         Ok(())
