@@ -2,10 +2,13 @@
 //! database of a private cluster (`store::pg::testing`), with simulated agents, half on each
 //! replica, each sending its batches one after another with increasing sequence numbers
 //! through `Events::ingest` (the call the controller's telemetry pipeline makes), all
-//! concurrently. Then a plain `COPY ... FROM STDIN (FORMAT binary)` of the same rows into an
-//! unindexed, unpartitioned table of the same columns. Prints both rates and their ratio
-//! (best of a few alternating rounds), after checking every event was stored exactly once,
-//! including when each agent's first batch is sent again through the other replica.
+//! concurrently. Then a plain `COPY ... FROM STDIN (FORMAT binary)` of the same rows, twice:
+//! into an unindexed, unpartitioned table of the same columns (the raw ceiling), and into a
+//! table shaped like `events` with its indexes (the same rows landing where events land,
+//! without the store's exactly-once keys, transactions and batching). Prints the rates and
+//! the ratios (per round and of the best rounds, over a few alternating rounds), after
+//! checking every event was stored exactly once, including when each agent's first batch is
+//! sent again through the other replica.
 
 use super::telemetry::{runtime, sample};
 use anyhow::{Context, bail};
@@ -41,36 +44,71 @@ const GROUPING: Grouping = Grouping {
     incident_window_ms: 3_600_000,
 };
 
+/// One round's rates, in events (rows) per second.
+struct Rates {
+    store: f64,
+    /// COPY into an unindexed table.
+    plain: f64,
+    /// COPY into a table with `events`' columns and indexes.
+    indexed: f64,
+}
+
 pub fn run(load: Load) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let mut store_rates = Vec::new();
-        let mut copy_rates = Vec::new();
+        let mut all = Vec::new();
         for round in 0..ROUNDS {
             let Some(mut options) = testing::database("cordon-bench pg-ingest").await else {
                 return Ok(());
             };
             // A controller's own pool, not the tests' smaller one.
             options.pool_size = PgOptions::new("").pool_size;
-            let (store, copy) = round_rates(&options, load)
+            let rates = round_rates(&options, load)
                 .await
                 .with_context(|| format!("round {}", round + 1))?;
-            store_rates.push(store);
-            copy_rates.push(copy);
+            all.push(rates);
         }
-        let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-        let (store, copy) = (best(&store_rates), best(&copy_rates));
-        println!(
-            "pg-ingest, two replicas' stores on one PostgreSQL database (private cluster, fsync off, synchronous_commit on): {} agents per replica, {} batches of {} events each, n={} per round, best of {ROUNDS}: store path {store:.0} events/s (rounds: {}); plain binary COPY of the same rows into an unindexed table: {copy:.0} rows/s (rounds: {}); store/COPY = {:.2}",
-            load.agents_per_replica,
-            load.batches_per_agent,
-            load.batch_events,
-            load.events(),
-            rounds(&store_rates),
-            rounds(&copy_rates),
-            store / copy
-        );
+        report(load, &all);
         Ok(())
     })
+}
+
+fn report(load: Load, all: &[Rates]) {
+    let col = |f: fn(&Rates) -> f64| all.iter().map(f).collect::<Vec<f64>>();
+    let (store, plain, indexed) = (col(|r| r.store), col(|r| r.plain), col(|r| r.indexed));
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let ratios = |base: fn(&Rates) -> f64| {
+        let v: Vec<String> = all
+            .iter()
+            .map(|r| format!("{:.2}", r.store / base(r)))
+            .collect();
+        v.join(", ")
+    };
+    println!(
+        "pg-ingest, two replicas' stores on one PostgreSQL database (private cluster, fsync off, synchronous_commit on): {} agents per replica, {} batches of {} events each, n={} per round, best of {ROUNDS}:",
+        load.agents_per_replica,
+        load.batches_per_agent,
+        load.batch_events,
+        load.events(),
+    );
+    println!(
+        "  store path: {:.0} events/s (rounds: {})",
+        best(&store),
+        rounds(&store)
+    );
+    println!(
+        "  plain binary COPY of the same rows into an unindexed table: {:.0} rows/s (rounds: {}); store/COPY = {:.2} (per round: {})",
+        best(&plain),
+        rounds(&plain),
+        best(&store) / best(&plain),
+        ratios(|r| r.plain)
+    );
+    println!(
+        "  plain binary COPY of the same rows into a table with events' columns and indexes: {:.0} rows/s (rounds: {}); store/COPY = {:.2} (per round: {})",
+        best(&indexed),
+        rounds(&indexed),
+        best(&store) / best(&indexed),
+        ratios(|r| r.indexed)
+    );
 }
 
 fn rounds(v: &[f64]) -> String {
@@ -81,7 +119,7 @@ fn rounds(v: &[f64]) -> String {
 }
 
 /// One round on a fresh database: the store path's rate, then COPY's, in events per second.
-async fn round_rates(options: &PgOptions, load: Load) -> anyhow::Result<(f64, f64)> {
+async fn round_rates(options: &PgOptions, load: Load) -> anyhow::Result<Rates> {
     let replicas = [PgStore::open(options).await?, PgStore::open(options).await?];
     let agents = agents(load);
     let n = load.events();
@@ -104,8 +142,17 @@ async fn round_rates(options: &PgOptions, load: Load) -> anyhow::Result<(f64, f6
 
     let rows: Vec<&StoredEvent> = agents.iter().flatten().flatten().collect();
     let client = connect(options).await?;
-    let copy_rate = copy(&client, &rows).await?;
-    Ok((store_rate, copy_rate))
+    Ok(Rates {
+        store: store_rate,
+        plain: copy(&client, &rows, "copy_plain", "LIKE events").await?,
+        indexed: copy(
+            &client,
+            &rows,
+            "copy_indexed",
+            "LIKE events INCLUDING INDEXES",
+        )
+        .await?,
+    })
 }
 
 /// Each agent's batches, from sequence number 1, as the controller makes them from the wire
@@ -187,17 +234,22 @@ async fn connect(options: &PgOptions) -> anyhow::Result<tokio_postgres::Client> 
 }
 
 /// COPYs `rows` (the columns the store writes, process columns empty as for file events)
-/// into a new plain table; returns rows per second.
-async fn copy(client: &tokio_postgres::Client, rows: &[&StoredEvent]) -> anyhow::Result<f64> {
+/// into a new table `name` made `(like)`; returns rows per second.
+async fn copy(
+    client: &tokio_postgres::Client,
+    rows: &[&StoredEvent],
+    name: &str,
+    like: &str,
+) -> anyhow::Result<f64> {
     client
-        .batch_execute("CREATE TABLE copy_events (LIKE events)")
+        .batch_execute(&format!("CREATE TABLE {name} ({like})"))
         .await?;
     let started = Instant::now();
     let sink = client
-        .copy_in(
-            "COPY copy_events (agent_id, seq, time_ms, kind, body, received_at, summary,
-                               pid, ppid, start_ticks) FROM STDIN (FORMAT binary)",
-        )
+        .copy_in(&format!(
+            "COPY {name} (agent_id, seq, time_ms, kind, body, received_at, summary,
+                          pid, ppid, start_ticks) FROM STDIN (FORMAT binary)"
+        ))
         .await?;
     let types = [
         Type::TEXT,
