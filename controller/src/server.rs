@@ -62,8 +62,6 @@ pub async fn run(data_dir: &Path, config: Option<&Path>) -> Result<(), RunError>
         None => None,
     };
     let probe = tokio::spawn(crate::core::health::watch(ctl.clone()));
-    let beats = crate::core::heartbeats::flush_loop(ctl.heartbeats.clone(), ctl.store.clone());
-    let beats = tokio::spawn(beats);
     tracing::info!(listen = %ctl.config.listen, url = %ctl.config.url, ca = %ctl.ca.fingerprint(), "controller serving");
     let signal = stop.clone();
     let served = api::serve(ctl, listener, async move {
@@ -75,7 +73,6 @@ pub async fn run(data_dir: &Path, config: Option<&Path>) -> Result<(), RunError>
     .await;
     stop.cancel();
     probe.abort();
-    beats.abort();
     for task in [console, health].into_iter().flatten() {
         let _ = task.await;
     }

@@ -111,6 +111,8 @@ pub async fn serve(
         ctl.store.clone(),
         ctl.config.events,
     ));
+    let beats = crate::core::heartbeats::flush_loop(ctl.heartbeats.clone(), ctl.store.clone());
+    let beats = tokio::spawn(beats);
 
     let cfg = &ctl.config.enrolment;
     let enroll = EnrollmentServer::new(enroll::EnrollApi {
@@ -147,6 +149,7 @@ pub async fn serve(
         .await;
     sweeper.abort();
     pruner.abort();
+    beats.abort();
     replica.iter().for_each(tokio::task::JoinHandle::abort);
     drop(watching);
     reporter.abort();
