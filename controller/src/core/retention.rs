@@ -74,19 +74,30 @@ mod tests {
     use super::*;
     use crate::store::{Store, StoredEvent};
 
-    #[tokio::test]
-    async fn the_default_policy_prunes_what_is_older_than_thirty_days() {
-        let store = Store::memory().unwrap();
-        let now = 100 * 86_400_000;
-        let day = |d: i64, seq: u64| StoredEvent {
+    /// Agent "a"'s event `seq` at `time_ms`, received at `now`.
+    fn event(seq: u64, time_ms: i64, now: i64) -> StoredEvent {
+        StoredEvent {
             agent_id: "a".into(),
             seq,
-            time_ms: now - d * 86_400_000,
+            time_ms,
             kind: "notice".into(),
             summary: String::new(),
             body: vec![],
             received_at_ms: now,
-        };
+        }
+    }
+
+    /// The sequence numbers of agent "a"'s events still stored.
+    async fn seqs_left(store: &impl Events) -> Vec<u64> {
+        let left = store.events("a".into(), 20).await.unwrap();
+        left.iter().map(|e| e.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn the_default_policy_prunes_what_is_older_than_thirty_days() {
+        let store = Store::memory().unwrap();
+        let now = 100 * 86_400_000;
+        let day = |d: i64, seq: u64| event(seq, now - d * 86_400_000, now);
         store
             .insert_events(vec![day(31, 1), day(29, 2), day(0, 3)])
             .await
@@ -97,14 +108,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pruned.by_age, 1);
-        let left: Vec<u64> = store
-            .events("a".into(), 10)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
-        assert_eq!(left, vec![2, 3]);
+        assert_eq!(seqs_left(&store).await, [2, 3]);
     }
 
     #[tokio::test]
@@ -119,18 +123,8 @@ mod tests {
         };
         let (a, b) = (open().await, open().await);
         let now = now_ms();
-        let events = (1..=10)
-            .map(|seq| StoredEvent {
-                agent_id: "a".into(),
-                seq,
-                time_ms: now - 1000 + seq as i64,
-                kind: "notice".into(),
-                summary: String::new(),
-                body: vec![],
-                received_at_ms: now,
-            })
-            .collect();
-        a.insert_events(events).await.unwrap();
+        let events = (1..=10).map(|seq| event(seq, now - 1000 + seq as i64, now));
+        a.insert_events(events.collect()).await.unwrap();
         // The newest 4 kept: 6 to go, once, by whichever controller holds the lease.
         let policy = EventRetention {
             max_rows: 4,
@@ -146,13 +140,6 @@ mod tests {
             .map(|p| p.by_cap)
             .collect();
         assert_eq!(pruned, [6], "one controller pruned, the other held off");
-        let left: Vec<u64> = b
-            .events("a".into(), 20)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
-        assert_eq!(left, [7, 8, 9, 10]);
+        assert_eq!(seqs_left(&b).await, [7, 8, 9, 10]);
     }
 }

@@ -102,6 +102,19 @@ pub(super) fn heartbeat_columns(hb: cordon_proto::Heartbeat) -> HeartbeatColumns
     (sensor, containment, metrics)
 }
 
+/// Records whether the controller wants the agent isolated (also with a command: `commands`).
+pub(super) fn set_isolation_desired(
+    c: &rusqlite::Connection,
+    id: &str,
+    desired: bool,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE agents SET isolation_desired = ?2 WHERE id = ?1",
+        params![id, desired],
+    )?;
+    Ok(())
+}
+
 pub(super) fn finish((mut agent, labels): (Agent, String)) -> Result<Agent, StoreError> {
     agent.labels = labels_from_json(&labels)?;
     Ok(agent)
@@ -268,14 +281,8 @@ impl Agents for Store {
     }
 
     async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {
-        self.with(move |c| {
-            c.execute(
-                "UPDATE agents SET isolation_desired = ?2 WHERE id = ?1",
-                params![id, desired],
-            )?;
-            Ok(())
-        })
-        .await
+        self.with(move |c| set_isolation_desired(c, &id, desired))
+            .await
     }
 
     async fn set_agent_labels(

@@ -145,10 +145,7 @@ impl CommandQueue for Store {
         self.grouped(move |c| {
             for row in &rows {
                 if let Some(desired) = isolation {
-                    c.execute(
-                        "UPDATE agents SET isolation_desired = ?2 WHERE id = ?1",
-                        params![row.agent_id, desired],
-                    )?;
+                    super::agents::set_isolation_desired(c, &row.agent_id, desired)?;
                 }
                 insert_row(c, row)?;
             }

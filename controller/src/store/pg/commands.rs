@@ -20,14 +20,12 @@ impl CommandQueue for PgStore {
             "INSERT INTO commands ({COLUMNS})
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         );
-        for r in &rows {
-            if let Some(desired) = isolation {
-                tx.execute(
-                    "UPDATE agents SET isolation_desired = $2 WHERE id = $1",
-                    &[&r.agent_id, &desired],
-                )
+        if let Some(desired) = isolation {
+            let ids: Vec<&str> = rows.iter().map(|r| r.agent_id.as_str()).collect();
+            tx.execute(super::fleet::SET_ISOLATION_DESIRED, &[&ids, &desired])
                 .await?;
-            }
+        }
+        for r in &rows {
             let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
                 &r.id,
                 &r.agent_id,

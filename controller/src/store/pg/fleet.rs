@@ -12,6 +12,11 @@ use std::collections::HashMap;
 use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
+/// Records whether the controller wants these agents ($1, an array) isolated ($2); also
+/// with their commands (`commands.rs`).
+pub(super) const SET_ISOLATION_DESIRED: &str =
+    "UPDATE agents SET isolation_desired = $2 WHERE id = ANY($1)";
+
 async fn get(c: &impl GenericClient, id: &str) -> Result<Option<Agent>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = $1");
     c.query_opt(&sql, &[&id])
@@ -245,8 +250,8 @@ impl Agents for PgStore {
     }
 
     async fn set_isolation_desired(&self, id: String, desired: bool) -> Result<(), StoreError> {
-        let sql = "UPDATE agents SET isolation_desired = $2 WHERE id = $1";
-        self.exec(sql, &[&id, &desired]).await?;
+        self.exec(SET_ISOLATION_DESIRED, &[&vec![id], &desired])
+            .await?;
         Ok(())
     }
 

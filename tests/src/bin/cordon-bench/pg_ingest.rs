@@ -44,6 +44,9 @@ const GROUPING: Grouping = Grouping {
     incident_window_ms: 3_600_000,
 };
 
+/// One of a round's rates.
+type Rate = fn(&Rates) -> f64;
+
 /// One round's rates, in events (rows) per second.
 struct Rates {
     store: f64,
@@ -73,16 +76,9 @@ pub fn run(load: Load) -> anyhow::Result<()> {
 }
 
 fn report(load: Load, all: &[Rates]) {
-    let col = |f: fn(&Rates) -> f64| all.iter().map(f).collect::<Vec<f64>>();
-    let (store, plain, indexed) = (col(|r| r.store), col(|r| r.plain), col(|r| r.indexed));
+    let col = |f: Rate| all.iter().map(f).collect::<Vec<f64>>();
     let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    let ratios = |base: fn(&Rates) -> f64| {
-        let v: Vec<String> = all
-            .iter()
-            .map(|r| format!("{:.2}", r.store / base(r)))
-            .collect();
-        v.join(", ")
-    };
+    let store = col(|r| r.store);
     println!(
         "pg-ingest, two replicas' stores on one PostgreSQL database (private cluster, fsync off, synchronous_commit on): {} agents per replica, {} batches of {} events each, n={} per round, best of {ROUNDS}:",
         load.agents_per_replica,
@@ -95,20 +91,24 @@ fn report(load: Load, all: &[Rates]) {
         best(&store),
         rounds(&store)
     );
-    println!(
-        "  plain binary COPY of the same rows into an unindexed table: {:.0} rows/s (rounds: {}); store/COPY = {:.2} (per round: {})",
-        best(&plain),
-        rounds(&plain),
-        best(&store) / best(&plain),
-        ratios(|r| r.plain)
-    );
-    println!(
-        "  plain binary COPY of the same rows into a table with events' columns and indexes: {:.0} rows/s (rounds: {}); store/COPY = {:.2} (per round: {})",
-        best(&indexed),
-        rounds(&indexed),
-        best(&store) / best(&indexed),
-        ratios(|r| r.indexed)
-    );
+    let baselines: [(&str, Rate); 2] = [
+        ("an unindexed table", |r| r.plain),
+        ("a table with events' columns and indexes", |r| r.indexed),
+    ];
+    for (table, rate) in baselines {
+        let copy = col(rate);
+        let per_round: Vec<String> = all
+            .iter()
+            .map(|r| format!("{:.2}", r.store / rate(r)))
+            .collect();
+        println!(
+            "  plain binary COPY of the same rows into {table}: {:.0} rows/s (rounds: {}); store/COPY = {:.2} (per round: {})",
+            best(&copy),
+            rounds(&copy),
+            best(&store) / best(&copy),
+            per_round.join(", ")
+        );
+    }
 }
 
 fn rounds(v: &[f64]) -> String {
