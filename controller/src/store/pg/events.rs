@@ -1,25 +1,25 @@
 //! Events on PostgreSQL: the write path and the queries. The unique (agent, seq) that the
 //! partitioned `events` cannot hold itself is `event_keys`' primary key. A batch (or a group
-//! of queued batches, `ingest.rs`) goes in with one prepared statement, one round trip:
+//! of queued batches, `ingest.rs`) goes in:
 //!
-//! - first the fast path, [`STORE_ALL`]: plain inserts of the keys and the events. A key that
-//!   is not new (stored already, repeated in the batch, or inserted by a concurrent batch
-//!   that then commits) fails it with a unique violation and nothing of it is stored;
-//! - then, only after such a failure, [`STORE_NEW`]: the keys with `ON CONFLICT DO NOTHING
-//!   RETURNING`, and only the events whose keys were new. A concurrent batch with the same
-//!   keys waits on the key index until this one commits, then skips them.
+//! - first on the fast path (`copy.rs`): in one transaction, binary COPYs of its keys and of
+//!   its events. A key that is not new (stored already, repeated in the batch, or inserted by
+//!   a concurrent batch that then commits) fails it with a unique violation and nothing of it
+//!   is stored;
+//! - then, only after such a failure, with [`STORE_NEW`], one statement: the keys with `ON
+//!   CONFLICT DO NOTHING RETURNING`, and only the events whose keys were new. A concurrent
+//!   batch with the same keys waits on the key index until this one commits, then skips them.
 //!
-//! Either way each event is stored, and judged, exactly once: with findings, the statement
-//! runs in one transaction with their alerts. `ON CONFLICT`'s speculative insertion costs
-//! the server 1.6 times a plain insert, and an agent resends an event only when a reply was
-//! lost, so the careful path is the exception. `synchronous_commit` stays
-//! on: a batch is answered once its commit is durable.
+//! Either way each event is stored, and judged, exactly once: with findings, the events go in
+//! in one transaction with their alerts. An agent resends an event only when a reply was
+//! lost, so the careful path is the exception. `synchronous_commit` stays on: a batch is
+//! answered once its commit is durable.
 //!
 //! Queries: the search reads `events_by_time`; one agent's events are found through its keys
 //! (no index on `events` leads with the agent), a process tree through the partial pid and
 //! parent pid indexes.
 
-use super::{PgStore, all, big, partitions};
+use super::{PgStore, all, big, copy, partitions};
 use crate::policy::grouping::Grouping;
 use crate::store::events::{Arg, Dialect, conditions, from_row, process_key};
 use crate::store::{
@@ -49,7 +49,7 @@ pub(super) fn no_partition(e: &StoreError) -> bool {
             .is_some_and(|d| d.message().contains("no partition"))
 }
 
-/// The rows of a batch, as the parameters of [`STORE_ALL`] and [`STORE_NEW`] unnest them.
+/// The rows of a batch, as the parameters of [`STORE_NEW`] unnest them.
 const BATCH: &str = "
     SELECT b.agent_id COLLATE \"C\" AS agent_id, b.seq, b.time_ms, b.kind, b.body,
            b.received_at, b.summary, b.pid, b.ppid, b.start_ticks, b.place
@@ -61,21 +61,6 @@ const BATCH: &str = "
 /// The columns of `events` a batch fills.
 const INSERTED: &str =
     "agent_id, seq, time_ms, kind, body, received_at, summary, pid, ppid, start_ticks";
-
-/// The fast path, for a batch whose keys are all new (the usual case: an agent sends each
-/// event once unless a reply was lost): plain inserts into `event_keys` and `events`, without
-/// `ON CONFLICT`'s speculative insertion (1.6 times a plain insert's server CPU). A key
-/// already stored, being stored by a concurrent batch that then commits, or repeated in the
-/// batch fails the whole statement with a unique violation, and nothing of it is stored; the
-/// batch then goes again through [`STORE_NEW`]. The keys go in sorted, as there.
-static STORE_ALL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH batch AS ({BATCH}),
-         keys AS (INSERT INTO event_keys (agent_id, seq, time_ms)
-                  SELECT agent_id, seq, time_ms FROM batch ORDER BY agent_id, seq)
-         INSERT INTO events ({INSERTED}) SELECT {INSERTED} FROM batch"
-    )
-});
 
 /// A batch whose keys may be stored already: the keys into `event_keys` sorted, so two
 /// batches sharing keys take their locks in the same order (one waits for the other, never a
@@ -101,7 +86,7 @@ static STORE_NEW: LazyLock<String> = LazyLock::new(|| {
 /// How a batch goes in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Insert {
-    /// [`STORE_ALL`]: every key new, or a unique violation.
+    /// `copy::store_all`: every key new, or a unique violation.
     All,
     /// [`STORE_NEW`]: only the new keys' events.
     New,
@@ -118,11 +103,10 @@ fn collided(e: &StoreError) -> bool {
         || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-/// Stores the new events of `events` as `how` says (see [`STORE_ALL`], [`STORE_NEW`]);
-/// returns their indices, in order.
-async fn store_rows(
+/// Stores the events of `events` whose keys are new with [`STORE_NEW`] (prepared as
+/// `statement`); returns their indices, in order.
+async fn store_new(
     c: &impl GenericClient,
-    how: Insert,
     statement: &Statement,
     events: &[&StoredEvent],
 ) -> Result<Vec<usize>, StoreError> {
@@ -150,10 +134,6 @@ async fn store_rows(
     let params: [&(dyn ToSql + Sync); 10] = [
         &agents, &seqs, &times, &kinds, &bodies, &received, &summaries, &pids, &ppids, &ticks,
     ];
-    if how == Insert::All {
-        c.execute(statement, &params).await?;
-        return Ok((0..events.len()).collect());
-    }
     let rows = c.query(statement, &params).await?;
     rows.iter()
         .map(|r| Ok(r.try_get::<_, i64>(0)? as usize - 1))
@@ -213,7 +193,7 @@ impl<'a> Rows<'a> {
 pub(super) type Stored = (Vec<usize>, Vec<(usize, AlertChange)>);
 
 /// Stores `rows` on `c` (their partitions exist): the fast path, then, if a key was not new,
-/// the careful one (see [`STORE_ALL`]).
+/// the careful one (see the module's header).
 pub(super) async fn store(
     c: &mut Object,
     rows: &Rows<'_>,
@@ -233,25 +213,32 @@ async fn store_once(
     rows: &Rows<'_>,
     grouping: Option<Grouping>,
 ) -> Result<Stored, StoreError> {
-    let sql = match how {
-        Insert::All => STORE_ALL.as_str(),
-        Insert::New => STORE_NEW.as_str(),
-    };
-    let statement = c.prepare_cached(sql).await?;
     let judged = grouping.filter(|_| rows.findings.iter().any(|f| !f.is_empty()));
-    let Some(g) = judged else {
-        // Nothing to record beside the events: the one statement is the transaction.
-        let new = store_rows(&***c, how, &statement, &rows.events).await?;
-        return Ok((new, Vec::new()));
+    let statement = match how {
+        Insert::All => None,
+        Insert::New => Some(c.prepare_cached(&STORE_NEW).await?),
     };
+    if let (Some(statement), None) = (&statement, judged) {
+        // Nothing to record beside the events: the one statement is the transaction.
+        let new = store_new(&***c, statement, &rows.events).await?;
+        return Ok((new, Vec::new()));
+    }
     let tx = c.transaction().await?;
-    let new = store_rows(&*tx, how, &statement, &rows.events).await?;
-    let judged = new.iter().filter(|&&i| !rows.findings[i].is_empty());
-    lock_agents(&tx, judged.map(|&i| rows.events[i].agent_id.as_str())).await?;
+    let new = match &statement {
+        None => {
+            copy::store_all(&tx, &rows.events).await?;
+            (0..rows.events.len()).collect()
+        }
+        Some(statement) => store_new(&*tx, statement, &rows.events).await?,
+    };
     let mut alerts = Vec::new();
-    for &i in &new {
-        for f in rows.findings[i] {
-            alerts.push((i, super::alerts::record(&tx, rows.events[i], f, g).await?));
+    if let Some(g) = judged {
+        let judged = new.iter().filter(|&&i| !rows.findings[i].is_empty());
+        lock_agents(&tx, judged.map(|&i| rows.events[i].agent_id.as_str())).await?;
+        for &i in &new {
+            for f in rows.findings[i] {
+                alerts.push((i, super::alerts::record(&tx, rows.events[i], f, g).await?));
+            }
         }
     }
     tx.commit().await?;

@@ -1,15 +1,18 @@
-//! Group commit on PostgreSQL: batches that arrive while this controller's connections are
-//! busy are stored together. Each batch (from any agent's stream) joins a queue; whichever
-//! caller gets a pooled connection next takes everything queued, up to a bound, and stores it
-//! as one batch (`events.rs`: one statement, one commit), then answers each batch's caller.
-//! So under load a statement and its commit carry many batches, and without load a batch
-//! goes alone at once, as before. `synchronous_commit` stays on: a caller is answered only
+//! Group commit on PostgreSQL: batches that arrive while this controller's writers are busy
+//! are stored together. Each batch (from any agent's stream) joins a queue. At most
+//! [`WRITERS`] drainers per controller take everything queued, up to a bound, store it as one
+//! batch (`events.rs`: one transaction, one commit), answer each batch's caller, and go on
+//! while anything is queued; a batch that finds fewer drainers at work starts one. So under
+//! load a commit carries many batches, from few connections (on two cores, 32 connections
+//! each inserting into the same indexes cost the server more than they gain), and without
+//! load a batch goes alone at once. `synchronous_commit` stays on: a caller is answered only
 //! after the commit that made its events durable.
 //!
 //! Exactly once holds as for one batch: within a group a key repeated by two batches is
 //! stored once, for the first of them, and the new events and alerts are given back to the
 //! batch they came from. A group that fails is stored again batch by batch, so one bad batch
-//! fails only itself.
+//! fails only itself; a group that gets no connection fails each of its batches with that
+//! error.
 
 use super::PgStore;
 use super::events::{Rows, Stored, store};
@@ -18,40 +21,56 @@ use crate::store::{Finding, Ingested, StoreError, StoredEvent};
 use deadpool_postgres::Object;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 
 /// Most events one group stores (whole batches; a larger batch goes alone).
-const GROUP_EVENTS: usize = 5_000;
+const GROUP_EVENTS: usize = 10_000;
+
+/// Most groups one controller stores at once (drainers, each on its own connection).
+const WRITERS: usize = 2;
 
 /// One batch waiting to be stored.
 struct Job {
-    id: u64,
     events: Vec<StoredEvent>,
     findings: Vec<Vec<Finding>>,
     grouping: Option<Grouping>,
     done: oneshot::Sender<Result<Ingested, StoreError>>,
 }
 
-/// Batches waiting for a connection.
+/// Batches waiting to be stored, and how many drainers are at work.
 #[derive(Default)]
 pub(super) struct Queue {
-    jobs: Mutex<VecDeque<Job>>,
-    next_id: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    drainers: usize,
 }
 
 impl Queue {
-    fn jobs(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `job`; whether its caller should start a drainer (fewer than [`WRITERS`] are at
+    /// work, and now one more is counted).
+    fn push(&self, job: Job) -> bool {
+        let mut state = self.state();
+        state.jobs.push_back(job);
+        let start = state.drainers < WRITERS;
+        state.drainers += usize::from(start);
+        start
     }
 
     /// The oldest jobs with the first one's grouping, up to `GROUP_EVENTS` events (at least
-    /// one job if any are queued).
-    fn take_group(&self) -> Vec<Job> {
-        let mut q = self.jobs();
+    /// one job); or, with nothing queued, none, and the calling drainer stops.
+    fn take_group(&self) -> Option<Vec<Job>> {
+        let mut state = self.state();
         let mut group: Vec<Job> = Vec::new();
         let mut events = 0;
-        while let Some(next) = q.front() {
+        while let Some(next) = state.jobs.front() {
             let fits = events + next.events.len() <= GROUP_EVENTS;
             if let Some(first) = group.first()
                 && (!fits || next.grouping != first.grouping)
@@ -59,23 +78,19 @@ impl Queue {
                 break;
             }
             events += next.events.len();
-            group.extend(q.pop_front());
+            group.extend(state.jobs.pop_front());
         }
-        group
-    }
-
-    /// Takes job `id` back if no one has taken it yet.
-    fn withdraw(&self, id: u64) -> bool {
-        let mut q = self.jobs();
-        let before = q.len();
-        q.retain(|j| j.id != id);
-        q.len() < before
+        if group.is_empty() {
+            state.drainers -= 1;
+            return None;
+        }
+        Some(group)
     }
 }
 
 impl PgStore {
     /// `Events::ingest`: the batch joins the queue and is stored with whatever else is
-    /// queued when a connection is free; returns once that is committed.
+    /// queued when a writer takes it; returns once that is committed.
     pub(super) async fn group_commit(
         &self,
         events: Vec<StoredEvent>,
@@ -87,31 +102,35 @@ impl PgStore {
         self.ensure_partitions(Rows::of(&events, &findings).days())
             .await?;
         let (done, result) = oneshot::channel();
-        let id = self.queue.next_id.fetch_add(1, Ordering::Relaxed);
-        self.queue.jobs().push_back(Job {
-            id,
+        let job = Job {
             events,
             findings,
             grouping,
             done,
-        });
-        match self.client().await {
-            Ok(c) => {
-                let group = self.queue.take_group();
-                if !group.is_empty() {
-                    // A task of its own, so the group's other callers are answered even if
-                    // this one goes away.
-                    let store = self.clone();
-                    tokio::spawn(async move { store.store_group(c, group).await });
-                }
-            }
-            Err(e) if self.queue.withdraw(id) => return Err(e),
-            // Another caller took this batch and will answer.
-            Err(_) => {}
+        };
+        if self.queue.push(job) {
+            // A task of its own, so the group's callers are answered even if this one goes
+            // away.
+            let store = self.clone();
+            tokio::spawn(async move { store.drain().await });
         }
         result
             .await
             .map_err(|_| StoreError::Task("the ingest was dropped".into()))?
+    }
+
+    /// Stores queued groups until none is left.
+    async fn drain(&self) {
+        while let Some(group) = self.queue.take_group() {
+            match self.client().await {
+                Ok(c) => self.store_group(c, group).await,
+                Err(e) => {
+                    for job in group {
+                        job.answer(Err(again(&e)));
+                    }
+                }
+            }
+        }
     }
 
     /// Stores `group` as one batch on `c`, or, if that fails, each batch on its own.
@@ -155,6 +174,21 @@ fn answer_each(group: Vec<Job>, (new, alerts): Stored) {
         let mine_alerts = raised.map(|(i, a)| (i - start, a)).collect();
         job.answer(Ok((mine_new, mine_alerts)));
         start = end;
+    }
+}
+
+/// The same failure to get a connection, for each batch of a group.
+fn again(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::PoolBusy { target, waited_ms } => StoreError::PoolBusy {
+            target: target.clone(),
+            waited_ms: *waited_ms,
+        },
+        StoreError::Unreachable { target, reason } => StoreError::Unreachable {
+            target: target.clone(),
+            reason: reason.clone(),
+        },
+        e => StoreError::GroupCommit(e.to_string()),
     }
 }
 

@@ -11,6 +11,7 @@
 mod alerts;
 mod audit;
 mod commands;
+mod copy;
 mod events;
 mod fleet;
 mod ingest;

@@ -2,10 +2,13 @@
 //! database of a private cluster (`store::pg::testing`), with simulated agents, half on each
 //! replica, each sending its batches one after another with increasing sequence numbers
 //! through `Events::ingest` (the call the controller's telemetry pipeline makes), all
-//! concurrently. Then a plain `COPY ... FROM STDIN (FORMAT binary)` of the same rows, twice:
-//! into an unindexed, unpartitioned table of the same columns (the raw ceiling), and into a
-//! table shaped like `events` with its indexes (the same rows landing where events land,
-//! without the store's exactly-once keys, transactions and batching). Prints the rates and
+//! concurrently. Then a plain `COPY ... FROM STDIN (FORMAT binary)` of the same rows, three
+//! times: into an unindexed, unpartitioned table of the same columns (the raw ceiling); into
+//! a table shaped like `events` with its indexes (without the table of keys that makes each
+//! (agent, seq) unique and finds an agent's events); and into the store's own tables in a
+//! fresh database, rows into `events` and their keys into `event_keys`, in one transaction
+//! (the same rows landing where the store puts them, without its exactly-once checks, group
+//! commit and replicas). Prints the rates and
 //! the ratios (per round and of the best rounds, over a few alternating rounds), after
 //! checking every event was stored exactly once, including when each agent's first batch is
 //! sent again through the other replica.
@@ -54,6 +57,8 @@ struct Rates {
     plain: f64,
     /// COPY into a table with `events`' columns and indexes.
     indexed: f64,
+    /// COPY into the store's own tables, `events` and `event_keys`, in a fresh database.
+    schema: f64,
 }
 
 pub fn run(load: Load) -> anyhow::Result<()> {
@@ -91,9 +96,13 @@ fn report(load: Load, all: &[Rates]) {
         best(&store),
         rounds(&store)
     );
-    let baselines: [(&str, Rate); 2] = [
+    let baselines: [(&str, Rate); 3] = [
         ("an unindexed table", |r| r.plain),
         ("a table with events' columns and indexes", |r| r.indexed),
+        (
+            "the store's own tables (events, and event_keys for the keys)",
+            |r| r.schema,
+        ),
     ];
     for (table, rate) in baselines {
         let copy = col(rate);
@@ -144,14 +153,15 @@ async fn round_rates(options: &PgOptions, load: Load) -> anyhow::Result<Rates> {
     let client = connect(options).await?;
     Ok(Rates {
         store: store_rate,
-        plain: copy(&client, &rows, "copy_plain", "LIKE events").await?,
-        indexed: copy(
+        plain: copy_table(&client, &rows, "copy_plain", "LIKE events").await?,
+        indexed: copy_table(
             &client,
             &rows,
             "copy_indexed",
             "LIKE events INCLUDING INDEXES",
         )
         .await?,
+        schema: copy_schema(&rows).await?,
     })
 }
 
@@ -233,9 +243,8 @@ async fn connect(options: &PgOptions) -> anyhow::Result<tokio_postgres::Client> 
     Ok(client)
 }
 
-/// COPYs `rows` (the columns the store writes, process columns empty as for file events)
-/// into a new table `name` made `(like)`; returns rows per second.
-async fn copy(
+/// COPYs `rows` into a new table `name` made `(like)`; returns rows per second.
+async fn copy_table(
     client: &tokio_postgres::Client,
     rows: &[&StoredEvent],
     name: &str,
@@ -245,28 +254,73 @@ async fn copy(
         .batch_execute(&format!("CREATE TABLE {name} ({like})"))
         .await?;
     let started = Instant::now();
+    copy_rows(client, rows, name).await?;
+    Ok(rows.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// COPYs `rows` into a fresh database's `events` and their keys into its `event_keys`, in one
+/// transaction, as a bulk load of the store's schema would; returns rows per second.
+async fn copy_schema(rows: &[&StoredEvent]) -> anyhow::Result<f64> {
+    let Some(options) = testing::database("cordon-bench pg-ingest COPY").await else {
+        bail!("no PostgreSQL for the COPY baseline");
+    };
+    // The schema and today's partition, as the store makes them.
+    drop(PgStore::open(&options).await?);
+    let client = connect(&options).await?;
+    let started = Instant::now();
+    client.batch_execute("BEGIN").await?;
+    let keys = ["agent_id", "seq", "time_ms"];
+    copy_columns(&client, rows, "event_keys", &keys).await?;
+    copy_rows(&client, rows, "events").await?;
+    client.batch_execute("COMMIT").await?;
+    Ok(rows.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The columns the store writes (process columns empty, as for file events), in COPY's order.
+const COLUMNS: [(&str, Type); 10] = [
+    ("agent_id", Type::TEXT),
+    ("seq", Type::INT8),
+    ("time_ms", Type::INT8),
+    ("kind", Type::TEXT),
+    ("body", Type::BYTEA),
+    ("received_at", Type::INT8),
+    ("summary", Type::TEXT),
+    ("pid", Type::INT8),
+    ("ppid", Type::INT8),
+    ("start_ticks", Type::INT8),
+];
+
+/// COPYs `rows` into `table`, every column the store writes.
+async fn copy_rows(
+    client: &tokio_postgres::Client,
+    rows: &[&StoredEvent],
+    table: &str,
+) -> anyhow::Result<()> {
+    let all = COLUMNS.map(|(name, _)| name);
+    copy_columns(client, rows, table, &all).await
+}
+
+/// COPYs `columns` (the first of [`COLUMNS`]) of `rows` into `table`.
+async fn copy_columns(
+    client: &tokio_postgres::Client,
+    rows: &[&StoredEvent],
+    table: &str,
+    columns: &[&str],
+) -> anyhow::Result<()> {
     let sink = client
         .copy_in(&format!(
-            "COPY {name} (agent_id, seq, time_ms, kind, body, received_at, summary,
-                          pid, ppid, start_ticks) FROM STDIN (FORMAT binary)"
+            "COPY {table} ({}) FROM STDIN (FORMAT binary)",
+            columns.join(", ")
         ))
         .await?;
-    let types = [
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::TEXT,
-        Type::BYTEA,
-        Type::INT8,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::INT8,
-    ];
+    let types: Vec<Type> = COLUMNS[..columns.len()]
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     let none: Option<i64> = None;
-    let deadline = started + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(600);
     for e in rows {
         if Instant::now() > deadline {
             bail!("COPY ran over 10 minutes");
@@ -284,12 +338,11 @@ async fn copy(
             &none,
             &none,
         ];
-        writer.as_mut().write(&row).await?;
+        writer.as_mut().write(&row[..columns.len()]).await?;
     }
     let copied = writer.finish().await?;
-    let rate = rows.len() as f64 / started.elapsed().as_secs_f64();
     if copied != rows.len() as u64 {
         bail!("COPY wrote {copied} of {} rows", rows.len());
     }
-    Ok(rate)
+    Ok(())
 }
