@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod reload;
