@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
-# sigma_rule, playbook, csr, config_files, spool_segment, agent_state (fuzz/smoke.sh runs
+# sigma_rule, playbook, csr, config_files, spool_segment, agent_state, dpkg_status
+# (fuzz/smoke.sh runs
 # them all briefly).
 # The seed corpus is built afresh from the project's own files (Cordon's rules and
 # playbooks, the SigmaHQ rules in ../shared when present) plus fuzz/regressions/TARGET,
@@ -21,6 +22,9 @@ case "$target" in
     cp ../playbooks/*.yml "$corpus/" ;;
   config_files)
     cp ../packaging/config/*.toml "$corpus/" ;;
+  dpkg_status)
+    # This machine's own status file, when it has one, beside the committed sample.
+    cp /var/lib/dpkg/status "$corpus/host-status" 2>/dev/null || true ;;
   spool_segment | agent_state)
     # Real files, written by the agent's own code (agent/examples/fuzz_seeds.rs).
     cargo run -q --manifest-path ../Cargo.toml -p cordon-agent --example fuzz_seeds -- "$target" "$corpus" ;;

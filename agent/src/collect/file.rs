@@ -55,9 +55,18 @@ pub fn file_row(host: &Host, path: &Path, meta: &Metadata, hash: bool) -> Value 
 /// The hex SHA-256 of the regular file at `path`, up to `max` bytes; else why not: "gone",
 /// "not a regular file", "larger than N bytes", "unreadable", "changed while read".
 pub fn sha256(path: &Path, max: u64) -> Result<String, String> {
+    sha256_opened(path, max, nix::libc::O_NOFOLLOW)
+}
+
+/// As [`sha256`], but through a link: for /proc/PID/exe, which names the executable.
+pub fn sha256_through(link: &Path, max: u64) -> Result<String, String> {
+    sha256_opened(link, max, 0)
+}
+
+fn sha256_opened(path: &Path, max: u64, flags: i32) -> Result<String, String> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .custom_flags(flags | nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => "gone".to_string(),

@@ -11,7 +11,17 @@
 
 pub mod args;
 pub mod file;
+pub mod packages;
+pub mod persistence;
+pub mod processes;
+pub mod throttle;
+pub mod users;
 pub mod walk;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_fs;
 
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
@@ -59,6 +69,9 @@ pub struct Limits {
     pub time: Duration,
     /// Most bytes of rows (as JSON) it may return.
     pub bytes: usize,
+    /// The agent's CPU use (in cores) above which the collection pauses (`throttle.rs`); 0
+    /// for none.
+    pub cpu: f64,
 }
 
 impl Default for Limits {
@@ -66,6 +79,7 @@ impl Default for Limits {
         Self {
             time: Duration::from_secs(300),
             bytes: 64 << 20,
+            cpu: 0.0,
         }
     }
 }
@@ -110,6 +124,7 @@ pub struct Sink {
     bytes: usize,
     limits: Limits,
     deadline: Instant,
+    throttle: Option<throttle::Throttle>,
 }
 
 /// Whether a collector goes on.
@@ -122,6 +137,7 @@ impl Sink {
             bytes: 0,
             limits,
             deadline: Instant::now() + limits.time,
+            throttle: throttle::Throttle::new(limits.cpu),
         }
     }
 
@@ -139,9 +155,13 @@ impl Sink {
     }
 
     /// `Break` once the time limit has passed: call it in every loop that may run long.
+    /// While the agent is over its CPU budget, it first waits (never past the deadline).
     pub fn check(&mut self) -> Flow {
         if self.outcome.truncated.is_some() {
             return Flow::Break(());
+        }
+        if let Some(t) = &mut self.throttle {
+            t.pause(self.deadline);
         }
         if Instant::now() >= self.deadline {
             return self.stop(Truncated::Time);
@@ -187,7 +207,7 @@ pub fn row(fields: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
 }
 
 /// The collectors, by the name a command gives.
-pub const COLLECTORS: [&str; 1] = ["files"];
+pub const COLLECTORS: [&str; 4] = ["processes", "packages", "persistence", "files"];
 
 /// Why a collection did not run.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +222,15 @@ pub enum CollectError {
 pub fn run(name: &str, args: &Args, host: &Host, limits: Limits) -> Result<Outcome, CollectError> {
     let mut sink = Sink::new(limits);
     match name {
+        "processes" => {
+            processes::check(args)?;
+            processes::collect(host, &mut sink)
+        }
+        "packages" => {
+            packages::check(args)?;
+            packages::collect(host, &mut sink)
+        }
+        "persistence" => persistence::collect(host, &persistence::Options::from(args)?, &mut sink),
         "files" => walk::files(host, &walk::Search::from(args)?, &mut sink),
         _ => return Err(CollectError::Unknown(name.to_string())),
     };

@@ -95,6 +95,7 @@ pub struct Search {
     pub roots: Vec<String>,
     /// A glob over the file name, or over the whole path if it holds a `/`.
     pub glob: Option<glob::Pattern>,
+    /// Size bounds, in bytes (with either, only regular files match).
     pub min_size: Option<u64>,
     pub max_size: Option<u64>,
     /// Modified at or after (unix seconds).
@@ -167,7 +168,9 @@ impl Search {
                     .is_some_and(|n| g.matches(&n.to_string_lossy()))
             }
         });
-        let sized = self.min_size.is_none_or(|m| meta.len() >= m)
+        let bounded = self.min_size.is_some() || self.max_size.is_some();
+        let sized = (!bounded || meta.is_file())
+            && self.min_size.is_none_or(|m| meta.len() >= m)
             && self.max_size.is_none_or(|m| meta.len() <= m);
         let timed = self.newer_than.is_none_or(|t| meta.mtime() >= t)
             && self.older_than.is_none_or(|t| meta.mtime() < t);

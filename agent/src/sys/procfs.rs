@@ -138,6 +138,21 @@ impl Proc {
             .map(str::to_string)
     }
 
+    /// The inodes of the sockets the process holds open (its fd links "socket:[INODE]").
+    pub fn socket_inodes(&self, pid: u32) -> Vec<u64> {
+        let Ok(fds) = std::fs::read_dir(self.path(pid, "fd")) else {
+            return Vec::new();
+        };
+        let inode = |link: std::path::PathBuf| {
+            let link = link.to_str()?.strip_prefix("socket:[")?;
+            link.strip_suffix(']')?.parse().ok()
+        };
+        fds.flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter_map(inode)
+            .collect()
+    }
+
     /// Every numeric entry: the pids alive now.
     pub fn pids(&self) -> Vec<u32> {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
