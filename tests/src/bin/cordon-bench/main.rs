@@ -34,12 +34,16 @@
 //! (default 1,000) labelled agents under four eyes and the fan-out's limits, from the request
 //! to each result stored; agents without the label, and protected ones, get nothing.
 //!
+//! Collections (`collect.rs`): the agent's `processes` collector with `--collect-procs N`
+//! extra processes and its `files` collector over `--collect-files N` files.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout` and `pg-ingest` (default: all).
+//! `fanout`, `pg-ingest` and `collect` (default: all).
 
+mod collect;
 mod console;
 mod detection;
 mod fanout;
@@ -86,6 +90,7 @@ const SECTIONS: &[&str] = &[
     "scale",
     "fanout",
     "pg-ingest",
+    "collect",
 ];
 
 /// The sections `--only` names (all without it).
@@ -128,6 +133,8 @@ fn main() -> anyhow::Result<()> {
         batches_per_agent: arg("--pg-batches", 20)?.clamp(1, 10_000),
         batch_events: arg("--pg-batch", 200)?.clamp(1, 1000),
     };
+    let collect_procs = arg("--collect-procs", 2000)?.clamp(0, 20_000);
+    let collect_files = arg("--collect-files", 100_000)?.clamp(1, 2_000_000);
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -155,6 +162,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("fanout") {
         fanout::run(fanout_agents)?;
+    }
+    if run("collect") {
+        collect::run(collect_procs, collect_files)?;
     }
     if run("pg-ingest") {
         pg_ingest::run(pg_load)?;

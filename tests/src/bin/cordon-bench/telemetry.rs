@@ -25,7 +25,7 @@ pub(crate) fn sample(i: u64) -> event::Body {
 /// CPU seconds this process has used (user and system, in the kernel's 1/100 s ticks), so
 /// a rate can be given per CPU second too: on a shared, loaded machine the wall clock says
 /// more about the neighbours than about the code.
-fn cpu_secs() -> f64 {
+pub(crate) fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
