@@ -54,6 +54,21 @@ pub enum Cmd {
         #[arg(long)]
         netns: Option<String>,
     },
+    /// Runs a collection on this host now and prints its rows, one JSON object per line
+    /// (what a signed collection command gathers): processes, packages, persistence, files.
+    Collect {
+        /// The collector.
+        name: String,
+        /// Its arguments, key=value (a key may repeat, as root does).
+        #[arg(value_parser = crate::collect::args::pair)]
+        args: Vec<(String, String)>,
+        /// Stop after this many seconds (the rows so far are kept, marked truncated).
+        #[arg(long, default_value_t = 300)]
+        max_secs: u64,
+        /// Pause while the agent uses more than this many cores (0: no limit).
+        #[arg(long, default_value_t = 0.5)]
+        cpu: f64,
+    },
     /// Checks a config file and exits.
     ValidateConfig {
         #[arg(long)]

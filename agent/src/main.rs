@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use cordon_agent::cli::{Cli, Cmd};
+use cordon_agent::collect;
 use cordon_agent::config::AgentConfig;
 use cordon_agent::reload::Hangups;
 use cordon_agent::sensors::process::ProcessSensor;
@@ -75,6 +76,20 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             })
+        }
+        Cmd::Collect {
+            name,
+            args,
+            max_secs,
+            cpu,
+        } => {
+            let limits = collect::Limits {
+                time: std::time::Duration::from_secs(max_secs),
+                cpu,
+                ..collect::Limits::default()
+            };
+            let args = collect::Args::new(args);
+            collect::print(&name, args, limits, &mut std::io::stdout().lock())
         }
         Cmd::ValidateConfig { config } => {
             AgentConfig::load(Some(&config))?;

@@ -218,6 +218,29 @@ pub enum CollectError {
     Args(#[from] ArgsError),
 }
 
+/// Runs collector `name` with `args` on this host, as a collection command does (its own
+/// thread, nice 19, `limits`), and writes its rows to `out`, one JSON object per line; then
+/// says on stderr how it ended. An error if the collector or its arguments are refused.
+pub fn print(
+    name: &str,
+    args: Args,
+    limits: Limits,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let done = throttle::run_low(name.to_string(), args, Host::default(), limits)
+        .join()
+        .map_err(|_| anyhow::anyhow!("the collection panicked"))??;
+    for row in &done.rows {
+        writeln!(out, "{row}")?;
+    }
+    for e in &done.errors {
+        eprintln!("could not read: {e}");
+    }
+    let ended = done.truncated.map_or("complete", Truncated::as_str);
+    eprintln!("{name}: {} rows ({ended})", done.rows.len());
+    Ok(())
+}
+
 /// Runs collector `name` with `args` on `host` within `limits`.
 pub fn run(name: &str, args: &Args, host: &Host, limits: Limits) -> Result<Outcome, CollectError> {
     let mut sink = Sink::new(limits);

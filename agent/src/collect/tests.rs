@@ -231,3 +231,27 @@ fn arguments_a_collector_does_not_take_are_refused() {
     assert!(bad("files", &[("glob", "a"), ("glob", "b")]).contains("more than once"));
     assert!(bad("nope", &[]).contains("the collectors are processes, packages"));
 }
+
+#[test]
+fn print_writes_one_json_row_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "/x/needle.conf", "found");
+    let root = dir.path().join("x").display().to_string();
+    let args = Args::new([("root".into(), root), ("glob".into(), "needle.*".into())]);
+    let mut out = Vec::new();
+    print("files", args, Limits::default(), &mut out).expect("print");
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["path"], file.display().to_string());
+    let refused = print("nope", Args::default(), Limits::default(), &mut Vec::new());
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("no collector is named")
+    );
+}
