@@ -11,6 +11,8 @@
 
 pub mod args;
 pub mod file;
+pub mod logins;
+pub mod sockets;
 pub mod walk;
 
 use serde_json::{Map, Value, json};
@@ -187,7 +189,7 @@ pub fn row(fields: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
 }
 
 /// The collectors, by the name a command gives.
-pub const COLLECTORS: [&str; 1] = ["files"];
+pub const COLLECTORS: [&str; 3] = ["files", "logins", "sockets"];
 
 /// Why a collection did not run.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +205,14 @@ pub fn run(name: &str, args: &Args, host: &Host, limits: Limits) -> Result<Outco
     let mut sink = Sink::new(limits);
     match name {
         "files" => walk::files(host, &walk::Search::from(args)?, &mut sink),
+        "logins" => {
+            logins::check(args)?;
+            logins::logins(host, &mut sink)
+        }
+        "sockets" => {
+            sockets::check(args)?;
+            sockets::sockets(host, &mut sink)
+        }
         _ => return Err(CollectError::Unknown(name.to_string())),
     };
     Ok(sink.finish())
