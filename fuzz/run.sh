@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
-# sigma_rule, playbook, csr, config_files, spool_segment, agent_state (fuzz/smoke.sh runs
+# sigma_rule, playbook, csr, config_files, spool_segment, agent_state, utmp (fuzz/smoke.sh runs
 # them all briefly).
 # The seed corpus is built afresh from the project's own files (Cordon's rules and
 # playbooks, the SigmaHQ rules in ../shared when present) plus fuzz/regressions/TARGET,
@@ -21,8 +21,9 @@ case "$target" in
     cp ../playbooks/*.yml "$corpus/" ;;
   config_files)
     cp ../packaging/config/*.toml "$corpus/" ;;
-  spool_segment | agent_state)
-    # Real files, written by the agent's own code (agent/examples/fuzz_seeds.rs).
+  spool_segment | agent_state | utmp)
+    # Real files, written by the agent's own code (agent/examples/fuzz_seeds.rs); for utmp,
+    # generated records, never this host's.
     cargo run -q --manifest-path ../Cargo.toml -p cordon-agent --example fuzz_seeds -- "$target" "$corpus" ;;
 esac
 cp regressions/"$target"/* "$corpus/" 2>/dev/null || true

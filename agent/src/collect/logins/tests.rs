@@ -217,3 +217,16 @@ fn a_fifo_in_place_of_wtmp_is_not_waited_on() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0]["error"], "login records: not a regular file");
 }
+
+#[test]
+fn logins_and_sockets_take_no_arguments() {
+    use crate::collect::{Args, CollectError, run};
+    let args = Args::new([("root".to_string(), "/".to_string())]);
+    for name in ["logins", "sockets"] {
+        let refused = run(name, &args, &Host::default(), Limits::default());
+        assert!(
+            matches!(refused, Err(CollectError::Args(_))),
+            "{name}: {refused:?}"
+        );
+    }
+}
