@@ -1,7 +1,9 @@
 //! The `sockets` collector: every TCP and UDP socket, IPv4 and IPv6, listening, connected
 //! or unconnected, of the agent's network namespace, from the kernel's sock_diag netlink
 //! interface ([`diag`]; not by parsing `ss` or /proc/net), each with the processes holding
-//! it: their open file descriptors under <proc>/PID/fd that link to `socket:[INODE]`.
+//! it: their open file descriptors under <proc>/PID/fd that link to `socket:[INODE]`. The
+//! sockets are those of the network namespace the agent started in (the host's), also when
+//! it runs in another one (`--netns`).
 //!
 //! Rows: `protocol` (tcp, udp), `family` (ipv4, ipv6), `state`, `local_address`,
 //! `local_port`, `remote_address`, `remote_port`, `inode`, `uid`, and `processes`
@@ -35,8 +37,15 @@ pub fn sockets(host: &Host, sink: &mut Sink) {
 fn collect(host: &Host, sink: &mut Sink) -> Flow {
     let owners = owners(&host.proc, sink)?;
     for which in diag::DUMPS {
+        let socket = match diag::open_in_host() {
+            Ok(s) => s,
+            Err(e) => {
+                sink.error(e.to_string());
+                return Flow::Continue(());
+            }
+        };
         let mut flow = Flow::Continue(());
-        let done = diag::dump(which, |sock| {
+        let done = diag::dump(&socket, which, |sock| {
             flow = sink.push(sock_row(&sock, &owners));
             flow
         });

@@ -1,7 +1,9 @@
 //! The kernel's table of TCP and UDP sockets, asked over NETLINK_SOCK_DIAG (inet_diag dump
-//! requests, as `ss` does) with netlink-packet-sock-diag for the messages. The netlink
-//! socket is the caller's, so the sockets are those of the agent's network namespace. A dump
-//! is bounded: a receive timeout, and at most [`MAX_MESSAGES`] messages.
+//! requests, as `ss` does) with netlink-packet-sock-diag for the messages. A netlink socket
+//! sees the network namespace it was made in, so it is made in the host's: an agent run
+//! with `--netns` lives in another one, and then the socket is made on a short-lived thread
+//! that enters the one the agent started in first. A dump is bounded: a receive timeout,
+//! and at most [`MAX_MESSAGES`] messages.
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -10,6 +12,7 @@ use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+use nix::sched::{CloneFlags, setns};
 use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -37,6 +40,8 @@ pub struct Sock {
 /// Why a dump failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiagError {
+    #[error("entering the network namespace the agent started in: {0}")]
+    Namespace(nix::Error),
     #[error("opening a NETLINK_SOCK_DIAG socket: {0}")]
     Open(std::io::Error),
     #[error("setting the netlink receive timeout: {0}")]
@@ -98,6 +103,24 @@ fn open() -> Result<Socket, DiagError> {
     Ok(socket)
 }
 
+/// A socket as [`open`] makes it, in the network namespace the agent started in (the
+/// host's; see [`crate::sys::netns::started_in`]), else in the caller's own.
+pub fn open_in_host() -> Result<Socket, DiagError> {
+    let Some(host) = crate::sys::netns::started_in() else {
+        return open();
+    };
+    // setns moves only the calling thread: a thread of its own, ended once the socket is made.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                setns(host, CloneFlags::CLONE_NEWNET).map_err(DiagError::Namespace)?;
+                open()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(DiagError::Open(std::io::Error::other("thread panicked"))))
+    })
+}
+
 fn request(family: u8, protocol: u8) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -123,12 +146,13 @@ fn request(family: u8, protocol: u8) -> Vec<u8> {
     buf
 }
 
-/// Calls `visit` for every socket of one dump of [`DUMPS`], until it says stop.
+/// Calls `visit` for every socket of one dump of [`DUMPS`] over `socket` (from
+/// [`open_in_host`]), until it says stop.
 pub fn dump(
+    socket: &Socket,
     (family, protocol, name): (u8, u8, &'static str),
     mut visit: impl FnMut(Sock) -> ControlFlow<()>,
 ) -> Result<(), DiagError> {
-    let socket = open()?;
     socket
         .send(&request(family, protocol), 0)
         .map_err(|e| DiagError::Send(name, e))?;

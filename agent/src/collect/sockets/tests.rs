@@ -85,6 +85,32 @@ fn loopback_sockets_of_this_process_are_reported_with_their_owner() {
     drop((server, client));
 }
 
+/// From a thread in a network namespace of its own (as an agent run with `--netns`, which
+/// remembers the one it started in first), the collector still reports the host's sockets.
+#[test]
+fn the_hosts_sockets_are_reported_from_another_network_namespace() {
+    if !crate::sys::privileges::is_root() {
+        assert!(
+            !cordon_skips::in_ci(),
+            "entering a network namespace needs root, and CI must run it"
+        );
+        cordon_skips::skip("sockets from another network namespace", "needs root");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("addr").port();
+    let rows = std::thread::spawn(|| {
+        // Other tests' threads share the process: the namespace kept is the host's for them too.
+        crate::sys::netns::remember_start().expect("remember the host's namespace");
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("unshare the network namespace");
+        collect()
+    })
+    .join()
+    .expect("the collecting thread");
+    assert_ours(find(&rows, "tcp", port, 0), "listen", "127.0.0.1");
+}
+
 #[test]
 fn descriptor_links_name_socket_inodes() {
     use std::path::Path;
