@@ -2,8 +2,10 @@
 //! own code so they stay real as formats change: `fuzz_seeds TARGET OUT_DIR`.
 //! - `spool_segment`: spool segments, one whole and one torn in the middle of a record, each
 //!   after the 16 bytes the target reads as the `acked` and `reserved` numbers;
-//! - `agent_state`: an identity file, a command ledger and a quarantine record.
+//! - `agent_state`: an identity file, a command ledger and a quarantine record;
+//! - `utmp`: generated (not this host's) utmp, wtmp and btmp files, and a wtmp cut mid-record.
 
+use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
 use cordon_agent::respond::protect::Protected;
 use cordon_agent::respond::quarantine::{Protection, QuarantineStore};
@@ -24,6 +26,7 @@ fn main() -> Result<()> {
     match target.as_str() {
         "spool_segment" => spool(&out),
         "agent_state" => state(&out),
+        "utmp" => accounting(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
@@ -103,5 +106,63 @@ fn state(out: &Path) -> Result<()> {
     let entry = store.quarantine_file(&victim.display().to_string(), false, 1_700_000_000_000)?;
     let record = dir.path().join(format!("quarantine/{}.json", entry.id));
     std::fs::copy(record, out.join("quarantine-record"))?;
+    Ok(())
+}
+
+/// A record of `kind` (`ut_type`) for `user` on `line` from `host` (and its `addr`) at `time`.
+fn login(kind: i16, user: &str, line: &str, host: &str, addr: &str, time: u32) -> Result<Record> {
+    Ok(Record {
+        kind,
+        pid: 1000 + i32::from(kind),
+        line: line.into(),
+        id: line.bytes().rev().take(4).collect(),
+        user: user.into(),
+        host: host.into(),
+        session: 7,
+        time,
+        usec: 250_000,
+        addr: if addr.is_empty() {
+            None
+        } else {
+            Some(addr.parse()?)
+        },
+        ..Default::default()
+    })
+}
+
+fn accounting(out: &Path) -> Result<()> {
+    let file =
+        |records: Vec<Record>| -> Vec<u8> { records.iter().flat_map(utmp::encode).collect() };
+    let session = vec![
+        login(2, "reboot", "~", "6.8.0-generic", "", 1_700_000_000)?,
+        login(1, "runlevel", "~", "6.8.0-generic", "", 1_700_000_001)?,
+        login(6, "LOGIN", "tty1", "", "", 1_700_000_002)?,
+        login(7, "alice", "pts/0", "192.0.2.7", "192.0.2.7", 1_700_000_100)?,
+    ];
+    std::fs::write(out.join("utmp"), file(session))?;
+    let history = vec![
+        login(
+            7,
+            "bob",
+            "pts/1",
+            "db.example.net",
+            "2001:db8::5",
+            1_700_000_200,
+        )?,
+        login(8, "", "pts/1", "", "", 1_700_000_300)?,
+        login(7, "carol", ":0", ":0", "", 1_700_000_400)?,
+    ];
+    let wtmp = file(history);
+    std::fs::write(out.join("wtmp"), &wtmp)?;
+    std::fs::write(out.join("wtmp-cut"), &wtmp[..utmp::RECORD + 100])?;
+    let failed = vec![login(
+        6,
+        "root",
+        "ssh:notty",
+        "203.0.113.9",
+        "203.0.113.9",
+        1_700_000_500,
+    )?];
+    std::fs::write(out.join("btmp"), file(failed))?;
     Ok(())
 }

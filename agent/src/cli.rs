@@ -55,7 +55,8 @@ pub enum Cmd {
         netns: Option<String>,
     },
     /// Runs a collection on this host now and prints its rows, one JSON object per line
-    /// (what a signed collection command gathers): processes, packages, persistence, files.
+    /// (what a signed collection command gathers): processes, sockets, logins, persistence,
+    /// packages, files.
     Collect {
         /// The collector.
         name: String,

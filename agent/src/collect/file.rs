@@ -63,19 +63,32 @@ pub fn sha256_through(link: &Path, max: u64) -> Result<String, String> {
     sha256_opened(link, max, 0)
 }
 
-fn sha256_opened(path: &Path, max: u64, flags: i32) -> Result<String, String> {
+/// Opens `path` for reading without following a symlink and without blocking; an error of
+/// kind `InvalidInput` if it is not a regular file.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_with(path, nix::libc::O_NOFOLLOW).map(|(f, _)| f)
+}
+
+/// Opens `path` with `flags` and `O_NONBLOCK`; the file and its metadata, if it is regular.
+fn open_with(path: &Path, flags: i32) -> std::io::Result<(File, Metadata)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(flags | nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => "gone".to_string(),
-            _ => "unreadable".to_string(),
-        })?;
-    let before = file.metadata().map_err(|_| "unreadable".to_string())?;
-    if !before.file_type().is_file() {
-        return Err("not a regular file".into());
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        let not = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(not);
     }
+    Ok((file, meta))
+}
+
+fn sha256_opened(path: &Path, max: u64, flags: i32) -> Result<String, String> {
+    let (file, before) = open_with(path, flags).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "gone".to_string(),
+        std::io::ErrorKind::InvalidInput => "not a regular file".to_string(),
+        _ => "unreadable".to_string(),
+    })?;
     if before.len() > max {
         return Err(format!("larger than {max} bytes"));
     }

@@ -11,9 +11,11 @@
 
 pub mod args;
 pub mod file;
+pub mod logins;
 pub mod packages;
 pub mod persistence;
 pub mod processes;
+pub mod sockets;
 pub mod throttle;
 pub mod users;
 pub mod walk;
@@ -207,7 +209,14 @@ pub fn row(fields: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
 }
 
 /// The collectors, by the name a command gives.
-pub const COLLECTORS: [&str; 4] = ["processes", "packages", "persistence", "files"];
+pub const COLLECTORS: [&str; 6] = [
+    "processes",
+    "sockets",
+    "logins",
+    "persistence",
+    "packages",
+    "files",
+];
 
 /// Why a collection did not run.
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +264,14 @@ pub fn run(name: &str, args: &Args, host: &Host, limits: Limits) -> Result<Outco
         }
         "persistence" => persistence::collect(host, &persistence::Options::from(args)?, &mut sink),
         "files" => walk::files(host, &walk::Search::from(args)?, &mut sink),
+        "logins" => {
+            logins::check(args)?;
+            logins::logins(host, &mut sink)
+        }
+        "sockets" => {
+            sockets::check(args)?;
+            sockets::sockets(host, &mut sink)
+        }
         _ => return Err(CollectError::Unknown(name.to_string())),
     };
     Ok(sink.finish())

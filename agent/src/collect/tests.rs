@@ -229,7 +229,7 @@ fn arguments_a_collector_does_not_take_are_refused() {
     assert!(bad("files", &[("sha256", "abc")]).contains("not 64 hex digits"));
     assert!(bad("files", &[("min_size", "big")]).contains("min_size"));
     assert!(bad("files", &[("glob", "a"), ("glob", "b")]).contains("more than once"));
-    assert!(bad("nope", &[]).contains("the collectors are processes, packages"));
+    assert!(bad("nope", &[]).contains("the collectors are processes, sockets, logins"));
 }
 
 #[test]
