@@ -43,9 +43,11 @@ pub fn walk(
     sink: &mut Sink,
     mut visit: impl FnMut(&Path, &Metadata, &mut Sink) -> Flow,
 ) -> Flow {
-    let mut open: Vec<(PathBuf, ReadDir)> = Vec::new();
+    // Each open directory with its device, so a mount point below is seen without a stat.
+    let mut open: Vec<(PathBuf, u64, ReadDir)> = Vec::new();
+    let start_dev = std::fs::metadata(start).map_or(0, |m| m.dev());
     match std::fs::read_dir(start) {
-        Ok(d) => open.push((start.to_path_buf(), d)),
+        Ok(d) => open.push((start.to_path_buf(), start_dev, d)),
         Err(e) => {
             sink.error(format!("{}: {e}", start.display()));
             return Flow::Continue(());
@@ -53,7 +55,7 @@ pub fn walk(
     }
     loop {
         let depth_left = open.len() < MAX_DEPTH;
-        let Some((dir, entries)) = open.last_mut() else {
+        let Some((dir, dir_dev, entries)) = open.last_mut() else {
             break;
         };
         sink.check()?;
@@ -72,20 +74,15 @@ pub fn walk(
             continue; // gone since it was listed
         };
         visit(&path, &meta, sink)?;
-        if meta.is_dir() && depth_left && !pseudo_below(&path, &meta, dir) {
+        let mount_point = meta.dev() != *dir_dev;
+        if meta.is_dir() && depth_left && !(mount_point && pseudo(&path)) {
             match std::fs::read_dir(&path) {
-                Ok(d) => open.push((path, d)),
+                Ok(d) => open.push((path, meta.dev(), d)),
                 Err(e) => sink.error(format!("{}: {e}", path.display())),
             }
         }
     }
     Flow::Continue(())
-}
-
-/// Whether `path` (a directory in `parent`) is the mount point of a pseudo file system.
-fn pseudo_below(path: &Path, meta: &Metadata, parent: &Path) -> bool {
-    let parent_dev = std::fs::symlink_metadata(parent).map(|m| m.dev());
-    parent_dev.is_ok_and(|d| d != meta.dev()) && pseudo(path)
 }
 
 /// What the `files` collector looks for.
