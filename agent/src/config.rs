@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub files: crate::sensors::file::FileSensorConfig,
     /// The process sensor.
     pub process: crate::sensors::process::ProcessSensorConfig,
+    /// Investigation: collections and file fetch.
+    pub investigation: InvestigationConfig,
     /// The file this configuration was read from (the agent never quarantines it).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -52,6 +54,21 @@ pub struct ContainmentConfig {
     pub controller_refresh_secs: u64,
     /// How long the post-isolation reachability check waits for the controller.
     pub verify_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvestigationConfig {
+    /// The largest file a fetch copies (a command may ask for less, never more).
+    pub max_fetch_bytes: u64,
+}
+
+impl Default for InvestigationConfig {
+    fn default() -> Self {
+        Self {
+            max_fetch_bytes: crate::collect::fetch::DEFAULT_MAX_BYTES,
+        }
+    }
 }
 
 /// The host's files whose loss would lock people out or break the host or the agent.
@@ -127,6 +144,7 @@ impl Default for AgentConfig {
             containment: ContainmentConfig::default(),
             files: Default::default(),
             process: Default::default(),
+            investigation: Default::default(),
             source: None,
         }
     }
@@ -178,6 +196,9 @@ impl AgentConfig {
         }
         if !(1..=3600).contains(&self.command_timeout_secs) {
             return Err("command_timeout_secs must be between 1 and 3600".into());
+        }
+        if self.investigation.max_fetch_bytes == 0 {
+            return Err("investigation.max_fetch_bytes must be positive".into());
         }
         self.process.validate()?;
         self.containment.validate()

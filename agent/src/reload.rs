@@ -61,7 +61,8 @@ const KEYS: &[Key] = keys!(
     restart:
         controllers, reconnect_min_ms, reconnect_max_secs, renew_at_fraction, spool_max_bytes,
         files.watch, files.recursive, files.exclude, files.hash_max_bytes,
-        process.mode, process.argv_max_bytes, process.hash_max_bytes, process.poll_interval_ms;
+        process.mode, process.argv_max_bytes, process.hash_max_bytes, process.poll_interval_ms,
+        investigation.max_fetch_bytes;
 );
 
 /// A setting a new file changes.

@@ -3,9 +3,22 @@
 //! subcommand and flag has help text of its own (a test walks the whole tree).
 
 use crate::commands::{
-    agents::AgentsCmd, alerts::AlertsCmd, approvals::ApprovalsCmd, audit::AuditCmd,
-    command::CommandsCmd, events::EventsCmd, host::HostCmd, incidents::IncidentsCmd, iocs::IocsCmd,
-    playbooks::PlaybooksCmd, rules::RulesCmd, token::TokenCmd, users::UsersCmd,
+    agents::AgentsCmd,
+    alerts::AlertsCmd,
+    approvals::ApprovalsCmd,
+    audit::AuditCmd,
+    collect::{CollectArgs, CollectionsCmd},
+    command::CommandsCmd,
+    events::EventsCmd,
+    files::FilesCmd,
+    host::HostCmd,
+    hunts::HuntsCmd,
+    incidents::IncidentsCmd,
+    iocs::IocsCmd,
+    playbooks::PlaybooksCmd,
+    rules::RulesCmd,
+    token::TokenCmd,
+    users::UsersCmd,
 };
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,6 +63,18 @@ pub enum Cmd {
     /// Commands sent to agents and their results.
     #[command(subcommand)]
     Commands(CommandsCmd),
+    /// Runs a collection on a host (processes, sockets, logins, persistence, packages,
+    /// files) and prints its rows.
+    Collect(CollectArgs),
+    /// The rows of collections run before.
+    #[command(subcommand)]
+    Collections(CollectionsCmd),
+    /// Hunts: one collection across the fleet, its progress and results.
+    #[command(subcommand)]
+    Hunts(HuntsCmd),
+    /// Files fetched from hosts: fetch one, list them, download one.
+    #[command(subcommand)]
+    Files(FilesCmd),
     /// Stored telemetry.
     #[command(subcommand)]
     Events(EventsCmd),

@@ -22,6 +22,11 @@ pub enum CtlError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// An argument or input file that is wrong, found before anything was sent.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod json;
 pub mod login;
 pub mod parse;
+mod rows;
 mod rpc;
 mod term;
 mod text;

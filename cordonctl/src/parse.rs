@@ -76,6 +76,32 @@ pub fn uses(s: &str) -> Result<u32, String> {
     bounded(s, limits::MAX_TOKEN_USES)
 }
 
+/// A stored event, as `events query` shows it: its agent (id or prefix) and sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId {
+    pub agent: String,
+    pub seq: u64,
+}
+
+/// Parses `AGENT:SEQ` (an agent id or unambiguous prefix, a colon, the event's sequence
+/// number).
+pub fn event_id(s: &str) -> Result<EventId, String> {
+    let form = "AGENT:SEQ, an agent id (or prefix) and the event's sequence number as `events query` shows them";
+    let Some((agent, seq)) = s.trim().rsplit_once(':') else {
+        return Err(format!("{s:?} is not an event: use {form}"));
+    };
+    if agent.is_empty() {
+        return Err(format!("{s:?} names no agent: use {form}"));
+    }
+    let seq = seq
+        .parse::<u64>()
+        .map_err(|_| format!("{seq:?} is not a sequence number (a whole number): use {form}"))?;
+    Ok(EventId {
+        agent: agent.to_string(),
+        seq,
+    })
+}
+
 fn bounded(s: &str, max: u32) -> Result<u32, String> {
     match s.trim().parse::<u64>() {
         Ok(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u32),
@@ -95,6 +121,24 @@ mod tests {
         assert!(duration("1w").is_err());
         assert!(duration("h").is_err());
         assert!(ttl("0s").is_err());
+    }
+
+    #[test]
+    fn events_are_agent_colon_seq() {
+        let e = event_id("ab12cd:42").unwrap();
+        assert_eq!((e.agent.as_str(), e.seq), ("ab12cd", 42));
+        let no_colon = event_id("foo").unwrap_err();
+        assert!(
+            no_colon.contains("\"foo\" is not an event: use AGENT:SEQ"),
+            "{no_colon}"
+        );
+        let bad_seq = event_id("a:b").unwrap_err();
+        assert!(
+            bad_seq.contains("\"b\" is not a sequence number"),
+            "{bad_seq}"
+        );
+        assert!(event_id(":7").unwrap_err().contains("names no agent"));
+        assert!(event_id("a:-1").is_err() && event_id("a:").is_err());
     }
 
     #[test]

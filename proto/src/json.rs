@@ -43,9 +43,11 @@ as_fields!(
     ApprovalRecord,
     CreateTokenResponse,
     DryRunPlaybookResponse,
+    FetchedFileRecord,
     Inventory,
     InviteUserResponse,
     PlaybookRecord,
+    ProcessTree,
     QuarantineEntry,
     RuleOutcome,
     RuleRecord,
@@ -152,6 +154,8 @@ fn output_json(
         Output::QuarantineList(x) => ("quarantine_list", serde_json::to_value(x)),
         Output::Restored(x) => ("restored", serde_json::to_value(x)),
         Output::Block(x) => ("block", serde_json::to_value(x)),
+        Output::Collection(x) => ("collection", serde_json::to_value(x)),
+        Output::Fetched(x) => ("fetched", serde_json::to_value(x)),
     };
     Ok((field, value?))
 }
@@ -184,6 +188,20 @@ fn optional(item: Option<&impl ToJson>) -> Result<Value, serde_json::Error> {
 /// A repeated message as an array of its JSON.
 fn all<T: ToJson>(items: &[T]) -> Result<Value, serde_json::Error> {
     items.iter().map(ToJson::to_json).collect()
+}
+
+impl ToJson for HuntAgent {
+    fn to_json(&self) -> Result<Value, serde_json::Error> {
+        named(self, "status", COMMAND_STATUS, self.status)
+    }
+}
+
+impl ToJson for HuntRecord {
+    fn to_json(&self) -> Result<Value, serde_json::Error> {
+        let mut v = serde_json::to_value(self)?;
+        v["agents"] = all(&self.agents)?;
+        Ok(v)
+    }
 }
 
 impl ToJson for AlertRecord {

@@ -23,6 +23,7 @@ pub mod report;
 pub mod secrets;
 pub mod status;
 pub mod time;
+pub mod tree;
 
 pub use v1::*;
 

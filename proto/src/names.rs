@@ -50,6 +50,16 @@ pub fn value(names: &Names, name: &str) -> Option<i32> {
     names.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
 }
 
+/// The collectors an agent runs, by the name a collection or hunt gives.
+pub const COLLECTORS: [&str; 6] = [
+    "processes",
+    "sockets",
+    "logins",
+    "persistence",
+    "packages",
+    "files",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,7 @@ pub fn markdown(r: &IncidentReport) -> String {
     host(&mut out, r);
     times(&mut out, r);
     alerts(&mut out, i);
+    process_tree(&mut out, r);
     runs(&mut out, r);
     approvals(&mut out, i);
     people(&mut out, i);
@@ -155,6 +156,26 @@ fn alerts(out: &mut String, i: &IncidentRecord) {
         );
     }
     out.push('\n');
+}
+
+/// The tree of the triggering process, as `cordonctl events tree` draws it.
+fn process_tree(out: &mut String, r: &IncidentReport) {
+    let _ = writeln!(out, "## Process tree\n");
+    let Some(t) = &r.process_tree else {
+        let _ = writeln!(
+            out,
+            "No alert of this incident was raised by a stored process event.\n"
+        );
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "The triggering process (marked {}) of {}, from stored telemetry. The files each \
+         process wrote are not shown: file events carry no process.\n",
+        crate::tree::MARK.trim(),
+        crate::tree::title(t)
+    );
+    let _ = writeln!(out, "```text\n{}```\n", crate::tree::text(t));
 }
 
 fn runs(out: &mut String, r: &IncidentReport) {
@@ -320,6 +341,16 @@ mod tests {
             time_to_detect_ms: Some(80),
             time_to_contain_ms: Some(312),
             generated_at_ms: 1_700_000_010_000,
+            process_tree: Some(ProcessTree {
+                agent_id: "ab12".into(),
+                process: Some(ProcessNode {
+                    pid: 4242,
+                    command: "bash -i".into(),
+                    ..Default::default()
+                }),
+                seq: 9,
+                ..Default::default()
+            }),
         }
     }
 
@@ -331,6 +362,7 @@ mod tests {
             "## Host",
             "## Detection and containment",
             "## Alerts",
+            "## Process tree",
             "## Playbook runs",
             "### playbook:reverse-shell (succeeded)",
             "## Decisions, status changes and notes",
@@ -345,6 +377,8 @@ mod tests {
         assert!(md.contains("| 1 | isolate | isolate_host | succeeded | - | `cmd-9` |"));
         assert!(md.contains("| Florian Roth |"));
         assert!(!md.contains("## Approvals"), "no approvals, no section");
+        assert!(md.contains("(marked ▶) of event ab12:9"), "{md}");
+        assert!(md.contains("```text\n▶ pid 4242  start unknown  bash -i  (known only"));
     }
 
     #[test]
@@ -365,7 +399,9 @@ mod tests {
         r.time_to_detect_ms = None;
         r.time_to_contain_ms = None;
         r.runs.clear();
+        r.process_tree = None;
         let md = markdown(&r);
+        assert!(md.contains("No alert of this incident was raised by a stored process event."));
         assert!(md.contains("| Contained | not contained |"));
         assert!(md.contains("| **Time to contain** | unknown |"));
         assert!(md.contains("No playbook ran."));

@@ -184,9 +184,20 @@ fn check_report(d: &Deployment, id: &str, agent: &AgentHandle) {
     let by = r["contained_by"].as_str().unwrap();
     assert!(by.contains("playbook:reverse-shell"), "{r:#}");
 
+    // The tree of the shell that raised the alert (which may have run sleep since).
+    let shell = &r["process_tree"]["process"];
+    let ran = shell["execs"].as_array().unwrap();
+    assert!(
+        ran.iter()
+            .any(|e| e["command"].as_str().unwrap().contains("/dev/tcp")),
+        "{r:#}"
+    );
+
     let md = d.ctl(&["incidents", "report", id]);
     for want in [
         "# Incident report: ".to_string(),
+        "## Process tree".into(),
+        format!("▶ pid {} ", shell["pid"]),
         format!("| {hostname} | `{}` | team=blue |", agent.id),
         "| Cordon |".into(),
         "### playbook:reverse-shell (succeeded)".into(),

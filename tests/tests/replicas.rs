@@ -52,7 +52,14 @@ fn a_command_issued_through_one_replica_reaches_an_agent_on_the_other() {
         "A never refused the revoked agent:\n{}",
         agent.log_text()
     );
-    assert_eq!(d.agent_record(&agent.id)["online"], false);
+    // The closed stream's end is recorded as it unwinds, which may trail the refusal.
+    assert!(
+        within(
+            Duration::from_secs(10),
+            || d.agent_record(&agent.id)["online"] == false
+        ),
+        "the revoked agent is still shown online"
+    );
 
     // A person revoked through B is refused by A at once.
     let bob = d.member("bob", "analyst", &[]);

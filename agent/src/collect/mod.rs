@@ -10,6 +10,8 @@
 //! blocking task.
 
 pub mod args;
+pub mod command;
+pub mod fetch;
 pub mod file;
 pub mod logins;
 pub mod packages;
@@ -117,6 +119,9 @@ pub struct Outcome {
     pub errors: Vec<String>,
 }
 
+/// The largest row kept: a message to the controller must hold it whole.
+pub const MAX_ROW: usize = 3 << 20;
+
 /// The most errors an outcome keeps (each is a line of text).
 const MAX_ERRORS: usize = 100;
 
@@ -148,6 +153,12 @@ impl Sink {
     pub fn push(&mut self, row: Value) -> Flow {
         self.check()?;
         let size = row.to_string().len();
+        if size > MAX_ROW {
+            self.error(format!(
+                "a row of {size} bytes is over the {MAX_ROW} bytes a row may have; left out"
+            ));
+            return Flow::Continue(());
+        }
         if self.bytes + size > self.limits.bytes {
             return self.stop(Truncated::Size);
         }
@@ -209,14 +220,7 @@ pub fn row(fields: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
 }
 
 /// The collectors, by the name a command gives.
-pub const COLLECTORS: [&str; 6] = [
-    "processes",
-    "sockets",
-    "logins",
-    "persistence",
-    "packages",
-    "files",
-];
+pub use cordon_proto::names::COLLECTORS;
 
 /// Why a collection did not run.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,20 @@ use tokio::sync::Mutex;
 /// How long an action may run when the configuration does not say.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What an action knows of the command that carries it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub command_id: String,
+    /// When the action is given up (the command's time bound); work that can end itself
+    /// early, as a collection can, ends before.
+    pub deadline: std::time::Instant,
+}
+
 /// Carries out one verified action.
 pub trait Executor: Send + Sync {
     fn execute(
         &self,
+        job: &Job,
         action: &action::Kind,
     ) -> impl Future<Output = Result<command_result::Output, String>> + Send;
 }
@@ -106,7 +116,11 @@ impl<E: Executor> Dispatcher<E> {
             return failed(command.id.clone(), "the command has no action".into());
         };
         let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
-        let outcome = match tokio::time::timeout(timeout, self.exec.execute(action)).await {
+        let job = Job {
+            command_id: command.id.clone(),
+            deadline: std::time::Instant::now() + timeout,
+        };
+        let outcome = match tokio::time::timeout(timeout, self.exec.execute(&job, action)).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::error!(command_id = %command.id, timeout_secs = timeout.as_secs_f64(), "command timed out");

@@ -13,7 +13,7 @@ use std::time::Duration;
 struct Counting(AtomicUsize);
 
 impl Executor for &Counting {
-    async fn execute(&self, _: &action::Kind) -> Result<command_result::Output, String> {
+    async fn execute(&self, _: &Job, _: &action::Kind) -> Result<command_result::Output, String> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(command_result::Output::Pong(Pong { agent_time_ms: 1 }))
     }
@@ -23,7 +23,7 @@ impl Executor for &Counting {
 struct Hanging;
 
 impl Executor for Hanging {
-    async fn execute(&self, _: &action::Kind) -> Result<command_result::Output, String> {
+    async fn execute(&self, _: &Job, _: &action::Kind) -> Result<command_result::Output, String> {
         std::future::pending().await
     }
 }

@@ -13,8 +13,9 @@ pub mod nft;
 pub mod protect;
 pub mod quarantine;
 
-use crate::commands::Executor;
+use crate::commands::{Executor, Job};
 use crate::config::ContainmentConfig;
+use crate::outbox::Outbox;
 use crate::sensors::inventory;
 use crate::swap::Swap;
 use containment::Containment;
@@ -30,6 +31,10 @@ pub struct HostResponder {
     /// Read once per kill command: a reloaded configuration replaces it.
     pub kill_policy: Arc<Swap<kill::Policy>>,
     pub quarantine: Arc<dyn quarantine::Quarantiner>,
+    /// Where collections keep their rows until they are sent.
+    pub outbox: Arc<Outbox>,
+    /// What file fetch takes and refuses (its limit is read at start).
+    pub fetch: Arc<crate::collect::fetch::Fetcher>,
 }
 
 impl HostResponder {
@@ -61,6 +66,12 @@ impl HostResponder {
             quarantine: Arc::new(quarantine::QuarantineStore::new(
                 state.dir.join("quarantine"),
                 quarantine_protection(state, config),
+            )),
+            outbox: Arc::new(Outbox::new(state.dir.join("outbox"))),
+            fetch: Arc::new(crate::collect::fetch::Fetcher::new(
+                &state.dir,
+                config.source.clone(),
+                config.investigation.max_fetch_bytes,
             )),
         }
     }
@@ -123,7 +134,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Executor for HostResponder {
-    async fn execute(&self, action: &action::Kind) -> Result<command_result::Output, String> {
+    async fn execute(
+        &self,
+        job: &Job,
+        action: &action::Kind,
+    ) -> Result<command_result::Output, String> {
         use command_result::Output;
         let c = self.containment.clone();
         match action.clone() {
@@ -179,6 +194,22 @@ impl Executor for HostResponder {
                 blocking(move || store.list())
                     .await
                     .map(|entries| Output::QuarantineList(QuarantineList { entries }))
+            }
+            action::Kind::Collect(collect) => {
+                let (job, outbox) = (job.clone(), self.outbox.clone());
+                blocking(move || crate::collect::command::run(&collect, &job, &outbox))
+                    .await
+                    .map(Output::Collection)
+            }
+            action::Kind::FetchFile(f) => {
+                let (id, outbox, fetch) = (
+                    job.command_id.clone(),
+                    self.outbox.clone(),
+                    self.fetch.clone(),
+                );
+                blocking(move || fetch.fetch(&f, &id, &outbox).map_err(|e| e.to_string()))
+                    .await
+                    .map(Output::Fetched)
             }
             action::Kind::Restore(r) => {
                 let store = self.quarantine.clone();

@@ -6,7 +6,8 @@ use super::{Uplink, UplinkError};
 use crate::sensors::inventory::host_facts;
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    AgentMessage, Heartbeat, Hello, TelemetryBatch, agent_message, controller_message,
+    AgentMessage, Heartbeat, Hello, TelemetryBatch, agent_message, command_result,
+    controller_message,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -104,6 +105,15 @@ fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<control
             let tx = tx.clone();
             tokio::spawn(async move {
                 let result = up.dispatcher.handle(&signed).await;
+                if matches!(
+                    result.output,
+                    Some(
+                        command_result::Output::Collection(_) | command_result::Output::Fetched(_)
+                    )
+                ) && send_chunks(&up, &tx, &result.command_id).await.is_err()
+                {
+                    return;
+                }
                 let _ = tx
                     .send(AgentMessage {
                         msg: Some(agent_message::Msg::Result(result)),
@@ -124,6 +134,50 @@ fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<control
         Some(controller_message::Msg::Welcome(_)) | None => {
             tracing::debug!("ignoring an unexpected controller message");
         }
+    }
+}
+
+/// Sends the rows or bytes kept for a command, in order, before its result (again, when the
+/// result is sent again), reading one chunk at a time. Err when the stream is gone; a result
+/// whose chunks cannot be read goes without the rest, and the controller, finding them short,
+/// records the command as failed.
+async fn send_chunks(
+    up: &Arc<Uplink>,
+    tx: &mpsc::Sender<AgentMessage>,
+    command_id: &str,
+) -> Result<(), ()> {
+    let outbox = up.dispatcher.executor().outbox.clone();
+    let id = command_id.to_string();
+    let mut pending = match tokio::task::spawn_blocking(move || outbox.pending(&id)).await {
+        Ok(Ok(pending)) => pending,
+        Ok(Err(e)) => {
+            tracing::error!(command_id, error = %e, "cannot read a result's chunks to send");
+            return Ok(());
+        }
+        Err(_) => return Ok(()),
+    };
+    loop {
+        let Ok((next, rest)) = tokio::task::spawn_blocking(move || {
+            let next = pending.next();
+            (next, pending)
+        })
+        .await
+        else {
+            return Ok(());
+        };
+        pending = rest;
+        let chunk = match next {
+            None => return Ok(()),
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                tracing::error!(command_id, error = %e, "cannot read a result's chunk to send");
+                return Ok(());
+            }
+        };
+        let msg = AgentMessage {
+            msg: Some(agent_message::Msg::Chunk(chunk)),
+        };
+        tx.send(msg).await.map_err(|_| ())?;
     }
 }
 

@@ -28,6 +28,7 @@ pub fn answer<T, U>(
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     type TailEventsStream = ReceiverStream<Result<EventRecord, Status>>;
+    type DownloadFileStream = super::fetched::DownloadStream;
 
     async fn query_events(&self, req: Request<QueryEventsRequest>) -> Answer<QueryEventsResponse> {
         super::admin_peer(&req)?;
@@ -152,6 +153,96 @@ impl AdminService for AdminApi {
             self.0.command(&req.get_ref().command_id).await,
             command_record,
         )
+    }
+
+    async fn list_collection_rows(
+        &self,
+        req: Request<ListCollectionRowsRequest>,
+    ) -> Answer<ListCollectionRowsResponse> {
+        super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let f = crate::store::RowFilter {
+            command_ids: r.command_ids,
+            hunt_id: Some(r.hunt_id).filter(|h| !h.is_empty()),
+            agent_id: Some(r.agent_id).filter(|a| !a.is_empty()),
+            contains: Some(r.contains).filter(|c| !c.is_empty()),
+            after: Some(r.after_command_id)
+                .filter(|c| !c.is_empty())
+                .map(|c| (c, r.after_row)),
+            limit: r.limit,
+        };
+        answer(self.0.collection_rows(f).await, |rows| {
+            ListCollectionRowsResponse {
+                rows: rows
+                    .into_iter()
+                    .map(|r| CollectionRowRecord {
+                        command_id: r.command_id,
+                        agent_id: r.agent_id,
+                        row_no: r.row_no,
+                        data: r.data,
+                    })
+                    .collect(),
+            }
+        })
+    }
+
+    async fn create_hunt(&self, req: Request<CreateHuntRequest>) -> Answer<HuntRecord> {
+        let admin = super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let asked = core::hunts::HuntRequest {
+            collect: r.collect.unwrap_or_default(),
+            agent_ids: r.agent_ids,
+            labels: r.labels,
+            all: r.all,
+            expires_secs: r.expires_secs,
+        };
+        // In a task of its own: a caller that hangs up must not stop it half way.
+        let ctl = self.0.clone();
+        let done = tokio::spawn(async move { ctl.create_hunt(&admin, asked).await })
+            .await
+            .map_err(|e| Status::internal(format!("the hunt task failed: {e}")))?;
+        answer(done, |h| hunt_record(h.summary, h.commands))
+    }
+
+    async fn list_hunts(&self, req: Request<ListHuntsRequest>) -> Answer<ListHuntsResponse> {
+        super::admin_peer(&req)?;
+        answer(self.0.hunts(req.get_ref().limit).await, |hunts| {
+            ListHuntsResponse {
+                hunts: hunts.into_iter().map(|h| hunt_record(h, vec![])).collect(),
+            }
+        })
+    }
+
+    async fn get_hunt(&self, req: Request<GetHuntRequest>) -> Answer<HuntRecord> {
+        super::admin_peer(&req)?;
+        answer(self.0.hunt(&req.get_ref().hunt_id).await, |h| {
+            hunt_record(h.summary, h.commands)
+        })
+    }
+
+    async fn cancel_hunt(&self, req: Request<CancelHuntRequest>) -> Answer<HuntRecord> {
+        let admin = super::admin_peer(&req)?;
+        answer(
+            self.0.cancel_hunt(&admin, &req.get_ref().hunt_id).await,
+            |h| hunt_record(h.summary, h.commands),
+        )
+    }
+
+    async fn list_fetched_files(
+        &self,
+        req: Request<ListFetchedFilesRequest>,
+    ) -> Answer<ListFetchedFilesResponse> {
+        super::admin_peer(&req)?;
+        let r = req.into_inner();
+        super::fetched::list(&self.0, &r.agent_id, r.limit).await
+    }
+
+    async fn download_file(
+        &self,
+        req: Request<DownloadFileRequest>,
+    ) -> Answer<Self::DownloadFileStream> {
+        let admin = super::admin_peer(&req)?;
+        super::fetched::download(self.0.clone(), &admin, &req.into_inner().id).await
     }
 
     async fn import_rules(&self, req: Request<ImportRulesRequest>) -> Answer<ImportRulesResponse> {
@@ -360,6 +451,13 @@ impl AdminService for AdminApi {
         super::admin_peer(&req)?;
         let report = self.0.incident_report(&req.get_ref().incident_id).await;
         answer(report, |r| r)
+    }
+
+    async fn get_process_tree(&self, req: Request<GetProcessTreeRequest>) -> Answer<ProcessTree> {
+        super::admin_peer(&req)?;
+        let r = req.into_inner();
+        let tree = self.0.event_tree(&r.agent_id, r.seq).await;
+        answer(tree, |t| core::process_tree::tree_record(t, r.seq))
     }
 
     async fn invite_user(&self, req: Request<InviteUserRequest>) -> Answer<InviteUserResponse> {

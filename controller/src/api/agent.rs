@@ -186,6 +186,9 @@ impl Session {
             Some(agent_message::Msg::Result(result)) => {
                 self.ctl.record_result(&self.agent_id, result).await?;
             }
+            Some(agent_message::Msg::Chunk(chunk)) => {
+                self.ctl.record_chunk(&self.agent_id, chunk).await?;
+            }
             Some(agent_message::Msg::Hello(_)) => {
                 return Err(Status::invalid_argument(
                     "hello may only be the first message",

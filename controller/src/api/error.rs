@@ -11,6 +11,8 @@ fn code(e: &CoreError) -> Code {
     match e {
         NoAgent(_)
         | NoCommand(_)
+        | NoHunt(_)
+        | NoFetchedFile(_)
         | NoRule(_)
         | NoAlert(_)
         | NoIncident(_)
@@ -18,6 +20,7 @@ fn code(e: &CoreError) -> Code {
         | NoApproval(_)
         | NoUser(_)
         | NoProcess { .. }
+        | NoEvent { .. }
         | NoHostMatches(_) => Code::NotFound,
         CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
         NameTaken(_) => Code::AlreadyExists,
@@ -40,6 +43,9 @@ fn code(e: &CoreError) -> Code {
         | AmbiguousAgent(_)
         | ActionRequired
         | EmptySelector
+        | HuntSelector
+        | UnknownCollector(_)
+        | HuntTooLong
         | LimitTooHigh(_)
         | QueryTooLong(_)
         | BadLabels(_)
@@ -66,7 +72,8 @@ fn code(e: &CoreError) -> Code {
         | BadPassword
         | BadRule(_)
         | BadTestEvent(_)
-        | TestEventTooLarge(_) => Code::InvalidArgument,
+        | TestEventTooLarge(_)
+        | NotAProcessEvent { .. } => Code::InvalidArgument,
     }
 }
 

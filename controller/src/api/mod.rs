@@ -10,6 +10,7 @@ mod authorize;
 mod conn;
 mod enroll;
 mod error;
+mod fetched;
 pub mod tally;
 mod telemetry;
 pub mod tls;

@@ -61,6 +61,9 @@ pub struct ControllerConfig {
     /// `[console]`: the web console.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// `[investigation]`: what fetches may bring.
+    #[serde(default, skip_serializing_if = "InvestigationConfig::is_default")]
+    pub investigation: InvestigationConfig,
     /// `[store]`: where state is kept (SQLite in the data directory unless a URL is given).
     #[serde(default, skip_serializing_if = "StoreConfig::is_default")]
     pub store: StoreConfig,
@@ -101,6 +104,7 @@ impl ControllerConfig {
             people: PeopleConfig::default(),
             console: ConsoleConfig::default(),
             store: StoreConfig::default(),
+            investigation: InvestigationConfig::default(),
             health_listen: None,
         }
     }

@@ -375,3 +375,25 @@ impl EventRetention {
             .then(|| now_ms.saturating_sub(i64::from(self.retention_days) * 86_400_000))
     }
 }
+
+/// `[investigation]`: what the controller accepts from investigations on hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvestigationConfig {
+    /// The largest file a fetch may bring; chunks past it are dropped (and the fetch fails).
+    pub max_fetch_bytes: u64,
+}
+
+impl Default for InvestigationConfig {
+    fn default() -> Self {
+        Self {
+            max_fetch_bytes: 100 << 20,
+        }
+    }
+}
+
+impl InvestigationConfig {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}

@@ -217,6 +217,8 @@ pub fn outcome(r: &CommandRow) -> String {
         Output::Block(b) => format!("unblocked {}", b.cidr),
         Output::Inventory(_) => "inventory collected".into(),
         Output::Pong(_) => "answered".into(),
+        Output::Collection(c) => crate::core::collections::summary(&c),
+        Output::Fetched(f) => crate::core::fetch::summary(&f),
     };
     format!("{status}: {what}")
 }

@@ -7,9 +7,8 @@ use super::layout::{page, when};
 use crate::core::StoredEvent;
 use crate::core::records::event_record;
 use crate::policy::roles::Permission;
-use cordon_proto::{Event, ProcessEvent, event, process_event};
+use cordon_proto::{ProcessEvent, process_event};
 use maud::{Markup, html};
-use prost::Message;
 
 /// Relative time ranges offered beside the explicit bounds: (value, label, milliseconds).
 pub const PRESETS: &[(&str, &str, i64)] = &[
@@ -50,13 +49,7 @@ pub struct Found<'a> {
     pub older: bool,
 }
 
-/// A process event's body, if the event is one.
-pub fn process_of(e: &StoredEvent) -> Option<ProcessEvent> {
-    match Event::decode(e.body.as_slice()).ok()?.body? {
-        event::Body::Process(p) => Some(p),
-        _ => None,
-    }
-}
+pub use crate::core::process_tree::process_of;
 
 /// The tree page of the process an event is about.
 pub fn tree_href(agent_id: &str, p: &ProcessEvent, time_ms: i64) -> String {

@@ -59,25 +59,17 @@ pub async fn show(
     html(incident_pages::incident(&caller, &view))
 }
 
-/// The tree of the triggering process of the most severe alert (the first of those), or
-/// why there is none.
+/// The tree of the incident's triggering process (as its report has it), or why there is
+/// none.
 async fn first_tree(
     ctl: &Controller,
     alerts: &[crate::core::AlertRow],
 ) -> Result<crate::core::process_tree::ProcessTree, String> {
-    let mut by_level: Vec<_> = alerts.iter().collect();
-    by_level.sort_by_key(|a| std::cmp::Reverse(level_index(&a.rule.level).unwrap_or(0)));
-    let found = by_level.iter().find_map(|a| {
-        let e = a.event.as_ref()?;
-        Some((e, super::events_page::process_of(e)?))
-    });
-    let Some((e, p)) = found else {
-        return Err("No alert of this incident was raised by a stored process event.".into());
-    };
-    let start = (p.start_ticks > 0).then_some(p.start_ticks);
-    ctl.process_tree(&e.agent_id, p.pid, start, Some(e.time_ms))
-        .await
-        .map_err(|e| e.public_message())
+    match ctl.incident_tree(alerts).await {
+        Ok(Some((_, tree))) => Ok(tree),
+        Ok(None) => Err("No alert of this incident was raised by a stored process event.".into()),
+        Err(e) => Err(e.public_message()),
+    }
 }
 
 #[derive(Deserialize)]

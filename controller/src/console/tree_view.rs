@@ -1,12 +1,13 @@
 //! A process tree as nested lists (`#process-tree`): each ancestor holds the next, down to
 //! the process itself (marked `aria-current="true"` and the class `current`), which holds
 //! its descendants. Each process shows its pid, its command line (every program it ran, if
-//! it ran more than one) and when it started. Also the page of one tree
+//! it ran more than one), when it started and how it ended. Also the page of one tree
 //! (`GET /agents/{id}/tree?pid=P`), which the events search and the incident page link to.
 
 use super::guard::Caller;
 use super::layout::{page, when};
 use crate::core::process_tree::{Proc, ProcessTree, TreeNode};
+use cordon_proto::tree::ending;
 use maud::{Markup, html};
 
 pub fn tree(t: &ProcessTree) -> Markup {
@@ -37,7 +38,7 @@ fn node(n: &TreeNode, current: bool) -> Markup {
     }
 }
 
-/// One process: pid, command line(s), start, and whether it has exited.
+/// One process: pid, command line(s), start, and how it ended if it has.
 fn one(p: &Proc) -> Markup {
     let earlier = p.execs.len().saturating_sub(1);
     html! {
@@ -47,7 +48,7 @@ fn one(p: &Proc) -> Markup {
             @for e in &p.execs[..earlier] { " " span.earlier { "(earlier: " code { (e.command) } ")" } }
             @if p.started_ms > 0 { " started " (when(p.started_ms)) }
             @if p.execs.is_empty() { " (known only from its child's event)" }
-            @if p.exited { " (exited)" }
+            @if let Some(x) = p.exit { " (" (ending(x.code, x.signal, x.lifetime_ms)) ")" }
         }
     }
 }

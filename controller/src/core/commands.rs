@@ -6,7 +6,8 @@ use super::{Admin, Controller, CoreError};
 use crate::store::{CommandQueue, CommandRow, CommandStatus, Completion, action_kind};
 use cordon_proto::time::now_ms;
 use cordon_proto::{
-    Command, CommandOutcome, CommandResult, ControllerMessage, action, controller_message,
+    Command, CommandOutcome, CommandResult, ControllerMessage, action, command_result,
+    controller_message,
 };
 use prost::Message;
 use serde_json::json;
@@ -142,6 +143,21 @@ impl Controller {
         let mut error = result.error.clone();
         if result.outcome() == CommandOutcome::Refused {
             error = format!("refused by the agent: {error}");
+        }
+        let mut status = status;
+        if let Some(command_result::Output::Collection(c)) = &result.output
+            && status == CommandStatus::Succeeded
+            && let Some(why) = self.rows_missing(&result.command_id, c).await?
+        {
+            (status, error) = (CommandStatus::Failed, why);
+        }
+        if let Some(command_result::Output::Fetched(f)) = &result.output
+            && status == CommandStatus::Succeeded
+            && let Some(why) = self
+                .file_unverified(&result.command_id, agent_id, f)
+                .await?
+        {
+            (status, error) = (CommandStatus::Failed, why);
         }
         error.truncate(cordon_proto::limits::MAX_TEXT);
         let id = result.command_id.clone();

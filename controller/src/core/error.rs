@@ -68,6 +68,16 @@ pub enum CoreError {
     FanOutProtected { count: usize, example: String },
     #[error("no command {0:?}")]
     NoCommand(String),
+    #[error("no hunt {0:?}")]
+    NoHunt(String),
+    #[error("a hunt chooses its agents one way: by ids, by labels, or all")]
+    HuntSelector,
+    #[error("no collector is named {0:?}; the collectors are {list}", list = cordon_proto::names::COLLECTORS.join(", "))]
+    UnknownCollector(String),
+    #[error("a hunt lasts at most {max} hours", max = super::hunts::MAX_EXPIRY.as_secs() / 3600)]
+    HuntTooLong,
+    #[error("no fetched file {0:?}")]
+    NoFetchedFile(String),
     #[error("stored command {id} is corrupt: {source}")]
     CorruptCommand {
         id: String,
@@ -125,6 +135,16 @@ pub enum CoreError {
     NoIncident(String),
     #[error("a note is 1 to 4096 characters of text")]
     BadNote,
+    #[error("no event {agent}:{seq} is stored (never sent, or past retention)")]
+    NoEvent { agent: String, seq: u64 },
+    #[error(
+        "event {agent}:{seq} is a {kind} event, not a process event: only a process event has a process tree"
+    )]
+    NotAProcessEvent {
+        agent: String,
+        seq: u64,
+        kind: String,
+    },
     #[error("no process {pid} in agent {agent}'s stored events")]
     NoProcess { agent: String, pid: u32 },
     #[error("{origin}: playbook of {size} bytes is over the limit of {MAX_PLAYBOOK_BYTES}")]

@@ -247,7 +247,7 @@ impl Controller {
     }
 
     /// Sends each stored command, at most [`CONCURRENCY`] at once.
-    async fn deliver_all(self: &Arc<Self>, rows: Vec<CommandRow>) {
+    pub(super) async fn deliver_all(self: &Arc<Self>, rows: Vec<CommandRow>) {
         let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for row in rows {

@@ -48,6 +48,7 @@ impl Commands for Link {
             let ctl = self.controller()?;
             let row = ctl.wait_command(&id, wait).await?;
             Ok(row.map(|r| CommandState {
+                result: super::collections::result_summary(&r),
                 status: r.status,
                 error: r.error,
             }))

@@ -28,6 +28,30 @@ pub struct Exec {
     pub command: String,
 }
 
+/// How a process ended, as its exit event tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Exit {
+    /// The exit event's time.
+    pub time_ms: i64,
+    /// Its exit status (when it exited by itself).
+    pub code: i32,
+    /// The signal that ended it; 0 when it exited by itself.
+    pub signal: u32,
+    /// How long it ran; 0 if the sensor could not tell.
+    pub lifetime_ms: u64,
+}
+
+impl Exit {
+    fn of(p: &ProcessEvent, time_ms: i64) -> Self {
+        Self {
+            time_ms,
+            code: p.exit_code,
+            signal: p.exit_signal,
+            lifetime_ms: p.lifetime_ms,
+        }
+    }
+}
+
 /// One process, as its events tell it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Proc {
@@ -40,7 +64,8 @@ pub struct Proc {
     /// What it ran, oldest first; empty for a process known only from its child's event.
     pub execs: Vec<Exec>,
     pub exe: String,
-    pub exited: bool,
+    /// How it ended; None while no exit event is stored for it.
+    pub exit: Option<Exit>,
     /// Its parent's command, as its (latest) exec event named it.
     #[serde(skip)]
     parent: Option<(String, String)>,
@@ -106,6 +131,7 @@ pub fn processes(events: &[StoredEvent]) -> Vec<Proc> {
         let known = out.iter_mut().rev().find(|q| {
             q.same(p.pid, p.start_ticks) || (exit && p.start_ticks == 0 && q.pid == p.pid)
         });
+        let ended = exit.then(|| Exit::of(&p, e.time_ms));
         let exec = (!exit).then(|| Exec {
             seq: e.seq,
             time_ms: e.time_ms,
@@ -115,7 +141,7 @@ pub fn processes(events: &[StoredEvent]) -> Vec<Proc> {
             .then(|| (p.parent_exe.clone(), p.parent_argv.join(" ")));
         match known {
             Some(q) => {
-                q.exited |= exit;
+                q.exit = ended.or(q.exit);
                 q.execs.extend(exec);
                 if !p.exe.is_empty() && !exit {
                     q.exe = p.exe.clone();
@@ -133,7 +159,7 @@ pub fn processes(events: &[StoredEvent]) -> Vec<Proc> {
                 },
                 execs: exec.into_iter().collect(),
                 exe: p.exe.clone(),
-                exited: exit,
+                exit: ended,
                 parent,
             }),
         }
@@ -173,7 +199,7 @@ pub fn parent_of(child: &Proc, candidates: Vec<Proc>) -> Option<Proc> {
             started_ms: 0,
             execs: Vec::new(),
             exe: if argv.is_empty() { exe } else { argv },
-            exited: false,
+            exit: None,
             parent: None,
         })
     })
@@ -229,6 +255,20 @@ pub async fn build<S: Events>(
     }))
 }
 
+/// `p` with its exit from the events of its pid: an exit event names no parent, so a child
+/// found by its parent's pid comes without it.
+fn with_exit(p: Proc, same_pid: &[Proc]) -> Proc {
+    if p.exit.is_some() {
+        return p;
+    }
+    let same = |q: &&Proc| match p.start_ticks {
+        0 => q.pid == p.pid && q.started_ms == p.started_ms,
+        ticks => q.same(p.pid, ticks),
+    };
+    let exit = same_pid.iter().find(same).and_then(|q| q.exit);
+    Proc { exit, ..p }
+}
+
 /// `p` with its descendants, depth first, while the budget lasts.
 async fn descend<F, Fut>(
     find: &F,
@@ -262,6 +302,7 @@ where
         }
         *budget -= 1;
         let theirs = find(ProcessLink::Pid(c.pid)).await?;
+        let c = with_exit(c, &theirs);
         let sub = Box::pin(descend(find, c, theirs, depth + 1, budget, truncated)).await?;
         node.children.push(sub);
     }
@@ -287,6 +328,12 @@ impl Controller {
             })
     }
 }
+
+mod lookup;
+mod record;
+
+pub use lookup::{process_of, triggering_event};
+pub use record::tree_record;
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,13 @@
 use super::{IncidentDetails, PlaybookInfo, Presence};
 use crate::policy::audit::{AuditRecord, Verification};
 use crate::store::{
-    AlertRow, ApprovalRow, CommandRow, CommandStatus, IncidentRow, RuleRow, StoredEvent,
-    TimelineRow,
+    AlertRow, ApprovalRow, CommandRow, CommandStatus, HuntSummary, IncidentRow, RuleRow,
+    StoredEvent, TimelineRow,
 };
 use cordon_proto::{
     AgentRecord, AlertRecord, ApprovalRecord, CommandRecord, CommandResult, Event, EventRecord,
-    IncidentRecord, PlaybookRecord, RuleRecord, TimelineEntry, VerifyAuditResponse,
+    HuntAgent, HuntRecord, IncidentRecord, PlaybookRecord, RuleRecord, TimelineEntry,
+    VerifyAuditResponse, command_result,
 };
 use prost::Message;
 
@@ -221,5 +222,43 @@ pub fn verification(v: Verification) -> VerifyAuditResponse {
         problem,
         last_seq: v.last_seq,
         last_hash: v.last_hash,
+    }
+}
+
+/// The admin view of a hunt: its progress and, when given, each agent's command.
+pub fn hunt_record(summary: HuntSummary, commands: Vec<CommandRow>) -> HuntRecord {
+    let (h, n) = (summary.hunt, summary.counts);
+    let agents = commands
+        .into_iter()
+        .map(|row| {
+            let c = command_record(row);
+            let rows = match c.result.as_ref().and_then(|r| r.output.as_ref()) {
+                Some(command_result::Output::Collection(done)) => done.rows,
+                _ => 0,
+            };
+            HuntAgent {
+                agent_id: c.agent_id,
+                command_id: c.command_id,
+                status: c.status,
+                error: c.error,
+                rows,
+            }
+        })
+        .collect();
+    HuntRecord {
+        hunt_id: h.id,
+        collector: h.collector,
+        args: h.args,
+        selector: h.selector,
+        created_by: h.created_by,
+        created_at_ms: h.created_at_ms,
+        expires_at_ms: h.expires_at_ms,
+        cancelled_at_ms: h.cancelled_at_ms.unwrap_or(0),
+        targeted: n.targeted,
+        answered: n.succeeded,
+        failed: n.failed,
+        expired: n.expired,
+        pending: n.pending,
+        agents,
     }
 }

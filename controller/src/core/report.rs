@@ -2,6 +2,7 @@
 //! times that matter afterwards (when it began on the host, when it was detected, when it
 //! was contained).
 
+use super::process_tree::tree_record;
 use super::records::incident_details;
 use super::{Controller, CoreError, IncidentHistory};
 use crate::store::{Agent, RunRow, StepRow};
@@ -14,8 +15,13 @@ const CONTAINING_ACTIONS: &[&str] = &["isolate_host", "kill_process"];
 impl Controller {
     /// The post-incident report of an incident (by id or prefix), as `cordonctl incidents
     /// report` and the console's download give it.
+    /// It carries the tree of the triggering process (see `process_tree::triggering_event`).
     pub async fn incident_report(&self, id: &str) -> Result<IncidentReport, CoreError> {
-        Ok(report(self.incident_history(id).await?))
+        let history = self.incident_history(id).await?;
+        let tree = self.incident_tree(&history.details.alerts).await?;
+        let mut r = report(history);
+        r.process_tree = tree.map(|(seq, t)| tree_record(t, seq));
+        Ok(r)
     }
 }
 
@@ -119,6 +125,7 @@ pub fn build(
         incident: Some(incident),
         host: Some(host),
         runs,
+        process_tree: None,
     }
 }
 

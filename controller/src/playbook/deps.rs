@@ -22,6 +22,9 @@ pub struct CommandState {
     pub status: CommandStatus,
     /// Why it failed or expired (empty otherwise).
     pub error: String,
+    /// What its result says, where that is worth saying (a collection's rows and where to
+    /// read them); empty otherwise.
+    pub result: String,
 }
 
 /// Commands to agents.

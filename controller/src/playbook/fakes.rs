@@ -135,6 +135,7 @@ impl Commands for FakeAgent {
             let state = |status, error: &str| CommandState {
                 status,
                 error: error.into(),
+                result: String::new(),
             };
             Ok(lock(&self.known).get(&id).map(|a| match a {
                 Answer::Succeed => state(CommandStatus::Succeeded, ""),

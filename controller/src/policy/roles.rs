@@ -142,6 +142,13 @@ pub const ADMIN_RPCS: &[(&str, Permission)] = &[
     ("IsolateByLabels", Permission::Respond),
     ("ListCommands", Permission::Read),
     ("GetCommand", Permission::Read),
+    ("ListCollectionRows", Permission::Read),
+    ("CreateHunt", Permission::Respond),
+    ("ListHunts", Permission::Read),
+    ("GetHunt", Permission::Read),
+    ("CancelHunt", Permission::Respond),
+    ("ListFetchedFiles", Permission::Read),
+    ("DownloadFile", Permission::Respond),
     ("QueryEvents", Permission::Read),
     ("TailEvents", Permission::Read),
     ("ImportRules", Permission::ManageDetection),
@@ -172,6 +179,7 @@ pub const ADMIN_RPCS: &[(&str, Permission)] = &[
     ("SetUserTotp", Permission::ManageUsers),
     ("RenewCredential", Permission::OwnCredential),
     ("WhoAmI", Permission::OwnCredential),
+    ("GetProcessTree", Permission::Read),
 ];
 
 /// The permission an admin RPC needs, by its method name; `None` for a name not in the

@@ -14,6 +14,8 @@ use super::{
 use super::{
     Agents, Alerts, AuditLog, CommandQueue, Events, PlaybookStore, Principals, Rules, Tokens,
 };
+use super::{CollectionRow, Collections, HuntRow, HuntSummary, Hunts, RowFilter};
+use super::{FetchedFileRow, FetchedFiles, FileChunkRow};
 use crate::policy::audit::{AuditEntry, AuditRecord, Verification};
 use crate::policy::grouping::Grouping;
 use crate::policy::people::{Inactive, InviteRefusal};
@@ -182,6 +184,31 @@ delegate! {
         fn command(id: String) -> Option<CommandRow>;
         fn commands(agent_id: Option<String>, limit: u32) -> Vec<CommandRow>;
     }
+    Collections {
+        fn add_collection_rows(
+            command_id: String,
+            agent_id: String,
+            first_row: u64,
+            rows: Vec<String>
+        ) -> u64;
+        fn collection_row_count(command_id: String) -> u64;
+        fn collection_rows(f: RowFilter) -> Vec<CollectionRow>;
+    }
+    Hunts {
+        fn create_hunt(hunt: HuntRow, commands: Vec<CommandRow>) -> ();
+        fn hunts(limit: u32) -> Vec<HuntSummary>;
+        fn hunt(id: String) -> Option<HuntSummary>;
+        fn hunt_commands(id: String) -> Vec<CommandRow>;
+        fn cancel_hunt(id: String, now_ms: i64) -> Option<Vec<String>>;
+    }
+    FetchedFiles {
+        fn add_file_chunk(command_id: String, agent_id: String, chunk: FileChunkRow) -> bool;
+        fn file_chunk_total(command_id: String) -> (u32, u64);
+        fn file_chunk(command_id: String, index: u32) -> Option<FileChunkRow>;
+        fn record_fetched_file(file: FetchedFileRow) -> bool;
+        fn fetched_file(id: String) -> Option<FetchedFileRow>;
+        fn fetched_files(agent_id: Option<String>, limit: u32) -> Vec<FetchedFileRow>;
+    }
     AuditLog {
         fn append_audit(entry: AuditEntry, now_ms: i64) -> AuditRecord;
         fn audit(since_ms: i64, limit: u32, actor: Option<String>) -> Vec<AuditRecord>;
@@ -197,6 +224,7 @@ delegate! {
         fn insert_events(events: Vec<StoredEvent>) -> Vec<StoredEvent>;
         fn query_events(f: EventFilter) -> Vec<StoredEvent>;
         fn process_events(agent_id: String, by: ProcessLink, limit: u32) -> Vec<StoredEvent>;
+        fn event(agent_id: String, seq: u64) -> Option<StoredEvent>;
         fn event_count(agent_id: String) -> u64;
         fn prune_events(older_than: Option<i64>, keep_newest: Option<u64>) -> Pruned;
     }

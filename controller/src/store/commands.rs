@@ -19,6 +19,8 @@ pub fn action_kind(action: &Kind) -> &'static str {
         Kind::Restore(_) => "restore",
         Kind::BlockIp(_) => "block-ip",
         Kind::UnblockIp(_) => "unblock-ip",
+        Kind::Collect(_) => "collect",
+        Kind::FetchFile(_) => "fetch",
     }
 }
 
@@ -269,7 +271,7 @@ impl CommandQueue for Store {
 }
 
 /// Inserts one new command.
-fn insert_row(c: &rusqlite::Connection, row: &CommandRow) -> Result<(), StoreError> {
+pub(super) fn insert_row(c: &rusqlite::Connection, row: &CommandRow) -> Result<(), StoreError> {
     c.execute(
         &format!(
             "INSERT INTO commands ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"

@@ -257,6 +257,13 @@ pub trait Events: Send + Sync {
         })
     }
 
+    /// One event by its key (agent, seq); None if it is not stored (never was, or pruned).
+    fn event(
+        &self,
+        agent_id: String,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
+
     fn event_count(&self, agent_id: String)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -315,6 +322,22 @@ impl Events for Store {
             ))?;
             let rows = stmt.query_map(params![agent_id, pid, limit], |r| from_row(r))?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn event(&self, agent_id: String, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT agent_id, seq, time_ms, kind, summary, body, received_at FROM events
+                 WHERE agent_id = ?1 AND seq = ?2",
+            )?;
+            // As ingest stores it.
+            let seq = seq as i64;
+            Ok(stmt
+                .query_row(params![agent_id, seq], |r| from_row(r))
+                .optional()?)
         })
         .await
     }

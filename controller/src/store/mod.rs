@@ -6,10 +6,13 @@ mod alerts;
 mod any;
 mod audit;
 mod checkpoint;
+mod collections;
 mod commands;
 mod events;
+mod fetched;
 mod files;
 mod group;
+mod hunts;
 mod ingest;
 pub mod migrate;
 pub mod pg;
@@ -28,8 +31,11 @@ pub use alerts::{
 };
 pub use any::AnyStore;
 pub use audit::{AuditFilter, AuditLog};
+pub use collections::{CollectionRow, Collections, RowFilter};
 pub use commands::{CommandQueue, CommandRow, Completion, action_kind};
 pub use events::{EventFilter, EventKey, Events, ProcessLink, StoredEvent};
+pub use fetched::{FetchedFileRow, FetchedFiles, FileChunkRow};
+pub use hunts::{HuntCounts, HuntRow, HuntSummary, Hunts};
 pub use ingest::Ingested;
 pub use playbooks::{ApprovalRow, PlaybookRow, PlaybookStore, RunDetail, RunRow, StepRow};
 pub use principals::{
@@ -59,7 +65,8 @@ macro_rules! backend {
 backend! {
     /// Every aggregate's trait: what a backend implements, in one name. The SQLite `Store`
     /// is one; each passes the conformance suite (`conformance/`).
-    Agents, Tokens, CommandQueue, AuditLog, Events, Alerts, Rules, PlaybookStore, Principals
+    Agents, Tokens, CommandQueue, AuditLog, Events, Alerts, Rules, PlaybookStore, Principals,
+    Collections, Hunts, FetchedFiles
 }
 
 pub const DB_FILE: &str = "cordon.db";
@@ -163,6 +170,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_approval_requests.sql"),
     include_str!("migrations/0010_event_process.sql"),
     include_str!("migrations/0011_event_search.sql"),
+    include_str!("migrations/0012_collections.sql"),
+    include_str!("migrations/0013_hunts.sql"),
+    include_str!("migrations/0014_fetched_files.sql"),
 ];
 
 #[derive(Clone)]

@@ -1,12 +1,14 @@
-//! `cordonctl events query|tail`: stored telemetry, one line per event (one JSON object per
-//! line with `--json`), as a query or followed as it is stored.
+//! `cordonctl events query|tail|tree`: stored telemetry, one line per event (one JSON object
+//! per line with `--json`), as a query or followed as it is stored; and the process tree of
+//! one stored process event.
 
-use crate::cli::JSON_LINES;
 use crate::cli::Listing;
+use crate::cli::{JSON_LINES, JSON_ONE};
 use crate::client::AdminClient;
 use crate::error::CtlError;
+use crate::parse::EventId;
 use crate::rpc::call;
-use crate::term::{clean, outln};
+use crate::term::{clean, emit, outln};
 use crate::text::{short, time};
 use crate::{json, parse};
 use clap::Subcommand;
@@ -42,6 +44,16 @@ pub enum EventsCmd {
         #[arg(long, help = JSON_LINES)]
         json: bool,
     },
+    /// The process tree of a stored process event: its ancestors, the process itself (marked)
+    /// and its descendants, with what each ran and how it ended.
+    Tree {
+        /// The event: AGENT:SEQ (an agent id or prefix and the event's sequence number, as
+        /// `events query` shows them).
+        #[arg(value_parser = parse::event_id)]
+        event: EventId,
+        #[arg(long, help = JSON_ONE)]
+        json: bool,
+    },
 }
 
 pub async fn run(admin: &mut AdminClient, cmd: EventsCmd) -> Result<(), CtlError> {
@@ -66,6 +78,19 @@ pub async fn run(admin: &mut AdminClient, cmd: EventsCmd) -> Result<(), CtlError
             print(&resp.events, json)
         }
         EventsCmd::Tail { agent, json } => tail(admin, agent.unwrap_or_default(), json).await,
+        EventsCmd::Tree { event, json } => {
+            let req = GetProcessTreeRequest {
+                agent_id: event.agent,
+                seq: event.seq,
+            };
+            let t = call(admin.get_process_tree(req)).await?;
+            if json {
+                return json::print_one(&t);
+            }
+            outln!("process tree of {}", tree::title(&t));
+            emit(&tree::text(&t), true);
+            Ok(())
+        }
     }
 }
 

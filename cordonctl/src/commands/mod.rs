@@ -4,10 +4,13 @@ pub mod agents;
 pub mod alerts;
 pub mod approvals;
 pub mod audit;
+pub mod collect;
 pub mod command;
 pub mod events;
 pub mod fanout;
+pub mod files;
 pub mod host;
+pub mod hunts;
 pub mod incidents;
 pub mod iocs;
 pub mod playbooks;
@@ -26,6 +29,10 @@ pub async fn run(admin: &mut AdminClient, cmd: Cmd) -> Result<(), CtlError> {
         Cmd::Agents(c) => agents::run(admin, c).await,
         Cmd::Host(c) => host::run(admin, c).await,
         Cmd::Commands(c) => command::run(admin, c).await,
+        Cmd::Collect(a) => collect::collect(admin, a).await,
+        Cmd::Collections(c) => collect::run(admin, c).await,
+        Cmd::Hunts(c) => hunts::run(admin, c).await,
+        Cmd::Files(c) => files::run(admin, c).await,
         Cmd::Events(c) => events::run(admin, c).await,
         Cmd::Rules(c) => rules::run(admin, c).await,
         Cmd::Iocs(c) => iocs::run(admin, c).await,

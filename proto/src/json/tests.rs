@@ -146,10 +146,26 @@ fn events_inside_alerts_incidents_and_reports_take_the_same_shape() {
         alerts: vec![alert.clone()],
         ..Default::default()
     };
-    let report = IncidentReport {
-        incident: Some(incident.clone()),
+    let tree = ProcessTree {
+        process: Some(ProcessNode {
+            pid: 7,
+            children: vec![ProcessNode {
+                pid: 8,
+                exited: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        seq: 3,
         ..Default::default()
     };
+    let report = IncidentReport {
+        incident: Some(incident.clone()),
+        process_tree: Some(tree.clone()),
+        ..Default::default()
+    };
+    let t = tree.to_json().unwrap();
+    assert_eq!(t["process"]["children"][0]["exited"], true);
     assert_eq!(alert.to_json().unwrap()["event"]["process"]["kind"], "exec");
     let i = incident.to_json().unwrap();
     assert_eq!(i["alerts"][0]["event"]["process"]["kind"], "exec");
@@ -157,6 +173,10 @@ fn events_inside_alerts_incidents_and_reports_take_the_same_shape() {
     assert_eq!(
         r["incident"]["alerts"][0]["event"]["process"]["kind"],
         "exec"
+    );
+    assert_eq!(
+        r["process_tree"], t,
+        "the report's tree as the RPC gives it"
     );
     assert_snake_case(&r);
 }

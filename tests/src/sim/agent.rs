@@ -249,6 +249,9 @@ impl SimAgent {
                 tokio::spawn(async move {
                     let result = d.handle(&signed).await;
                     counters.commands.fetch_add(1, Ordering::Relaxed);
+                    if let Some(chunk) = d.executor().chunk(&result.command_id) {
+                        let _ = tx.send(msg(agent_message::Msg::Chunk(chunk))).await;
+                    }
                     let _ = tx.send(msg(agent_message::Msg::Result(result))).await;
                 });
             }

@@ -8,6 +8,7 @@ pub mod enrol;
 pub mod exec;
 
 pub use enrol::{Batch, Enrolled, SimIdentity, batch_identities, fleet_identities};
+pub use exec::SIM_ROWS;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

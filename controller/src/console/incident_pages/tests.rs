@@ -68,11 +68,18 @@ fn history() -> IncidentHistory {
 fn tree() -> ProcessTree {
     let events: Vec<StoredEvent> = vec![exec("ag-1", 1, (10, 1, 5), "sh -c curl")];
     let target = exec("ag-1", 2, (11, 10, 6), "curl http://x");
+    let mut process = processes(&[target]).remove(0);
+    process.exit = Some(crate::core::process_tree::Exit {
+        time_ms: 9,
+        code: 0,
+        signal: 9,
+        lifetime_ms: 1_500,
+    });
     ProcessTree {
         agent_id: "ag-1".into(),
         ancestors: processes(&events),
         process: crate::core::process_tree::TreeNode {
-            process: processes(&[target]).remove(0),
+            process,
             children: Vec::new(),
         },
         truncated: false,
@@ -123,6 +130,10 @@ fn the_tree_marks_its_process_and_text_is_escaped() {
     let parent = p.find("sh -c curl").expect("parent");
     let me = p.find("curl http://x").expect("process");
     assert!(parent < current && current < me, "{p}");
+    assert!(
+        p.contains("</time> (killed by signal 9 after 1.500 s)</span>"),
+        "{p}"
+    );
     assert!(p.contains("&lt;img src=x&gt;") && !p.contains("<img"));
     assert!(p.contains("Reverse &lt;shell&gt;"));
 }

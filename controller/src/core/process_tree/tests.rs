@@ -127,7 +127,7 @@ fn a_parent_missing_from_telemetry_is_the_one_its_child_named() {
         started_ms: 5,
         execs: Vec::new(),
         exe: "/usr/bin/id".into(),
-        exited: false,
+        exit: None,
         parent: Some(("/bin/sh".into(), "sh -c id".into())),
     };
     let later = Proc {
@@ -142,4 +142,117 @@ fn a_parent_missing_from_telemetry_is_the_one_its_child_named() {
         ..child.clone()
     };
     assert_eq!(parent_of(&none, Vec::new()), None);
+}
+
+/// An exit event of `pid` (started at `ticks`) after 1.5 s, with its status or signal; as
+/// the agent sends it, it names no parent.
+fn exit(seq: u64, (pid, ticks): (u32, u64), code: i32, signal: u32) -> StoredEvent {
+    let p = ProcessEvent {
+        kind: process_event::Kind::Exit as i32,
+        pid,
+        start_ticks: ticks,
+        exit_code: code,
+        exit_signal: signal,
+        lifetime_ms: 1_500,
+        ..Default::default()
+    };
+    let body = Event {
+        seq,
+        time_ms: seq as i64,
+        body: Some(event::Body::Process(p)),
+    };
+    StoredEvent {
+        body: body.encode_to_vec(),
+        ..crate::store::conformance::event(A, seq, seq as i64, "process", "exit")
+    }
+}
+
+#[tokio::test]
+async fn each_process_says_how_it_ended_in_the_tree_and_its_record() {
+    let s = store(&[
+        (1, (100, 1, 1_000), "bash -i"),
+        (2, (200, 100, 2_000), "sleep 9"),
+        (3, (201, 100, 2_100), "true"),
+    ])
+    .await;
+    let exits = vec![exit(4, (200, 2_000), 0, 9), exit(5, (201, 2_100), 3, 0)];
+    s.insert_events(exits).await.expect("insert");
+    let t = tree(&s, 100, None, None).await;
+    let ends: Vec<_> = t.process.children.iter().map(|c| c.process.exit).collect();
+    let killed = ends[0].expect("an exit");
+    assert_eq!(
+        (killed.signal, killed.lifetime_ms, killed.time_ms),
+        (9, 1_500, 4)
+    );
+    assert_eq!(ends[1].map(|e| (e.code, e.signal)), Some((3, 0)));
+    assert!(t.process.process.exit.is_none(), "bash still runs");
+
+    let r = tree_record(t, 1);
+    assert_eq!((r.seq, r.agent_id.as_str()), (1, A));
+    let p = r.process.expect("the process");
+    assert_eq!(
+        (p.pid, p.command.as_str(), p.exited),
+        (100, "bash -i", false)
+    );
+    let sleep = &p.children[0];
+    assert_eq!(
+        (sleep.exited, sleep.exit_signal, sleep.lifetime_ms),
+        (true, 9, 1_500)
+    );
+    assert_eq!(sleep.execs[0].seq, 2, "the exec event's seq");
+    assert_eq!(p.children[1].exit_code, 3);
+}
+
+#[test]
+fn only_a_process_event_has_a_process() {
+    let e = crate::store::conformance::exec(A, 1, (7, 1, 70), "sh -c id");
+    assert_eq!(
+        process_of(&e).map(|p| (p.pid, p.start_ticks)),
+        Some((7, 70))
+    );
+    let file = crate::store::conformance::event(A, 2, 2, "file", "create /tmp/x");
+    assert!(process_of(&file).is_none());
+}
+
+fn alert(level: &str, event: Option<StoredEvent>) -> crate::core::AlertRow {
+    crate::core::AlertRow {
+        id: format!("al-{level}"),
+        agent_id: A.into(),
+        rule: cordon_detect::RuleIdentity {
+            rule_id: "r".into(),
+            title: "t".into(),
+            level: level.into(),
+            tags: Vec::new(),
+            author: "a".into(),
+        },
+        source: "rule".into(),
+        detail: String::new(),
+        event_seq: event.as_ref().map_or(0, |e| e.seq),
+        count: 1,
+        first_at_ms: 1,
+        last_at_ms: 1,
+        incident_id: "inc".into(),
+        event,
+    }
+}
+
+#[test]
+fn an_incident_is_triggered_by_its_most_severe_process_alert() {
+    use crate::store::conformance::{event, exec};
+    let seq = |alerts: &[crate::core::AlertRow]| triggering_event(alerts).map(|(e, _)| e.seq);
+    let alerts = [
+        alert("medium", Some(exec(A, 1, (10, 1, 100), "sh"))),
+        alert("critical", Some(event(A, 2, 2, "file", "create /tmp/x"))),
+        alert("high", Some(exec(A, 3, (11, 1, 110), "nc -e sh"))),
+        alert("high", Some(exec(A, 4, (12, 1, 120), "id"))),
+        alert("critical", None),
+    ];
+    assert_eq!(
+        seq(&alerts),
+        Some(3),
+        "the first of the most severe with a process"
+    );
+    assert_eq!(seq(&alerts[..1]), Some(1));
+    assert_eq!(seq(&alerts[1..2]), None, "a file event has no process");
+    assert_eq!(seq(&[]), None);
 }

@@ -22,6 +22,7 @@ pub(super) fn describe(step: &Step, cmd: &Result<action::Kind, String>) -> Strin
         Ok(action::Kind::Isolate(i)) => format!("isolate the host (allowing {:?})", i.allow),
         Ok(action::Kind::Quarantine(q)) => format!("quarantine {}", q.path),
         Ok(action::Kind::BlockIp(b)) => format!("block {}", b.cidr),
+        Ok(action::Kind::Collect(c)) => format!("collect {} on the host", c.collector),
         Ok(_) => step.action.name().to_string(),
         Err(why) => format!("{} (cannot: {why})", step.action.name()),
     }
@@ -74,6 +75,11 @@ pub(super) fn command(step: &Step, cx: &RunContext, pb: &Playbook) -> Result<act
             }))
         }
         Action::CollectInventory => Ok(action::Kind::CollectInventory(CollectInventory {})),
+        Action::Collect { collector, args } => Ok(action::Kind::Collect(Collect {
+            collector: collector.clone(),
+            args: args.clone(),
+            ..Default::default()
+        })),
         _ => Err("not an agent command".into()),
     }
 }

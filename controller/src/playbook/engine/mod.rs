@@ -25,7 +25,7 @@ use crate::store::{
 };
 use crate::store::{Alerts, PlaybookStore};
 use cordon_proto::{
-    BlockIp, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
+    BlockIp, Collect, CollectInventory, Isolate, KillProcess, Quarantine, Release, action, event,
 };
 use std::collections::HashMap;
 use std::sync::Arc;

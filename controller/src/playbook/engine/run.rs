@@ -251,7 +251,7 @@ async fn run_step(
         .map_err(EngineError::Command)?;
     let mut out = match done {
         Some(r) if r.status == CommandStatus::Succeeded => {
-            Outcome::new(StepStatus::Succeeded, what)
+            Outcome::new(StepStatus::Succeeded, with_result(what, &r))
         }
         Some(r) if r.status.is_final() => Outcome::new(
             StepStatus::Failed,
@@ -264,4 +264,12 @@ async fn run_step(
     };
     out.command_id = command_id;
     Ok(out)
+}
+
+/// A succeeded step's words, with what its command returned when that is worth saying.
+fn with_result(what: String, r: &crate::playbook::deps::CommandState) -> String {
+    match r.result.as_str() {
+        "" => what,
+        result => format!("{what}: {result}"),
+    }
 }

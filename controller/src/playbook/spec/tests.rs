@@ -116,3 +116,37 @@ fn mistakes_name_the_file_line_and_field() {
         assert!(msg.contains(why), "{msg}");
     }
 }
+
+#[test]
+fn a_collect_step_names_a_collector_and_its_arguments() {
+    let text = "name: gather\ntrigger:\n  rules: [r1]\nsteps:\n  - action: collect\n    collector: files\n    args: [root=/tmp, hash=true]\n";
+    let pb = parse(text, "g.yml").unwrap();
+    assert_eq!(
+        pb.steps[0].action,
+        Action::Collect {
+            collector: "files".into(),
+            args: vec!["root=/tmp".into(), "hash=true".into()],
+        }
+    );
+    for (bad, field, why) in [
+        ("collector: everything", "steps[0].collector", "not one of"),
+        ("args: [noequals]", "steps[0].args", "not KEY=VALUE"),
+        ("tree: true", "steps[0].tree", "collect takes no"),
+    ] {
+        let text = text.replace("collector: files", bad);
+        let text = if bad.starts_with("args") {
+            text.replace("    args: [root=/tmp, hash=true]\n", "")
+                .replace(bad, &format!("collector: files\n    {bad}"))
+        } else {
+            text
+        };
+        let err = parse(&text, "g.yml").unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains(why), "{bad}: {err}");
+    }
+    let missing = text.replace("    collector: files\n", "");
+    let err = parse(&missing, "g.yml").unwrap_err().to_string();
+    assert!(
+        err.contains("steps[0].collector") && err.contains("required"),
+        "{err}"
+    );
+}

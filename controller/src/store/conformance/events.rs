@@ -337,6 +337,53 @@ pub async fn process_queries<S: Events>(s: &S) {
     assert_eq!(seqs(b.await.expect("query")), [5]);
 }
 
+/// One event by its key: the stored one, whole; none for a seq never stored, for the same
+/// seq of another agent, or for an event pruned away.
+pub async fn event_by_key<S: Events>(s: &S) {
+    s.insert_events(vec![
+        exec("a", 7, (10, 1, 100), "sh -c id"),
+        event("a", 8, 5_000, "file", "create /tmp/x"),
+        event("b", 9, 9, "process", "exec /bin/true"),
+    ])
+    .await
+    .expect("insert");
+    let got = s
+        .event("a".into(), 7)
+        .await
+        .expect("lookup")
+        .expect("stored");
+    let whole = exec("a", 7, (10, 1, 100), "sh -c id");
+    assert_eq!(
+        (
+            got.agent_id.as_str(),
+            got.seq,
+            got.time_ms,
+            got.kind.as_str()
+        ),
+        ("a", 7, 7, "process")
+    );
+    assert_eq!((got.summary, got.body), (whole.summary, whole.body));
+    let file = s
+        .event("a".into(), 8)
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!((file.kind.as_str(), file.time_ms), ("file", 5_000));
+    for (agent, seq) in [("a", 9), ("b", 7), ("c", 7), ("a", u64::MAX)] {
+        let none = s.event(agent.into(), seq).await.expect("lookup");
+        assert!(none.is_none(), "{agent}:{seq} is not stored");
+    }
+    s.prune_events(Some(1_000), None).await.expect("prune");
+    assert!(
+        s.event("a".into(), 7).await.expect("lookup").is_none(),
+        "pruned"
+    );
+    assert!(
+        s.event("a".into(), 8).await.expect("lookup").is_some(),
+        "kept"
+    );
+}
+
 /// Pages of a query follow the events' order: `before` the oldest shown gives the page
 /// older than it, `after` the newest shown the page newer, with nothing skipped or repeated.
 pub async fn event_pages<S: Events>(s: &S) {

@@ -83,7 +83,7 @@ pub async fn tokens<S: Tokens>(s: &S) {
     assert_eq!(unknown, Err(EnrollRefusal::UnknownToken));
 }
 
-fn command(id: &str, agent: &str, created_at_ms: i64, expires_at_ms: i64) -> CommandRow {
+pub(super) fn command(id: &str, agent: &str, created_at_ms: i64, expires_at_ms: i64) -> CommandRow {
     CommandRow {
         id: id.into(),
         agent_id: agent.into(),

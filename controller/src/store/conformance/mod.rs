@@ -4,12 +4,16 @@
 //! same functions against itself. Every aggregate is covered: the audit log, tokens, agents
 //! and the command queue (`fleet`); events, their queries and retention (`events`); alerts
 //! and incidents (`alerts`); rules and indicators (`rules`); playbooks, runs and approvals
-//! (`playbooks`); people and
-//! service accounts and their invites (`principals`).
+//! (`playbooks`); people and service accounts and their invites (`principals`); the rows
+//! collections return (`collections`), hunts (`hunts`), and fetched files and their
+//! chunks (`fetched`).
 
 mod alerts;
+mod collections;
 mod events;
+mod fetched;
 mod fleet;
+mod hunts;
 mod playbooks;
 mod principals;
 mod rules;
@@ -17,14 +21,17 @@ mod rules;
 pub use alerts::{
     alert_grouping, alert_queries, finding, incident_listing, incident_notes, incident_status,
 };
+pub use collections::collection_rows;
 pub use events::{
-    concurrent_batches, event, event_pages, event_queries, events_stored_once, exec,
+    concurrent_batches, event, event_by_key, event_pages, event_queries, events_stored_once, exec,
     ingest_records_findings_once, process_queries, retention,
 };
+pub use fetched::fetched_files;
 pub use fleet::{
     agents_enrolment, agents_presence, agents_revocation, audit_log, command_queue,
     commands_with_isolation, tokens,
 };
+pub use hunts::hunts;
 pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
 pub use principals::{changes, invites, sign_in_secrets};
 pub use rules::{iocs, rules};
@@ -65,6 +72,7 @@ macro_rules! contract_tests {
             keeps_the_token_contract: tokens;
             keeps_the_event_query_contract: event_queries, event_pages;
             finds_process_events_by_pid: process_queries;
+            finds_one_event_by_its_key: event_by_key;
             records_findings_once: ingest_records_findings_once;
             keeps_the_retention_contract: retention;
             stores_each_event_once: events_stored_once;
@@ -74,6 +82,9 @@ macro_rules! contract_tests {
             keeps_the_playbooks_contract: playbooks, runs, steps;
             keeps_the_approvals_contract: approval_requests, approval_decisions;
             keeps_the_principals_contract: invites, changes, sign_in_secrets;
+            stores_collection_rows_once: collection_rows;
+            keeps_the_hunts_contract: hunts;
+            stores_fetched_files_once: fetched_files;
         }
 
         #[tokio::test]

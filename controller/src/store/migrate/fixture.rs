@@ -10,6 +10,7 @@ use crate::store::{
     Finding, IncidentStatus, Invitation, PlaybookRow, PrincipalChange, RuleRow, RunRow, RunStatus,
     StepRow, StepStatus, TimelineRow,
 };
+use crate::store::{FetchedFileRow, FileChunkRow, RowFilter};
 use std::time::Duration;
 
 /// The token hashes and invite code hashes `fill` makes.
@@ -30,13 +31,48 @@ fn finding(rule: &str) -> Finding {
     }
 }
 
+/// A hunt on h1 that returned a row.
+async fn hunt<S: Backend>(s: &S) {
+    let command = CommandRow {
+        id: "cmd-hunt".into(),
+        agent_id: "h1".into(),
+        kind: "collect".into(),
+        envelope: vec![4, 2],
+        created_at_ms: 120,
+        expires_at_ms: 9_000,
+        status: CommandStatus::Succeeded,
+        delivered_at_ms: Some(121),
+        completed_at_ms: Some(122),
+        error: String::new(),
+        result: Some(vec![1]),
+        created_by: "admin".into(),
+    };
+    let hunt = crate::store::HuntRow {
+        id: "hunt-1".into(),
+        collector: "files".into(),
+        args: vec!["root=/etc".into()],
+        selector: "all".into(),
+        created_by: "admin".into(),
+        created_at_ms: 120,
+        expires_at_ms: 9_000,
+        cancelled_at_ms: Some(130),
+    };
+    s.create_hunt(hunt, vec![command]).await.expect("hunt");
+    let row = r#"{"path":"/etc/é","size":3}"#.to_string();
+    s.add_collection_rows("cmd-hunt".into(), "h1".into(), 0, vec![row])
+        .await
+        .expect("rows");
+}
+
 /// Fills `s` with rows of every kind, through its traits; returns the audit entries made.
 pub(super) async fn fill<S: Backend>(s: &S) -> u64 {
     fleet(s).await;
+    investigation(s).await;
     let incident = telemetry(s).await;
     detection(s).await;
     response(s, &incident).await;
     people(s).await;
+    hunt(s).await;
     let mut made = 0;
     for (i, action) in ["token.create", "agent.revoke", "rule.disable"]
         .iter()
@@ -50,6 +86,35 @@ pub(super) async fn fill<S: Backend>(s: &S) -> u64 {
         made += 1;
     }
     made
+}
+
+/// A collection's row and a fetched file with its chunk, on commands `fleet` made.
+async fn investigation<S: Backend>(s: &S) {
+    let row = vec![r#"{"port":4444}"#.to_string()];
+    s.add_collection_rows("cmd-2".into(), "h2".into(), 0, row)
+        .await
+        .expect("rows");
+    let chunk = FileChunkRow {
+        index: 0,
+        offset: 0,
+        data: vec![0, 255, 7],
+    };
+    s.add_file_chunk("cmd-3".into(), "h1".into(), chunk)
+        .await
+        .expect("chunk");
+    let file = FetchedFileRow {
+        id: "cmd-3".into(),
+        agent_id: "h1".into(),
+        path: "/tmp/x".into(),
+        size: 3,
+        sha256: "00".repeat(32),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        fetched_at_ms: 6,
+    };
+    s.record_fetched_file(file).await.expect("file");
 }
 
 async fn fleet<S: Backend>(s: &S) {
@@ -330,6 +395,17 @@ pub(super) async fn contents<S: Backend>(s: &S) -> Contents {
         show("token", &s.check_token(t.into(), 10).await.expect("token"));
     }
     show("commands", &s.commands(None, 100).await.expect("commands"));
+    let rows = RowFilter {
+        command_ids: vec!["cmd-2".into()],
+        limit: 10,
+        ..Default::default()
+    };
+    show("rows", &s.collection_rows(rows).await.expect("rows"));
+    show(
+        "chunk",
+        &s.file_chunk("cmd-3".into(), 0).await.expect("chunk"),
+    );
+    show("files", &s.fetched_files(None, 10).await.expect("files"));
     let all = EventFilter {
         limit: 100,
         ..Default::default()
@@ -367,6 +443,17 @@ pub(super) async fn contents<S: Backend>(s: &S) -> Contents {
         show("invite", &s.invited_name(c.into()).await.expect("invite"));
     }
     show("audit", &s.audit(i64::MIN, 100, None).await.expect("audit"));
+    show("hunts", &s.hunts(100).await.expect("hunts"));
+    show(
+        "hunt commands",
+        &s.hunt_commands("hunt-1".into()).await.expect("hunt"),
+    );
+    let rows = crate::store::RowFilter {
+        hunt_id: Some("hunt-1".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    show("rows", &s.collection_rows(rows).await.expect("rows"));
     Contents {
         agents: s.agents().await.expect("agents"),
         shown,

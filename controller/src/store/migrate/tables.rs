@@ -18,6 +18,9 @@ pub(super) const TABLES: &[(&str, &str)] = &[
     ("agents", "rowid"),
     ("tokens", "rowid"),
     ("commands", "rowid"),
+    ("collection_rows", "command_id, row_no"),
+    ("hunts", "rowid"),
+    ("hunt_commands", "hunt_id, command_id"),
     ("events", "agent_id, seq"),
     ("incidents", "rowid"),
     ("alerts", "rowid"),
@@ -31,6 +34,8 @@ pub(super) const TABLES: &[(&str, &str)] = &[
     ("principals", "rowid"),
     ("invites", "rowid"),
     ("audit", "seq"),
+    ("file_chunks", "command_id, chunk_index"),
+    ("fetched_files", "id"),
 ];
 
 /// A column's type in PostgreSQL, which says how SQLite's value is read.

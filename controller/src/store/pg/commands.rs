@@ -16,32 +16,12 @@ impl CommandQueue for PgStore {
     ) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let insert = format!(
-            "INSERT INTO commands ({COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        );
         if let Some(desired) = isolation {
             let ids: Vec<&str> = rows.iter().map(|r| r.agent_id.as_str()).collect();
             tx.execute(super::fleet::SET_ISOLATION_DESIRED, &[&ids, &desired])
                 .await?;
         }
-        for r in &rows {
-            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
-                &r.id,
-                &r.agent_id,
-                &r.kind,
-                &r.envelope,
-                &r.created_at_ms,
-                &r.expires_at_ms,
-                &r.status,
-                &r.delivered_at_ms,
-                &r.completed_at_ms,
-                &r.error,
-                &r.result,
-                &r.created_by,
-            ];
-            tx.execute(&insert, &args).await?;
-        }
+        insert_rows(&tx, &rows).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -157,4 +137,34 @@ impl CommandQueue for PgStore {
         let c = self.client().await?;
         all(&c.query(&sql, &[&agent_id, &big(limit)]).await?, from_row)
     }
+}
+
+/// Inserts new commands in the transaction `tx`.
+pub(super) async fn insert_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[CommandRow],
+) -> Result<(), StoreError> {
+    let insert = format!(
+        "INSERT INTO commands ({COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    let insert = tx.prepare(&insert).await?;
+    for r in rows {
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+            &r.id,
+            &r.agent_id,
+            &r.kind,
+            &r.envelope,
+            &r.created_at_ms,
+            &r.expires_at_ms,
+            &r.status,
+            &r.delivered_at_ms,
+            &r.completed_at_ms,
+            &r.error,
+            &r.result,
+            &r.created_by,
+        ];
+        tx.execute(&insert, &args).await?;
+    }
+    Ok(())
 }

@@ -341,6 +341,20 @@ impl Events for PgStore {
         self.select_events(&sql, &args).await
     }
 
+    async fn event(&self, agent_id: String, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        // The key's time (event_keys' primary key) finds the one partition that holds it.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE (time_ms, agent_id, seq) =
+                   (SELECT time_ms, agent_id, seq FROM event_keys
+                    WHERE agent_id = $1 AND seq = $2)"
+        );
+        // As ingest stores it.
+        let seq = seq as i64;
+        let args: [&(dyn ToSql + Sync); 2] = [&agent_id, &seq];
+        Ok(self.select_events(&sql, &args).await?.pop())
+    }
+
     async fn event_count(&self, agent_id: String) -> Result<u64, StoreError> {
         let n: i64 = self
             .client()

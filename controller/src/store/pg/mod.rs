@@ -10,10 +10,13 @@
 
 mod alerts;
 mod audit;
+mod collections;
 mod commands;
 mod copy;
 mod events;
+mod fetched;
 mod fleet;
+mod hunts;
 mod ingest;
 pub(in crate::store) mod partitions;
 mod playbooks;

@@ -13,6 +13,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_replicas.sql"),
     include_str!("migrations/0003_lighter_event_indexes.sql"),
+    include_str!("migrations/0004_collections.sql"),
+    include_str!("migrations/0005_hunts.sql"),
+    include_str!("migrations/0006_fetched_files.sql"),
 ];
 
 /// Brings the schema up to date.

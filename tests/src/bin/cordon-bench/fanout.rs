@@ -20,15 +20,15 @@
 //! a real agent syncs its ledger to its own disk, in parallel with every other host, and a
 //! thousand of those syncs queued on this one disk would measure the simulator.
 
-use crate::scale::until_all_online;
-use anyhow::{Context, bail};
+use crate::scale::start_online;
+use anyhow::bail;
 use cordon_proto::time::now_ms;
 use cordon_proto::{
     CommandRecord, CommandStatus, GetCommandRequest, Isolate, IsolateByLabelsRequest,
     IsolateByLabelsResponse, ListCommandsRequest, SubmitCommandRequest, action,
 };
 use cordon_tests::deploy::Deployment;
-use cordon_tests::sim::{Batch, Fleet, SimIdentity, SimOptions, batch_identities, raise_nofile};
+use cordon_tests::sim::{Batch, SimIdentity, batch_identities, raise_nofile};
 use cordonctl::client::{AdminClient, AdminConfig, connect};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -256,23 +256,7 @@ pub fn run(n: usize) -> anyhow::Result<()> {
         .build()?;
     let groups = rt.block_on(enrol(&admin, &d, n))?;
     let everyone = groups.all();
-    let opts = SimOptions {
-        duration: Duration::from_secs(600),
-        ledger_in_memory: true,
-        ..SimOptions::default()
-    };
-    let started = Instant::now();
-    let fleet = {
-        let _in_runtime = rt.enter();
-        Fleet::start(&everyone, opts)?
-    };
-    let (took, _) = until_all_online(&rt, &admin, everyone.len(), started);
-    let took = took.context("the simulated agents did not all come online")?;
-    println!(
-        "fanout: all {} agents online after {:.1} s (open-file limit {nofile})",
-        everyone.len(),
-        took.as_secs_f64()
-    );
+    let fleet = start_online(&rt, &admin, &everyone, "fanout", nofile)?;
     rt.block_on(async {
         let mut client = connect(&admin).await?;
         four_eyes_holds(&mut client, &groups.protected[0]).await?;

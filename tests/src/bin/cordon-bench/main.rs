@@ -37,17 +37,21 @@
 //! Collections (`collect.rs`): the agent's `processes` collector with `--collect-procs N`
 //! extra processes and its `files` collector over `--collect-files N` files.
 //!
+//! Hunt (`hunt.rs`, with the simulator): one hunt across `--hunt-agents N` (default 1,000)
+//! simulated agents, from the request to every agent answered and its rows stored.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest` and `collect` (default: all).
+//! `fanout`, `pg-ingest`, `collect` and `hunt` (default: all).
 
 mod collect;
 mod console;
 mod detection;
 mod fanout;
 mod fleet;
+mod hunt;
 mod pg_ingest;
 mod playbook;
 mod scale;
@@ -91,6 +95,7 @@ const SECTIONS: &[&str] = &[
     "fanout",
     "pg-ingest",
     "collect",
+    "hunt",
 ];
 
 /// The sections `--only` names (all without it).
@@ -128,6 +133,7 @@ fn main() -> anyhow::Result<()> {
     let scale_agents = arg("--scale-agents", 10_000)?.clamp(1, 50_000);
     let scale_idle_secs = arg("--scale-idle-secs", 60)?.clamp(5, 3600) as u64;
     let fanout_agents = arg("--fanout-agents", 1000)?.clamp(1, 10_000);
+    let hunt_agents = arg("--hunt-agents", 1000)?.clamp(1, 10_000);
     let pg_load = pg_ingest::Load {
         agents_per_replica: arg("--pg-agents", 50)?.clamp(1, 1000),
         batches_per_agent: arg("--pg-batches", 20)?.clamp(1, 10_000),
@@ -162,6 +168,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("fanout") {
         fanout::run(fanout_agents)?;
+    }
+    if run("hunt") {
+        hunt::run(hunt_agents)?;
     }
     if run("collect") {
         collect::run(collect_procs, collect_files)?;

@@ -183,3 +183,33 @@ pub fn run(n: usize, idle_secs: u64) -> anyhow::Result<()> {
     drop(fleet);
     Ok(())
 }
+
+/// Starts `agents` as simulated agents (command ledgers in memory: a real agent syncs its own
+/// disk, in parallel with every other host, and a thousand syncs queued on this one disk
+/// would measure the simulator) and waits until every one is online; says how long that took.
+pub fn start_online(
+    rt: &Runtime,
+    admin: &AdminConfig,
+    agents: &[std::sync::Arc<cordon_tests::sim::SimIdentity>],
+    bench: &str,
+    nofile: u64,
+) -> anyhow::Result<Fleet> {
+    let opts = SimOptions {
+        duration: Duration::from_secs(600),
+        ledger_in_memory: true,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let fleet = {
+        let _in_runtime = rt.enter();
+        Fleet::start(agents, opts)?
+    };
+    let (took, _) = until_all_online(rt, admin, agents.len(), started);
+    let took = anyhow::Context::context(took, "the simulated agents did not all come online")?;
+    println!(
+        "{bench}: all {} simulated agents online after {:.1} s (open-file limit {nofile})",
+        agents.len(),
+        took.as_secs_f64()
+    );
+    Ok(fleet)
+}
