@@ -1,22 +1,22 @@
-//! Stage two: turns raw records into `ProcessEvent`s. Keeps a table of the processes alive
-//! (seeded from /proc, then kept by exec, fork and exit records) for the parent's exe and argv,
+//! Stage two: turns raw records into `ProcessEvent`s. Keeps the shared table of the processes
+//! alive (seeded from /proc, then kept by exec, fork and exit records; see `table`), which
+//! gives the parent's exe and argv here and names the process behind other sensors' events,
 //! and adds the user name, the executable's SHA-256 (cached by file identity) and the cgroup
 //! path. Whatever could not be learnt is named in `missing`, and the event is still sent.
 
-use super::clock::{boot_to_wall_ms, ns_to_ticks, ticks_to_ns};
+use super::clock::{boot_to_wall_ms, ns_to_ticks};
+use super::table::{Known, ProcessTable, same_start};
 use super::{ProcessSensorConfig, Raw, RawExec};
 use crate::sensors::hash::HashCache;
-use crate::sys::procfs::Proc;
 use cordon_proto::secrets::redact_argv;
 use cordon_proto::{ProcessEvent, event, process_event::Kind};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long an exited process stays in the table, for children reported after it.
 const LINGER: Duration = Duration::from_secs(10);
-/// Most processes tracked; past it the table is rebuilt from /proc.
-const TABLE_MAX: usize = 1 << 17;
 
 /// What stage two hands to the emitter.
 #[derive(Debug)]
@@ -25,18 +25,9 @@ pub enum Out {
     Lost { count: u64, why: String },
 }
 
-#[derive(Debug, Clone, Default)]
-struct Known {
-    start_ns: Option<u64>,
-    exe: String,
-    argv: Vec<String>,
-}
-
 pub struct Enricher {
     source: &'static str,
-    proc: Proc,
-    argv_max: usize,
-    table: HashMap<u32, Known>,
+    table: Arc<ProcessTable>,
     /// Exited processes (when, pid, start time), oldest first.
     exited: VecDeque<(Instant, u32, Option<u64>)>,
     users: HashMap<u32, String>,
@@ -45,16 +36,11 @@ pub struct Enricher {
 }
 
 impl Enricher {
-    pub fn new(cfg: &ProcessSensorConfig, source: &'static str) -> Self {
-        Self::with_proc(cfg, source, Proc::default())
-    }
-
-    pub fn with_proc(cfg: &ProcessSensorConfig, source: &'static str, proc: Proc) -> Self {
+    /// Keeps `table` (which other sensors read) from the records it handles.
+    pub fn new(cfg: &ProcessSensorConfig, source: &'static str, table: Arc<ProcessTable>) -> Self {
         Self {
             source,
-            proc,
-            argv_max: cfg.argv_max_bytes,
-            table: HashMap::new(),
+            table,
             exited: VecDeque::new(),
             users: HashMap::new(),
             hashes: HashCache::new(cfg.hash_max_bytes, 4096),
@@ -64,12 +50,7 @@ impl Enricher {
 
     /// Fills the table with the processes alive now.
     pub fn seed(&mut self) {
-        self.table.clear();
-        for pid in self.proc.pids() {
-            if let Some(k) = self.read_known(pid, None) {
-                self.table.insert(pid, k);
-            }
-        }
+        self.table.seed();
     }
 
     pub fn handle(&mut self, raw: Raw) -> Option<Out> {
@@ -81,8 +62,8 @@ impl Enricher {
                 ppid,
                 start_ns,
             } => {
-                if let Some(parent) = self.table.get(&ppid).cloned() {
-                    self.insert(pid, Known { start_ns, ..parent });
+                if let Some(parent) = self.table.get(ppid) {
+                    self.table.insert(pid, Known { start_ns, ..parent });
                 }
                 None
             }
@@ -135,7 +116,7 @@ impl Enricher {
         };
         // A secret on a command line (an enrolment token) never reaches the spool.
         let argv = redact_argv(e.argv.unwrap_or_default());
-        self.insert(
+        self.table.insert(
             e.pid,
             Known {
                 start_ns: e.start_ns,
@@ -182,9 +163,8 @@ impl Enricher {
     ) -> ProcessEvent {
         let known = self
             .table
-            .get(&pid)
-            .filter(|k| same_start(k.start_ns, start_ns))
-            .cloned();
+            .get(pid)
+            .filter(|k| same_start(k.start_ns, start_ns));
         let start_ns = start_ns.or(known.as_ref().and_then(|k| k.start_ns));
         self.exited.push_back((Instant::now(), pid, start_ns));
         let mut missing = Vec::new();
@@ -222,60 +202,18 @@ impl Enricher {
 
     /// The parent from the table, or from /proc while it is still there.
     fn parent(&mut self, ppid: u32, start_ns: Option<u64>) -> Option<Known> {
-        if ppid == 0 {
-            return None;
-        }
-        if let Some(k) = self.table.get(&ppid)
-            && same_start(k.start_ns, start_ns)
-        {
-            return Some(k.clone());
-        }
-        let k = self.read_known(ppid, start_ns)?;
-        self.insert(ppid, k.clone());
-        Some(k)
+        self.table.lookup(ppid, start_ns)
     }
 
-    fn read_known(&self, pid: u32, start_ns: Option<u64>) -> Option<Known> {
-        let stat = self.proc.stat(pid)?;
-        let start = ticks_to_ns(stat.start_ticks);
-        if !same_start(Some(start), start_ns) {
-            return None;
-        }
-        Some(Known {
-            start_ns: Some(start),
-            exe: self.proc.link(pid, "exe").unwrap_or_default(),
-            argv: self
-                .proc
-                .cmdline(pid, self.argv_max)
-                .map(|(a, _)| redact_argv(a))
-                .unwrap_or_default(),
-        })
-    }
-
-    fn insert(&mut self, pid: u32, k: Known) {
-        if self.table.len() >= TABLE_MAX {
-            self.seed();
-        }
-        self.table.insert(pid, k);
-    }
-
-    /// Forgets processes that exited a while ago, unless the pid has been reused since: an
-    /// entry with the exited process's start time is that process; one without a start time
-    /// is forgotten only once the pid is gone from /proc.
+    /// Forgets processes that exited a while ago, unless the pid has been reused since (see
+    /// [`ProcessTable::forget`]).
     fn expire(&mut self) {
         while let Some((at, pid, start)) = self.exited.front().copied() {
             if at.elapsed() < LINGER {
                 break;
             }
             self.exited.pop_front();
-            let gone = match (self.table.get(&pid).map(|k| k.start_ns), start) {
-                (None, _) => false,
-                (Some(Some(known)), Some(start)) => ns_to_ticks(known) == ns_to_ticks(start),
-                _ => self.proc.stat(pid).is_none(),
-            };
-            if gone {
-                self.table.remove(&pid);
-            }
+            self.table.forget(pid, start);
         }
     }
 
@@ -290,15 +228,6 @@ impl Enricher {
                     .unwrap_or_default()
             })
             .clone()
-    }
-}
-
-/// Two start times name the same process (either unknown counts as the same). /proc's
-/// resolution is one tick, so times are compared in ticks.
-fn same_start(a: Option<u64>, b: Option<u64>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => ns_to_ticks(a) == ns_to_ticks(b),
-        _ => true,
     }
 }
 
@@ -357,10 +286,14 @@ impl CgroupIndex {
 
 #[cfg(test)]
 mod tests {
+    use super::super::clock::ticks_to_ns;
     use super::*;
+    use crate::sys::procfs::Proc;
 
     fn enricher() -> Enricher {
-        let mut e = Enricher::new(&ProcessSensorConfig::default(), "test");
+        let cfg = ProcessSensorConfig::default();
+        let table = Arc::new(ProcessTable::new(Proc::default(), cfg.argv_max_bytes));
+        let mut e = Enricher::new(&cfg, "test", table);
         e.seed();
         e
     }
@@ -519,8 +452,11 @@ mod tests {
             e.0 -= LINGER;
         }
         en.expire();
-        assert!(!en.table.contains_key(&4_200_000));
-        assert_eq!(en.table[&4_200_001].start_ns, Some(3_000_000_000));
+        assert_eq!(en.table.get(4_200_000), None);
+        assert_eq!(
+            en.table.get(4_200_001).and_then(|k| k.start_ns),
+            Some(3_000_000_000)
+        );
     }
 
     #[test]

@@ -16,8 +16,10 @@ mod connector;
 mod ebpf;
 pub mod enrich;
 mod poll;
+pub mod table;
 
 use crate::telemetry::Emitter;
+pub use table::{Known, ProcessTable};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,6 +146,7 @@ pub trait Source: Send {
 pub struct ProcessSensor {
     source: Box<dyn Source>,
     cfg: ProcessSensorConfig,
+    table: Arc<ProcessTable>,
     /// Why better modes were not used.
     fallbacks: Vec<String>,
 }
@@ -166,6 +169,10 @@ impl ProcessSensor {
                     return Some(Self {
                         source,
                         cfg: cfg.clone(),
+                        table: Arc::new(ProcessTable::new(
+                            crate::sys::procfs::Proc::default(),
+                            cfg.argv_max_bytes,
+                        )),
                         fallbacks,
                     });
                 }
@@ -181,6 +188,11 @@ impl ProcessSensor {
 
     pub fn mode(&self) -> &'static str {
         self.source.name()
+    }
+
+    /// The table of processes this sensor keeps, for other sensors to name processes by.
+    pub fn table(&self) -> Arc<ProcessTable> {
+        self.table.clone()
     }
 
     /// One line for heartbeats: the mode, and why it is not eBPF.
@@ -213,10 +225,11 @@ impl ProcessSensor {
             Err(e) => (Err(e), std::sync::mpsc::sync_channel(0).1),
         };
         let cfg = self.cfg;
+        let table = self.table;
         let enrich = std::thread::Builder::new()
             .name("cordon-proc-enrich".into())
             .spawn(move || {
-                let mut enricher = enrich::Enricher::new(&cfg, mode);
+                let mut enricher = enrich::Enricher::new(&cfg, mode, table);
                 enricher.seed();
                 for raw in rx.iter().flatten() {
                     match enricher.handle(raw) {
