@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds the agent's eBPF process sensor: agent/bpf/process.bpf.c -> agent/bpf/process.bpf.o,
-# a CO-RE object the agent embeds (agent/build.rs never runs clang, so building Cordon needs
-# neither clang nor libbpf-dev). Commit the object together with its manifest,
-# agent/bpf/process.bpf.o.manifest: the source's SHA-256, the exact flags, the versions of
-# the tools and headers, and the object's SHA-256.
+# Builds the agent's eBPF sensors: every agent/bpf/NAME.bpf.c -> agent/bpf/NAME.bpf.o (today
+# process and network), CO-RE objects the agent embeds (agent/build.rs never runs clang, so
+# building Cordon needs neither clang nor libbpf-dev). Commit each object together with its
+# manifest, agent/bpf/NAME.bpf.o.manifest: the source's SHA-256, the exact flags, the versions
+# of the tools and headers, and the object's SHA-256.
 #
 #   scripts/build-bpf.sh          rebuild the object and rewrite the manifest
-#   scripts/build-bpf.sh --check  fail when the committed object is stale (CI runs this):
+#   scripts/build-bpf.sh --check  fail when a committed object is stale (CI runs this):
 #                                 the source or the flags differ from the manifest, the
 #                                 object is not the one it names, or a rebuild differs in
 #                                 any byte
@@ -17,9 +17,6 @@
 set -euo pipefail
 
 dir="$(cd "$(dirname "$0")/../agent/bpf" && pwd)"
-source_file=process.bpf.c
-object=process.bpf.o
-manifest=process.bpf.o.manifest
 
 mode=build
 case "${1:-}" in
@@ -71,31 +68,39 @@ write_manifest() {
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-if [ "$mode" = build ]; then
-  compile "$scratch/$object"
-  mv -f "$scratch/$object" "$dir/$object"
-  write_manifest
-  echo "built agent/bpf/$object ($(stat -c %s "$dir/$object") bytes); commit it with agent/bpf/$manifest"
-  exit 0
-fi
-
 stale() {
   echo "build-bpf: agent/bpf/$object is stale: $*" >&2
   echo "build-bpf: run scripts/build-bpf.sh and commit agent/bpf/$object and agent/bpf/$manifest" >&2
   exit 1
 }
 
-[ -f "$dir/$object" ] && [ -f "$dir/$manifest" ] || stale "the object or its manifest is missing"
-[ "$(recorded source_sha256)" = "$(sha256 "$dir/$source_file")" ] ||
-  stale "$source_file changed since the object was built"
-[ "$(recorded flags)" = "$flags" ] ||
-  stale "the flags changed (recorded: $(recorded flags); now: $flags)"
-[ "$(recorded object_sha256)" = "$(sha256 "$dir/$object")" ] ||
-  stale "the object is not the one its manifest names"
-compile "$scratch/$object"
-if ! cmp -s "$scratch/$object" "$dir/$object"; then
-  echo "build-bpf: recorded tools: $(recorded clang); libbpf-dev $(recorded libbpf-dev); linux-libc-dev $(recorded linux-libc-dev)" >&2
-  echo "build-bpf: tools here:     $(clang --version | head -n 1); libbpf-dev $(package_version libbpf-dev); linux-libc-dev $(package_version linux-libc-dev)" >&2
-  stale "a rebuild differs from it (if the tools above differ, rebuild with the recorded ones)"
-fi
-echo "build-bpf: agent/bpf/$object is up to date (a rebuild is byte-identical)"
+build() {
+  compile "$scratch/$object"
+  mv -f "$scratch/$object" "$dir/$object"
+  write_manifest
+  echo "built agent/bpf/$object ($(stat -c %s "$dir/$object") bytes); commit it with agent/bpf/$manifest"
+}
+
+check() {
+  [ -f "$dir/$object" ] && [ -f "$dir/$manifest" ] || stale "the object or its manifest is missing"
+  [ "$(recorded source_sha256)" = "$(sha256 "$dir/$source_file")" ] ||
+    stale "$source_file changed since the object was built"
+  [ "$(recorded flags)" = "$flags" ] ||
+    stale "the flags changed (recorded: $(recorded flags); now: $flags)"
+  [ "$(recorded object_sha256)" = "$(sha256 "$dir/$object")" ] ||
+    stale "the object is not the one its manifest names"
+  compile "$scratch/$object"
+  if ! cmp -s "$scratch/$object" "$dir/$object"; then
+    echo "build-bpf: recorded tools: $(recorded clang); libbpf-dev $(recorded libbpf-dev); linux-libc-dev $(recorded linux-libc-dev)" >&2
+    echo "build-bpf: tools here:     $(clang --version | head -n 1); libbpf-dev $(package_version libbpf-dev); linux-libc-dev $(package_version linux-libc-dev)" >&2
+    stale "a rebuild differs from it (if the tools above differ, rebuild with the recorded ones)"
+  fi
+  echo "build-bpf: agent/bpf/$object is up to date (a rebuild is byte-identical)"
+}
+
+for path in "$dir"/*.bpf.c; do
+  source_file=$(basename "$path")
+  object=${source_file%.c}.o
+  manifest=$object.manifest
+  "$mode"
+done

@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub files: crate::sensors::file::FileSensorConfig,
     /// The process sensor.
     pub process: crate::sensors::process::ProcessSensorConfig,
+    /// The network sensor (connections and DNS).
+    pub network: crate::sensors::network::NetworkSensorConfig,
     /// Investigation: collections and file fetch.
     pub investigation: InvestigationConfig,
     /// The file this configuration was read from (the agent never quarantines it).
@@ -144,6 +146,7 @@ impl Default for AgentConfig {
             containment: ContainmentConfig::default(),
             files: Default::default(),
             process: Default::default(),
+            network: Default::default(),
             investigation: Default::default(),
             source: None,
         }

@@ -25,12 +25,18 @@
 //! Every other field (LogonId, OriginalFileName, ...) is absent. So is a field whose value
 //! the sensor could not learn (an empty string in the event), so `Field: null` matches it.
 //!
+//! `network_connection` and `dns_query`: see [`crate::fields_net`].
+//!
 //! Keyword (field-less) detections search `CommandLine` and `Image` for process_creation,
 //! `TargetFilename` for file_event ([`keyword_fields`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use crate::fields_net::{
+    DNS_FIELDS, DNS_QUERY, DnsFields, NETWORK_CONNECTION, NETWORK_FIELDS, NetworkFields,
+    is_connection,
+};
 use cordon_proto::{Event, FileEvent, ProcessEvent, event, file_event, process_event};
 
 pub const PROCESS_CREATION: &str = "process_creation";
@@ -82,6 +88,8 @@ pub fn known_fields(category: &str) -> &'static [&'static str] {
             "sha256",
         ],
         FILE_EVENT => &["TargetFilename"],
+        NETWORK_CONNECTION => NETWORK_FIELDS,
+        DNS_QUERY => DNS_FIELDS,
         _ => &[],
     }
 }
@@ -91,6 +99,8 @@ pub fn keyword_fields(category: &str) -> &'static [&'static str] {
     match category {
         PROCESS_CREATION => &["CommandLine", "Image"],
         FILE_EVENT => &["TargetFilename"],
+        NETWORK_CONNECTION => &["DestinationHostname", "DestinationIp"],
+        DNS_QUERY => &["QueryName"],
         _ => &[],
     }
 }
@@ -105,6 +115,10 @@ pub fn view(event: &Event) -> Option<(&'static str, EventFields<'_>)> {
         event::Body::File(f) if is_file_event(f) => {
             Some((FILE_EVENT, EventFields::File(FileFields(f))))
         }
+        event::Body::Network(n) if is_connection(n) => {
+            Some((NETWORK_CONNECTION, EventFields::Network(NetworkFields(n))))
+        }
+        event::Body::Dns(d) => Some((DNS_QUERY, EventFields::Dns(DnsFields(d)))),
         _ => None,
     }
 }
@@ -123,6 +137,8 @@ fn is_file_event(f: &FileEvent) -> bool {
 pub enum EventFields<'a> {
     Process(ProcessFields<'a>),
     File(FileFields<'a>),
+    Network(NetworkFields<'a>),
+    Dns(DnsFields<'a>),
 }
 
 impl Fields for EventFields<'_> {
@@ -130,6 +146,8 @@ impl Fields for EventFields<'_> {
         match self {
             EventFields::Process(p) => p.get(name),
             EventFields::File(f) => f.get(name),
+            EventFields::Network(n) => n.get(name),
+            EventFields::Dns(d) => d.get(name),
         }
     }
 }
@@ -137,11 +155,11 @@ impl Fields for EventFields<'_> {
 /// A process exec as `process_creation`.
 pub struct ProcessFields<'a>(pub &'a ProcessEvent);
 
-fn text(s: &str) -> Option<Value<'_>> {
+pub(crate) fn text(s: &str) -> Option<Value<'_>> {
     (!s.is_empty()).then_some(Value::Str(Cow::Borrowed(s)))
 }
 
-fn joined(argv: &[String]) -> Option<Value<'_>> {
+pub(crate) fn joined(argv: &[String]) -> Option<Value<'_>> {
     match argv {
         [] => None,
         [one] => text(one),

@@ -3,7 +3,7 @@
 //!
 //! - [`sigma`] parses a rule's YAML, decides whether Cordon produces its log source, and
 //!   compiles its detection (or refuses it, naming the rule and the construct);
-//! - [`fields`] maps Cordon's events onto Sigma's field names;
+//! - [`fields`] and [`fields_net`] map Cordon's events onto Sigma's field names;
 //! - [`ruleset`] holds the compiled rules, indexed so that an event is scanned once per field
 //!   (Aho-Corasick over every rule's literals) and only rules that can match are evaluated.
 //! - [`iocs`] says what an indicator (hash, address, domain) is and normalises it;
@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fields;
+pub mod fields_net;
 pub mod iocs;
 pub mod ruleset;
 pub mod samples;

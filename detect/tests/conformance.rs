@@ -97,11 +97,7 @@ fn process_and_file_rules_load() {
 #[test]
 fn other_log_sources_are_skipped_with_reasons() {
     let Some(dir) = sigma_dir() else { return };
-    for (sub, word) in [
-        ("auditd", "auditd"),
-        ("builtin", "log"),
-        ("network_connection", "network_connection"),
-    ] {
+    for (sub, word) in [("auditd", "auditd"), ("builtin", "log")] {
         let r = load_dir(&dir.join(sub));
         print_report(sub, &r);
         assert!(r.total() > 0, "{sub}: no rules found");
@@ -111,6 +107,74 @@ fn other_log_sources_are_skipped_with_reasons() {
             assert!(e.is_skipped());
             assert!(e.detail().contains(word), "{path}: {e}");
         }
+    }
+}
+
+/// Each SigmaHQ network_connection rule, a connection (as Sigma fields) that fires it, and a
+/// near miss that must not.
+type Connection = &'static [(&'static str, &'static str)];
+
+const NETWORK_CASES: [(&str, Connection, Connection); 5] = [
+    (
+        "83dcd9f6-9ca8-4af7-a16e-a1c7a6b51871",
+        &[("Image", "/usr/bin/bash"), ("DestinationIp", "10.0.0.2")],
+        &[("Image", "/usr/bin/bash"), ("DestinationIp", "127.0.0.1")],
+    ),
+    (
+        "a46c93b7-55ed-4d27-a41b-c259456c4746",
+        &[("DestinationHostname", "pool.minexmr.com")],
+        &[("DestinationHostname", "pool.example.com")],
+    ),
+    (
+        "c4568f5d-131f-4e78-83d4-45b2da0ec4f1",
+        &[
+            ("DestinationHostname", "x.localto.net"),
+            ("Initiated", "true"),
+        ],
+        &[
+            ("DestinationHostname", "x.localto.net"),
+            ("Initiated", "false"),
+        ],
+    ),
+    (
+        "19bf6fdb-7721-4f3d-867f-53467f6a5db6",
+        &[("DestinationHostname", "a.tunnel.eu.ngrok.com")],
+        &[("DestinationHostname", "ngrok.com")],
+    ),
+    (
+        "dbfc7c98-04ab-4ab7-aa94-c74d22aa7376",
+        &[
+            ("Initiated", "true"),
+            ("DestinationPort", "4444"),
+            ("DestinationIp", "203.0.113.5"),
+        ],
+        &[
+            ("Initiated", "true"),
+            ("DestinationPort", "4444"),
+            ("DestinationIp", "10.0.0.2"),
+        ],
+    ),
+];
+
+#[test]
+fn network_connection_rules_load_and_fire() {
+    let Some(dir) = sigma_dir() else { return };
+    let r = load_dir(&dir.join("network_connection"));
+    print_report("network_connection", &r);
+    assert_eq!(r.total(), NETWORK_CASES.len(), "every rule has a case");
+    assert_eq!(r.loaded.len(), r.total(), "refused: {:?}", r.refused);
+    let mut set = RuleSet::new();
+    for rule in &r.loaded {
+        set.insert(rule.clone()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let fires = |fields: &[(&str, &str)], id: &str| {
+        set.evaluate_fields("network_connection", &fields.to_vec())
+            .iter()
+            .any(|m| m.rule_id == id)
+    };
+    for (id, hit, miss) in NETWORK_CASES {
+        assert!(fires(hit, id), "{id} does not fire on {hit:?}");
+        assert!(!fires(miss, id), "{id} fires on the near miss {miss:?}");
     }
 }
 

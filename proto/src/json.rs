@@ -6,7 +6,7 @@
 //! - enums are lower-case names, never numbers: a process event's `"kind": "exec"`, a
 //!   command's `"status": "succeeded"`, a result's `"outcome": "refused"`;
 //! - a choice between kinds (a protobuf `oneof`) is one field named for the kind it holds:
-//!   an event has `"process"`, `"file"` or `"notice"`; a command's result has `"pong"`,
+//!   an event has `"process"`, `"file"`, `"network"`, `"dns"` or `"notice"`; a command's result has `"pong"`,
 //!   `"isolation"`, `"kill"`, `"quarantined"`, ... beside its outcome. No wrapper objects;
 //! - an event's own `seq` and `time_ms` are those of its record (not repeated inside);
 //! - an audit entry's `detail` is JSON, not a string holding JSON;
@@ -16,7 +16,9 @@
 //! [`event_from_json`] reads an event back from its shape (`rules test --event`), and
 //! [`event_record_from_json`] the whole record.
 
-use crate::names::{self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, Names, PROCESS_KIND};
+use crate::names::{
+    self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, NETWORK_KIND, Names, PROCESS_KIND,
+};
 use crate::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -84,6 +86,8 @@ fn body_json(body: &event::Body) -> Result<(&'static str, Value), serde_json::Er
         event::Body::Process(p) => ("process", named(p, "kind", PROCESS_KIND, p.kind)?),
         event::Body::File(f) => ("file", named(f, "kind", FILE_KIND, f.kind)?),
         event::Body::Notice(n) => ("notice", serde_json::to_value(n)?),
+        event::Body::Network(n) => ("network", named(n, "kind", NETWORK_KIND, n.kind)?),
+        event::Body::Dns(d) => ("dns", serde_json::to_value(d)?),
     })
 }
 
@@ -112,6 +116,10 @@ pub fn event_from_json(v: &Value) -> Option<Event> {
         event::Body::Process(from_fields(p)?)
     } else if let Some(f) = with_kind("file", FILE_KIND) {
         event::Body::File(from_fields(f)?)
+    } else if let Some(n) = with_kind("network", NETWORK_KIND) {
+        event::Body::Network(from_fields(n)?)
+    } else if let Some(d) = v.get("dns") {
+        event::Body::Dns(from_fields(d.clone())?)
     } else {
         event::Body::Notice(from_fields(v.get("notice")?.clone())?)
     };

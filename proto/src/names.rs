@@ -2,7 +2,7 @@
 //! (cordonctl's text and `--json`, the console's JSON downloads): the numbers never reach the
 //! user.
 
-use crate::{CommandOutcome, CommandStatus, file_event, process_event};
+use crate::{CommandOutcome, CommandStatus, file_event, network_event, process_event};
 
 /// One protocol enum's values and their names.
 pub type Names = [(i32, &'static str)];
@@ -37,6 +37,14 @@ pub const FILE_KIND: &Names = &[
     (file_event::Kind::Rename as i32, "rename"),
 ];
 
+pub const NETWORK_KIND: &Names = &[
+    (network_event::Kind::Unspecified as i32, "unknown"),
+    (network_event::Kind::Connect as i32, "connect"),
+    (network_event::Kind::Accept as i32, "accept"),
+    (network_event::Kind::Listen as i32, "listen"),
+    (network_event::Kind::Close as i32, "close"),
+];
+
 /// The name of `value` in `names` ("unknown" for a number this cordonctl does not know).
 pub fn name(names: &Names, value: i32) -> &'static str {
     names
@@ -66,7 +74,13 @@ mod tests {
 
     #[test]
     fn every_name_maps_back_to_its_value() {
-        for names in [COMMAND_STATUS, COMMAND_OUTCOME, PROCESS_KIND, FILE_KIND] {
+        for names in [
+            COMMAND_STATUS,
+            COMMAND_OUTCOME,
+            PROCESS_KIND,
+            FILE_KIND,
+            NETWORK_KIND,
+        ] {
             for (v, n) in names {
                 assert_eq!(value(names, n), Some(*v));
                 assert_eq!(name(names, *v), *n);

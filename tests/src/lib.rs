@@ -19,6 +19,7 @@ pub mod procstat;
 pub mod rawconn;
 pub mod replicas;
 pub mod repo;
+pub mod resolver;
 pub mod sim;
 pub mod webhook;
 

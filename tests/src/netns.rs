@@ -52,9 +52,9 @@ impl Drop for Netns {
     }
 }
 
-/// An `/etc/hosts` for one namespace: `ip netns exec` (so [`Netns::command`]) mounts
-/// `/etc/netns/NAME/hosts` over `/etc/hosts` for what it runs. Removed on drop, with
-/// `/etc/netns` if this made it.
+/// Files under `/etc` for one namespace: `ip netns exec` (so [`Netns::command`]) mounts
+/// `/etc/netns/NAME/FILE` over `/etc/FILE` for what it runs (`hosts`, `resolv.conf`). Removed
+/// on drop, with `/etc/netns` if this made it.
 pub struct NsHosts {
     dir: std::path::PathBuf,
     made_parent: bool,
@@ -63,12 +63,20 @@ pub struct NsHosts {
 const NETNS_ETC: &str = "/etc/netns";
 
 impl NsHosts {
+    /// An `/etc/hosts` for `ns`.
     pub fn write(ns: &Netns, hosts: &str) -> Self {
+        Self::files(ns, &[("hosts", hosts)])
+    }
+
+    /// Each (name, content) as `/etc/NAME` for `ns`.
+    pub fn files(ns: &Netns, files: &[(&str, &str)]) -> Self {
         let made_parent = !std::path::Path::new(NETNS_ETC).exists();
         let dir = std::path::Path::new(NETNS_ETC).join(&ns.name);
         std::fs::create_dir_all(&dir).expect("making /etc/netns/NAME");
         let made = Self { dir, made_parent };
-        std::fs::write(made.dir.join("hosts"), hosts).expect("writing the namespace's hosts");
+        for (name, content) in files {
+            std::fs::write(made.dir.join(name), content).expect("writing a namespace's file");
+        }
         made
     }
 }

@@ -1,6 +1,7 @@
 //! Operating-system effects that need more than the standard library: entering a network
-//! namespace, what privileges this process holds, and reading processes from /proc.
+//! namespace, what privileges this process holds, reading processes from /proc, and user names.
 
 pub mod netns;
 pub mod privileges;
 pub mod procfs;
+pub mod users;

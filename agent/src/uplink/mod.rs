@@ -13,6 +13,7 @@ use crate::respond::HostResponder;
 use crate::respond::containment::Containment;
 use crate::sensors::file::FileSensor;
 use crate::sensors::metrics::SelfMetrics;
+use crate::sensors::network::NetworkSensor;
 use crate::sensors::process::{self, ProcessSensor};
 use crate::spool::SpoolConfig;
 use crate::state::{StateDir, StateError};
@@ -64,6 +65,7 @@ pub struct Uplink {
     pub telemetry: Arc<Telemetry>,
     _file_sensor: Option<FileSensor>,
     _process_sensor: Option<process::Running>,
+    _network_sensor: Option<NetworkSensor>,
     /// One line per sensor, for heartbeats.
     pub sensors: Vec<String>,
     metrics: std::sync::Mutex<SelfMetrics>,
@@ -115,7 +117,17 @@ impl Uplink {
             None => ("none".to_string(), "none".to_string()),
         };
         let mut sensors = vec![format!("process: {status}")];
+        let table = match &process_sensor {
+            Some(p) => p.table(),
+            None => Arc::new(process::ProcessTable::new(
+                crate::sys::procfs::Proc::default(),
+                config.process.argv_max_bytes,
+            )),
+        };
         let process_running = process_sensor.map(|p| p.start(telemetry.emitter()));
+        let (network_sensor, network_status) =
+            NetworkSensor::start(&config.network, table, telemetry.emitter());
+        sensors.push(format!("network: {network_status}"));
         let file_sensor = match FileSensor::start(&config.files, &state.dir, telemetry.emitter()) {
             Ok(s) => {
                 tracing::info!(directories = s.watched, "file sensor watching");
@@ -149,6 +161,7 @@ impl Uplink {
             telemetry,
             _file_sensor: file_sensor,
             _process_sensor: process_running,
+            _network_sensor: network_sensor,
             sensors,
             metrics: std::sync::Mutex::new(SelfMetrics::default()),
             renewed: Notify::new(),

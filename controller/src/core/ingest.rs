@@ -147,6 +147,8 @@ pub fn describe(e: &Event) -> (&'static str, String) {
             ("file", format!("{kind} {}{from}{hash}", f.path))
         }
         Some(event::Body::Process(p)) => ("process", describe_process(p)),
+        Some(event::Body::Network(n)) => ("network", super::describe_net::network(n)),
+        Some(event::Body::Dns(d)) => ("dns", super::describe_net::dns(d)),
         None => ("empty", String::new()),
     }
 }

@@ -10,6 +10,7 @@ mod agents;
 mod audit;
 pub mod collections;
 mod commands;
+mod describe_net;
 mod detection;
 mod dryrun;
 mod enrol;

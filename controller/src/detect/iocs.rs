@@ -1,10 +1,11 @@
 //! Indicator lists: SHA-256 hashes, IP addresses and domains, normalised on import and looked
 //! up per event. Hashes are matched against an exec's executable and a file event's content;
 //! addresses and domains against the hosts named in an exec's arguments (bare addresses,
-//! URLs, user@host), a domain also matching its subdomains.
+//! URLs, user@host), the peer of a connection made or accepted (and the name it was looked up
+//! by), and a DNS query's name and answered addresses; a domain also matches its subdomains.
 
 pub use cordon_detect::iocs::{KINDS, normalise};
-use cordon_proto::{Event, event, process_event};
+use cordon_proto::{Event, event, network_event, process_event};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -87,6 +88,25 @@ impl Iocs {
                 }
                 for host in p.argv.iter().skip(1).filter_map(|a| host_of(a)) {
                     self.host(&host, &mut hits);
+                }
+            }
+            Some(event::Body::Network(n))
+                if matches!(
+                    n.kind(),
+                    network_event::Kind::Connect | network_event::Kind::Accept
+                ) =>
+            {
+                for host in [&n.destination_ip, &n.destination_hostname] {
+                    if !host.is_empty() {
+                        self.host(host, &mut hits);
+                    }
+                }
+            }
+            Some(event::Body::Dns(d)) => {
+                for host in std::iter::once(&d.name).chain(&d.answers) {
+                    if !host.is_empty() {
+                        self.host(host, &mut hits);
+                    }
                 }
             }
             _ => {}
@@ -220,5 +240,69 @@ mod tests {
             })),
         };
         assert_eq!(iocs.check(&file).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+    use cordon_proto::{DnsEvent, NetworkEvent, network_event::Kind};
+
+    fn with(body: event::Body) -> Event {
+        Event {
+            seq: 1,
+            time_ms: 0,
+            body: Some(body),
+        }
+    }
+
+    fn connection(kind: Kind, peer: &str, name: &str) -> Event {
+        with(event::Body::Network(NetworkEvent {
+            kind: kind as i32,
+            source_ip: "10.0.0.1".into(),
+            destination_ip: peer.into(),
+            destination_hostname: name.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn connections_and_dns_match_addresses_and_domains() {
+        let mut iocs = Iocs::default();
+        iocs.add("ip", "203.0.113.7", "c2");
+        iocs.add("ip", "2001:db8::7", "c2");
+        iocs.add("domain", "evil.example", "c2");
+        let kinds = |e: &Event| {
+            iocs.check(e)
+                .iter()
+                .map(|h| (h.kind, h.value.clone()))
+                .collect::<Vec<_>>()
+        };
+        let out = connection(Kind::Connect, "203.0.113.7", "");
+        assert_eq!(kinds(&out), vec![("ip", "203.0.113.7".into())]);
+        let v6 = connection(Kind::Accept, "2001:db8::7", "");
+        assert_eq!(kinds(&v6), vec![("ip", "2001:db8::7".into())]);
+        let named = connection(Kind::Connect, "198.51.100.1", "cdn.evil.example");
+        assert_eq!(kinds(&named), vec![("domain", "evil.example".into())]);
+        // A close repeats the connect: no second alert.
+        assert!(kinds(&connection(Kind::Close, "203.0.113.7", "")).is_empty());
+        assert!(kinds(&connection(Kind::Connect, "203.0.113.8", "")).is_empty());
+        let query = with(event::Body::Dns(DnsEvent {
+            name: "a.b.evil.example".into(),
+            answers: vec!["203.0.113.7".into()],
+            ..Default::default()
+        }));
+        assert_eq!(
+            kinds(&query),
+            vec![
+                ("domain", "evil.example".into()),
+                ("ip", "203.0.113.7".into())
+            ]
+        );
+        let benign = with(event::Body::Dns(DnsEvent {
+            name: "notevil.example".into(),
+            ..Default::default()
+        }));
+        assert!(kinds(&benign).is_empty());
     }
 }

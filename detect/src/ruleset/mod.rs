@@ -118,7 +118,7 @@ impl RuleSet {
     }
 
     /// The same over any field source, for a category named by the caller
-    /// (`process_creation` or `file_event`).
+    /// (`process_creation`, `file_event`, `network_connection` or `dns_query`).
     pub fn evaluate_fields(&self, category: &str, fields: &dyn Fields) -> Vec<RuleIdentity> {
         let index = self.index.get_or_init(|| index::Index::build(&self.rules));
         index

@@ -10,7 +10,7 @@ use super::value::Anchor;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Detection {
-    /// The Cordon category the rule runs on (`process_creation` or `file_event`).
+    /// The Cordon category the rule runs on (`process_creation`, `file_event`, `network_connection` or `dns_query`).
     pub category: &'static str,
     /// The field names the leaves refer to, by index.
     pub fields: Vec<String>,

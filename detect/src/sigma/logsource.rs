@@ -2,6 +2,7 @@
 
 use super::error::Problem;
 use crate::fields::{FILE_EVENT, PROCESS_CREATION};
+use crate::fields_net::{DNS_QUERY, NETWORK_CONNECTION};
 
 /// The `logsource` section of a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,13 +37,11 @@ impl LogSource {
         match self.category.as_deref() {
             Some(PROCESS_CREATION) => Ok(PROCESS_CREATION),
             Some(FILE_EVENT) => Ok(FILE_EVENT),
-            Some("network_connection") => skip(
-                "category `network_connection`: Cordon does not report network connections yet"
-                    .into(),
-            ),
+            Some(NETWORK_CONNECTION) => Ok(NETWORK_CONNECTION),
+            Some(DNS_QUERY) => Ok(DNS_QUERY),
             Some(other) => skip(format!(
-                "category `{other}`: not produced by Cordon (it produces process_creation and \
-                 file_event)"
+                "category `{other}`: not produced by Cordon (it produces process_creation, \
+                 file_event, network_connection and dns_query)"
             )),
             None => skip(
                 "no category or service (generic Linux log lines such as syslog and auth.log): \
@@ -76,12 +75,16 @@ mod tests {
             ls(Some("file_event"), None, None).cordon_category(),
             Ok(FILE_EVENT)
         );
+        assert_eq!(
+            ls(Some("network_connection"), linux, None).cordon_category(),
+            Ok(NETWORK_CONNECTION)
+        );
+        assert_eq!(
+            ls(Some("dns_query"), linux, None).cordon_category(),
+            Ok(DNS_QUERY)
+        );
         for (source, word) in [
             (ls(None, linux, Some("auditd")), "auditd"),
-            (
-                ls(Some("network_connection"), linux, None),
-                "network_connection",
-            ),
             (ls(None, linux, None), "no category"),
             (ls(None, linux, Some("sshd")), "sshd"),
             (

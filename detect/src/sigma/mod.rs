@@ -45,7 +45,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The Cordon category the rule runs on: `process_creation` or `file_event`.
+    /// The Cordon category the rule runs on: `process_creation`, `file_event`, `network_connection` or `dns_query`.
     pub fn category(&self) -> &'static str {
         self.detection.category
     }

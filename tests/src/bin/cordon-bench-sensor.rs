@@ -171,7 +171,7 @@ fn collect(seen: &Mutex<Seen>, prefix: &str, raw: Raw) {
                 s.lost_why.push(why);
             }
         }
-        Raw::Fork { .. } | Raw::Exit { .. } => {}
+        Raw::Fork { .. } | Raw::Exit { .. } | Raw::Mark { .. } => {}
     }
 }
 

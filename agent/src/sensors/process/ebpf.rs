@@ -22,6 +22,9 @@ const PROGRAMS: [(&str, &str); 3] = [
     ("cordon_exit", "sched_process_exit"),
 ];
 
+/// How far before the start of a drain its mark is put.
+const MARK_MARGIN_NS: u64 = 1_000_000;
+
 pub struct Ebpf {
     // Owns the loaded programs and their links: dropping it detaches them.
     _bpf: aya::Ebpf,
@@ -107,6 +110,9 @@ impl Source for Ebpf {
                 tracing::error!(error = %e, "eBPF ring buffer poll failed");
                 return;
             }
+            // Everything the kernel stamped before this is in the ring now (less a margin
+            // for a record being written on another CPU as the drain starts).
+            let drained_to = super::clock::boot_ns().saturating_sub(MARK_MARGIN_NS);
             let mut delivered = false;
             while let Some(item) = ring.next() {
                 delivered = true;
@@ -118,6 +124,9 @@ impl Source for Ebpf {
                     }),
                 }
             }
+            out.push(Raw::Mark {
+                boot_ns: drained_to,
+            });
             if checked.elapsed() >= Duration::from_secs(1) {
                 checked = Instant::now();
                 let now = dropped(&drops);

@@ -30,7 +30,7 @@ pub struct Enricher {
     table: Arc<ProcessTable>,
     /// Exited processes (when, pid, start time), oldest first.
     exited: VecDeque<(Instant, u32, Option<u64>)>,
-    users: HashMap<u32, String>,
+    users: crate::sys::users::UserNames,
     hashes: HashCache,
     cgroups: CgroupIndex,
 }
@@ -42,7 +42,7 @@ impl Enricher {
             source,
             table,
             exited: VecDeque::new(),
-            users: HashMap::new(),
+            users: Default::default(),
             hashes: HashCache::new(cfg.hash_max_bytes, 4096),
             cgroups: CgroupIndex::new("/sys/fs/cgroup"),
         }
@@ -76,6 +76,10 @@ impl Enricher {
                 self.exit(pid, start_ns, status, time_ns),
             )))),
             Raw::Lost { count, why } => Some(Out::Lost { count, why }),
+            Raw::Mark { boot_ns } => {
+                self.table.mark(boot_ns);
+                None
+            }
         }
     }
 
@@ -218,16 +222,7 @@ impl Enricher {
     }
 
     fn user(&mut self, uid: u32) -> String {
-        self.users
-            .entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_default()
-            })
-            .clone()
+        self.users.name(uid)
     }
 }
 

@@ -19,11 +19,11 @@ mod poll;
 pub mod table;
 
 use crate::telemetry::Emitter;
-pub use table::{Known, ProcessTable};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+pub use table::{Known, ProcessTable};
 
 /// Which process sensor to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -117,6 +117,11 @@ pub enum Raw {
     Lost {
         count: u64,
         why: String,
+    },
+    /// Every record the kernel made before this CLOCK_BOOTTIME instant has been delivered
+    /// (eBPF only): once handled, the process table reflects them (see `ProcessTable::mark`).
+    Mark {
+        boot_ns: u64,
     },
 }
 

@@ -9,6 +9,7 @@ use crate::sys::procfs::Proc;
 use cordon_proto::secrets::redact_argv;
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Most processes tracked; past it the table is rebuilt from /proc.
 const TABLE_MAX: usize = 1 << 17;
@@ -28,6 +29,8 @@ pub struct ProcessTable {
     map: RwLock<HashMap<u32, Known>>,
     proc: Proc,
     argv_max: usize,
+    /// CLOCK_BOOTTIME ns up to which every exec, fork and exit is reflected (0: unknown).
+    marked: AtomicU64,
 }
 
 impl ProcessTable {
@@ -37,6 +40,22 @@ impl ProcessTable {
             map: RwLock::default(),
             proc,
             argv_max,
+            marked: AtomicU64::new(0),
+        }
+    }
+
+    /// Says that every exec, fork and exit the kernel made before `boot_ns` is in the table.
+    pub fn mark(&self, boot_ns: u64) {
+        self.marked.fetch_max(boot_ns, Ordering::Release);
+    }
+
+    /// Up to when the table is known to be current: another sensor's event from before this
+    /// instant finds its process's exec here (None: the process sensor gives no such marks,
+    /// as only the eBPF source can).
+    pub fn current_to(&self) -> Option<u64> {
+        match self.marked.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
         }
     }
 
