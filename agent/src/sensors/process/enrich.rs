@@ -125,6 +125,12 @@ impl Enricher {
             },
         );
         let parent = parent.unwrap_or_default();
+        let [stdin, stdout, stderr] = e.stdio.map(|s| s.map(Some)).unwrap_or_default();
+        // Only an internet socket of the parent's tells anything (a shell spawned on a pty by
+        // a process whose stdio is the attacker's connection).
+        let parent_socket = e
+            .parent_stdio
+            .and_then(|p| p.into_iter().find(super::stdio::is_inet_peer));
         ProcessEvent {
             kind: Kind::Exec as i32,
             pid: e.pid,
@@ -150,6 +156,10 @@ impl Enricher {
             missing,
             source: self.source.into(),
             comm: e.comm.unwrap_or_default(),
+            stdin,
+            stdout,
+            stderr,
+            parent_socket,
             ..Default::default()
         }
     }

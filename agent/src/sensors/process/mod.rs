@@ -15,10 +15,13 @@ mod connector;
 #[cfg(cordon_ebpf)]
 mod ebpf;
 pub mod enrich;
+mod peers;
 mod poll;
+pub mod stdio;
 pub mod table;
 
 use crate::telemetry::Emitter;
+use cordon_proto::event;
 pub use table::{Known, ProcessTable};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -94,6 +97,9 @@ pub struct RawExec {
     pub comm: Option<String>,
     pub exe: Option<String>,
     pub cwd: Option<String>,
+    /// fd 0, 1, 2 at exec, and those of the parent.
+    pub stdio: Option<[cordon_proto::Stdio; 3]>,
+    pub parent_stdio: Option<[cordon_proto::Stdio; 3]>,
 }
 
 /// What a source reports, in the order it happened.
@@ -231,19 +237,57 @@ impl ProcessSensor {
             .spawn(move || {
                 let mut enricher = enrich::Enricher::new(&cfg, mode, table);
                 enricher.seed();
-                for raw in rx.iter().flatten() {
-                    match enricher.handle(raw) {
-                        Some(enrich::Out::Event(body)) => emit.emit(*body),
-                        Some(enrich::Out::Lost { count, why }) => emit.lost(count, why),
-                        None => {}
-                    }
-                }
+                enrich_loop(&mut enricher, &rx, &emit);
             });
         let threads = [capture, enrich]
             .into_iter()
             .filter_map(|t| t.map_err(|e| tracing::error!(error = %e, "thread")).ok())
             .collect();
         Running { stop, threads }
+    }
+}
+
+/// Stage two's loop: enriches each record as it comes, holding back the shells whose stdio
+/// peer is still looked for (`peers`) until their check is done.
+fn enrich_loop(
+    enricher: &mut enrich::Enricher,
+    rx: &std::sync::mpsc::Receiver<Vec<Raw>>,
+    emit: &Emitter,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Instant;
+    let mut watch = peers::Watch::new(crate::sys::procfs::Proc::default());
+    loop {
+        let burst = match watch.next_due() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        match burst {
+            Ok(burst) => {
+                for raw in burst {
+                    match enricher.handle(raw) {
+                        Some(enrich::Out::Event(body)) => match *body {
+                            event::Body::Process(p) => {
+                                if let Some(p) = watch.offer(p, Instant::now()) {
+                                    emit.emit(event::Body::Process(p));
+                                }
+                            }
+                            body => emit.emit(body),
+                        },
+                        Some(enrich::Out::Lost { count, why }) => emit.lost(count, why),
+                        None => {}
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        for p in watch.due(Instant::now()) {
+            emit.emit(event::Body::Process(p));
+        }
+    }
+    for p in watch.drain() {
+        emit.emit(event::Body::Process(p));
     }
 }
 

