@@ -2,8 +2,8 @@
 //! exit or exec again. Anything the source already supplied is kept; a pid whose start time no
 //! longer matches belongs to another process and is not read at all.
 
-use super::{RawExec, stdio};
 use super::clock::{ns_to_ticks, ticks_to_ns};
+use super::{RawExec, stdio};
 use crate::sys::procfs::{Proc, tty_name};
 
 pub fn exec(proc: &Proc, e: &mut RawExec, argv_max: usize) {

@@ -210,7 +210,11 @@ fn path(b: &[u8], at: usize, depth: u32, complete: bool) -> Option<Option<String
 fn streams(b: &[u8]) -> Option<[[cordon_proto::Stdio; 3]; 2]> {
     let one = |i: usize| -> Option<cordon_proto::Stdio> {
         let at = STDIO + i * STDIO_SIZE;
-        let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(at + o..at + o + 2)?.try_into().ok()?));
+        let u16_at = |o: usize| {
+            Some(u16::from_le_bytes(
+                b.get(at + o..at + o + 2)?.try_into().ok()?,
+            ))
+        };
         Some(
             KernelStdio {
                 kind: u32_at(b, at)?,
@@ -224,10 +228,7 @@ fn streams(b: &[u8]) -> Option<[[cordon_proto::Stdio; 3]; 2]> {
             .into_stdio(),
         )
     };
-    Some([
-        [one(0)?, one(1)?, one(2)?],
-        [one(3)?, one(4)?, one(5)?],
-    ])
+    Some([[one(0)?, one(1)?, one(2)?], [one(3)?, one(4)?, one(5)?]])
 }
 
 /// Decodes one ring-buffer record.

@@ -22,11 +22,11 @@ pub mod table;
 
 use crate::telemetry::Emitter;
 use cordon_proto::event;
-pub use table::{Known, ProcessTable};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+pub use table::{Known, ProcessTable};
 
 /// Which process sensor to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -524,6 +524,12 @@ mod tests {
         assert!(sh.start_ns.is_some() && sh.ids.is_some() && sh.cgroup_id.is_some());
         let echo = execs.iter().find(|e| e.pid == pids.1).unwrap();
         assert!(echo.exe.as_deref().unwrap().ends_with("/echo"));
+        let stdout = &echo.stdio.as_ref().expect("stdio read in the kernel")[1];
+        assert_eq!(
+            stdout.kind,
+            cordon_proto::stdio::Kind::Other as i32,
+            "/dev/null is a character device, not a terminal"
+        );
         let exit = seen.iter().find_map(|r| match r {
             Raw::Exit { pid, status, .. } if *pid == pids.0 => *status,
             _ => None,

@@ -130,7 +130,9 @@ impl Watch {
         let unix: Vec<u64> = of_kind(Kind::Socket);
         if !unix.is_empty() && e.ppid > 1 {
             let links = self.links(e.ppid);
-            let inherited = links.iter().any(|l| unix.iter().any(|u| *l == socket_link(*u)));
+            let inherited = links
+                .iter()
+                .any(|l| unix.iter().any(|u| *l == socket_link(*u)));
             if !inherited && let Some(found) = self.inet_peer(e.ppid, &links) {
                 return Some(found);
             }
@@ -175,7 +177,11 @@ impl Watch {
     /// The first connected internet socket among `links` of `pid`, with the process.
     fn inet_peer(&self, pid: u32, links: &[String]) -> Option<(ProcessRef, Stdio)> {
         let socket = links.iter().find_map(|l| {
-            let inode = l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+            let inode = l
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
             let mut s = Stdio {
                 kind: Kind::Socket as i32,
                 inode,
@@ -209,8 +215,8 @@ fn candidate(e: &ProcessEvent) -> bool {
         return false;
     }
     let streams = [&e.stdin, &e.stdout, &e.stderr];
-    let direct = streams.iter().flat_map(|s| s.as_ref()).any(is_inet_peer)
-        || e.parent_socket.is_some();
+    let direct =
+        streams.iter().flat_map(|s| s.as_ref()).any(is_inet_peer) || e.parent_socket.is_some();
     !direct
         && streams.iter().flat_map(|s| s.as_ref()).any(|s| {
             s.kind == Kind::Pipe as i32 || (s.kind == Kind::Socket as i32 && s.family == "unix")
@@ -273,7 +279,9 @@ mod tests {
             ..Default::default()
         };
         let mut watch = Watch::new(Proc::default());
-        let found = watch.offer(event.clone(), Instant::now()).expect("found at once");
+        let found = watch
+            .offer(event.clone(), Instant::now())
+            .expect("found at once");
         assert_eq!(found.pipe_peer.unwrap().pid, reader.id());
         assert_eq!(found.pipe_peer_socket.unwrap().peer, addr.to_string());
 

@@ -180,7 +180,9 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
         4 => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
         16 => {
             let v6 = Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
-            v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6))
+            v6.to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6))
         }
         _ => return None,
     };
@@ -237,7 +239,12 @@ mod tests {
         }
         .into_stdio();
         assert_eq!(
-            (s.family.as_str(), s.protocol.as_str(), s.peer.as_str(), s.inode),
+            (
+                s.family.as_str(),
+                s.protocol.as_str(),
+                s.peer.as_str(),
+                s.inode
+            ),
             ("inet", "tcp", "10.0.0.2:4444", 9)
         );
         assert!(is_inet_peer(&s));
