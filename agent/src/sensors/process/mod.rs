@@ -21,7 +21,6 @@ pub mod stdio;
 pub mod table;
 
 use crate::telemetry::Emitter;
-use cordon_proto::event;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -248,7 +247,7 @@ impl ProcessSensor {
 }
 
 /// Stage two's loop: enriches each record as it comes, holding back the shells whose stdio
-/// peer is still looked for (`peers`) until their check is done.
+/// peer is still looked for (`peers`), and what follows them, until their check is done.
 fn enrich_loop(
     enricher: &mut enrich::Enricher,
     rx: &std::sync::mpsc::Receiver<Vec<Raw>>,
@@ -266,14 +265,11 @@ fn enrich_loop(
             Ok(burst) => {
                 for raw in burst {
                     match enricher.handle(raw) {
-                        Some(enrich::Out::Event(body)) => match *body {
-                            event::Body::Process(p) => {
-                                if let Some(p) = watch.offer(p, Instant::now()) {
-                                    emit.emit(event::Body::Process(p));
-                                }
+                        Some(enrich::Out::Event(body)) => {
+                            for body in watch.offer(*body, Instant::now()) {
+                                emit.emit(body);
                             }
-                            body => emit.emit(body),
-                        },
+                        }
                         Some(enrich::Out::Lost { count, why }) => emit.lost(count, why),
                         None => {}
                     }
@@ -282,12 +278,12 @@ fn enrich_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        for p in watch.due(Instant::now()) {
-            emit.emit(event::Body::Process(p));
+        for body in watch.due(Instant::now()) {
+            emit.emit(body);
         }
     }
-    for p in watch.drain() {
-        emit.emit(event::Body::Process(p));
+    for body in watch.drain() {
+        emit.emit(body);
     }
 }
 

@@ -4,21 +4,24 @@
 //! other end is looked for, and if it holds a connected internet socket the exec event names it
 //! (`pipe_peer`, `pipe_peer_socket`).
 //!
-//! Pipes: every process under /proc holding one of the shell's stdio pipe inodes, other than
-//! the shell and its parent (a parent reading its child's output through a pipe is popen(),
-//! the everyday case). Unix sockets: the parent, when it does not hold the same socket itself
-//! (so it made a new socket pair for the child rather than passing on its own stdio).
+//! Pipes: the shell's siblings (its parent's other children, from /proc/PPID/task/*/children)
+//! holding one of its stdio pipe inodes, and on the last try every process under /proc; never
+//! the shell's parent (a parent reading its child's output through a pipe is popen(), the
+//! everyday case). Unix sockets: the parent, when it does not hold the same socket itself (so
+//! it made a new socket pair for the child rather than passing on its own stdio).
 //!
 //! The peer may not exist yet when the shell execs (nc is forked after sh, and connects after
-//! its own exec), so the event is held back and the check repeated at the delays in `TRIES`,
-//! then sent either way. Bounds: at most `PENDING_MAX` events held, at most `SCANS_PER_SECOND`
-//! /proc scans a second (over budget, a try is skipped), each scan stopping after
-//! `SCAN_BUDGET`.
+//! its own exec), so the event is held back and the check repeated at the delays in `TRIES`.
+//! Events after it wait behind it, so the agent's events still go out in order (the store and
+//! the tests' barriers rely on that): a shell with pipe stdio delays the events after it by at
+//! most the last delay. Bounds: at most `WAITING_MAX` shells waiting (past it a shell goes
+//! unchecked) and `HELD_MAX` events held; at most `FULL_SCANS_PER_SECOND` full /proc scans
+//! (over budget, the scan is skipped), each stopping after `SCAN_BUDGET`.
 
 use super::stdio::{fill_socket, is_inet_peer, is_shell_or_interpreter};
 use crate::sys::procfs::Proc;
 use cordon_proto::stdio::Kind;
-use cordon_proto::{ProcessEvent, ProcessRef, Stdio, process_event};
+use cordon_proto::{ProcessEvent, ProcessRef, Stdio, event, process_event};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,12 +29,13 @@ use std::time::{Duration, Instant};
 /// When the check runs, after the exec was seen.
 const TRIES: [Duration; 3] = [
     Duration::ZERO,
-    Duration::from_millis(150),
-    Duration::from_millis(600),
+    Duration::from_millis(100),
+    Duration::from_millis(300),
 ];
-const PENDING_MAX: usize = 64;
-const SCANS_PER_SECOND: u32 = 8;
-const SCAN_BUDGET: Duration = Duration::from_millis(25);
+const WAITING_MAX: usize = 64;
+const HELD_MAX: usize = 8192;
+const FULL_SCANS_PER_SECOND: u32 = 4;
+const SCAN_BUDGET: Duration = Duration::from_millis(20);
 
 struct Pending {
     event: ProcessEvent,
@@ -40,10 +44,15 @@ struct Pending {
     tries: usize,
 }
 
+enum Held {
+    Ready(event::Body),
+    Waiting(Box<Pending>),
+}
+
 pub struct Watch {
     proc: Proc,
-    pending: VecDeque<Pending>,
-    /// Start of the current second and the scans made in it.
+    held: VecDeque<Held>,
+    /// Start of the current second and the full scans made in it.
     window: (Instant, u32),
 }
 
@@ -51,75 +60,121 @@ impl Watch {
     pub fn new(proc: Proc) -> Self {
         Self {
             proc,
-            pending: VecDeque::new(),
+            held: VecDeque::new(),
             window: (Instant::now(), 0),
         }
     }
 
-    /// Takes an event: gives it back at once unless it is a candidate still unresolved.
-    pub fn offer(&mut self, event: ProcessEvent, now: Instant) -> Option<ProcessEvent> {
-        if !candidate(&event) || self.pending.len() >= PENDING_MAX {
-            return Some(event);
-        }
-        let mut p = Pending {
-            event,
-            seen: now,
-            tries: 0,
+    /// Takes an event; returns those that can go now, in order.
+    pub fn offer(&mut self, body: event::Body, now: Instant) -> Vec<event::Body> {
+        let held = match body {
+            event::Body::Process(p) if candidate(&p) && self.waiting() < WAITING_MAX => {
+                let mut p = Box::new(Pending {
+                    event: p,
+                    seen: now,
+                    tries: 0,
+                });
+                if self.try_one(&mut p, now) {
+                    Held::Ready(event::Body::Process(p.event))
+                } else {
+                    Held::Waiting(p)
+                }
+            }
+            body => Held::Ready(body),
         };
-        if self.try_one(&mut p, now) {
-            return Some(p.event);
+        self.held.push_back(held);
+        if self.held.len() > HELD_MAX {
+            // Too much held back: the oldest shell goes as it is.
+            self.finish_first();
         }
-        self.pending.push_back(p);
-        None
+        self.release()
     }
 
-    /// When the next held event is due for a try.
+    fn waiting(&self) -> usize {
+        self.held
+            .iter()
+            .filter(|h| matches!(h, Held::Waiting(_)))
+            .count()
+    }
+
+    /// When the next waiting shell is due for a try.
     pub fn next_due(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.seen + TRIES[p.tries]).min()
+        self.held
+            .iter()
+            .filter_map(|h| match h {
+                Held::Waiting(p) => Some(p.seen + TRIES[p.tries]),
+                Held::Ready(_) => None,
+            })
+            .min()
     }
 
-    /// Runs the tries that are due; returns the events that are done with.
-    pub fn due(&mut self, now: Instant) -> Vec<ProcessEvent> {
-        let mut done = Vec::new();
-        let mut keep = VecDeque::with_capacity(self.pending.len());
-        while let Some(mut p) = self.pending.pop_front() {
-            if now < p.seen + TRIES[p.tries] || !self.try_one(&mut p, now) {
-                keep.push_back(p);
-            } else {
-                done.push(p.event);
+    /// Runs the tries that are due; returns the events that can go now, in order.
+    pub fn due(&mut self, now: Instant) -> Vec<event::Body> {
+        let mut held = std::mem::take(&mut self.held);
+        for h in held.iter_mut() {
+            if let Held::Waiting(p) = h
+                && now >= p.seen + TRIES[p.tries]
+                && self.try_one(p, now)
+            {
+                *h = Held::Ready(event::Body::Process(std::mem::take(&mut p.event)));
             }
         }
-        self.pending = keep;
-        done
+        self.held = held;
+        self.release()
     }
 
     /// Every held event, unchecked further (the sensor is stopping).
-    pub fn drain(&mut self) -> Vec<ProcessEvent> {
-        self.pending.drain(..).map(|p| p.event).collect()
+    pub fn drain(&mut self) -> Vec<event::Body> {
+        while self.finish_first() {}
+        self.release()
+    }
+
+    /// The first waiting shell goes unchecked further; false if none waits.
+    fn finish_first(&mut self) -> bool {
+        let Some(h) = self.held.iter_mut().find(|h| matches!(h, Held::Waiting(_))) else {
+            return false;
+        };
+        if let Held::Waiting(p) = h {
+            *h = Held::Ready(event::Body::Process(std::mem::take(&mut p.event)));
+        }
+        true
+    }
+
+    /// The ready events at the front.
+    fn release(&mut self) -> Vec<event::Body> {
+        let mut out = Vec::new();
+        while let Some(Held::Ready(_)) = self.held.front() {
+            if let Some(Held::Ready(body)) = self.held.pop_front() {
+                out.push(body);
+            }
+        }
+        out
     }
 
     /// One try; true when the event is done with (found, or out of tries).
     fn try_one(&mut self, p: &mut Pending, now: Instant) -> bool {
         p.tries += 1;
-        if self.allow_scan(now)
-            && let Some((peer, socket)) = self.find(&p.event)
-        {
+        let last = p.tries >= TRIES.len();
+        let full = last && self.allow_full_scan(now);
+        if let Some((peer, socket)) = self.find(&p.event, full) {
             p.event.pipe_peer = Some(peer);
             p.event.pipe_peer_socket = Some(socket);
             return true;
         }
-        p.tries >= TRIES.len()
+        last
     }
 
-    fn allow_scan(&mut self, now: Instant) -> bool {
+    fn allow_full_scan(&mut self, now: Instant) -> bool {
         if now.duration_since(self.window.0) >= Duration::from_secs(1) {
             self.window = (now, 0);
         }
         self.window.1 += 1;
-        self.window.1 <= SCANS_PER_SECOND
+        self.window.1 <= FULL_SCANS_PER_SECOND
     }
 
-    fn find(&self, e: &ProcessEvent) -> Option<(ProcessRef, Stdio)> {
+    /// The peer of `e`'s stdio: the parent for a socket pair; a sibling, or with `full` any
+    /// process, for a pipe.
+    fn find(&self, e: &ProcessEvent, full: bool) -> Option<(ProcessRef, Stdio)> {
         let streams = [&e.stdin, &e.stdout, &e.stderr];
         let of_kind = |k: Kind| -> Vec<u64> {
             streams
@@ -127,12 +182,12 @@ impl Watch {
                 .filter_map(|s| s.as_ref().filter(|s| s.kind == k as i32).map(|s| s.inode))
                 .collect()
         };
-        let unix: Vec<u64> = of_kind(Kind::Socket);
+        let unix = of_kind(Kind::Socket);
         if !unix.is_empty() && e.ppid > 1 {
             let links = self.links(e.ppid);
             let inherited = links
                 .iter()
-                .any(|l| unix.iter().any(|u| *l == socket_link(*u)));
+                .any(|l| unix.iter().any(|u| *l == format!("socket:[{u}]")));
             if !inherited && let Some(found) = self.inet_peer(e.ppid, &links) {
                 return Some(found);
             }
@@ -144,8 +199,13 @@ impl Watch {
         if pipes.is_empty() {
             return None;
         }
+        let candidates = if full {
+            self.proc.pids()
+        } else {
+            self.children(e.ppid)
+        };
         let deadline = Instant::now() + SCAN_BUDGET;
-        for pid in self.proc.pids() {
+        for pid in candidates {
             if Instant::now() > deadline {
                 break;
             }
@@ -160,6 +220,23 @@ impl Watch {
             }
         }
         None
+    }
+
+    /// The children of `pid`, forked from any of its threads.
+    fn children(&self, pid: u32) -> Vec<u32> {
+        let tasks = self.proc.root().join(format!("{pid}/task"));
+        let Ok(tasks) = std::fs::read_dir(tasks) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect()
     }
 
     /// The fd links of `pid` ("pipe:[12]", "socket:[34]", "/dev/null").
@@ -202,10 +279,6 @@ impl Watch {
         };
         Some((process, socket))
     }
-}
-
-fn socket_link(inode: u64) -> String {
-    format!("socket:[{inode}]")
 }
 
 /// A shell or interpreter exec with a pipe or unix socket for stdio and no internet socket
@@ -279,12 +352,18 @@ mod tests {
             ..Default::default()
         };
         let mut watch = Watch::new(Proc::default());
-        let found = watch
-            .offer(event.clone(), Instant::now())
-            .expect("found at once");
-        assert_eq!(found.pipe_peer.unwrap().pid, reader.id());
-        assert_eq!(found.pipe_peer_socket.unwrap().peer, addr.to_string());
+        let out = watch.offer(event::Body::Process(event.clone()), Instant::now());
+        let [event::Body::Process(found)] = &out[..] else {
+            panic!("found at once, by looking at the parent's other children: {out:?}");
+        };
+        assert_eq!(found.pipe_peer.as_ref().unwrap().pid, reader.id());
+        assert_eq!(
+            found.pipe_peer_socket.as_ref().unwrap().peer,
+            addr.to_string()
+        );
 
+        // A shell whose pipe leads nowhere near a socket waits its tries, and what comes
+        // after it waits behind it.
         let lone = ProcessEvent {
             stdout: Some(Stdio {
                 inode: u64::MAX,
@@ -293,13 +372,17 @@ mod tests {
             ..event
         };
         let now = Instant::now();
-        assert!(watch.offer(lone, now).is_none(), "held for another try");
+        assert!(watch.offer(event::Body::Process(lone), now).is_empty());
+        let later = event::Body::Notice(Default::default());
+        assert!(watch.offer(later, now).is_empty(), "held behind the shell");
         let mut out = Vec::new();
         for t in TRIES {
             out.extend(watch.due(now + t));
         }
-        assert_eq!(out.len(), 1);
-        assert!(out[0].pipe_peer.is_none());
+        assert!(
+            matches!(&out[..], [event::Body::Process(p), event::Body::Notice(_)] if p.pipe_peer.is_none()),
+            "{out:?}"
+        );
         assert!(watch.next_due().is_none());
         drop(stdin);
         reader.wait().unwrap();
