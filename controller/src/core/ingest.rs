@@ -173,8 +173,12 @@ fn describe_process(p: &ProcessEvent) -> String {
             } else {
                 p.user.clone()
             };
+            // Sockets on the standard streams, and a network peer behind a pipe.
+            let stdio = cordon_proto::streams::summary(p)
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
             format!(
-                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){partial}",
+                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){stdio}{partial}",
                 p.exe,
                 p.argv.join(" "),
                 p.pid,
