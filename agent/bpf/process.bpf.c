@@ -386,10 +386,15 @@ static __always_inline void read_stdio(struct task_struct *task, int fd, struct 
 	out->protocol = BPF_CORE_READ(sk, sk_protocol);
 	out->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	out->dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	if (out->family == AF_INET)
-		BPF_CORE_READ_INTO(out->daddr, sk, __sk_common.skc_daddr);
-	else if (out->family == AF_INET6)
-		BPF_CORE_READ_INTO(out->daddr, sk, __sk_common.skc_v6_daddr);
+	// Read into typed locals: BPF_CORE_READ_INTO reads sizeof(*dst), one byte for an array.
+	if (out->family == AF_INET) {
+		__be32 a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(out->daddr, &a4, sizeof(a4));
+	} else if (out->family == AF_INET6) {
+		struct in6_addr a6;
+		BPF_CORE_READ_INTO(&a6, sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(out->daddr, &a6, sizeof(a6));
+	}
 }
 
 SEC("tp_btf/sched_process_exec")

