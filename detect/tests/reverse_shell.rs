@@ -14,7 +14,7 @@ fn rules() -> RuleSet {
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     let mut set = RuleSet::new();
     for rule in report.loaded {
-        set.insert(rule).unwrap();
+        set.insert(rule).expect("every rule indexes");
     }
     set
 }

@@ -266,7 +266,7 @@ fn enrich_loop(
                 for raw in burst {
                     match enricher.handle(raw) {
                         Some(enrich::Out::Event(body)) => {
-                            for body in watch.offer(*body, Instant::now()) {
+                            for body in watch.offer(body, Instant::now()) {
                                 emit.emit(body);
                             }
                         }

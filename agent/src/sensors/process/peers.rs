@@ -45,7 +45,7 @@ struct Pending {
 }
 
 enum Held {
-    Ready(event::Body),
+    Ready(Box<event::Body>),
     Waiting(Box<Pending>),
 }
 
@@ -66,8 +66,8 @@ impl Watch {
     }
 
     /// Takes an event; returns those that can go now, in order.
-    pub fn offer(&mut self, body: event::Body, now: Instant) -> Vec<event::Body> {
-        let held = match body {
+    pub fn offer(&mut self, body: Box<event::Body>, now: Instant) -> Vec<event::Body> {
+        let held = match *body {
             event::Body::Process(p) if candidate(&p) && self.waiting() < WAITING_MAX => {
                 let mut p = Box::new(Pending {
                     event: p,
@@ -75,12 +75,12 @@ impl Watch {
                     tries: 0,
                 });
                 if self.try_one(&mut p, now) {
-                    Held::Ready(event::Body::Process(p.event))
+                    Held::Ready(Box::new(event::Body::Process(p.event)))
                 } else {
                     Held::Waiting(p)
                 }
             }
-            body => Held::Ready(body),
+            body => Held::Ready(Box::new(body)),
         };
         self.held.push_back(held);
         if self.held.len() > HELD_MAX {
@@ -116,7 +116,7 @@ impl Watch {
                 && now >= p.seen + TRIES[p.tries]
                 && self.try_one(p, now)
             {
-                *h = Held::Ready(event::Body::Process(std::mem::take(&mut p.event)));
+                *h = Held::Ready(Box::new(event::Body::Process(std::mem::take(&mut p.event))));
             }
         }
         self.held = held;
@@ -135,7 +135,7 @@ impl Watch {
             return false;
         };
         if let Held::Waiting(p) = h {
-            *h = Held::Ready(event::Body::Process(std::mem::take(&mut p.event)));
+            *h = Held::Ready(Box::new(event::Body::Process(std::mem::take(&mut p.event))));
         }
         true
     }
@@ -145,7 +145,7 @@ impl Watch {
         let mut out = Vec::new();
         while let Some(Held::Ready(_)) = self.held.front() {
             if let Some(Held::Ready(body)) = self.held.pop_front() {
-                out.push(body);
+                out.push(*body);
             }
         }
         out
@@ -352,7 +352,10 @@ mod tests {
             ..Default::default()
         };
         let mut watch = Watch::new(Proc::default());
-        let out = watch.offer(event::Body::Process(event.clone()), Instant::now());
+        let out = watch.offer(
+            Box::new(event::Body::Process(event.clone())),
+            Instant::now(),
+        );
         let [event::Body::Process(found)] = &out[..] else {
             panic!("found at once, by looking at the parent's other children: {out:?}");
         };
@@ -372,8 +375,12 @@ mod tests {
             ..event
         };
         let now = Instant::now();
-        assert!(watch.offer(event::Body::Process(lone), now).is_empty());
-        let later = event::Body::Notice(Default::default());
+        assert!(
+            watch
+                .offer(Box::new(event::Body::Process(lone)), now)
+                .is_empty()
+        );
+        let later = Box::new(event::Body::Notice(Default::default()));
         assert!(watch.offer(later, now).is_empty(), "held behind the shell");
         let mut out = Vec::new();
         for t in TRIES {
