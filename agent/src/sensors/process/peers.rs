@@ -10,7 +10,8 @@
 //! everyday case). Unix sockets: the parent, when it does not hold the same socket itself (so
 //! it made a new socket pair for the child rather than passing on its own stdio).
 //!
-//! The peer may not exist yet when the shell execs (nc is forked after sh, and connects after
+//! A shell whose parent (not a shell) holds the other end of each of its pipes is popen() and
+//! needs no more tries. Otherwise the peer may not exist yet when the shell execs (nc is forked after sh, and connects after
 //! its own exec), so the event is held back and the check repeated at the delays in `TRIES`.
 //! Events after it wait behind it, so the agent's events still go out in order (the store and
 //! the tests' barriers rely on that): a shell with pipe stdio delays the events after it by at
@@ -151,7 +152,7 @@ impl Watch {
         out
     }
 
-    /// One try; true when the event is done with (found, or out of tries).
+    /// One try; true when the event is done with (found, or out of tries, or popen()).
     fn try_one(&mut self, p: &mut Pending, now: Instant) -> bool {
         p.tries += 1;
         let last = p.tries >= TRIES.len();
@@ -161,7 +162,22 @@ impl Watch {
             p.event.pipe_peer_socket = Some(socket);
             return true;
         }
-        last
+        last || (p.tries == 1 && self.popen(&p.event))
+    }
+
+    /// Whether the shell's parent, not itself a shell, holds the other end of every stdio pipe:
+    /// popen(), a program capturing a command's output, which needs no further tries. A shell
+    /// parent is not trusted so: building a pipeline it holds each pipe until it has forked the
+    /// next member (nc in the mkfifo shell).
+    fn popen(&self, e: &ProcessEvent) -> bool {
+        if e.parent_exe.is_empty() || is_shell_or_interpreter(&e.parent_exe) {
+            return false;
+        }
+        let links = self.links(e.ppid);
+        [&e.stdin, &e.stdout, &e.stderr]
+            .iter()
+            .filter_map(|s| s.as_ref().filter(|s| s.kind == Kind::Pipe as i32))
+            .all(|s| links.contains(&format!("pipe:[{}]", s.inode)))
     }
 
     fn allow_full_scan(&mut self, now: Instant) -> bool {
@@ -372,7 +388,7 @@ mod tests {
                 inode: u64::MAX,
                 ..pipe
             }),
-            ..event
+            ..event.clone()
         };
         let now = Instant::now();
         assert!(
@@ -391,6 +407,24 @@ mod tests {
             "{out:?}"
         );
         assert!(watch.next_due().is_none());
+
+        // popen(): the parent, not a shell, holds the other end of the pipe. Done at once.
+        let (r, _w) = std::io::pipe().unwrap();
+        let ino = rustix::fs::fstat(&r).unwrap().st_ino;
+        let popen = ProcessEvent {
+            stdout: Some(Stdio {
+                kind: Kind::Pipe as i32,
+                inode: ino,
+                ..Default::default()
+            }),
+            parent_exe: "/usr/bin/cordon-agent-test".into(),
+            ..event
+        };
+        let out = watch.offer(Box::new(event::Body::Process(popen)), Instant::now());
+        assert!(
+            matches!(&out[..], [event::Body::Process(p)] if p.pipe_peer.is_none()),
+            "{out:?}"
+        );
         drop(stdin);
         reader.wait().unwrap();
     }
