@@ -163,13 +163,24 @@ const VARIANTS: [(&str, &str, &str); 7] = [
     ("socat", "socat", "socat TCP:HOST:PORT EXEC:/bin/sh"),
 ];
 
+/// Both process sensor modes that see every exec, one after the other (an agent sees every
+/// process on the machine, so two deployments at once would see each other's shells): eBPF,
+/// which reads the streams in the kernel, and the process connector, which reads /proc.
 #[test]
 fn reverse_shells_raise_the_critical_behaviour_alert_and_a_plain_pipe_does_not() {
     if !require_root("reverse_shells_raise_the_critical_behaviour_alert") {
         return;
     }
+    for mode in ["ebpf", "connector"] {
+        println!("process sensor mode {mode}");
+        variants_in(mode);
+    }
+}
+
+fn variants_in(mode: &str) {
     let d = Deployment::namespaces_with_peer(&detection_config(""));
     let mut agent = d.enroll_agent("host", &[]);
+    agent.configure(&format!("[process]\nmode = \"{mode}\"\n"));
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     let host: &Netns = d.agent_ns.as_ref().unwrap();
@@ -178,7 +189,7 @@ fn reverse_shells_raise_the_critical_behaviour_alert_and_a_plain_pipe_does_not()
 
     // The benign case first: a shell in a pipe, no socket anywhere. Its own event stored is
     // the barrier (an agent's events are stored in order, each with its alerts).
-    let marker = format!("cordon-rsh-benign-{}", std::process::id());
+    let marker = format!("cordon-rsh-benign-{mode}-{}", std::process::id());
     let out = host
         .command("sh")
         .args(["-c", "echo x | cat", &marker])

@@ -173,11 +173,21 @@ impl Watch {
         if e.parent_exe.is_empty() || is_shell_or_interpreter(&e.parent_exe) {
             return false;
         }
+        let streams: Vec<&Stdio> = [&e.stdin, &e.stdout, &e.stderr]
+            .into_iter()
+            .flatten()
+            .collect();
+        // A socket pair is for the parent check in `find`, which may need more tries.
+        if streams.iter().any(|s| s.kind == Kind::Socket as i32) {
+            return false;
+        }
         let links = self.links(e.ppid);
-        [&e.stdin, &e.stdout, &e.stderr]
+        let pipes: Vec<String> = streams
             .iter()
-            .filter_map(|s| s.as_ref().filter(|s| s.kind == Kind::Pipe as i32))
-            .all(|s| links.contains(&format!("pipe:[{}]", s.inode)))
+            .filter(|s| s.kind == Kind::Pipe as i32)
+            .map(|s| format!("pipe:[{}]", s.inode))
+            .collect();
+        !pipes.is_empty() && pipes.iter().all(|p| links.contains(p))
     }
 
     fn allow_full_scan(&mut self, now: Instant) -> bool {
