@@ -89,12 +89,11 @@ pub fn from_proc(proc: &Proc, pid: u32) -> Option<[Stdio; 3]> {
     if !dir.join("fd").exists() {
         return None;
     }
-    Some([0, 1, 2].map(|fd| {
+    let mut out: [Stdio; 3] = Default::default();
+    for fd in 0..3 {
         let Ok(meta) = std::fs::metadata(dir.join("fd").join(fd.to_string())) else {
-            return Stdio {
-                kind: Kind::None as i32,
-                ..Default::default()
-            };
+            out[fd].kind = Kind::None as i32;
+            continue;
         };
         let ft = meta.file_type();
         let kind = if ft.is_file() {
@@ -115,11 +114,18 @@ pub fn from_proc(proc: &Proc, pid: u32) -> Option<[Stdio; 3]> {
         if matches!(kind, Kind::Pipe | Kind::Socket) {
             s.inode = meta.ino();
         }
-        if kind == Kind::Socket {
+        // stdout and stderr are often the same socket: its tables are read once.
+        if let Some(same) = out[..fd]
+            .iter()
+            .find(|o| kind == Kind::Socket && o.kind == s.kind && o.inode == s.inode)
+        {
+            s = same.clone();
+        } else if kind == Kind::Socket {
             fill_socket(proc, pid, &mut s);
         }
-        s
-    }))
+        out[fd] = s;
+    }
+    Some(out)
 }
 
 /// Family, protocol and peer of socket `s.inode`, from the socket tables of `pid`'s network
