@@ -76,9 +76,7 @@ fn matches(d: &Deployment, agent: &AgentHandle, rule: &str) -> u64 {
 /// Stored exec summaries of `agent` whose standard streams part (") [stdin=socket ...]") names
 /// `peer`.
 fn shells_on(d: &Deployment, agent: &AgentHandle, peer: &str) -> Vec<String> {
-    // The search is by port: the store's text search may treat "[" as a pattern.
-    let port = peer.rsplit(':').next().unwrap_or(peer);
-    summaries(d, agent, &format!(":{port}"))
+    summaries(d, agent, peer)
         .into_iter()
         .filter(|s| {
             s.rsplit_once(") [")
