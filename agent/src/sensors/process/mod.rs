@@ -236,54 +236,13 @@ impl ProcessSensor {
             .spawn(move || {
                 let mut enricher = enrich::Enricher::new(&cfg, mode, table);
                 enricher.seed();
-                enrich_loop(&mut enricher, &rx, &emit);
+                enrich::run(&mut enricher, &rx, &emit);
             });
         let threads = [capture, enrich]
             .into_iter()
             .filter_map(|t| t.map_err(|e| tracing::error!(error = %e, "thread")).ok())
             .collect();
         Running { stop, threads }
-    }
-}
-
-/// Stage two's loop: enriches each record as it comes, holding back the shells whose stdio
-/// peer is still looked for (`peers`), and what follows them, until their check is done.
-fn enrich_loop(
-    enricher: &mut enrich::Enricher,
-    rx: &std::sync::mpsc::Receiver<Vec<Raw>>,
-    emit: &Emitter,
-) {
-    use std::sync::mpsc::RecvTimeoutError;
-    use std::time::Instant;
-    let mut watch = peers::Watch::new(crate::sys::procfs::Proc::default());
-    loop {
-        let burst = match watch.next_due() {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
-        };
-        match burst {
-            Ok(burst) => {
-                for raw in burst {
-                    match enricher.handle(raw) {
-                        Some(enrich::Out::Event(body)) => {
-                            for body in watch.offer(body, Instant::now()) {
-                                emit.emit(body);
-                            }
-                        }
-                        Some(enrich::Out::Lost { count, why }) => emit.lost(count, why),
-                        None => {}
-                    }
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        for body in watch.due(Instant::now()) {
-            emit.emit(body);
-        }
-    }
-    for body in watch.drain() {
-        emit.emit(body);
     }
 }
 
