@@ -21,6 +21,9 @@ need_packages "the detection samples" chattr:e2fsprogs
 need_packages "the webhook TLS test" /etc/ssl/certs/ca-certificates.crt:ca-certificates
 need_packages "the benign-workload test" git:git ssh-keygen:openssh-client python3:python3 \
   dpkg-deb:dpkg tar:tar
+# The reverse-shell tests (tests/tests/reverse_shell.rs): nc.traditional has -e (netcat-openbsd
+# does not), socat and perl for their shells.
+need_packages "the reverse-shell tests" nc.traditional:netcat-traditional socat:socat perl:perl
 # `python3 -m venv` needs ensurepip, which Debian ships apart from python3.
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip' 2>/dev/null; then
   need_packages "the benign-workload test (python3 -m venv)" /nonexistent/ensurepip:python3-venv

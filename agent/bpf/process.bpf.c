@@ -35,6 +35,23 @@
 
 #define PIDTYPE_SID 3
 
+// Standard streams: the kind of each of fd 0, 1, 2 (values shared with ebpf.rs).
+#define STDIO_NONE 1
+#define STDIO_FILE 2
+#define STDIO_PIPE 3
+#define STDIO_TTY 4
+#define STDIO_SOCKET 5
+#define STDIO_OTHER 6
+
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+#define MINORBITS 20
+#define AF_INET 2
+#define AF_INET6 10
+
 typedef struct { int counter; } atomic_t;
 typedef struct { __u32 val; } kuid_t;
 typedef struct { __u32 val; } kgid_t;
@@ -68,6 +85,46 @@ struct signal_struct {
 	struct pid *pids[4];
 } __attribute__((preserve_access_index));
 
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
+} __attribute__((preserve_access_index));
+
+// The fields of struct sock_common sit in anonymous unions in the kernel; CO-RE finds them by
+// name.
+struct sock_common {
+	__be32 skc_daddr;
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	__be16 skc_dport;
+	struct in6_addr skc_v6_daddr;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_protocol;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned short i_mode;
+	unsigned int i_rdev;
+	unsigned long i_ino;
+} __attribute__((preserve_access_index));
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -79,6 +136,7 @@ struct task_struct {
 	struct mm_struct *mm;
 	struct signal_struct *signal;
 	struct fs_struct *fs;
+	struct files_struct *files;
 	char comm[16];
 } __attribute__((preserve_access_index));
 
@@ -112,12 +170,27 @@ struct fs_struct {
 
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
+	void *private_data;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
 	struct file *file;
 	const char *filename;
 } __attribute__((preserve_access_index));
+
+// One standard stream: what kind of file it is, and for a socket its family, protocol, state
+// and peer (port and address in network order, as the kernel keeps them).
+struct stdio {
+	__u32 kind;
+	__u16 family;
+	__u16 protocol;
+	__u64 inode;
+	__u16 dport;
+	__u8 state;
+	__u8 pad[5];
+	__u8 daddr[16];
+};
 
 // One record. Shared layout with agent/src/sensors/process/ebpf.rs (little endian, no padding
 // surprises: every field is naturally aligned). An exec record is sent up to the used part of
@@ -144,6 +217,8 @@ struct record {
 	char filename[FILENAME_MAX];
 	char cwd[PATH_DEPTH][NAME_MAX_];
 	char exe[PATH_DEPTH][NAME_MAX_];
+	// fd 0, 1, 2 of the new process, then of its parent.
+	struct stdio stdio[6];
 	char args[ARGS_MAX];
 };
 
@@ -264,6 +339,64 @@ static __always_inline int walk_path(struct dentry *d, struct vfsmount *vm,
 	return -1;
 }
 
+static __always_inline int is_tty(unsigned int rdev)
+{
+	unsigned int major = rdev >> MINORBITS;
+	return major == 4 || major == 5 || (major >= 136 && major <= 143);
+}
+
+// Fills `out` for fd `fd` of `task`: the kind from the inode's mode, and for a socket what its
+// struct sock says.
+static __always_inline void read_stdio(struct task_struct *task, int fd, struct stdio *out)
+{
+	__builtin_memset(out, 0, sizeof(*out));
+	out->kind = STDIO_NONE;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || BPF_CORE_READ(fdt, max_fds) <= (unsigned int)fd)
+		return;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) < 0 || !file)
+		return;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	unsigned short mode = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+	out->inode = BPF_CORE_READ(inode, i_ino);
+	switch (mode) {
+	case S_IFREG:
+		out->kind = STDIO_FILE;
+		return;
+	case S_IFIFO:
+		out->kind = STDIO_PIPE;
+		return;
+	case S_IFCHR:
+		out->kind = is_tty(BPF_CORE_READ(inode, i_rdev)) ? STDIO_TTY : STDIO_OTHER;
+		return;
+	case S_IFSOCK:
+		break;
+	default:
+		out->kind = STDIO_OTHER;
+		return;
+	}
+	out->kind = STDIO_SOCKET;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	out->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	out->protocol = BPF_CORE_READ(sk, sk_protocol);
+	out->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	out->dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	// Read into typed locals: BPF_CORE_READ_INTO reads sizeof(*dst), one byte for an array.
+	if (out->family == AF_INET) {
+		__be32 a4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(out->daddr, &a4, sizeof(a4));
+	} else if (out->family == AF_INET6) {
+		struct in6_addr a6;
+		BPF_CORE_READ_INTO(&a6, sk, __sk_common.skc_v6_daddr);
+		__builtin_memcpy(out->daddr, &a6, sizeof(a6));
+	}
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(cordon_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
@@ -292,6 +425,13 @@ int BPF_PROG(cordon_exec, struct task_struct *task, int old_pid, struct linux_bi
 		r->flags |= FLAG_EXE_INCOMPLETE;
 	else
 		r->exe_depth = depth;
+
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+#pragma unroll
+	for (int fd = 0; fd < 3; fd++) {
+		read_stdio(task, fd, &r->stdio[fd]);
+		read_stdio(parent, fd, &r->stdio[3 + fd]);
+	}
 
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	if (bpf_probe_read_kernel_str(r->filename, sizeof(r->filename), filename) < 0)

@@ -15,6 +15,15 @@
 //! | Hashes | `SHA256=<exe_sha256>` (the Sigma convention) |
 //! | sha256 | `exe_sha256` |
 //!
+//! Cordon's own process_creation fields (no Sigma equivalent), for the standard streams at exec:
+//!
+//! | field | from |
+//! |---|---|
+//! | StdinKind, StdoutKind, StderrKind | `stdin`/`stdout`/`stderr` kind: `file`, `pipe`, `tty`, `socket`, `none`, `other` |
+//! | StdinPeer, StdoutPeer, StderrPeer | the stream's peer when it is a connected internet socket (`10.0.0.2:4444`, `[fd00::2]:4444`) |
+//! | ParentStdioPeer | `parent_socket`: the peer of an internet socket the parent holds as its stdio |
+//! | StdioPeerImage, StdioPeerAddress | `pipe_peer` exe and `pipe_peer_socket` peer: a process at the other end of a stdio pipe or socket pair that holds a connected internet socket |
+//!
 //! `file_event` is a `FileEvent` of kind CREATE, MODIFY (written and closed) or RENAME (the new
 //! name): `TargetFilename` is `path`. DELETE is not a `file_event`: Sigma gives deletions
 //! their own category (`file_delete`), and a rule about files being written must not fire
@@ -37,7 +46,7 @@ use crate::fields_net::{
     DNS_FIELDS, DNS_QUERY, DnsFields, NETWORK_CONNECTION, NETWORK_FIELDS, NetworkFields,
     is_connection,
 };
-use cordon_proto::{Event, FileEvent, ProcessEvent, event, file_event, process_event};
+use cordon_proto::{Event, FileEvent, ProcessEvent, Stdio, event, file_event, process_event};
 
 pub const PROCESS_CREATION: &str = "process_creation";
 pub const FILE_EVENT: &str = "file_event";
@@ -86,6 +95,15 @@ pub fn known_fields(category: &str) -> &'static [&'static str] {
             "ParentProcessId",
             "Hashes",
             "sha256",
+            "StdinKind",
+            "StdoutKind",
+            "StderrKind",
+            "StdinPeer",
+            "StdoutPeer",
+            "StderrPeer",
+            "ParentStdioPeer",
+            "StdioPeerImage",
+            "StdioPeerAddress",
         ],
         FILE_EVENT => &["TargetFilename"],
         NETWORK_CONNECTION => NETWORK_FIELDS,
@@ -183,8 +201,32 @@ impl Fields for ProcessFields<'_> {
                 Some(Value::Str(Cow::Owned(format!("SHA256={}", p.exe_sha256))))
             }
             "sha256" => text(&p.exe_sha256),
+            "StdinKind" => stdio_kind(p.stdin.as_ref()),
+            "StdoutKind" => stdio_kind(p.stdout.as_ref()),
+            "StderrKind" => stdio_kind(p.stderr.as_ref()),
+            "StdinPeer" => stdio_peer(p.stdin.as_ref()),
+            "StdoutPeer" => stdio_peer(p.stdout.as_ref()),
+            "StderrPeer" => stdio_peer(p.stderr.as_ref()),
+            "ParentStdioPeer" => stdio_peer(p.parent_socket.as_ref()),
+            "StdioPeerImage" => p.pipe_peer.as_ref().and_then(|r| text(&r.exe)),
+            "StdioPeerAddress" => stdio_peer(p.pipe_peer_socket.as_ref()),
             _ => None,
         }
+    }
+}
+
+fn stdio_kind(s: Option<&Stdio>) -> Option<Value<'_>> {
+    let name = cordon_proto::streams::kind_name(s?.kind)?;
+    Some(Value::Str(Cow::Borrowed(name)))
+}
+
+/// Only an internet socket's peer: a unix socket has none in these fields.
+fn stdio_peer(s: Option<&Stdio>) -> Option<Value<'_>> {
+    let s = s?;
+    if s.family.starts_with("inet") {
+        text(&s.peer)
+    } else {
+        None
     }
 }
 

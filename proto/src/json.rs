@@ -17,7 +17,7 @@
 //! [`event_record_from_json`] the whole record.
 
 use crate::names::{
-    self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, NETWORK_KIND, Names, PROCESS_KIND,
+    self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, NETWORK_KIND, Names, PROCESS_KIND, STDIO_KIND,
 };
 use crate::*;
 use serde::Serialize;
@@ -83,7 +83,16 @@ fn without(mut v: Value, field: &str) -> Value {
 /// An event's body as the field named for its kind.
 fn body_json(body: &event::Body) -> Result<(&'static str, Value), serde_json::Error> {
     Ok(match body {
-        event::Body::Process(p) => ("process", named(p, "kind", PROCESS_KIND, p.kind)?),
+        event::Body::Process(p) => {
+            let mut v = named(p, "kind", PROCESS_KIND, p.kind)?;
+            // Each stream's kind by name, as for the event itself.
+            for field in crate::streams::FIELDS {
+                if let Some(kind) = v[field].get("kind").and_then(Value::as_i64) {
+                    v[field]["kind"] = json!(names::name(STDIO_KIND, kind as i32));
+                }
+            }
+            ("process", v)
+        }
         event::Body::File(f) => ("file", named(f, "kind", FILE_KIND, f.kind)?),
         event::Body::Notice(n) => ("notice", serde_json::to_value(n)?),
         event::Body::Network(n) => ("network", named(n, "kind", NETWORK_KIND, n.kind)?),
@@ -112,7 +121,12 @@ pub fn event_from_json(v: &Value) -> Option<Event> {
         body["kind"] = json!(kind);
         Some(body)
     };
-    let body = if let Some(p) = with_kind("process", PROCESS_KIND) {
+    let body = if let Some(mut p) = with_kind("process", PROCESS_KIND) {
+        for field in crate::streams::FIELDS {
+            if let Some(name) = p[field].get("kind").and_then(Value::as_str) {
+                p[field]["kind"] = json!(names::value(STDIO_KIND, name)?);
+            }
+        }
         event::Body::Process(from_fields(p)?)
     } else if let Some(f) = with_kind("file", FILE_KIND) {
         event::Body::File(from_fields(f)?)

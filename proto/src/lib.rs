@@ -22,6 +22,7 @@ pub mod process;
 pub mod report;
 pub mod secrets;
 pub mod status;
+pub mod streams;
 pub mod time;
 pub mod tree;
 

@@ -2,7 +2,7 @@
 //! (cordonctl's text and `--json`, the console's JSON downloads): the numbers never reach the
 //! user.
 
-use crate::{CommandOutcome, CommandStatus, file_event, network_event, process_event};
+use crate::{CommandOutcome, CommandStatus, file_event, network_event, process_event, stdio};
 
 /// One protocol enum's values and their names.
 pub type Names = [(i32, &'static str)];
@@ -27,6 +27,16 @@ pub const PROCESS_KIND: &Names = &[
     (process_event::Kind::Unspecified as i32, "unknown"),
     (process_event::Kind::Exec as i32, "exec"),
     (process_event::Kind::Exit as i32, "exit"),
+];
+
+pub const STDIO_KIND: &Names = &[
+    (stdio::Kind::Unspecified as i32, "unknown"),
+    (stdio::Kind::None as i32, "none"),
+    (stdio::Kind::File as i32, "file"),
+    (stdio::Kind::Pipe as i32, "pipe"),
+    (stdio::Kind::Tty as i32, "tty"),
+    (stdio::Kind::Socket as i32, "socket"),
+    (stdio::Kind::Other as i32, "other"),
 ];
 
 pub const FILE_KIND: &Names = &[
@@ -80,6 +90,7 @@ mod tests {
             PROCESS_KIND,
             FILE_KIND,
             NETWORK_KIND,
+            STDIO_KIND,
         ] {
             for (v, n) in names {
                 assert_eq!(value(names, n), Some(*v));

@@ -39,6 +39,9 @@ pub fn describe(p: &ProcessNode) -> String {
         }
     }
     let _ = write!(s, "  {}", one_line(&p.command));
+    if let Some(e) = p.execs.last().filter(|e| !e.stdio.is_empty()) {
+        let _ = write!(s, "  [{}]", e.stdio);
+    }
     let earlier = p.execs.len().saturating_sub(1);
     for e in &p.execs[..earlier] {
         let _ = write!(s, "  (earlier: {})", one_line(&e.command));

@@ -45,6 +45,7 @@ fn one(p: &Proc) -> Markup {
         span.process {
             span.pid { "pid " (p.pid) } " "
             code.command { (p.command()) }
+            @if let Some(e) = p.execs.last().filter(|e| !e.stdio.is_empty()) { " " span.stdio { "[" (e.stdio) "]" } }
             @for e in &p.execs[..earlier] { " " span.earlier { "(earlier: " code { (e.command) } ")" } }
             @if p.started_ms > 0 { " started " (when(p.started_ms)) }
             @if p.execs.is_empty() { " (known only from its child's event)" }

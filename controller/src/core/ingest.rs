@@ -153,7 +153,8 @@ pub fn describe(e: &Event) -> (&'static str, String) {
     }
 }
 
-/// "exec /usr/bin/id -u (pid 7, ppid 1, user root, parent /bin/sh)" or
+/// "exec /usr/bin/id -u (pid 7, ppid 1, user root, parent /bin/sh)", with the unusual standard
+/// streams after it ("[stdin=socket 10.0.0.2:4444]"), or
 /// "exit /usr/bin/id (pid 7) code 0 after 3 ms".
 fn describe_process(p: &ProcessEvent) -> String {
     let partial = if p.partial { " [partial]" } else { "" };
@@ -175,8 +176,12 @@ fn describe_process(p: &ProcessEvent) -> String {
             } else {
                 p.user.clone()
             };
+            // Sockets on the standard streams, and a network peer behind a pipe.
+            let stdio = cordon_proto::streams::summary(p)
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
             format!(
-                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){partial}",
+                "exec {} {} (pid {}, ppid {}, user {user}, parent {}){stdio}{partial}",
                 p.exe,
                 p.argv.join(" "),
                 p.pid,

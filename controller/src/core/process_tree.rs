@@ -26,6 +26,8 @@ pub struct Exec {
     pub seq: u64,
     pub time_ms: i64,
     pub command: String,
+    /// Its standard streams when unusual (`cordon_proto::streams::summary`), else empty.
+    pub stdio: String,
 }
 
 /// How a process ended, as its exit event tells it.
@@ -136,6 +138,7 @@ pub fn processes(events: &[StoredEvent]) -> Vec<Proc> {
             seq: e.seq,
             time_ms: e.time_ms,
             command: command_line(&p),
+            stdio: cordon_proto::streams::summary(&p).unwrap_or_default(),
         });
         let parent = (!p.parent_exe.is_empty() || !p.parent_argv.is_empty())
             .then(|| (p.parent_exe.clone(), p.parent_argv.join(" ")));

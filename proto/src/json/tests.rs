@@ -18,6 +18,12 @@ fn process_record() -> EventRecord {
                 pid: 42,
                 exe: "/usr/bin/id".into(),
                 argv: vec!["id".into(), "-u".into()],
+                stdin: Some(Stdio {
+                    kind: stdio::Kind::Socket as i32,
+                    family: "inet".into(),
+                    peer: "10.0.0.2:4444".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })),
         }),
@@ -57,6 +63,8 @@ fn a_process_event_is_named_and_flat() {
     assert_eq!(v["kind"], "process");
     assert_eq!(v["process"]["kind"], "exec");
     assert_eq!(v["process"]["argv"], json!(["id", "-u"]));
+    assert_eq!(v["process"]["stdin"]["kind"], "socket");
+    assert_eq!(v["process"]["stdin"]["peer"], "10.0.0.2:4444");
     assert_eq!(v["seq"], 7);
     assert!(v.get("event").is_none() && v.get("body").is_none(), "{v}");
     assert_snake_case(&v);

@@ -31,9 +31,11 @@ fn sample() -> ProcessTree {
     curl.lifetime_ms = 1_204;
     let mut init = node(1, "init", Vec::new());
     init.started_ms = 0;
+    let mut shell = node(100, "bash -i", Vec::new());
+    shell.execs[0].stdio = "stdin=socket 10.0.0.2:4444".into();
     ProcessTree {
         agent_id: "ab12".into(),
-        ancestors: vec![init, node(100, "bash -i", Vec::new())],
+        ancestors: vec![init, shell],
         process: Some(curl),
         truncated: false,
         seq: 42,
@@ -46,7 +48,7 @@ fn ancestors_lead_to_the_marked_process_and_its_branches() {
     let started = "started 2023-11-14T22:13:20Z";
     let want = [
         "pid 1  start unknown  init".to_string(),
-        format!("└─ pid 100  {started}  bash -i"),
+        format!("└─ pid 100  {started}  bash -i  [stdin=socket 10.0.0.2:4444]"),
         format!("   └─ ▶ pid 300  {started}  curl http://x  [exited 0 after 1.204 s]"),
         format!("      ├─ pid 400  {started}  id"),
         format!("      │  └─ pid 500  {started}  whoami"),

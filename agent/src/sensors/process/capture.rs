@@ -2,8 +2,8 @@
 //! exit or exec again. Anything the source already supplied is kept; a pid whose start time no
 //! longer matches belongs to another process and is not read at all.
 
-use super::RawExec;
 use super::clock::{ns_to_ticks, ticks_to_ns};
+use super::{RawExec, stdio};
 use crate::sys::procfs::{Proc, tty_name};
 
 pub fn exec(proc: &Proc, e: &mut RawExec, argv_max: usize) {
@@ -47,6 +47,13 @@ pub fn exec(proc: &Proc, e: &mut RawExec, argv_max: usize) {
     }
     if e.ids.is_none() {
         e.ids = proc.ids(pid);
+    }
+    if e.stdio.is_none() {
+        e.stdio = stdio::from_proc(proc, pid);
+    }
+    // Only a socket of the parent's matters (see `peers`); it is read while the child is young.
+    if e.parent_stdio.is_none() && e.ppid != 0 {
+        e.parent_stdio = stdio::from_proc(proc, e.ppid);
     }
     // A cgroup id (eBPF) is resolved to its path in stage two.
     if e.cgroup.is_none() && e.cgroup_id.is_none() {

@@ -3,6 +3,7 @@
 //! (no tracefs needed), and reads records from the ring buffer as the kernel fills it. Records
 //! that did not fit are counted per kind in a map, and reported.
 
+use super::stdio::KernelStdio;
 use super::{Raw, RawExec, Sink, Source};
 use crate::sys::procfs::split_args;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -177,7 +178,9 @@ const TTY: usize = 96;
 const FILENAME: usize = 128;
 const CWD: usize = 384;
 const EXE: usize = 1408;
-const ARGS: usize = 2432;
+const STDIO: usize = 2432;
+const STDIO_SIZE: usize = 40;
+const ARGS: usize = STDIO + 6 * STDIO_SIZE;
 const PATH_DEPTH: usize = 16;
 const NAME_MAX: usize = 64;
 
@@ -212,6 +215,31 @@ fn path(b: &[u8], at: usize, depth: u32, complete: bool) -> Option<Option<String
     Some(Some(format!("/{}", parts.join("/"))))
 }
 
+/// The record's six `struct stdio`: fd 0 to 2 of the process, then of its parent.
+fn streams(b: &[u8]) -> Option<[[cordon_proto::Stdio; 3]; 2]> {
+    let one = |i: usize| -> Option<cordon_proto::Stdio> {
+        let at = STDIO + i * STDIO_SIZE;
+        let u16_at = |o: usize| {
+            Some(u16::from_le_bytes(
+                b.get(at + o..at + o + 2)?.try_into().ok()?,
+            ))
+        };
+        Some(
+            KernelStdio {
+                kind: u32_at(b, at)?,
+                family: u16_at(4)?,
+                protocol: u16_at(6)?,
+                inode: u64_at(b, at + 8)?,
+                // In network order: the bytes as they lie.
+                dport: u16::from_ne_bytes(b.get(at + 16..at + 18)?.try_into().ok()?),
+                daddr: b.get(at + 24..at + 40)?.try_into().ok()?,
+            }
+            .into_stdio(),
+        )
+    };
+    Some([[one(0)?, one(1)?, one(2)?], [one(3)?, one(4)?, one(5)?]])
+}
+
 /// Decodes one ring-buffer record.
 fn parse(b: &[u8]) -> Option<Raw> {
     let kind = u32_at(b, 0)?;
@@ -231,6 +259,7 @@ fn parse(b: &[u8]) -> Option<Raw> {
             let cwd = path(b, CWD, u32_at(b, 40)?, flags & FLAG_CWD_INCOMPLETE == 0)?;
             let exe = path(b, EXE, u32_at(b, 44)?, flags & FLAG_EXE_INCOMPLETE == 0)?;
             let tty = cstr(b, TTY, 32)?;
+            let [stdio, parent_stdio] = streams(b)?;
             Some(Raw::Exec(Box::new(RawExec {
                 pid,
                 ppid,
@@ -247,6 +276,8 @@ fn parse(b: &[u8]) -> Option<Raw> {
                 cgroup: None,
                 exe,
                 cwd,
+                stdio: Some(stdio),
+                parent_stdio: Some(parent_stdio),
             })))
         }
         KIND_FORK => Some(Raw::Fork {

@@ -2,7 +2,8 @@
 //! alive (seeded from /proc, then kept by exec, fork and exit records; see `table`), which
 //! gives the parent's exe and argv here and names the process behind other sensors' events,
 //! and adds the user name, the executable's SHA-256 (cached by file identity) and the cgroup
-//! path. Whatever could not be learnt is named in `missing`, and the event is still sent.
+//! path. Whatever could not be learnt is named in `missing`, and the event is still sent. Its
+//! loop ([`run`]) passes events through the stdio peer check (`peers`) on their way out.
 
 use super::clock::{boot_to_wall_ms, ns_to_ticks};
 use super::table::{Known, ProcessTable, same_start};
@@ -17,6 +18,46 @@ use std::time::{Duration, Instant};
 
 /// How long an exited process stays in the table, for children reported after it.
 const LINGER: Duration = Duration::from_secs(10);
+
+/// Stage two's loop: enriches each record as it comes, holding back the shells whose stdio
+/// peer is still looked for (`peers`), and what follows them, until their check is done.
+pub fn run(
+    enricher: &mut Enricher,
+    rx: &std::sync::mpsc::Receiver<Vec<Raw>>,
+    emit: &crate::telemetry::Emitter,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut watch = super::peers::Watch::new(crate::sys::procfs::Proc::default());
+    loop {
+        let burst = match watch.next_due() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        match burst {
+            Ok(burst) => {
+                for raw in burst {
+                    match enricher.handle(raw) {
+                        Some(Out::Event(body)) => {
+                            for body in watch.offer(body, Instant::now()) {
+                                emit.emit(body);
+                            }
+                        }
+                        Some(Out::Lost { count, why }) => emit.lost(count, why),
+                        None => {}
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        for body in watch.due(Instant::now()) {
+            emit.emit(body);
+        }
+    }
+    for body in watch.drain() {
+        emit.emit(body);
+    }
+}
 
 /// What stage two hands to the emitter.
 #[derive(Debug)]
@@ -129,6 +170,12 @@ impl Enricher {
             },
         );
         let parent = parent.unwrap_or_default();
+        let [stdin, stdout, stderr] = e.stdio.map(|s| s.map(Some)).unwrap_or_default();
+        // Only an internet socket of the parent's tells anything (a shell spawned on a pty by
+        // a process whose stdio is the attacker's connection).
+        let parent_socket = e
+            .parent_stdio
+            .and_then(|p| p.into_iter().find(super::stdio::is_inet_peer));
         ProcessEvent {
             kind: Kind::Exec as i32,
             pid: e.pid,
@@ -154,6 +201,10 @@ impl Enricher {
             missing,
             source: self.source.into(),
             comm: e.comm.unwrap_or_default(),
+            stdin,
+            stdout,
+            stderr,
+            parent_socket,
             ..Default::default()
         }
     }

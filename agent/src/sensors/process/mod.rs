@@ -15,7 +15,9 @@ mod connector;
 #[cfg(cordon_ebpf)]
 mod ebpf;
 pub mod enrich;
+mod peers;
 mod poll;
+pub mod stdio;
 pub mod table;
 
 use crate::telemetry::Emitter;
@@ -94,6 +96,9 @@ pub struct RawExec {
     pub comm: Option<String>,
     pub exe: Option<String>,
     pub cwd: Option<String>,
+    /// fd 0, 1, 2 at exec, and those of the parent.
+    pub stdio: Option<[cordon_proto::Stdio; 3]>,
+    pub parent_stdio: Option<[cordon_proto::Stdio; 3]>,
 }
 
 /// What a source reports, in the order it happened.
@@ -236,13 +241,7 @@ impl ProcessSensor {
             .spawn(move || {
                 let mut enricher = enrich::Enricher::new(&cfg, mode, table);
                 enricher.seed();
-                for raw in rx.iter().flatten() {
-                    match enricher.handle(raw) {
-                        Some(enrich::Out::Event(body)) => emit.emit(*body),
-                        Some(enrich::Out::Lost { count, why }) => emit.lost(count, why),
-                        None => {}
-                    }
-                }
+                enrich::run(&mut enricher, &rx, &emit);
             });
         let threads = [capture, enrich]
             .into_iter()
@@ -485,6 +484,12 @@ mod tests {
         assert!(sh.start_ns.is_some() && sh.ids.is_some() && sh.cgroup_id.is_some());
         let echo = execs.iter().find(|e| e.pid == pids.1).unwrap();
         assert!(echo.exe.as_deref().unwrap().ends_with("/echo"));
+        let stdout = &echo.stdio.as_ref().expect("stdio read in the kernel")[1];
+        assert_eq!(
+            stdout.kind,
+            cordon_proto::stdio::Kind::Other as i32,
+            "/dev/null is a character device, not a terminal"
+        );
         let exit = seen.iter().find_map(|r| match r {
             Raw::Exit { pid, status, .. } if *pid == pids.0 => *status,
             _ => None,

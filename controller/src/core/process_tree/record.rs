@@ -45,6 +45,7 @@ fn node(p: Proc, children: Vec<pb::ProcessNode>) -> pb::ProcessNode {
                 seq: e.seq,
                 time_ms: e.time_ms,
                 command: e.command,
+                stdio: e.stdio,
             })
             .collect(),
         exe: p.exe,
