@@ -21,7 +21,7 @@ pub enum EventsCmd {
         /// Only this agent's events (id or an unambiguous prefix).
         #[arg(long)]
         agent: Option<String>,
-        /// Only events of this kind: process, file, notice.
+        /// Only events of this kind: process, file, network, dns, notice.
         #[arg(long)]
         kind: Option<String>,
         /// Events from this time on: RFC 3339, Unix milliseconds, or an age such as 15m (ago).

@@ -40,11 +40,15 @@
 //! Hunt (`hunt.rs`, with the simulator): one hunt across `--hunt-agents N` (default 1,000)
 //! simulated agents, from the request to every agent answered and its rows stored.
 //!
+//! Network (`netload.rs`): `--net-rate N` connections per second (default 5,000) from two loops
+//! for `--net-secs S`: the share stored with the right process and the agent's CPU; then the
+//! idle agent's CPU over `--idle-secs S` with every sensor on.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect` and `hunt` (default: all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt` and `netload` (default: all).
 
 mod collect;
 mod console;
@@ -52,6 +56,7 @@ mod detection;
 mod fanout;
 mod fleet;
 mod hunt;
+mod netload;
 mod pg_ingest;
 mod playbook;
 mod scale;
@@ -96,6 +101,7 @@ const SECTIONS: &[&str] = &[
     "pg-ingest",
     "collect",
     "hunt",
+    "netload",
 ];
 
 /// The sections `--only` names (all without it).
@@ -141,6 +147,11 @@ fn main() -> anyhow::Result<()> {
     };
     let collect_procs = arg("--collect-procs", 2000)?.clamp(0, 20_000);
     let collect_files = arg("--collect-files", 100_000)?.clamp(1, 2_000_000);
+    let net_load = netload::Load {
+        rate: arg("--net-rate", 5000)?.clamp(1, 100_000),
+        secs: arg("--net-secs", 10)?.clamp(1, 600) as u64,
+        idle_secs: arg("--idle-secs", 30)?.clamp(1, 3600) as u64,
+    };
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -171,6 +182,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("hunt") {
         hunt::run(hunt_agents)?;
+    }
+    if run("netload") {
+        netload::run(&net_load)?;
     }
     if run("collect") {
         collect::run(collect_procs, collect_files)?;
