@@ -3,7 +3,9 @@
 //! - `spool_segment`: spool segments, one whole and one torn in the middle of a record, each
 //!   after the 16 bytes the target reads as the `acked` and `reserved` numbers;
 //! - `agent_state`: an identity file, a command ledger and a quarantine record;
-//! - `utmp`: generated (not this host's) utmp, wtmp and btmp files, and a wtmp cut mid-record.
+//! - `utmp`: generated (not this host's) utmp, wtmp and btmp files, and a wtmp cut mid-record;
+//! - `network_records`: the network sensor's kernel records (connections over IPv4 and IPv6, a
+//!   DNS query and its answer, and one cut short).
 
 use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
@@ -27,6 +29,7 @@ fn main() -> Result<()> {
         "spool_segment" => spool(&out),
         "agent_state" => state(&out),
         "utmp" => accounting(&out),
+        "network_records" => network(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
@@ -164,5 +167,58 @@ fn accounting(out: &Path) -> Result<()> {
         1_700_000_500,
     )?];
     std::fs::write(out.join("btmp"), file(failed))?;
+    Ok(())
+}
+
+fn network(out: &Path) -> Result<()> {
+    use cordon_agent::sensors::network::{dns, record};
+    let connect = record::RawNet {
+        kind: record::RecordKind::Connect,
+        pid: 42,
+        uid: 0,
+        start_ns: Some(1_000_000_000),
+        time_ns: 2_000_000_000,
+        tcp: true,
+        source: ("10.0.0.1".parse()?, 40_000),
+        destination: ("10.0.0.2".parse()?, 443),
+        initiated: true,
+        failed: false,
+        bytes_sent: 0,
+        bytes_received: 0,
+        duration_ns: 0,
+        cookie: 7,
+        payload: Vec::new(),
+    };
+    let v6 = record::RawNet {
+        kind: record::RecordKind::Close,
+        source: ("fd00::1".parse()?, 40_001),
+        destination: ("fd00::2".parse()?, 22),
+        bytes_sent: 100,
+        bytes_received: 200,
+        ..connect.clone()
+    };
+    let query = record::RawNet {
+        kind: record::RecordKind::DnsQuery,
+        tcp: false,
+        destination: ("10.0.0.53".parse()?, 53),
+        payload: dns::build(9, "c2.evil.example", None),
+        ..connect.clone()
+    };
+    let answer = record::RawNet {
+        kind: record::RecordKind::DnsAnswer,
+        source: ("10.0.0.53".parse()?, 53),
+        payload: dns::build(9, "c2.evil.example", Some("203.0.113.7".parse()?)),
+        ..query.clone()
+    };
+    for (name, r) in [
+        ("connect", &connect),
+        ("close-v6", &v6),
+        ("query", &query),
+        ("answer", &answer),
+    ] {
+        std::fs::write(out.join(name), record::encode(r))?;
+    }
+    let cut = record::encode(&answer);
+    std::fs::write(out.join("answer-cut"), &cut[..cut.len() - 5])?;
     Ok(())
 }

@@ -115,6 +115,33 @@ pub fn parse(bytes: &[u8]) -> Result<Message, DnsError> {
     Ok(m)
 }
 
+/// A query for `name` (type A), or with `answer` the reply giving that address: for tests and
+/// fuzz seeds.
+pub fn build(id: u16, name: &str, answer: Option<Ipv4Addr>) -> Vec<u8> {
+    use simple_dns::rdata::A;
+    use simple_dns::{CLASS, Name, Question, ResourceRecord, TYPE};
+    let mut p = match answer {
+        Some(_) => Packet::new_reply(id),
+        None => Packet::new_query(id),
+    };
+    let qname = Name::new_unchecked(name);
+    p.questions.push(Question::new(
+        qname.clone(),
+        TYPE::A.into(),
+        CLASS::IN.into(),
+        false,
+    ));
+    if let Some(ip) = answer {
+        p.answers.push(ResourceRecord::new(
+            qname,
+            CLASS::IN,
+            60,
+            RData::A(A::from(ip)),
+        ));
+    }
+    p.build_bytes_vec().unwrap_or_default()
+}
+
 /// Addresses to the names they were answered for, each kept for its TTL (within bounds),
 /// oldest forgotten first once full.
 pub struct Hostnames {

@@ -214,8 +214,6 @@ mod tests {
     use super::*;
     use crate::sensors::network::record::encode;
     use crate::sys::procfs::Proc;
-    use simple_dns::rdata::{A, RData};
-    use simple_dns::{CLASS, Name, Packet, Question, ResourceRecord, TYPE};
 
     fn tracker() -> Tracker {
         let table = Arc::new(ProcessTable::new(Proc::default(), 4096));
@@ -245,23 +243,7 @@ mod tests {
     }
 
     fn dns_bytes(id: u16, answer: Option<[u8; 4]>) -> Vec<u8> {
-        let mut p = match answer {
-            Some(_) => Packet::new_reply(id),
-            None => Packet::new_query(id),
-        };
-        let name = Name::new_unchecked("c2.evil.example");
-        p.questions.push(Question::new(
-            name.clone(),
-            TYPE::A.into(),
-            CLASS::IN.into(),
-            false,
-        ));
-        if let Some(ip) = answer {
-            let a = A::from(std::net::Ipv4Addr::from(ip));
-            p.answers
-                .push(ResourceRecord::new(name, CLASS::IN, 60, RData::A(a)));
-        }
-        p.build_bytes_vec().unwrap()
+        super::dns::build(id, "c2.evil.example", answer.map(std::net::Ipv4Addr::from))
     }
 
     fn only_event(outs: Vec<Out>) -> event::Body {
