@@ -115,11 +115,17 @@ impl Uplink {
             None => ("none".to_string(), "none".to_string()),
         };
         let mut sensors = vec![format!("process: {status}")];
+        let table = process_sensor.as_ref().map(ProcessSensor::table);
         let process_running = process_sensor.map(|p| p.start(telemetry.emitter()));
-        let file_sensor = match FileSensor::start(&config.files, &state.dir, telemetry.emitter()) {
+        let file_sensor = match FileSensor::start(
+            &config.files,
+            &state.dir,
+            telemetry.emitter(),
+            table,
+        ) {
             Ok(s) => {
-                tracing::info!(directories = s.watched, "file sensor watching");
-                sensors.push(format!("file: watching {} directories", s.watched));
+                tracing::info!(status = %s.status, "file sensor running");
+                sensors.push(format!("file: {}", s.status));
                 Some(s)
             }
             Err(e) => {
