@@ -279,3 +279,71 @@ impl Resolver {
         Some(link)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Reads changes until `done` holds, or five seconds pass.
+    fn changes(g: &mut Group, done: impl Fn(&[Change]) -> bool) -> Vec<Change> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut all = Vec::new();
+        while Instant::now() < deadline && !done(&all) {
+            for seen in g.read(Duration::from_millis(50)).unwrap() {
+                if let Seen::Change(c) = seen {
+                    all.push(c);
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn changes_anywhere_are_named_with_their_paths_and_process_and_own_writes_are_not() {
+        if !crate::sys::privileges::is_root() {
+            assert!(!cordon_skips::in_ci(), "fanotify needs root, and CI must run it");
+            cordon_skips::skip("fanotify group", "needs root");
+            return;
+        }
+        let root = tempfile::tempdir_in("/var/tmp").unwrap();
+        let skipped = root.path().join("skipped");
+        std::fs::create_dir(&skipped).unwrap();
+        let mut g = Group::open(vec![skipped.clone()]).unwrap();
+        let dir = root.path().canonicalize().unwrap();
+        // This process's own write is never reported.
+        std::fs::write(dir.join("own"), b"mine").unwrap();
+        let script = format!(
+            "cd {0} && echo x > skipped/f && echo x > f && chmod u+s f && mv f g && rm g",
+            dir.display()
+        );
+        let child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let gone = dir.join("g");
+        let got = changes(&mut g, |c| {
+            c.iter().any(|c| c.kind == Kind::Delete && c.path == gone)
+        });
+        let mine: Vec<_> = got.iter().filter(|c| c.path.starts_with(&dir)).collect();
+        let kinds: Vec<_> = mine.iter().map(|c| (c.kind, c.path.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Create, dir.join("f")),
+                (Kind::Modify, dir.join("f")),
+                (Kind::Attrib, dir.join("f")),
+                (Kind::Rename, dir.join("g")),
+                (Kind::Delete, dir.join("g")),
+            ],
+            "{got:?}"
+        );
+        // The shell wrote the file itself; chmod, mv and rm are its children.
+        assert!(mine[..2].iter().all(|c| c.pid == pid), "{mine:?}");
+        assert!(mine.iter().all(|c| c.pid != std::process::id() && !c.unresolved));
+        assert_eq!(mine[3].old_path.as_deref(), Some(dir.join("f").as_path()));
+    }
+}
