@@ -59,12 +59,14 @@ impl AgentHandle {
         merge_toml(&self.config, extra);
     }
 
-    /// Points the file sensor at `dir` alone and turns the process sensor off, so the files
-    /// a test makes are the only events besides the agent's own notices.
+    /// Points the file sensor (inotify, which sees nothing else) at `dir` alone and turns
+    /// the process sensor off, so the files a test makes are the only events besides the
+    /// agent's own notices.
     pub fn watch_only(&self, dir: &Path) {
         let dir = toml::Value::from(dir.display().to_string());
         self.configure(&format!(
-            "[files]\nwatch = [{dir}]\nrecursive = []\n[process]\nmode = \"off\"\n"
+            "[files]\nmode = \"inotify\"\nwatch = [{dir}]\nrecursive = []\n\
+             [process]\nmode = \"off\"\n"
         ));
     }
 
