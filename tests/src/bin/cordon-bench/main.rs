@@ -40,17 +40,22 @@
 //! Hunt (`hunt.rs`, with the simulator): one hunt across `--hunt-agents N` (default 1,000)
 //! simulated agents, from the request to every agent answered and its rows stored.
 //!
+//! File writes (`fswrites.rs`, root only): `--fswrites-rate N` (default 10,000) file writes a
+//! second for `--fswrites-secs S` (default 10) on three filesystems, the agent's fanotify file
+//! sensor beside its inotify one: the share stored with the right process, and agent CPU.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect` and `hunt` (default: all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt` and `fswrites` (default: all).
 
 mod collect;
 mod console;
 mod detection;
 mod fanout;
 mod fleet;
+mod fswrites;
 mod hunt;
 mod pg_ingest;
 mod playbook;
@@ -96,6 +101,7 @@ const SECTIONS: &[&str] = &[
     "pg-ingest",
     "collect",
     "hunt",
+    "fswrites",
 ];
 
 /// The sections `--only` names (all without it).
@@ -141,6 +147,8 @@ fn main() -> anyhow::Result<()> {
     };
     let collect_procs = arg("--collect-procs", 2000)?.clamp(0, 20_000);
     let collect_files = arg("--collect-files", 100_000)?.clamp(1, 2_000_000);
+    let fswrites_rate = arg("--fswrites-rate", 10_000)?.clamp(1, 1_000_000) as u64;
+    let fswrites_secs = arg("--fswrites-secs", 10)?.clamp(1, 600) as u64;
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -174,6 +182,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("collect") {
         collect::run(collect_procs, collect_files)?;
+    }
+    if run("fswrites") {
+        fswrites::run(fswrites_rate, fswrites_secs)?;
     }
     if run("pg-ingest") {
         pg_ingest::run(pg_load)?;
