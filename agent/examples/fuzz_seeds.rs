@@ -9,9 +9,9 @@
 
 use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
-use cordon_agent::sensors::file::records::{self, Handle, Info, InfoKind};
 use cordon_agent::respond::protect::Protected;
 use cordon_agent::respond::quarantine::{Protection, QuarantineStore};
+use cordon_agent::sensors::file::records::{self, Handle, Info, InfoKind};
 use cordon_agent::spool::{Spool, SpoolConfig};
 use cordon_agent::state::{Identity, StateDir};
 use cordon_proto::{CommandResult, FileEvent, ProcessEvent, event};
@@ -181,11 +181,13 @@ fn fanotify(out: &Path) -> Result<()> {
         },
         name: name.as_bytes().to_vec(),
     };
-    let record = |mask, infos| records::encode(&records::Record {
-        mask,
-        pid: 4242,
-        infos,
-    });
+    let record = |mask, infos| {
+        records::encode(&records::Record {
+            mask,
+            pid: 4242,
+            infos,
+        })
+    };
     // FAN_CREATE | FAN_CLOSE_WRITE on one file, as the kernel merges them.
     let write = record(0x108, vec![info(InfoKind::DfidName, "authorized_keys")]);
     // FAN_RENAME | FAN_ONDIR.

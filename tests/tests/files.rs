@@ -13,8 +13,17 @@ use std::time::Duration;
 /// File events stored for `agent` whose summary contains `text`.
 fn file_events(d: &Deployment, agent: &AgentHandle, text: &str) -> Vec<FileEvent> {
     let out = d.ctl(&[
-        "events", "query", "--agent", &agent.id, "--kind", "file", "--contains", text,
-        "--limit", "1000", "--json",
+        "events",
+        "query",
+        "--agent",
+        &agent.id,
+        "--kind",
+        "file",
+        "--contains",
+        text,
+        "--limit",
+        "1000",
+        "--json",
     ]);
     out.lines()
         .filter_map(|l| match event_line(l).event?.body? {
@@ -40,7 +49,11 @@ fn unnamed_dir(tag: &str) -> tempfile::TempDir {
     let conf = cordon_agent::sensors::file::FileSensorConfig::default();
     let path = dir.path().to_string_lossy().into_owned();
     assert!(
-        !conf.watch.iter().chain(&conf.recursive).any(|w| path.starts_with(w.as_str())),
+        !conf
+            .watch
+            .iter()
+            .chain(&conf.recursive)
+            .any(|w| path.starts_with(w.as_str())),
         "{path} must be outside the configured directories"
     );
     dir
@@ -63,7 +76,9 @@ fn wait_for(d: &Deployment, agent: &AgentHandle, path: &Path, kind: Kind) -> Vec
     let text = path.display().to_string();
     poll(Duration::from_secs(20), || {
         let got = file_events(d, agent, &text);
-        got.iter().any(|f| f.kind() == kind && f.path == text).then_some(got)
+        got.iter()
+            .any(|f| f.kind() == kind && f.path == text)
+            .then_some(got)
     })
     .unwrap_or_else(|| panic!("no {kind:?} event for {text}"))
 }
@@ -100,9 +115,13 @@ fn a_write_where_no_configuration_looks_is_stored_once_with_its_writer() {
     assert_eq!(p.argv, vec!["/bin/sh".to_string(), "-c".into(), script]);
     assert!(p.start_ticks > 0, "{p:?}");
     assert_eq!(w.size, 8);
-    assert!(!w.hash_skipped.is_empty(), "not hashed outside the configured directories");
     assert!(
-        got.iter().any(|f| f.kind() == Kind::Create && f.path == path),
+        !w.hash_skipped.is_empty(),
+        "not hashed outside the configured directories"
+    );
+    assert!(
+        got.iter()
+            .any(|f| f.kind() == Kind::Create && f.path == path),
         "the creation too: {got:?}"
     );
 }
@@ -136,7 +155,17 @@ fn a_chmod_u_plus_s_is_stored_with_setuid_named() {
     assert_eq!(p.pid, pid);
     assert!(p.exe.ends_with("/chmod"), "{p:?}");
     let summaries = d.ctl(&[
-        "events", "query", "--agent", &agent.id, "--kind", "file", "--contains", "setuid",
+        "events",
+        "query",
+        "--agent",
+        &agent.id,
+        "--kind",
+        "file",
+        "--contains",
+        "setuid",
     ]);
-    assert!(summaries.contains(&file.display().to_string()), "{summaries}");
+    assert!(
+        summaries.contains(&file.display().to_string()),
+        "{summaries}"
+    );
 }

@@ -117,26 +117,22 @@ impl Uplink {
         let mut sensors = vec![format!("process: {status}")];
         let table = process_sensor.as_ref().map(ProcessSensor::table);
         let process_running = process_sensor.map(|p| p.start(telemetry.emitter()));
-        let file_sensor = match FileSensor::start(
-            &config.files,
-            &state.dir,
-            telemetry.emitter(),
-            table,
-        ) {
-            Ok(s) => {
-                tracing::info!(status = %s.status, "file sensor running");
-                sensors.push(format!("file: {}", s.status));
-                Some(s)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "file sensor unavailable");
-                telemetry
-                    .emitter()
-                    .notice("sensor_degraded", format!("file sensor unavailable: {e}"));
-                sensors.push(format!("file: unavailable ({e})"));
-                None
-            }
-        };
+        let file_sensor =
+            match FileSensor::start(&config.files, &state.dir, telemetry.emitter(), table) {
+                Ok(s) => {
+                    tracing::info!(status = %s.status, "file sensor running");
+                    sensors.push(format!("file: {}", s.status));
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "file sensor unavailable");
+                    telemetry
+                        .emitter()
+                        .notice("sensor_degraded", format!("file sensor unavailable: {e}"));
+                    sensors.push(format!("file: unavailable ({e})"));
+                    None
+                }
+            };
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,

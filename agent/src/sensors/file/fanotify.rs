@@ -100,11 +100,9 @@ impl Group {
         };
         for m in mounts::filesystems(&info) {
             if let Err(why) = group.mark(&m) {
-                group.refused.push(format!(
-                    "{} ({}): {why}",
-                    m.point.display(),
-                    m.fstype
-                ));
+                group
+                    .refused
+                    .push(format!("{} ({}): {why}", m.point.display(), m.fstype));
             }
         }
         if group.marked.is_empty() {
@@ -302,7 +300,10 @@ mod tests {
     #[test]
     fn changes_anywhere_are_named_with_their_paths_and_process_and_own_writes_are_not() {
         if !crate::sys::privileges::is_root() {
-            assert!(!cordon_skips::in_ci(), "fanotify needs root, and CI must run it");
+            assert!(
+                !cordon_skips::in_ci(),
+                "fanotify needs root, and CI must run it"
+            );
             cordon_skips::skip("fanotify group", "needs root");
             return;
         }
@@ -343,7 +344,10 @@ mod tests {
         );
         // The shell wrote the file itself; chmod, mv and rm are its children.
         assert!(mine[..2].iter().all(|c| c.pid == pid), "{mine:?}");
-        assert!(mine.iter().all(|c| c.pid != std::process::id() && !c.unresolved));
+        assert!(
+            mine.iter()
+                .all(|c| c.pid != std::process::id() && !c.unresolved)
+        );
         assert_eq!(mine[3].old_path.as_deref(), Some(dir.join("f").as_path()));
     }
 }

@@ -114,7 +114,9 @@ impl HashScope {
     fn contains(&self, path: &Path) -> bool {
         self.everywhere
             || self.below.iter().any(|d| path.starts_with(d))
-            || path.parent().is_some_and(|p| self.direct.iter().any(|d| d == p))
+            || path
+                .parent()
+                .is_some_and(|p| self.direct.iter().any(|d| d == p))
     }
 }
 
@@ -200,9 +202,11 @@ impl FileSensor {
             };
             for seen in group.read(wait.max(Duration::from_millis(1)))? {
                 match seen {
-                    fanotify::Seen::Change(c) => {
-                        pending.push_back((Instant::now(), c.pid, fanotify_event(c, &scope, hash_max)))
-                    }
+                    fanotify::Seen::Change(c) => pending.push_back((
+                        Instant::now(),
+                        c.pid,
+                        fanotify_event(c, &scope, hash_max),
+                    )),
                     fanotify::Seen::Overflow => emit.lost(
                         0,
                         "file sensor: the fanotify queue overflowed; an unknown number of file \
@@ -354,7 +358,10 @@ impl Names {
 
 /// A fanotify change as an event (without its process yet).
 fn fanotify_event(c: fanotify::Change, scope: &HashScope, hash_max: u64) -> FileEvent {
-    let old_path = c.old_path.map(|p| p.display().to_string()).unwrap_or_default();
+    let old_path = c
+        .old_path
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let hash = (!c.unresolved && scope.contains(&c.path)).then_some(hash_max);
     let mut fe = describe(c.kind, &c.path, old_path, hash);
     if c.unresolved {

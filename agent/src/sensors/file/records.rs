@@ -95,7 +95,11 @@ pub enum RecordError {
     #[error("fanotify event at byte {offset}: metadata version {version}, expected {VERSION}")]
     Version { offset: usize, version: u8 },
     #[error("fanotify event at byte {offset}: length {len} does not fit the {left} bytes left")]
-    EventLength { offset: usize, len: usize, left: usize },
+    EventLength {
+        offset: usize,
+        len: usize,
+        left: usize,
+    },
     #[error("fanotify event at byte {offset}: metadata length {len} is not within the event")]
     MetadataLength { offset: usize, len: usize },
     #[error("fanotify info record at byte {offset}: length {len} does not fit its event")]

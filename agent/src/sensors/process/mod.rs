@@ -19,11 +19,11 @@ mod poll;
 pub mod table;
 
 use crate::telemetry::Emitter;
-pub use table::{Known, ProcessTable};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+pub use table::{Known, ProcessTable};
 
 /// Which process sensor to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

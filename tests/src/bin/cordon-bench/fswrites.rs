@@ -141,8 +141,7 @@ fn count(db: &Path, agent: &str, dirs: &[PathBuf], me: &Path) -> anyhow::Result<
             continue;
         }
         stored += 1;
-        if f
-            .process
+        if f.process
             .is_some_and(|p| p.pid == me_pid && Path::new(&p.exe) == me)
         {
             attributed += 1;
