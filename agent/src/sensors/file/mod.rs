@@ -451,6 +451,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn setuid_and_setgid_are_named_and_hashing_keeps_to_the_configured_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tool");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o6755)).unwrap();
+        let scope = HashScope {
+            direct: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        };
+        let change = |path: &Path| fanotify::Change {
+            pid: 1,
+            kind: Kind::Attrib,
+            path: path.to_path_buf(),
+            old_path: None,
+            unresolved: false,
+        };
+        let fe = fanotify_event(change(&file), &scope, 1024);
+        assert!(fe.setuid && fe.setgid, "{fe:?}");
+        assert_eq!(fe.mode & 0o7777, 0o6755);
+        assert_eq!(fe.source, "fanotify");
+        assert_eq!(fe.sha256.len(), 64, "hashed in a configured directory");
+
+        let deeper = dir.path().join("sub");
+        std::fs::create_dir(&deeper).unwrap();
+        let other = deeper.join("f");
+        std::fs::write(&other, b"y").unwrap();
+        let fe = fanotify_event(change(&other), &scope, 1024);
+        assert!(!fe.setuid && fe.sha256.is_empty(), "{fe:?}");
+        assert!(fe.hash_skipped.contains("outside"), "{fe:?}");
+        let below = HashScope {
+            below: vec![dir.path().to_path_buf()],
+            ..Default::default()
+        };
+        assert_eq!(
+            fanotify_event(change(&other), &below, 1024).sha256.len(),
+            64
+        );
+    }
+
+    #[test]
     fn an_inotify_overflow_is_reported_as_lost_events() {
         let (emit, mut rx) = Emitter::channel(4);
         report(Change::Overflow, &[], 1024, &emit);
