@@ -5,12 +5,15 @@
 //! - `agent_state`: an identity file, a command ledger and a quarantine record;
 //! - `utmp`: generated (not this host's) utmp, wtmp and btmp files, and a wtmp cut mid-record;
 //! - `network_records`: the network sensor's kernel records (connections over IPv4 and IPv6, a
-//!   DNS query and its answer, and one cut short).
+//!   DNS query and its answer, and one cut short);
+//! - `fanotify_events`: reads of a fanotify group in FID mode (a creation and write, a rename,
+//!   a queue overflow), and one cut inside an info record.
 
 use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
 use cordon_agent::respond::protect::Protected;
 use cordon_agent::respond::quarantine::{Protection, QuarantineStore};
+use cordon_agent::sensors::file::records::{self, Handle, Info, InfoKind};
 use cordon_agent::spool::{Spool, SpoolConfig};
 use cordon_agent::state::{Identity, StateDir};
 use cordon_proto::{CommandResult, FileEvent, ProcessEvent, event};
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
         "agent_state" => state(&out),
         "utmp" => accounting(&out),
         "network_records" => network(&out),
+        "fanotify_events" => fanotify(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
@@ -220,5 +224,42 @@ fn network(out: &Path) -> Result<()> {
     }
     let cut = record::encode(&answer);
     std::fs::write(out.join("answer-cut"), &cut[..cut.len() - 5])?;
+    Ok(())
+}
+
+fn fanotify(out: &Path) -> Result<()> {
+    let info = |kind, name: &str| Info {
+        kind,
+        handle: Handle {
+            fsid: [0x1234, 0x5678],
+            handle_type: 1,
+            bytes: vec![0x2a, 0, 0, 0, 0x11, 0x22, 0x33, 0x44],
+        },
+        name: name.as_bytes().to_vec(),
+    };
+    let record = |mask, infos| {
+        records::encode(&records::Record {
+            mask,
+            pid: 4242,
+            infos,
+        })
+    };
+    // FAN_CREATE | FAN_CLOSE_WRITE on one file, as the kernel merges them.
+    let write = record(0x108, vec![info(InfoKind::DfidName, "authorized_keys")]);
+    // FAN_RENAME | FAN_ONDIR.
+    let rename = record(
+        0x5000_0000,
+        vec![
+            info(InfoKind::OldDfidName, "old"),
+            info(InfoKind::NewDfidName, "new"),
+        ],
+    );
+    let overflow = record(0x4000, vec![]);
+    let mut batch = write.clone();
+    batch.extend(&rename);
+    batch.extend(&overflow);
+    std::fs::write(out.join("write"), &write)?;
+    std::fs::write(out.join("batch"), &batch)?;
+    std::fs::write(out.join("cut"), &batch[..write.len() + 30])?;
     Ok(())
 }

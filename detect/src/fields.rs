@@ -27,9 +27,11 @@
 //! `file_event` is a `FileEvent` of kind CREATE, MODIFY (written and closed) or RENAME (the new
 //! name): `TargetFilename` is `path`. DELETE is not a `file_event`: Sigma gives deletions
 //! their own category (`file_delete`), and a rule about files being written must not fire
-//! when one is removed. `Image` is absent for file events: the file sensor (inotify) does not
-//! know which process wrote the file, so a rule that needs the writer (`Image|endswith:
-//! '/wget'`) does not match, and a filter on it (`not filter` with `Image`) never excludes.
+//! when one is removed, and nor is ATTRIB (chmod, chown): Sigma's file_event is about files
+//! written. `Image` is the writer's `process.exe` and `ProcessId` its pid where the sensor
+//! knows them (fanotify); under inotify, which cannot tell the writer, both are absent, so a
+//! rule that needs the writer (`Image|endswith: '/wget'`) does not match, and a filter on it
+//! (`not filter` with `Image`) never excludes.
 //!
 //! Every other field (LogonId, OriginalFileName, ...) is absent. So is a field whose value
 //! the sensor could not learn (an empty string in the event), so `Field: null` matches it.
@@ -237,6 +239,11 @@ impl Fields for FileFields<'_> {
     fn get(&self, name: &str) -> Option<Value<'_>> {
         match name {
             "TargetFilename" => text(&self.0.path),
+            "Image" => text(&self.0.process.as_ref()?.exe),
+            "ProcessId" => match self.0.process.as_ref()?.pid {
+                0 => None,
+                pid => Some(Value::Num(i64::from(pid))),
+            },
             _ => None,
         }
     }
@@ -386,6 +393,32 @@ mod tests {
             Some("/etc/cron.d/x")
         );
         assert_eq!(get(&ren, "Image"), None);
+    }
+
+    #[test]
+    fn a_file_event_names_its_writer_and_attribute_changes_are_not_file_events() {
+        let mut f = FileEvent {
+            kind: file_event::Kind::Modify as i32,
+            path: "/root/.ssh/authorized_keys".into(),
+            process: Some(cordon_proto::ProcessRef {
+                pid: 42,
+                exe: "/usr/bin/curl".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let write = Event {
+            body: Some(event::Body::File(f.clone())),
+            ..Default::default()
+        };
+        assert_eq!(get(&write, "Image").as_deref(), Some("/usr/bin/curl"));
+        assert_eq!(get(&write, "ProcessId").as_deref(), Some("42"));
+        f.kind = file_event::Kind::Attrib as i32;
+        let chmod = Event {
+            body: Some(event::Body::File(f)),
+            ..Default::default()
+        };
+        assert!(view(&chmod).is_none());
     }
 
     #[test]

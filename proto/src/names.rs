@@ -45,6 +45,7 @@ pub const FILE_KIND: &Names = &[
     (file_event::Kind::Modify as i32, "modify"),
     (file_event::Kind::Delete as i32, "delete"),
     (file_event::Kind::Rename as i32, "rename"),
+    (file_event::Kind::Attrib as i32, "attrib"),
 ];
 
 pub const NETWORK_KIND: &Names = &[

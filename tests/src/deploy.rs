@@ -59,12 +59,14 @@ impl AgentHandle {
         merge_toml(&self.config, extra);
     }
 
-    /// Points the file sensor at `dir` alone and turns the process sensor off, so the files
-    /// a test makes are the only events besides the agent's own notices.
+    /// Points the file sensor (inotify, which sees nothing else) at `dir` alone and turns
+    /// the process sensor off, so the files a test makes are the only events besides the
+    /// agent's own notices.
     pub fn watch_only(&self, dir: &Path) {
         let dir = toml::Value::from(dir.display().to_string());
         self.configure(&format!(
-            "[files]\nwatch = [{dir}]\nrecursive = []\n[process]\nmode = \"off\"\n"
+            "[files]\nmode = \"inotify\"\nwatch = [{dir}]\nrecursive = []\n\
+             [process]\nmode = \"off\"\n"
         ));
     }
 
@@ -453,9 +455,13 @@ impl Deployment {
             .trim()
             .to_string();
         let config = self.dir.path().join(format!("{name}.toml"));
+        // The file sensor keeps to the configured directories (inotify) unless a test asks
+        // for fanotify: host-wide, every test's agent would store every write on the machine
+        // (builds, other tests), and counts of stored events would depend on the neighbours.
         std::fs::write(
             &config,
-            "heartbeat_interval_secs = 1\nreconnect_min_ms = 100\nreconnect_max_secs = 2\n",
+            "heartbeat_interval_secs = 1\nreconnect_min_ms = 100\nreconnect_max_secs = 2\n\
+             [files]\nmode = \"inotify\"\n",
         )
         .unwrap();
         let log = self.dir.path().join(format!("{name}.log"));

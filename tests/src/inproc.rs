@@ -179,9 +179,11 @@ impl TestAgent {
         self.run_watching(&[])
     }
 
-    /// As [`Self::run`], with the file sensor watching `watch`.
+    /// As [`Self::run`], with the file sensor watching `watch` (with inotify: fanotify
+    /// would see the whole machine, and never this process's own writes, the agent's).
     pub fn run_watching(&self, watch: &[&std::path::Path]) -> Running {
         let files = cordon_agent::sensors::file::FileSensorConfig {
+            mode: cordon_agent::sensors::file::Mode::Inotify,
             watch: watch.iter().map(|p| p.display().to_string()).collect(),
             recursive: Vec::new(),
             ..Default::default()

@@ -106,7 +106,9 @@ fn an_exec_has_its_tree_and_other_events_are_refused_saying_why() {
     std::fs::create_dir_all(&watched).unwrap();
     let mut agent = d.enroll_agent("tree", &[]);
     let dir = toml::Value::from(watched.display().to_string());
-    agent.configure(&format!("[files]\nwatch = [{dir}]\nrecursive = []\n"));
+    agent.configure(&format!(
+        "[files]\nmode = \"inotify\"\nwatch = [{dir}]\nrecursive = []\n"
+    ));
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     let base = marker("tree");

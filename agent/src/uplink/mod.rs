@@ -117,32 +117,33 @@ impl Uplink {
             None => ("none".to_string(), "none".to_string()),
         };
         let mut sensors = vec![format!("process: {status}")];
-        let table = match &process_sensor {
-            Some(p) => p.table(),
-            None => Arc::new(process::ProcessTable::new(
+        let table = process_sensor.as_ref().map(ProcessSensor::table);
+        let process_running = process_sensor.map(|p| p.start(telemetry.emitter()));
+        let network_table = table.clone().unwrap_or_else(|| {
+            Arc::new(process::ProcessTable::new(
                 crate::sys::procfs::Proc::default(),
                 config.process.argv_max_bytes,
-            )),
-        };
-        let process_running = process_sensor.map(|p| p.start(telemetry.emitter()));
+            ))
+        });
         let (network_sensor, network_status) =
-            NetworkSensor::start(&config.network, table, telemetry.emitter());
+            NetworkSensor::start(&config.network, network_table, telemetry.emitter());
         sensors.push(format!("network: {network_status}"));
-        let file_sensor = match FileSensor::start(&config.files, &state.dir, telemetry.emitter()) {
-            Ok(s) => {
-                tracing::info!(directories = s.watched, "file sensor watching");
-                sensors.push(format!("file: watching {} directories", s.watched));
-                Some(s)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "file sensor unavailable");
-                telemetry
-                    .emitter()
-                    .notice("sensor_degraded", format!("file sensor unavailable: {e}"));
-                sensors.push(format!("file: unavailable ({e})"));
-                None
-            }
-        };
+        let file_sensor =
+            match FileSensor::start(&config.files, &state.dir, telemetry.emitter(), table) {
+                Ok(s) => {
+                    tracing::info!(status = %s.status, "file sensor running");
+                    sensors.push(format!("file: {}", s.status));
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "file sensor unavailable");
+                    telemetry
+                        .emitter()
+                        .notice("sensor_degraded", format!("file sensor unavailable: {e}"));
+                    sensors.push(format!("file: unavailable ({e})"));
+                    None
+                }
+            };
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,

@@ -132,6 +132,7 @@ pub fn describe(e: &Event) -> (&'static str, String) {
                 file_event::Kind::Modify => "modify",
                 file_event::Kind::Delete => "delete",
                 file_event::Kind::Rename => "rename",
+                file_event::Kind::Attrib => "attrib",
                 file_event::Kind::Unspecified => "change",
             };
             let from = if f.old_path.is_empty() {
@@ -144,7 +145,19 @@ pub fn describe(e: &Event) -> (&'static str, String) {
             } else {
                 format!(" sha256 {}", f.sha256)
             };
-            ("file", format!("{kind} {}{from}{hash}", f.path))
+            let mode = match (f.kind(), f.setuid, f.setgid) {
+                (file_event::Kind::Attrib, ..) | (_, true, _) | (_, _, true) => {
+                    let bits = [(f.setuid, " setuid"), (f.setgid, " setgid")];
+                    let named: String = bits.iter().filter(|b| b.0).map(|b| b.1).collect();
+                    format!(" mode {:o} owner {}:{}{named}", f.mode, f.uid, f.gid)
+                }
+                _ => String::new(),
+            };
+            let by = match &f.process {
+                Some(p) if p.pid != 0 => format!(" by {} (pid {})", p.exe, p.pid),
+                _ => String::new(),
+            };
+            ("file", format!("{kind} {}{from}{mode}{hash}{by}", f.path))
         }
         Some(event::Body::Process(p)) => ("process", describe_process(p)),
         Some(event::Body::Network(n)) => ("network", super::describe_net::network(n)),
@@ -189,5 +202,37 @@ fn describe_process(p: &ProcessEvent) -> String {
                 p.parent_exe
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon_proto::{FileEvent, ProcessRef};
+
+    #[test]
+    fn a_file_summary_names_the_writer_and_the_setuid_bit() {
+        let e = Event {
+            body: Some(event::Body::File(FileEvent {
+                kind: file_event::Kind::Attrib as i32,
+                path: "/var/tmp/x".into(),
+                mode: 0o104755,
+                setuid: true,
+                process: Some(ProcessRef {
+                    pid: 7,
+                    exe: "/usr/bin/chmod".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(
+            describe(&e),
+            (
+                "file",
+                "attrib /var/tmp/x mode 104755 owner 0:0 setuid by /usr/bin/chmod (pid 7)".into()
+            )
+        );
     }
 }

@@ -44,17 +44,22 @@
 //! for `--net-secs S`: the share stored with the right process and the agent's CPU; then the
 //! idle agent's CPU over `--idle-secs S` with every sensor on.
 //!
+//! File writes (`fswrites.rs`, root only): `--fswrites-rate N` (default 10,000) file writes a
+//! second for `--fswrites-secs S` (default 10) on three filesystems, the agent's fanotify file
+//! sensor beside its inotify one: the share stored with the right process, and agent CPU.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect`, `hunt` and `netload` (default: all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload` and `fswrites` (default: all).
 
 mod collect;
 mod console;
 mod detection;
 mod fanout;
 mod fleet;
+mod fswrites;
 mod hunt;
 mod netload;
 mod pg_ingest;
@@ -102,6 +107,7 @@ const SECTIONS: &[&str] = &[
     "collect",
     "hunt",
     "netload",
+    "fswrites",
 ];
 
 /// The sections `--only` names (all without it).
@@ -152,6 +158,8 @@ fn main() -> anyhow::Result<()> {
         secs: arg("--net-secs", 10)?.clamp(1, 600) as u64,
         idle_secs: arg("--idle-secs", 30)?.clamp(1, 3600) as u64,
     };
+    let fswrites_rate = arg("--fswrites-rate", 10_000)?.clamp(1, 1_000_000) as u64;
+    let fswrites_secs = arg("--fswrites-secs", 10)?.clamp(1, 600) as u64;
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -188,6 +196,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("collect") {
         collect::run(collect_procs, collect_files)?;
+    }
+    if run("fswrites") {
+        fswrites::run(fswrites_rate, fswrites_secs)?;
     }
     if run("pg-ingest") {
         pg_ingest::run(pg_load)?;

@@ -26,7 +26,16 @@ pub(crate) fn sample(i: u64) -> event::Body {
 /// a rate can be given per CPU second too: on a shared, loaded machine the wall clock says
 /// more about the neighbours than about the code.
 pub(crate) fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_secs_of(0)
+}
+
+/// [`cpu_secs`] of process `pid` (0: this one).
+pub(crate) fn cpu_secs_of(pid: u32) -> f64 {
+    let path = match pid {
+        0 => "/proc/self/stat".to_string(),
+        pid => format!("/proc/{pid}/stat"),
+    };
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
