@@ -455,13 +455,14 @@ impl Deployment {
             .trim()
             .to_string();
         let config = self.dir.path().join(format!("{name}.toml"));
-        // The file sensor keeps to the configured directories (inotify) unless a test asks
-        // for fanotify: host-wide, every test's agent would store every write on the machine
-        // (builds, other tests), and counts of stored events would depend on the neighbours.
+        // The file sensor keeps to the configured directories (inotify) and the network
+        // sensor is off unless a test asks: host-wide, every test's agent would store every
+        // write and connection on the machine (builds, other tests), and counts of stored
+        // events would depend on the neighbours.
         std::fs::write(
             &config,
             "heartbeat_interval_secs = 1\nreconnect_min_ms = 100\nreconnect_max_secs = 2\n\
-             [files]\nmode = \"inotify\"\n",
+             [files]\nmode = \"inotify\"\n[network]\nmode = \"off\"\n",
         )
         .unwrap();
         let log = self.dir.path().join(format!("{name}.log"));

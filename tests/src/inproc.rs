@@ -174,7 +174,8 @@ impl Drop for Running {
 
 impl TestAgent {
     /// Runs the real agent runtime (stream, commands, renewal) for this agent, with the file
-    /// sensor watching nothing of the machine's own, so event counts are exact.
+    /// sensor watching nothing of the machine's own and no network sensor, so event counts
+    /// are exact.
     pub fn run(&self) -> Running {
         self.run_watching(&[])
     }
@@ -188,9 +189,14 @@ impl TestAgent {
             recursive: Vec::new(),
             ..Default::default()
         };
+        let network = cordon_agent::sensors::network::NetworkSensorConfig {
+            mode: cordon_agent::sensors::network::Mode::Off,
+            ..Default::default()
+        };
         let config = cordon_agent::config::AgentConfig {
             heartbeat_interval_secs: 1,
             files,
+            network,
             ..Default::default()
         };
         let up =

@@ -14,8 +14,10 @@ use cordon_tests::resolver::Resolver;
 use cordon_tests::{poll, require_root};
 use std::time::Duration;
 
+/// An agent with its network sensor on (test agents have it off: see `enroll_agent`).
 fn online_agent(d: &Deployment) -> AgentHandle {
     let mut agent = d.enroll_agent("net", &[]);
+    agent.configure("[network]\nmode = \"ebpf\"\n");
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     agent
