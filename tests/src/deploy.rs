@@ -389,6 +389,25 @@ impl Deployment {
         Value::Array(self.ctl_lines(args))
     }
 
+    /// The bodies of the events of `kind` stored for `agent` (at most 10,000, the newest),
+    /// those whose summary contains `text` when given, oldest first.
+    pub fn event_bodies(
+        &self,
+        agent: &str,
+        kind: &str,
+        text: Option<&str>,
+    ) -> Vec<cordon_proto::event::Body> {
+        let mut args = vec!["events", "query", "--agent", agent, "--kind", kind];
+        if let Some(text) = text {
+            args.extend(["--contains", text]);
+        }
+        args.extend(["--limit", "10000", "--json"]);
+        self.ctl(&args)
+            .lines()
+            .filter_map(|l| event_line(l).event?.body)
+            .collect()
+    }
+
     /// The isolate commands issued for `agent`, newest first.
     pub fn isolations(&self, agent: &str) -> Vec<Value> {
         let all = self.ctl_lines(&["commands", "list", "--agent", agent]);

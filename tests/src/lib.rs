@@ -87,3 +87,11 @@ pub fn poll<T>(timeout: std::time::Duration, mut check: impl FnMut() -> Option<T
 pub fn within(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
     poll(timeout, || f().then_some(())).is_some()
 }
+
+/// The real path of an existing file (symlinks resolved), as sensors report executables.
+pub fn real_path(path: &str) -> String {
+    std::fs::canonicalize(path)
+        .expect("a path that exists")
+        .to_string_lossy()
+        .into_owned()
+}

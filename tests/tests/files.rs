@@ -4,7 +4,7 @@
 //! attribute change with the setuid bit named.
 
 use cordon_proto::{FileEvent, event, file_event::Kind};
-use cordon_tests::deploy::{AgentHandle, Deployment, event_line};
+use cordon_tests::deploy::{AgentHandle, Deployment};
 use cordon_tests::{poll, require_root};
 use std::path::Path;
 use std::process::Command;
@@ -12,32 +12,13 @@ use std::time::Duration;
 
 /// File events stored for `agent` whose summary contains `text`.
 fn file_events(d: &Deployment, agent: &AgentHandle, text: &str) -> Vec<FileEvent> {
-    let out = d.ctl(&[
-        "events",
-        "query",
-        "--agent",
-        &agent.id,
-        "--kind",
-        "file",
-        "--contains",
-        text,
-        "--limit",
-        "1000",
-        "--json",
-    ]);
-    out.lines()
-        .filter_map(|l| match event_line(l).event?.body? {
+    d.event_bodies(&agent.id, "file", Some(text))
+        .into_iter()
+        .filter_map(|b| match b {
             event::Body::File(f) => Some(f),
             _ => None,
         })
         .collect()
-}
-
-fn real(path: &str) -> String {
-    std::fs::canonicalize(path)
-        .expect("a path that exists")
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// A directory under /var/tmp, which no default configuration names.
@@ -111,7 +92,7 @@ fn a_write_where_no_configuration_looks_is_stored_once_with_its_writer() {
     assert_eq!(w.source, "fanotify");
     let p = w.process.as_ref().expect("the writer");
     assert_eq!(p.pid, pid);
-    assert_eq!(p.exe, real("/bin/sh"));
+    assert_eq!(p.exe, cordon_tests::real_path("/bin/sh"));
     assert_eq!(p.argv, vec!["/bin/sh".to_string(), "-c".into(), script]);
     assert!(p.start_ticks > 0, "{p:?}");
     assert_eq!(w.size, 8);

@@ -8,7 +8,7 @@
 //! test picks out its own events by the pid of the process it started.
 
 use cordon_proto::{DnsEvent, NetworkEvent, event, network_event::Kind};
-use cordon_tests::deploy::{AgentHandle, Deployment, HOST_V4, PEER_V4, PEER_V6, event_line};
+use cordon_tests::deploy::{AgentHandle, Deployment, HOST_V4, PEER_V4, PEER_V6};
 use cordon_tests::netns::{EchoServer, NsHosts, in_netns};
 use cordon_tests::resolver::Resolver;
 use cordon_tests::{poll, require_root};
@@ -23,18 +23,8 @@ fn online_agent(d: &Deployment) -> AgentHandle {
     agent
 }
 
-/// The bodies of the events of `kind` stored for `agent`.
-fn stored(d: &Deployment, agent: &AgentHandle, kind: &str) -> Vec<event::Body> {
-    let out = d.ctl(&[
-        "events", "query", "--agent", &agent.id, "--kind", kind, "--limit", "10000", "--json",
-    ]);
-    out.lines()
-        .filter_map(|l| event_line(l).event?.body)
-        .collect()
-}
-
 fn connections(d: &Deployment, agent: &AgentHandle, pid: u32) -> Vec<NetworkEvent> {
-    stored(d, agent, "network")
+    d.event_bodies(&agent.id, "network", None)
         .into_iter()
         .filter_map(|b| match b {
             event::Body::Network(n) if n.process.as_ref().is_some_and(|p| p.pid == pid) => Some(n),
@@ -174,7 +164,7 @@ fn an_inbound_connection_is_accepted_by_the_listening_process() {
         Some((listen, accept))
     });
     let (listen, accept) = found.unwrap_or_else(|| {
-        let all = stored(&d, &agent, "network");
+        let all = d.event_bodies(&agent.id, "network", None);
         panic!("listen and accept stored with this process ({me}): {all:#?}")
     });
     assert_eq!(listen.source_ip, HOST_V4);
@@ -230,10 +220,14 @@ fn dns_queries_are_stored_with_their_answer_and_indicators_raise_alerts() {
         "the resolver answers: {out:?}"
     );
     let query: DnsEvent = poll(Duration::from_secs(20), || {
-        stored(&d, &agent, "dns").into_iter().find_map(|b| match b {
-            event::Body::Dns(q) if q.name == "c2.evil.example" && q.query_type == "A" => Some(q),
-            _ => None,
-        })
+        d.event_bodies(&agent.id, "dns", None)
+            .into_iter()
+            .find_map(|b| match b {
+                event::Body::Dns(q) if q.name == "c2.evil.example" && q.query_type == "A" => {
+                    Some(q)
+                }
+                _ => None,
+            })
     })
     .expect("the query is stored");
     assert!(query.answered, "{query:?}");

@@ -39,13 +39,6 @@ fn process_events(d: &Deployment, agent: &AgentHandle, text: &str) -> Vec<Proces
         .collect()
 }
 
-fn real(path: &str) -> String {
-    std::fs::canonicalize(path)
-        .expect("a path that exists")
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn sha256_file(path: &str) -> String {
     cordon_proto::identity::fingerprint(&std::fs::read(path).expect("a readable file"))
         .trim_start_matches("sha256:")
@@ -129,9 +122,9 @@ fn an_exec_burst_is_stored_whole_with_argv_and_parent() {
     assert_eq!(execs.len(), expected.len(), "each exec stored once");
     let seen: BTreeSet<String> = execs.iter().map(|p| p.argv[1].clone()).collect();
     assert_eq!(seen, expected, "every unique argument, exactly");
-    let true_exe = real("/bin/true");
+    let true_exe = cordon_tests::real_path("/bin/true");
     let true_hash = sha256_file(&true_exe);
-    let sh_exe = real("/bin/sh");
+    let sh_exe = cordon_tests::real_path("/bin/sh");
     for p in &execs {
         let tag = p.argv[1].trim_start_matches(&format!("{marker}-"))[..1].to_string();
         assert_eq!(p.argv, vec!["/bin/true".to_string(), p.argv[1].clone()]);

@@ -103,8 +103,11 @@ pub fn run(load: &Load) -> anyhow::Result<()> {
     }
     let d = Deployment::namespaces_with_peer("");
     let mut agent = d.enroll_agent("netload", &[]);
-    // Test agents keep to their own events; here every sensor is on, as packaged.
-    agent.configure("[network]\nmode = \"auto\"\n[files]\nmode = \"auto\"\n");
+    // Test agents keep to their own events and beat every second; here every sensor is on
+    // and heartbeats are as packaged.
+    agent.configure(
+        "heartbeat_interval_secs = 10\n[network]\nmode = \"auto\"\n[files]\nmode = \"auto\"\n",
+    );
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
     let pid = agent.proc.as_ref().context("agent running")?.pid();
