@@ -70,14 +70,18 @@ fn stored(d: &Deployment, agent: &str, from_ms: i64, to_ms: i64) -> (usize, usiz
     let me = std::process::id();
     let (mut connects, mut mine) = (0, 0);
     for since in (from_ms..to_ms).step_by(WINDOW_MS as usize) {
-        let (since, until) = (since.to_string(), (since + WINDOW_MS).to_string());
+        // `--until` is inclusive.
+        let (since, until) = (since.to_string(), (since + WINDOW_MS - 1).to_string());
         let out = d.ctl(&[
             "events", "query", "--agent", agent, "--kind", "network", &contains, "--since", &since,
             "--until", &until, "--limit", "10000", "--json",
         ]);
         for line in out.lines() {
+            // (The text also matches the command lines of these very queries.)
             if let Some(event::Body::Network(n)) = event_line(line).event.and_then(|e| e.body)
                 && n.kind() == Kind::Connect
+                && n.destination_ip == PEER_V4
+                && n.destination_port == u32::from(PORT)
             {
                 connects += 1;
                 mine += usize::from(n.process.is_some_and(|p| p.pid == me));
