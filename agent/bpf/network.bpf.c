@@ -7,7 +7,8 @@
 //     established, close), IPv4 and IPv6, in every network namespace;
 //   - cgroup socket-address programs on the root cgroup (connect4/6, sendmsg4/6) run in the
 //     process connecting a UDP socket or sending a datagram, with its destination;
-//   - cgroup socket-buffer programs on the root cgroup see DNS packets (UDP port 53) both ways.
+//   - cgroup socket-buffer programs on the root cgroup count UDP payload bytes per socket and see
+//     DNS packets (UDP port 53) both ways; a cgroup sock_release program ends a UDP flow.
 // The process of an event that happens outside its context (a connection established or
 // closed in softirq, a DNS answer) is the one remembered for that socket when it was in
 // context. An accepted connection is established in softirq: it gets the process that listens
@@ -204,6 +205,25 @@ struct {
 	__type(key, struct udp_key);
 	__type(value, __u8);
 } udp_seen SEC(".maps");
+
+// UDP sockets that sent, by cookie: who, when, where to first, and the payload bytes both
+// ways, for the CLOSE record when the socket is released.
+struct udp_flow {
+	struct owner o;
+	__u64 sent;
+	__u64 received;
+	__u8 daddr[16];
+	__u16 dport;
+	__u16 family;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct udp_flow);
+} udp_flows SEC(".maps");
 
 // Sockets that sent a DNS query, by socket cookie: who asked, for the answer.
 struct {
@@ -425,6 +445,10 @@ static __always_inline void udp_destination(struct bpf_sock_addr *ctx, const int
 	current_ids(&o, FLAG_INITIATED);
 	if (r->dport == DNS_PORT)
 		bpf_map_update_elem(&dns_owners, &r->cookie, &o, BPF_ANY);
+	struct udp_flow flow = {.o = o, .dport = r->dport, .family = r->family};
+	flow.o.sport = r->sport;
+	__builtin_memcpy(flow.daddr, r->daddr, 16);
+	bpf_map_update_elem(&udp_flows, &r->cookie, &flow, BPF_NOEXIST);
 	struct udp_key key = {.cookie = r->cookie, .port = r->dport};
 	__builtin_memcpy(key.addr, r->daddr, 16);
 	__u8 one = 1;
@@ -490,9 +514,10 @@ static __always_inline __u32 udp_packet(struct __sk_buff *skb, struct record *r)
 	return 0;
 }
 
-// A DNS message (UDP, to port 53 going out, from port 53 coming in) into the ring buffer with
-// the process that asked. Always lets the packet through.
-static __always_inline int dns(struct __sk_buff *skb, int egress)
+// A UDP packet: its payload counted on its socket's flow, and if it is a DNS message (to port
+// 53 going out, from port 53 coming in) that into the ring buffer with the process that asked.
+// Always lets the packet through.
+static __always_inline int udp_packet_seen(struct __sk_buff *skb, int egress)
 {
 	__u32 kind = egress ? KIND_DNS_QUERY : KIND_DNS_ANSWER;
 	__u32 zero = 0;
@@ -508,12 +533,20 @@ static __always_inline int dns(struct __sk_buff *skb, int egress)
 		return 1;
 	r->sport = bpf_ntohs(ports[0]);
 	r->dport = bpf_ntohs(ports[1]);
+	r->cookie = bpf_get_socket_cookie(skb);
+	struct udp_flow *flow = bpf_map_lookup_elem(&udp_flows, &r->cookie);
+	if (flow) {
+		__u64 n = skb->len > off + 8 ? skb->len - off - 8 : 0;
+		if (egress)
+			__sync_fetch_and_add(&flow->sent, n);
+		else
+			__sync_fetch_and_add(&flow->received, n);
+	}
 	if ((egress ? r->dport : r->sport) != DNS_PORT)
 		return 1;
 	r->kind = kind;
 	r->protocol = IPPROTO_UDP;
 	r->time_boot_ns = bpf_ktime_get_boot_ns();
-	r->cookie = bpf_get_socket_cookie(skb);
 	// The process the socket_sendmsg hook saw sending on this socket.
 	struct owner *o = bpf_map_lookup_elem(&dns_owners, &r->cookie);
 	if (o)
@@ -536,13 +569,42 @@ static __always_inline int dns(struct __sk_buff *skb, int egress)
 SEC("cgroup_skb/egress")
 int cordon_dns_egress(struct __sk_buff *skb)
 {
-	return dns(skb, 1);
+	return udp_packet_seen(skb, 1);
 }
 
 SEC("cgroup_skb/ingress")
 int cordon_dns_ingress(struct __sk_buff *skb)
 {
-	return dns(skb, 0);
+	return udp_packet_seen(skb, 0);
+}
+
+// A UDP socket released: its CLOSE record, with the bytes both ways and how long it lived.
+SEC("cgroup/sock_release")
+int cordon_sock_release(struct bpf_sock *sk)
+{
+	if (sk->protocol != IPPROTO_UDP)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct udp_flow *flow = bpf_map_lookup_elem(&udp_flows, &cookie);
+	if (!flow)
+		return 1;
+	struct record *r = start(KIND_CLOSE);
+	if (r) {
+		r->protocol = IPPROTO_UDP;
+		r->family = flow->family;
+		r->sport = flow->o.sport;
+		r->dport = flow->dport;
+		__builtin_memcpy(r->daddr, flow->daddr, 16);
+		// (The local address is not readable here: a UDP close has the port only.)
+		put_owner(r, &flow->o);
+		r->bytes_sent = flow->sent;
+		r->bytes_received = flow->received;
+		r->duration_ns = r->time_boot_ns - flow->o.opened_ns;
+		r->cookie = cookie;
+		submit(r, HEADER_SIZE);
+	}
+	bpf_map_delete_elem(&udp_flows, &cookie);
+	return 1;
 }
 
 char LICENSE[] SEC("license") = "GPL";

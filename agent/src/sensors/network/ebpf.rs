@@ -7,7 +7,7 @@
 use super::record::{self, RawNet, RecordKind};
 use crate::sensors::bpf_ring::{self, Drops, Ring};
 use aya::programs::cgroup_skb::CgroupSkbAttachType;
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSockAddr};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, CgroupSockAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -130,8 +130,8 @@ impl NetworkEbpf {
     }
 }
 
-/// Attaches the UDP destination and DNS programs to the root cgroup, so they see every
-/// process's sockets. Returns the root.
+/// Attaches the UDP (destinations, bytes, release) and DNS programs to the root cgroup, so
+/// they see every process's sockets. Returns the root.
 fn attach_cgroup_programs(bpf: &mut aya::Ebpf) -> Result<PathBuf, String> {
     let root = cgroup2_root()?;
     let cgroup = std::fs::File::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -145,6 +145,15 @@ fn attach_cgroup_programs(bpf: &mut aya::Ebpf) -> Result<PathBuf, String> {
         prog.attach(&cgroup, CgroupAttachMode::Single)
             .map_err(|e| format!("attaching {name}: {e}"))?;
     }
+    let name = "cordon_sock_release";
+    let prog: &mut CgroupSock = bpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e| format!("{name}: {e}"))?;
+    prog.load().map_err(|e| format!("loading {name}: {e}"))?;
+    prog.attach(&cgroup, CgroupAttachMode::Single)
+        .map_err(|e| format!("attaching {name}: {e}"))?;
     for (name, way) in [
         ("cordon_dns_egress", CgroupSkbAttachType::Egress),
         ("cordon_dns_ingress", CgroupSkbAttachType::Ingress),
