@@ -1,4 +1,5 @@
 //! What the eBPF sensors share: loading an embedded CO-RE object against the kernel's BTF,
+//! finding its programs by name and kind,
 //! waiting on a ring buffer and draining it, and reading a per-kind drop counter map.
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
@@ -15,6 +16,17 @@ pub fn load(object: &[u8]) -> Result<(Ebpf, Btf), String> {
         .load(object)
         .map_err(|e| format!("loading the BPF object: {e}"))?;
     Ok((bpf, btf))
+}
+
+/// The program `name` of the object, as the kind `P` it must be.
+pub fn program<'a, P>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, String>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 /// Takes a map out of the object by name.

@@ -5,7 +5,7 @@
 //! mode; records the ring buffer could not hold are counted per kind and reported.
 
 use super::record::{self, RawNet, RecordKind};
-use crate::sensors::bpf_ring::{self, Drops, Ring};
+use crate::sensors::bpf_ring::{self, Drops, Ring, program};
 use aya::programs::cgroup_skb::CgroupSkbAttachType;
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, CgroupSockAddr};
 use std::path::PathBuf;
@@ -59,11 +59,7 @@ fn cgroup2_root() -> Result<PathBuf, String> {
 impl NetworkEbpf {
     pub fn open() -> Result<Self, String> {
         let (mut bpf, btf) = bpf_ring::load(OBJECT)?;
-        let prog: &mut BtfTracePoint = bpf
-            .program_mut("cordon_tcp_state")
-            .ok_or("program cordon_tcp_state missing from the object")?
-            .try_into()
-            .map_err(|e| format!("cordon_tcp_state: {e}"))?;
+        let prog: &mut BtfTracePoint = program(&mut bpf, "cordon_tcp_state")?;
         prog.load("inet_sock_set_state", &btf)
             .map_err(|e| format!("loading cordon_tcp_state: {e}"))?;
         prog.attach()
@@ -135,37 +131,27 @@ impl NetworkEbpf {
 fn attach_cgroup_programs(bpf: &mut aya::Ebpf) -> Result<PathBuf, String> {
     let root = cgroup2_root()?;
     let cgroup = std::fs::File::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let failed =
+        |what: &str, name: &str, e: aya::programs::ProgramError| format!("{what} {name}: {e}");
     for name in SOCK_ADDR {
-        let prog: &mut CgroupSockAddr = bpf
-            .program_mut(name)
-            .ok_or_else(|| format!("program {name} missing from the object"))?
-            .try_into()
-            .map_err(|e| format!("{name}: {e}"))?;
-        prog.load().map_err(|e| format!("loading {name}: {e}"))?;
+        let prog: &mut CgroupSockAddr = program(bpf, name)?;
+        prog.load().map_err(|e| failed("loading", name, e))?;
         prog.attach(&cgroup, CgroupAttachMode::Single)
-            .map_err(|e| format!("attaching {name}: {e}"))?;
+            .map_err(|e| failed("attaching", name, e))?;
     }
     let name = "cordon_sock_release";
-    let prog: &mut CgroupSock = bpf
-        .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(|e| format!("{name}: {e}"))?;
-    prog.load().map_err(|e| format!("loading {name}: {e}"))?;
+    let prog: &mut CgroupSock = program(bpf, name)?;
+    prog.load().map_err(|e| failed("loading", name, e))?;
     prog.attach(&cgroup, CgroupAttachMode::Single)
-        .map_err(|e| format!("attaching {name}: {e}"))?;
+        .map_err(|e| failed("attaching", name, e))?;
     for (name, way) in [
         ("cordon_dns_egress", CgroupSkbAttachType::Egress),
         ("cordon_dns_ingress", CgroupSkbAttachType::Ingress),
     ] {
-        let prog: &mut CgroupSkb = bpf
-            .program_mut(name)
-            .ok_or_else(|| format!("program {name} missing from the object"))?
-            .try_into()
-            .map_err(|e| format!("{name}: {e}"))?;
-        prog.load().map_err(|e| format!("loading {name}: {e}"))?;
+        let prog: &mut CgroupSkb = program(bpf, name)?;
+        prog.load().map_err(|e| failed("loading", name, e))?;
         prog.attach(&cgroup, way, CgroupAttachMode::Single)
-            .map_err(|e| format!("attaching {name}: {e}"))?;
+            .map_err(|e| failed("attaching", name, e))?;
     }
     Ok(root)
 }
