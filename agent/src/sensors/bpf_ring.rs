@@ -1,6 +1,6 @@
-//! What the eBPF sensors share: loading an embedded CO-RE object against the kernel's BTF,
-//! finding its programs by name and kind,
-//! waiting on a ring buffer and draining it, and reading a per-kind drop counter map.
+//! What the eBPF sensors (process and network) share: loading an embedded CO-RE object
+//! against the kernel's BTF, finding its programs by name and kind, waiting on a ring buffer
+//! and draining it, and reading a per-kind drop counter map.
 
 use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
 use aya::{Btf, Ebpf, EbpfLoader};

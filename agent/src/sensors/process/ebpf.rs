@@ -5,12 +5,9 @@
 
 use super::stdio::KernelStdio;
 use super::{Raw, RawExec, Sink, Source};
+use crate::sensors::bpf_ring::{self, Drops, Ring, program};
 use crate::sys::procfs::split_args;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
-use aya::{Btf, EbpfLoader};
-use rustix::event::{PollFd, PollFlags};
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -29,60 +26,33 @@ const MARK_MARGIN_NS: u64 = 1_000_000;
 pub struct Ebpf {
     // Owns the loaded programs and their links: dropping it detaches them.
     _bpf: aya::Ebpf,
-    ring: RingBuf<MapData>,
-    /// The ring buffer's descriptor again, to wait on.
-    ring_fd: OwnedFd,
-    drops: PerCpuArray<MapData, u64>,
+    ring: Ring,
+    drops: Drops,
 }
 
 impl Ebpf {
     pub fn open() -> Result<Self, String> {
-        let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
-        let mut bpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .load(OBJECT)
-            .map_err(|e| format!("loading the BPF object: {e}"))?;
+        let (mut bpf, btf) = bpf_ring::load(OBJECT)?;
         for (name, tracepoint) in PROGRAMS {
-            let prog: &mut BtfTracePoint = bpf
-                .program_mut(name)
-                .ok_or_else(|| format!("program {name} missing from the object"))?
-                .try_into()
-                .map_err(|e| format!("{name}: {e}"))?;
+            let prog: &mut BtfTracePoint = program(&mut bpf, name)?;
             prog.load(tracepoint, &btf)
                 .map_err(|e| format!("loading {name}: {e}"))?;
             prog.attach()
                 .map_err(|e| format!("attaching {name} to {tracepoint}: {e}"))?;
         }
-        let map = |bpf: &mut aya::Ebpf, name: &str| {
-            bpf.take_map(name)
-                .ok_or_else(|| format!("map {name} missing from the object"))
-        };
-        let events = map(&mut bpf, "events")?;
-        let ring_fd = match &events {
-            aya::maps::Map::RingBuf(data) => data.fd().as_fd().try_clone_to_owned(),
-            _ => return Err("map events is not a ring buffer".into()),
-        }
-        .map_err(|e| format!("ring buffer descriptor: {e}"))?;
-        let ring = RingBuf::try_from(events).map_err(|e| e.to_string())?;
-        let drops = PerCpuArray::try_from(map(&mut bpf, "drops")?).map_err(|e| e.to_string())?;
+        let ring = Ring::take(&mut bpf, "events")?;
+        let drops = Drops::take(&mut bpf, "drops")?;
         Ok(Self {
             _bpf: bpf,
             ring,
-            ring_fd,
             drops,
         })
     }
 }
 
 /// Records dropped so far, per kind, summed over CPUs.
-fn dropped(drops: &PerCpuArray<MapData, u64>) -> [u64; 4] {
-    let mut out = [0; 4];
-    for (kind, slot) in out.iter_mut().enumerate() {
-        if let Ok(values) = drops.get(&(kind as u32), 0) {
-            *slot = values.iter().sum();
-        }
-    }
-    out
+fn dropped(drops: &Drops) -> [u64; 4] {
+    [0, 1, 2, 3].map(|kind| drops.count(kind))
 }
 
 impl Source for Ebpf {
@@ -94,37 +64,25 @@ impl Source for Ebpf {
         let Ebpf {
             _bpf: bpf,
             mut ring,
-            ring_fd,
             drops,
         } = *self;
         let mut reported = dropped(&drops);
         let mut checked = Instant::now();
-        let timeout = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 200_000_000,
-        };
         while !stop.load(Ordering::Relaxed) {
-            let mut fds = [PollFd::new(&ring_fd, PollFlags::IN)];
-            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
-                && e != rustix::io::Errno::INTR
-            {
+            if let Err(e) = ring.wait(Duration::from_millis(200)) {
                 tracing::error!(error = %e, "eBPF ring buffer poll failed");
                 return;
             }
             // Everything the kernel stamped before this is in the ring now (less a margin
             // for a record being written on another CPU as the drain starts).
             let drained_to = super::clock::boot_ns().saturating_sub(MARK_MARGIN_NS);
-            let mut delivered = false;
-            while let Some(item) = ring.next() {
-                delivered = true;
-                match parse(&item) {
-                    Some(raw) => out.push(raw),
-                    None => out.push(Raw::Lost {
-                        count: 1,
-                        why: format!("malformed eBPF record of {} bytes", item.len()),
-                    }),
-                }
-            }
+            let delivered = ring.drain(|item| match parse(item) {
+                Some(raw) => out.push(raw),
+                None => out.push(Raw::Lost {
+                    count: 1,
+                    why: format!("malformed eBPF record of {} bytes", item.len()),
+                }),
+            });
             out.push(Raw::Mark {
                 boot_ns: drained_to,
             });
