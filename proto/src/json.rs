@@ -17,7 +17,8 @@
 //! [`event_record_from_json`] the whole record.
 
 use crate::names::{
-    self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, NETWORK_KIND, Names, PROCESS_KIND, STDIO_KIND,
+    self, COMMAND_OUTCOME, COMMAND_STATUS, FILE_KIND, NETWORK_KIND, Names, PREVENTION_KIND,
+    PROCESS_KIND, STDIO_KIND,
 };
 use crate::*;
 use serde::Serialize;
@@ -97,6 +98,7 @@ fn body_json(body: &event::Body) -> Result<(&'static str, Value), serde_json::Er
         event::Body::Notice(n) => ("notice", serde_json::to_value(n)?),
         event::Body::Network(n) => ("network", named(n, "kind", NETWORK_KIND, n.kind)?),
         event::Body::Dns(d) => ("dns", serde_json::to_value(d)?),
+        event::Body::Prevention(p) => ("prevention", named(p, "kind", PREVENTION_KIND, p.kind)?),
     })
 }
 
@@ -106,6 +108,10 @@ impl ToJson for EventRecord {
         if let Some(body) = self.event.as_ref().and_then(|e| e.body.as_ref()) {
             let (field, value) = body_json(body)?;
             v[field] = value;
+        }
+        // What the host's edge policies did about it, beside the body.
+        if let Some(event) = self.event.as_ref().filter(|e| !e.edge.is_empty()) {
+            v["edge"] = serde_json::to_value(&event.edge)?;
         }
         Ok(v)
     }
@@ -134,13 +140,20 @@ pub fn event_from_json(v: &Value) -> Option<Event> {
         event::Body::Network(from_fields(n)?)
     } else if let Some(d) = v.get("dns") {
         event::Body::Dns(from_fields(d.clone())?)
+    } else if let Some(p) = with_kind("prevention", PREVENTION_KIND) {
+        event::Body::Prevention(from_fields(p)?)
     } else {
         event::Body::Notice(from_fields(v.get("notice")?.clone())?)
+    };
+    let edge = match v.get("edge") {
+        Some(edge) => serde_json::from_value(edge.clone()).ok()?,
+        None => Vec::new(),
     };
     Some(Event {
         seq,
         time_ms,
         body: Some(body),
+        edge,
     })
 }
 

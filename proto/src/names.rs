@@ -2,7 +2,10 @@
 //! (cordonctl's text and `--json`, the console's JSON downloads): the numbers never reach the
 //! user.
 
-use crate::{CommandOutcome, CommandStatus, file_event, network_event, process_event, stdio};
+use crate::{
+    CommandOutcome, CommandStatus, file_event, network_event, prevention_event, process_event,
+    stdio,
+};
 
 /// One protocol enum's values and their names.
 pub type Names = [(i32, &'static str)];
@@ -56,6 +59,12 @@ pub const NETWORK_KIND: &Names = &[
     (network_event::Kind::Close as i32, "close"),
 ];
 
+pub const PREVENTION_KIND: &Names = &[
+    (prevention_event::Kind::Unspecified as i32, "unknown"),
+    (prevention_event::Kind::ExecDenied as i32, "exec_denied"),
+    (prevention_event::Kind::TamperDenied as i32, "tamper_denied"),
+];
+
 /// The name of `value` in `names` ("unknown" for a number this cordonctl does not know).
 pub fn name(names: &Names, value: i32) -> &'static str {
     names
@@ -91,6 +100,7 @@ mod tests {
             PROCESS_KIND,
             FILE_KIND,
             NETWORK_KIND,
+            PREVENTION_KIND,
             STDIO_KIND,
         ] {
             for (v, n) in names {

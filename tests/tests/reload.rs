@@ -39,6 +39,7 @@ fn exec(image: &str) -> Event {
             argv: vec![image.into()],
             ..Default::default()
         })),
+        ..Default::default()
     }
 }
 

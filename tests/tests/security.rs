@@ -196,6 +196,7 @@ async fn oversized_messages_are_refused_without_harming_other_agents() {
                 message: huge,
                 ..Default::default()
             })),
+            ..Default::default()
         }],
     };
     a_tx.send(AgentMessage {
@@ -329,6 +330,7 @@ fn notice_batch(seqs: std::ops::RangeInclusive<u64>) -> AgentMessage {
                 count: seq,
                 ..Default::default()
             })),
+            ..Default::default()
         })
         .collect();
     AgentMessage {

@@ -73,6 +73,7 @@ impl SelfMetrics {
             events_per_sec,
             events_lost: t.lost_total(),
             sensors: sensors.to_vec(),
+            ..Default::default()
         }
     }
 }

@@ -275,6 +275,7 @@ impl Spool {
             seq,
             time_ms,
             body: Some(body),
+            ..Default::default()
         });
         let record = events.last().map(Record::encode).unwrap_or_default();
         self.writable()?.push(seq, &record)

@@ -131,6 +131,9 @@ fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<control
                 t.written.notify_waiters();
             });
         }
+        Some(controller_message::Msg::Edge(_)) => {
+            tracing::debug!("edge policies are not enforced by this build yet");
+        }
         Some(controller_message::Msg::Welcome(_)) | None => {
             tracing::debug!("ignoring an unexpected controller message");
         }

@@ -162,6 +162,7 @@ pub fn describe(e: &Event) -> (&'static str, String) {
         Some(event::Body::Process(p)) => ("process", describe_process(p)),
         Some(event::Body::Network(n)) => ("network", super::describe_net::network(n)),
         Some(event::Body::Dns(d)) => ("dns", super::describe_net::dns(d)),
+        Some(event::Body::Prevention(p)) => ("prevention", describe_prevention(p)),
         None => ("empty", String::new()),
     }
 }
@@ -204,6 +205,30 @@ fn describe_process(p: &ProcessEvent) -> String {
         }
     }
 }
+
+/// "exec denied /tmp/x sha256 ab.. for /bin/bash (pid 7) [fanotify]", or
+/// "tamper denied open_write /usr/bin/cordon-agent by /bin/bash (pid 7) [fanotify]".
+fn describe_prevention(p: &cordon_proto::PreventionEvent) -> String {
+    let what = match p.kind() {
+        cordon_proto::prevention_event::Kind::ExecDenied => "exec denied",
+        cordon_proto::prevention_event::Kind::TamperDenied => "tamper denied",
+        cordon_proto::prevention_event::Kind::Unspecified => "denied",
+    };
+    let attempt = match p.attempt.as_str() {
+        "" | "exec" => String::new(),
+        a => format!(" {a}"),
+    };
+    let hash = match p.sha256.as_str() {
+        "" => String::new(),
+        h => format!(" sha256 {h}"),
+    };
+    let by = match &p.process {
+        Some(r) if r.pid != 0 => format!(" by {} (pid {})", r.exe, r.pid),
+        _ => String::new(),
+    };
+    format!("{what}{attempt} {}{hash}{by} [{}]", p.path, p.mode)
+}
+
 
 #[cfg(test)]
 mod tests {

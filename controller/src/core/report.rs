@@ -165,6 +165,7 @@ mod tests {
                     start_time_ms,
                     ..Default::default()
                 })),
+                ..Default::default()
             }),
             ..Default::default()
         }

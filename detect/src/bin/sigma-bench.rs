@@ -232,6 +232,7 @@ fn event_pool(size: usize) -> Vec<Event> {
                     parent_argv: parent_cmd.split(' ').map(str::to_string).collect(),
                     ..Default::default()
                 })),
+                ..Default::default()
             }
         })
         .collect()

@@ -26,6 +26,7 @@ fn process_record() -> EventRecord {
                 }),
                 ..Default::default()
             })),
+            ..Default::default()
         }),
     }
 }
@@ -81,6 +82,7 @@ fn a_file_event_and_a_notice_are_named_fields() {
             path: "/etc/x".into(),
             ..Default::default()
         })),
+        ..Default::default()
     });
     let v = r.to_json().unwrap();
     assert_eq!(v["file"]["kind"], "rename");
@@ -93,6 +95,7 @@ fn a_file_event_and_a_notice_are_named_fields() {
             count: 3,
             ..Default::default()
         })),
+        ..Default::default()
     });
     assert_eq!(r.to_json().unwrap()["notice"]["count"], 3);
 }
@@ -117,6 +120,7 @@ fn a_file_event_with_its_writer_reads_back_from_its_json() {
             }),
             ..Default::default()
         })),
+        ..Default::default()
     });
     let v = r.to_json().unwrap();
     assert_eq!(v["file"]["kind"], "attrib");

@@ -187,6 +187,7 @@ impl SimAgent {
                 events_per_sec: self.opts.events_per_sec,
                 events_lost: 0,
                 sensors: vec!["process: simulated".into(), "file: simulated".into()],
+                ..Default::default()
             }),
         }))
     }
@@ -221,6 +222,7 @@ impl SimAgent {
                 message: format!("simulated event {seq} of {}", self.id.agent_id),
                 ..Default::default()
             })),
+            ..Default::default()
         }
     }
 

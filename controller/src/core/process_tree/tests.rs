@@ -160,6 +160,7 @@ fn exit(seq: u64, (pid, ticks): (u32, u64), code: i32, signal: u32) -> StoredEve
         seq,
         time_ms: seq as i64,
         body: Some(event::Body::Process(p)),
+        ..Default::default()
     };
     StoredEvent {
         body: body.encode_to_vec(),

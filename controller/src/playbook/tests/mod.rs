@@ -133,6 +133,7 @@ impl Harness {
                 argv: vec![EXE.into()],
                 ..Default::default()
             })),
+            ..Default::default()
         };
         let stored = StoredEvent {
             agent_id: agent.into(),

@@ -293,6 +293,7 @@ pub fn exec(agent: &str, seq: u64, (pid, ppid, ticks): (u32, u32, u64), argv: &s
         seq,
         time_ms: seq as i64,
         body: Some(event::Body::Process(p)),
+        ..Default::default()
     };
     StoredEvent {
         body: body.encode_to_vec(),

@@ -204,6 +204,7 @@ pub fn stored(agent: usize, seq: u64, time_ms: i64, body: event::Body) -> Stored
         seq,
         time_ms,
         body: Some(body),
+        ..Default::default()
     };
     let (kind, summary) = cordon_controller::core::describe(&e);
     StoredEvent {

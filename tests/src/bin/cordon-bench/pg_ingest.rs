@@ -187,6 +187,7 @@ fn stored(agent: &str, seq: u64, now: i64) -> StoredEvent {
         seq,
         time_ms: now,
         body: Some(sample(seq)),
+        ..Default::default()
     };
     let (kind, summary) = cordon_controller::core::describe(&e);
     StoredEvent {

@@ -141,6 +141,7 @@ fn batches(n: u64) -> Vec<TelemetryBatch> {
                     seq,
                     time_ms: now,
                     body: Some(sample(seq)),
+                    ..Default::default()
                 })
                 .collect(),
         })
