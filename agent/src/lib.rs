@@ -7,6 +7,7 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod outbox;
+pub mod prevent;
 pub mod reload;
 pub mod respond;
 pub mod sensors;

@@ -25,21 +25,31 @@ fn hash_with(path: &Path, meta: &std::fs::Metadata, max: u64) -> Hashed {
     if meta.len() > max {
         return Err(format!("larger than {max} bytes"));
     }
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .map_err(|_| "unreadable".to_string())?;
+    let digest = sha256_of(file).map_err(|_| "unreadable".to_string())?;
+    Ok((meta.len(), hex::encode(digest)))
+}
+
+/// The SHA-256 of everything `r` yields (prevention hashes from the descriptor the kernel
+/// opened for a permission event, the sensors from a path).
+pub fn sha256_of(mut r: impl Read) -> std::io::Result<[u8; 32]> {
     let mut ctx = Context::new(&SHA256);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match file.read(&mut buf) {
+        match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => ctx.update(&buf[..n]),
-            Err(_) => return Err("unreadable".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok((meta.len(), hex::encode(ctx.finish())))
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok(out)
 }
 
 /// Identity of one version of a file: a rewrite changes size or mtime, a replacement the inode.

@@ -13,7 +13,7 @@
 //! that cost the agent about a quarter of its CPU.
 
 mod fanotify;
-mod mounts;
+pub(crate) mod mounts;
 pub mod records;
 mod watch;
 
@@ -313,7 +313,7 @@ impl Drop for FileSensor {
 }
 
 /// Names the process behind an event by pid.
-struct Names {
+pub(crate) struct Names {
     /// The process sensor's table, or a private one that is only read through (nothing
     /// would forget its entries, and a reused pid would then name the wrong process).
     table: Arc<ProcessTable>,
@@ -321,7 +321,7 @@ struct Names {
 }
 
 impl Names {
-    fn new(table: Option<Arc<ProcessTable>>) -> Self {
+    pub(crate) fn new(table: Option<Arc<ProcessTable>>) -> Self {
         match table {
             Some(table) => Self {
                 table,
@@ -337,7 +337,7 @@ impl Names {
         }
     }
 
-    fn process(&self, pid: u32) -> ProcessRef {
+    pub(crate) fn process(&self, pid: u32) -> ProcessRef {
         let known = if self.cached {
             self.table.lookup(pid, None)
         } else {
