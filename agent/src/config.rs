@@ -34,6 +34,10 @@ pub struct AgentConfig {
     pub network: crate::sensors::network::NetworkSensorConfig,
     /// Investigation: collections and file fetch.
     pub investigation: InvestigationConfig,
+    /// Exec prevention (block-listed files denied at exec).
+    pub prevention: crate::prevent::PreventionConfig,
+    /// Tamper protection of the agent's binary and state.
+    pub tamper: crate::prevent::TamperConfig,
     /// The file this configuration was read from (the agent never quarantines it).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -148,6 +152,8 @@ impl Default for AgentConfig {
             process: Default::default(),
             network: Default::default(),
             investigation: Default::default(),
+            prevention: Default::default(),
+            tamper: Default::default(),
             source: None,
         }
     }
@@ -204,6 +210,7 @@ impl AgentConfig {
             return Err("investigation.max_fetch_bytes must be positive".into());
         }
         self.process.validate()?;
+        self.prevention.validate()?;
         self.containment.validate()
     }
 

@@ -477,11 +477,13 @@ impl Deployment {
         // The file sensor keeps to the configured directories (inotify) and the network
         // sensor is off unless a test asks: host-wide, every test's agent would store every
         // write and connection on the machine (builds, other tests), and counts of stored
-        // events would depend on the neighbours.
+        // events would depend on the neighbours. Prevention and tamper protection are off
+        // too (a test turns them on): they act on the whole host.
         std::fs::write(
             &config,
             "heartbeat_interval_secs = 1\nreconnect_min_ms = 100\nreconnect_max_secs = 2\n\
-             [files]\nmode = \"inotify\"\n[network]\nmode = \"off\"\n",
+             [files]\nmode = \"inotify\"\n[network]\nmode = \"off\"\n\
+             [prevention]\nmode = \"off\"\n[tamper]\nprotect = false\n",
         )
         .unwrap();
         let log = self.dir.path().join(format!("{name}.log"));

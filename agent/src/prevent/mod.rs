@@ -20,7 +20,7 @@ use crate::swap::Swap;
 use crate::telemetry::Emitter;
 use serde::Deserialize;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,15 @@ pub struct PreventionConfig {
     pub cache_entries: usize,
 }
 
+impl PreventionConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hash_max_bytes == 0 || self.cache_entries == 0 {
+            return Err("prevention.hash_max_bytes and cache_entries must be positive".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for PreventionConfig {
     fn default() -> Self {
         Self {
@@ -68,6 +77,26 @@ impl Default for TamperConfig {
     fn default() -> Self {
         Self { protect: true }
     }
+}
+
+/// `dir` and the directories below it (at most 256), each protected for its direct entries:
+/// fanotify inode marks do not reach further down.
+pub fn directories(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() && out.len() < 256 {
+        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+            out.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        i += 1;
+    }
+    out.truncate(256);
+    out
 }
 
 /// What tamper protection can and cannot do here, for the mode string.
@@ -116,9 +145,11 @@ impl Prevention {
         table: Option<Arc<ProcessTable>>,
     ) -> Result<Self, String> {
         let group = group::Group::open().map_err(|e| e.to_string())?;
-        for p in protect.unwrap_or_default() {
-            group.protect(p).map_err(|e| e.to_string())?;
-        }
+        let refused: Vec<String> = protect
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| group.protect(p).err().map(|e| e.to_string()))
+            .collect();
         let wake: OwnedFd = rustix::event::eventfd(
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
@@ -156,8 +187,10 @@ impl Prevention {
             mode.push("fanotify (exec deny)".to_string());
             tracing::info!(filesystems = ?covered, "exec prevention ready");
         }
-        if protect.is_some() {
-            mode.push(TAMPER.to_string());
+        match protect {
+            Some(_) if refused.is_empty() => mode.push(TAMPER.to_string()),
+            Some(_) => mode.push(format!("tamper: unavailable: {}", refused.join("; "))),
+            None => {}
         }
         Ok(Self {
             shared: Some(shared),

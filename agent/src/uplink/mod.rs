@@ -44,6 +44,8 @@ pub enum UplinkError {
     BadSigningKey,
     #[error(transparent)]
     Spool(#[from] crate::spool::SpoolError),
+    #[error("prevention (mode \"fanotify\") cannot run: {0}")]
+    Prevention(String),
 }
 
 /// What the agent runs with, shared by the stream and the renewal task.
@@ -66,6 +68,9 @@ pub struct Uplink {
     _file_sensor: Option<FileSensor>,
     _process_sensor: Option<process::Running>,
     _network_sensor: Option<NetworkSensor>,
+    /// Exec prevention and tamper protection: `set_blocklist` puts the "blocklist" edge
+    /// policy in force.
+    pub prevention: crate::prevent::Prevention,
     /// One line per sensor, for heartbeats.
     pub sensors: Vec<String>,
     metrics: std::sync::Mutex<SelfMetrics>,
@@ -128,6 +133,7 @@ impl Uplink {
         let (network_sensor, network_status) =
             NetworkSensor::start(&config.network, network_table, telemetry.emitter());
         sensors.push(format!("network: {network_status}"));
+        let table_for_prevention = table.clone();
         let file_sensor =
             match FileSensor::start(&config.files, &state.dir, telemetry.emitter(), table) {
                 Ok(s) => {
@@ -144,6 +150,12 @@ impl Uplink {
                     None
                 }
             };
+        let prevention = start_prevention(&config, &state, &telemetry, table_for_prevention);
+        if config.prevention.mode == crate::prevent::Mode::Fanotify
+            && !prevention.mode().starts_with("fanotify")
+        {
+            return Err(UplinkError::Prevention(prevention.mode()));
+        }
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,
@@ -163,6 +175,7 @@ impl Uplink {
             _file_sensor: file_sensor,
             _process_sensor: process_running,
             _network_sensor: network_sensor,
+            prevention,
             sensors,
             metrics: std::sync::Mutex::new(SelfMetrics::default()),
             renewed: Notify::new(),
@@ -242,6 +255,35 @@ pub async fn run(uplink: Arc<Uplink>) {
     }
 }
 
+/// Starts prevention with the agent's binary and state directory to protect; a mode that
+/// cannot run is reported as a degraded sensor.
+fn start_prevention(
+    config: &AgentConfig,
+    state: &StateDir,
+    telemetry: &Telemetry,
+    table: Option<Arc<process::ProcessTable>>,
+) -> crate::prevent::Prevention {
+    let protect: Vec<_> = std::env::current_exe()
+        .into_iter()
+        .chain(crate::prevent::directories(&state.dir))
+        .collect();
+    let p = crate::prevent::Prevention::start(
+        &config.prevention,
+        &config.tamper,
+        &protect,
+        telemetry.emitter(),
+        table,
+    );
+    let mode = p.mode();
+    tracing::info!(%mode, "prevention");
+    if mode.starts_with("unavailable") {
+        telemetry
+            .emitter()
+            .notice("sensor_degraded", format!("prevention {mode}"));
+    }
+    p
+}
+
 /// While isolated, re-resolves the controller periodically so the ruleset follows it.
 async fn refresh_loop(up: Arc<Uplink>) {
     loop {
@@ -263,9 +305,12 @@ impl Uplink {
 
     /// Samples the agent's own metrics for a heartbeat.
     pub fn metrics(&self) -> cordon_proto::AgentMetrics {
-        self.metrics
+        let mut m = self
+            .metrics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .sample(&self.telemetry, &self.sensors)
+            .sample(&self.telemetry, &self.sensors);
+        m.prevention = self.prevention.mode();
+        m
     }
 }
