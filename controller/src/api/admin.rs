@@ -282,6 +282,7 @@ impl AdminService for AdminApi {
             kind: r.kind,
             list: r.list,
             values: r.values,
+            block: r.block,
         };
         answer(self.0.import_iocs(&admin, list).await, |i| {
             ImportIocsResponse {

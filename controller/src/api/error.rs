@@ -58,6 +58,7 @@ fn code(e: &CoreError) -> Code {
         | RuleTooLarge { .. }
         | UnknownIocKind(_)
         | BadIocList
+        | BlockNeedsSha256(_)
         | TooManyIocs(_)
         | BadIoc { .. }
         | UnknownLevel(_)

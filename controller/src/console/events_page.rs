@@ -17,7 +17,7 @@ pub const PRESETS: &[(&str, &str, i64)] = &[
     ("7d", "last week", 7 * 86_400_000),
 ];
 /// Event kinds offered.
-const KINDS: &[&str] = &["process", "file", "network", "dns", "notice"];
+const KINDS: &[&str] = &["process", "file", "network", "dns", "prevention", "notice"];
 
 /// The search as the form (query string) gives it.
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]

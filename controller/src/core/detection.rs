@@ -30,6 +30,8 @@ pub struct IocList {
     pub kind: String,
     pub list: String,
     pub values: Vec<String>,
+    /// Mark the list as a block list (sha256 lists only): its entries are denied at exec.
+    pub block: bool,
 }
 
 /// An indicator import: what was stored, and values worth a second look.
@@ -144,7 +146,7 @@ impl Controller {
     pub async fn import_iocs(&self, admin: &Admin, r: IocList) -> Result<IocsImported, CoreError> {
         let entry = admin
             .entry("iocs.import", format!("iocs:{}:{}", r.kind, r.list))
-            .detail(json!({ "values": r.values.len() }));
+            .detail(json!({ "values": r.values.len(), "block": r.block }));
         let result = self.add_iocs(r).await;
         self.audited(entry, result, |r, e| {
             e.detail["added"] = json!(r.done.added);
@@ -164,6 +166,9 @@ impl Controller {
         if r.values.len() > MAX_IOCS {
             return Err(CoreError::TooManyIocs(r.values.len()));
         }
+        if r.block && r.kind != "sha256" {
+            return Err(CoreError::BlockNeedsSha256(r.kind));
+        }
         let values = r
             .values
             .iter()
@@ -176,6 +181,11 @@ impl Controller {
             .store
             .add_iocs(r.kind.clone(), r.list.clone(), values.clone(), now_ms())
             .await?;
+        if r.block {
+            self.store
+                .mark_block_list(r.kind.clone(), r.list.clone())
+                .await?;
+        }
         self.detector.add_iocs(&r.kind, &r.list, &values);
         self.signal(Signal::Detection).await;
         let own = self.own_addresses();

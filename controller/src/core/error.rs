@@ -121,6 +121,8 @@ pub enum CoreError {
     UnknownIocKind(String),
     #[error("an indicator list needs a name of 1 to 128 characters")]
     BadIocList,
+    #[error("only sha256 lists can be block lists (files denied at exec), not {0:?} lists")]
+    BlockNeedsSha256(String),
     #[error("{0} indicators in one import; at most {MAX_IOCS}")]
     TooManyIocs(usize),
     #[error("entry {entry}: {why}")]

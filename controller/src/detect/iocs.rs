@@ -61,6 +61,11 @@ impl Iocs {
         }
     }
 
+    /// The lists holding a SHA-256 (normalised).
+    pub fn sha256_lists(&self, sha256: &str) -> Vec<String> {
+        self.sha256.get(sha256).cloned().unwrap_or_default()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sha256.is_empty() && self.ip.is_empty() && self.domain.is_empty()
     }

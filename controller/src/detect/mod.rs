@@ -4,6 +4,7 @@
 //! store (with their enabled flag) and compiled once.
 
 pub mod iocs;
+pub mod prevention;
 
 use crate::policy::grouping::Grouping;
 use crate::store::Rules;
@@ -145,6 +146,7 @@ impl Detector {
             })
             .collect();
         let iocs = self.iocs.read().unwrap_or_else(|p| p.into_inner());
+        found.extend(prevention::finding(e, |h| iocs.sha256_lists(h)));
         for hit in iocs.check(e) {
             for list in hit.lists {
                 let rule = RuleIdentity {

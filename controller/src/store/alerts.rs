@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub rule: RuleIdentity,
-    /// "sigma" or "ioc".
+    /// "sigma", "ioc" or "prevention".
     pub source: String,
     pub detail: String,
 }

@@ -253,6 +253,8 @@ delegate! {
         fn set_rule_enabled(id: String, enabled: bool) -> Option<RuleRow>;
         fn add_iocs(kind: String, list: String, values: Vec<String>, now: i64) -> IocImport;
         fn iocs() -> Vec<(String, String, String)>;
+        fn mark_block_list(kind: String, list: String) -> ();
+        fn blocked_sha256() -> Vec<String>;
     }
     PlaybookStore {
         fn upsert_playbook(p: PlaybookRow) -> ();

@@ -80,7 +80,24 @@ pub trait Rules: Send + Sync {
     fn iocs(
         &self,
     ) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
+
+    /// Marks a list as a block list (its SHA-256 entries are denied at exec); a list stays
+    /// marked once it is.
+    fn mark_block_list(
+        &self,
+        kind: String,
+        list: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every SHA-256 on a block list, once each, sorted.
+    fn blocked_sha256(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
+
+/// The SHA-256 entries of block lists, for both backends (`block` is true in either).
+pub(super) const BLOCKED_SHA256: &str = "SELECT DISTINCT i.value FROM iocs i
+     JOIN ioc_lists l ON l.kind = i.kind AND l.list = i.list
+     WHERE i.kind = 'sha256' AND l.block
+     ORDER BY i.value";
 
 impl Rules for Store {
     async fn upsert_rules(&self, rules: Vec<RuleRow>) -> Result<(), StoreError> {
@@ -187,6 +204,27 @@ impl Rules for Store {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT kind, value, list FROM iocs")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn mark_block_list(&self, kind: String, list: String) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO ioc_lists (kind, list, block) VALUES (?1, ?2, 1)
+                 ON CONFLICT(kind, list) DO UPDATE SET block = 1",
+                params![kind, list],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blocked_sha256(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(BLOCKED_SHA256)?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await

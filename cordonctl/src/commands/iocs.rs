@@ -24,6 +24,10 @@ pub enum IocsCmd {
         /// The list's name (default: the file name).
         #[arg(long)]
         name: Option<String>,
+        /// Mark the list as a block list (sha256 only): agents deny the exec of its files,
+        /// in the kernel, and report each denial. A list stays a block list once marked.
+        #[arg(long)]
+        block: bool,
     },
 }
 
@@ -37,7 +41,12 @@ struct Totals {
 }
 
 pub async fn run(admin: &mut AdminClient, cmd: IocsCmd) -> Result<(), CtlError> {
-    let IocsCmd::Import { file, kind, name } = cmd;
+    let IocsCmd::Import {
+        file,
+        kind,
+        name,
+        block,
+    } = cmd;
     let text = std::fs::read_to_string(&file).map_err(CtlError::read(&file))?;
     let values = ioc_values(&file, &text, &kind)?;
     let list = name.unwrap_or_else(|| {
@@ -50,7 +59,7 @@ pub async fn run(admin: &mut AdminClient, cmd: IocsCmd) -> Result<(), CtlError> 
             kind: kind.clone(),
             list: list.clone(),
             values,
-            ..Default::default()
+            block,
         };
         let r = call(admin.import_iocs(request))
             .await
@@ -68,8 +77,13 @@ pub async fn run(admin: &mut AdminClient, cmd: IocsCmd) -> Result<(), CtlError> 
     for w in &t.warnings {
         eprintln!("warning: {}", clean(w));
     }
+    let blocked = if block {
+        " (block list: its files are denied at exec)"
+    } else {
+        ""
+    };
     outln!(
-        "{kind} list {list}: {} added, {} already present, {} in all",
+        "{kind} list {list}: {} added, {} already present, {} in all{blocked}",
         t.added,
         t.present,
         t.size

@@ -34,7 +34,7 @@ pub use fleet::{
 pub use hunts::hunts;
 pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
 pub use principals::{changes, invites, sign_in_secrets};
-pub use rules::{iocs, rules};
+pub use rules::{block_lists, iocs, rules};
 
 /// Enrols agent `id` (with a token of its own), for the contracts that need one.
 pub async fn enrolled<S: crate::store::Agents + crate::store::Tokens>(s: &S, id: &str) {
@@ -78,7 +78,7 @@ macro_rules! contract_tests {
             stores_each_event_once: events_stored_once;
             keeps_the_alerts_contract: alert_grouping, alert_queries;
             keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
-            keeps_the_rules_contract: rules, iocs;
+            keeps_the_rules_contract: rules, iocs, block_lists;
             keeps_the_playbooks_contract: playbooks, runs, steps;
             keeps_the_approvals_contract: approval_requests, approval_decisions;
             keeps_the_principals_contract: invites, changes, sign_in_secrets;

@@ -109,3 +109,31 @@ pub async fn iocs<S: Rules>(s: &S) {
         .collect();
     assert_eq!(all, want);
 }
+
+/// Only the SHA-256 entries of lists marked block are blocked: each once however many block
+/// lists hold it, sorted; marking a list again changes nothing.
+pub async fn block_lists<S: Rules>(s: &S) {
+    let add = |kind: &str, list: &str, values: &[&str]| {
+        let values = values.iter().map(|v| v.to_string()).collect();
+        s.add_iocs(kind.into(), list.into(), values, 1_000)
+    };
+    let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    add("sha256", "miners", &[&b, &a]).await.expect("add");
+    add("sha256", "droppers", &[&a]).await.expect("add");
+    add("sha256", "watch-only", &[&c]).await.expect("add");
+    add("ip", "miners", &["10.0.0.1"]).await.expect("add");
+    assert!(s.blocked_sha256().await.expect("blocked").is_empty());
+    for (kind, list) in [
+        ("sha256", "miners"),
+        ("sha256", "droppers"),
+        ("ip", "miners"),
+    ] {
+        s.mark_block_list(kind.into(), list.into())
+            .await
+            .expect("mark");
+    }
+    s.mark_block_list("sha256".into(), "miners".into())
+        .await
+        .expect("mark again");
+    assert_eq!(s.blocked_sha256().await.expect("blocked"), vec![a, b]);
+}

@@ -105,4 +105,25 @@ impl Rules for PgStore {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .collect()
     }
+
+    async fn mark_block_list(&self, kind: String, list: String) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO ioc_lists (kind, list, block) VALUES ($1, $2, TRUE)
+                 ON CONFLICT (kind, list) DO UPDATE SET block = TRUE",
+                &[&kind, &list],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn blocked_sha256(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(crate::store::rules::BLOCKED_SHA256, &[])
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
 }
