@@ -48,15 +48,20 @@
 //! second for `--fswrites-secs S` (default 10) on three filesystems, the agent's fanotify file
 //! sensor beside its inotify one: the share stored with the right process, and agent CPU.
 //!
+//! Exec check (`execcheck.rs`, root only): µs per exec of /bin/true with prevention's exec
+//! check off and on (a block list of 100 digests), `--execcheck-execs N` (default 5,000).
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload` and `fswrites` (default: all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload`, `fswrites` and `execcheck` (default:
+//! all).
 
 mod collect;
 mod console;
 mod detection;
+mod execcheck;
 mod fanout;
 mod fleet;
 mod fswrites;
@@ -108,6 +113,7 @@ const SECTIONS: &[&str] = &[
     "hunt",
     "netload",
     "fswrites",
+    "execcheck",
 ];
 
 /// The sections `--only` names (all without it).
@@ -160,6 +166,7 @@ fn main() -> anyhow::Result<()> {
     };
     let fswrites_rate = arg("--fswrites-rate", 10_000)?.clamp(1, 1_000_000) as u64;
     let fswrites_secs = arg("--fswrites-secs", 10)?.clamp(1, 600) as u64;
+    let execcheck_execs = arg("--execcheck-execs", 5000)?.clamp(10, 100_000);
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -199,6 +206,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("fswrites") {
         fswrites::run(fswrites_rate, fswrites_secs)?;
+    }
+    if run("execcheck") {
+        execcheck::run(execcheck_execs)?;
     }
     if run("pg-ingest") {
         pg_ingest::run(pg_load)?;
