@@ -119,6 +119,34 @@ impl Group {
         self.filesystems.iter().map(|(p, _)| p.clone()).collect()
     }
 
+    /// Stops exec checks of the file behind `fd` until it is written to: an ignore mark on
+    /// its inode, which the kernel clears at the file's next modification (a write or a
+    /// truncation), and may evict under memory pressure (then the cache answers). A file
+    /// already allowed then costs its execs no round trip to this process.
+    pub fn allow_until_modified(&self, fd: BorrowedFd<'_>) {
+        let _ = self.fan.mark(
+            MarkFlags::FAN_MARK_ADD
+                | MarkFlags::FAN_MARK_IGNORED_MASK
+                | MarkFlags::FAN_MARK_EVICTABLE,
+            MaskFlags::FAN_OPEN_EXEC_PERM,
+            fd,
+            None::<&Path>,
+        );
+    }
+
+    /// Drops every inode mark (the ignore marks of allowed files, and the tamper marks, which
+    /// the caller puts back): a new block list may name a file allowed before.
+    pub fn forget_allowed(&self) -> Result<(), String> {
+        self.fan
+            .mark(
+                MarkFlags::FAN_MARK_FLUSH,
+                MaskFlags::empty(),
+                rustix::fs::CWD,
+                None::<&Path>,
+            )
+            .map_err(|e| format!("flushing inode marks: {}", e.desc()))
+    }
+
     /// Asks for a permission event at every open of `path` (a file), or of every direct entry
     /// of `path` (a directory).
     pub fn protect(&self, path: &Path) -> Result<(), GroupError> {

@@ -171,6 +171,7 @@ impl Prevention {
         let covered = group.covered();
         let thread = verdict::Thread {
             group,
+            protected: protect.unwrap_or_default().to_vec(),
             shared: shared.clone(),
             emit,
             names: Names::new(table),

@@ -99,6 +99,10 @@ fn listed_binaries_their_copies_and_new_names_are_refused_and_reported() {
     assert!(cp.success());
     assert!(refused(&copied));
     assert!(!refused(&good), "a binary not listed runs");
+    assert!(
+        !refused(&good),
+        "and runs again (no longer checked until written)"
+    );
     // Changed after it was hashed: no longer the listed file.
     std::fs::OpenOptions::new()
         .append(true)
@@ -106,25 +110,38 @@ fn listed_binaries_their_copies_and_new_names_are_refused_and_reported() {
         .and_then(|mut f| f.write_all(b"changed"))
         .unwrap();
     assert!(!refused(&copied), "a changed file is hashed again");
+    // An allowed file overwritten with the listed content is checked again.
+    std::fs::write(&good, std::fs::read(&renamed).unwrap()).unwrap();
+    assert!(refused(&good), "a file rewritten with listed content");
+    // A file that ran before a block list named it is refused once it does.
+    let (later, later_digest) = binary(&dir, "later", "listed later");
+    assert!(!refused(&later));
+    let mut list: Vec<[u8; 32]> = (0..99u8).map(|i| [i; 32]).collect();
+    list.extend([digest, later_digest]);
+    p.set_blocklist(list);
+    assert!(refused(&later), "a file allowed before the list named it");
 
-    let got = events(&mut rx, 22);
+    let got = events(&mut rx, 24);
     let paths: Vec<_> = got.iter().map(|e| e.path.as_str()).collect();
     let mut want = vec![bad.to_str().unwrap(); 20];
-    want.extend([renamed.to_str().unwrap(), copied.to_str().unwrap()]);
+    want.extend([&renamed, &copied, &good, &later].map(|p| p.to_str().unwrap()));
     assert_eq!(paths, want);
+    assert_eq!(got[23].sha256, hex::encode(later_digest));
     let me = std::env::current_exe().unwrap();
-    for e in &got {
-        assert_eq!(e.kind, Kind::ExecDenied as i32);
+    for e in &got[..23] {
         assert_eq!(
             (e.sha256.as_str(), e.attempt.as_str(), e.mode.as_str()),
             (hex::encode(digest).as_str(), "exec", "fanotify")
         );
+    }
+    for e in &got {
+        assert_eq!(e.kind, Kind::ExecDenied as i32);
         // Who tried: the test's child, still running the test binary when its exec failed.
         let who = e.process.as_ref().unwrap();
         assert!(who.pid != 0 && who.pid != std::process::id(), "{who:?}");
         assert_eq!(Path::new(&who.exe), me.as_path(), "{who:?}");
     }
-    assert_eq!(p.denied(), 22);
+    assert_eq!(p.denied(), 24);
 
     // An empty list denies nothing.
     p.set_blocklist(Vec::new());

@@ -46,6 +46,8 @@ struct Denial {
 
 pub struct Thread {
     pub group: Group,
+    /// What tamper protection marks (put back after inode marks are flushed).
+    pub protected: Vec<std::path::PathBuf>,
     pub shared: Arc<Shared>,
     pub emit: Emitter,
     pub names: Names,
@@ -96,6 +98,14 @@ impl Thread {
         if let Err(e) = self.group.set_exec_marks(on) {
             self.emit
                 .notice("prevention_error", format!("exec marks: {e}"));
+        }
+        if let Err(e) = self.group.forget_allowed() {
+            self.emit.notice("prevention_error", e);
+        }
+        for p in &self.protected {
+            if let Err(e) = self.group.protect(p) {
+                self.emit.notice("prevention_error", e.to_string());
+            }
         }
         *applied = generation;
         self.shared.applied_cv.notify_all();
@@ -171,6 +181,9 @@ impl Thread {
         let (id, _) = hasher::file_id(fd)?;
         let (digest, fresh) =
             hasher::cached_digest(&self.shared.cache, id, fd, self.shared.hash_max);
+        if !matches!(&digest, Ok(d) if list.blocks(d)) {
+            self.group.allow_until_modified(fd);
+        }
         match digest {
             Ok(d) if list.blocks(&d) => Some(Denial {
                 kind: Kind::ExecDenied,
