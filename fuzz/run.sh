@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
 # sigma_rule, playbook, csr, config_files, spool_segment, agent_state, utmp, dpkg_status,
-# network_records, fanotify_events
+# network_records, fanotify_events, proc_syscall (seeds: fuzz/regressions/proc_syscall only)
 # (fuzz/smoke.sh runs them all briefly).
 # The seed corpus is built afresh from the project's own files (Cordon's rules and
 # playbooks, the SigmaHQ rules in ../shared when present) plus fuzz/regressions/TARGET,
