@@ -154,10 +154,10 @@ impl Thread {
 
     /// Why the open is refused, if it is.
     fn decide(&self, mask: MaskFlags, tid: u32, fd: BorrowedFd<'_>) -> Option<Denial> {
-        if mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM) {
-            if let Some(d) = self.exec_denial(fd) {
-                return Some(d);
-            }
+        if mask.contains(MaskFlags::FAN_OPEN_EXEC_PERM)
+            && let Some(d) = self.exec_denial(fd)
+        {
+            return Some(d);
         }
         if mask.contains(MaskFlags::FAN_OPEN_PERM)
             && !self.is_own(tid)
