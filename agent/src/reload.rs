@@ -62,7 +62,8 @@ const KEYS: &[Key] = keys!(
         controllers, reconnect_min_ms, reconnect_max_secs, renew_at_fraction, spool_max_bytes,
         files.mode, files.watch, files.recursive, files.exclude, files.hash_max_bytes,
         process.mode, process.argv_max_bytes, process.hash_max_bytes, process.poll_interval_ms,
-        network.mode, network.dns_wait_ms, investigation.max_fetch_bytes;
+        network.mode, network.dns_wait_ms, investigation.max_fetch_bytes,
+        edge.max_actions_per_minute;
 );
 
 /// A setting a new file changes.
