@@ -173,6 +173,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_collections.sql"),
     include_str!("migrations/0013_hunts.sql"),
     include_str!("migrations/0014_fetched_files.sql"),
+    include_str!("migrations/0015_edge_versions.sql"),
 ];
 
 #[derive(Clone)]

@@ -16,6 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_collections.sql"),
     include_str!("migrations/0005_hunts.sql"),
     include_str!("migrations/0006_fetched_files.sql"),
+    include_str!("migrations/0007_edge_versions.sql"),
 ];
 
 /// Brings the schema up to date.
