@@ -4,9 +4,9 @@
 //! dropped silently. A batch the spool cannot take (a full disk) is kept and tried again,
 //! waiting longer each time; meanwhile the queue fills and its overflow is counted as above.
 
+use crate::edge::Edge;
 use crate::spool::{Spool, SpoolConfig, SpoolError};
 use cordon_proto::time::now_ms;
-use crate::edge::Edge;
 use cordon_proto::{AgentNotice, Event, event};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -214,10 +214,7 @@ fn dropped_notice(dropped: u64) -> event::Body {
 }
 
 /// Appends one batch on a blocking thread; a batch that did not reach the disk comes back.
-async fn append(
-    t: &Telemetry,
-    batch: Vec<Event>,
-) -> Result<(), Vec<Event>> {
+async fn append(t: &Telemetry, batch: Vec<Event>) -> Result<(), Vec<Event>> {
     let spool = t.spool.clone();
     let res = tokio::task::spawn_blocking(move || {
         spool

@@ -114,9 +114,16 @@ impl RateLimit {
 
 /// What a step would act on for this event, or why it cannot act on it.
 pub enum Target {
-    Kill { pid: u32, start_ticks: u64, tree: bool },
+    Kill {
+        pid: u32,
+        start_ticks: u64,
+        tree: bool,
+    },
     Quarantine(String),
-    Block { cidr: String, ttl_secs: u64 },
+    Block {
+        cidr: String,
+        ttl_secs: u64,
+    },
 }
 
 impl Target {

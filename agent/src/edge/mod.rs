@@ -247,7 +247,9 @@ impl Edge {
                 step,
                 name,
                 "rate_limited",
-                format!("not done ({what}): this host's edge actions are limited to {per} a minute; alert only"),
+                format!(
+                    "not done ({what}): this host's edge actions are limited to {per} a minute; alert only"
+                ),
             );
         }
         let (outcome, detail) = match target.run(self.actor.as_ref()) {

@@ -5,7 +5,9 @@
 use super::act::HostActor;
 use super::*;
 use crate::respond::containment::Containment;
-use crate::respond::fakes::{FakeProcesses, FixedReachability, RecordingBlocker, RecordingIsolator};
+use crate::respond::fakes::{
+    FakeProcesses, FixedReachability, RecordingBlocker, RecordingIsolator,
+};
 use crate::respond::kill::{self, Sig};
 use crate::respond::protect::Protected;
 use crate::respond::quarantine::{Protection, QuarantineStore};
@@ -145,7 +147,12 @@ fn a_matching_exec_is_killed_and_the_event_says_so() {
     assert_eq!(acts.len(), 1, "{acts:?}");
     let a = &acts[0];
     assert_eq!(
-        (a.policy_id.as_str(), a.version, a.action.as_str(), a.outcome.as_str()),
+        (
+            a.policy_id.as_str(),
+            a.version,
+            a.action.as_str(),
+            a.outcome.as_str()
+        ),
         ("playbook:shm", 1, "kill_process", "done")
     );
     assert_eq!(a.rule_id, "6a3bd1a4-0000-4000-8000-000000000001");
@@ -171,18 +178,33 @@ fn unsigned_badly_signed_misaddressed_and_older_policies_are_refused() {
     let h = host(&k, 10);
     let mut unsigned = sign(&k, &policy(1, true, false));
     unsigned.policies[0].signature.clear();
-    assert!(h.edge.accept(&unsigned)[0].as_ref().unwrap_err().contains("unsigned"));
+    assert!(
+        h.edge.accept(&unsigned)[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("unsigned")
+    );
     let forged = sign(&key(), &policy(1, true, false));
-    assert!(h.edge.accept(&forged)[0].as_ref().unwrap_err().contains("bad signature"));
+    assert!(
+        h.edge.accept(&forged)[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("bad signature")
+    );
     let mut other = policy(1, true, false);
     other.agent_id = "someone-else".into();
     let err = h.edge.accept(&sign(&k, &other))[0].clone().unwrap_err();
     assert!(err.contains("misaddressed"), "{err}");
     assert!(h.edge.states().is_empty());
     h.edge.accept(&sign(&k, &policy(3, true, false)));
-    let err = h.edge.accept(&sign(&k, &policy(2, false, false)))[0].clone().unwrap_err();
+    let err = h.edge.accept(&sign(&k, &policy(2, false, false)))[0]
+        .clone()
+        .unwrap_err();
     assert!(err.contains("older than version 3"), "{err}");
-    assert_eq!(h.edge.accept(&sign(&k, &policy(3, true, false))), [Ok(Accepted::Unchanged)]);
+    assert_eq!(
+        h.edge.accept(&sign(&k, &policy(3, true, false))),
+        [Ok(Accepted::Unchanged)]
+    );
     assert_eq!(h.edge.states()[0].version, 3);
 }
 
@@ -195,7 +217,9 @@ fn a_withdrawn_policy_stops_acting_and_its_version_survives_a_restart() {
     assert!(h.edge.evaluate(&exec(40, "/dev/shm/x")).is_empty());
     assert!(h.edge.states().is_empty());
     let again = open(&k, h._dir.path(), h.procs.clone(), 10);
-    let err = again.accept(&sign(&k, &policy(1, true, false)))[0].clone().unwrap_err();
+    let err = again.accept(&sign(&k, &policy(1, true, false)))[0]
+        .clone()
+        .unwrap_err();
     assert!(err.contains("older"), "{err}");
     assert!(again.evaluate(&exec(40, "/dev/shm/x")).is_empty());
     assert!(killed(&h).is_empty());
@@ -241,7 +265,11 @@ fn past_the_rate_limit_the_agent_only_reports() {
     h.edge.accept(&sign(&k, &policy(1, true, false)));
     let outcomes: Vec<String> = [40, 41, 1000]
         .iter()
-        .map(|pid| h.edge.evaluate(&exec(*pid, "/dev/shm/x"))[0].outcome.clone())
+        .map(|pid| {
+            h.edge.evaluate(&exec(*pid, "/dev/shm/x"))[0]
+                .outcome
+                .clone()
+        })
         .collect();
     assert_eq!(outcomes, ["done", "done", "rate_limited"]);
     assert_eq!(killed(&h), [40, 41]);

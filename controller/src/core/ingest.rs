@@ -242,7 +242,6 @@ fn describe_prevention(p: &cordon_proto::PreventionEvent) -> String {
     format!("{what}{attempt} {}{hash}{by} [{}]", p.path, p.mode)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -298,7 +298,8 @@ pub trait PlaybookStore: Send + Sync {
 }
 
 /// Records a compiled edge policy's digest and returns its version (both backends).
-pub(super) const EDGE_VERSION_SQL: &str = "INSERT INTO edge_versions (agent_id, policy_id, digest, version)
+pub(super) const EDGE_VERSION_SQL: &str =
+    "INSERT INTO edge_versions (agent_id, policy_id, digest, version)
      VALUES ($1, $2, $3, 1)
      ON CONFLICT (agent_id, policy_id) DO UPDATE SET
        version = CASE WHEN edge_versions.digest = excluded.digest
@@ -551,15 +552,20 @@ impl PlaybookStore for Store {
         digest: String,
     ) -> Result<u64, StoreError> {
         self.with(move |c| {
-            let v: i64 = c.query_row(EDGE_VERSION_SQL, params![agent_id, policy_id, digest], |r| {
-                r.get(0)
-            })?;
+            let v: i64 = c.query_row(
+                EDGE_VERSION_SQL,
+                params![agent_id, policy_id, digest],
+                |r| r.get(0),
+            )?;
             Ok(v as u64)
         })
         .await
     }
 
-    async fn edge_versions(&self, agent_id: String) -> Result<Vec<(String, String, u64)>, StoreError> {
+    async fn edge_versions(
+        &self,
+        agent_id: String,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(EDGE_VERSIONS_SQL)?;
             let rows = stmt.query_map([agent_id], |r| {

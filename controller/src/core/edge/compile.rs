@@ -9,8 +9,7 @@ use crate::playbook::spec::{Action, Cond, FileTarget, Op, Playbook, Step};
 use crate::policy::grouping::level_rank;
 use crate::store::{Agent, RuleRow};
 use cordon_proto::{
-    EdgeBlockIp, EdgeCondition, EdgeKill, EdgePolicy, EdgeQuarantine, EdgeRule, EdgeStep,
-    edge_step,
+    EdgeBlockIp, EdgeCondition, EdgeKill, EdgePolicy, EdgeQuarantine, EdgeRule, EdgeStep, edge_step,
 };
 use std::collections::BTreeMap;
 
@@ -143,7 +142,11 @@ fn picked_rules(pb: &Playbook, alert_conds: &[Cond], rules: &[RuleRow]) -> Vec<E
                     .as_deref()
                     .is_some_and(|m| level_rank(&r.level) >= level_rank(m))
         })
-        .filter(|r| alert_conds.iter().all(|c| compare(c, &alert_values(r, &c.path))))
+        .filter(|r| {
+            alert_conds
+                .iter()
+                .all(|c| compare(c, &alert_values(r, &c.path)))
+        })
         .map(|r| EdgeRule {
             id: r.id.clone(),
             title: r.title.clone(),

@@ -94,8 +94,10 @@ impl Controller {
             .map(|(id, digest, v)| (id, (digest, v)))
             .collect();
         let templates = self.edge.templates.borrow().clone();
-        let mut wanted: Vec<EdgePolicy> =
-            templates.iter().map(|t| t.for_agent(&agent, protected)).collect();
+        let mut wanted: Vec<EdgePolicy> = templates
+            .iter()
+            .map(|t| t.for_agent(&agent, protected))
+            .collect();
         // A policy this agent was given whose playbook no longer has edge steps: withdrawn.
         for id in known.keys() {
             if !wanted.iter().any(|p| &p.id == id) {
@@ -157,14 +159,18 @@ pub async fn keep_in_sync(
                     })
                     .collect();
                 let msg = ControllerMessage {
-                    msg: Some(controller_message::Msg::Edge(EdgePolicies { policies: signed })),
+                    msg: Some(controller_message::Msg::Edge(EdgePolicies {
+                        policies: signed,
+                    })),
                 };
                 if tx.send(Ok(msg)).await.is_err() {
                     return;
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(agent_id = %agent_id, error = %e, "compiling edge policies failed"),
+            Err(e) => {
+                tracing::error!(agent_id = %agent_id, error = %e, "compiling edge policies failed")
+            }
         }
         tokio::select! {
             _ = close.cancelled() => return,

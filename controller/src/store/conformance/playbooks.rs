@@ -298,11 +298,31 @@ pub async fn edge_versions<S: PlaybookStore>(s: &S) {
         s.edge_version(agent.into(), id.into(), digest.into())
     };
     assert_eq!(v("a1", "playbook:x", "d1").await.expect("version"), 1);
-    assert_eq!(v("a1", "playbook:x", "d1").await.expect("version"), 1, "same digest");
-    assert_eq!(v("a1", "playbook:x", "d2").await.expect("version"), 2, "changed");
-    assert_eq!(v("a1", "playbook:x", "d1").await.expect("version"), 3, "changed back");
-    assert_eq!(v("a2", "playbook:x", "d1").await.expect("version"), 1, "per agent");
-    assert_eq!(v("a1", "blocklist", "b").await.expect("version"), 1, "per policy");
+    assert_eq!(
+        v("a1", "playbook:x", "d1").await.expect("version"),
+        1,
+        "same digest"
+    );
+    assert_eq!(
+        v("a1", "playbook:x", "d2").await.expect("version"),
+        2,
+        "changed"
+    );
+    assert_eq!(
+        v("a1", "playbook:x", "d1").await.expect("version"),
+        3,
+        "changed back"
+    );
+    assert_eq!(
+        v("a2", "playbook:x", "d1").await.expect("version"),
+        1,
+        "per agent"
+    );
+    assert_eq!(
+        v("a1", "blocklist", "b").await.expect("version"),
+        1,
+        "per policy"
+    );
     let listed = s.edge_versions("a1".into()).await.expect("versions");
     assert_eq!(
         listed,
@@ -311,5 +331,10 @@ pub async fn edge_versions<S: PlaybookStore>(s: &S) {
             ("playbook:x".to_string(), "d1".to_string(), 3)
         ]
     );
-    assert!(s.edge_versions("nobody".into()).await.expect("versions").is_empty());
+    assert!(
+        s.edge_versions("nobody".into())
+            .await
+            .expect("versions")
+            .is_empty()
+    );
 }

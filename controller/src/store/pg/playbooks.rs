@@ -3,8 +3,8 @@
 use super::{PgStore, all, big};
 pub(super) use crate::store::playbooks::run_row;
 use crate::store::playbooks::{
-    APPROVAL_COLUMNS, EDGE_VERSION_SQL, EDGE_VERSIONS_SQL, RUN_COLUMNS, approval_row,
-    playbook_row, step_row,
+    APPROVAL_COLUMNS, EDGE_VERSION_SQL, EDGE_VERSIONS_SQL, RUN_COLUMNS, approval_row, playbook_row,
+    step_row,
 };
 use crate::store::{
     ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunDetail, RunRow, RunStatus, StepRow,
@@ -275,7 +275,10 @@ impl PlaybookStore for PgStore {
         Ok(row.try_get::<_, i64>(0)? as u64)
     }
 
-    async fn edge_versions(&self, agent_id: String) -> Result<Vec<(String, String, u64)>, StoreError> {
+    async fn edge_versions(
+        &self,
+        agent_id: String,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
         let c = self.client().await?;
         let rows = c.query(EDGE_VERSIONS_SQL, &[&agent_id]).await?;
         rows.iter()
