@@ -7,7 +7,7 @@
 use crate::edge::Edge;
 use crate::spool::{Spool, SpoolConfig, SpoolError};
 use cordon_proto::time::now_ms;
-use cordon_proto::{AgentNotice, Event, event};
+use cordon_proto::{AgentNotice, EdgeAction, Event, event};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{Notify, mpsc};
@@ -61,10 +61,21 @@ impl Emitter {
     /// Queues an event for the spool, after the edge policies have acted on it (on the
     /// sensor's own thread, so a kill is not held up behind the queue).
     pub fn emit(&self, body: event::Body) {
-        let edge = match self.edge.get() {
-            Some(e) => e.evaluate(&body),
+        let edge = self.judge(&body);
+        self.emit_judged(body, edge);
+    }
+
+    /// Runs the edge policies over an event now; what they did goes with it when it is
+    /// queued by [`Self::emit_judged`] (a sensor that holds events back to keep them in
+    /// order acts on each the moment it has it, not when its turn comes).
+    pub fn judge(&self, body: &event::Body) -> Vec<EdgeAction> {
+        match self.edge.get() {
+            Some(e) => e.evaluate(body),
             None => Vec::new(),
-        };
+        }
+    }
+
+    pub fn emit_judged(&self, body: event::Body, edge: Vec<EdgeAction>) {
         let event = Event {
             seq: 0,
             time_ms: now_ms(),

