@@ -64,7 +64,11 @@ fn spool(out: &Path) -> Result<()> {
     let (mut spool, _) = Spool::open(cfg)?;
     spool.append(
         (0..12)
-            .map(|i| (1_700_000_000_000 + i64::from(i), body(i)))
+            .map(|i| cordon_proto::Event {
+                time_ms: 1_700_000_000_000 + i64::from(i),
+                body: Some(body(i)),
+                ..Default::default()
+            })
             .collect(),
     )?;
     drop(spool);

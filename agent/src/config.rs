@@ -34,6 +34,8 @@ pub struct AgentConfig {
     pub network: crate::sensors::network::NetworkSensorConfig,
     /// Investigation: collections and file fetch.
     pub investigation: InvestigationConfig,
+    /// Edge policies: what the agent does on its own when an event matches.
+    pub edge: EdgeConfig,
     /// Exec prevention (block-listed files denied at exec).
     pub prevention: crate::prevent::PreventionConfig,
     /// Tamper protection of the agent's binary and state.
@@ -41,6 +43,22 @@ pub struct AgentConfig {
     /// The file this configuration was read from (the agent never quarantines it).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// Most actions (kills, quarantines, blocks) the edge policies may take in any minute;
+    /// past it they only report, and each event says so.
+    pub max_actions_per_minute: u32,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            max_actions_per_minute: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +170,7 @@ impl Default for AgentConfig {
             process: Default::default(),
             network: Default::default(),
             investigation: Default::default(),
+            edge: Default::default(),
             prevention: Default::default(),
             tamper: Default::default(),
             source: None,

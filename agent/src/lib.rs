@@ -6,6 +6,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
+pub mod edge;
 pub mod outbox;
 pub mod prevent;
 pub mod reload;

@@ -63,7 +63,8 @@ const KEYS: &[Key] = keys!(
         files.mode, files.watch, files.recursive, files.exclude, files.hash_max_bytes,
         process.mode, process.argv_max_bytes, process.hash_max_bytes, process.poll_interval_ms,
         network.mode, network.dns_wait_ms, investigation.max_fetch_bytes,
-        prevention.mode, prevention.hash_max_bytes, prevention.cache_entries, tamper.protect;
+        edge.max_actions_per_minute, prevention.mode, prevention.hash_max_bytes,
+        prevention.cache_entries, tamper.protect;
 );
 
 /// A setting a new file changes.

@@ -4,11 +4,12 @@
 //! dropped silently. A batch the spool cannot take (a full disk) is kept and tried again,
 //! waiting longer each time; meanwhile the queue fills and its overflow is counted as above.
 
+use crate::edge::Edge;
 use crate::spool::{Spool, SpoolConfig, SpoolError};
 use cordon_proto::time::now_ms;
-use cordon_proto::{AgentNotice, event};
+use cordon_proto::{AgentNotice, EdgeAction, Event, event};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{Notify, mpsc};
 
 /// Events waiting for the spool writer.
@@ -33,26 +34,55 @@ pub struct Telemetry {
 /// A cheap handle sensors use to emit events.
 #[derive(Clone)]
 pub struct Emitter {
-    tx: mpsc::Sender<(i64, event::Body)>,
+    tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
     dropped_total: Arc<AtomicU64>,
+    /// The edge policies, set once at start: every event passes them before it is queued.
+    edge: Arc<OnceLock<Arc<Edge>>>,
 }
 
 impl Emitter {
-    /// An emitter whose events go to the returned receiver (for sensor tests).
-    #[cfg(test)]
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<(i64, event::Body)>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let e = Self {
+    fn new(tx: mpsc::Sender<Event>) -> Self {
+        Self {
             tx,
             dropped: Arc::default(),
             dropped_total: Arc::default(),
-        };
-        (e, rx)
+            edge: Arc::default(),
+        }
     }
 
+    /// An emitter whose events go to the returned receiver (for sensor tests).
+    #[cfg(test)]
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self::new(tx), rx)
+    }
+
+    /// Queues an event for the spool, after the edge policies have acted on it (on the
+    /// sensor's own thread, so a kill is not held up behind the queue).
     pub fn emit(&self, body: event::Body) {
-        if self.tx.try_send((now_ms(), body)).is_err() {
+        let edge = self.judge(&body);
+        self.emit_judged(body, edge);
+    }
+
+    /// Runs the edge policies over an event now; what they did goes with it when it is
+    /// queued by [`Self::emit_judged`] (a sensor that holds events back to keep them in
+    /// order acts on each the moment it has it, not when its turn comes).
+    pub fn judge(&self, body: &event::Body) -> Vec<EdgeAction> {
+        match self.edge.get() {
+            Some(e) => e.evaluate(body),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn emit_judged(&self, body: event::Body, edge: Vec<EdgeAction>) {
+        let event = Event {
+            seq: 0,
+            time_ms: now_ms(),
+            body: Some(body),
+            edge,
+        };
+        if self.tx.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             self.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
@@ -87,11 +117,7 @@ impl Telemetry {
         let t = Arc::new(Self {
             spool: Arc::new(Mutex::new(spool)),
             written: Arc::new(Notify::new()),
-            emitter: Emitter {
-                tx,
-                dropped: Arc::default(),
-                dropped_total: Arc::default(),
-            },
+            emitter: Emitter::new(tx),
             append_failures: AtomicU64::new(0),
         });
         if report.corrupt_regions > 0 {
@@ -119,6 +145,11 @@ impl Telemetry {
         self.emitter.clone()
     }
 
+    /// Puts the edge policies in front of the spool (once, before the sensors start).
+    pub fn set_edge(&self, edge: Arc<Edge>) {
+        let _ = self.emitter.edge.set(edge);
+    }
+
     /// Events lost since start, before the spool (full queue) or in it (bound).
     pub fn lost_total(&self) -> u64 {
         self.emitter.dropped_total.load(Ordering::Relaxed) + self.lock().lost_total()
@@ -134,7 +165,7 @@ impl Telemetry {
     }
 }
 
-async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
+async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<Event>) {
     let mut buf = Vec::with_capacity(BATCH);
     let mut last_append = tokio::time::Instant::now();
     let mut stall = Stall::default();
@@ -154,14 +185,14 @@ async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
         }
         let dropped = t.emitter.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            buf.push((now_ms(), dropped_notice(dropped)));
+            buf.push(queued(dropped_notice(dropped)));
         }
         last_append = tokio::time::Instant::now();
         match append(&t, std::mem::take(&mut buf)).await {
             Ok(()) => {
                 // Straight into the next batch: the queue may still be full.
                 if let Some(notice) = stall.recovered() {
-                    buf.push((now_ms(), notice));
+                    buf.push(queued(notice));
                 }
                 t.written.notify_waiters();
             }
@@ -175,6 +206,15 @@ async fn writer(t: Arc<Telemetry>, mut rx: mpsc::Receiver<(i64, event::Body)>) {
     }
 }
 
+/// An event of the agent's own, for the spool to number.
+fn queued(body: event::Body) -> Event {
+    Event {
+        time_ms: now_ms(),
+        body: Some(body),
+        ..Default::default()
+    }
+}
+
 fn dropped_notice(dropped: u64) -> event::Body {
     event::Body::Notice(AgentNotice {
         kind: "events_lost".into(),
@@ -185,10 +225,7 @@ fn dropped_notice(dropped: u64) -> event::Body {
 }
 
 /// Appends one batch on a blocking thread; a batch that did not reach the disk comes back.
-async fn append(
-    t: &Telemetry,
-    batch: Vec<(i64, event::Body)>,
-) -> Result<(), Vec<(i64, event::Body)>> {
+async fn append(t: &Telemetry, batch: Vec<Event>) -> Result<(), Vec<Event>> {
     let spool = t.spool.clone();
     let res = tokio::task::spawn_blocking(move || {
         spool

@@ -128,7 +128,13 @@ pub fn keyword_fields(category: &str) -> &'static [&'static str] {
 /// The Sigma category of an event and its fields, or `None` for events no rule looks at
 /// (exits, deletions, agent notices).
 pub fn view(event: &Event) -> Option<(&'static str, EventFields<'_>)> {
-    match event.body.as_ref()? {
+    view_body(event.body.as_ref()?)
+}
+
+/// The same for an event's body alone (the agent's edge policies see bodies before the spool
+/// numbers them).
+pub fn view_body(body: &event::Body) -> Option<(&'static str, EventFields<'_>)> {
+    match body {
         event::Body::Process(p) if p.kind == process_event::Kind::Exec as i32 => {
             Some((PROCESS_CREATION, EventFields::Process(ProcessFields(p))))
         }

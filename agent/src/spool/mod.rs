@@ -76,7 +76,7 @@ const FRESH: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 #[error("appending {} events to the spool: {error}", items.len())]
 pub struct AppendFailed {
-    pub items: Vec<(i64, event::Body)>,
+    pub items: Vec<Event>,
     #[source]
     pub error: SpoolError,
 }
@@ -159,7 +159,7 @@ impl Spool {
     /// Returns the last sequence number used. A batch that does not reach the disk (a full
     /// disk) is handed back whole in the error, and the spool is as it was before it, so the
     /// caller can keep the events and try again: nothing is lost, nothing is half written.
-    pub fn append(&mut self, items: Vec<(i64, event::Body)>) -> Result<u64, AppendFailed> {
+    pub fn append(&mut self, items: Vec<Event>) -> Result<u64, AppendFailed> {
         let undo = self.undo_point();
         if let Err(error) = self.reserve(self.next_seq + items.len() as u64 + 1) {
             return Err(AppendFailed { items, error });
@@ -168,14 +168,11 @@ impl Spool {
         let mut rest = items.into_iter();
         let written = rest
             .by_ref()
-            .try_for_each(|(time_ms, body)| self.write(time_ms, body, &mut events))
+            .try_for_each(|event| self.write(event, &mut events))
             .and_then(|()| self.sync());
         if let Err(error) = written {
             self.rewind(undo);
-            let mut items: Vec<_> = events
-                .into_iter()
-                .filter_map(|e| e.body.map(|b| (e.time_ms, b)))
-                .collect();
+            let mut items = events;
             items.extend(rest);
             return Err(AppendFailed { items, error });
         }
@@ -252,8 +249,12 @@ impl Spool {
                 last_seq: to,
             };
             let mut written = Vec::new();
-            let notice = event::Body::Notice(notice);
-            self.write(cordon_proto::time::now_ms(), notice, &mut written)?;
+            let notice = Event {
+                time_ms: cordon_proto::time::now_ms(),
+                body: Some(event::Body::Notice(notice)),
+                ..Default::default()
+            };
+            self.write(notice, &mut written)?;
             self.sync()?;
             self.fresh.extend(written);
         }
@@ -262,21 +263,13 @@ impl Spool {
 
     /// Numbers and encodes one event onto the newest segment; it lands in `events` (with its
     /// body) as soon as it has its number, so a failure never loses it.
-    fn write(
-        &mut self,
-        time_ms: i64,
-        body: event::Body,
-        events: &mut Vec<Event>,
-    ) -> Result<(), SpoolError> {
+    /// Numbers `event` with the next sequence number and writes it.
+    fn write(&mut self, mut event: Event, events: &mut Vec<Event>) -> Result<(), SpoolError> {
         let seq = self.next_seq;
         self.reserve(seq + 1)?;
         self.next_seq += 1;
-        events.push(Event {
-            seq,
-            time_ms,
-            body: Some(body),
-            ..Default::default()
-        });
+        event.seq = seq;
+        events.push(event);
         let record = events.last().map(Record::encode).unwrap_or_default();
         self.writable()?.push(seq, &record)
     }

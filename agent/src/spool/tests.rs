@@ -12,16 +12,17 @@ fn cfg(dir: &std::path::Path, max_bytes: u64, segment_bytes: u64) -> SpoolConfig
     }
 }
 
-fn note(i: u64) -> (i64, event::Body) {
-    (
-        i as i64,
-        event::Body::Notice(AgentNotice {
+fn note(i: u64) -> Event {
+    Event {
+        time_ms: i as i64,
+        body: Some(event::Body::Notice(AgentNotice {
             kind: "test".into(),
             message: format!("event {i}"),
             count: i,
             ..Default::default()
-        }),
-    )
+        })),
+        ..Default::default()
+    }
 }
 
 fn counts(events: &[Event]) -> Vec<u64> {

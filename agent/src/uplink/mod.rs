@@ -9,6 +9,8 @@ mod session;
 
 use crate::commands::{Dispatcher, Ledger, Verifier};
 use crate::config::AgentConfig;
+use crate::edge::Edge;
+use crate::edge::act::HostActor;
 use crate::respond::HostResponder;
 use crate::respond::containment::Containment;
 use crate::sensors::file::FileSensor;
@@ -65,12 +67,14 @@ pub struct Uplink {
     pub containment: Arc<Containment>,
     /// The spool and the sensors' emitter.
     pub telemetry: Arc<Telemetry>,
+    /// The edge policies in force, in front of the spool.
+    pub edge: Arc<Edge>,
     _file_sensor: Option<FileSensor>,
     _process_sensor: Option<process::Running>,
     _network_sensor: Option<NetworkSensor>,
     /// Exec prevention and tamper protection: `set_blocklist` puts the "blocklist" edge
     /// policy in force.
-    pub prevention: crate::prevent::Prevention,
+    pub prevention: Arc<crate::prevent::Prevention>,
     /// One line per sensor, for heartbeats.
     pub sensors: Vec<String>,
     metrics: std::sync::Mutex<SelfMetrics>,
@@ -113,6 +117,14 @@ impl Uplink {
             max_bytes: config.spool_max_bytes,
             segment_bytes: (config.spool_max_bytes / 16).clamp(64 * 1024, 8 * 1024 * 1024),
         })?;
+        let edge = Arc::new(Edge::open(
+            identity.agent_id.clone(),
+            key.clone(),
+            state.dir.join("edge"),
+            Arc::new(edge_actor(&responder)),
+            config.edge.max_actions_per_minute,
+        ));
+        telemetry.set_edge(edge.clone());
         telemetry.emitter().notice(
             "agent_started",
             format!("cordon-agent {} started", env!("CARGO_PKG_VERSION")),
@@ -156,6 +168,10 @@ impl Uplink {
         {
             return Err(UplinkError::Prevention(prevention.mode()));
         }
+        let prevention = Arc::new(prevention);
+        // The "blocklist" edge policy (held from before a restart, then each new version).
+        let sink = prevention.clone();
+        edge.set_blocklist_sink(Box::new(move |list| sink.set_blocklist(list)));
         let dispatcher = Dispatcher::new(
             Verifier::new(identity.agent_id.clone(), key),
             ledger,
@@ -172,6 +188,7 @@ impl Uplink {
             dispatcher,
             containment,
             telemetry,
+            edge,
             _file_sensor: file_sensor,
             _process_sensor: process_running,
             _network_sensor: network_sensor,
@@ -311,6 +328,18 @@ impl Uplink {
             .unwrap_or_else(|p| p.into_inner())
             .sample(&self.telemetry, &self.sensors);
         m.prevention = self.prevention.mode();
+        m.edge_policies = self.edge.states();
         m
+    }
+}
+
+/// Edge steps act through the same responders (and guards) as commands.
+fn edge_actor(r: &HostResponder) -> HostActor {
+    HostActor {
+        processes: r.processes.clone(),
+        signaller: r.signaller.clone(),
+        kill_policy: r.kill_policy.clone(),
+        quarantine: r.quarantine.clone(),
+        containment: r.containment.clone(),
     }
 }

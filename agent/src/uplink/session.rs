@@ -131,8 +131,17 @@ fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<control
                 t.written.notify_waiters();
             });
         }
-        Some(controller_message::Msg::Edge(_)) => {
-            tracing::debug!("edge policies are not enforced by this build yet");
+        Some(controller_message::Msg::Edge(policies)) => {
+            // Stored (fsync) off the async threads; refusals are reported as notices.
+            let up = up.clone();
+            tokio::task::spawn_blocking(move || {
+                for outcome in up.edge.accept(&policies) {
+                    if let Err(why) = outcome {
+                        tracing::error!(error = %why, "edge policy refused");
+                        up.telemetry.emitter().notice("edge_policy_refused", why);
+                    }
+                }
+            });
         }
         Some(controller_message::Msg::Welcome(_)) | None => {
             tracing::debug!("ignoring an unexpected controller message");

@@ -120,6 +120,12 @@ impl Session {
         if let Err(e) = self.ctl.deliver_open(&self.agent_id).await {
             tracing::error!(agent_id = %self.agent_id, error = %e, "delivering queued commands failed");
         }
+        let edge = tokio::spawn(crate::core::edge::keep_in_sync(
+            self.ctl.clone(),
+            self.agent_id.clone(),
+            self.tx.clone(),
+            self.close.clone(),
+        ));
         let until_expiry = Duration::from_millis((cert_expires_ms - now_ms()).max(0) as u64);
         let expiry = tokio::time::sleep(until_expiry);
         tokio::pin!(expiry);
@@ -165,6 +171,7 @@ impl Session {
                 }
             }
         };
+        edge.abort();
         let current = self.ctl.sessions.remove_if(&self.agent_id, self.conn);
         if let Some(status) = end {
             let _ = end_tx.try_send(status);

@@ -1,7 +1,7 @@
 //! The command-signing key: Ed25519 over the exact encoded `Command` bytes. Agents pin the
 //! public half at enrolment and refuse anything it did not sign.
 
-use cordon_proto::{Command, SignedCommand};
+use cordon_proto::{Command, EdgePolicy, SignedCommand, SignedEdgePolicy};
 use prost::Message;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -46,6 +46,16 @@ impl CommandSigner {
     /// The raw 32-byte public key.
     pub fn public_key(&self) -> Vec<u8> {
         self.key.public_key().as_ref().to_vec()
+    }
+
+    /// An edge policy, signed the same way: over exactly its encoded bytes.
+    pub fn sign_policy(&self, policy: &EdgePolicy) -> SignedEdgePolicy {
+        let bytes = policy.encode_to_vec();
+        let signature = self.key.sign(&bytes).as_ref().to_vec();
+        SignedEdgePolicy {
+            policy: bytes,
+            signature,
+        }
     }
 
     pub fn sign(&self, command: &Command) -> SignedCommand {

@@ -159,6 +159,8 @@ impl Controller {
                 return Err(CoreError::NoAgent(before.id));
             }
             let after = self.agent(&before.id).await?;
+            // Which edge policies apply to a host depends on its labels.
+            self.edge.wake_all();
             Ok((before.labels, after))
         }
         .await;

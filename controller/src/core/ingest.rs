@@ -117,6 +117,19 @@ impl Controller {
 
 /// The stored kind and a one-line text form of an event (what `--contains` searches).
 pub fn describe(e: &Event) -> (&'static str, String) {
+    let (kind, mut summary) = describe_body(e);
+    // What the host's edge policies did, after what happened: "[edge playbook:x v2:
+    // kill_process done]".
+    for a in &e.edge {
+        summary.push_str(&format!(
+            " [edge {} v{}: {} {}]",
+            a.policy_id, a.version, a.action, a.outcome
+        ));
+    }
+    (kind, summary)
+}
+
+fn describe_body(e: &Event) -> (&'static str, String) {
     match &e.body {
         Some(event::Body::Notice(n)) => {
             let count = if n.count > 0 {

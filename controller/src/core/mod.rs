@@ -13,6 +13,7 @@ mod commands;
 mod describe_net;
 mod detection;
 mod dryrun;
+pub mod edge;
 mod enrol;
 mod error;
 pub mod fanout;
@@ -131,6 +132,8 @@ pub struct Controller {
     pub detector: crate::detect::Detector,
     /// Playbooks, started by new alerts.
     pub playbooks: Arc<Playbooks>,
+    /// Edge policies compiled from them, watched by the agents' streams.
+    pub edge: edge::EdgeHub,
     /// The playbook engine, working through [`link::Link`].
     pub engine: Arc<Engine>,
     /// Ids of new alerts, for the engine.
@@ -217,6 +220,7 @@ impl Controller {
             });
             Self {
                 playbooks,
+                edge: edge::EdgeHub::default(),
                 engine,
                 roster,
                 sign_ins: SignInGuard::default(),
@@ -242,6 +246,8 @@ impl Controller {
         ctl.load_playbooks((!dir.is_empty()).then_some(Path::new(dir.as_str())))
             .await
             .map_err(OpenError::Playbooks)?;
+        ctl.refresh_edge().await?;
+        tokio::spawn(edge::refresh_loop(Arc::downgrade(&ctl)));
         Ok(ctl)
     }
 }

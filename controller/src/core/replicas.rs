@@ -73,6 +73,10 @@ impl Controller {
     /// Tells the other controllers on a shared store; a lost signal is logged (each is
     /// also recovered from the store: see `resync`).
     pub(crate) async fn signal(&self, s: Signal) {
+        // Rules, indicators and playbooks are what edge policies are compiled from.
+        if matches!(s, Signal::Detection | Signal::Playbooks) {
+            self.edge_changed().await;
+        }
         if !self.store.shared() {
             return;
         }
@@ -112,8 +116,14 @@ impl Controller {
                     self.roster.put(&p);
                 }
             }
-            Signal::Detection => self.detector.load(&self.store, None).await?,
-            Signal::Playbooks => self.install_stored_playbooks().await?,
+            Signal::Detection => {
+                self.detector.load(&self.store, None).await?;
+                self.refresh_edge().await?;
+            }
+            Signal::Playbooks => {
+                self.install_stored_playbooks().await?;
+                self.refresh_edge().await?;
+            }
         }
         Ok(())
     }

@@ -49,40 +49,14 @@ impl RunContext {
                 .and_then(|(_, fields)| fields.get(field).map(|v| v.to_text().into_owned()))
                 .into_iter()
                 .collect(),
-            ("host", "hostname") => self
-                .agent
-                .as_ref()
-                .map(|g| g.host.hostname.clone())
-                .into_iter()
-                .collect(),
-            ("host", label) => match label.strip_prefix("labels.") {
-                Some(k) => self
-                    .agent
-                    .as_ref()
-                    .and_then(|g| g.labels.get(k).cloned())
-                    .into_iter()
-                    .collect(),
-                None => Vec::new(),
-            },
+            ("host", field) => host_values(self.agent.as_ref(), field),
             ("steps", name) => self.outcomes.get(name).cloned().into_iter().collect(),
             _ => Vec::new(),
         }
     }
 
     pub fn holds(&self, c: &Cond) -> bool {
-        let have = self.values(&c.path);
-        have.iter().any(|h| {
-            let h = h.to_lowercase();
-            c.values.iter().any(|v| {
-                let v = v.to_lowercase();
-                match c.op {
-                    Op::Equals => h == v,
-                    Op::Contains => h.contains(&v),
-                    Op::StartsWith => h.starts_with(&v),
-                    Op::EndsWith => h.ends_with(&v),
-                }
-            })
-        })
+        compare(c, &self.values(&c.path))
     }
 
     pub fn all_hold(&self, conds: &[Cond]) -> bool {
@@ -110,4 +84,35 @@ impl RunContext {
         });
         (by_rule || by_tag || by_level) && labels && self.all_hold(&t.conditions)
     }
+}
+
+/// `host.hostname` and `host.labels.<key>` of `agent`.
+pub fn host_values(agent: Option<&Agent>, field: &str) -> Vec<String> {
+    let Some(g) = agent else {
+        return Vec::new();
+    };
+    match field {
+        "hostname" => vec![g.host.hostname.clone()],
+        _ => field
+            .strip_prefix("labels.")
+            .and_then(|k| g.labels.get(k).cloned())
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Whether some value in `have` passes the condition, without regard to case.
+pub fn compare(c: &Cond, have: &[String]) -> bool {
+    have.iter().any(|h| {
+        let h = h.to_lowercase();
+        c.values.iter().any(|v| {
+            let v = v.to_lowercase();
+            match c.op {
+                Op::Equals => h == v,
+                Op::Contains => h.contains(&v),
+                Op::StartsWith => h.starts_with(&v),
+                Op::EndsWith => h.ends_with(&v),
+            }
+        })
+    })
 }

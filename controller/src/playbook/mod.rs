@@ -79,6 +79,11 @@ pub struct Playbooks {
     pub running: running::Running,
 }
 
+/// The id of the edge policy compiled from a playbook's `at: edge` steps.
+pub fn edge_policy_id(playbook: &str) -> String {
+    format!("playbook:{playbook}")
+}
+
 impl Playbooks {
     pub fn new(cfg: &PlaybookConfig) -> Self {
         Self {
@@ -115,6 +120,22 @@ impl Playbooks {
             }
             None => false,
         }
+    }
+
+    /// Every installed playbook, enabled or not, by name.
+    pub fn all(&self) -> Vec<(spec::Playbook, bool)> {
+        self.loaded
+            .read()
+            .map(|l| l.iter().map(|(p, _, e)| (p.clone(), *e)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a host with these labels is protected (no automated containment).
+    pub fn is_protected(&self, labels: &std::collections::HashMap<String, String>) -> bool {
+        self.config
+            .protected_labels
+            .iter()
+            .any(|(k, v)| labels.get(k) == Some(v))
     }
 
     /// Enabled playbooks (with their YAML), by name.

@@ -128,6 +128,8 @@ pub struct Step {
     pub when: Vec<Cond>,
     pub timeout_secs: u64,
     pub on_failure: OnFailure,
+    /// The agent runs it on its own, the moment the event happens (an edge policy).
+    pub at_edge: bool,
 }
 
 /// A refused playbook file: where, which field, and why.

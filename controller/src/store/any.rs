@@ -278,6 +278,8 @@ delegate! {
             note: String,
             now: i64
         ) -> Option<ApprovalRow>;
+        fn edge_version(agent_id: String, policy_id: String, digest: String) -> u64;
+        fn edge_versions(agent_id: String) -> Vec<(String, String, u64)>;
     }
     Principals {
         fn invite(i: Invitation, now_ms: i64) -> bool;

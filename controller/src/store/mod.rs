@@ -173,7 +173,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_collections.sql"),
     include_str!("migrations/0013_hunts.sql"),
     include_str!("migrations/0014_fetched_files.sql"),
-    // 0015 is the edge policies' (merged from the lead's branch): it goes before this one.
+    include_str!("migrations/0015_edge_versions.sql"),
     include_str!("migrations/0016_ioc_block.sql"),
 ];
 

@@ -279,7 +279,36 @@ pub trait PlaybookStore: Send + Sync {
         note: String,
         now: i64,
     ) -> impl Future<Output = Result<Option<ApprovalRow>, StoreError>> + Send;
+
+    /// The version of edge policy `policy_id` for `agent_id` whose compiled form has
+    /// `digest`: the version held when the digest is the one last recorded, else one more
+    /// (1 for a policy new to the agent). Atomic, so replicas agree.
+    fn edge_version(
+        &self,
+        agent_id: String,
+        policy_id: String,
+        digest: String,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every edge policy ever versioned for `agent_id`: (policy id, digest, version).
+    fn edge_versions(
+        &self,
+        agent_id: String,
+    ) -> impl Future<Output = Result<Vec<(String, String, u64)>, StoreError>> + Send;
 }
+
+/// Records a compiled edge policy's digest and returns its version (both backends).
+pub(super) const EDGE_VERSION_SQL: &str =
+    "INSERT INTO edge_versions (agent_id, policy_id, digest, version)
+     VALUES ($1, $2, $3, 1)
+     ON CONFLICT (agent_id, policy_id) DO UPDATE SET
+       version = CASE WHEN edge_versions.digest = excluded.digest
+                      THEN edge_versions.version ELSE edge_versions.version + 1 END,
+       digest = excluded.digest
+     RETURNING version";
+
+pub(super) const EDGE_VERSIONS_SQL: &str =
+    "SELECT policy_id, digest, version FROM edge_versions WHERE agent_id = $1 ORDER BY policy_id";
 
 impl PlaybookStore for Store {
     async fn upsert_playbook(&self, p: PlaybookRow) -> Result<(), StoreError> {
@@ -512,6 +541,37 @@ impl PlaybookStore for Store {
                 |r| approval_row(r),
             )
             .optional()?)
+        })
+        .await
+    }
+
+    async fn edge_version(
+        &self,
+        agent_id: String,
+        policy_id: String,
+        digest: String,
+    ) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            let v: i64 = c.query_row(
+                EDGE_VERSION_SQL,
+                params![agent_id, policy_id, digest],
+                |r| r.get(0),
+            )?;
+            Ok(v as u64)
+        })
+        .await
+    }
+
+    async fn edge_versions(
+        &self,
+        agent_id: String,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(EDGE_VERSIONS_SQL)?;
+            let rows = stmt.query_map([agent_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
     }

@@ -191,6 +191,20 @@ fn metrics(m: &AgentMetrics) {
     for s in &m.sensors {
         outln!("sensor:         {}", clean(s));
     }
+    if !m.prevention.is_empty() {
+        outln!("prevention:     {}", clean(&m.prevention));
+    }
+    if m.edge_policies.is_empty() {
+        outln!("edge policies:  none");
+    }
+    for p in &m.edge_policies {
+        let dry = if p.dry_run { ", dry run" } else { "" };
+        let what = match p.id.as_str() {
+            "blocklist" => format!("{} blocked SHA-256", p.block_sha256),
+            _ => format!("{} rule(s), {} step(s){dry}", p.rules, p.steps),
+        };
+        outln!("edge policy:    {} v{}: {what}", clean(&p.id), p.version);
+    }
 }
 
 async fn inventory(

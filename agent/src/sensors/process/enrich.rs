@@ -28,6 +28,14 @@ pub fn run(
 ) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut watch = super::peers::Watch::new(crate::sys::procfs::Proc::default());
+    // The edge policies' verdicts on the events offered, in the order the watch releases
+    // them: taken at once for an event the watch will not hold (so a kill never waits behind
+    // a shell whose peer is still looked for), at release for one it holds.
+    let mut verdicts = std::collections::VecDeque::new();
+    let send = |verdicts: &mut VecDeque<_>, body| match verdicts.pop_front().flatten() {
+        Some(edge) => emit.emit_judged(body, edge),
+        None => emit.emit(body),
+    };
     loop {
         let burst = match watch.next_due() {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -38,8 +46,10 @@ pub fn run(
                 for raw in burst {
                     match enricher.handle(raw) {
                         Some(Out::Event(body)) => {
+                            verdicts
+                                .push_back((!watch.would_hold(&body)).then(|| emit.judge(&body)));
                             for body in watch.offer(body, Instant::now()) {
-                                emit.emit(body);
+                                send(&mut verdicts, body);
                             }
                         }
                         Some(Out::Lost { count, why }) => emit.lost(count, why),
@@ -51,11 +61,11 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         for body in watch.due(Instant::now()) {
-            emit.emit(body);
+            send(&mut verdicts, body);
         }
     }
     for body in watch.drain() {
-        emit.emit(body);
+        send(&mut verdicts, body);
     }
 }
 

@@ -66,10 +66,16 @@ impl Watch {
         }
     }
 
-    /// Takes an event; returns those that can go now, in order.
+    /// Whether [`Self::offer`] would hold this event back for a peer check.
+    pub fn would_hold(&self, body: &event::Body) -> bool {
+        matches!(body, event::Body::Process(p) if candidate(p)) && self.waiting() < WAITING_MAX
+    }
+
+    /// Takes an event; returns those that can go now, in order (the order they came in).
     pub fn offer(&mut self, body: Box<event::Body>, now: Instant) -> Vec<event::Body> {
+        let hold = self.would_hold(&body);
         let held = match *body {
-            event::Body::Process(p) if candidate(&p) && self.waiting() < WAITING_MAX => {
+            event::Body::Process(p) if hold => {
                 let mut p = Box::new(Pending {
                     event: p,
                     seen: now,

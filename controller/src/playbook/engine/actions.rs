@@ -59,15 +59,19 @@ pub(super) fn command(step: &Step, cx: &RunContext, pb: &Playbook) -> Result<act
             Ok(action::Kind::Quarantine(Quarantine { path, force: false }))
         }
         Action::BlockIp { cidr, ttl_secs } => {
-            let cidr = if cidr == "ioc" {
-                cx.alert
+            let cidr = match cidr.as_str() {
+                "ioc" => cx
+                    .alert
                     .detail
                     .strip_prefix("ip ")
                     .and_then(|r| r.split_whitespace().next())
                     .ok_or("the alert is not an IP indicator match")?
-                    .to_string()
-            } else {
-                cidr.clone()
+                    .to_string(),
+                "destination" => match cx.event.as_ref().and_then(|e| e.body.as_ref()) {
+                    Some(event::Body::Network(n)) => n.destination_ip.clone(),
+                    _ => return Err("the alert's event is not a connection".into()),
+                },
+                _ => cidr.clone(),
             };
             Ok(action::Kind::BlockIp(BlockIp {
                 cidr,

@@ -9,6 +9,7 @@
 mod actions;
 mod approval;
 mod budget;
+mod edge;
 mod run;
 
 pub use actions::plan;

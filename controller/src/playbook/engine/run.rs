@@ -192,6 +192,9 @@ async fn run_step(
         }
         _ => {}
     }
+    if let Some(done) = super::edge::outcome(cx, pb, step) {
+        return Ok(done);
+    }
     let cmd = command(step, cx, pb);
     let what = describe(step, &cmd);
     if run.dry_run {

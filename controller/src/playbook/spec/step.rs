@@ -3,10 +3,11 @@
 
 use super::*;
 
-const STEP_FIELDS: [&str; 16] = [
+const STEP_FIELDS: [&str; 17] = [
     "name",
     "action",
     "if",
+    "at",
     "timeout_secs",
     "on_failure",
     "tree",
@@ -85,7 +86,7 @@ pub(super) fn step(cx: &Ctx<'_>, node: &Node, field: &str) -> Result<Step, SpecE
     };
     for (k, _) in pairs {
         let key = k.as_str().unwrap_or_default();
-        let common = ["name", "action", "if", "timeout_secs", "on_failure"].contains(&key);
+        let common = ["name", "action", "if", "at", "timeout_secs", "on_failure"].contains(&key);
         if !common && !options.contains(&key) {
             return Err(cx.err(k, &f(key), format!("{action_name} takes no {key:?}")));
         }
@@ -120,11 +121,13 @@ pub(super) fn step(cx: &Ctx<'_>, node: &Node, field: &str) -> Result<Step, SpecE
                 get("cidr").ok_or_else(|| cx.err(node, &f("cidr"), "is required for block_ip"))?;
             let cidr = cx.text(v, &f("cidr"))?;
             let addr = cidr.split('/').next().unwrap_or_default();
-            if cidr != "ioc" && addr.parse::<std::net::IpAddr>().is_err() {
+            if !["ioc", "destination"].contains(&cidr.as_str())
+                && addr.parse::<std::net::IpAddr>().is_err()
+            {
                 return Err(cx.err(
                     v,
                     &f("cidr"),
-                    "an address or network, or \"ioc\" (the address an indicator matched)",
+                    "an address or network, \"ioc\" (the address an indicator matched) or \"destination\" (the connection's remote address)",
                 ));
             }
             let ttl_secs = get("ttl_secs")
@@ -192,11 +195,68 @@ pub(super) fn step(cx: &Ctx<'_>, node: &Node, field: &str) -> Result<Step, SpecE
             _ => OnFailure::Abort,
         },
     };
+    let at_edge = match get("at") {
+        Some(v) => at_edge(cx, v, &f("at"), &action, &when)?,
+        None => false,
+    };
     Ok(Step {
         name,
         action,
         when,
         timeout_secs,
         on_failure,
+        at_edge,
     })
+}
+
+/// `at: edge` (the agent acts on its own, before the event leaves the host) or `at:
+/// controller` (the default). Only kill, quarantine and block run at the edge, and their
+/// conditions may look only at what the host knows: the event and the host.
+fn at_edge(
+    cx: &Ctx<'_>,
+    v: &Node,
+    field: &str,
+    action: &Action,
+    when: &[Cond],
+) -> Result<bool, SpecError> {
+    if cx.one_of(v, field, &["edge", "controller"])? == "controller" {
+        return Ok(false);
+    }
+    if !matches!(
+        action,
+        Action::KillProcess { .. } | Action::QuarantineFile { .. } | Action::BlockIp { .. }
+    ) {
+        return Err(cx.err(
+            v,
+            field,
+            format!(
+                "{} cannot run at the edge (kill_process, quarantine_file and block_ip can)",
+                action.name()
+            ),
+        ));
+    }
+    if matches!(action, Action::BlockIp { cidr, .. } if cidr == "ioc") {
+        return Err(cx.err(
+            v,
+            field,
+            "block_ip with cidr \"ioc\" cannot run at the edge (the host does not match indicators); use an address or \"destination\"",
+        ));
+    }
+    if let Some(c) = when.iter().find(|c| !is_edge_path(&c.path)) {
+        return Err(cx.err(
+            v,
+            field,
+            format!(
+                "a step at the edge may only test event.* and host.* fields, not {}",
+                c.path
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+/// What an edge policy can test on the host (alert and step outcomes exist only on the
+/// controller).
+pub fn is_edge_path(path: &str) -> bool {
+    path.starts_with("event.") || path.starts_with("host.")
 }

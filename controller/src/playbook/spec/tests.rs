@@ -150,3 +150,51 @@ fn a_collect_step_names_a_collector_and_its_arguments() {
         "{err}"
     );
 }
+
+fn one_step(step: &str) -> Result<Playbook, SpecError> {
+    parse(
+        &format!("name: e\ntrigger:\n  rules: [r1]\nsteps:\n  - {step}\n"),
+        "e.yml",
+    )
+}
+
+#[test]
+fn kill_quarantine_and_block_may_run_at_the_edge() {
+    for step in [
+        "action: kill_process\n    at: edge",
+        "action: quarantine_file\n    target: exe\n    at: edge",
+        "action: block_ip\n    cidr: destination\n    at: edge\n    if:\n      event.DestinationPort: '4444'",
+    ] {
+        let pb = one_step(step).unwrap_or_else(|e| panic!("{step}: {e}"));
+        assert!(pb.steps[0].at_edge, "{step}");
+    }
+    let pb = one_step("action: kill_process\n    at: controller").unwrap();
+    assert!(!pb.steps[0].at_edge);
+    assert!(!one_step("action: kill_process").unwrap().steps[0].at_edge);
+}
+
+#[test]
+fn what_the_host_cannot_do_or_know_is_refused_at_the_edge() {
+    for (step, why) in [
+        (
+            "action: isolate_host\n    at: edge",
+            "isolate_host cannot run at the edge",
+        ),
+        (
+            "action: kill_process\n    at: host",
+            "is not one of edge, controller",
+        ),
+        (
+            "action: block_ip\n    cidr: ioc\n    at: edge",
+            "does not match indicators",
+        ),
+        (
+            "action: kill_process\n    at: edge\n    if:\n      alert.level: high",
+            "not alert.level",
+        ),
+    ] {
+        let err = one_step(step).unwrap_err();
+        assert!(err.message.contains(why), "{step}: {err}");
+        assert_eq!(err.field, "steps[0].at", "{step}: {err}");
+    }
+}

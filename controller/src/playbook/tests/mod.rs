@@ -121,6 +121,11 @@ impl Harness {
     /// Stores an exec on `agent` that a high rule matched, sends the new alert to the engine
     /// as the controller does, and returns the alert's incident.
     async fn raise(&self, agent: &str) -> String {
+        self.raise_with(agent, Vec::new()).await
+    }
+
+    /// As [`Self::raise`], with what the host's edge policies did about the exec.
+    async fn raise_with(&self, agent: &str, edge: Vec<cordon_proto::EdgeAction>) -> String {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let body = Event {
             seq,
@@ -133,7 +138,7 @@ impl Harness {
                 argv: vec![EXE.into()],
                 ..Default::default()
             })),
-            ..Default::default()
+            edge,
         };
         let stored = StoredEvent {
             agent_id: agent.into(),
@@ -434,4 +439,5 @@ steps:
     assert!(h.notifier.sent().is_empty());
 }
 
+mod edge;
 mod guards;

@@ -32,7 +32,7 @@ pub use fleet::{
     commands_with_isolation, tokens,
 };
 pub use hunts::hunts;
-pub use playbooks::{approval_decisions, approval_requests, playbooks, runs, steps};
+pub use playbooks::{approval_decisions, approval_requests, edge_versions, playbooks, runs, steps};
 pub use principals::{changes, invites, sign_in_secrets};
 pub use rules::{block_lists, iocs, rules};
 
@@ -80,6 +80,7 @@ macro_rules! contract_tests {
             keeps_the_incidents_contract: incident_status, incident_notes, incident_listing;
             keeps_the_rules_contract: rules, iocs, block_lists;
             keeps_the_playbooks_contract: playbooks, runs, steps;
+            versions_edge_policies: edge_versions;
             keeps_the_approvals_contract: approval_requests, approval_decisions;
             keeps_the_principals_contract: invites, changes, sign_in_secrets;
             stores_collection_rows_once: collection_rows;

@@ -290,3 +290,51 @@ pub async fn approval_decisions<S: PlaybookStore>(s: &S) {
     assert_eq!(listed(s, false, None).await, ["ap-2"]);
     assert_eq!(listed(s, true, None).await, ["ap-1", "ap-2"]);
 }
+
+/// Edge policy versions: 1 when new, the same for the same digest, one more for another, per
+/// agent and policy; listed by agent.
+pub async fn edge_versions<S: PlaybookStore>(s: &S) {
+    let v = |agent: &str, id: &str, digest: &str| {
+        s.edge_version(agent.into(), id.into(), digest.into())
+    };
+    assert_eq!(v("a1", "playbook:x", "d1").await.expect("version"), 1);
+    assert_eq!(
+        v("a1", "playbook:x", "d1").await.expect("version"),
+        1,
+        "same digest"
+    );
+    assert_eq!(
+        v("a1", "playbook:x", "d2").await.expect("version"),
+        2,
+        "changed"
+    );
+    assert_eq!(
+        v("a1", "playbook:x", "d1").await.expect("version"),
+        3,
+        "changed back"
+    );
+    assert_eq!(
+        v("a2", "playbook:x", "d1").await.expect("version"),
+        1,
+        "per agent"
+    );
+    assert_eq!(
+        v("a1", "blocklist", "b").await.expect("version"),
+        1,
+        "per policy"
+    );
+    let listed = s.edge_versions("a1".into()).await.expect("versions");
+    assert_eq!(
+        listed,
+        [
+            ("blocklist".to_string(), "b".to_string(), 1),
+            ("playbook:x".to_string(), "d1".to_string(), 3)
+        ]
+    );
+    assert!(
+        s.edge_versions("nobody".into())
+            .await
+            .expect("versions")
+            .is_empty()
+    );
+}

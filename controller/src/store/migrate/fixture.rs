@@ -88,7 +88,8 @@ pub(super) async fn fill<S: Backend>(s: &S) -> u64 {
     made
 }
 
-/// A collection's row and a fetched file with its chunk, on commands `fleet` made.
+/// A collection's row and a fetched file with its chunk, on commands `fleet` made, and an
+/// edge policy's version.
 async fn investigation<S: Backend>(s: &S) {
     let row = vec![r#"{"port":4444}"#.to_string()];
     s.add_collection_rows("cmd-2".into(), "h2".into(), 0, row)
@@ -115,6 +116,12 @@ async fn investigation<S: Backend>(s: &S) {
         fetched_at_ms: 6,
     };
     s.record_fetched_file(file).await.expect("file");
+    for digest in ["d1", "d2"] {
+        let id = "playbook:reverse-shell";
+        s.edge_version("h1".into(), id.into(), digest.into())
+            .await
+            .expect("edge version");
+    }
 }
 
 async fn fleet<S: Backend>(s: &S) {
@@ -406,6 +413,8 @@ pub(super) async fn contents<S: Backend>(s: &S) -> Contents {
         &s.file_chunk("cmd-3".into(), 0).await.expect("chunk"),
     );
     show("files", &s.fetched_files(None, 10).await.expect("files"));
+    let edge = s.edge_versions("h1".into()).await.expect("edge versions");
+    show("edge versions", &edge);
     let all = EventFilter {
         limit: 100,
         ..Default::default()

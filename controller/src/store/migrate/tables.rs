@@ -36,6 +36,7 @@ pub(super) const TABLES: &[(&str, &str)] = &[
     ("audit", "seq"),
     ("file_chunks", "command_id, chunk_index"),
     ("fetched_files", "id"),
+    ("edge_versions", "agent_id, policy_id"),
 ];
 
 /// A column's type in PostgreSQL, which says how SQLite's value is read.

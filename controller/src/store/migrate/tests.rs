@@ -247,6 +247,7 @@ async fn every_contracts_end_state_comes_over() {
         steps,
         approval_requests,
         approval_decisions,
+        edge_versions,
         invites,
         changes,
         sign_in_secrets

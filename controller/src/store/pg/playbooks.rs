@@ -3,7 +3,8 @@
 use super::{PgStore, all, big};
 pub(super) use crate::store::playbooks::run_row;
 use crate::store::playbooks::{
-    APPROVAL_COLUMNS, RUN_COLUMNS, approval_row, playbook_row, step_row,
+    APPROVAL_COLUMNS, EDGE_VERSION_SQL, EDGE_VERSIONS_SQL, RUN_COLUMNS, approval_row, playbook_row,
+    step_row,
 };
 use crate::store::{
     ApprovalRow, ApprovalStatus, PlaybookRow, PlaybookStore, RunDetail, RunRow, RunStatus, StepRow,
@@ -259,5 +260,29 @@ impl PlaybookStore for PgStore {
         let args: [&(dyn ToSql + Sync); 6] = [&id, &status, &by, &now, &note, &pending];
         let row = self.client().await?.query_opt(&sql, &args).await?;
         Ok(row.as_ref().map(approval_row).transpose()?)
+    }
+
+    async fn edge_version(
+        &self,
+        agent_id: String,
+        policy_id: String,
+        digest: String,
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(EDGE_VERSION_SQL, &[&agent_id, &policy_id, &digest])
+            .await?;
+        Ok(row.try_get::<_, i64>(0)? as u64)
+    }
+
+    async fn edge_versions(
+        &self,
+        agent_id: String,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let c = self.client().await?;
+        let rows = c.query(EDGE_VERSIONS_SQL, &[&agent_id]).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<_, i64>(2)? as u64)))
+            .collect()
     }
 }

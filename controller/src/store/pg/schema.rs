@@ -16,7 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_collections.sql"),
     include_str!("migrations/0005_hunts.sql"),
     include_str!("migrations/0006_fetched_files.sql"),
-    // 0007 is the edge policies' (merged from the lead's branch): it goes before this one.
+    include_str!("migrations/0007_edge_versions.sql"),
     include_str!("migrations/0008_ioc_block.sql"),
 ];
 

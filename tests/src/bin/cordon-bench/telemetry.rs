@@ -92,7 +92,12 @@ pub fn shipping(n: u64) -> anyhow::Result<()> {
         let (mut spool, _) = Spool::open(cfg)?;
         let now = cordon_proto::time::now_ms();
         for chunk in (0..n).collect::<Vec<_>>().chunks(4096) {
-            spool.append(chunk.iter().map(|&i| (now, sample(i))).collect())?;
+            let events = chunk.iter().map(|&i| cordon_proto::Event {
+                time_ms: now,
+                body: Some(sample(i)),
+                ..Default::default()
+            });
+            spool.append(events.collect())?;
         }
         let bytes = spool.bytes();
         drop(spool);
