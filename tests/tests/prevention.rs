@@ -3,7 +3,9 @@
 //! listed binary (a file of the test's own, so nothing else on the machine is refused) is
 //! refused with EPERM in every attempt, a renamed copy too, while another binary runs; each
 //! refusal is stored as a prevention event with its path, digest and process, and raises a
-//! high alert naming the list. The agent reports its prevention mode in its heartbeat.
+//! high alert naming the list. With tamper protection on, another process's open for write
+//! of the agent's state is refused, stored and alerted on, and the agent goes on writing it.
+//! The agent reports its prevention mode in its heartbeat.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -52,6 +54,15 @@ fn blocked_on_agent(d: &Deployment, agent: &AgentHandle) -> u64 {
         .unwrap_or(0)
 }
 
+/// The prevention mode the agent's heartbeats report, once one has.
+fn heartbeat_mode(d: &Deployment, agent: &AgentHandle) -> String {
+    poll(Duration::from_secs(20), || {
+        let m = d.agent_record(&agent.id)["metrics"]["prevention"].clone();
+        m.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    })
+    .expect("a heartbeat with the prevention mode")
+}
+
 #[test]
 fn a_block_listed_binary_is_refused_at_exec_every_time_and_reported_with_an_alert() {
     if !require_root("a_block_listed_binary_is_refused_at_exec_every_time") {
@@ -62,11 +73,7 @@ fn a_block_listed_binary_is_refused_at_exec_every_time_and_reported_with_an_aler
     agent.configure("[prevention]\nmode = \"fanotify\"\n");
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
-    let mode = poll(Duration::from_secs(20), || {
-        let m = d.agent_record(&agent.id)["metrics"]["prevention"].clone();
-        m.as_str().filter(|s| !s.is_empty()).map(str::to_string)
-    });
-    assert_eq!(mode.as_deref(), Some("fanotify (exec deny)"));
+    assert_eq!(heartbeat_mode(&d, &agent), "fanotify (exec deny)");
 
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let dir = dir.path().canonicalize().unwrap();
@@ -145,4 +152,68 @@ fn a_block_listed_binary_is_refused_at_exec_every_time_and_reported_with_an_aler
     );
     assert!(title.contains(&list), "the alert names the list: {alert}");
     assert_eq!(alert["level"], "high", "{alert}");
+}
+
+#[test]
+fn with_tamper_protection_another_process_cannot_write_the_agents_state_and_is_reported() {
+    if !require_root("with_tamper_protection_another_process_cannot_write_the_agents_state") {
+        return;
+    }
+    let d = Deployment::loopback("");
+    let mut agent = d.enroll_agent("tamper", &[]);
+    agent.configure("[tamper]\nprotect = true\n");
+    d.start_agent(&mut agent);
+    d.wait_online(&agent, true, Duration::from_secs(20));
+    let mode = heartbeat_mode(&d, &agent);
+    assert!(
+        mode.contains(
+            "tamper: writes to the agent's binary and state denied; signals, ptrace, BPF \
+             detach: not enforceable"
+        ),
+        "{mode}"
+    );
+    // An open for append that writes nothing: harmless if it were let through.
+    let cert = agent.state_dir.join("cert.pem");
+    let before = std::fs::read(&cert).unwrap();
+    let out = Command::new("sh")
+        .args(["-c", &format!(": >> '{}'", cert.display())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the write went through");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    // Reading is not refused, and the file is as it was.
+    assert_eq!(std::fs::read(&cert).unwrap(), before);
+
+    let refusal = poll(Duration::from_secs(30), || {
+        d.event_bodies(&agent.id, "prevention", None)
+            .into_iter()
+            .find_map(|b| match b {
+                event::Body::Prevention(p) if p.kind() == Kind::TamperDenied => Some(p),
+                _ => None,
+            })
+    })
+    .expect("the refusal stored");
+    assert_eq!(
+        refusal.path,
+        cert.canonicalize().unwrap().display().to_string()
+    );
+    assert_eq!(refusal.attempt, "open_write");
+    let alert = poll(Duration::from_secs(30), || {
+        let alerts = d.ctl_list(&["alerts", "list", "--agent", &agent.id]);
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["rule_id"] == "prevention:tamper_denied")
+            .cloned()
+    })
+    .expect("an alert for the refusal");
+    assert_eq!(
+        alert["title"], "Tamper attempt on the agent denied",
+        "{alert}"
+    );
+    // The agent still writes its own state: its spool takes events after the refusal.
+    d.barrier(&agent, "tamper");
 }
