@@ -45,7 +45,10 @@ impl Group {
         let flags = InitFlags::FAN_CLASS_CONTENT
             | InitFlags::FAN_CLOEXEC
             | InitFlags::FAN_NONBLOCK
-            | InitFlags::FAN_REPORT_TID;
+            | InitFlags::FAN_REPORT_TID
+            // A full queue drops a permission event and the kernel then allows the open: a
+            // flood of writes must not open a window for an exec.
+            | InitFlags::FAN_UNLIMITED_QUEUE;
         let fan = Fanotify::init(flags, EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE)
             .map_err(GroupError::Init)?;
         let info =

@@ -8,6 +8,7 @@
 
 mod group;
 mod hasher;
+mod report;
 pub mod tamper;
 #[cfg(test)]
 mod tests;
@@ -173,7 +174,7 @@ impl Prevention {
             group,
             protected: protect.unwrap_or_default().to_vec(),
             shared: shared.clone(),
-            emit,
+            emit: report::Reporter::start(emit).map_err(|e| format!("report thread: {e}"))?,
             names: Names::new(table),
             worker: hasher::Worker::start(cache, cfg.hash_max_bytes)
                 .map_err(|e| format!("hash thread: {e}"))?,

@@ -48,14 +48,17 @@ fn refused(p: &Path) -> bool {
 
 /// Prevention events received until `n` have come, or five seconds pass.
 fn events(
-    rx: &mut tokio::sync::mpsc::Receiver<(i64, event::Body)>,
+    rx: &mut tokio::sync::mpsc::Receiver<cordon_proto::Event>,
     n: usize,
 ) -> Vec<PreventionEvent> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut out = Vec::new();
     while out.len() < n && Instant::now() < deadline {
         match rx.try_recv() {
-            Ok((_, event::Body::Prevention(p))) => out.push(p),
+            Ok(cordon_proto::Event {
+                body: Some(event::Body::Prevention(p)),
+                ..
+            }) => out.push(p),
             Ok(_) => {}
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -219,6 +222,6 @@ fn tamper_protection_refuses_other_processes_writes_and_reports_them() {
     assert_eq!(p.denied(), 2);
     assert!(
         std::iter::from_fn(|| rx.try_recv().ok())
-            .all(|(_, b)| !matches!(b, event::Body::Prevention(_)))
+            .all(|e| !matches!(e.body, Some(event::Body::Prevention(_))))
     );
 }

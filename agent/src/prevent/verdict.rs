@@ -2,15 +2,16 @@
 //! event, whatever happens while deciding. A panic or an error while deciding allows the
 //! open and is reported, because an unanswered event would hang every exec on the host.
 //! Denials are named (path, digest, the process that tried) before the answer, while the
-//! process is still blocked in its call, and emitted after it.
+//! process is still blocked in its call, and handed to the reporting thread after it (see
+//! `report`: emitting runs the edge policies, which this thread must never wait on).
 
 use super::group::{Group, is_permission};
 use super::hasher::{self, Worker};
+use super::report::Reporter;
 use super::tamper::{self, Access};
 use super::verdicts::{Blocklist, HashCache};
 use crate::sensors::file::Names;
 use crate::swap::Swap;
-use crate::telemetry::Emitter;
 use cordon_proto::{PreventionEvent, event, prevention_event::Kind};
 use nix::sys::fanotify::{FanotifyEvent, MaskFlags};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -49,7 +50,7 @@ pub struct Thread {
     /// What tamper protection marks (put back after inode marks are flushed).
     pub protected: Vec<std::path::PathBuf>,
     pub shared: Arc<Shared>,
-    pub emit: Emitter,
+    pub emit: Reporter,
     pub names: Names,
     pub worker: Worker,
     pub own_pid: u32,
