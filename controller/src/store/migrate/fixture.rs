@@ -277,6 +277,12 @@ async fn detection<S: Backend>(s: &S) {
     s.add_iocs("ip".into(), "bad".into(), values, 6)
         .await
         .expect("iocs");
+    s.add_iocs("sha256".into(), "miners".into(), vec!["ab".repeat(32)], 6)
+        .await
+        .expect("iocs");
+    s.mark_block_list("sha256".into(), "miners".into())
+        .await
+        .expect("block list");
 }
 
 async fn response<S: Backend>(s: &S, incident: &str) {
@@ -434,6 +440,7 @@ pub(super) async fn contents<S: Backend>(s: &S) -> Contents {
     show("incidents", &incidents);
     show("rules", &s.rules().await.expect("rules"));
     show("iocs", &s.iocs().await.expect("iocs"));
+    show("blocked", &s.blocked_sha256().await.expect("blocked"));
     show("playbooks", &s.playbooks().await.expect("playbooks"));
     show("runs", &s.recent_runs(100).await.expect("runs"));
     show(

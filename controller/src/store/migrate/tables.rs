@@ -27,6 +27,7 @@ pub(super) const TABLES: &[(&str, &str)] = &[
     ("timeline", "rowid"),
     ("rules", "rowid"),
     ("iocs", "kind, value, list"),
+    ("ioc_lists", "kind, list"),
     ("playbooks", "rowid"),
     ("runs", "rowid"),
     ("run_steps", "rowid"),

@@ -242,6 +242,7 @@ async fn every_contracts_end_state_comes_over() {
         incident_listing,
         rules,
         iocs,
+        block_lists,
         playbooks,
         runs,
         steps,
