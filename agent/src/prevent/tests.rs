@@ -225,3 +225,54 @@ fn tamper_protection_refuses_other_processes_writes_and_reports_them() {
             .all(|e| !matches!(e.body, Some(event::Body::Prevention(_))))
     );
 }
+
+/// An ELF whose interpreter is a protected file: the kernel opens the interpreter in the
+/// middle of the exec, where it may hold a lock that reading the opener's system call needs.
+/// The open must still be answered, and allowed (an exec writes nothing), or every exec
+/// would hang.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn an_exec_whose_interpreter_is_protected_is_answered_in_time() {
+    if !root_or_skip("tamper protection and exec interpreters") {
+        return;
+    }
+    const INTERP: &[u8] = b"/lib64/ld-linux-x86-64.so.2\0";
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let state = dir.path().canonicalize().unwrap();
+    // A copy of the loader under the protected directory, at a path as long as the original.
+    let room = INTERP.len() - 1 - state.as_os_str().len() - 1;
+    let loader = state.join("l".repeat(room));
+    std::fs::copy("/lib64/ld-linux-x86-64.so.2", &loader).unwrap();
+    let mut elf = std::fs::read("/bin/true").unwrap();
+    let at = elf.windows(INTERP.len()).position(|w| w == INTERP).unwrap();
+    let mut patched = loader.as_os_str().as_encoded_bytes().to_vec();
+    patched.push(0);
+    elf[at..at + INTERP.len()].copy_from_slice(&patched);
+    let program = dir.path().join("odd-interpreter");
+    std::fs::write(&program, &elf).unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (emit, mut rx) = Emitter::channel(1024);
+    let cfg = PreventionConfig {
+        mode: Mode::Off,
+        ..Default::default()
+    };
+    let p = Prevention::start(&cfg, &TamperConfig { protect: true }, &[state], emit, None);
+    assert_eq!(p.mode(), TAMPER);
+    let started = Instant::now();
+    let status = Command::new(&program).status().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.denied(), 0);
+    assert!(
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .all(|e| !matches!(e.body, Some(event::Body::Prevention(_))))
+    );
+}

@@ -162,7 +162,7 @@ impl Thread {
         }
         if mask.contains(MaskFlags::FAN_OPEN_PERM)
             && !self.is_own(tid)
-            && tamper::access(tid) == Access::Write
+            && tamper::access_bounded(tid) == Access::Write
         {
             return Some(Denial {
                 kind: Kind::TamperDenied,
