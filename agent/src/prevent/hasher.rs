@@ -8,8 +8,9 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-/// Written files waiting for the worker; past it they are hashed at their first exec.
-const QUEUE: usize = 1024;
+/// Written files waiting for the worker (each holds a descriptor); past it they are hashed at
+/// their first exec.
+const QUEUE: usize = 64;
 
 /// The version of the regular file behind `fd`, or None for anything else.
 pub fn file_id(fd: BorrowedFd<'_>) -> Option<(FileId, u32)> {

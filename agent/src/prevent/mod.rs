@@ -80,6 +80,24 @@ impl Default for TamperConfig {
     }
 }
 
+/// Open files the agent may hold at once (soft limit, up to the hard one). The kernel opens a
+/// descriptor into the agent for every permission event it reads; when it cannot (the agent
+/// at its limit), it answers the event itself, with a denial: every exec on the host would
+/// fail while the agent sat at the usual soft limit of 1024.
+const OPEN_FILES: u64 = 65_536;
+
+fn raise_open_files() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    let want = lim.maximum.map_or(OPEN_FILES, |m| m.min(OPEN_FILES));
+    if lim.current.is_some_and(|c| c < want) {
+        lim.current = Some(want);
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "could not raise the open files limit");
+        }
+    }
+}
+
 /// `dir` and the directories below it (at most 256), each protected for its direct entries:
 /// fanotify inode marks do not reach further down.
 pub fn directories(dir: &Path) -> Vec<PathBuf> {
@@ -145,6 +163,7 @@ impl Prevention {
         emit: Emitter,
         table: Option<Arc<ProcessTable>>,
     ) -> Result<Self, String> {
+        raise_open_files();
         let group = group::Group::open().map_err(|e| e.to_string())?;
         let refused: Vec<String> = protect
             .unwrap_or_default()

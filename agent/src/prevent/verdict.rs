@@ -129,9 +129,13 @@ impl Thread {
             }
             return;
         }
-        let decided = catch_unwind(AssertUnwindSafe(|| self.decide(mask, tid, fd)));
-        let denial = match decided {
-            Ok(d) => d,
+        // Named inside the guard too: nothing here may stop the answer below.
+        let decided = catch_unwind(AssertUnwindSafe(|| {
+            self.decide(mask, tid, fd)
+                .map(|d| self.describe(d, tid, fd))
+        }));
+        let event = match decided {
+            Ok(e) => e,
             Err(_) => {
                 self.emit.notice(
                     "prevention_error",
@@ -140,7 +144,6 @@ impl Thread {
                 None
             }
         };
-        let event = denial.map(|d| self.describe(d, tid, fd));
         if let Err(e) = self.group.answer(fd, event.is_none()) {
             self.emit.notice(
                 "prevention_error",
