@@ -48,15 +48,20 @@
 //! second for `--fswrites-secs S` (default 10) on three filesystems, the agent's fanotify file
 //! sensor beside its inotify one: the share stored with the right process, and agent CPU.
 //!
+//! Edge policies (`edge.rs`, root only): `--edge-kills N` (default 200) processes killed by an
+//! edge policy, exec to death, p50 and p99; the agent's CPU at `--edge-rate N` execs a second
+//! (default 1,000) for `--edge-secs S` (default 10), without and with a 100-rule policy.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload` and `fswrites` (default: all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload`, `fswrites` and `edge` (default: all).
 
 mod collect;
 mod console;
 mod detection;
+mod edge;
 mod fanout;
 mod fleet;
 mod fswrites;
@@ -108,6 +113,7 @@ const SECTIONS: &[&str] = &[
     "hunt",
     "netload",
     "fswrites",
+    "edge",
 ];
 
 /// The sections `--only` names (all without it).
@@ -160,6 +166,11 @@ fn main() -> anyhow::Result<()> {
     };
     let fswrites_rate = arg("--fswrites-rate", 10_000)?.clamp(1, 1_000_000) as u64;
     let fswrites_secs = arg("--fswrites-secs", 10)?.clamp(1, 600) as u64;
+    let edge_load = edge::Load {
+        kills: arg("--edge-kills", 200)?.clamp(1, 10_000),
+        rate: arg("--edge-rate", 1000)?.clamp(1, 100_000) as u64,
+        secs: arg("--edge-secs", 10)?.clamp(1, 600) as u64,
+    };
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -196,6 +207,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("collect") {
         collect::run(collect_procs, collect_files)?;
+    }
+    if run("edge") {
+        edge::run(&edge_load)?;
     }
     if run("fswrites") {
         fswrites::run(fswrites_rate, fswrites_secs)?;
