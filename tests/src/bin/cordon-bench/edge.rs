@@ -8,7 +8,7 @@
 use anyhow::{Context, bail};
 use cordon_proto::{ApplyPlaybookRequest, ImportRulesRequest, RuleFile};
 use cordon_tests::deploy::Deployment;
-use cordonctl::client::{AdminConfig, connect};
+use cordonctl::client::connect;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,32 +44,17 @@ fn playbook() -> String {
 
 /// Imports the rules and applies the playbook, from inside the controller's namespace.
 fn install(d: &Deployment) -> anyhow::Result<()> {
-    let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
-    let ctl_ns = d
-        .ctl_ns
-        .as_ref()
-        .context("controller namespace")?
-        .name
-        .clone();
-    std::thread::spawn(move || {
-        cordon_agent::sys::netns::enter(&ctl_ns)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            let mut client = connect(&admin).await?;
-            let files = (0..RULES).map(rule).collect();
-            client.import_rules(ImportRulesRequest { files }).await?;
-            let yaml = playbook();
-            let origin = "bench-edge.yml".into();
-            client
-                .apply_playbook(ApplyPlaybookRequest { origin, yaml })
-                .await?;
-            anyhow::Ok(())
-        })
+    super::in_controller_ns(d, |admin| async move {
+        let mut client = connect(&admin).await?;
+        let files = (0..RULES).map(rule).collect();
+        client.import_rules(ImportRulesRequest { files }).await?;
+        let yaml = playbook();
+        let origin = "bench-edge.yml".into();
+        client
+            .apply_playbook(ApplyPlaybookRequest { origin, yaml })
+            .await?;
+        Ok(())
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("install thread panicked"))?
 }
 
 pub fn run(load: &Load) -> anyhow::Result<()> {

@@ -479,3 +479,31 @@ fn enrol_rate(admin: &AdminConfig, n: usize, parallel: usize) -> anyhow::Result<
         anyhow::Ok(())
     })
 }
+
+/// Runs `work` with the deployment's admin settings from inside the controller's namespace (the
+/// admin connection reaches the controller there), on a thread with its own runtime.
+fn in_controller_ns<T, F>(
+    d: &Deployment,
+    work: impl FnOnce(AdminConfig) -> F + Send + 'static,
+) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
+    let ctl_ns = d
+        .ctl_ns
+        .as_ref()
+        .context("controller namespace")?
+        .name
+        .clone();
+    std::thread::spawn(move || {
+        cordon_agent::sys::netns::enter(&ctl_ns)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(work(admin))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
+}
