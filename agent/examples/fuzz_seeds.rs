@@ -7,7 +7,9 @@
 //! - `network_records`: the network sensor's kernel records (connections over IPv4 and IPv6, a
 //!   DNS query and its answer, and one cut short);
 //! - `fanotify_events`: reads of a fanotify group in FID mode (a creation and write, a rename,
-//!   a queue overflow), and one cut inside an info record.
+//!   a queue overflow), and one cut inside an info record;
+//! - `edge_policy`: edge policies as the controller compiles them, one per Cordon rule (with
+//!   an event condition and each kind of step), encoded bare and signed.
 
 use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
         "utmp" => accounting(&out),
         "network_records" => network(&out),
         "fanotify_events" => fanotify(&out),
+        "edge_policy" => edge(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
@@ -265,5 +268,57 @@ fn fanotify(out: &Path) -> Result<()> {
     std::fs::write(out.join("write"), &write)?;
     std::fs::write(out.join("batch"), &batch)?;
     std::fs::write(out.join("cut"), &batch[..write.len() + 30])?;
+    Ok(())
+}
+
+fn edge(out: &Path) -> Result<()> {
+    use cordon_proto::{
+        EdgeBlockIp, EdgeCondition, EdgeKill, EdgePolicy, EdgeQuarantine, EdgeRule, EdgeStep,
+        SignedEdgePolicy, edge_step::Action,
+    };
+    use prost::Message;
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/linux");
+    let step = |name: &str, action| EdgeStep {
+        name: name.into(),
+        when: Vec::new(),
+        action: Some(action),
+    };
+    for (i, entry) in std::fs::read_dir(rules)?.flatten().enumerate() {
+        let policy = EdgePolicy {
+            id: format!("playbook:seed-{i}"),
+            agent_id: "me".into(),
+            version: 1,
+            active: true,
+            rules: vec![EdgeRule {
+                id: format!("rule-{i}"),
+                yaml: std::fs::read_to_string(entry.path())?,
+                ..Default::default()
+            }],
+            conditions: vec![EdgeCondition {
+                field: "Image".into(),
+                op: "endswith".into(),
+                values: vec!["/bash".into()],
+            }],
+            steps: vec![
+                step("kill", Action::Kill(EdgeKill { tree: true })),
+                step("q", Action::Quarantine(EdgeQuarantine { exe: true })),
+                step(
+                    "block",
+                    Action::BlockIp(EdgeBlockIp {
+                        cidr: "destination".into(),
+                        ttl_secs: 60,
+                    }),
+                ),
+            ],
+            ..Default::default()
+        };
+        let bare = policy.encode_to_vec();
+        let signed = SignedEdgePolicy {
+            policy: bare.clone(),
+            signature: vec![7; 64],
+        };
+        std::fs::write(out.join(format!("policy-{i}")), &bare)?;
+        std::fs::write(out.join(format!("signed-{i}")), signed.encode_to_vec())?;
+    }
     Ok(())
 }

@@ -137,6 +137,9 @@ fn netns_an_edge_policy_kills_with_the_controller_stopped_and_reports_on_reconne
     let id = format!("playbook:{name}");
     let version = wait_policy(&d, &agent, &id, true);
     assert!(version >= 1);
+    let shown = d.ctl(&["agents", "show", &agent.id]);
+    let line = format!("edge policy:    {id} v{version}: 1 rule(s), 1 step(s)");
+    assert!(shown.contains(&line), "{shown}");
 
     d.stop_controller();
     let mut child = payload(&m);

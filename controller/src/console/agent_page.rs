@@ -126,6 +126,11 @@ fn sensors(p: &Presence) -> Markup {
                     dt { "Events per second" } dd { (format!("{:.1}", m.events_per_sec)) }
                     dt { "Spool" } dd { (m.spool_events) " events, " (mib(m.spool_bytes)) }
                     dt { "Events lost" } dd { (m.events_lost) }
+                    @if !m.prevention.is_empty() { dt { "Prevention" } dd #prevention { (m.prevention) } }
+                    @for e in &m.edge_policies {
+                        dt { "Edge policy" }
+                        dd.edge-policy { (e.id) " v" (e.version) ": " (edge_summary(e)) }
+                    }
                 }
             }
             @if !degraded.is_empty() {
@@ -133,6 +138,15 @@ fn sensors(p: &Presence) -> Markup {
             }
         }
     }
+}
+
+/// "3 rules, 1 step (dry run)" or "12 blocked SHA-256".
+fn edge_summary(e: &cordon_proto::EdgePolicyState) -> String {
+    if e.id == "blocklist" {
+        return format!("{} blocked SHA-256", e.block_sha256);
+    }
+    let dry = if e.dry_run { " (dry run)" } else { "" };
+    format!("{} rule(s), {} step(s){dry}", e.rules, e.steps)
 }
 
 fn mib(bytes: u64) -> String {
@@ -297,24 +311,10 @@ pub(super) mod tests {
     }
 
     pub(in crate::console) fn presence() -> Presence {
-        let agent = Agent {
-            id: "a1b2".into(),
-            host: cordon_proto::HostFacts {
-                hostname: "<b>web-1</b>".into(),
-                ..Default::default()
-            },
-            labels: [("env".to_string(), "prod".to_string())].into(),
-            enrolled_at_ms: 0,
-            last_seen_ms: 0,
-            online: true,
-            cert_serial: String::new(),
-            cert_expires_at_ms: 0,
-            revoked_at_ms: None,
-            process_sensor: "poll".into(),
-            isolation_desired: true,
-            containment: None,
-            metrics: None,
-        };
+        let mut agent = Agent::for_tests("a1b2", &[("env", "prod")]);
+        agent.host.hostname = "<b>web-1</b>".into();
+        agent.process_sensor = "poll".into();
+        agent.isolation_desired = true;
         Presence {
             agent,
             online: true,
@@ -353,6 +353,33 @@ pub(super) mod tests {
         assert!(!responder.contains("save-labels") && responder.contains("request-inventory"));
         let admin = page_for(Role::Admin);
         assert!(admin.contains("save-labels") && admin.contains("value=\"c0ffee\""));
+    }
+
+    #[test]
+    fn the_edge_policies_in_force_are_listed() {
+        let mut presence = presence();
+        presence.agent.metrics = Some(cordon_proto::AgentMetrics {
+            edge_policies: vec![cordon_proto::EdgePolicyState {
+                id: "playbook:reverse-shell".into(),
+                version: 4,
+                rules: 5,
+                steps: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let v = AgentView {
+            presence,
+            commands: Vec::new(),
+            pending: Vec::new(),
+            events: Vec::new(),
+            notice: None,
+        };
+        let page = agent(&caller(Role::Viewer), &v).into_string();
+        assert!(
+            page.contains("playbook:reverse-shell v4: 5 rule(s), 1 step(s)"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -364,25 +364,9 @@ mod tests {
 
     fn agent(id: &str, labels: &[(&str, &str)], revoked: bool) -> Agent {
         Agent {
-            id: id.into(),
-            host: cordon_proto::HostFacts {
-                hostname: format!("host-{id}"),
-                ..Default::default()
-            },
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            enrolled_at_ms: 0,
-            last_seen_ms: 0,
             online: false,
-            cert_serial: String::new(),
-            cert_expires_at_ms: 0,
             revoked_at_ms: revoked.then_some(1),
-            process_sensor: String::new(),
-            isolation_desired: false,
-            containment: None,
-            metrics: None,
+            ..Agent::for_tests(id, labels)
         }
     }
 

@@ -29,6 +29,34 @@ pub struct Agent {
     pub metrics: Option<AgentMetrics>,
 }
 
+#[cfg(test)]
+impl Agent {
+    /// An enrolled, online agent with these labels, for tests.
+    pub fn for_tests(id: &str, labels: &[(&str, &str)]) -> Self {
+        Self {
+            id: id.into(),
+            host: HostFacts {
+                hostname: format!("host-{id}"),
+                ..Default::default()
+            },
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            enrolled_at_ms: 0,
+            last_seen_ms: 0,
+            online: true,
+            cert_serial: String::new(),
+            cert_expires_at_ms: 0,
+            revoked_at_ms: None,
+            process_sensor: String::new(),
+            isolation_desired: false,
+            containment: None,
+            metrics: None,
+        }
+    }
+}
+
 /// What an accepted enrolment writes.
 #[derive(Debug, Clone)]
 pub struct Enrolment {

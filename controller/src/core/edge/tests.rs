@@ -4,7 +4,7 @@
 use super::compile::{BLOCKLIST, Template};
 use crate::playbook::spec::parse;
 use crate::store::{Agent, RuleRow};
-use cordon_proto::{HostFacts, edge_step};
+use cordon_proto::edge_step;
 
 fn rule(id: &str, level: &str, tags: &[&str], enabled: bool) -> RuleRow {
     RuleRow {
@@ -23,27 +23,7 @@ fn rule(id: &str, level: &str, tags: &[&str], enabled: bool) -> RuleRow {
 }
 
 fn agent(id: &str, labels: &[(&str, &str)]) -> Agent {
-    Agent {
-        id: id.into(),
-        host: HostFacts {
-            hostname: format!("{id}.example"),
-            ..Default::default()
-        },
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        enrolled_at_ms: 0,
-        last_seen_ms: 0,
-        online: true,
-        cert_serial: String::new(),
-        cert_expires_at_ms: 0,
-        revoked_at_ms: None,
-        process_sensor: String::new(),
-        isolation_desired: false,
-        containment: None,
-        metrics: None,
-    }
+    Agent::for_tests(id, labels)
 }
 
 const PLAYBOOK: &str = "name: shm\ntrigger:\n  rules: [r1]\n  tags: [attack.t1059]\n  min_level: critical\n  host_labels:\n    env: prod\n  conditions:\n    alert.level: [high, critical]\n    event.Image|startswith: /dev/shm/\nsteps:\n  - name: kill\n    action: kill_process\n    tree: true\n    at: edge\n  - name: block\n    action: block_ip\n    cidr: 192.0.2.1\n    at: edge\n    if:\n      host.labels.zone: dmz\n  - name: tell\n    action: notify\n    webhook: soc\n    text: x\n";

@@ -48,6 +48,10 @@
 //! second for `--fswrites-secs S` (default 10) on three filesystems, the agent's fanotify file
 //! sensor beside its inotify one: the share stored with the right process, and agent CPU.
 //!
+//! Edge policies (`edge.rs`, root only): `--edge-kills N` (default 200) processes killed by an
+//! edge policy, exec to death, p50 and p99; the agent's CPU at `--edge-rate N` execs a second
+//! (default 1,000) for `--edge-secs S` (default 10), without and with a 100-rule policy.
+//!
 //! Exec check (`execcheck.rs`, root only): µs per exec of /bin/true with prevention's exec
 //! check off and on (a block list of 100 digests), `--execcheck-execs N` (default 5,000).
 //!
@@ -55,12 +59,13 @@
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload`, `fswrites` and `execcheck` (default:
-//! all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload`, `fswrites`, `edge` and `execcheck`
+//! (default: all).
 
 mod collect;
 mod console;
 mod detection;
+mod edge;
 mod execcheck;
 mod fanout;
 mod fleet;
@@ -113,6 +118,7 @@ const SECTIONS: &[&str] = &[
     "hunt",
     "netload",
     "fswrites",
+    "edge",
     "execcheck",
 ];
 
@@ -167,6 +173,11 @@ fn main() -> anyhow::Result<()> {
     let fswrites_rate = arg("--fswrites-rate", 10_000)?.clamp(1, 1_000_000) as u64;
     let fswrites_secs = arg("--fswrites-secs", 10)?.clamp(1, 600) as u64;
     let execcheck_execs = arg("--execcheck-execs", 5000)?.clamp(10, 100_000);
+    let edge_load = edge::Load {
+        kills: arg("--edge-kills", 200)?.clamp(1, 10_000),
+        rate: arg("--edge-rate", 1000)?.clamp(1, 100_000) as u64,
+        secs: arg("--edge-secs", 10)?.clamp(1, 600) as u64,
+    };
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -203,6 +214,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("collect") {
         collect::run(collect_procs, collect_files)?;
+    }
+    if run("edge") {
+        edge::run(&edge_load)?;
     }
     if run("fswrites") {
         fswrites::run(fswrites_rate, fswrites_secs)?;
@@ -474,4 +488,32 @@ fn enrol_rate(admin: &AdminConfig, n: usize, parallel: usize) -> anyhow::Result<
         );
         anyhow::Ok(())
     })
+}
+
+/// Runs `work` with the deployment's admin settings from inside the controller's namespace (the
+/// admin connection reaches the controller there), on a thread with its own runtime.
+fn in_controller_ns<T, F>(
+    d: &Deployment,
+    work: impl FnOnce(AdminConfig) -> F + Send + 'static,
+) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
+    let ctl_ns = d
+        .ctl_ns
+        .as_ref()
+        .context("controller namespace")?
+        .name
+        .clone();
+    std::thread::spawn(move || {
+        cordon_agent::sys::netns::enter(&ctl_ns)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(work(admin))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
 }

@@ -92,7 +92,7 @@ fn stored(d: &Deployment, agent: &str, from_ms: i64, to_ms: i64) -> (usize, usiz
 }
 
 /// The CPU `pid` used while `during` ran, in percent of one core.
-fn cpu_share(pid: u32, during: impl FnOnce()) -> anyhow::Result<f64> {
+pub fn cpu_share(pid: u32, during: impl FnOnce()) -> anyhow::Result<f64> {
     let (before, _) = cost(pid)?;
     let started = Instant::now();
     during();

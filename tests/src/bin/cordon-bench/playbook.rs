@@ -48,25 +48,11 @@ pub fn latency(n: usize) -> anyhow::Result<()> {
     let mut agent = d.enroll_agent("bench", &[]);
     d.start_agent(&mut agent);
     d.wait_online(&agent, true, Duration::from_secs(20));
-    let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
-    let ctl_ns = d
-        .ctl_ns
-        .as_ref()
-        .context("controller namespace")?
-        .name
-        .clone();
     let agent_ns = d.agent_ns.as_ref().context("agent namespace")?.name.clone();
     let agent_id = agent.id.clone();
-    let (polled, stamped) = std::thread::spawn(move || {
-        // The admin connection reaches the controller from inside its namespace.
-        cordon_agent::sys::netns::enter(&ctl_ns)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(runs(&admin, &agent_id, &agent_ns, n))
+    let (polled, stamped) = super::in_controller_ns(&d, move |admin| async move {
+        runs(&admin, &agent_id, &agent_ns, n).await
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))?
     .context("playbook response")?;
     super::report(
         "exec on the host to isolation confirmed by a playbook, veth (seen by polling)",
