@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
 # sigma_rule, playbook, csr, config_files, spool_segment, agent_state, utmp, dpkg_status,
-# network_records, fanotify_events, edge_policy, proc_syscall (seeds: fuzz/regressions/
-# proc_syscall only)
+# network_records, fanotify_events, edge_policy, proc_syscall, nft_listing, agent_message
+# (seeds for proc_syscall and nft_listing: fuzz/regressions/TARGET only; nft_listing's are
+# real `nft -j list table` output)
 # (fuzz/smoke.sh runs them all briefly).
 # The seed corpus is built afresh from the project's own files (Cordon's rules and
 # playbooks, the SigmaHQ rules in ../shared when present) plus fuzz/regressions/TARGET,
@@ -26,7 +27,7 @@ case "$target" in
   dpkg_status)
     # This machine's own status file, when it has one, beside the committed sample.
     cp /var/lib/dpkg/status "$corpus/host-status" 2>/dev/null || true ;;
-  spool_segment | agent_state | utmp | network_records | fanotify_events | edge_policy)
+  spool_segment | agent_state | utmp | network_records | fanotify_events | edge_policy | agent_message)
     # Real files, written by the agent's own code (agent/examples/fuzz_seeds.rs); for utmp,
     # generated records, never this host's; for fanotify_events, encoded events.
     cargo run -q --manifest-path ../Cargo.toml -p cordon-agent --example fuzz_seeds -- "$target" "$corpus" ;;

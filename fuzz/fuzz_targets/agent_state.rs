@@ -34,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
             critical: Protected::new(Vec::new()),
         },
     );
-    let listed = store.entries().expect("listing never fails on a bad record");
+    let listed = store
+        .entries()
+        .expect("listing never fails on a bad record");
     assert!(listed.len() <= 1);
 });

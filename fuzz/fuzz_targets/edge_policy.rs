@@ -5,7 +5,9 @@
 #![no_main]
 
 use cordon_agent::edge::policy::{Compiled, verify};
-use cordon_proto::{EdgePolicy, NetworkEvent, ProcessEvent, SignedEdgePolicy, event, process_event};
+use cordon_proto::{
+    EdgePolicy, NetworkEvent, ProcessEvent, SignedEdgePolicy, event, process_event,
+};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 

@@ -9,7 +9,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let (events, err) = records::parse(data);
     for e in &events {
-        assert!(e.infos.iter().all(|i| i.handle.bytes.len() <= records::MAX_HANDLE));
+        assert!(
+            e.infos
+                .iter()
+                .all(|i| i.handle.bytes.len() <= records::MAX_HANDLE)
+        );
         // Names as long as an info record can hold would not fit one once re-terminated.
         if e.infos.iter().all(|i| i.name.len() < 4096) {
             let (back, none) = records::parse(&records::encode(e));

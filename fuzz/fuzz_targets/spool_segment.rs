@@ -31,12 +31,19 @@ fuzz_target!(|data: &[u8]| {
         let Some(end) = batch.last().map(|e| e.seq) else {
             break;
         };
-        assert!(batch.windows(2).all(|w| w[0].seq < w[1].seq), "out of order");
+        assert!(
+            batch.windows(2).all(|w| w[0].seq < w[1].seq),
+            "out of order"
+        );
         assert!(batch[0].seq > last, "read again");
         last = end;
     }
-    let body = event::Body::Process(Default::default());
-    if let Ok(seq) = spool.append(vec![(1, body)]) {
+    let appended = cordon_proto::Event {
+        time_ms: 1,
+        body: Some(event::Body::Process(Default::default())),
+        ..Default::default()
+    };
+    if let Ok(seq) = spool.append(vec![appended]) {
         let back = spool.read_from(seq, 1).expect("read back the append");
         assert_eq!(back.first().map(|e| e.seq), Some(seq));
     }

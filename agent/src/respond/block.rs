@@ -109,15 +109,22 @@ impl Blocker for NftBlocker {
         let Some(listed) = nft::list_table(FAMILY, TABLE)? else {
             return Ok(0);
         };
-        let sets = listed["nftables"].as_array().cloned().unwrap_or_default();
-        Ok(sets
-            .iter()
-            .filter_map(|o| o.get("set"))
-            .map(|s| {
-                s.get("elem")
-                    .and_then(Value::as_array)
-                    .map_or(0, |e| e.len() as u32)
-            })
-            .sum())
+        Ok(count_elements(&listed))
     }
+}
+
+/// The addresses in the sets of a listed table.
+pub fn count_elements(listed: &Value) -> u32 {
+    let Some(objects) = listed.get("nftables").and_then(Value::as_array) else {
+        return 0;
+    };
+    objects
+        .iter()
+        .filter_map(|o| o.get("set"))
+        .map(|s| {
+            s.get("elem")
+                .and_then(Value::as_array)
+                .map_or(0, |e| e.len() as u32)
+        })
+        .fold(0u32, u32::saturating_add)
 }

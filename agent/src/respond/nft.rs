@@ -30,9 +30,7 @@ pub fn apply(batch: Vec<Value>) -> Result<(), NftError> {
 /// The table as nft lists it, or None if it does not exist.
 pub fn list_table(family: &str, name: &str) -> Result<Option<Value>, NftError> {
     match nftables::helper::get_current_ruleset_raw(None::<&str>, ["list", "table", family, name]) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(NftError::Output),
+        Ok(text) => parse_listing(&text).map(Some),
         Err(nftables::helper::NftablesError::NftFailed { stderr, .. })
             if stderr.contains("No such file or directory") =>
         {
@@ -40,6 +38,12 @@ pub fn list_table(family: &str, name: &str) -> Result<Option<Value>, NftError> {
         }
         Err(e) => Err(nft_error(e)),
     }
+}
+
+/// nft's JSON listing as the agent reads it (its output is parsed, never trusted to be well
+/// formed).
+pub fn parse_listing(text: &str) -> Result<Value, NftError> {
+    serde_json::from_str(text).map_err(NftError::Output)
 }
 
 /// SHA-256 over a listed table with the kernel's handles and nft's metainfo removed, so the
