@@ -84,12 +84,7 @@ impl Chromium {
     /// Sends one request and returns its answer; panics with the driver's error if it failed.
     pub fn call(&mut self, request: Value) -> Value {
         let answer = self.try_call(request.clone());
-        assert!(
-            answer["ok"] == true,
-            "browser request {request} failed: {}",
-            answer["error"]
-        );
-        answer
+        succeeded(&request, answer)
     }
 
     /// Sends one request and returns its answer, failed or not.
@@ -113,11 +108,23 @@ impl Chromium {
         self.call(json!({"op": "context", "as": who}));
     }
 
-    /// Opens console path `path` as `who`; the HTTP status.
+    /// Opens console path `path` as `who`; the HTTP status. Chromium abandons a navigation
+    /// when it sees the namespace's addresses change (an IPv6 address leaving its tentative
+    /// state a moment after the test's veth came up): that navigation is made again, a few
+    /// times at most; any other failure fails the test.
     pub fn goto(&mut self, who: &str, path: &str) -> u16 {
-        let url = self.url(path);
-        let a = self.call(json!({"op": "goto", "as": who, "url": url}));
-        a["status"].as_u64().unwrap_or(0) as u16
+        let request = json!({"op": "goto", "as": who, "url": self.url(path)});
+        let mut answer = self.try_call(request.clone());
+        for _ in 0..3 {
+            let changed = answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("net::ERR_NETWORK_CHANGED"));
+            if !changed {
+                break;
+            }
+            answer = self.try_call(request.clone());
+        }
+        succeeded(&request, answer)["status"].as_u64().unwrap_or(0) as u16
     }
 
     /// Signs `who` in with `password` through the sign-in page.
@@ -231,4 +238,14 @@ impl Drop for Chromium {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The driver's answer to `request`; panics with its error if it failed.
+fn succeeded(request: &Value, answer: Value) -> Value {
+    assert!(
+        answer["ok"] == true,
+        "browser request {request} failed: {}",
+        answer["error"]
+    );
+    answer
 }
