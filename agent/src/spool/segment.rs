@@ -98,8 +98,8 @@ pub enum Damage {
     /// The file ends inside a record: a write cut short by a crash, never synced, so never
     /// shipped.
     Torn,
-    /// A record that is all there but wrong (checksum, length, encoding): it may have been
-    /// shipped before it was damaged.
+    /// A record that is all there but wrong (checksum, length, encoding, or a sequence number
+    /// not above the one before it): it may have been shipped before it was damaged.
     Corrupt,
 }
 
@@ -172,6 +172,11 @@ impl Segment {
         let mut good = 0u64;
         let bad = loop {
             match next_record(&mut reader) {
+                // Numbers only grow within a segment: a record that repeats or goes back (a
+                // segment pieced together, a hostile writer) ends it as a bad checksum would.
+                Ok(Some((ev, _))) if seg.last_seq.is_some_and(|l| ev.seq <= l) => {
+                    break Some((size - good, Damage::Corrupt));
+                }
                 Ok(Some((ev, n))) => {
                     seg.mark(ev.seq, good);
                     good += n;
