@@ -102,6 +102,10 @@ build() {
     if [ "$name" = cordonctl ]; then
         yaml_override "$stage" cordonctl cordonctl
     fi
+    if [ "$name" = cordon-agent ]; then
+        # Edge policies carry Sigma rules, which the agent compiles with the same parser.
+        yaml_override "$stage" cordon-agent cordon-agent
+    fi
     for script in postinst prerm postrm; do
         if [ -f "$pkg/deb/$name/$script" ]; then
             install -m 0755 "$pkg/deb/$name/$script" "$stage/DEBIAN/$script"
