@@ -138,6 +138,16 @@ fn loss_reports_name_every_missing_sequence_number_even_when_reports_are_dropped
     assert_eq!(reported, missing, "lost sequence numbers no report names");
 }
 
+/// The one segment file of the spool in `dir`.
+fn only_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(dir.join("spool"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap()
+}
+
 /// Found by the spool_segment fuzz target: records whose numbers repeat or go back were read
 /// out of order. They are cut as corrupt, and reading stays in order.
 #[test]
@@ -146,12 +156,7 @@ fn records_out_of_sequence_are_cut_and_reading_stays_in_order() {
     let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
     s.append((0..3).map(note).collect()).unwrap();
     drop(s);
-    let seg = std::fs::read_dir(dir.path().join("spool"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "seg"))
-        .unwrap();
+    let seg = only_segment(dir.path());
     // The same three records again after themselves: 1, 2, 3, 1, 2, 3.
     let whole = std::fs::read(&seg).unwrap();
     std::fs::OpenOptions::new()
@@ -175,12 +180,7 @@ fn a_torn_tail_is_cut_off_reported_and_the_spool_carries_on() {
     let (mut s, _) = Spool::open(cfg(dir.path(), 1 << 30, 1 << 20)).unwrap();
     s.append((0..10).map(note).collect()).unwrap();
     drop(s);
-    let seg = std::fs::read_dir(dir.path().join("spool"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "seg"))
-        .unwrap();
+    let seg = only_segment(dir.path());
     // Half a record: a crash in the middle of a write.
     std::fs::OpenOptions::new()
         .append(true)
@@ -234,12 +234,7 @@ fn damage_in_the_newest_segment_never_lets_a_sequence_number_be_used_twice() {
     // Events 1..=10 may have been sent and stored, unacknowledged, when a complete record
     // in the middle goes bad.
     drop(s);
-    let seg = std::fs::read_dir(dir.path().join("spool"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "seg"))
-        .unwrap();
+    let seg = only_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
