@@ -12,6 +12,7 @@ pub mod v1 {
 pub mod admin;
 pub mod channel;
 pub mod config;
+pub mod edge;
 pub mod files;
 pub mod identity;
 pub mod json;

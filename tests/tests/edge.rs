@@ -86,22 +86,26 @@ fn reap(mut child: Child) {
     let _ = child.wait();
 }
 
-/// The edge actions stored with the exec carrying `m`, once it is stored. The marker is
-/// looked for here, never passed to cordonctl: its command line would match the policy.
-fn stored_actions(d: &Deployment, agent: &AgentHandle, m: &str) -> Vec<Value> {
+/// The stored exec (as `events query --json` prints it) whose line carries `m`, once it is
+/// stored. The marker is looked for here, never passed to cordonctl: its command line would
+/// match the policy.
+fn stored_exec(d: &Deployment, agent: &AgentHandle, m: &str) -> Value {
     poll(Duration::from_secs(40), || {
         let out = d.ctl(&[
             "events", "query", "--agent", &agent.id, "--kind", "process", "--limit", "2000",
             "--json",
         ]);
-        out.lines().filter(|l| l.contains(m)).find_map(|l| {
-            let v: Value = serde_json::from_str(l).ok()?;
-            let rec = event_line(l);
-            let exec = rec.summary.starts_with("exec ");
-            exec.then(|| v["edge"].as_array().cloned().unwrap_or_default())
-        })
+        out.lines()
+            .filter(|l| l.contains(m) && event_line(l).summary.starts_with("exec "))
+            .find_map(|l| serde_json::from_str(l).ok())
     })
     .unwrap_or_else(|| panic!("the exec carrying {m} was not stored"))
+}
+
+/// The edge actions stored with the exec carrying `m`.
+fn stored_actions(d: &Deployment, agent: &AgentHandle, m: &str) -> Vec<Value> {
+    let exec = stored_exec(d, agent, m);
+    exec["edge"].as_array().cloned().unwrap_or_default()
 }
 
 fn timeline(d: &Deployment, agent: &AgentHandle, rule: &str, want: &str) -> String {
@@ -296,16 +300,8 @@ fn netns_a_reverse_shell_matched_by_an_edge_policy_is_killed_before_its_first_co
         status.signal() == Some(9) || status.code() == Some(137),
         "{status:?}"
     );
-    let actions = poll(Duration::from_secs(40), || {
-        let out = d.ctl(&[
-            "events", "query", "--agent", &agent.id, "--kind", "process", "--limit", "2000",
-            "--json",
-        ]);
-        out.lines()
-            .filter(|l| l.contains(&format!(":{port}")) && l.contains("\"edge\""))
-            .find_map(|l| serde_json::from_str::<Value>(l).ok())
-    })
-    .expect("the shell's exec was not stored with its edge action");
+    // The shell's exec: the one whose standard streams lead to this port.
+    let actions = stored_exec(&d, &agent, &format!(":{port}"));
     let a = &actions["edge"][0];
     assert_eq!(
         (a["action"].as_str(), a["outcome"].as_str()),

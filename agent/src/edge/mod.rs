@@ -22,8 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-/// The id of the block-list policy.
-pub const BLOCKLIST: &str = "blocklist";
+pub use cordon_proto::edge::BLOCKLIST;
 
 /// Where a block list goes when it changes (the exec prevention).
 pub type BlockListSink = Box<dyn Fn(Vec<[u8; 32]>) + Send + Sync>;
@@ -207,21 +206,22 @@ impl Edge {
             .collect()
     }
 
-    /// Runs every policy over an event about to be spooled; what they did goes with it.
+    /// Runs every policy over an event about to be spooled; what they did goes with it. Runs
+    /// under the read lock (every event passes here: no copy of the policies is made; a new
+    /// policy waits for an action under way, a few milliseconds at most).
     pub fn evaluate(&self, body: &event::Body) -> Vec<EdgeAction> {
-        let active: Vec<Arc<Compiled>> = self
-            .read()
+        let held = self.read();
+        let active = held
             .values()
-            .filter_map(|h| h.active.clone())
-            .filter(|c| !c.policy.steps.is_empty())
-            .collect();
+            .filter_map(|h| h.active.as_deref())
+            .filter(|c| !c.policy.steps.is_empty());
         let mut out = Vec::new();
         for compiled in active {
             let Some(rule_id) = compiled.matches(body) else {
                 continue;
             };
             for step in compiled.steps(body) {
-                let mut action = self.step(&compiled, step, body);
+                let mut action = self.step(compiled, step, body);
                 action.policy_id = compiled.policy.id.clone();
                 action.version = compiled.policy.version;
                 action.rule_id = rule_id.clone();

@@ -129,7 +129,7 @@ fn sensors(p: &Presence) -> Markup {
                     @if !m.prevention.is_empty() { dt { "Prevention" } dd #prevention { (m.prevention) } }
                     @for e in &m.edge_policies {
                         dt { "Edge policy" }
-                        dd.edge-policy { (e.id) " v" (e.version) ": " (edge_summary(e)) }
+                        dd.edge-policy { (e.id) " v" (e.version) ": " (e.summary()) }
                     }
                 }
             }
@@ -138,15 +138,6 @@ fn sensors(p: &Presence) -> Markup {
             }
         }
     }
-}
-
-/// "3 rules, 1 step (dry run)" or "12 blocked SHA-256".
-fn edge_summary(e: &cordon_proto::EdgePolicyState) -> String {
-    if e.id == "blocklist" {
-        return format!("{} blocked SHA-256", e.block_sha256);
-    }
-    let dry = if e.dry_run { " (dry run)" } else { "" };
-    format!("{} rule(s), {} step(s){dry}", e.rules, e.steps)
 }
 
 fn mib(bytes: u64) -> String {

@@ -198,12 +198,12 @@ fn metrics(m: &AgentMetrics) {
         outln!("edge policies:  none");
     }
     for p in &m.edge_policies {
-        let dry = if p.dry_run { ", dry run" } else { "" };
-        let what = match p.id.as_str() {
-            "blocklist" => format!("{} blocked SHA-256", p.block_sha256),
-            _ => format!("{} rule(s), {} step(s){dry}", p.rules, p.steps),
-        };
-        outln!("edge policy:    {} v{}: {what}", clean(&p.id), p.version);
+        outln!(
+            "edge policy:    {} v{}: {}",
+            clean(&p.id),
+            p.version,
+            p.summary()
+        );
     }
 }
 

@@ -13,7 +13,7 @@ use cordon_proto::{
 };
 use std::collections::BTreeMap;
 
-pub const BLOCKLIST: &str = "blocklist";
+pub use cordon_proto::edge::BLOCKLIST;
 
 /// What every agent's copy of one policy is made from.
 #[derive(Debug, Clone, PartialEq)]
