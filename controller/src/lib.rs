@@ -11,6 +11,7 @@ pub mod console;
 pub mod core;
 pub mod detect;
 pub mod healthz;
+pub mod http2;
 pub mod init;
 pub mod notify;
 pub mod playbook;

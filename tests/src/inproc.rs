@@ -10,7 +10,8 @@ use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::limits::{AGENT_MAX_MESSAGE, CONTROLLER_MAX_MESSAGE};
 use cordon_proto::{
-    AgentMessage, ControllerMessage, Hello, HostFacts, agent_message, controller_message,
+    AgentMessage, AgentNotice, ControllerMessage, Event, Hello, HostFacts, TelemetryBatch,
+    agent_message, controller_message, event,
 };
 use cordon_proto::{CreateTokenRequest, CreateTokenResponse};
 use cordonctl::client::{AdminConfig, connect};
@@ -290,4 +291,58 @@ pub async fn enrol_with(
         .await
         .map(|identity| identity.agent_id)
         .map_err(|e| e.to_string())
+}
+
+/// A telemetry batch of one notice per sequence number.
+pub fn notice_batch(seqs: std::ops::RangeInclusive<u64>) -> AgentMessage {
+    let events = seqs
+        .map(|seq| Event {
+            seq,
+            time_ms: 1,
+            body: Some(event::Body::Notice(AgentNotice {
+                kind: "test".into(),
+                count: seq,
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect();
+    AgentMessage {
+        msg: Some(agent_message::Msg::Telemetry(TelemetryBatch { events })),
+    }
+}
+
+/// The sequence number of the next acknowledgement on the stream (other messages skipped).
+pub async fn next_ack(inbound: &mut Streaming<ControllerMessage>) -> u64 {
+    loop {
+        match inbound
+            .message()
+            .await
+            .expect("stream failed before an ack")
+        {
+            Some(ControllerMessage {
+                msg: Some(controller_message::Msg::Ack(a)),
+            }) => return a.through_seq,
+            Some(_) => continue,
+            None => panic!("stream ended before an ack"),
+        }
+    }
+}
+
+/// How the controller ends the stream (messages before the end are skipped); panics if it is
+/// still open after five seconds.
+pub async fn stream_end(
+    inbound: &mut Streaming<ControllerMessage>,
+) -> Result<Option<ControllerMessage>, tonic::Status> {
+    let end = async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), end)
+        .await
+        .expect("the stream was not ended within 5 s")
 }

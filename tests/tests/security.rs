@@ -8,10 +8,12 @@ use cordon_proto::agent_service_client::AgentServiceClient;
 use cordon_proto::channel::tls_channel;
 use cordon_proto::*;
 use cordon_tests::eventually;
-use cordon_tests::inproc::{TestController, connected, enrol_with, session};
+use cordon_tests::inproc::{
+    TestController, connected, enrol_with, next_ack, notice_batch, session, stream_end,
+};
 use std::time::{Duration, Instant};
+use tonic::Code;
 use tonic::transport::{Certificate, Identity};
-use tonic::{Code, Streaming};
 
 async fn online(ctl: &TestController, id: &str) -> bool {
     let rec = ctl
@@ -204,17 +206,9 @@ async fn oversized_messages_are_refused_without_harming_other_agents() {
     })
     .await
     .unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match a_in.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .expect("the oversized stream was not closed");
-    let status = end.expect_err("the oversized message must end the stream with an error");
+    let status = stream_end(&mut a_in)
+        .await
+        .expect_err("the oversized message must end the stream with an error");
     assert!(
         matches!(
             status.code(),
@@ -318,36 +312,6 @@ async fn renewal_gives_a_new_certificate_only_for_the_same_key() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err}");
-}
-
-fn notice_batch(seqs: std::ops::RangeInclusive<u64>) -> AgentMessage {
-    let events = seqs
-        .map(|seq| Event {
-            seq,
-            time_ms: 1,
-            body: Some(event::Body::Notice(AgentNotice {
-                kind: "test".into(),
-                count: seq,
-                ..Default::default()
-            })),
-            ..Default::default()
-        })
-        .collect();
-    AgentMessage {
-        msg: Some(agent_message::Msg::Telemetry(TelemetryBatch { events })),
-    }
-}
-
-async fn next_ack(inbound: &mut Streaming<ControllerMessage>) -> u64 {
-    loop {
-        match inbound.message().await.unwrap() {
-            Some(ControllerMessage {
-                msg: Some(controller_message::Msg::Ack(a)),
-            }) => return a.through_seq,
-            Some(_) => continue,
-            None => panic!("stream ended before an ack"),
-        }
-    }
 }
 
 #[tokio::test]

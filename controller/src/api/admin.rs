@@ -49,10 +49,15 @@ impl AdminService for AdminApi {
 
     async fn tail_events(&self, req: Request<TailEventsRequest>) -> Answer<Self::TailEventsStream> {
         let me = super::admin_peer(&req)?;
+        let slot = self.0.admin_streams.take(&me)?;
         let agent_id = self.0.resolve_optional(&req.into_inner().agent_id).await?;
         let rx = self.0.events.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(tail(self.0.clone(), me, agent_id, rx, tx));
+        let ctl = self.0.clone();
+        tokio::spawn(async move {
+            tail(ctl, me, agent_id, rx, tx).await;
+            drop(slot);
+        });
         Ok(Response::new(ReceiverStream::new(out)))
     }
 

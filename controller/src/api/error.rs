@@ -25,7 +25,7 @@ fn code(e: &CoreError) -> Code {
         CommandForRevoked(_) | ApprovalDecided { .. } | UserChange(_) => Code::FailedPrecondition,
         NameTaken(_) => Code::AlreadyExists,
         Inactive(..) | Invite(_) | SignInRefused(_) => Code::Unauthenticated,
-        SignInThrottled => Code::ResourceExhausted,
+        SignInThrottled | TooManyStreams { .. } => Code::ResourceExhausted,
         PermissionDenied { .. } | ServiceCannotApprove(_) | OwnRequest(_) => Code::PermissionDenied,
         AwaitsSecondPerson(_) | DryRunNotSet(_) | ServiceInvite(_) => Code::FailedPrecondition,
         FanOutTooLarge { .. } | FanOutProtected { .. } => Code::FailedPrecondition,

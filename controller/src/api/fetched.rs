@@ -37,9 +37,13 @@ pub async fn list(ctl: &Controller, agent: &str, limit: u32) -> Answer<ListFetch
 
 /// Streams file `id`'s chunks in order, the first carrying its record.
 pub async fn download(ctl: Arc<Controller>, admin: &Admin, id: &str) -> Answer<DownloadStream> {
+    let slot = ctl.admin_streams.take(admin)?;
     let file = ctl.download(admin, id).await?;
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(send(ctl, file, tx));
+    tokio::spawn(async move {
+        send(ctl, file, tx).await;
+        drop(slot);
+    });
     Ok(Response::new(ReceiverStream::new(rx)))
 }
 

@@ -195,6 +195,8 @@ pub struct ListenerConfig {
     pub max_connections: u32,
     /// Most connections open at once from one source.
     pub max_connections_per_source: u32,
+    /// Most admin streams (`events tail`, file downloads) one principal holds open at once.
+    pub max_streams_per_admin: u32,
     /// Refused connections and enrolment attempts are logged as one line per this interval.
     pub refusal_log_interval_secs: u64,
 }
@@ -206,6 +208,7 @@ impl Default for ListenerConfig {
             first_request_timeout_secs: 10,
             max_connections: 30_000,
             max_connections_per_source: 512,
+            max_streams_per_admin: 16,
             refusal_log_interval_secs: 60,
         }
     }
@@ -235,6 +238,9 @@ impl ListenerConfig {
             || self.max_connections_per_source > self.max_connections
         {
             return Err("listener.max_connections and max_connections_per_source must be positive, and the second at most the first".into());
+        }
+        if !(1..=10_000).contains(&self.max_streams_per_admin) {
+            return Err("listener.max_streams_per_admin must be 1 to 10000".into());
         }
         if !(1..=3600).contains(&self.refusal_log_interval_secs) {
             return Err("listener.refusal_log_interval_secs must be 1 to 3600".into());

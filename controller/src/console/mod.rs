@@ -166,6 +166,12 @@ async fn connection(
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(crate::http2::MAX_CONCURRENT_STREAMS)
+        .max_pending_accept_reset_streams(crate::http2::MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(crate::http2::MAX_LOCAL_ERROR_RESETS)
+        .max_header_list_size(crate::http2::MAX_HEADER_LIST);
     if let Err(e) = http.serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(%peer, error = %e, "console connection ended");
     }

@@ -195,6 +195,10 @@ pub enum CoreError {
         "four eyes: this waits for a second person: approval {0}, to be decided by someone else with the approve permission"
     )]
     AwaitsSecondPerson(String),
+    #[error(
+        "{name} already has {max} streams open (events tail, downloads; listener.max_streams_per_admin): close one first"
+    )]
+    TooManyStreams { name: String, max: usize },
     #[error("approval {0} is your own request: another person decides it")]
     OwnRequest(String),
     #[error("approval {0} holds an unreadable command")]

@@ -5,6 +5,7 @@
 //! typed principal (an [`Admin`], an agent id taken from a certificate), and failures are
 //! [`CoreError`]s.
 
+pub mod admin_streams;
 pub mod admission;
 mod agents;
 mod audit;
@@ -123,6 +124,8 @@ pub struct Controller {
     pub ca: Ca,
     pub signer: CommandSigner,
     pub sessions: Sessions,
+    /// Admin streams open per principal (`events tail`, downloads).
+    pub admin_streams: Arc<admin_streams::AdminStreams>,
     pub revoked: RevokedSet,
     /// Ids of commands that just reached a final state.
     pub finished: broadcast::Sender<String>,
@@ -208,6 +211,7 @@ impl Controller {
             crate::notify::WebhookNotifier::new(&config.notify).map_err(OpenError::Notify)?,
         );
         let (alerts, new_alerts) = mpsc::unbounded_channel();
+        let admin_streams = admin_streams::AdminStreams::new(config.listener.max_streams_per_admin);
         let ctl = Arc::new_cyclic(|me| {
             let link = Arc::new(link::Link(me.clone()));
             let engine = Arc::new(Engine {
@@ -236,6 +240,7 @@ impl Controller {
                 ca,
                 signer,
                 sessions: Sessions::default(),
+                admin_streams,
                 revoked,
                 finished: broadcast::channel(1024).0,
                 events: broadcast::channel(4096).0,
