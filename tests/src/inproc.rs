@@ -314,15 +314,18 @@ pub fn notice_batch(seqs: std::ops::RangeInclusive<u64>) -> AgentMessage {
 
 /// The sequence number of the next acknowledgement on the stream (other messages skipped).
 pub async fn next_ack(inbound: &mut Streaming<ControllerMessage>) -> u64 {
+    ack_or_end(inbound)
+        .await
+        .expect("stream failed before an ack")
+}
+
+/// The next acknowledgement's sequence number, or the status the stream ended with.
+pub async fn ack_or_end(inbound: &mut Streaming<ControllerMessage>) -> Result<u64, tonic::Status> {
     loop {
-        match inbound
-            .message()
-            .await
-            .expect("stream failed before an ack")
-        {
+        match inbound.message().await? {
             Some(ControllerMessage {
                 msg: Some(controller_message::Msg::Ack(a)),
-            }) => return a.through_seq,
+            }) => return Ok(a.through_seq),
             Some(_) => continue,
             None => panic!("stream ended before an ack"),
         }

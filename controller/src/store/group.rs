@@ -11,19 +11,26 @@
 //! queue is first in, first out, and a group runs in that order (an agent's heartbeat is never
 //! stored after its stream's "offline").
 //!
+//! Fair between agents: one agent's telemetry takes at most `AGENT_SHARE` events of a group,
+//! the rest of it waits for the next group, so a quiet agent's batch queued behind a flooding
+//! agent's waits for one small group, not for everything the flood has queued.
+//!
 //! A write that fails rolls back to its savepoint and fails alone; if the commit itself fails,
 //! every write of the group gets that error, and nothing of the group is stored.
 
 use super::{Store, StoreError};
 use rusqlite::Connection;
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Most weight one group holds (a telemetry batch weighs its events, other writes 1); a
 /// heavier write goes alone.
 const GROUP_WEIGHT: usize = 20_000;
+
+/// Most weight of one agent's telemetry in one group (two of an agent's full batches).
+const AGENT_SHARE: usize = 2_000;
 
 /// Answers a write's caller once the group's commit is known (its error text, if it failed).
 type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -31,6 +38,8 @@ type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 /// A queued write: runs in the group's transaction and says how to answer its caller.
 struct Write {
     weight: usize,
+    /// The agent whose telemetry this is, for its share of a group.
+    agent: Option<Arc<str>>,
     run: Box<dyn FnOnce(&Connection) -> Answer + Send>,
 }
 
@@ -47,17 +56,36 @@ impl Queue {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The oldest writes, up to `GROUP_WEIGHT` (at least one if any are queued).
+    /// The oldest writes, up to `GROUP_WEIGHT` (at least one if any are queued) and up to
+    /// `AGENT_SHARE` of one agent's telemetry; an agent's writes past its share stay queued,
+    /// in order, for the next group.
     fn take_group(&self) -> Vec<Write> {
         let mut q = self.lock();
-        let mut group = Vec::new();
+        let (mut group, mut left) = (Vec::new(), VecDeque::new());
+        let mut shares: HashMap<Arc<str>, Option<usize>> = HashMap::new();
         let mut weight = 0;
-        while let Some(next) = q.front() {
+        while let Some(next) = q.pop_front() {
             if !group.is_empty() && weight + next.weight > GROUP_WEIGHT {
+                q.push_front(next);
                 break;
             }
+            if let Some(agent) = &next.agent {
+                // `None`: the agent's share is spent, its later writes wait too.
+                let share = shares.entry(agent.clone()).or_insert(Some(0));
+                match share {
+                    Some(w) if *w == 0 || *w + next.weight <= AGENT_SHARE => *w += next.weight,
+                    _ => {
+                        *share = None;
+                        left.push_back(next);
+                        continue;
+                    }
+                }
+            }
             weight += next.weight;
-            group.extend(q.pop_front());
+            group.push(next);
+        }
+        while let Some(w) = left.pop_back() {
+            q.push_front(w);
         }
         group
     }
@@ -71,11 +99,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.grouped_by(1, f).await
+        self.grouped_by(None, 1, f).await
     }
 
-    /// [`Self::grouped`] for a write that weighs `weight` (its rows) in a group's bound.
-    pub(super) async fn grouped_by<T, F>(&self, weight: usize, f: F) -> Result<T, StoreError>
+    /// [`Self::grouped`] for a write that weighs `weight` (its rows) in a group's bound, of
+    /// `agent`'s telemetry if it is.
+    pub(super) async fn grouped_by<T, F>(
+        &self,
+        agent: Option<Arc<str>>,
+        weight: usize,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -91,7 +125,7 @@ impl Store {
                 let _ = done.send(out);
             }) as Answer
         });
-        self.writes.lock().push_back(Write { weight, run });
+        self.writes.lock().push_back(Write { weight, agent, run });
         self.start_drainer();
         result
             .await
@@ -248,5 +282,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((ok, rows), (180, 181));
+    }
+
+    fn queued(q: &Queue, agent: Option<&str>, weight: usize) {
+        let run = Box::new(|_: &Connection| Box::new(|_: Option<&str>| {}) as Answer);
+        let agent = agent.map(Arc::from);
+        q.lock().push_back(Write { weight, agent, run });
+    }
+
+    fn described(group: &[Write]) -> Vec<(Option<&str>, usize)> {
+        group
+            .iter()
+            .map(|w| (w.agent.as_deref(), w.weight))
+            .collect()
+    }
+
+    #[test]
+    fn a_flooding_agent_takes_its_share_of_a_group_and_the_rest_waits_in_order() {
+        let q = Queue::default();
+        for w in [1000, 999, 998, 997] {
+            queued(&q, Some("loud"), w);
+        }
+        queued(&q, Some("quiet"), 1);
+        queued(&q, None, 1);
+        let first = q.take_group();
+        assert_eq!(
+            described(&first),
+            [
+                (Some("loud"), 1000),
+                (Some("loud"), 999),
+                (Some("quiet"), 1),
+                (None, 1)
+            ]
+        );
+        let second = q.take_group();
+        assert_eq!(
+            described(&second),
+            [(Some("loud"), 998), (Some("loud"), 997)]
+        );
+        assert!(q.take_group().is_empty());
+        // A write heavier than a share still goes, alone of its agent's.
+        queued(&q, Some("loud"), 5000);
+        queued(&q, Some("loud"), 1);
+        assert_eq!(described(&q.take_group()), [(Some("loud"), 5000)]);
+        assert_eq!(described(&q.take_group()), [(Some("loud"), 1)]);
     }
 }

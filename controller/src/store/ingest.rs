@@ -10,6 +10,7 @@ use super::alerts::{AlertChange, Finding};
 use super::{Store, StoreError, StoredEvent};
 use crate::policy::grouping::Grouping;
 use rusqlite::{Connection, params};
+use std::sync::Arc;
 
 /// The events of a batch that were new, and the alerts they raised or counted again.
 pub type Ingested = (Vec<StoredEvent>, Vec<AlertChange>);
@@ -27,8 +28,9 @@ impl Store {
         grouping: Option<Grouping>,
     ) -> Result<Ingested, StoreError> {
         let weight = events.len();
+        let agent = events.first().map(|e| Arc::from(e.agent_id.as_str()));
         let (new, alerts, events) = self
-            .grouped_by(weight, move |c| {
+            .grouped_by(agent, weight, move |c| {
                 let (new, alerts) = store_batch(c, &events, &findings, grouping)?;
                 Ok((new, alerts, events))
             })

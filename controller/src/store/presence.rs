@@ -34,7 +34,7 @@ impl Store {
 
     /// Stores several agents' heartbeats in one write.
     pub(super) async fn heartbeats(&self, beats: Vec<Beat>) -> Result<(), StoreError> {
-        self.grouped_by(beats.len(), move |c| {
+        self.grouped_by(None, beats.len(), move |c| {
             for b in beats {
                 let change = Change::Heartbeat(heartbeat_columns(b.heartbeat));
                 store(c, &b.agent_id, b.now_ms, &change)?;
