@@ -85,7 +85,7 @@ impl Outbox {
     /// than a command may live.
     fn create(&self, command_id: &str, ext: &str) -> Result<(PathBuf, File), OutboxError> {
         let path = self.path_ext(command_id, ext)?;
-        std::fs::create_dir_all(&self.dir).map_err(|source| OutboxError::CreateDir {
+        cordon_proto::files::private_dir(&self.dir).map_err(|source| OutboxError::CreateDir {
             path: self.dir.clone(),
             source,
         })?;

@@ -11,9 +11,14 @@ pub const REDACTED: &str = "[REDACTED]";
 /// The shortest run after the prefix taken for a token (real ones have 48 hex digits).
 const MIN_SECRET: usize = 16;
 
-/// A new enrolment token: the prefix and 192 random bits, hex.
+/// Random bits in an enrolment token (from the operating system's generator, through
+/// `rand`'s thread-local CSPRNG).
+pub const TOKEN_BITS: usize = 192;
+
+/// A new enrolment token: the prefix and [`TOKEN_BITS`] random bits, hex.
 pub fn new_token() -> String {
-    format!("{TOKEN_PREFIX}{}", hex::encode(rand::random::<[u8; 24]>()))
+    let bytes: [u8; TOKEN_BITS / 8] = rand::random();
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
 /// `text` with the secret part of every token-shaped string (the prefix followed by at
@@ -52,6 +57,25 @@ pub fn redact_argv(argv: Vec<String>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn tokens_are_192_bits_of_hex_never_repeated_and_unbiased_in_every_position() {
+        let tokens: HashSet<String> = (0..20_000).map(|_| new_token()).collect();
+        assert_eq!(tokens.len(), 20_000, "a token repeated");
+        let mut seen = vec![HashSet::new(); TOKEN_BITS / 4];
+        for t in &tokens {
+            let secret = t.strip_prefix(TOKEN_PREFIX).unwrap();
+            assert_eq!(secret.len(), TOKEN_BITS / 4, "{t}");
+            for (i, digit) in secret.chars().enumerate() {
+                assert!(digit.is_ascii_hexdigit(), "{t}");
+                seen[i].insert(digit);
+            }
+        }
+        // Every position takes every one of the 16 digits: none is fixed or narrowed.
+        assert!(seen.iter().all(|s| s.len() == 16));
+    }
+
     use super::*;
 
     #[test]

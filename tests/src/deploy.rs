@@ -30,6 +30,8 @@ pub struct Deployment {
     pub data_dir: PathBuf,
     pub url: String,
     controller: Option<Proc>,
+    /// `CORDON_LOG` for the controller and agents started from now on (None: their default).
+    pub log_filter: Option<String>,
     /// The agent's end of the veth pair to the controller (namespace deployments).
     agent_link: Option<String>,
     // Declared last: dropped after the processes above are killed.
@@ -256,6 +258,7 @@ impl Deployment {
             data_dir,
             url,
             controller: None,
+            log_filter: None,
             agent_link: None,
             ctl_ns,
             agent_ns,
@@ -285,6 +288,9 @@ impl Deployment {
     pub fn start_controller(&mut self) {
         let mut cmd = self.in_ctl_ns(bin("cordon-controller"));
         cmd.args(["serve", "--data-dir"]).arg(&self.data_dir);
+        if let Some(filter) = &self.log_filter {
+            cmd.env("CORDON_LOG", filter);
+        }
         // Append, so a restart keeps the earlier log for diagnosis.
         let log = self.controller_log();
         let earlier = std::fs::read_to_string(&log).unwrap_or_default();
@@ -504,6 +510,9 @@ impl Deployment {
             .arg(&agent.state_dir)
             .arg("--config")
             .arg(&agent.config);
+        if let Some(filter) = &self.log_filter {
+            cmd.env("CORDON_LOG", filter);
+        }
         if let Some(ns) = &self.agent_ns {
             cmd.args(["--netns", &ns.name]);
         }

@@ -43,7 +43,7 @@ impl PolicyDir {
     }
 
     pub fn save(&self, id: &str, signed: &SignedEdgePolicy) -> Result<(), StoreError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| StoreError::Create {
+        cordon_proto::files::private_dir(&self.dir).map_err(|source| StoreError::Create {
             path: self.dir.clone(),
             source,
         })?;

@@ -107,7 +107,7 @@ fn read_number(path: &std::path::Path) -> u64 {
 impl Spool {
     /// Opens (or creates) the spool, checking every record.
     pub fn open(cfg: SpoolConfig) -> Result<(Self, OpenReport), SpoolError> {
-        std::fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
+        cordon_proto::files::private_dir(&cfg.dir).map_err(io(&cfg.dir))?;
         let acked = read_number(&cfg.dir.join(ACKED_FILE));
         let reserved = read_number(&cfg.dir.join(RESERVED_FILE));
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&cfg.dir)
