@@ -34,13 +34,26 @@ pub async fn tcp_from(source: Ipv4Addr, url: &str) -> TcpStream {
 /// A TLS connection to `url` from `source`, handshake done (verified against `ca_pem`,
 /// offering h2), that has sent nothing else.
 pub async fn tls_from(source: Ipv4Addr, url: &str, ca_pem: &str) -> TlsStream<TcpStream> {
+    tls_with(source, url, ca_pem, rustls::DEFAULT_VERSIONS)
+        .await
+        .expect("TLS handshake")
+}
+
+/// A TLS handshake to `url` from `source` offering only `versions` (and h2); the connection,
+/// or the handshake's error.
+pub async fn tls_with(
+    source: Ipv4Addr,
+    url: &str,
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> std::io::Result<TlsStream<TcpStream>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA PEM"))
         .expect("CA");
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -49,7 +62,6 @@ pub async fn tls_from(source: Ipv4Addr, url: &str, ca_pem: &str) -> TlsStream<Tc
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp_from(source, url).await)
         .await
-        .expect("TLS handshake")
 }
 
 /// A TLS connection from `source` that has sent the HTTP/2 preface and settings, no request.

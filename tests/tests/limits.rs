@@ -8,7 +8,7 @@ use cordon_controller::store::Events;
 use cordon_proto::{ListAgentsRequest, TailEventsRequest};
 use cordon_tests::eventually;
 use cordon_tests::inproc::{TestController, connected, next_ack, notice_batch, stream_end};
-use cordon_tests::rawconn::tls_from;
+use cordon_tests::rawconn::{tls_from, tls_with};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -203,5 +203,21 @@ async fn an_agent_identity_has_one_stream_the_newest() {
     assert_eq!(
         ctl.ctl.store.event_count(agent.id.clone()).await.unwrap(),
         2
+    );
+}
+
+#[tokio::test]
+async fn the_listener_speaks_tls_1_3_only() {
+    let ctl = TestController::start().await;
+    let (url, ca) = (ctl.url.clone(), ctl.ca_pem());
+    let source = Ipv4Addr::LOCALHOST;
+    let old = tls_with(source, &url, &ca, &[&rustls::version::TLS12]).await;
+    let refused = old.err().expect("a TLS 1.2 handshake succeeded");
+    assert!(refused.to_string().contains("ProtocolVersion"), "{refused}");
+    let new = tls_with(source, &url, &ca, &[&rustls::version::TLS13]).await;
+    let (_, session) = new.unwrap().into_inner();
+    assert_eq!(
+        session.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
     );
 }
