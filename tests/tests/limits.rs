@@ -212,7 +212,7 @@ async fn the_listener_speaks_tls_1_3_only() {
     let (url, ca) = (ctl.url.clone(), ctl.ca_pem());
     let source = Ipv4Addr::LOCALHOST;
     let old = tls_with(source, &url, &ca, &[&rustls::version::TLS12]).await;
-    let refused = old.err().expect("a TLS 1.2 handshake succeeded");
+    let refused = old.expect_err("a TLS 1.2 handshake succeeded");
     assert!(refused.to_string().contains("ProtocolVersion"), "{refused}");
     let new = tls_with(source, &url, &ca, &[&rustls::version::TLS13]).await;
     let (_, session) = new.unwrap().into_inner();
