@@ -70,14 +70,19 @@ impl Sessions {
         }
     }
 
-    /// Removes the entry if it is still connection `conn`; true if it was.
+    /// Called as connection `conn` ends: removes its entry if it is still there. True unless
+    /// a newer stream of the agent superseded it, that is when the agent's presence is this
+    /// stream's to end, also when a revocation already closed and removed it (a heartbeat
+    /// stored between the revocation and the close must not leave the agent shown online).
     pub fn remove_if(&self, agent_id: &str, conn: u64) -> bool {
         let mut map = self.lock();
-        if map.get(agent_id).is_some_and(|e| e.conn == conn) {
-            map.remove(agent_id);
-            true
-        } else {
-            false
+        match map.get(agent_id) {
+            Some(e) if e.conn == conn => {
+                map.remove(agent_id);
+                true
+            }
+            Some(_) => false,
+            None => true,
         }
     }
 
@@ -118,5 +123,36 @@ impl Sessions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_ends_the_presence_it_holds_unless_superseded() {
+        let sessions = Sessions::default();
+        let first = sessions.register("a");
+        let second = sessions.register("a");
+        assert!(
+            first.close.is_cancelled(),
+            "the older stream is told to close"
+        );
+        assert!(
+            !sessions.remove_if("a", first.conn),
+            "superseded: not its to end"
+        );
+        assert!(sessions.is_online("a"));
+
+        // Revoked: the entry is gone before the stream unwinds, which still ends it.
+        assert!(sessions.close("a", StreamEnd::Revoked));
+        assert!(second.close.is_cancelled());
+        assert!(!sessions.is_online("a"));
+        assert!(sessions.remove_if("a", second.conn));
+        assert!(
+            !sessions.close("a", StreamEnd::Revoked),
+            "nothing left to close"
+        );
     }
 }
