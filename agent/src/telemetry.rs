@@ -90,13 +90,19 @@ impl Emitter {
 
     /// Reports records a sensor lost before they became events (`count` 0: unknown number).
     pub fn lost(&self, count: u64, message: String) {
+        self.lost_range(count, (0, 0), message);
+    }
+
+    /// Reports `count` events lost, with the sequence numbers (first, last) they had, if any.
+    fn lost_range(&self, count: u64, (first_seq, last_seq): (u64, u64), message: String) {
         self.dropped_total.fetch_add(count, Ordering::Relaxed);
-        tracing::warn!(count, "{message}");
+        tracing::warn!(count, first_seq, last_seq, "{message}");
         self.emit(event::Body::Notice(AgentNotice {
             kind: "events_lost".into(),
             message,
             count,
-            ..Default::default()
+            first_seq,
+            last_seq,
         }));
     }
 
@@ -136,6 +142,16 @@ impl Telemetry {
                 last_seq,
                 ..Default::default()
             }));
+        }
+        for &(first, last) in &report.cut {
+            let count = last - first + 1;
+            t.emitter.lost_range(
+                count,
+                (first, last),
+                format!(
+                    "spool damaged: {count} events (sequence numbers {first} to {last}) were cut before the controller stored them"
+                ),
+            );
         }
         tokio::spawn(writer(t.clone(), rx));
         Ok(t)

@@ -306,6 +306,12 @@ fn a_corrupt_spool_segment_is_reported_and_telemetry_carries_on() {
     // What survived the damage is stored as spooled; only what was cut is missing.
     assert_stored_as_spooled(&stored, &damaged.unacked);
     assert_eq!(missing_seqs(&stored), cut);
+    // And a loss report names exactly those sequence numbers.
+    let reported: BTreeSet<u64> = notices(&stored, "events_lost")
+        .iter()
+        .flat_map(|(_, n)| n.first_seq..=n.last_seq)
+        .collect();
+    assert_eq!(reported, cut, "the loss report does not name what was cut");
     // New events flow after the notice.
     let files = stored_files(&stored);
     for key in (0..20).flat_map(|i| later.keys(i)) {

@@ -47,6 +47,10 @@ pub struct OpenReport {
     /// Sequence numbers passed over because damage in the newest segment may have hidden
     /// events that were already sent: none of them is used again.
     pub skipped: Option<(u64, u64)>,
+    /// The sequence numbers (first, last) of unacknowledged events that damage to an older
+    /// segment cut, exactly: those between the damaged segment's last good record and the
+    /// next segment's first.
+    pub cut: Vec<(u64, u64)>,
 }
 
 pub struct Spool {
@@ -97,6 +101,27 @@ const RESERVE: u64 = 1 << 16;
 /// and stores it once.
 const ACKED_WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The unacknowledged sequence numbers lost to damage in older segments: after a damaged
+/// segment's last good record (or the segment before it, or the acknowledged number) up to the
+/// first record of the next segment that has one.
+fn cut_ranges(segments: &VecDeque<Segment>, damaged: &[bool], acked: u64) -> Vec<(u64, u64)> {
+    let mut cut = Vec::new();
+    let mut good_through = acked;
+    for (i, seg) in segments.iter().enumerate() {
+        if let Some(l) = seg.last_seq {
+            good_through = good_through.max(l);
+        }
+        if !damaged[i] {
+            continue;
+        }
+        let next = segments.iter().skip(i + 1).find_map(|s| s.first_seq);
+        if let Some(next) = next.filter(|n| *n > good_through + 1) {
+            cut.push((good_through + 1, next - 1));
+        }
+    }
+    cut
+}
+
 fn read_number(path: &std::path::Path) -> u64 {
     std::fs::read_to_string(path)
         .ok()
@@ -121,9 +146,11 @@ impl Spool {
         let mut segments = VecDeque::new();
         let count = paths.len();
         let mut newest_corrupt = false;
+        let mut damaged = Vec::with_capacity(count);
         for (i, path) in paths.into_iter().enumerate() {
             let newest = i + 1 == count;
             let (seg, bad) = Segment::scan(path, newest)?;
+            damaged.push(bad.is_some() && !newest);
             if let Some((bytes, damage)) = bad {
                 report.corrupt_regions += 1;
                 report.corrupt_bytes += bytes;
@@ -131,6 +158,7 @@ impl Spool {
             }
             segments.push_back(seg);
         }
+        report.cut = cut_ranges(&segments, &damaged, acked);
         let last = segments.iter().rev().find_map(|s| s.last_seq).unwrap_or(0);
         let mut next_seq = last.max(acked) + 1;
         // The damaged tail of the newest segment may have held events already sent (and
