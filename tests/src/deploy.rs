@@ -2,9 +2,12 @@
 //! loopback or in two network namespaces joined by a veth pair (the agent entering its
 //! namespace with `--netns`), driven through `cordonctl` as an administrator would.
 
+mod agent;
+
+pub use agent::{AgentHandle, SpoolSnapshot};
+
 use crate::binaries::{Proc, bin, run, run_ok};
 use crate::netns::{Netns, link, set_link};
-use cordon_agent::spool::{OpenReport, Spool, SpoolConfig};
 use cordon_proto::EventRecord;
 use cordonctl::json::event_record_from_json;
 use serde_json::Value;
@@ -39,85 +42,6 @@ pub struct Deployment {
     pub agent_ns: Option<Netns>,
     /// A third namespace joined to the agent's, for traffic tests.
     pub peer_ns: Option<Netns>,
-}
-
-/// One enrolled agent's files.
-pub struct AgentHandle {
-    pub id: String,
-    pub state_dir: PathBuf,
-    pub config: PathBuf,
-    pub log: PathBuf,
-    pub proc: Option<Proc>,
-}
-
-impl AgentHandle {
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Adds settings to the agent's config file (replacing top-level keys and tables it
-    /// already has); takes effect at the agent's next start.
-    pub fn configure(&self, extra: &str) {
-        merge_toml(&self.config, extra);
-    }
-
-    /// Points the file sensor (inotify, which sees nothing else) at `dir` alone and turns
-    /// the process sensor off, so the files a test makes are the only events besides the
-    /// agent's own notices.
-    pub fn watch_only(&self, dir: &Path) {
-        let dir = toml::Value::from(dir.display().to_string());
-        self.configure(&format!(
-            "[files]\nmode = \"inotify\"\nwatch = [{dir}]\nrecursive = []\n\
-             [process]\nmode = \"off\"\n"
-        ));
-    }
-
-    pub fn spool_dir(&self) -> PathBuf {
-        self.state_dir.join("spool")
-    }
-
-    /// What the agent's spool holds now, read from a copy with the agent's own spool code
-    /// (the agent's files are not touched). Take it while nothing trims the spool: the agent
-    /// stopped, or cut off from the controller.
-    pub fn spool_snapshot(&self) -> SpoolSnapshot {
-        let copy = tempfile::tempdir().expect("tempdir");
-        for entry in std::fs::read_dir(self.spool_dir()).expect("the agent's spool") {
-            let path = entry.expect("spool entry").path();
-            match std::fs::copy(&path, copy.path().join(path.file_name().unwrap())) {
-                Ok(_) => {}
-                // Gone since the listing: a segment deleted behind an acknowledgement.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => panic!("copying {}: {e}", path.display()),
-            }
-        }
-        let (mut spool, report) = Spool::open(SpoolConfig {
-            dir: copy.path().to_path_buf(),
-            max_bytes: u64::MAX,
-            segment_bytes: u64::MAX,
-        })
-        .expect("opening the copied spool");
-        let unacked = spool
-            .read_from(spool.acked() + 1, usize::MAX)
-            .expect("reading the copied spool");
-        SpoolSnapshot {
-            acked: spool.acked(),
-            last_seq: spool.last_seq(),
-            unacked,
-            report,
-        }
-    }
-}
-
-/// An agent's spool at one moment (see [`AgentHandle::spool_snapshot`]).
-#[derive(Debug)]
-pub struct SpoolSnapshot {
-    /// The controller had acknowledged storing everything through this sequence number.
-    pub acked: u64,
-    pub last_seq: u64,
-    /// The events after `acked`, in order.
-    pub unacked: Vec<cordon_proto::Event>,
-    /// Corrupt or torn regions opening the spool found (and cut from the copy).
-    pub report: OpenReport,
 }
 
 /// Whether a freshly started controller answers `ctl` within `timeout` (tried every 50 ms).
@@ -453,6 +377,26 @@ impl Deployment {
         labels: &[&str],
         controllers: &[&str],
     ) -> AgentHandle {
+        let netns = self.agent_ns.as_ref().map(|ns| ns.name.as_str());
+        self.enrol(token, name, labels, controllers, netns)
+    }
+
+    /// A new agent enrolled (and later run) in the network namespace `netns`, one a test made
+    /// beside the deployment's own (routed to the controller).
+    pub fn enroll_agent_in(&self, name: &str, netns: &str) -> AgentHandle {
+        let token = self.ctl_json(&["token", "create", "--ttl", "10m"]);
+        let url = token["controller_url"].as_str().unwrap().to_string();
+        self.enrol(&token, name, &[], &[&url], Some(netns))
+    }
+
+    fn enrol(
+        &self,
+        token: &Value,
+        name: &str,
+        labels: &[&str],
+        controllers: &[&str],
+        netns: Option<&str>,
+    ) -> AgentHandle {
         let state_dir = self.dir.path().join(name);
         let mut cmd = Command::new(bin("cordon-agent"));
         cmd.arg("enroll");
@@ -469,8 +413,8 @@ impl Deployment {
         for l in labels {
             cmd.args(["--label", l]);
         }
-        if let Some(ns) = &self.agent_ns {
-            cmd.args(["--netns", &ns.name]);
+        if let Some(ns) = netns {
+            cmd.args(["--netns", ns]);
         }
         let out = run_ok(cmd);
         let id = out
@@ -499,6 +443,7 @@ impl Deployment {
             config,
             log,
             proc: None,
+            netns: netns.map(str::to_string),
         }
     }
 
@@ -513,8 +458,8 @@ impl Deployment {
         if let Some(filter) = &self.log_filter {
             cmd.env("CORDON_LOG", filter);
         }
-        if let Some(ns) = &self.agent_ns {
-            cmd.args(["--netns", &ns.name]);
+        if let Some(ns) = &agent.netns {
+            cmd.args(["--netns", ns]);
         }
         cmd
     }

@@ -7,6 +7,7 @@
 pub mod binaries;
 pub mod browser;
 pub mod burst;
+pub mod chaos;
 pub mod console;
 pub mod deploy;
 pub mod execload;

@@ -2,9 +2,11 @@
 //! the action once within a bounded time, and answer with a result. Nothing runs unless every
 //! check passes.
 
+mod lane;
 mod ledger;
 mod verify;
 
+pub use lane::{Lane, Turn, in_order};
 pub use ledger::{Ledger, LedgerError};
 pub use verify::{Refusal, Verifier};
 

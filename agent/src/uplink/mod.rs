@@ -63,6 +63,8 @@ pub struct Uplink {
     /// Which process sensor runs, reported in heartbeats.
     pub process_sensor: String,
     dispatcher: Dispatcher<HostResponder>,
+    /// The order the commands that change the host run in, across reconnects.
+    lane: crate::commands::Lane,
     /// Containment state, reported in heartbeats and kept up while isolated.
     pub containment: Arc<Containment>,
     /// The spool and the sensors' emitter.
@@ -196,6 +198,7 @@ impl Uplink {
             sensors,
             metrics: std::sync::Mutex::new(SelfMetrics::default()),
             renewed: Notify::new(),
+            lane: Default::default(),
         }))
     }
 

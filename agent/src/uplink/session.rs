@@ -100,11 +100,19 @@ pub async fn run(up: &Arc<Uplink>, target: &Target) -> Result<End, UplinkError> 
 fn handle(up: &Arc<Uplink>, tx: &mpsc::Sender<AgentMessage>, msg: Option<controller_message::Msg>) {
     match msg {
         Some(controller_message::Msg::Command(signed)) => {
-            // Commands run in their own task, so a slow one never holds up heartbeats.
+            // Commands run in their own task, so a slow one never holds up heartbeats; those
+            // that change the host take their turn, in the order they arrived.
             let up = up.clone();
             let tx = tx.clone();
+            let mut turn = crate::commands::in_order(&signed).then(|| up.lane.join());
             tokio::spawn(async move {
+                if let Some(turn) = turn.as_mut() {
+                    turn.wait().await;
+                }
                 let result = up.dispatcher.handle(&signed).await;
+                // The next command goes once this one has run (its result may wait for the
+                // stream).
+                drop(turn);
                 if matches!(
                     result.output,
                     Some(

@@ -55,13 +55,18 @@
 //! Exec check (`execcheck.rs`, root only): µs per exec of /bin/true with prevention's exec
 //! check off and on (a block list of 100 digests), `--execcheck-execs N` (default 5,000).
 //!
+//! Chaos (`chaos.rs`, root only): `--minutes N` (default 10) of random faults on three agents
+//! in namespaces under load (`cordon_tests::chaos`), then its checks: nothing accepted lost
+//! unreported, every command ended, isolation as desired, memory bounded. `--chaos-seed N`.
+//!
 //! Run: `cargo run --release -p cordon-tests --bin cordon-bench -- [--pings N] [--enrolments N]
 //! [--containment N] [--shipping N] [--ingest N] [--detections N] [--playbook-runs N]
 //! [--console-... N] [--only SECTION,...]`, where the sections are `ping`, `enrolments`,
 //! `containment`, `shipping`, `ingest`, `detection`, `playbook`, `console`, `scale`,
-//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload`, `fswrites`, `edge` and `execcheck`
-//! (default: all).
+//! `fanout`, `pg-ingest`, `collect`, `hunt`, `netload`, `fswrites`, `edge`, `execcheck` and
+//! `chaos` (default: all).
 
+mod chaos;
 mod collect;
 mod console;
 mod detection;
@@ -120,6 +125,7 @@ const SECTIONS: &[&str] = &[
     "fswrites",
     "edge",
     "execcheck",
+    "chaos",
 ];
 
 /// The sections `--only` names (all without it).
@@ -178,6 +184,8 @@ fn main() -> anyhow::Result<()> {
         rate: arg("--edge-rate", 1000)?.clamp(1, 100_000) as u64,
         secs: arg("--edge-secs", 10)?.clamp(1, 600) as u64,
     };
+    let chaos_minutes = arg("--minutes", 10)?.clamp(1, 600) as u64;
+    let chaos_seed = arg("--chaos-seed", 1)? as u64;
     let only = sections()?;
     let run = |s: &str| only.iter().any(|o| o == s);
     println!(
@@ -223,6 +231,9 @@ fn main() -> anyhow::Result<()> {
     }
     if run("execcheck") {
         execcheck::run(execcheck_execs)?;
+    }
+    if run("chaos") {
+        chaos::run(chaos_minutes, chaos_seed)?;
     }
     if run("pg-ingest") {
         pg_ingest::run(pg_load)?;
