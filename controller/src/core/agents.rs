@@ -20,7 +20,7 @@ const MAX_SENSORS: usize = 16;
 
 /// A listing's row limit: 0 (unset) is the default; more than [`MAX_LIST`] is refused, not
 /// quietly cut.
-pub(super) fn list_limit(limit: u32) -> Result<u32, CoreError> {
+pub fn list_limit(limit: u32) -> Result<u32, CoreError> {
     match limit {
         0 => Ok(DEFAULT_LIST),
         n if n > MAX_LIST => Err(CoreError::LimitTooHigh(n)),

@@ -47,7 +47,7 @@ pub use crate::store::{
     AlertRow, ApprovalRow, ApprovalStatus, AuditFilter, EventKey, IncidentRow, IncidentStatus,
     PrincipalChange, PrincipalRow, RuleRow, RunDetail, RunRow, StepRow, StoredEvent, TimelineRow,
 };
-pub use agents::Presence;
+pub use agents::{Presence, list_limit};
 pub use commands::{CommandRequest, MAX_COMMAND_TTL, expire_loop};
 pub use detection::{IocList, IocsImported, RuleFile, incident_status, level_index};
 pub use enrol::{Enrolled, NewToken, token_hash, token_ref};

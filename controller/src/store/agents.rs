@@ -29,9 +29,9 @@ pub struct Agent {
     pub metrics: Option<AgentMetrics>,
 }
 
-#[cfg(test)]
 impl Agent {
-    /// An enrolled, online agent with these labels, for tests.
+    /// An enrolled, online agent with these labels, for tests and the fuzz targets.
+    #[doc(hidden)]
     pub fn for_tests(id: &str, labels: &[(&str, &str)]) -> Self {
         Self {
             id: id.into(),

@@ -10,8 +10,15 @@
 //!   a queue overflow), and one cut inside an info record;
 //! - `edge_policy`: edge policies as the controller compiles them, one per Cordon rule (with
 //!   an event condition and each kind of step), encoded bare and signed;
-//! - `agent_message`: what the agent sends on its stream: a telemetry batch of every event
-//!   kind (one with what an edge policy did), a heartbeat, a command result and a chunk.
+//! - `agent_message`: what the agent sends on its stream: a hello, a telemetry batch of every
+//!   event kind (one with what an edge policy did), a heartbeat, a command result and a chunk;
+//! - `agent_stream`: the same messages as gRPC frames, by tonic's own encoder: each alone,
+//!   all in one stream, plain and gzip-compressed, a plain stream followed by a compressed
+//!   one, and a gzip bomb (a chunk of zeros that inflates past `AGENT_MAX_MESSAGE`);
+//! - `admin_request`: a valid request of each admin RPC, after the byte that picks it.
+
+mod admin;
+mod stream;
 
 use cordon_agent::collect::logins::utmp::{self, Record};
 use cordon_agent::commands::Ledger;
@@ -40,6 +47,8 @@ fn main() -> Result<()> {
         "fanotify_events" => fanotify(&out),
         "edge_policy" => edge(&out),
         "agent_message" => messages(&out),
+        "agent_stream" => stream::streams(&out),
+        "admin_request" => admin::requests(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
@@ -326,13 +335,14 @@ fn edge(out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn messages(out: &Path) -> Result<()> {
+/// What an agent sends on its stream: a hello, a telemetry batch of every event kind, a
+/// heartbeat, a command result and a chunk.
+pub fn agent_messages() -> Vec<cordon_proto::AgentMessage> {
     use cordon_proto::agent_message::Msg;
     use cordon_proto::{
-        AgentMessage, AgentMetrics, DnsEvent, EdgeAction, Event, Heartbeat, NetworkEvent,
-        PreventionEvent, ProcessRef, ResultChunk, TelemetryBatch,
+        AgentMessage, AgentMetrics, DnsEvent, EdgeAction, Event, Heartbeat, Hello, HostFacts,
+        NetworkEvent, PreventionEvent, ProcessRef, ResultChunk, TelemetryBatch,
     };
-    use prost::Message;
     let who = ProcessRef {
         pid: 4242,
         exe: "/usr/bin/curl".into(),
@@ -379,6 +389,14 @@ fn messages(out: &Path) -> Result<()> {
         })
         .collect();
     let messages = [
+        Msg::Hello(Hello {
+            agent_id: "0f6c1a52-8d1e-4b7a-9c1e-2a7d5b9e0c11".into(),
+            host: Some(HostFacts {
+                hostname: "web-1".into(),
+                ..Default::default()
+            }),
+            heartbeat_interval_secs: 30,
+        }),
         Msg::Telemetry(TelemetryBatch { events }),
         Msg::Heartbeat(Heartbeat {
             process_sensor: "ebpf".into(),
@@ -398,9 +416,16 @@ fn messages(out: &Path) -> Result<()> {
             ..Default::default()
         }),
     ];
-    for (i, m) in messages.into_iter().enumerate() {
-        let bytes = AgentMessage { msg: Some(m) }.encode_to_vec();
-        std::fs::write(out.join(format!("message-{i}")), bytes)?;
+    messages
+        .into_iter()
+        .map(|m| AgentMessage { msg: Some(m) })
+        .collect()
+}
+
+fn messages(out: &Path) -> Result<()> {
+    use prost::Message;
+    for (i, m) in agent_messages().into_iter().enumerate() {
+        std::fs::write(out.join(format!("message-{i}")), m.encode_to_vec())?;
     }
     Ok(())
 }
