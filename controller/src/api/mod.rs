@@ -102,6 +102,7 @@ pub async fn serve(
     ));
     let incoming = tls::incoming(listener, acceptor, gate);
     let sweeper = tokio::spawn(crate::core::expire_loop(ctl.clone()));
+    let reconciler = tokio::spawn(crate::core::reconcile_loop(ctl.clone()));
     let replica = crate::core::replicas::start(&ctl);
     // Without a watch the controller still serves what it loaded; changes need a restart.
     let watching = crate::reload::start(ctl.clone()).unwrap_or_else(|e| {
@@ -153,6 +154,7 @@ pub async fn serve(
         })
         .await;
     sweeper.abort();
+    reconciler.abort();
     pruner.abort();
     beats.abort();
     replica.iter().for_each(tokio::task::JoinHandle::abort);

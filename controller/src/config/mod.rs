@@ -37,6 +37,11 @@ pub struct ControllerConfig {
     /// Close an agent's stream after this long without any message from it.
     #[serde(default = "default_idle")]
     pub agent_idle_timeout_secs: u64,
+    /// How long a host may report an isolation other than the desired one, with no isolate
+    /// or release command of it open, before the controller orders the desired state again
+    /// (0: never; the drift is only shown).
+    #[serde(default = "default_reconcile")]
+    pub isolation_reconcile_secs: u64,
     /// `[listener]`: deadlines and caps for connections.
     #[serde(default)]
     pub listener: ListenerConfig,
@@ -82,6 +87,9 @@ fn default_command_ttl() -> u64 {
 fn default_idle() -> u64 {
     90
 }
+fn default_reconcile() -> u64 {
+    30
+}
 
 pub use cordon_proto::config::ConfigError;
 
@@ -95,6 +103,7 @@ impl ControllerConfig {
             agent_cert_ttl_secs: default_agent_cert_ttl(),
             command_ttl_secs: default_command_ttl(),
             agent_idle_timeout_secs: default_idle(),
+            isolation_reconcile_secs: default_reconcile(),
             listener: ListenerConfig::default(),
             enrolment: EnrolmentConfig::default(),
             events: EventRetention::default(),
@@ -155,6 +164,9 @@ impl ControllerConfig {
         }
         if self.agent_idle_timeout_secs < 5 {
             return Err("agent_idle_timeout_secs must be at least 5".into());
+        }
+        if (1..5).contains(&self.isolation_reconcile_secs) {
+            return Err("isolation_reconcile_secs must be 0 (off) or at least 5".into());
         }
         self.listener.validate()?;
         self.enrolment.validate()?;

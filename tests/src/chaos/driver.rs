@@ -154,7 +154,7 @@ impl<'a> Driver<'a> {
                 true => "spool segment corrupted",
                 false => "segment corruption skipped (no backlog of three segments in time)",
             },
-            _ => "fault skipped (host already in that state)",
+            _ => "skipped (the host was already in that state)",
         };
         *self.faults.entry(name).or_default() += 1;
         Ok(())

@@ -136,7 +136,7 @@ fn settle_and_check(d: &mut Deployment, hosts: &mut [Host], r: &mut Report) -> a
     let ids: Vec<&str> = hosts.iter().map(|h| h.agent.id.as_str()).collect();
     r.open_commands = checks::commands_open(d, &ids, Duration::from_secs(150));
     r.commands = checks::commands_total(d, &ids);
-    r.isolation = checks::isolation(d, hosts, Duration::from_secs(60));
+    r.isolation = checks::isolation(d, hosts, Duration::from_secs(120));
     r.caught_up = checks::caught_up(d, hosts, Duration::from_secs(120));
     let mut spools = Vec::new();
     for h in hosts.iter_mut() {
