@@ -19,6 +19,12 @@ fn peer() -> SocketAddr {
     SocketAddr::new(PEER_V4.parse().unwrap(), 8080)
 }
 
+/// The commands of `agent`, newest first.
+fn commands(d: &Deployment, agent: &AgentHandle) -> Vec<Value> {
+    let list = d.ctl_list(&["commands", "list", "--agent", &agent.id]);
+    list.as_array().cloned().unwrap_or_default()
+}
+
 /// Stops the agent, orders `verb` (not waiting), and waits until the order has expired
 /// undelivered; the desired isolation is then `desired` all the same.
 fn order_while_away(d: &Deployment, agent: &mut AgentHandle, verb: &str, desired: bool) {
@@ -30,10 +36,7 @@ fn order_while_away(d: &Deployment, agent: &mut AgentHandle, verb: &str, desired
     assert!(said.contains("stays queued"), "{said}");
     let expired = |c: &Value| c["kind"] == verb && c["status"] == "expired";
     assert!(
-        within(Duration::from_secs(30), || d
-            .ctl_list(&["commands", "list", "--agent", &agent.id])
-            .as_array()
-            .unwrap()
+        within(Duration::from_secs(30), || commands(d, agent)
             .iter()
             .any(expired)),
         "the {verb} order did not expire"
@@ -46,10 +49,7 @@ fn order_while_away(d: &Deployment, agent: &mut AgentHandle, verb: &str, desired
 fn reconciled(d: &Deployment, agent: &AgentHandle, verb: &str) {
     let mine = |c: &Value| c["kind"] == verb && c["created_by"] == "controller";
     assert!(
-        within(Duration::from_secs(60), || d
-            .ctl_list(&["commands", "list", "--agent", &agent.id])
-            .as_array()
-            .unwrap()
+        within(Duration::from_secs(60), || commands(d, agent)
             .iter()
             .any(|c| mine(c) && c["status"] == "succeeded")),
         "no {verb} ordered by the controller succeeded"
