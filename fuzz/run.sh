@@ -2,7 +2,7 @@
 # Runs one fuzz target for a time: fuzz/run.sh TARGET [SECONDS] (default 60). Targets:
 # sigma_rule, playbook, csr, config_files, spool_segment, agent_state, utmp, dpkg_status,
 # network_records, fanotify_events, edge_policy, proc_syscall, nft_listing, agent_message,
-# agent_stream, admin_request
+# agent_stream, admin_request, enrol_request
 # (seeds for proc_syscall and nft_listing: fuzz/regressions/TARGET only; nft_listing's are
 # real `nft -j list table` output)
 # (fuzz/smoke.sh runs them all briefly).
@@ -29,7 +29,7 @@ case "$target" in
     # This machine's own status file, when it has one, beside the committed sample.
     cp /var/lib/dpkg/status "$corpus/host-status" 2>/dev/null || true ;;
   spool_segment | agent_state | utmp | network_records | fanotify_events | edge_policy | \
-    agent_message | agent_stream | admin_request)
+    agent_message | agent_stream | admin_request | enrol_request)
     # Real files, written by the agent's own code (agent/examples/fuzz_seeds/); for utmp,
     # generated records, never this host's; for fanotify_events, encoded events.
     cargo run -q --manifest-path ../Cargo.toml -p cordon-agent --example fuzz_seeds -- \

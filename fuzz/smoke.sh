@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 secs=${1:-30}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for target in sigma_rule playbook csr config_files spool_segment agent_state utmp dpkg_status network_records fanotify_events edge_policy proc_syscall nft_listing agent_message agent_stream admin_request; do
+for target in sigma_rule playbook csr config_files spool_segment agent_state utmp dpkg_status network_records fanotify_events edge_policy proc_syscall nft_listing agent_message agent_stream admin_request enrol_request; do
   echo "==> fuzz $target for ${secs}s"
   if ! ./run.sh "$target" "$secs" >"$log" 2>&1; then
     tail -n 60 "$log"

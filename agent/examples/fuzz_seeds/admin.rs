@@ -1,4 +1,5 @@
-//! `admin_request` seeds: a valid request of each admin RPC, after the byte that picks it.
+//! `admin_request` seeds: a valid request of each admin RPC, after the byte that picks it;
+//! `enrol_request` seeds: an enrolment and a login, after the byte that picks them.
 
 use super::Result;
 use std::path::Path;
@@ -15,6 +16,32 @@ pub fn requests(out: &Path) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// An enrolment (first byte even) and a login (odd), each with a fresh key's CSR.
+pub fn enrolments(out: &Path) -> Result<()> {
+    use cordon_proto::{EnrollRequest, LoginRequest};
+    let enrol = EnrollRequest {
+        token: cordon_proto::secrets::new_token(),
+        csr_der: csr(),
+        host: Some(cordon_agent::sensors::inventory::host_facts()),
+        labels: labels(&[("env", "prod"), ("role", "web")]),
+    };
+    let login = LoginRequest {
+        invite: cordon_proto::secrets::new_token(),
+        csr_der: csr(),
+    };
+    std::fs::write(out.join("enrol"), [&[0][..], &req(enrol)].concat())?;
+    std::fs::write(out.join("login"), [&[1][..], &req(login)].concat())?;
+    Ok(())
+}
+
+/// A CSR for a fresh key, as the agent and cordonctl make them (empty if that fails).
+fn csr() -> Vec<u8> {
+    rcgen::KeyPair::generate()
+        .ok()
+        .and_then(|k| cordon_agent::uplink::enroll::csr_for(&k).ok())
+        .unwrap_or_default()
 }
 
 /// The encoded bytes of a request.
@@ -304,10 +331,7 @@ fn incident_seeds() -> Vec<(&'static str, Vec<u8>)> {
 
 fn people_seeds() -> Vec<(&'static str, Vec<u8>)> {
     use cordon_proto::*;
-    let csr = rcgen::KeyPair::generate()
-        .ok()
-        .and_then(|k| cordon_agent::uplink::enroll::csr_for(&k).ok())
-        .unwrap_or_default();
+    let csr = csr();
     let name = "alice".to_string();
     vec![
         (

@@ -15,7 +15,10 @@
 //! - `agent_stream`: the same messages as gRPC frames, by tonic's own encoder: each alone,
 //!   all in one stream, plain and gzip-compressed, a plain stream followed by a compressed
 //!   one, and a gzip bomb (a chunk of zeros that inflates past `AGENT_MAX_MESSAGE`);
-//! - `admin_request`: a valid request of each admin RPC, after the byte that picks it.
+//! - `admin_request`: a valid request of each admin RPC, after the byte that picks it;
+//! - `enrol_request`: an enrolment as this agent sends it (a token as the controller makes
+//!   them, a CSR, this host's facts, labels) and a login with an invite code and a CSR, after
+//!   the byte that picks them.
 
 mod admin;
 mod stream;
@@ -49,6 +52,7 @@ fn main() -> Result<()> {
         "agent_message" => messages(&out),
         "agent_stream" => stream::streams(&out),
         "admin_request" => admin::requests(&out),
+        "enrol_request" => admin::enrolments(&out),
         other => Err(format!("no seeds for {other}").into()),
     }
 }
