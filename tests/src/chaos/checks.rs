@@ -28,9 +28,12 @@ pub fn commands_open(d: &Deployment, agent_ids: &[&str], timeout: Duration) -> V
     crate::poll(timeout, || Some(open()).filter(Vec::is_empty)).unwrap_or_else(open)
 }
 
-/// How many commands there were for `agent_ids`.
-pub fn commands_total(d: &Deployment, agent_ids: &[&str]) -> usize {
-    agent_ids.iter().map(|id| commands(d, id).len()).sum()
+/// How many commands there were for `agent_ids`, and how many of them the controller ordered
+/// itself (reconciling a host's isolation).
+pub fn commands_total(d: &Deployment, agent_ids: &[&str]) -> (usize, usize) {
+    let all: Vec<serde_json::Value> = agent_ids.iter().flat_map(|id| commands(d, id)).collect();
+    let own = all.iter().filter(|c| c["created_by"] == "controller");
+    (all.len(), own.count())
 }
 
 fn commands(d: &Deployment, agent_id: &str) -> Vec<serde_json::Value> {

@@ -44,6 +44,8 @@ pub struct Report {
     pub faults: BTreeMap<&'static str, usize>,
     pub files_made: u64,
     pub commands: usize,
+    /// Of those, the orders the controller gave itself to bring a host to its desired isolation.
+    pub reconciled: usize,
     pub orders_refused: usize,
     /// Commands not ended ("id: status").
     pub open_commands: Vec<String>,
@@ -135,7 +137,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
 fn settle_and_check(d: &mut Deployment, hosts: &mut [Host], r: &mut Report) -> anyhow::Result<()> {
     let ids: Vec<&str> = hosts.iter().map(|h| h.agent.id.as_str()).collect();
     r.open_commands = checks::commands_open(d, &ids, Duration::from_secs(150));
-    r.commands = checks::commands_total(d, &ids);
+    (r.commands, r.reconciled) = checks::commands_total(d, &ids);
     r.isolation = checks::isolation(d, hosts, Duration::from_secs(120));
     r.caught_up = checks::caught_up(d, hosts, Duration::from_secs(120));
     let mut spools = Vec::new();
@@ -171,9 +173,10 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "  load: {} files made; {} commands (isolate/release), {} orders refused while the controller was down, {} not ended",
+            "  load: {} files made; {} commands (isolate/release; {} ordered by the controller to reconcile), {} orders refused while the controller was down, {} not ended",
             self.files_made,
             self.commands,
+            self.reconciled,
             self.orders_refused,
             self.open_commands.len()
         )?;
