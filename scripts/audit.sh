@@ -18,7 +18,12 @@ if timeout 60 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/nu
   cargo deny check advisories
   exit 0
 fi
-cached=$(find "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 1)
+# (No copy on a fresh machine: the directory is missing, which must not end the script.)
+dbs="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
+cached=""
+if [ -d "$dbs" ]; then
+  cached=$(find "$dbs" -mindepth 1 -maxdepth 1 -type d | head -n 1 || true)
+fi
 if [ -n "$cached" ] && git -C "$cached" log -1 >/dev/null 2>&1; then
   echo "==> the advisory database cannot be fetched: checking against the cached copy of $(git -C "$cached" log -1 --format=%cs)"
   cargo deny --offline check advisories
