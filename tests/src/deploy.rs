@@ -535,13 +535,20 @@ impl Deployment {
     }
 }
 
-/// A loopback port free now (nothing listens on it, so a connection to it is refused).
+/// A loopback port free now (nothing listens on it, so a connection to it is refused), below
+/// the kernel's ephemeral range: an outgoing connection of another test never takes it before
+/// a controller binds it, or between a controller's stop and its restart on it.
 pub fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    let ephemeral = range
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000.min(ephemeral / 2);
+    (0..1000)
+        .map(|_| rand::random_range(low..ephemeral))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free loopback port below the ephemeral range")
 }
 
 /// One line of `cordonctl events query --json` as the event record it shows.
