@@ -268,6 +268,17 @@ impl Deployment {
         self.start_controller();
     }
 
+    /// The administrator's credential and the controller's namespace, for a client that
+    /// talks to the controller from inside that namespace (a namespace deployment only).
+    pub fn admin_in_ctl_ns(&self) -> anyhow::Result<(cordonctl::client::AdminConfig, String)> {
+        let admin = cordonctl::client::AdminConfig::load(&self.data_dir.join("admin.toml"))?;
+        let ns = self.ctl_ns.as_ref().map(|n| n.name.clone());
+        Ok((
+            admin,
+            ns.ok_or_else(|| anyhow::anyhow!("not a namespace deployment"))?,
+        ))
+    }
+
     /// Runs cordonctl (from the controller's namespace) and returns the raw output.
     pub fn try_ctl(&self, args: &[&str]) -> Output {
         let mut cmd = self.in_ctl_ns(bin("cordonctl"));

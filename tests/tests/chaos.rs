@@ -30,6 +30,7 @@ fn two_minutes_of_faults_lose_nothing_unreported_and_leave_every_host_as_desired
         "agent killed and restarted",
         "link cut and restored",
         "spool file system filled and freed",
+        "spool segment corrupted",
     ] {
         assert!(
             report.faults.get(fault).is_some_and(|n| *n > 0),

@@ -1,10 +1,9 @@
 //! Isolate and release orders for the soak, sent from a thread inside the controller's network
 //! namespace through the admin API as `cordonctl` sends them: each a command with a one-minute
-//! life. Keeps the ids of the commands the controller took, and counts the orders it could not
-//! take (it was down).
+//! life. Counts the orders the controller could not take (it was down); the commands it took
+//! are read back from it at the end.
 
 use crate::deploy::Deployment;
-use anyhow::Context;
 use cordon_proto::{Isolate, Release, SubmitCommandRequest, action};
 use cordonctl::client::{AdminConfig, connect};
 use std::sync::mpsc;
@@ -16,8 +15,6 @@ const TTL_SECS: u64 = 60;
 /// What the orders came to.
 #[derive(Debug, Default)]
 pub struct Tally {
-    /// (agent id, command id) of every command the controller took.
-    pub taken: Vec<(String, String)>,
     /// Orders refused or unanswered (the controller was down).
     pub refused: usize,
 }
@@ -29,13 +26,7 @@ pub struct Commander {
 
 impl Commander {
     pub fn start(d: &Deployment) -> anyhow::Result<Self> {
-        let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
-        let ns = d
-            .ctl_ns
-            .as_ref()
-            .context("a namespace deployment")?
-            .name
-            .clone();
+        let (admin, ns) = d.admin_in_ctl_ns()?;
         let (tx, rx) = mpsc::channel::<(String, bool)>();
         let thread = std::thread::spawn(move || {
             let mut tally = Tally::default();
@@ -47,9 +38,8 @@ impl Commander {
                 return tally;
             };
             for (agent_id, isolate) in rx {
-                match rt.block_on(submit(&admin, &agent_id, isolate)) {
-                    Ok(id) => tally.taken.push((agent_id, id)),
-                    Err(_) => tally.refused += 1,
+                if rt.block_on(submit(&admin, &agent_id, isolate)).is_err() {
+                    tally.refused += 1;
                 }
             }
             tally
@@ -69,7 +59,8 @@ impl Commander {
     }
 }
 
-async fn submit(admin: &AdminConfig, agent_id: &str, isolate: bool) -> anyhow::Result<String> {
+/// Submits one order on a fresh connection (the controller may have restarted since the last).
+async fn submit(admin: &AdminConfig, agent_id: &str, isolate: bool) -> anyhow::Result<()> {
     let kind = if isolate {
         action::Kind::Isolate(Isolate {
             allow: Vec::new(),
@@ -85,5 +76,6 @@ async fn submit(admin: &AdminConfig, agent_id: &str, isolate: bool) -> anyhow::R
         action: Some(kind.into()),
     };
     let mut client = connect(admin).await?;
-    Ok(client.submit_command(req).await?.into_inner().command_id)
+    client.submit_command(req).await?;
+    Ok(())
 }

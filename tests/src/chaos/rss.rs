@@ -3,25 +3,15 @@
 //! median of the last third of the run against that of the first third).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 /// Growth allowed from the first third of the run to the last before it counts as unbounded:
 /// half again, plus 16 MiB for caches that fill once.
 const SLACK_KIB: u64 = 16 << 10;
 
-#[derive(Debug)]
+/// Each role's resident memory samples (KiB), in the order taken.
+#[derive(Debug, Default)]
 pub struct Sampler {
-    started: Instant,
-    series: BTreeMap<String, Vec<(f64, u64)>>,
-}
-
-impl Default for Sampler {
-    fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            series: BTreeMap::new(),
-        }
-    }
+    series: BTreeMap<String, Vec<u64>>,
 }
 
 /// One process's memory over the run, in KiB.
@@ -46,11 +36,7 @@ impl Sampler {
         let Some(Ok((_, rss))) = pid.map(crate::procstat::cost) else {
             return;
         };
-        let t = self.started.elapsed().as_secs_f64();
-        self.series
-            .entry(role.to_string())
-            .or_default()
-            .push((t, rss));
+        self.series.entry(role.to_string()).or_default().push(rss);
     }
 
     /// Each role's growth.
@@ -64,15 +50,15 @@ impl Sampler {
                     samples: s.len(),
                     first_third_kib: median(&s[..third.min(s.len())]),
                     last_third_kib: median(&s[s.len().saturating_sub(third)..]),
-                    max_kib: s.iter().map(|x| x.1).max().unwrap_or(0),
+                    max_kib: s.iter().copied().max().unwrap_or(0),
                 }
             })
             .collect()
     }
 }
 
-fn median(s: &[(f64, u64)]) -> u64 {
-    let mut v: Vec<u64> = s.iter().map(|x| x.1).collect();
+fn median(s: &[u64]) -> u64 {
+    let mut v = s.to_vec();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
 }

@@ -511,13 +511,7 @@ where
     T: Send + 'static,
     F: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let admin = AdminConfig::load(&d.data_dir.join("admin.toml"))?;
-    let ctl_ns = d
-        .ctl_ns
-        .as_ref()
-        .context("controller namespace")?
-        .name
-        .clone();
+    let (admin, ctl_ns) = d.admin_in_ctl_ns()?;
     std::thread::spawn(move || {
         cordon_agent::sys::netns::enter(&ctl_ns)?;
         let rt = tokio::runtime::Builder::new_current_thread()
